@@ -1,0 +1,3 @@
+from byok_core.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,221 @@
+"""Local accounts: Argon2id passwords, throttled sign-in, server-side sessions, first-run setup."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from byok_core import audit
+from byok_core.clock import utcnow
+from byok_core.errors import AuthError, NotFoundError, ValidationError
+from byok_core.models import AppSetting, AuthSession, Role, User
+
+# argon2-cffi's default profile (RFC 9106 low-memory: t=3, m=64 MiB, p=4) is above OWASP's
+# minimum for Argon2id (m=19 MiB, t=2, p=1); tests/test_accounts.py checks that it stays so.
+HASHER = PasswordHasher()
+_DUMMY_HASH = HASHER.hash("not a real password; equalizes timing for unknown users")
+
+SIGN_IN_FAILED = "Sign-in failed: wrong username or password, or too many attempts. Wait a minute and try again."
+FREE_ATTEMPTS = 3  # failures before delays start
+MAX_DELAY = timedelta(minutes=15)
+SESSION_TTL = timedelta(days=14)
+SETUP_CODE_SETTING = "setup_code_sha256"
+_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def validate_username(name: str) -> str:
+    name = (name or "").strip()
+    if not _USERNAME.match(name):
+        raise ValidationError("Usernames are 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit.")
+    return name
+
+
+def validate_password(password: str) -> str:
+    if not password or len(password) < 8:
+        raise ValidationError("Passwords need at least 8 characters.")
+    if len(password) > 1024:
+        raise ValidationError("Passwords can be at most 1024 characters.")
+    return password
+
+
+def create_user(engine: sa.Engine, username: str, password: str, role: Role = Role.MEMBER,
+                actor: str = "operator") -> User:
+    username = validate_username(username)
+    user = User(username=username, password_hash=HASHER.hash(validate_password(password)), role=Role(role).value)
+    try:
+        with Session(engine, expire_on_commit=False) as session, session.begin():
+            session.add(user)
+            session.flush()
+            audit.record(session, actor, "user.create", username, f"role {user.role}")
+    except IntegrityError:
+        raise ValidationError(f"The username {username!r} is taken; choose another.") from None
+    return user
+
+
+def list_users(engine: sa.Engine) -> list[User]:
+    with Session(engine) as session:
+        return list(session.exec(select(User).order_by(col(User.username))))
+
+
+def get_user(engine: sa.Engine, username: str) -> User:
+    with Session(engine) as session:
+        user = session.exec(select(User).where(col(User.username) == username)).first()
+    if user is None:
+        raise NotFoundError(f"No user named {username!r}.")
+    return user
+
+
+def _update_user(engine: sa.Engine, username: str, actor: str, action: str, detail: str = "", **values) -> None:
+    with Session(engine) as session, session.begin():
+        changed = session.execute(sa.update(User).where(col(User.username) == username).values(**values)).rowcount
+        if not changed:
+            raise NotFoundError(f"No user named {username!r}.")
+        audit.record(session, actor, action, username, detail)
+
+
+def set_disabled(engine: sa.Engine, username: str, disabled: bool, actor: str = "operator") -> None:
+    _update_user(engine, username, actor, "user.disable" if disabled else "user.enable", disabled=disabled)
+
+
+def set_role(engine: sa.Engine, username: str, role: Role, actor: str = "operator") -> None:
+    _update_user(engine, username, actor, "user.role", f"role {Role(role).value}", role=Role(role).value)
+
+
+def set_password(engine: sa.Engine, username: str, new_password: str, actor: str = "operator") -> None:
+    """Set a password (admin reset or the user's own change); every session of the user ends."""
+    digest = HASHER.hash(validate_password(new_password))
+    _update_user(engine, username, actor, "user.password", password_hash=digest, password_changed_at=utcnow(),
+                 failed_logins=0, locked_until=None)
+
+
+def change_own_password(engine: sa.Engine, user: User, old_password: str, new_password: str) -> None:
+    try:
+        HASHER.verify(user.password_hash, old_password)
+    except (VerificationError, InvalidHashError):
+        raise AuthError("The current password is wrong.") from None
+    set_password(engine, user.username, new_password, actor=user.username)
+
+
+def _delay_after(failures: int) -> timedelta:
+    """0 for the first FREE_ATTEMPTS failures, then 2, 4, 8, ... seconds, capped at MAX_DELAY."""
+    if failures < FREE_ATTEMPTS:
+        return timedelta(0)
+    return min(timedelta(seconds=2 ** (failures - FREE_ATTEMPTS + 1)), MAX_DELAY)
+
+
+def authenticate(engine: sa.Engine, username: str, password: str, now: datetime | None = None) -> User:
+    """The user, or AuthError with one message for unknown user, wrong password, disabled or throttled."""
+    now = now or utcnow()
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        user = session.exec(select(User).where(col(User.username) == (username or "").strip())).first()
+        if user is None:
+            _verify(_DUMMY_HASH, password)
+            raise AuthError(SIGN_IN_FAILED)
+        if user.locked_until and user.locked_until > now:
+            raise AuthError(SIGN_IN_FAILED)
+        if not _verify(user.password_hash, password) or user.disabled:
+            user.failed_logins += 1
+            user.locked_until = now + _delay_after(user.failed_logins)
+            if user.failed_logins == FREE_ATTEMPTS:
+                audit.record(session, "system", "user.throttled", user.username, f"{user.failed_logins} failures")
+            session.add(user)
+        else:
+            user.failed_logins, user.locked_until = 0, None
+            if HASHER.check_needs_rehash(user.password_hash):
+                user.password_hash = HASHER.hash(password)
+            session.add(user)
+            return user
+    raise AuthError(SIGN_IN_FAILED)
+
+
+def _verify(digest: str, password: str) -> bool:
+    try:
+        return HASHER.verify(digest, password or "")
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+# --- sessions ------------------------------------------------------------------------------
+
+
+def create_session(engine: sa.Engine, user: User, ttl: timedelta = SESSION_TTL) -> str:
+    """A new random session token for the cookie; only its SHA-256 is stored."""
+    token = secrets.token_urlsafe(32)
+    with Session(engine) as session, session.begin():
+        session.add(AuthSession(token_hash=_hash_token(token), user_id=user.id, expires_at=utcnow() + ttl))
+    return token
+
+
+def user_for_session(engine: sa.Engine, token: str | None, now: datetime | None = None) -> User | None:
+    """The signed-in user for a cookie token, if the session is live and the account enabled."""
+    if not token or len(token) > 200:
+        return None
+    now = now or utcnow()
+    with Session(engine) as session:
+        row = session.exec(
+            select(User, AuthSession).join(AuthSession, col(AuthSession.user_id) == col(User.id))
+            .where(col(AuthSession.token_hash) == _hash_token(token))
+        ).first()
+    if row is None:
+        return None
+    user, auth = row
+    if auth.revoked_at or auth.expires_at <= now or user.disabled or auth.created_at < user.password_changed_at:
+        return None
+    return user
+
+
+def revoke_session(engine: sa.Engine, token: str | None) -> None:
+    if not token:
+        return
+    with engine.begin() as conn:
+        conn.execute(sa.update(AuthSession).where(col(AuthSession.token_hash) == _hash_token(token))
+                     .values(revoked_at=utcnow()))
+
+
+# --- first-run setup ----------------------------------------------------------------------
+
+
+def has_users(engine: sa.Engine) -> bool:
+    with Session(engine) as session:
+        return session.exec(select(User.id).limit(1)).first() is not None
+
+
+def issue_setup_code(engine: sa.Engine) -> str | None:
+    """With no users yet: a new one-time setup code (its hash stored) for the console; else None."""
+    if has_users(engine):
+        return None
+    code = "-".join(secrets.token_hex(3) for _ in range(3))
+    with Session(engine) as session, session.begin():
+        session.merge(AppSetting(name=SETUP_CODE_SETTING, value=_hash_token(code)))
+    return code
+
+
+def claim_first_admin(engine: sa.Engine, code: str, username: str, password: str) -> User:
+    """Create the first admin if ``code`` matches the printed setup code and no user exists yet.
+
+    The code is consumed in the same transaction, so two racing claims cannot both succeed."""
+    username, password = validate_username(username), validate_password(password)
+    user = User(username=username, password_hash=HASHER.hash(password), role=Role.ADMIN.value)
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        consumed = session.execute(sa.delete(AppSetting).where(
+            col(AppSetting.name) == SETUP_CODE_SETTING,
+            col(AppSetting.value) == _hash_token((code or "").strip().lower()),
+        )).rowcount
+        if not consumed or session.exec(select(User.id).limit(1)).first() is not None:
+            raise AuthError("That setup code is not valid. Use the code printed in the server's console.")
+        session.add(user)
+        session.flush()
+        audit.record(session, "setup", "user.create", username, "role admin (first-run setup)")
+    return user

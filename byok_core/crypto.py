@@ -1,0 +1,203 @@
+"""Encryption at rest: AES-256-GCM under an HKDF subkey of a master key, Fernet-style small API.
+
+A stored value looks like ``v1:<key-id>:<base64url(nonce | ciphertext | tag)>``. The key id names
+the master key that sealed it; the associated data binds it to the header and to the place it
+belongs (owner, provider, row), so a value copied anywhere else fails to decrypt.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import secrets
+import stat
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from byok_core.errors import ConfigError, DecryptionError
+
+VERSION = "v1"
+NONCE_BYTES = 12
+TAG_BYTES = 16
+KEY_FILE_NAME = "master.key"
+GEN_HINT = "Make one with `byok gen-key` (or leave ENCRYPTION_KEY unset to use a generated key file)."
+
+# Keys that appear in this project's documentation or examples. Anyone can read them, so they
+# protect nothing; start-up refuses them. tests/test_crypto.py checks the README against this list.
+DOCUMENTED_KEYS = frozenset({
+    "0123456789abcdef" * 4,
+    "00" * 32,
+    "ff" * 32,
+})
+
+
+def gen_key() -> str:
+    """A new random master key: 64 hex characters (32 bytes)."""
+    return secrets.token_hex(32)
+
+
+def _hkdf(master: bytes, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"byok-dashboard", info=info).derive(master)
+
+
+@dataclass(frozen=True)
+class MasterKey:
+    """One master key, reduced to its id and its AEAD subkey (the master bytes are not kept)."""
+
+    key_id: str
+    aead: AESGCM = field(repr=False)
+
+    @classmethod
+    def from_bytes(cls, master: bytes) -> "MasterKey":
+        key_id = hashlib.sha256(_hkdf(master, b"byok key-id")).hexdigest()[:12]
+        return cls(key_id, AESGCM(_hkdf(master, b"byok v1 api-key encryption")))
+
+
+def parse_master_key(text: str, source: str) -> MasterKey:
+    """Validate a 64-hex master key from ``source`` (a variable or file name) without echoing it."""
+    value = text.strip().lower()
+    if len(value) != 64:
+        raise ConfigError(
+            f"{source} must be 64 hexadecimal characters (32 bytes), but it has {len(value)}. {GEN_HINT}"
+        )
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raise ConfigError(f"{source} must contain only hexadecimal characters (0-9, a-f). {GEN_HINT}") from None
+    if value in DOCUMENTED_KEYS or len(set(value)) < 8:
+        raise ConfigError(
+            f"{source} is an example key from the documentation (or trivially guessable) and protects "
+            f"nothing. {GEN_HINT}"
+        )
+    return MasterKey.from_bytes(raw)
+
+
+class Keyring:
+    """The current master key (encrypts and decrypts) plus older ones (decrypt only)."""
+
+    def __init__(self, primary: MasterKey, fallbacks: list[MasterKey] | tuple[MasterKey, ...] = ()):
+        self.primary = primary
+        self._by_id: dict[str, MasterKey] = {}
+        for key in (primary, *fallbacks):
+            self._by_id.setdefault(key.key_id, key)
+
+    @property
+    def key_ids(self) -> list[str]:
+        return list(self._by_id)
+
+    def __repr__(self) -> str:
+        return f"Keyring(primary={self.primary.key_id!r}, keys={self.key_ids!r})"
+
+    def encrypt(self, plaintext: str, context: str) -> str:
+        header = f"{VERSION}:{self.primary.key_id}"
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = self.primary.aead.encrypt(nonce, plaintext.encode(), _aad(header, context))
+        return f"{header}:{base64.urlsafe_b64encode(nonce + sealed).decode().rstrip('=')}"
+
+    def decrypt(self, token: str, context: str) -> str:
+        """The plaintext, or DecryptionError for a wrong key, tampering or a malformed value."""
+        version, key_id, body = _split(token)
+        key = self._by_id.get(key_id)
+        if key is None:
+            raise DecryptionError(f"sealed with master key {key_id}, which is not configured")
+        try:
+            raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        except (binascii.Error, ValueError):
+            raise DecryptionError("malformed value (not base64url)") from None
+        if len(raw) < NONCE_BYTES + TAG_BYTES:
+            raise DecryptionError("malformed value (too short)")
+        try:
+            plain = key.aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], _aad(f"{version}:{key_id}", context))
+            return plain.decode()
+        except (InvalidTag, UnicodeDecodeError):
+            raise DecryptionError("authentication failed (tampered, moved, or a different master key)") from None
+
+    def needs_rotation(self, token: str) -> bool:
+        return key_id_of(token) != self.primary.key_id
+
+
+def key_id_of(token: str) -> str:
+    return _split(token)[1]
+
+
+def _split(token: str) -> tuple[str, str, str]:
+    parts = token.split(":") if isinstance(token, str) else []
+    if len(parts) != 3 or not all(parts):
+        raise DecryptionError("malformed value (expected version:key-id:data)")
+    if parts[0] != VERSION:
+        raise DecryptionError(f"unknown format version {parts[0][:8]!r}")
+    return parts[0], parts[1], parts[2]
+
+
+def _aad(header: str, context: str) -> bytes:
+    return f"{header}|{context}".encode()
+
+
+# --- loading the keyring from the environment -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyringSource:
+    keyring: Keyring
+    description: str  # where the primary key came from, for `byok doctor`
+    created_file: Path | None = None  # set when this start created the embedded key file
+
+
+def load_keyring(environ: Mapping[str, str], data_dir: Path) -> KeyringSource:
+    """ENCRYPTION_KEY, else ENCRYPTION_KEY_FILE, else ``data_dir/master.key`` (created if absent)."""
+    created = None
+    if environ.get("ENCRYPTION_KEY", "") != "" and environ.get("ENCRYPTION_KEY_FILE", ""):
+        raise ConfigError("Set only one of ENCRYPTION_KEY and ENCRYPTION_KEY_FILE, not both.")
+    if "ENCRYPTION_KEY" in environ:
+        primary = parse_master_key(environ["ENCRYPTION_KEY"], "ENCRYPTION_KEY")
+        description = "ENCRYPTION_KEY"
+    elif environ.get("ENCRYPTION_KEY_FILE"):
+        path = Path(environ["ENCRYPTION_KEY_FILE"])
+        primary = parse_master_key(_read_key_file(path, "ENCRYPTION_KEY_FILE"), f"ENCRYPTION_KEY_FILE ({path})")
+        description = f"ENCRYPTION_KEY_FILE ({path})"
+    else:
+        path = data_dir / KEY_FILE_NAME
+        if not path.exists():
+            created = _create_key_file(path)
+        primary = parse_master_key(_read_key_file(path, str(path)), str(path))
+        description = f"generated key file {path}"
+    fallbacks = [
+        parse_master_key(part, f"ENCRYPTION_KEY_FALLBACKS entry {i}")
+        for i, part in enumerate(environ.get("ENCRYPTION_KEY_FALLBACKS", "").split(","), start=1)
+        if part.strip()
+    ]
+    return KeyringSource(Keyring(primary, fallbacks), description, created)
+
+
+def _read_key_file(path: Path, source: str) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"Cannot read the master key file {source}: {exc.strerror}.") from None
+
+
+def _create_key_file(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+    except FileExistsError:  # another process created it first: use theirs
+        return path
+    with os.fdopen(fd, "w") as f:
+        f.write(gen_key() + "\n")
+    print(
+        "\n" + "!" * 78 + f"\n  BYOK: created a new master key at {path.resolve()}\n"
+        "  Every stored API key is encrypted with it. BACK IT UP somewhere safe: without it\n"
+        "  the stored keys cannot be decrypted. For production set ENCRYPTION_KEY instead.\n"
+        + "!" * 78 + "\n",
+        file=sys.stderr,
+    )
+    return path

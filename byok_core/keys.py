@@ -1,0 +1,335 @@
+"""The key service: store, replace, delete, list and resolve API keys (DESIGN §2).
+
+Plaintext keys exist only as ``Secret`` values between ``resolve`` and the outbound call; the
+database holds ciphertext bound to (owner, provider, row id) and a short mask.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlmodel import Session, col, select
+
+from byok_core import audit, netguard
+from byok_core.clock import utcnow
+from byok_core.errors import (
+    DecryptionError, KeyUnreadableError, NoKeyError, NotFoundError, PermissionDenied, ValidationError,
+)
+from byok_core.models import ApiKey, KeySource, OwnerKind, User
+from byok_core.providers import Provider
+from byok_core.runtime import Runtime
+from byok_core.secret import Secret, mask
+
+MAX_KEY_LENGTH = 512
+TEAM_ID = 0
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Whose key: one user's, or the team's."""
+
+    kind: OwnerKind
+    id: int
+
+    @classmethod
+    def user(cls, user_id: int) -> "Owner":
+        return cls(OwnerKind.USER, user_id)
+
+    @classmethod
+    def team(cls) -> "Owner":
+        return cls(OwnerKind.TEAM, TEAM_ID)
+
+    def __str__(self) -> str:
+        return "team" if self.kind is OwnerKind.TEAM else f"user {self.id}"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: a signed-in user, or the operator at the command line."""
+
+    name: str
+    user_id: int | None
+    is_admin: bool
+
+    @classmethod
+    def of(cls, user: User) -> "Actor":
+        return cls(user.username, user.id, user.is_admin)
+
+    @classmethod
+    def operator(cls) -> "Actor":
+        return cls("operator", None, True)
+
+    def check_may_manage(self, owner: Owner) -> None:
+        if self.is_admin or (owner.kind is OwnerKind.USER and owner.id == self.user_id):
+            return
+        raise PermissionDenied("Only admins can manage team keys.")
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """What may be shown about a stored key: never the key itself."""
+
+    id: str
+    provider: Provider
+    label: str
+    mask: str
+    base_url: str | None
+    active: bool
+    created_at: datetime
+    last_used_at: datetime | None
+    last_test_status: str | None
+
+    @classmethod
+    def of(cls, row: ApiKey) -> "KeyInfo":
+        return cls(row.id, Provider(row.provider), row.label, row.mask, row.base_url, row.active,
+                   row.created_at, row.last_used_at, row.last_test_status)
+
+
+@dataclass(frozen=True)
+class ResolvedKey:
+    """The key that will pay for one call, where it came from, and where it may be sent."""
+
+    provider: Provider
+    secret: Secret
+    source: KeySource
+    base_url: str | None
+    row_id: str | None = field(default=None)  # None for server (environment) keys
+
+
+def validate_key(raw: str) -> str:
+    """The key with surrounding white space removed, or ValidationError saying what is wrong."""
+    if raw is None or raw == "":
+        raise ValidationError("The key is empty: paste the API key from your provider's dashboard.")
+    value = raw.strip()
+    if not value:
+        raise ValidationError("The key is only white space: paste the API key from your provider's dashboard.")
+    if len(value) > MAX_KEY_LENGTH:
+        raise ValidationError(f"The key is longer than {MAX_KEY_LENGTH} characters; check that you pasted only the key.")
+    if any(unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp"} for ch in value):
+        raise ValidationError("The key contains control characters; copy it again from your provider's dashboard.")
+    if any(ch.isspace() for ch in value):
+        raise ValidationError("The key contains spaces; API keys never do, so check that you pasted only the key.")
+    return value
+
+
+def _validate_label(label: str) -> str:
+    label = (label or "").strip()
+    if len(label) > 100 or any(unicodedata.category(ch) == "Cc" for ch in label):
+        raise ValidationError("The label must be at most 100 printable characters.")
+    return label
+
+
+def _context(owner_kind: str, owner_id: int, provider: str, row_id: str) -> str:
+    return f"{owner_kind}:{owner_id}|{provider}|{row_id}"
+
+
+def _row_context(row: ApiKey) -> str:
+    return _context(row.owner_kind, row.owner_id, row.provider, row.id)
+
+
+def _owned(owner: Owner):
+    return (col(ApiKey.owner_kind) == owner.kind.value) & (col(ApiKey.owner_id) == owner.id)
+
+
+def _write_with_retry(rt: Runtime, work):
+    """Run ``work(session)`` in a transaction, retrying when a concurrent writer got there first."""
+    last: Exception | None = None
+    for _ in range(20):
+        try:
+            with Session(rt.engine, expire_on_commit=False) as session, session.begin():
+                return work(session)
+        except (IntegrityError, OperationalError) as exc:  # unique index race, or SQLite busy
+            last = exc
+    raise ValidationError("The database is busy; please try again.") from last
+
+
+def store(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, raw_key: str,
+          label: str = "", base_url: str | None = None) -> KeyInfo:
+    """Save a key; it replaces (deactivates) the owner's active key for the provider atomically."""
+    actor.check_may_manage(owner)
+    value = validate_key(raw_key)
+    label = _validate_label(label)
+    if provider.user_supplies_url:
+        if not base_url:
+            raise ValidationError(f"{provider.label} keys need the endpoint's base URL, e.g. https://openrouter.ai/api/v1.")
+        base_url = netguard.check_endpoint(base_url, rt.settings.allow_private_endpoints, resolve=False)
+    elif base_url:
+        raise ValidationError(f"{provider.label} keys use the server's endpoint; leave the base URL empty.")
+
+    def work(session: Session) -> KeyInfo:
+        now = utcnow()
+        replaced = session.execute(
+            sa.update(ApiKey).where(_owned(owner), col(ApiKey.provider) == provider.value, col(ApiKey.active))
+            .values(active=False, updated_at=now)
+        ).rowcount
+        row_id = uuid.uuid4().hex
+        row = ApiKey(
+            id=row_id, owner_kind=owner.kind.value, owner_id=owner.id, provider=provider.value, label=label,
+            ciphertext=rt.keyring.encrypt(value, _context(owner.kind.value, owner.id, provider.value, row_id)),
+            key_id=rt.keyring.primary.key_id, mask=mask(value), base_url=base_url, created_at=now, updated_at=now,
+        )
+        session.add(row)
+        session.flush()
+        audit.record(session, actor.name, "key.replace" if replaced else "key.store",
+                     f"{owner} {provider.value} {row_id}", f"mask {row.mask}")
+        return KeyInfo.of(row)
+
+    return _write_with_retry(rt, work)
+
+
+def delete(rt: Runtime, actor: Actor, owner: Owner, key_row_id: str) -> None:
+    """Remove a key. Someone else's id fails exactly like an id that does not exist."""
+    actor.check_may_manage(owner)
+    with Session(rt.engine) as session, session.begin():
+        row = session.exec(select(ApiKey).where(col(ApiKey.id) == key_row_id, _owned(owner))).first()
+        if row is None:
+            raise NotFoundError("No such key.")
+        session.delete(row)
+        audit.record(session, actor.name, "key.delete", f"{owner} {row.provider} {row.id}", f"mask {row.mask}")
+
+
+def list_keys(rt: Runtime, actor: Actor, owner: Owner) -> list[KeyInfo]:
+    """The owner's keys, newest first: masks and metadata only."""
+    actor.check_may_manage(owner)
+    with Session(rt.engine) as session:
+        rows = session.exec(
+            select(ApiKey).where(_owned(owner)).order_by(col(ApiKey.active).desc(), col(ApiKey.created_at).desc())
+        )
+        return [KeyInfo.of(r) for r in rows]
+
+
+_RESOLVE_COLUMNS = (ApiKey.id, ApiKey.owner_kind, ApiKey.owner_id, ApiKey.provider, ApiKey.ciphertext, ApiKey.base_url)
+
+
+def _candidates(rt: Runtime, user_id: int | None, provider: Provider):
+    """Active user and team rows for a provider, user's first, in one indexed query."""
+    owners = (col(ApiKey.owner_kind) == OwnerKind.TEAM.value) & (col(ApiKey.owner_id) == TEAM_ID)
+    if user_id is not None:
+        owners = owners | ((col(ApiKey.owner_kind) == OwnerKind.USER.value) & (col(ApiKey.owner_id) == user_id))
+    query = sa.select(*_RESOLVE_COLUMNS).where(col(ApiKey.provider) == provider.value, col(ApiKey.active), owners)
+    with rt.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return sorted(rows, key=lambda r: r.owner_kind != OwnerKind.USER.value)
+
+
+def resolve(rt: Runtime, user_id: int | None, provider: Provider) -> ResolvedKey:
+    """User's active key → team's active key → server environment variable → NoKeyError."""
+    for row in _candidates(rt, user_id, provider):
+        source = KeySource.USER if row.owner_kind == OwnerKind.USER.value else KeySource.TEAM
+        try:
+            plain = rt.keyring.decrypt(row.ciphertext, _context(row.owner_kind, row.owner_id, row.provider, row.id))
+        except DecryptionError as exc:
+            _record_unreadable(rt, row, str(exc))
+            whose = "Your" if source is KeySource.USER else "The team's"
+            raise KeyUnreadableError(
+                f"{whose} saved {provider.label} key cannot be decrypted with the server's master key; "
+                f"save it again on the Keys page, or ask an admin to run `byok doctor`."
+            ) from None
+        return ResolvedKey(provider, Secret(plain), source, row.base_url or provider.base_url(rt.environ), row.id)
+    env_value = provider.env_key(rt.environ)
+    if env_value:
+        return ResolvedKey(provider, Secret(env_value), KeySource.ENV, provider.base_url(rt.environ))
+    raise NoKeyError(provider)
+
+
+def sources(rt: Runtime, user_id: int | None) -> dict[Provider, KeySource | None]:
+    """Where each provider's key would come from right now, without decrypting anything."""
+    with rt.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(ApiKey.provider, ApiKey.owner_kind).where(
+                col(ApiKey.active),
+                ((col(ApiKey.owner_kind) == OwnerKind.TEAM.value) & (col(ApiKey.owner_id) == TEAM_ID))
+                | ((col(ApiKey.owner_kind) == OwnerKind.USER.value) & (col(ApiKey.owner_id) == (user_id or -1))),
+            )
+        ).all()
+    found = {(r.provider, r.owner_kind) for r in rows}
+    result: dict[Provider, KeySource | None] = {}
+    for p in Provider:
+        if (p.value, OwnerKind.USER.value) in found:
+            result[p] = KeySource.USER
+        elif (p.value, OwnerKind.TEAM.value) in found:
+            result[p] = KeySource.TEAM
+        elif p.env_key(rt.environ):
+            result[p] = KeySource.ENV
+        else:
+            result[p] = None
+    return result
+
+
+def mark_used(rt: Runtime, resolved: ResolvedKey, test_status: str | None = None) -> None:
+    """Stamp last-used (and the last test's outcome) on the stored row behind ``resolved``."""
+    if resolved.row_id is None:
+        return
+    values: dict = {"last_used_at": utcnow()}
+    if test_status is not None:
+        values["last_test_status"] = test_status[:200]
+    with rt.engine.begin() as conn:
+        conn.execute(sa.update(ApiKey).where(col(ApiKey.id) == resolved.row_id).values(**values))
+
+
+def _record_unreadable(rt: Runtime, row, reason: str) -> None:
+    with Session(rt.engine) as session, session.begin():
+        audit.record(session, "system", "key.decrypt_failed",
+                     f"{row.owner_kind}:{row.owner_id} {row.provider} {row.id}", reason)
+
+
+# --- whole-vault operations for `byok doctor` and `byok rotate-master-key` -------------------
+
+
+@dataclass
+class VaultReport:
+    per_key_id: Counter = field(default_factory=Counter)  # stored values per master key id
+    unreadable: list[tuple[str, str, str]] = field(default_factory=list)  # (row id, where, why)
+    rotated: int = 0
+    current: int = 0
+
+
+def scan(rt: Runtime) -> VaultReport:
+    """Try to decrypt every stored key; report counts per master key id and what failed."""
+    report = VaultReport()
+    with Session(rt.engine) as session:
+        for row in session.exec(select(ApiKey).order_by(col(ApiKey.created_at))):
+            report.per_key_id[row.key_id] += 1
+            try:
+                rt.keyring.decrypt(row.ciphertext, _row_context(row))
+            except DecryptionError as exc:
+                report.unreadable.append((row.id, f"{row.owner_kind}:{row.owner_id} {row.provider}", str(exc)))
+    return report
+
+
+def rotate(rt: Runtime, dry_run: bool = False) -> VaultReport:
+    """Re-encrypt every stored key under the current master key, one transaction per row.
+
+    Safe to rerun (rows already current are skipped) and to interrupt (each row is either fully
+    old or fully new). Rows no configured key can decrypt are reported and left untouched."""
+    report = VaultReport()
+    primary = rt.keyring.primary.key_id
+    with Session(rt.engine) as session:
+        rows = list(session.exec(select(ApiKey.id, ApiKey.key_id)))
+    for row_id, key_id in rows:
+        report.per_key_id[key_id] += 1
+        if key_id == primary:
+            report.current += 1
+            continue
+        with Session(rt.engine) as session, session.begin():
+            row = session.get(ApiKey, row_id)
+            if row is None:
+                continue  # deleted meanwhile
+            try:
+                plain = rt.keyring.decrypt(row.ciphertext, _row_context(row))
+            except DecryptionError as exc:
+                report.unreadable.append((row.id, f"{row.owner_kind}:{row.owner_id} {row.provider}", str(exc)))
+                continue
+            if not dry_run:
+                row.ciphertext = rt.keyring.encrypt(plain, _row_context(row))
+                row.key_id = primary
+                audit.record(session, "operator", "key.rotate", f"{row.owner_kind}:{row.owner_id} {row.provider} {row.id}",
+                             f"from master key {key_id} to {primary}")
+            report.rotated += 1
+    return report

@@ -1,0 +1,171 @@
+"""SQLModel tables. Every schema change also needs an Alembic migration in ``migrations/versions``."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from byok_core.clock import utcnow
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    MEMBER = "member"
+
+
+class OwnerKind(StrEnum):
+    USER = "user"
+    TEAM = "team"
+
+
+class KeySource(StrEnum):
+    """Who paid for a call: the user's own key, the team's key, or the server's environment."""
+
+    USER = "user"
+    TEAM = "team"
+    ENV = "env"
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(sa_column=sa.Column(sa.String(64), unique=True, nullable=False))
+    password_hash: str = Field(repr=False)
+    role: str = Field(default=Role.MEMBER, max_length=16)
+    disabled: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+    password_changed_at: datetime = Field(default_factory=utcnow)
+    failed_logins: int = 0
+    locked_until: datetime | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN
+
+
+class ApiKey(SQLModel, table=True):
+    """A user's or the team's key for one provider. ``ciphertext`` is a crypto.py stored value."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        # The database itself guarantees one active key per owner and provider.
+        sa.Index(
+            "uq_api_keys_one_active", "owner_kind", "owner_id", "provider", unique=True,
+            sqlite_where=sa.text("active"), postgresql_where=sa.text("active"),
+        ),
+    )
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex, primary_key=True, max_length=32)
+    owner_kind: str = Field(max_length=8)
+    owner_id: int = Field(index=True)  # users.id, or 0 for the team
+    provider: str = Field(max_length=32)
+    label: str = Field(default="", max_length=100)
+    ciphertext: str = Field(repr=False)
+    key_id: str = Field(max_length=32, index=True)  # master key id that sealed ciphertext
+    mask: str = Field(max_length=16)
+    base_url: str | None = Field(default=None, max_length=500)
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    last_used_at: datetime | None = None
+    last_test_status: str | None = Field(default=None, max_length=200)
+
+
+class AuthSession(SQLModel, table=True):
+    """A signed-in browser. Only the SHA-256 of the cookie token is stored."""
+
+    __tablename__ = "auth_sessions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(sa_column=sa.Column(sa.String(64), unique=True, nullable=False), repr=False)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    revoked_at: datetime | None = None
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who did what to which key or account. Never holds a secret."""
+
+    __tablename__ = "audit_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ts: datetime = Field(default_factory=utcnow, index=True)
+    actor: str = Field(max_length=80)  # username, or "operator" for the CLI
+    action: str = Field(max_length=40)
+    target: str = Field(default="", max_length=200)
+    detail: str = Field(default="", max_length=500)
+
+
+class UsageRecord(SQLModel, table=True):
+    """One provider call (chat or search), successful or not."""
+
+    __tablename__ = "usage_records"
+    __table_args__ = (
+        sa.Index("ix_usage_user_ts", "user_id", "ts"),
+        sa.Index("ix_usage_ts_provider", "ts", "provider"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    ts: datetime = Field(default_factory=utcnow, index=True)
+    user_id: int | None = Field(default=None)  # None: the CLI without --user
+    kind: str = Field(max_length=8)  # ProviderKind
+    provider: str = Field(max_length=32)
+    model: str = Field(default="", max_length=120)
+    key_source: str = Field(max_length=8)  # KeySource
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    latency_ms: int = 0
+    status: str = Field(default="ok", max_length=32)  # "ok" or an error kind
+    cost_usd: float | None = None  # None: price unknown (never a made-up zero)
+    error: str | None = Field(default=None, max_length=300)
+
+
+class Conversation(SQLModel, table=True):
+    __tablename__ = "conversations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    title: str = Field(default="New chat", max_length=200)
+    provider: str | None = Field(default=None, max_length=32)
+    model: str | None = Field(default=None, max_length=120)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "messages"
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(
+        sa_column=sa.Column(sa.Integer, sa.ForeignKey("conversations.id", ondelete="CASCADE"), index=True, nullable=False)
+    )
+    role: str = Field(max_length=16)  # user | assistant
+    content: str
+    created_at: datetime = Field(default_factory=utcnow)
+    # For assistant replies: provider, model, key source, tokens, cost, status, sources (JSON text).
+    meta: str = Field(default="{}")
+
+
+class Budget(SQLModel, table=True):
+    """A monthly USD cap on calls paid by shared (team or server) keys; user_id None = whole team."""
+
+    __tablename__ = "budgets"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int | None = Field(default=None, sa_column=sa.Column(sa.Integer, unique=True, nullable=True))
+    monthly_usd: float
+
+
+class AppSetting(SQLModel, table=True):
+    """Small admin-editable settings, such as the per-request price of each search provider."""
+
+    __tablename__ = "app_settings"
+
+    name: str = Field(primary_key=True, max_length=80)
+    value: str = Field(max_length=500)
