@@ -1,7 +1,7 @@
-"""Time in one place: naive UTC datetimes everywhere (SQLite keeps no time zone)."""
+"""Time in one place: timezone-aware UTC (SQLModel's UTCDateTime columns require it)."""
 
 from datetime import UTC, datetime
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    return datetime.now(UTC)

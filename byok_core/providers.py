@@ -76,6 +76,16 @@ class Provider(StrEnum):
             raise UnknownProviderError(f"Unknown provider {value!r}; use one of: {valid}.") from None
 
     @classmethod
+    def arg(cls, value: str) -> "Provider":
+        """``parse`` for argparse, which shows an ArgumentTypeError's message as is."""
+        import argparse
+
+        try:
+            return cls.parse(value)
+        except UnknownProviderError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    @classmethod
     def of_kind(cls, kind: ProviderKind) -> list["Provider"]:
         return [p for p in cls if p.kind is kind]
 

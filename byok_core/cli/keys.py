@@ -1,0 +1,55 @@
+"""`byok keys set|list|delete`: keys are read from stdin, never from arguments."""
+
+from __future__ import annotations
+
+from byok_core import keys
+from byok_core.cli.common import add_owner_args, owner_of, print_table, read_secret, runtime
+from byok_core.keys import Actor
+from byok_core.providers import Provider
+
+
+def _fmt(dt) -> str:
+    return dt.strftime("%Y-%m-%d %H:%M") if dt else "never"
+
+
+def register(sub) -> None:
+    group = sub.add_parser("keys", help="manage stored API keys").add_subparsers(dest="action", required=True)
+    p = group.add_parser("set", help="store a key read from stdin (replaces the active one)")
+    add_owner_args(p)
+    p.add_argument("--provider", required=True, type=Provider.arg, metavar="P", help=", ".join(Provider))
+    p.add_argument("--name", default="", metavar="LABEL", help="optional label")
+    p.add_argument("--base-url", default=None, metavar="URL", help="endpoint for openai-compatible keys")
+    p.set_defaults(func=cmd_set)
+    p = group.add_parser("list", help="list keys (masks only)")
+    add_owner_args(p)
+    p.set_defaults(func=cmd_list)
+    p = group.add_parser("delete", help="delete a key by id")
+    p.add_argument("id")
+    add_owner_args(p)
+    p.set_defaults(func=cmd_delete)
+
+
+def cmd_set(args) -> int:
+    rt = runtime()
+    owner = owner_of(rt, args)
+    info = keys.store(rt, Actor.operator(), owner, args.provider, read_secret(f"{args.provider.label} key: "),
+                      label=args.name, base_url=args.base_url)
+    print(f"stored {info.provider.value} key {info.mask} for {owner} (id {info.id})")
+    return 0
+
+
+def cmd_list(args) -> int:
+    rt = runtime()
+    rows = keys.list_keys(rt, Actor.operator(), owner_of(rt, args))
+    print_table(["id", "provider", "label", "mask", "active", "created", "last used"], [
+        [k.id, k.provider.value, k.label, k.mask, "yes" if k.active else "no", _fmt(k.created_at), _fmt(k.last_used_at)]
+        for k in rows
+    ])
+    return 0
+
+
+def cmd_delete(args) -> int:
+    rt = runtime()
+    keys.delete(rt, Actor.operator(), owner_of(rt, args), args.id)
+    print(f"deleted key {args.id}")
+    return 0

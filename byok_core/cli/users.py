@@ -1,0 +1,63 @@
+"""`byok users create|list|disable|enable|set-password`."""
+
+from __future__ import annotations
+
+import sys
+
+from byok_core import accounts
+from byok_core.cli.common import print_table, read_secret, runtime
+from byok_core.errors import ValidationError
+from byok_core.models import Role
+
+
+def register(sub) -> None:
+    users = sub.add_parser("users", help="manage accounts").add_subparsers(dest="action", required=True)
+    p = users.add_parser("create", help="create an account; the password is read from stdin")
+    p.add_argument("name")
+    p.add_argument("--admin", action="store_true", help="give the account the admin role")
+    p.set_defaults(func=cmd_create)
+    users.add_parser("list", help="list accounts").set_defaults(func=cmd_list)
+    for action, disabled in (("disable", True), ("enable", False)):
+        p = users.add_parser(action, help=f"{action} an account")
+        p.add_argument("name")
+        p.set_defaults(func=cmd_disable, disabled=disabled)
+    p = users.add_parser("set-password", help="reset a password (read from stdin); signs the user out everywhere")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_set_password)
+
+
+def _read_password() -> str:
+    password = read_secret("Password: ")
+    if sys.stdin is not None and sys.stdin.isatty() and read_secret("Again: ") != password:
+        raise ValidationError("The two passwords differ.")
+    return password
+
+
+def cmd_create(args) -> int:
+    rt = runtime()
+    user = accounts.create_user(rt.engine, args.name, _read_password(), Role.ADMIN if args.admin else Role.MEMBER)
+    print(f"created {user.role} {user.username}")
+    return 0
+
+
+def cmd_list(args) -> int:
+    rt = runtime()
+    print_table(["name", "role", "status", "created"], [
+        [u.username, u.role, "disabled" if u.disabled else "active", u.created_at.strftime("%Y-%m-%d %H:%M")]
+        for u in accounts.list_users(rt.engine)
+    ])
+    return 0
+
+
+def cmd_disable(args) -> int:
+    rt = runtime()
+    accounts.set_disabled(rt.engine, args.name, args.disabled)
+    print(f"{'disabled' if args.disabled else 'enabled'} {args.name}")
+    return 0
+
+
+def cmd_set_password(args) -> int:
+    rt = runtime()
+    accounts.set_password(rt.engine, args.name, _read_password())
+    print(f"password changed for {args.name}; their sessions are signed out")
+    return 0

@@ -1,0 +1,64 @@
+"""`byok gen-key`, `byok doctor`, `byok rotate-master-key`."""
+
+from __future__ import annotations
+
+from byok_core import db, keys
+from byok_core.cli.common import runtime
+from byok_core.crypto import gen_key
+from byok_core.runtime import open_runtime
+
+
+def register(sub) -> None:
+    p = sub.add_parser("gen-key", help="print a new random master key (64 hex characters)")
+    p.set_defaults(func=cmd_gen_key)
+    p = sub.add_parser("doctor", help="check configuration, database, migrations and every stored key")
+    p.set_defaults(func=cmd_doctor)
+    p = sub.add_parser("rotate-master-key", help="re-encrypt every stored key under the current ENCRYPTION_KEY")
+    p.add_argument("--dry-run", action="store_true", help="report what would change, write nothing")
+    p.set_defaults(func=cmd_rotate)
+
+
+def cmd_gen_key(args) -> int:
+    print(gen_key())
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    before = db.current_revision(open_runtime(migrate=False).engine)
+    rt = runtime()  # applies pending migrations, exactly as the app does at start
+    problems = 0
+    print(f"master key:  {rt.keyring_source.description} (id {rt.keyring.primary.key_id})")
+    fallbacks = [k for k in rt.keyring.key_ids if k != rt.keyring.primary.key_id]
+    if fallbacks:
+        print(f"fallbacks:   {', '.join(fallbacks)} (decrypt only)")
+    print(f"database:    {rt.engine.url.render_as_string(hide_password=True)}")
+    head = db.head_revision()
+    if db.current_revision(rt.engine) != head:
+        print(f"migrations:  PROBLEM: the schema is not at {head}")
+        return 1
+    print(f"migrations:  up to date ({head})" if before == head else f"migrations:  upgraded {before or 'empty database'} -> {head}")
+    report = keys.scan(rt)
+    for key_id, count in sorted(report.per_key_id.items()):
+        note = "current" if key_id == rt.keyring.primary.key_id else (
+            "fallback: run `byok rotate-master-key`" if key_id in rt.keyring.key_ids else "NOT CONFIGURED")
+        print(f"stored keys: {count} under master key {key_id} ({note})")
+    if not report.per_key_id:
+        print("stored keys: none yet")
+    for row_id, where, why in report.unreadable:
+        problems += 1
+        print(f"PROBLEM: key {row_id} ({where}) cannot be decrypted: {why}. It is kept; "
+              "set ENCRYPTION_KEY_FALLBACKS to the master key that sealed it, or save the key again.")
+    print("healthy" if not problems else f"{problems} problem(s) found")
+    return 1 if problems else 0
+
+
+def cmd_rotate(args) -> int:
+    rt = runtime()
+    report = keys.rotate(rt, dry_run=args.dry_run)
+    verb = "would re-encrypt" if args.dry_run else "re-encrypted"
+    for key_id, count in sorted(report.per_key_id.items()):
+        print(f"master key {key_id}: {count} stored key(s)")
+    print(f"{verb} {report.rotated}; already current {report.current}; unreadable {len(report.unreadable)}")
+    for row_id, where, why in report.unreadable:
+        print(f"unreadable: key {row_id} ({where}): {why}; left untouched")
+    return 1 if report.unreadable else 0
