@@ -9,6 +9,7 @@ import functools
 from genai_prices import Usage, calc_price
 from sqlmodel import Session
 
+from byok_core.errors import ValidationError
 from byok_core.models import AppSetting
 from byok_core.providers import Provider, ProviderKind
 from byok_core.runtime import Runtime
@@ -56,6 +57,6 @@ def search_price(rt: Runtime, provider: Provider) -> float | None:
 
 def set_search_price(rt: Runtime, provider: Provider, usd: float) -> None:
     if provider.kind is not ProviderKind.SEARCH or not 0 <= usd < 100:
-        raise ValueError("search prices are USD per request, between 0 and 100")
+        raise ValidationError("Search prices are USD per request, from 0 up to 100.")
     with Session(rt.engine) as session, session.begin():
         session.merge(AppSetting(name=_setting_name(provider), value=repr(float(usd))))
