@@ -1,0 +1,59 @@
+"""Anthropic Messages API.
+
+Events: message_start (input tokens), content_block_start, content_block_delta (text_delta),
+content_block_stop, message_delta (output tokens), message_stop (the end marker), ping, error.
+Key test: GET /v1/models (free)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from byok_core.adapters.base import ChatAdapter, ChatMessage, StreamState, split_system
+from byok_core.keys import ResolvedKey
+from byok_core.providers import Provider
+
+API_VERSION = "2023-06-01"
+MAX_TOKENS = 4096
+
+
+class AnthropicAdapter(ChatAdapter):
+    provider = Provider.ANTHROPIC
+    default_model = "claude-haiku-4-5"
+    fallback_models = ("claude-haiku-4-5", "claude-opus-4-1", "claude-sonnet-4-5", "claude-3-5-haiku-latest")
+
+    def headers(self, key: ResolvedKey) -> dict[str, str]:
+        return {"x-api-key": key.secret.reveal(), "anthropic-version": API_VERSION}
+
+    def chat_request(self, key: ResolvedKey, model: str, messages: list[ChatMessage]) -> tuple[str, dict]:
+        system, rest = split_system(messages)
+        body: dict = {
+            "model": model,
+            "max_tokens": MAX_TOKENS,
+            "messages": [{"role": m.role, "content": m.content} for m in rest],
+            "stream": True,
+        }
+        if system:
+            body["system"] = system
+        return f"{key.base_url}/v1/messages", body
+
+    def on_event(self, event: str, data: dict, state: StreamState) -> str | None:
+        kind = data.get("type") or event
+        if kind == "message_start":
+            usage = (data.get("message") or {}).get("usage") or {}
+            state.input_tokens = usage.get("input_tokens", state.input_tokens)
+            state.output_tokens = usage.get("output_tokens", state.output_tokens)
+        elif kind == "message_delta":
+            state.output_tokens = (data.get("usage") or {}).get("output_tokens", state.output_tokens)
+        elif kind == "message_stop":
+            state.complete = True
+        elif kind == "content_block_delta":
+            delta = data.get("delta") or {}
+            if delta.get("type") == "text_delta":
+                return delta.get("text") or None
+        return None
+
+    def models_url(self, key: ResolvedKey) -> str:
+        return f"{key.base_url}/v1/models?limit=1000"
+
+    def parse_models(self, body: Any) -> list[str]:
+        return [m["id"] for m in body.get("data", []) if isinstance(m, dict) and m.get("id")]

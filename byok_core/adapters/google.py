@@ -1,0 +1,54 @@
+"""Google Gemini (generativelanguage API, v1beta) with ``streamGenerateContent?alt=sse``.
+
+There is no end event: the stream simply ends, and it is complete only when its last chunk
+carries a finishReason. Tokens come in usageMetadata. Key test: GET /v1beta/models (free)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from byok_core.adapters.base import ChatAdapter, ChatMessage, StreamState, split_system
+from byok_core.keys import ResolvedKey
+from byok_core.providers import Provider
+
+_ROLES = {"user": "user", "assistant": "model"}
+
+
+def _model_id(model: str) -> str:
+    return model.removeprefix("models/")
+
+
+class GoogleAdapter(ChatAdapter):
+    provider = Provider.GOOGLE
+    default_model = "gemini-2.5-flash"
+    fallback_models = ("gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.5-pro", "gemini-2.0-flash")
+    stops_at_end_marker = False
+
+    def headers(self, key: ResolvedKey) -> dict[str, str]:
+        return {"x-goog-api-key": key.secret.reveal()}
+
+    def chat_request(self, key: ResolvedKey, model: str, messages: list[ChatMessage]) -> tuple[str, dict]:
+        system, rest = split_system(messages)
+        body: dict = {"contents": [{"role": _ROLES.get(m.role, "user"), "parts": [{"text": m.content}]} for m in rest]}
+        if system:
+            body["systemInstruction"] = {"parts": [{"text": system}]}
+        return f"{key.base_url}/v1beta/models/{_model_id(model)}:streamGenerateContent?alt=sse", body
+
+    def on_event(self, event: str, data: dict, state: StreamState) -> str | None:
+        usage = data.get("usageMetadata")
+        if isinstance(usage, dict):
+            state.input_tokens = usage.get("promptTokenCount", state.input_tokens)
+            state.output_tokens = usage.get("candidatesTokenCount", state.output_tokens)
+        candidates = data.get("candidates") or [{}]
+        first = candidates[0] if isinstance(candidates[0], dict) else {}
+        state.complete = bool(first.get("finishReason"))
+        parts = (first.get("content") or {}).get("parts") or []
+        return "".join(p.get("text", "") for p in parts if isinstance(p, dict) and not p.get("thought")) or None
+
+    def models_url(self, key: ResolvedKey) -> str:
+        return f"{key.base_url}/v1beta/models?pageSize=1000"
+
+    def parse_models(self, body: Any) -> list[str]:
+        return [_model_id(m["name"]) for m in body.get("models", [])
+                if isinstance(m, dict) and m.get("name")
+                and "generateContent" in (m.get("supportedGenerationMethods") or ["generateContent"])]

@@ -1,0 +1,56 @@
+"""OpenAI Chat Completions, and any OpenAI-compatible endpoint (OpenRouter, Groq, Ollama, vLLM, ...).
+
+Streams with ``stream_options.include_usage``: the last JSON chunk carries only the usage, then
+``data: [DONE]`` ends the stream. Key test: GET /models (free)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from httpx_sse import ServerSentEvent
+
+from byok_core.adapters.base import ChatAdapter, ChatMessage, StreamState
+from byok_core.keys import ResolvedKey
+from byok_core.providers import Provider
+
+
+class OpenAIAdapter(ChatAdapter):
+    provider = Provider.OPENAI
+    default_model = "gpt-4o-mini"
+    fallback_models = ("gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4o", "gpt-4o-mini", "o3-mini", "o4-mini")
+
+    def headers(self, key: ResolvedKey) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key.secret.reveal()}"}
+
+    def chat_request(self, key: ResolvedKey, model: str, messages: list[ChatMessage]) -> tuple[str, dict]:
+        return f"{key.base_url}/chat/completions", {
+            "model": model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+
+    def is_end_marker(self, sse: ServerSentEvent) -> bool:
+        return sse.data.strip() == "[DONE]"
+
+    def on_event(self, event: str, data: dict, state: StreamState) -> str | None:
+        usage = data.get("usage")
+        if isinstance(usage, dict):
+            state.input_tokens = usage.get("prompt_tokens")
+            state.output_tokens = usage.get("completion_tokens")
+        choices = data.get("choices") or [{}]
+        return (choices[0].get("delta") or {}).get("content") or None
+
+    def models_url(self, key: ResolvedKey) -> str:
+        return f"{key.base_url}/models"
+
+    def parse_models(self, body: Any) -> list[str]:
+        return [m["id"] for m in body.get("data", []) if isinstance(m, dict) and m.get("id")]
+
+
+class OpenAICompatibleAdapter(OpenAIAdapter):
+    """The same wire format at the key owner's own base URL; no default model or static list."""
+
+    provider = Provider.OPENAI_COMPATIBLE
+    default_model = None
+    fallback_models = ()
