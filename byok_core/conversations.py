@@ -1,0 +1,159 @@
+"""Chat conversations kept per user (DESIGN §1, §4).
+
+Every function takes the acting user's id and checks ownership in the query itself: another
+user's conversation id behaves exactly like one that does not exist (NotFoundError).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from byok_core.clock import utcnow
+from byok_core.errors import NotFoundError, ValidationError
+from byok_core.models import Conversation, Message
+from byok_core.runtime import Runtime
+
+MAX_TITLE = 200
+MAX_MESSAGE = 200_000
+ROLES = ("user", "assistant")
+_NOT_FOUND = "No such conversation."
+
+
+@dataclass(frozen=True)
+class ConversationInfo:
+    id: int
+    title: str
+    provider: str | None
+    model: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: Conversation) -> "ConversationInfo":
+        return cls(row.id, row.title, row.provider, row.model, row.created_at, row.updated_at)
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: int
+    role: str
+    content: str
+    created_at: datetime
+    meta: dict = field(default_factory=dict)  # assistant replies: provider, model, key source, tokens, cost, ...
+
+    @classmethod
+    def of(cls, row: Message) -> "StoredMessage":
+        try:
+            meta = json.loads(row.meta or "{}")
+        except ValueError:
+            meta = {}
+        return cls(row.id, row.role, row.content, row.created_at, meta if isinstance(meta, dict) else {})
+
+
+def title_from(text: str, limit: int = 60) -> str:
+    """A short one-line title made from the first prompt."""
+    line = " ".join((text or "").split())
+    if not line:
+        return "New chat"
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
+def _validate_title(title: str) -> str:
+    title = " ".join((title or "").split())
+    if not title:
+        raise ValidationError("A conversation needs a title.")
+    if len(title) > MAX_TITLE:
+        raise ValidationError(f"Titles can be at most {MAX_TITLE} characters.")
+    return title
+
+
+def _owned(user_id: int, conversation_id: int):
+    return (col(Conversation.id) == conversation_id) & (col(Conversation.user_id) == user_id)
+
+
+def list_conversations(rt: Runtime, user_id: int, limit: int = 200) -> list[ConversationInfo]:
+    """The user's conversations, most recently active first."""
+    with Session(rt.engine) as session:
+        rows = session.exec(
+            select(Conversation).where(col(Conversation.user_id) == user_id)
+            .order_by(col(Conversation.updated_at).desc(), col(Conversation.id).desc()).limit(limit)
+        )
+        return [ConversationInfo.of(r) for r in rows]
+
+
+def create(rt: Runtime, user_id: int, title: str = "New chat", provider: str | None = None,
+           model: str | None = None) -> ConversationInfo:
+    row = Conversation(user_id=user_id, title=_validate_title(title), provider=provider, model=model)
+    with Session(rt.engine, expire_on_commit=False) as session, session.begin():
+        session.add(row)
+    return ConversationInfo.of(row)
+
+
+def get(rt: Runtime, user_id: int, conversation_id: int) -> ConversationInfo:
+    with Session(rt.engine) as session:
+        row = session.exec(select(Conversation).where(_owned(user_id, conversation_id))).first()
+    if row is None:
+        raise NotFoundError(_NOT_FOUND)
+    return ConversationInfo.of(row)
+
+
+def rename(rt: Runtime, user_id: int, conversation_id: int, title: str) -> None:
+    title = _validate_title(title)
+    with rt.engine.begin() as conn:
+        changed = conn.execute(sa.update(Conversation).where(_owned(user_id, conversation_id))
+                               .values(title=title, updated_at=utcnow())).rowcount
+    if not changed:
+        raise NotFoundError(_NOT_FOUND)
+
+
+def set_model(rt: Runtime, user_id: int, conversation_id: int, provider: str, model: str) -> None:
+    """Remember the provider and model last used in a conversation."""
+    with rt.engine.begin() as conn:
+        changed = conn.execute(sa.update(Conversation).where(_owned(user_id, conversation_id))
+                               .values(provider=provider, model=model[:120])).rowcount
+    if not changed:
+        raise NotFoundError(_NOT_FOUND)
+
+
+def delete(rt: Runtime, user_id: int, conversation_id: int) -> None:
+    """Delete a conversation and its messages."""
+    with Session(rt.engine) as session, session.begin():
+        row = session.exec(select(Conversation).where(_owned(user_id, conversation_id))).first()
+        if row is None:
+            raise NotFoundError(_NOT_FOUND)
+        session.execute(sa.delete(Message).where(col(Message.conversation_id) == conversation_id))
+        session.delete(row)
+
+
+def messages(rt: Runtime, user_id: int, conversation_id: int) -> list[StoredMessage]:
+    """The conversation's messages, oldest first."""
+    with Session(rt.engine) as session:
+        if session.exec(select(Conversation.id).where(_owned(user_id, conversation_id))).first() is None:
+            raise NotFoundError(_NOT_FOUND)
+        rows = session.exec(select(Message).where(col(Message.conversation_id) == conversation_id)
+                            .order_by(col(Message.id)))
+        return [StoredMessage.of(r) for r in rows]
+
+
+def add_message(rt: Runtime, user_id: int, conversation_id: int, role: str, content: str,
+                meta: dict | None = None) -> StoredMessage:
+    """Append a message (and mark the conversation active). ``meta`` must be JSON-serializable."""
+    if role not in ROLES:
+        raise ValidationError(f"A message's role is one of: {', '.join(ROLES)}.")
+    if len(content or "") > MAX_MESSAGE:
+        raise ValidationError(f"Messages can be at most {MAX_MESSAGE:,} characters.")
+    now = utcnow()
+    with Session(rt.engine, expire_on_commit=False) as session, session.begin():
+        changed = session.execute(sa.update(Conversation).where(_owned(user_id, conversation_id))
+                                  .values(updated_at=now)).rowcount
+        if not changed:
+            raise NotFoundError(_NOT_FOUND)
+        row = Message(conversation_id=conversation_id, role=role, content=content or "", created_at=now,
+                      meta=json.dumps(meta or {}, default=str))
+        session.add(row)
+    return StoredMessage.of(row)

@@ -1,0 +1,73 @@
+"""Helpers for page tests with Streamlit's AppTest (no browser).
+
+AppTest cannot send cookies (``at.context`` only takes browser fields), so a test signs a user in
+the way the sign-in page itself does after ``accounts.authenticate``: it creates a real server
+session and puts its token in session state before the first run::
+
+    at = app_test()
+    sign_in(at, rt, user)   # accounts.create_session + session_state[TOKEN_KEY]
+    at.run()
+
+The shell then checks that token with ``accounts.user_for_session`` on every rerun exactly as it
+checks the cookie, so revoked sessions, disabled accounts and roles behave as in production.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from byok_core import accounts
+from byok_core.models import User
+from byok_core.providers import Provider
+from byok_core.runtime import Runtime
+
+ROOT = Path(__file__).resolve().parent.parent
+ENTRYPOINT = str(ROOT / "byok_ui" / "entrypoint" / "app.py")
+_MACHINE_VARS = [v for p in Provider for v in (p.spec.key_env, p.spec.base_url_env) if v] + [
+    "DATABASE_URL", "BYOK_DATA_DIR", "ENCRYPTION_KEY", "ENCRYPTION_KEY_FILE", "ENCRYPTION_KEY_FALLBACKS",
+]
+
+
+def use_environment(monkeypatch, environ: dict[str, str]) -> None:
+    """Point the app at the test's database and master key, and forget any cached runtime."""
+    for name in _MACHINE_VARS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    clear_runtime()
+
+
+def clear_runtime() -> None:
+    from byok_ui.state import get_runtime
+
+    get_runtime.clear()
+
+
+def app_test(timeout: float = 30):
+    from streamlit.testing.v1 import AppTest
+
+    return AppTest.from_file(ENTRYPOINT, default_timeout=timeout)
+
+
+def open_page(at, name: str):
+    """Switch an AppTest to ``pages/<name>.py`` (ValueError when the user's navigation lacks it)."""
+    return at.switch_page(f"../../pages/{name}.py")
+
+
+def sign_in(at, rt: Runtime, user: User) -> str:
+    from byok_ui.state import TOKEN_KEY
+
+    token = accounts.create_session(rt.engine, user)
+    at.session_state[TOKEN_KEY] = token
+    return token
+
+
+def make_user(rt: Runtime, name: str, admin: bool = False, password: str = "correct horse battery") -> User:
+    from byok_core.models import Role
+
+    return accounts.create_user(rt.engine, name, password, Role.ADMIN if admin else Role.MEMBER)
+
+
+def env_without_machine_vars() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in _MACHINE_VARS}

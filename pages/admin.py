@@ -1,0 +1,125 @@
+"""Admin: users, team keys, search prices and the audit log. Only in admins' navigation."""
+
+import pandas as pd
+import streamlit as st
+from sqlmodel import Session
+
+from byok_core import accounts, audit, pricing
+from byok_core.errors import ByokError
+from byok_core.keys import Owner
+from byok_core.models import Role
+from byok_core.providers import Provider, ProviderKind
+from byok_ui import keys_panel, state
+
+c = state.ctx()
+if not c.user.is_admin:  # defence in depth: the shell never routes members here
+    st.error("This page is for admins.")
+    st.stop()
+rt, me = c.rt, c.user.username
+
+st.title("Admin", anchor=False)
+users_tab, team_tab, prices_tab, audit_tab = st.tabs(["Users", "Team keys", "Search prices", "Audit log"])
+
+
+def _flash(kind: str, message: str) -> None:
+    st.session_state.admin_flash = (kind, message)
+
+
+def _act(fn, success: str, *args) -> None:
+    try:
+        fn(rt.engine, *args, actor=me)
+    except ByokError as exc:
+        _flash("error", str(exc))
+    else:
+        _flash("success", success)
+
+
+def _create_user() -> None:
+    name = st.session_state.get("admin_new_name", "")
+    role = Role.ADMIN if st.session_state.get("admin_new_admin") else Role.MEMBER
+    _act(accounts.create_user, f"Created {name.strip()!r}.", name, st.session_state.get("admin_new_pw", ""), role)
+
+
+def _reset_password(name: str) -> None:
+    _act(accounts.set_password, f"New password set for {name!r}; their sessions ended.", name,
+         st.session_state.get("admin_reset_pw", ""))
+
+
+with users_tab:
+    if flash := st.session_state.pop("admin_flash", None):
+        (st.success if flash[0] == "success" else st.error)(flash[1])
+    users = accounts.list_users(rt.engine)
+    st.dataframe(
+        pd.DataFrame({
+            "Username": [u.username for u in users],
+            "Role": [u.role for u in users],
+            "Status": ["disabled" if u.disabled else "active" for u in users],
+            "Created": [state.fmt_time(u.created_at) for u in users],
+        }),
+        hide_index=True, key="admin_users", alt="Users with role and status",
+    )
+    left, right = st.columns(2)
+    with left, st.container(border=True):
+        st.markdown("**Create a user**")
+        with st.form("admin_create", clear_on_submit=True, border=False):
+            st.text_input("Username", key="admin_new_name", max_chars=64,
+                          help="For single sign-on, use the person's email address as the username.")
+            st.text_input("Initial password (at least 8 characters)", type="password", key="admin_new_pw")
+            st.checkbox("Admin", key="admin_new_admin")
+            st.form_submit_button("Create user", type="primary", on_click=_create_user)
+    with right, st.container(border=True):
+        st.markdown("**Manage a user**")
+        names = [u.username for u in users]
+        name = st.selectbox("User", names, key="admin_pick")
+        target = next((u for u in users if u.username == name), None)
+        if target is not None:
+            is_me = target.username == me
+            with st.container(horizontal=True):
+                if target.disabled:
+                    st.button("Enable", key="admin_enable", on_click=_act,
+                              args=(accounts.set_disabled, f"Enabled {name!r}.", name, False))
+                else:
+                    st.button("Disable", key="admin_disable", disabled=is_me, on_click=_act,
+                              args=(accounts.set_disabled, f"Disabled {name!r}; they are signed out.", name, True),
+                              help="You cannot disable yourself." if is_me else None)
+                new_role = Role.MEMBER if target.is_admin else Role.ADMIN
+                st.button(f"Make {new_role.value}", key="admin_role", disabled=is_me, on_click=_act,
+                          args=(accounts.set_role, f"{name!r} is now {new_role.value}.", name, new_role),
+                          help="You cannot change your own role." if is_me else None)
+            with st.form("admin_reset", clear_on_submit=True, border=False):
+                st.text_input("New password", type="password", key="admin_reset_pw")
+                st.form_submit_button("Reset password", on_click=_reset_password, args=(name,))
+
+with team_tab:
+    st.caption("Team keys pay for members who have no key of their own for a provider.")
+    keys_panel.render(rt, c.actor, Owner.team(), prefix="teamkeys")
+
+
+def _save_price(provider: Provider) -> None:
+    try:
+        pricing.set_search_price(rt, provider, float(st.session_state.get(f"admin_price_{provider.value}") or 0))
+    except ByokError as exc:
+        _flash("error", str(exc))
+
+
+with prices_tab:
+    st.caption("Search providers bill per request; these prices feed the usage page's cost estimates.")
+    for provider in Provider.of_kind(ProviderKind.SEARCH):
+        price = pricing.search_price(rt, provider)
+        st.number_input(f"{provider.label}: USD per request", min_value=0.0, max_value=99.0, step=0.001,
+                        format="%.4f", value=float(price or 0.0), key=f"admin_price_{provider.value}",
+                        on_change=_save_price, args=(provider,))
+
+with audit_tab:
+    with Session(rt.engine) as session:
+        events = audit.recent(session, limit=300)
+    st.dataframe(
+        pd.DataFrame({
+            "Time": [state.fmt_time(e.ts) for e in events],
+            "Actor": [e.actor for e in events],
+            "Action": [e.action for e in events],
+            "Target": [e.target for e in events],
+            "Detail": [e.detail for e in events],
+        }),
+        hide_index=True, key="admin_audit", alt="Audit log, newest first",
+    )

@@ -1,0 +1,161 @@
+"""Chat: provider and model pickers, streamed replies, conversations kept per user."""
+
+import streamlit as st
+
+from byok_core import conversations as convs
+from byok_core.errors import ByokError, NotFoundError
+from byok_core.providers import Provider, ProviderKind
+from byok_ui import chat_view, state
+
+c = state.ctx()
+rt, uid = c.rt, c.user.id
+
+try:
+    from byok_core import chat
+except ImportError:  # the orchestration module is not installed on this server yet
+    chat = None
+
+CHAT_PROVIDERS = Provider.of_kind(ProviderKind.CHAT)
+SEARCH_PROVIDERS = Provider.of_kind(ProviderKind.SEARCH)
+
+
+@st.cache_data(ttl=600, max_entries=500, show_spinner=False)
+def model_options(_rt, user_id: int, provider: Provider) -> list[str]:
+    """The provider's models for this user's key (cached 10 minutes per user and provider)."""
+    try:
+        return list(chat.list_models(_rt, user_id=user_id, provider=provider))
+    except ByokError:
+        return []
+
+
+def _select_conversation(conv_id: int | None) -> None:
+    st.session_state.chat_conv = conv_id
+    st.session_state.pop("chat_confirm_delete", None)
+    if conv_id is None:
+        return
+    try:
+        info = convs.get(rt, uid, conv_id)
+    except NotFoundError:
+        st.session_state.chat_conv = None
+        return
+    if info.provider in {p.value for p in CHAT_PROVIDERS}:
+        st.session_state.chat_provider = Provider(info.provider)
+        if info.model:
+            st.session_state.chat_model = info.model
+
+
+def _rename(conv_id: int) -> None:
+    try:
+        convs.rename(rt, uid, conv_id, st.session_state.get("chat_rename", ""))
+    except ByokError as exc:
+        st.session_state.chat_flash = str(exc)
+
+
+def _delete(conv_id: int) -> None:
+    try:
+        convs.delete(rt, uid, conv_id)
+    except ByokError as exc:
+        st.session_state.chat_flash = str(exc)
+    _select_conversation(None)
+
+
+# --- state -------------------------------------------------------------------------------
+if "chat_provider" not in st.session_state:
+    default = chat.default_provider(rt, uid) if chat else None
+    st.session_state.chat_provider = default or Provider.OPENAI
+current_id = st.session_state.get("chat_conv")
+current = None
+if current_id is not None:
+    try:
+        current = convs.get(rt, uid, current_id)
+    except NotFoundError:
+        st.session_state.chat_conv = current_id = None
+conversation_list = convs.list_conversations(rt, uid, limit=100)
+
+# --- sidebar: conversations ----------------------------------------------------------------
+with st.sidebar:
+    st.subheader("Conversations", anchor=False)
+    st.button("New chat", icon=":material/add_comment:", on_click=_select_conversation, args=(None,),
+              key="chat_new", width="stretch")
+    with st.container(height=360, border=False):
+        for info in conversation_list:
+            st.button(info.title, key=f"chat_conv_{info.id}", on_click=_select_conversation, args=(info.id,),
+                      type="primary" if info.id == current_id else "tertiary", width="stretch")
+        if not conversation_list:
+            st.caption("No conversations yet.")
+
+# --- header: pickers -----------------------------------------------------------------------
+st.title(current.title if current else "Chat", anchor=False)
+if flash := st.session_state.pop("chat_flash", None):
+    st.error(flash)
+if chat is None:
+    st.info("Chat is not available on this server yet.", icon=":material/construction:")
+    st.stop()
+
+with st.container(horizontal=True, vertical_alignment="bottom"):
+    provider = st.selectbox("Provider", CHAT_PROVIDERS, format_func=lambda p: p.label, key="chat_provider",
+                            width=220, on_change=lambda: st.session_state.pop("chat_model", None))
+    options = model_options(rt, uid, provider)
+    if st.session_state.get("chat_model") not in options and st.session_state.get("chat_model"):
+        options = [st.session_state.chat_model, *options]
+    model = st.selectbox("Model", options, key="chat_model", accept_new_options=True, width=300,
+                         placeholder="type a model name",
+                         help="Pick from the provider's list, or type any model name.")
+    use_search = st.toggle("Web search", key="chat_search",
+                           help="Search the web first and give the results to the model as numbered sources.")
+    search_provider = None
+    if use_search:
+        search_provider = st.selectbox("Search with", SEARCH_PROVIDERS, format_func=lambda p: p.label,
+                                       key="chat_search_provider", width=180)
+    if current is not None:
+        with st.popover("Conversation", icon=":material/more_horiz:"):
+            st.text_input("Title", value=current.title, key="chat_rename", max_chars=200)
+            st.button("Rename", key="chat_rename_btn", on_click=_rename, args=(current.id,))
+            if st.session_state.get("chat_confirm_delete") == current.id:
+                st.warning("Delete this conversation and all its messages?")
+                st.button("Yes, delete", type="primary", key="chat_delete_yes", on_click=_delete,
+                          args=(current.id,))
+            elif st.button("Delete conversation", icon=":material/delete:", key="chat_delete"):
+                st.session_state.chat_confirm_delete = current.id
+                st.rerun()
+
+# --- history -------------------------------------------------------------------------------
+history = convs.messages(rt, uid, current.id) if current else []
+for message in history:
+    with st.chat_message(message.role):
+        st.markdown(message.content)
+        if message.role == "assistant":
+            chat_view.show_reply_footer(message.meta)
+if not history:
+    st.caption("Ask anything. Replies stream in as they arrive; every reply says which key paid for it.")
+
+# --- new message ---------------------------------------------------------------------------
+prompt = st.chat_input("Your message", key="chat_prompt", max_chars=100_000)
+if prompt:
+    if not model:
+        st.error("Choose or type a model first.")
+        st.stop()
+    if current is None:
+        current = convs.create(rt, uid, convs.title_from(prompt), provider=provider.value, model=model)
+        st.session_state.chat_conv = current.id
+    else:
+        convs.set_model(rt, uid, current.id, provider.value, model)
+    convs.add_message(rt, uid, current.id, "user", prompt)
+    messages = [chat.ChatMessage(m.role, m.content) for m in history if m.content]
+    messages.append(chat.ChatMessage("user", prompt))
+    with st.chat_message("user"):
+        st.markdown(prompt)
+    with st.chat_message("assistant"):
+        try:
+            stream = chat.stream_chat(rt, user_id=uid, provider=provider, model=model, messages=messages,
+                                      search_provider=search_provider)
+        except ByokError as exc:
+            chat_view.show_start_error(exc)
+        else:
+            st.write_stream(stream)
+            result = stream.result
+            meta = chat_view.result_meta(result)
+            convs.add_message(rt, uid, current.id, "assistant", result.text or "", meta)
+            chat_view.show_reply_footer(meta)
+    if len(history) == 0:
+        st.rerun()  # show the new conversation's title and its place in the list

@@ -1,0 +1,14 @@
+"""Your API keys: one form per provider, saved keys shown as masks only."""
+
+import streamlit as st
+
+from byok_core.keys import Owner
+from byok_ui import keys_panel, state
+
+c = state.ctx()
+st.title("Keys", anchor=False)
+st.caption(
+    "Keys are encrypted at rest and write-only: after saving you only see a mask. Your own key is used "
+    "first, then the team's key, then the server's."
+)
+keys_panel.render(c.rt, c.actor, Owner.user(c.user.id), prefix="mykeys", user_id=c.user.id)

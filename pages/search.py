@@ -1,0 +1,76 @@
+"""Web search on one or several providers; one normalized table per provider, side by side."""
+
+import pandas as pd
+import streamlit as st
+
+from byok_core.errors import ByokError
+from byok_core.keys import sources as key_sources
+from byok_core.providers import Provider, ProviderKind
+from byok_ui import chat_view, state
+
+c = state.ctx()
+
+try:
+    from byok_core import search
+except ImportError:
+    search = None
+
+SEARCH_PROVIDERS = Provider.of_kind(ProviderKind.SEARCH)
+
+st.title("Search", anchor=False)
+if search is None:
+    st.info("Search is not available on this server yet.", icon=":material/construction:")
+    st.stop()
+
+if "search_providers" not in st.session_state:
+    available = key_sources(c.rt, c.user.id)
+    st.session_state.search_providers = [p for p in SEARCH_PROVIDERS if available.get(p)][:1] or [SEARCH_PROVIDERS[0]]
+
+with st.form("search_form", border=False):
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        query = st.text_input("Query", key="search_query", max_chars=400, placeholder="What are you looking for?")
+        limit = st.number_input("Results", min_value=1, max_value=20, value=10, key="search_limit", width=110)
+    chosen = st.pills("Providers", SEARCH_PROVIDERS, selection_mode="multi", format_func=lambda p: p.label,
+                      key="search_providers")
+    submitted = st.form_submit_button("Search", type="primary", icon=":material/search:")
+
+
+def results_frame(results) -> pd.DataFrame:
+    return pd.DataFrame({
+        "#": [r.rank for r in results],
+        "Title": [r.title for r in results],
+        "URL": [r.url for r in results],
+        "Snippet": [r.snippet for r in results],
+        "Provider": [str(getattr(r.provider, "label", r.provider)) for r in results],
+    })
+
+
+if submitted:
+    if not query.strip():
+        st.error("Type a query first.")
+    elif not chosen:
+        st.error("Choose at least one search provider.")
+    else:
+        columns = st.columns(len(chosen))
+        for column, provider in zip(columns, chosen):
+            with column:
+                st.subheader(provider.label, anchor=False)
+                try:
+                    with st.spinner(f"Searching {provider.label}…"):
+                        results = search.run_search(c.rt, user_id=c.user.id, provider=provider, query=query.strip(),
+                                                    limit=int(limit))
+                except ByokError as exc:
+                    chat_view.show_start_error(exc)
+                    continue
+                if not results:
+                    st.caption("No results.")
+                    continue
+                st.dataframe(
+                    results_frame(results), hide_index=True, key=f"search_results_{provider.value}",
+                    alt=f"Search results from {provider.label}",
+                    column_config={
+                        "URL": st.column_config.LinkColumn("URL", width="medium"),
+                        "Snippet": st.column_config.TextColumn("Snippet", width="large"),
+                        "#": st.column_config.NumberColumn("#", width="small"),
+                    },
+                )

@@ -1,0 +1,44 @@
+"""BYOK Dashboard server: `streamlit run streamlit_app.py`.
+
+``streamlit run`` finds ``app = st.App(...)`` below and serves it with uvicorn. On top of the
+Streamlit UI (the script byok_ui/entrypoint/app.py, which runs the page shell on every rerun) it
+adds:
+
+* ``POST /byok/session`` and ``POST /byok/signout``: set and clear the HttpOnly session cookie;
+* security headers on every HTTP response;
+* a start-up hook that opens the database (migrating it) and prints the first-run setup code;
+* a script-error handler that logs the traceback to the console and shows users a plain message.
+"""
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import streamlit as st
+from starlette.middleware import Middleware
+
+from byok_ui.server import ROUTES, SecurityHeaders
+
+SCRIPT = Path(__file__).resolve().parent / "byok_ui" / "entrypoint" / "app.py"
+
+
+@asynccontextmanager
+async def lifespan(_app):
+    import anyio
+
+    from byok_ui.state import warm_up
+
+    await anyio.to_thread.run_sync(warm_up)
+    yield
+
+
+def on_script_error(exc: BaseException) -> bool:
+    import traceback
+
+    traceback.print_exception(exc)
+    st.error("Something went wrong on the server. Try again; if it keeps happening, tell an admin.",
+             icon=":material/error:")
+    return True
+
+
+app = st.App(str(SCRIPT), routes=ROUTES, middleware=[Middleware(SecurityHeaders)], lifespan=lifespan,
+             on_script_error=on_script_error)
