@@ -8,9 +8,9 @@
 One server plays one provider: streaming chat, the models list, search and key-check endpoints.
 Faults are scripted per server, counted in text chunks sent: ``cut_after`` (drop the connection),
 ``close_after`` (end the HTTP body cleanly without the end marker), ``garbage_after`` (a data line
-that is not JSON), ``stall_after`` + ``stall`` (go silent), ``stream_error`` (the provider's own
-error event after the text), or ``status`` (+ ``error_body``/``error_headers``) for every request.
-``expect_key`` answers 401, with a body that echoes the wrong key as some providers do.
+that is not JSON), ``stall_after`` + ``stall`` (go silent), ``hold_after`` (wait for
+``server.gate.set()``), ``stream_error`` (the provider's own error event after the text), or
+``status`` (+ ``error_body``/``error_headers``) for every request. ``expect_key`` answers 401, with a body that echoes the wrong key as some providers do.
 """
 
 from __future__ import annotations
@@ -90,6 +90,7 @@ class FakeProvider:
                  status: int | None = None, error_body: Any = None, error_headers: dict[str, str] | None = None,
                  expect_key: str | None = None, cut_after: int | None = None, close_after: int | None = None,
                  garbage_after: int | None = None, stall_after: int | None = None, stall: float = 30.0,
+                 hold_after: int | None = None,
                  stream_error: tuple[str, str] | None = None, models: list[str] | None = None,
                  results: list[tuple[str, str, str]] | None = None):
         self.provider = provider
@@ -100,6 +101,8 @@ class FakeProvider:
         self.expect_key = expect_key
         self.cut_after, self.close_after, self.garbage_after = cut_after, close_after, garbage_after
         self.stall_after, self.stall, self.stream_error = stall_after, stall, stream_error
+        self.hold_after = hold_after
+        self.gate = threading.Event()  # with hold_after: the stream waits here until gate.set()
         self.models = models if models is not None else _MODELS.get(provider, [])
         self.results = results if results is not None else DEFAULT_RESULTS
         self.requests: list[Recorded] = []
@@ -116,6 +119,7 @@ class FakeProvider:
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
+        self.gate.set()
         assert self._server is not None
         self._server.shutdown()
         self._server.server_close()
@@ -302,6 +306,8 @@ def _handler(fake: FakeProvider):
             for i in range(len(texts) + 1):
                 if i == fake.stall_after:
                     fake._stop.wait(fake.stall)
+                if i == fake.hold_after:
+                    fake.gate.wait(fake.stall)
                 if i == fake.cut_after:  # drop the connection mid-body
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return

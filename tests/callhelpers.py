@@ -1,0 +1,38 @@
+"""Helpers for tests that make provider calls against tests/fakeproviders.py servers."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from byok_core.models import UsageRecord
+from byok_core.runtime import open_runtime
+
+
+@contextmanager
+def runtime_with(environ: dict, **extra: str):
+    """A runtime on the test database with extra environment (base URLs, env keys, timeouts)."""
+    rt = open_runtime({**environ, **extra})
+    try:
+        yield rt
+    finally:
+        rt.engine.dispose()
+
+
+def usage_rows(rt) -> list[UsageRecord]:
+    with Session(rt.engine) as session:
+        return list(session.exec(select(UsageRecord).order_by(col(UsageRecord.id))))
+
+
+def dump_database(rt) -> str:
+    """Every value in every table, as text."""
+    out = []
+    with rt.engine.connect() as conn:
+        meta = sa.MetaData()
+        meta.reflect(bind=conn)
+        for table in meta.sorted_tables:
+            for row in conn.execute(sa.select(table)):
+                out.append(" ".join(str(v) for v in row))
+    return "\n".join(out)
