@@ -29,15 +29,11 @@ SOURCE_WORDS = {
 
 
 def find_test_key():
-    """The adapters' ``test_key(rt, actor, owner, provider) -> str``, wherever it lives."""
-    for module in ("byok_core.keytest", "byok_core.keys", "byok_core.chat", "byok_core.adapters"):
-        try:
-            fn = getattr(importlib.import_module(module), "test_key", None)
-        except ImportError:
-            continue
-        if callable(fn):
-            return fn
-    return None
+    """byok_core.keytest.test_key(rt, actor, owner, provider) -> str, if this server has it."""
+    try:
+        return importlib.import_module("byok_core.keytest").test_key
+    except (ImportError, AttributeError):
+        return None
 
 
 def _flash(prefix: str, kind: str, message: str) -> None:
@@ -57,6 +53,7 @@ def _save(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, prefix: s
     raw = st.session_state.get(f"{form}_key", "")
     label = st.session_state.get(f"{form}_label", "")
     base_url = st.session_state.get(f"{form}_url", "") or None
+    st.session_state[f"{form}_key"] = ""  # never keep or send the key back to the browser
     try:
         info = keys.store(rt, actor, owner, provider, raw, label=label, base_url=base_url)
     except ByokError as exc:
@@ -64,8 +61,6 @@ def _save(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, prefix: s
     else:
         _flash(prefix, "success", f"Saved the {provider.label} key {info.mask}. Any older {provider.label} key "
                                   f"of this owner is now marked replaced.")
-    finally:
-        raw = None  # noqa: F841 - drop our reference to the plaintext
 
 
 def _test(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, prefix: str) -> None:
@@ -77,8 +72,8 @@ def _test(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, prefix: s
         message = test_key(rt, actor, owner, provider)
     except ByokError as exc:
         _flash(prefix, "error", f"{provider.label} test failed: {exc}")
-    else:
-        _flash(prefix, "success", f"{provider.label}: {message}")
+    else:  # a rejected key is an answer, not an exception: say it plainly either way
+        _flash(prefix, "success" if message.startswith("OK") else "error", f"{provider.label}: {message}")
 
 
 def _delete(rt: Runtime, actor: Actor, owner: Owner, key_id: str, prefix: str) -> None:

@@ -39,9 +39,12 @@ def use_environment(monkeypatch, environ: dict[str, str]) -> None:
 
 
 def clear_runtime() -> None:
+    import streamlit as st
+
     from byok_ui.state import get_runtime
 
     get_runtime.clear()
+    st.cache_data.clear()
 
 
 def app_test(timeout: float = 30):

@@ -3,6 +3,8 @@
 import streamlit as st
 
 from byok_core import conversations as convs
+from byok_core import keys
+from byok_core.keys import Owner
 from byok_core.errors import ByokError, NotFoundError
 from byok_core.providers import Provider, ProviderKind
 from byok_ui import chat_view, state
@@ -12,20 +14,35 @@ rt, uid = c.rt, c.user.id
 
 try:
     from byok_core import chat
+    from byok_core.adapters import ADAPTERS
 except ImportError:  # the orchestration module is not installed on this server yet
-    chat = None
+    chat, ADAPTERS = None, {}
 
 CHAT_PROVIDERS = Provider.of_kind(ProviderKind.CHAT)
 SEARCH_PROVIDERS = Provider.of_kind(ProviderKind.SEARCH)
 
 
 @st.cache_data(ttl=600, max_entries=500, show_spinner=False)
-def model_options(_rt, user_id: int, provider: Provider) -> list[str]:
-    """The provider's models for this user's key (cached 10 minutes per user and provider)."""
+def model_options(_rt, user_id: int, provider: Provider, key_version: str) -> list[str]:
+    """The provider's models for this user's key, cached 10 minutes per user, provider and key
+    (``key_version`` changes when a key is saved, so a new key or endpoint lists afresh)."""
     try:
         return list(chat.list_models(_rt, user_id=user_id, provider=provider))
     except ByokError:
         return []
+
+
+def key_version(provider: Provider) -> str:
+    mine = [k.id for k in keys.list_keys(rt, c.actor, Owner.user(uid)) if k.active and k.provider is provider]
+    return f"{rt.settings.database_url}|{mine[0] if mine else keys.sources(rt, uid).get(provider)}"
+
+
+def default_model_index(provider: Provider, options: list[str]) -> int | None:
+    current = st.session_state.get("chat_model")
+    if current in options:
+        return options.index(current)
+    default = getattr(ADAPTERS.get(provider), "default_model", None)
+    return options.index(default) if default in options else (0 if options else None)
 
 
 def _select_conversation(conv_id: int | None) -> None:
@@ -70,6 +87,13 @@ if current_id is not None:
         current = convs.get(rt, uid, current_id)
     except NotFoundError:
         st.session_state.chat_conv = current_id = None
+# The chat input's value for this run, read before anything is drawn so that a first message
+# creates its conversation in time for the title and the sidebar list.
+prompt = st.session_state.get("chat_prompt") if chat else None
+if prompt and current is None and st.session_state.get("chat_model"):
+    current = convs.create(rt, uid, convs.title_from(prompt), provider=st.session_state.chat_provider.value,
+                           model=st.session_state.chat_model)
+    st.session_state.chat_conv = current_id = current.id
 conversation_list = convs.list_conversations(rt, uid, limit=100)
 
 # --- sidebar: conversations ----------------------------------------------------------------
@@ -95,10 +119,12 @@ if chat is None:
 with st.container(horizontal=True, vertical_alignment="bottom"):
     provider = st.selectbox("Provider", CHAT_PROVIDERS, format_func=lambda p: p.label, key="chat_provider",
                             width=220, on_change=lambda: st.session_state.pop("chat_model", None))
-    options = model_options(rt, uid, provider)
+    options = model_options(rt, uid, provider, key_version(provider))
     if st.session_state.get("chat_model") not in options and st.session_state.get("chat_model"):
         options = [st.session_state.chat_model, *options]
-    model = st.selectbox("Model", options, key="chat_model", accept_new_options=True, width=300,
+    index = default_model_index(provider, options)
+    st.session_state.pop("chat_model", None) if index is None else None
+    model = st.selectbox("Model", options, index=index, key="chat_model", accept_new_options=True, width=300,
                          placeholder="type a model name",
                          help="Pick from the provider's list, or type any model name.")
     use_search = st.toggle("Web search", key="chat_search",
@@ -130,16 +156,12 @@ if not history:
     st.caption("Ask anything. Replies stream in as they arrive; every reply says which key paid for it.")
 
 # --- new message ---------------------------------------------------------------------------
-prompt = st.chat_input("Your message", key="chat_prompt", max_chars=100_000)
+st.chat_input("Your message", key="chat_prompt", max_chars=100_000)
 if prompt:
-    if not model:
+    if not model or current is None:
         st.error("Choose or type a model first.")
         st.stop()
-    if current is None:
-        current = convs.create(rt, uid, convs.title_from(prompt), provider=provider.value, model=model)
-        st.session_state.chat_conv = current.id
-    else:
-        convs.set_model(rt, uid, current.id, provider.value, model)
+    convs.set_model(rt, uid, current.id, provider.value, model)
     convs.add_message(rt, uid, current.id, "user", prompt)
     messages = [chat.ChatMessage(m.role, m.content) for m in history if m.content]
     messages.append(chat.ChatMessage("user", prompt))
@@ -157,5 +179,3 @@ if prompt:
             meta = chat_view.result_meta(result)
             convs.add_message(rt, uid, current.id, "assistant", result.text or "", meta)
             chat_view.show_reply_footer(meta)
-    if len(history) == 0:
-        st.rerun()  # show the new conversation's title and its place in the list

@@ -1,0 +1,166 @@
+"""AppTest: the Chat and Search pages against loopback fake providers."""
+
+from __future__ import annotations
+
+import pytest
+
+from byok_core import conversations as convs
+from byok_core import keys
+from byok_core.keys import Actor, Owner
+from byok_core.providers import Provider
+from byok_ui.testing import app_test, clear_runtime, make_user, open_page, sign_in, use_environment
+from fakeproviders import FakeProvider
+
+
+@pytest.fixture
+def app(environ, rt, monkeypatch):
+    use_environment(monkeypatch, environ)
+    yield
+    clear_runtime()
+
+
+def page(rt, user, name="chat"):
+    at = app_test()
+    sign_in(at, rt, user)
+    at.run()
+    open_page(at, name).run()
+    assert not at.exception
+    return at
+
+
+def ask(at, text: str):
+    at.chat_input(key="chat_prompt").set_value(text).run()
+    assert not at.exception
+    return at
+
+
+def chat_env(environ, monkeypatch, *fakes):
+    env = dict(environ)
+    for fake in fakes:
+        env.update(fake.env())
+    use_environment(monkeypatch, env)
+
+
+def test_reply_is_streamed_stored_and_says_who_paid(app, rt, environ, monkeypatch):
+    ann = make_user(rt, "ann")
+    keys.store(rt, Actor.of(ann), Owner.user(ann.id), Provider.OPENAI, "sk-ann-key-1234")
+    with FakeProvider(Provider.OPENAI, reply="Hello from the fake model") as fake:
+        chat_env(environ, monkeypatch, fake)
+        at = page(rt, ann)
+        assert at.selectbox(key="chat_provider").value is Provider.OPENAI  # default: first usable key
+        assert at.selectbox(key="chat_model").value == "gpt-4o-mini"
+        ask(at, "Say hello")
+    assert at.title[0].value == "Say hello"  # the new conversation is titled from the first prompt
+    replies = [m for m in at.chat_message if m.name == "assistant"]
+    assert replies and replies[-1].markdown[0].value == "Hello from the fake model"
+    caption = replies[-1].caption[-1].value
+    assert "Paid by your key" in caption and "gpt-4o-mini" in caption and "tokens" in caption
+    assert "$0.00 " not in caption + " "
+    [conv] = convs.list_conversations(rt, ann.id)
+    stored = convs.messages(rt, ann.id, conv.id)
+    assert [m.role for m in stored] == ["user", "assistant"]
+    assert stored[1].meta["key_source"] == "user" and stored[1].meta["status"] == "ok"
+    assert any(b.label == "Say hello" for b in at.button)  # listed in the sidebar
+
+
+def test_unknown_price_is_shown_as_unknown_and_team_key_named(app, rt, environ, monkeypatch):
+    boss, mem = make_user(rt, "boss", admin=True), make_user(rt, "mem")
+    keys.store(rt, Actor.of(boss), Owner.team(), Provider.OPENAI, "sk-team-key-1234")
+    with FakeProvider(Provider.OPENAI, reply="ok", models=["house-model-x"]) as fake:
+        chat_env(environ, monkeypatch, fake)
+        at = page(rt, mem)
+        ask(at, "hi")
+    caption = [m for m in at.chat_message if m.name == "assistant"][-1].caption[-1].value
+    assert "Paid by the team's key" in caption and "cost unknown" in caption
+
+
+def test_no_key_links_to_the_keys_page(app, rt):
+    ann = make_user(rt, "ann")
+    at = page(rt, ann)
+    at.selectbox(key="chat_model").set_value("gpt-4o-mini")
+    ask(at, "hello?")
+    assert at.error and "No API key for OpenAI" in at.error[0].value
+    assert any("Keys page" in link.value for link in at.page_link)
+
+
+def test_rejected_key_and_rate_limit_and_cut_off_in_plain_words(app, rt, environ, monkeypatch):
+    ann = make_user(rt, "ann")
+    keys.store(rt, Actor.of(ann), Owner.user(ann.id), Provider.OPENAI, "sk-wrong-key-0000")
+    with FakeProvider(Provider.OPENAI, expect_key="sk-right-key") as fake:
+        chat_env(environ, monkeypatch, fake)
+        at = page(rt, ann)
+        ask(at, "one")
+        assert at.error and "sk-wrong-key-0000" not in at.error[-1].value
+        assert any("Keys page" in link.value for link in at.page_link)
+    with FakeProvider(Provider.OPENAI, status=429, error_headers={"retry-after": "17"}) as fake:
+        chat_env(environ, monkeypatch, fake)
+        at = page(rt, ann)
+        ask(at, "two")
+        assert at.warning and "17 seconds" in at.warning[-1].value
+    with FakeProvider(Provider.OPENAI, reply="partial text that goes on", cut_after=2) as fake:
+        chat_env(environ, monkeypatch, fake)
+        at = page(rt, ann)
+        ask(at, "three")
+        assert at.warning and "partial reply above is kept" in at.warning[-1].value
+    [conv] = [c for c in convs.list_conversations(rt, ann.id) if c.title == "three"]
+    reply = convs.messages(rt, ann.id, conv.id)[-1]
+    assert reply.meta["status"] == "cut_off" and reply.content  # the partial text is kept
+
+
+def test_conversations_are_private_and_can_be_renamed_and_deleted(app, rt):
+    ann, bob = make_user(rt, "ann"), make_user(rt, "bob")
+    mine = convs.create(rt, ann.id, "ann's secret plans")
+    convs.add_message(rt, ann.id, mine.id, "user", "the secret content")
+    at = page(rt, bob)
+    assert all("secret" not in b.label for b in at.button)
+    at.session_state["chat_conv"] = mine.id  # even a forged id shows nothing of ann's
+    at.run()
+    assert not at.exception
+    assert "secret" not in repr(at._tree)
+
+    at = page(rt, ann)
+    at.button(key=f"chat_conv_{mine.id}").click().run()
+    assert at.title[0].value == "ann's secret plans"
+    assert at.chat_message[0].markdown[0].value == "the secret content"
+    at.text_input(key="chat_rename").set_value("renamed")
+    at.button(key="chat_rename_btn").click().run()
+    assert convs.get(rt, ann.id, mine.id).title == "renamed"
+    at.button(key="chat_delete").click().run()
+    assert convs.list_conversations(rt, ann.id)  # asks first
+    at.button(key="chat_delete_yes").click().run()
+    assert not at.exception
+    assert convs.list_conversations(rt, ann.id) == []
+    assert at.title[0].value == "Chat"
+
+
+def test_web_search_sources_are_listed_under_the_reply(app, rt, environ, monkeypatch):
+    ann = make_user(rt, "ann")
+    keys.store(rt, Actor.of(ann), Owner.user(ann.id), Provider.OPENAI, "sk-ann-key-1234")
+    keys.store(rt, Actor.of(ann), Owner.user(ann.id), Provider.TAVILY, "tvly-ann-key-1234")
+    with FakeProvider(Provider.OPENAI, reply="See [1].") as chat_fake, FakeProvider(Provider.TAVILY) as search_fake:
+        chat_env(environ, monkeypatch, chat_fake, search_fake)
+        at = page(rt, ann)
+        at.toggle(key="chat_search").set_value(True).run()
+        at.selectbox(key="chat_search_provider").set_value(Provider.TAVILY).run()
+        ask(at, "what is an example?")
+    reply = [m for m in at.chat_message if m.name == "assistant"][-1]
+    sources = reply.expander[0].markdown[0].value
+    assert "[Example One](https://example.com/one)" in sources
+
+
+def test_search_page_side_by_side(app, rt, environ, monkeypatch):
+    ann = make_user(rt, "ann")
+    keys.store(rt, Actor.of(ann), Owner.user(ann.id), Provider.TAVILY, "tvly-ann-key-1234")
+    keys.store(rt, Actor.of(ann), Owner.user(ann.id), Provider.BRAVE, "brave-ann-key-1234")
+    with FakeProvider(Provider.TAVILY) as tavily, FakeProvider(Provider.BRAVE) as brave:
+        chat_env(environ, monkeypatch, tavily, brave)
+        at = page(rt, ann, "search")
+        at.text_input(key="search_query").set_value("example")
+        at.session_state["search_providers"] = [Provider.BRAVE, Provider.TAVILY]
+        at.button(key="FormSubmitter:search_form-Search").click().run()
+        assert not at.exception
+    assert [s.value for s in at.subheader] == ["Brave Search", "Tavily"]
+    assert len(at.dataframe) == 2
+    frame = at.dataframe[0].value
+    assert list(frame["URL"])[:1] == ["https://example.com/one"]
+    assert set(frame.columns) >= {"Title", "URL", "Snippet", "Provider"}
