@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from byok_core.models import AuditEvent
@@ -12,5 +13,7 @@ def record(session: Session, actor: str, action: str, target: str = "", detail: 
     session.add(AuditEvent(actor=actor[:80], action=action, target=target[:200], detail=detail[:500]))
 
 
-def recent(session: Session, limit: int = 200) -> list[AuditEvent]:
-    return list(session.exec(select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(limit)))
+def recent(engine: Engine, limit: int = 200) -> list[AuditEvent]:
+    """The newest events first."""
+    with Session(engine) as session:
+        return list(session.exec(select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(limit)))

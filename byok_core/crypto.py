@@ -110,7 +110,7 @@ class Keyring:
         if key is None:
             raise DecryptionError(f"sealed with master key {key_id}, which is not configured")
         try:
-            raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+            raw = base64.b64decode(body + "=" * (-len(body) % 4), altchars=b"-_", validate=True)
         except (binascii.Error, ValueError):
             raise DecryptionError("malformed value (not base64url)") from None
         if len(raw) < NONCE_BYTES + TAG_BYTES:

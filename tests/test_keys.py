@@ -1,0 +1,274 @@
+"""The key service on a real database: store, replace, delete, list, resolve, rotate."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+import sqlalchemy as sa
+
+from byok_core import accounts, audit, keys
+from byok_core.crypto import gen_key
+from byok_core.errors import (
+    KeyUnreadableError, NoKeyError, NotFoundError, PermissionDenied, UnknownProviderError, ValidationError,
+)
+from byok_core.keys import Actor, Owner
+from byok_core.models import ApiKey, KeySource, Role
+from byok_core.providers import Provider
+from byok_core.runtime import open_runtime
+from sqlmodel import Session, select
+
+ALICE_KEY = "sk-alice-secret-AAAAAAAAAAAAAAAAAAAA1111"
+BOB_KEY = "sk-bob-secret-BBBBBBBBBBBBBBBBBBBBBB2222"
+TEAM_KEY = "sk-team-secret-TTTTTTTTTTTTTTTTTTTTT3333"
+ENV_KEY = "sk-env-secret-EEEEEEEEEEEEEEEEEEEEEE4444"
+ALL = (ALICE_KEY, BOB_KEY, TEAM_KEY, ENV_KEY)
+
+
+@pytest.fixture
+def people(rt):
+    alice = accounts.create_user(rt.engine, "alice", "alice-password")
+    bob = accounts.create_user(rt.engine, "bob", "bob-password")
+    admin = accounts.create_user(rt.engine, "root", "root-password", Role.ADMIN)
+    return Actor.of(alice), Actor.of(bob), Actor.of(admin)
+
+
+def dump_database(rt) -> str:
+    """Every value in every table, as text: what an attacker with the database would see."""
+    out = []
+    with rt.engine.connect() as conn:
+        for table in sa.inspect(conn).get_table_names():
+            out += [repr(tuple(r)) for r in conn.execute(sa.text(f'SELECT * FROM "{table}"'))]
+    if rt.engine.url.get_backend_name() == "sqlite":  # the raw bytes too, WAL included
+        path = rt.engine.url.database
+        for suffix in ("", "-wal"):
+            try:
+                out.append(open(path + suffix, "rb").read().decode("latin-1"))
+            except FileNotFoundError:
+                pass
+    return "\n".join(out)
+
+
+def assert_no_plaintext(text: str) -> None:
+    for key in ALL:
+        assert key not in text
+        assert key[-8:] not in text  # not even a tail longer than the mask
+
+
+def test_store_list_and_resolve_own_key(rt, people, caplog):
+    caplog.set_level(logging.DEBUG)
+    alice, _, _ = people
+    info = keys.store(rt, alice, Owner.user(alice.user_id), Provider.OPENAI, f"  {ALICE_KEY}\n", label="work")
+    assert info.mask == "sk-…1111" and info.label == "work" and info.active
+    listed = keys.list_keys(rt, alice, Owner.user(alice.user_id))
+    assert [k.id for k in listed] == [info.id]
+    resolved = keys.resolve(rt, alice.user_id, Provider.OPENAI)
+    assert resolved.secret.reveal() == ALICE_KEY
+    assert resolved.source is KeySource.USER
+    assert resolved.base_url == "https://api.openai.com/v1"
+    for text in (repr(info), repr(listed), repr(resolved), str(resolved), dump_database(rt), caplog.text):
+        assert_no_plaintext(text)
+
+
+def test_precedence_user_then_team_then_env(environ, people):
+    rt = open_runtime({**environ, "OPENAI_API_KEY": ENV_KEY, "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
+    alice, bob, admin = people
+    assert keys.resolve(rt, alice.user_id, Provider.OPENAI).source is KeySource.ENV
+    assert keys.resolve(rt, alice.user_id, Provider.OPENAI).base_url == "http://127.0.0.1:9/v1"
+    keys.store(rt, admin, Owner.team(), Provider.OPENAI, TEAM_KEY)
+    team = keys.resolve(rt, alice.user_id, Provider.OPENAI)
+    assert (team.source, team.secret.reveal()) == (KeySource.TEAM, TEAM_KEY)
+    keys.store(rt, alice, Owner.user(alice.user_id), Provider.OPENAI, ALICE_KEY)
+    own = keys.resolve(rt, alice.user_id, Provider.OPENAI)
+    assert (own.source, own.secret.reveal()) == (KeySource.USER, ALICE_KEY)
+    assert keys.resolve(rt, bob.user_id, Provider.OPENAI).secret.reveal() == TEAM_KEY  # not Alice's
+    assert keys.resolve(rt, None, Provider.OPENAI).secret.reveal() == TEAM_KEY  # CLI without --user
+    assert keys.sources(rt, alice.user_id)[Provider.OPENAI] is KeySource.USER
+    assert keys.sources(rt, bob.user_id)[Provider.OPENAI] is KeySource.TEAM
+    assert keys.sources(rt, bob.user_id)[Provider.ANTHROPIC] is None
+    with pytest.raises(NoKeyError, match="Keys page"):
+        keys.resolve(rt, bob.user_id, Provider.ANTHROPIC)
+
+
+def test_new_key_replaces_the_active_one(rt, people):
+    alice, _, _ = people
+    owner = Owner.user(alice.user_id)
+    first = keys.store(rt, alice, owner, Provider.OPENAI, ALICE_KEY)
+    second = keys.store(rt, alice, owner, Provider.OPENAI, "sk-alice-second-key-000000000000")
+    listed = {k.id: k.active for k in keys.list_keys(rt, alice, owner)}
+    assert listed == {first.id: False, second.id: True}
+    assert keys.resolve(rt, alice.user_id, Provider.OPENAI).secret.reveal().startswith("sk-alice-second")
+    actions = [e.action for e in audit.recent(rt.engine)]
+    assert actions[:2] == ["key.replace", "key.store"]
+
+
+def test_one_user_cannot_list_resolve_or_delete_anothers_key(rt, people):
+    alice, bob, _ = people
+    info = keys.store(rt, alice, Owner.user(alice.user_id), Provider.ANTHROPIC, ALICE_KEY)
+    assert keys.list_keys(rt, bob, Owner.user(bob.user_id)) == []
+    with pytest.raises(NoKeyError):
+        keys.resolve(rt, bob.user_id, Provider.ANTHROPIC)
+    with pytest.raises(NotFoundError) as theirs:
+        keys.delete(rt, bob, Owner.user(bob.user_id), info.id)
+    with pytest.raises(NotFoundError) as missing:
+        keys.delete(rt, bob, Owner.user(bob.user_id), "0" * 32)
+    assert str(theirs.value) == str(missing.value)  # indistinguishable
+    with pytest.raises(PermissionDenied):  # naming Alice as the owner does not help
+        keys.list_keys(rt, bob, Owner.user(alice.user_id))
+    with pytest.raises(PermissionDenied):
+        keys.store(rt, bob, Owner.team(), Provider.OPENAI, BOB_KEY)
+    assert keys.resolve(rt, alice.user_id, Provider.ANTHROPIC).secret.reveal() == ALICE_KEY
+
+
+def test_delete_removes_the_key(rt, people):
+    alice, _, _ = people
+    owner = Owner.user(alice.user_id)
+    info = keys.store(rt, alice, owner, Provider.TAVILY, "tvly-abcdefghijklmnopqrstuvwxyz")
+    keys.delete(rt, alice, owner, info.id)
+    assert keys.list_keys(rt, alice, owner) == []
+    with pytest.raises(NoKeyError):
+        keys.resolve(rt, alice.user_id, Provider.TAVILY)
+    with pytest.raises(NotFoundError):
+        keys.delete(rt, alice, owner, info.id)
+
+
+@pytest.mark.parametrize("raw, message", [
+    ("", "empty"),
+    ("   \t\n", "white space"),
+    ("sk-abc\x00def1234567890", "control characters"),
+    ("sk-abc\u200bdef1234567890", "control characters"),
+    ("sk-abc def1234567890", "spaces"),
+    ("x" * 513, "longer than 512"),
+])
+def test_bad_keys_get_clear_messages_and_store_nothing(rt, people, raw, message):
+    alice, _, _ = people
+    with pytest.raises(ValidationError, match=message) as info:
+        keys.store(rt, alice, Owner.user(alice.user_id), Provider.OPENAI, raw)
+    assert raw.strip() == "" or raw.strip() not in str(info.value)
+    assert keys.list_keys(rt, alice, Owner.user(alice.user_id)) == []
+
+
+def test_unknown_provider_and_base_url_rules(rt, people):
+    alice, _, _ = people
+    with pytest.raises(UnknownProviderError, match="openai, anthropic"):
+        Provider.parse("gpt")
+    owner = Owner.user(alice.user_id)
+    with pytest.raises(ValidationError, match="base URL"):
+        keys.store(rt, alice, owner, Provider.OPENAI_COMPATIBLE, ALICE_KEY)
+    with pytest.raises(ValidationError, match="leave the base URL empty"):
+        keys.store(rt, alice, owner, Provider.OPENAI, ALICE_KEY, base_url="https://evil.example")
+    with pytest.raises(ValidationError, match="metadata|link-local"):
+        keys.store(rt, alice, owner, Provider.OPENAI_COMPATIBLE, ALICE_KEY, base_url="http://169.254.169.254/v1")
+    with pytest.raises(ValidationError, match="BYOK_ALLOW_PRIVATE_ENDPOINTS"):
+        keys.store(rt, alice, owner, Provider.OPENAI_COMPATIBLE, ALICE_KEY, base_url="http://127.0.0.1:11434/v1")
+    info = keys.store(rt, alice, owner, Provider.OPENAI_COMPATIBLE, ALICE_KEY, base_url="https://openrouter.ai/api/v1/")
+    assert info.base_url == "https://openrouter.ai/api/v1"
+    assert keys.resolve(rt, alice.user_id, Provider.OPENAI_COMPATIBLE).base_url == "https://openrouter.ai/api/v1"
+
+
+def test_eight_concurrent_saves_leave_exactly_one_active_key(rt, people):
+    alice, _, _ = people
+    owner = Owner.user(alice.user_id)
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def save(i: int) -> None:
+        try:
+            barrier.wait()
+            keys.store(rt, alice, owner, Provider.OPENAI, f"sk-concurrent-{i}-xxxxxxxxxxxxxxxx")
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=save, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    listed = keys.list_keys(rt, alice, owner)
+    assert len(listed) == 8
+    assert sum(k.active for k in listed) == 1
+
+
+def test_database_refuses_a_second_active_key(rt, people):
+    """The guarantee is the partial unique index, not only the service's update-then-insert."""
+    alice, _, _ = people
+    keys.store(rt, alice, Owner.user(alice.user_id), Provider.OPENAI, ALICE_KEY)
+    with Session(rt.engine) as session:
+        row = session.exec(select(ApiKey)).one()
+        clone = ApiKey(**{**row.model_dump(), "id": "f" * 32})
+        session.add(clone)
+        with pytest.raises(sa.exc.IntegrityError):
+            session.commit()
+
+
+def test_unreadable_row_is_reported_kept_and_audited(environ, people):
+    alice, _, _ = people
+    rt = open_runtime(environ)
+    keys.store(rt, alice, Owner.user(alice.user_id), Provider.OPENAI, ALICE_KEY)
+    wrong = open_runtime({**environ, "ENCRYPTION_KEY": gen_key()})
+    with pytest.raises(KeyUnreadableError, match="cannot be decrypted") as info:
+        keys.resolve(wrong, alice.user_id, Provider.OPENAI)
+    assert_no_plaintext(str(info.value))
+    report = keys.scan(wrong)
+    assert len(report.unreadable) == 1 and report.per_key_id == {rt.keyring.primary.key_id: 1}
+    rotated = keys.rotate(wrong)
+    assert rotated.rotated == 0 and len(rotated.unreadable) == 1
+    # Nothing was destroyed: the right key still reads it.
+    assert keys.resolve(rt, alice.user_id, Provider.OPENAI).secret.reveal() == ALICE_KEY
+    assert "key.decrypt_failed" in [e.action for e in audit.recent(rt.engine)]
+
+
+def _ring_env(environ, primary, *fallbacks):
+    return {**environ, "ENCRYPTION_KEY": primary, "ENCRYPTION_KEY_FALLBACKS": ",".join(fallbacks)}
+
+
+def test_rotation_with_fallbacks_is_rerunnable_and_dry_run_writes_nothing(environ, people):
+    alice, _, admin = people
+    old, new = environ["ENCRYPTION_KEY"], gen_key()
+    rt_old = open_runtime(environ)
+    keys.store(rt_old, alice, Owner.user(alice.user_id), Provider.OPENAI, ALICE_KEY)
+    keys.store(rt_old, admin, Owner.team(), Provider.BRAVE, TEAM_KEY)
+    rt = open_runtime(_ring_env(environ, new, old))
+    before = dump_database(rt)
+    dry = keys.rotate(rt, dry_run=True)
+    assert dry.rotated == 2 and dump_database(rt) == before
+    done = keys.rotate(rt)
+    assert (done.rotated, done.current) == (2, 0)
+    assert done.per_key_id == {rt_old.keyring.primary.key_id: 2}
+    again = keys.rotate(rt)
+    assert (again.rotated, again.current) == (0, 2)
+    only_new = open_runtime(_ring_env(environ, new))
+    assert keys.resolve(only_new, alice.user_id, Provider.OPENAI).secret.reveal() == ALICE_KEY
+    assert keys.resolve(only_new, None, Provider.BRAVE).secret.reveal() == TEAM_KEY
+    assert_no_plaintext(dump_database(rt))
+
+
+def test_rotation_interrupted_half_way_leaves_every_row_readable(environ, people, monkeypatch):
+    alice, _, admin = people
+    old, new = environ["ENCRYPTION_KEY"], gen_key()
+    rt_old = open_runtime(environ)
+    providers = [Provider.OPENAI, Provider.ANTHROPIC, Provider.GOOGLE, Provider.BRAVE]
+    for p in providers:
+        keys.store(rt_old, alice, Owner.user(alice.user_id), p, f"{p.value}-secret-value-123456789")
+    rt = open_runtime(_ring_env(environ, new, old))
+    calls = {"n": 0}
+    real_encrypt = rt.keyring.encrypt
+
+    def failing_encrypt(plaintext, context):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError("disk full")
+        return real_encrypt(plaintext, context)
+
+    monkeypatch.setattr(rt.keyring, "encrypt", failing_encrypt)
+    with pytest.raises(OSError):
+        keys.rotate(rt)
+    monkeypatch.undo()
+    assert keys.scan(rt).unreadable == []
+    for p in providers:
+        assert keys.resolve(rt, alice.user_id, p).secret.reveal() == f"{p.value}-secret-value-123456789"
+    assert sorted(keys.scan(rt).per_key_id.values()) == [2, 2]  # two rotated, two still old
+    assert keys.rotate(rt).rotated == 2  # a rerun finishes the job
+    assert keys.scan(rt).per_key_id == {rt.keyring.primary.key_id: 4}
