@@ -8,7 +8,7 @@ from byok_core import keys
 from byok_core.adapters import ADAPTERS
 from byok_core.adapters.base import check_target, client_for
 from byok_core.adapters.errors import ProviderError
-from byok_core.errors import NotFoundError
+from byok_core.errors import NoKeyError, NotFoundError
 from byok_core.models import KeySource, OwnerKind
 from byok_core.providers import Provider
 from byok_core.runtime import Runtime
@@ -21,8 +21,11 @@ def test_key(rt: Runtime, actor: keys.Actor, owner: keys.Owner, provider: Provid
     Stamps the key's last-used time and test status ("ok" or the error kind)."""
     actor.check_may_manage(owner)
     is_user = owner.kind is OwnerKind.USER
-    key = keys.resolve(rt, owner.id if is_user else None, provider)
-    if key.source is not (KeySource.USER if is_user else KeySource.TEAM):
+    try:
+        key = keys.resolve(rt, owner.id if is_user else None, provider)
+    except NoKeyError:
+        key = None
+    if key is None or key.source is not (KeySource.USER if is_user else KeySource.TEAM):
         raise NotFoundError(f"There is no saved {provider.label} key for {owner} to test.")
     check_target(key, rt.settings.allow_private_endpoints)
     try:

@@ -13,7 +13,7 @@ from importlib import import_module
 
 from byok_core.errors import ByokError
 
-COMMANDS = ["vault", "users", "keys"]
+COMMANDS = ["vault", "users", "keys", "calls"]
 
 
 def build_parser() -> argparse.ArgumentParser:

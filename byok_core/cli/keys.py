@@ -1,8 +1,10 @@
-"""`byok keys set|list|delete`: keys are read from stdin, never from arguments."""
+"""`byok keys set|list|delete|test`: keys are read from stdin, never from arguments."""
 
 from __future__ import annotations
 
-from byok_core import keys
+import sys
+
+from byok_core import keys, keytest
 from byok_core.cli.common import add_owner_args, owner_of, print_table, read_secret, runtime
 from byok_core.keys import Actor
 from byok_core.providers import Provider
@@ -27,6 +29,10 @@ def register(sub) -> None:
     p.add_argument("id")
     add_owner_args(p)
     p.set_defaults(func=cmd_delete)
+    p = group.add_parser("test", help="check a stored key with the provider's cheapest authenticated call")
+    add_owner_args(p)
+    p.add_argument("--provider", required=True, type=Provider.arg, metavar="P", help=", ".join(Provider))
+    p.set_defaults(func=cmd_test)
 
 
 def cmd_set(args) -> int:
@@ -53,3 +59,13 @@ def cmd_delete(args) -> int:
     keys.delete(rt, Actor.operator(), owner_of(rt, args), args.id)
     print(f"deleted key {args.id}")
     return 0
+
+
+def cmd_test(args) -> int:
+    rt = runtime()
+    outcome = keytest.test_key(rt, Actor.operator(), owner_of(rt, args), args.provider)
+    if outcome.startswith("OK"):
+        print(outcome)
+        return 0
+    print(f"byok: {outcome}", file=sys.stderr)
+    return 1

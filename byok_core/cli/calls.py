@@ -1,0 +1,81 @@
+"""`byok chat` and `byok search`: the same calls as the UI, logged in the usage table the same way.
+
+Without --user only the team's and the server's keys can pay."""
+
+from __future__ import annotations
+
+import sys
+
+from byok_core import accounts, chat
+from byok_core.chat import ChatMessage
+from byok_core.cli.common import print_table, runtime
+from byok_core.providers import Provider, ProviderKind
+from byok_core.search import MAX_RESULTS, run_search
+
+
+def _ids(kind: ProviderKind) -> str:
+    return ", ".join(p.value for p in Provider.of_kind(kind))
+
+
+def register(sub) -> None:
+    p = sub.add_parser("chat", help="stream a reply to stdout; usage is logged as in the UI")
+    p.add_argument("--provider", required=True, type=Provider.arg, metavar="P", help=_ids(ProviderKind.CHAT))
+    p.add_argument("--model", default="", metavar="M", help="model id (default: the provider's default model)")
+    p.add_argument("--user", metavar="NAME", help="use this user's keys first (default: team and server keys only)")
+    p.add_argument("--search", type=Provider.arg, metavar="SEARCH_PROVIDER",
+                   help=f"search the web first and cite the results ({_ids(ProviderKind.SEARCH)})")
+    p.add_argument("prompt", nargs="+", metavar="PROMPT")
+    p.set_defaults(func=cmd_chat)
+    p = sub.add_parser("search", help="run a web search and print the normalized results")
+    p.add_argument("--provider", required=True, type=Provider.arg, metavar="P", help=_ids(ProviderKind.SEARCH))
+    p.add_argument("--user", metavar="NAME", help="use this user's key first (default: team and server keys only)")
+    p.add_argument("--limit", type=int, default=10, metavar="N", help=f"number of results, 1 to {MAX_RESULTS}")
+    p.add_argument("query", nargs="+", metavar="QUERY")
+    p.set_defaults(func=cmd_search)
+
+
+def _user_id(rt, name: str | None) -> int | None:
+    return accounts.get_user(rt.engine, name).id if name else None
+
+
+def cmd_chat(args) -> int:
+    rt = runtime()
+    stream = chat.stream_chat(rt, user_id=_user_id(rt, args.user), provider=args.provider, model=args.model,
+                              messages=[ChatMessage("user", " ".join(args.prompt))], search_provider=args.search)
+    for delta in stream:
+        sys.stdout.write(delta)
+        sys.stdout.flush()
+    result = stream.result
+    if result.text and not result.text.endswith("\n"):
+        sys.stdout.write("\n")
+    for source in result.sources:
+        print(f"[{source.rank}] {source.title} — {source.url}")
+    sys.stdout.flush()
+    tokens = f"{_n(result.input_tokens)} in / {_n(result.output_tokens)} out tokens"
+    cost = f"${result.cost_usd:.6f}" if result.cost_usd is not None else "cost unknown"
+    print(f"[{result.provider.value} {result.model}, {result.key_source.value} key, {tokens}, {cost}, "
+          f"{result.latency_ms} ms, {result.status}]", file=sys.stderr)
+    if result.error is not None:
+        raise result.error
+    return 0
+
+
+def _n(value: int | None) -> str:
+    return "?" if value is None else str(value)
+
+
+def cmd_search(args) -> int:
+    rt = runtime()
+    results = run_search(rt, user_id=_user_id(rt, args.user), provider=args.provider, query=" ".join(args.query),
+                         limit=args.limit)
+    if not results:
+        print("no results")
+        return 0
+    print_table(["#", "title", "url", "snippet", "provider"], [
+        [r.rank, _short(r.title, 60), r.url, _short(r.snippet, 80), r.provider.value] for r in results
+    ])
+    return 0
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -1,0 +1,130 @@
+"""`byok chat`, `byok search` and `byok keys test` against real loopback servers."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+
+import pytest
+
+from byok_core import accounts, keys
+from byok_core.cli import main
+from byok_core.keys import Actor, Owner
+from byok_core.providers import Provider
+from callhelpers import usage_rows
+from fakeproviders import FakeProvider
+
+TEAM_KEY = "sk-cli-team-tttttttttttttttttttt1234"
+ALICE_KEY = "sk-cli-alice-aaaaaaaaaaaaaaaaaaa5678"
+
+
+@pytest.fixture
+def cli_env(monkeypatch, environ):
+    """Point the CLI's os.environ at the test database, with no provider settings from the machine."""
+    for provider in Provider:
+        for name in (provider.spec.key_env, provider.spec.base_url_env):
+            if name:
+                monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("BYOK_ALLOW_PRIVATE_ENDPOINTS", raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+
+    def set_env(**values: str) -> None:
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+    return set_env
+
+
+def test_chat_streams_to_stdout_and_logs_usage(cli_env, rt, capsys):
+    with FakeProvider(Provider.OPENAI, reply="Hello from the CLI", input_tokens=5, output_tokens=4) as server:
+        cli_env(**server.env(), OPENAI_API_KEY=TEAM_KEY)
+        assert main(["chat", "--provider", "openai", "--model", "gpt-4o-mini", "Say", "hello"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "Hello from the CLI\n"
+    assert "openai gpt-4o-mini, env key, 5 in / 4 out tokens, $" in err and "ok]" in err
+    assert server.requests[0].body["messages"] == [{"role": "user", "content": "Say hello"}]
+    [row] = usage_rows(rt)
+    assert (row.user_id, row.key_source, row.status, row.input_tokens) == (None, "env", "ok", 5)
+
+
+def test_chat_with_user_and_search(cli_env, rt, capsys):
+    alice = accounts.create_user(rt.engine, "alice", "alice-password")
+    keys.store(rt, Actor.operator(), Owner.user(alice.id), Provider.ANTHROPIC, ALICE_KEY)
+    keys.store(rt, Actor.operator(), Owner.team(), Provider.SERPER, TEAM_KEY)
+    with FakeProvider(Provider.ANTHROPIC, reply="See [1].") as llm, FakeProvider(Provider.SERPER) as serper:
+        cli_env(**llm.env(), **serper.env())
+        assert main(["chat", "--provider", "anthropic", "--user", "alice", "--search", "serper", "what?"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("See [1].\n[1] Example One — https://example.com/one\n")
+    assert "user key" in err and llm.sent_keys() == [ALICE_KEY] and serper.sent_keys() == [TEAM_KEY]
+    assert [(r.provider, r.user_id, r.key_source) for r in usage_rows(rt)] == [
+        ("serper", alice.id, "team"), ("anthropic", alice.id, "user")]
+
+
+def test_chat_without_user_cannot_use_a_users_key(cli_env, rt, capsys):
+    alice = accounts.create_user(rt.engine, "alice", "alice-password")
+    keys.store(rt, Actor.operator(), Owner.user(alice.id), Provider.OPENAI, ALICE_KEY)
+    assert main(["chat", "--provider", "openai", "hi"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("byok: No API key for OpenAI") and err.count("\n") == 1
+
+
+def test_chat_cut_off_keeps_text_and_fails(cli_env, rt, capsys):
+    with FakeProvider(Provider.GOOGLE, reply="one two three four", cut_after=2) as server:
+        cli_env(**server.env(), GOOGLE_GENERATIVE_AI_API_KEY=TEAM_KEY)
+        assert main(["chat", "--provider", "google", "hi"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "one two \n"
+    assert "byok: Google Gemini's reply was cut off" in err and "Traceback" not in err
+    assert [r.status for r in usage_rows(rt)] == ["cut_off"]
+
+
+def test_chat_rejected_key_message_has_no_key(cli_env, rt, capsys):
+    with FakeProvider(Provider.OPENAI, expect_key="sk-something-else-000000000") as server:
+        cli_env(**server.env(), OPENAI_API_KEY=TEAM_KEY)
+        assert main(["chat", "--provider", "openai", "hi"]) == 1
+    out, err = capsys.readouterr()
+    assert "byok: OpenAI rejected the server's key sk-…1234" in err
+    assert TEAM_KEY not in out + err and TEAM_KEY[-8:] not in out + err
+
+
+def test_search_prints_a_table(cli_env, rt, capsys):
+    with FakeProvider(Provider.TAVILY) as server:
+        cli_env(**server.env(), TAVILY_API_KEY=TEAM_KEY)
+        assert main(["search", "--provider", "tavily", "--limit", "2", "example", "query"]) == 0
+    out, _ = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0].split() == ["#", "title", "url", "snippet", "provider"]
+    assert lines[1].startswith("1  Example One") and "https://example.com/one" in lines[1] and lines[1].endswith("tavily")
+    assert len(lines) == 3
+    assert server.requests[0].body == {"query": "example query", "max_results": 2}
+
+
+def test_search_error_is_one_sentence(cli_env, rt, capsys):
+    with FakeProvider(Provider.BRAVE, status=429, error_headers={"Retry-After": "30"}) as server:
+        cli_env(**server.env(), BRAVE_API_KEY=TEAM_KEY)
+        assert main(["search", "--provider", "brave", "cats"]) == 1
+    _, err = capsys.readouterr()
+    assert err.startswith("byok: Brave Search is rate-limiting the server's key") and "30 seconds" in err
+    assert err.count("\n") == 1
+
+
+def test_wrong_kind_of_provider(cli_env, rt, capsys):
+    assert main(["search", "--provider", "openai", "cats"]) == 1
+    assert "not a search provider" in capsys.readouterr().err
+
+
+def test_keys_test(cli_env, rt, capsys):
+    keys.store(rt, Actor.operator(), Owner.team(), Provider.FIRECRAWL, TEAM_KEY)
+    with FakeProvider(Provider.FIRECRAWL, expect_key=TEAM_KEY) as server:
+        cli_env(**server.env())
+        assert main(["keys", "test", "--team", "--provider", "firecrawl"]) == 0
+        assert capsys.readouterr().out == "OK: the key works (480 credits left).\n"
+    with FakeProvider(Provider.FIRECRAWL, expect_key="fc-other-000000000000") as server:
+        cli_env(**server.env())
+        assert main(["keys", "test", "--team", "--provider", "firecrawl"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("byok: Firecrawl rejected the team's key") and TEAM_KEY not in err
+    assert main(["keys", "test", "--team", "--provider", "brave"]) == 1
+    assert "no saved Brave Search key for team" in capsys.readouterr().err
