@@ -7,6 +7,7 @@ bodies, cut-off streams, scrubbing the key out of messages) lives here, once."""
 from __future__ import annotations
 
 import email.utils
+import functools
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -56,24 +57,31 @@ class SearchResult:
     rank: int  # 1-based, in the provider's order
 
 
+def _timeouts(environ: Mapping[str, str] | None) -> tuple[float, float]:
+    env = environ or {}
+    return float(env.get("BYOK_CONNECT_TIMEOUT") or CONNECT_TIMEOUT), float(env.get("BYOK_READ_TIMEOUT") or READ_TIMEOUT)
+
+
 def new_client(environ: Mapping[str, str] | None = None, transport: httpx.BaseTransport | None = None) -> httpx.Client:
     """An HTTP client with timeouts on everything and no redirects (a redirect could carry a key
     header to another host). BYOK_CONNECT_TIMEOUT / BYOK_READ_TIMEOUT (seconds) override the defaults."""
-    env = environ or {}
-    connect = float(env.get("BYOK_CONNECT_TIMEOUT") or CONNECT_TIMEOUT)
-    read = float(env.get("BYOK_READ_TIMEOUT") or READ_TIMEOUT)
+    connect, read = _timeouts(environ)
     return httpx.Client(timeout=httpx.Timeout(read, connect=connect), transport=transport, follow_redirects=False,
                         headers={"User-Agent": "byok-dashboard"})
 
 
+@functools.lru_cache(maxsize=8)
+def _shared_client(connect: float, read: float) -> httpx.Client:
+    return new_client({"BYOK_CONNECT_TIMEOUT": str(connect), "BYOK_READ_TIMEOUT": str(read)})
+
+
 @contextmanager
 def client_for(environ: Mapping[str, str], client: httpx.Client | None) -> Iterator[httpx.Client]:
-    """The caller's client as it is (tests pass one with a MockTransport), or a new one closed after."""
-    if client is not None:
-        yield client
-        return
-    with new_client(environ) as owned:
-        yield owned
+    """The caller's client (tests pass one with a MockTransport), else the process-wide one.
+
+    Sharing one client keeps provider connections alive between calls and skips building a TLS
+    context per call (which costs tens of milliseconds); httpx clients are thread-safe."""
+    yield client if client is not None else _shared_client(*_timeouts(environ))
 
 
 def check_target(key: ResolvedKey, allow_private: bool) -> None:
