@@ -1,12 +1,33 @@
-"""The usage log: one row per provider call, chat or search, successful or not."""
+"""The usage log: one row per provider call, chat or search, successful or not.
+
+Every number shown about usage is computed by SQL GROUP BY queries; callers (pages, CLI) only
+receive the aggregated result or one page of rows. Viewers are checked here, not in the UI:
+members see their own calls, admins the whole team."""
 
 from __future__ import annotations
 
+import csv
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TextIO
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
 from sqlmodel import Session
 
-from byok_core.models import KeySource, UsageRecord
+from byok_core.keys import Actor
+from byok_core.models import KeySource, UsageRecord, User
 from byok_core.providers import Provider
 from byok_core.runtime import Runtime
+
+CSV_COLUMNS = ["timestamp", "user", "provider", "model", "key_source", "input_tokens", "output_tokens",
+               "latency_ms", "status", "cost_usd"]
+NO_USER = "(no user)"  # calls made from the CLI without --user
+EXPORT_BATCH = 5_000
+
+_T = UsageRecord.__table__
 
 
 def record_call(rt: Runtime, *, user_id: int | None, provider: Provider, model: str, key_source: KeySource,
@@ -21,3 +42,214 @@ def record_call(rt: Runtime, *, user_id: int | None, provider: Provider, model: 
     with Session(rt.engine, expire_on_commit=False) as session, session.begin():
         session.add(row)
     return row
+
+
+# --- filters -----------------------------------------------------------------------------------
+
+
+class utc_day(sa.sql.functions.FunctionElement):
+    """The UTC calendar day of a timestamp, as a date, on SQLite and PostgreSQL alike."""
+
+    type = sa.Date()
+    inherit_cache = True
+
+
+@compiles(utc_day, "sqlite")
+def _utc_day_sqlite(element, compiler, **kw):
+    # SQLite stores UTCDateTime values as 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC.
+    return f"substr({compiler.process(element.clauses, **kw)}, 1, 10)"
+
+
+@compiles(utc_day, "postgresql")
+def _utc_day_postgresql(element, compiler, **kw):
+    return f"CAST({compiler.process(element.clauses, **kw)} AT TIME ZONE 'UTC' AS DATE)"
+
+
+def day_start(day: date) -> datetime:
+    """Midnight UTC at the start of ``day``."""
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class UsageFilter:
+    """Which calls to look at. Dates are UTC days, both inclusive; an empty tuple means any."""
+
+    since: date | None = None
+    until: date | None = None
+    providers: Sequence[str] = ()
+    models: Sequence[str] = ()
+    key_sources: Sequence[str] = ()
+    statuses: Sequence[str] = ()
+    user_ids: Sequence[int | None] = ()  # None selects calls made without a user (the CLI)
+
+    def conditions(self, viewer: Actor) -> list[sa.ColumnElement[bool]]:
+        """WHERE clauses for this filter as seen by ``viewer``: members only ever get their own rows."""
+        where: list[sa.ColumnElement[bool]] = []
+        if not viewer.is_admin:
+            where.append(_T.c.user_id == viewer.user_id if viewer.user_id is not None else sa.false())
+        if self.since:
+            where.append(_T.c.ts >= day_start(self.since))
+        if self.until:
+            where.append(_T.c.ts < day_start(self.until + timedelta(days=1)))
+        for column, values in ((_T.c.provider, self.providers), (_T.c.model, self.models),
+                               (_T.c.key_source, self.key_sources), (_T.c.status, self.statuses)):
+            if values:
+                where.append(column.in_([str(v) for v in values]))
+        if self.user_ids:
+            ids = [i for i in self.user_ids if i is not None]
+            either = [_T.c.user_id.in_(ids)] if ids else []
+            if None in self.user_ids:
+                either.append(_T.c.user_id.is_(None))
+            where.append(sa.or_(*either))
+        return where
+
+
+# --- aggregates --------------------------------------------------------------------------------
+
+DIMENSIONS = {
+    "day": utc_day(_T.c.ts),
+    "provider": _T.c.provider,
+    "model": _T.c.model,
+    "user": _T.c.user_id,
+    "key_source": _T.c.key_source,
+    "status": _T.c.status,
+}
+METRICS = ["calls", "input_tokens", "output_tokens", "cost_usd", "unknown_cost_calls"]
+_METRIC_COLUMNS = [
+    sa.func.count().label("calls"),
+    sa.cast(sa.func.coalesce(sa.func.sum(_T.c.input_tokens), 0), sa.BigInteger).label("input_tokens"),
+    sa.cast(sa.func.coalesce(sa.func.sum(_T.c.output_tokens), 0), sa.BigInteger).label("output_tokens"),
+    sa.func.sum(_T.c.cost_usd).label("cost_usd"),  # over known costs; NULL when none is known
+    (sa.func.count() - sa.func.count(_T.c.cost_usd)).label("unknown_cost_calls"),
+]
+
+
+@dataclass(frozen=True)
+class Totals:
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None  # sum of the known costs; None when no call's cost is known
+    unknown_cost_calls: int
+
+    @property
+    def cost_label(self) -> str:
+        return cost_label(self.cost_usd, self.unknown_cost_calls)
+
+
+def cost_label(cost_usd: float | None, unknown_cost_calls: int) -> str:
+    """'$1.2345', '$1.2345 + 3 calls of unknown cost', or 'unknown (3 calls)'; never a made-up zero."""
+    if cost_usd is None:
+        return f"unknown ({unknown_cost_calls} calls)" if unknown_cost_calls else "$0.00"
+    known = f"${cost_usd:,.4f}"
+    if unknown_cost_calls:
+        return f"{known} + {unknown_cost_calls} call{'s' * (unknown_cost_calls != 1)} of unknown cost"
+    return known
+
+
+def breakdown(rt: Runtime, viewer: Actor, flt: UsageFilter, *dims: str) -> pd.DataFrame:
+    """One row per value of ``dims`` (names from DIMENSIONS) with the METRICS, sorted by ``dims``.
+
+    'day' comes back as a UTC datetime64 column, 'user' as the username (NO_USER for CLI calls)."""
+    keys = [DIMENSIONS[d].label(d) for d in dims]
+    query = sa.select(*keys, *_METRIC_COLUMNS).where(*flt.conditions(viewer)).group_by(*keys)
+    with rt.engine.connect() as conn:
+        frame = pd.DataFrame.from_records(list(map(tuple, conn.execute(query))), columns=[*dims, *METRICS])
+        if "user" in dims:
+            names = dict(conn.execute(sa.select(User.id, User.username)).all())
+            frame["user"] = [names.get(i, f"#{i}") if pd.notna(i) else NO_USER for i in frame["user"]]
+    if "day" in dims:
+        frame["day"] = pd.to_datetime(frame["day"])
+    frame["cost_usd"] = frame["cost_usd"].astype("Float64")  # keeps unknown as <NA>, not 0
+    return frame.sort_values(list(dims), ignore_index=True) if dims else frame
+
+
+@dataclass(frozen=True)
+class UsageSummary:
+    """The filter's calls aggregated by SQL at the finest grain the page shows (one row per day,
+    provider, model, user, key source and status); ``by`` rolls that small frame up further."""
+
+    cube: pd.DataFrame
+
+    def by(self, *dims: str) -> pd.DataFrame:
+        """The METRICS per value of ``dims``, sorted by them."""
+        grouped = self.cube.groupby(list(dims), as_index=False, sort=True)
+        return grouped[METRICS].sum(min_count=1)  # min_count: a group of unknown costs stays <NA>
+
+    @property
+    def totals(self) -> Totals:
+        cube = self.cube
+        cost = cube["cost_usd"].sum(min_count=1)
+        return Totals(int(cube["calls"].sum()), int(cube["input_tokens"].sum()), int(cube["output_tokens"].sum()),
+                      None if pd.isna(cost) else float(cost), int(cube["unknown_cost_calls"].sum()))
+
+
+def summary(rt: Runtime, viewer: Actor, flt: UsageFilter) -> UsageSummary:
+    """Everything the usage page shows about a filter, from one GROUP BY query."""
+    return UsageSummary(breakdown(rt, viewer, flt, *DIMENSIONS))
+
+
+# --- rows --------------------------------------------------------------------------------------
+
+_ROW_COLUMNS = [
+    _T.c.ts.label("timestamp"), User.__table__.c.username.label("user"), _T.c.provider, _T.c.model,
+    _T.c.key_source, _T.c.input_tokens, _T.c.output_tokens, _T.c.latency_ms, _T.c.status, _T.c.cost_usd,
+]
+
+
+def _rows_query(viewer: Actor, flt: UsageFilter) -> sa.Select:
+    users = User.__table__
+    return (sa.select(*_ROW_COLUMNS).select_from(_T.outerjoin(users, users.c.id == _T.c.user_id))
+            .where(*flt.conditions(viewer)))
+
+
+def page(rt: Runtime, viewer: Actor, flt: UsageFilter, *, number: int = 1, size: int = 50) -> pd.DataFrame:
+    """Rows ``(number-1)*size`` .. ``number*size`` of the filter, newest first, with CSV_COLUMNS."""
+    query = (_rows_query(viewer, flt).order_by(_T.c.ts.desc(), _T.c.id.desc())
+             .limit(size).offset(max(number - 1, 0) * size))
+    with rt.engine.connect() as conn:
+        frame = pd.DataFrame.from_records(list(map(tuple, conn.execute(query))), columns=CSV_COLUMNS)
+    frame["cost_usd"] = frame["cost_usd"].astype("Float64")
+    return frame
+
+
+def iter_rows(rt: Runtime, viewer: Actor, flt: UsageFilter, batch: int = EXPORT_BATCH) -> Iterator[Sequence]:
+    """Every row of the filter, oldest first, fetched ``batch`` rows at a time (server-side cursor)."""
+    query = _rows_query(viewer, flt).order_by(_T.c.ts, _T.c.id)
+    with rt.engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
+        for rows in result.partitions():
+            yield from rows
+
+
+def write_csv(rt: Runtime, viewer: Actor, flt: UsageFilter, out: TextIO) -> int:
+    """Write the filter's rows as CSV (unknown cost and tokens are empty cells); returns the row count."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    count = 0
+    for row in iter_rows(rt, viewer, flt):
+        ts, user, *rest = row
+        writer.writerow([ts.isoformat(), user or "", *("" if v is None else v for v in rest)])
+        count += 1
+    return count
+
+
+# --- retention ---------------------------------------------------------------------------------
+
+
+def prune(rt: Runtime, before: date, *, dry_run: bool = False) -> int:
+    """Delete every call logged before ``before`` (midnight UTC); returns how many (would) go."""
+    where = _T.c.ts < day_start(before)
+    with rt.engine.begin() as conn:
+        if dry_run:
+            return conn.execute(sa.select(sa.func.count()).where(where)).scalar_one()
+        return conn.execute(sa.delete(_T).where(where)).rowcount
+
+
+def filter_options(rt: Runtime, viewer: Actor, flt: UsageFilter) -> dict[str, list[str]]:
+    """The models and statuses the viewer has calls for in the filter's dates, for filter widgets."""
+    window = UsageFilter(since=flt.since, until=flt.until).conditions(viewer)
+    query = sa.select(_T.c.model, _T.c.status).where(*window).group_by(_T.c.model, _T.c.status)
+    with rt.engine.connect() as conn:
+        pairs = conn.execute(query).all()
+    return {"models": sorted({m for m, _ in pairs}), "statuses": sorted({s for _, s in pairs})}

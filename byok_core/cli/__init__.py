@@ -13,7 +13,7 @@ from importlib import import_module
 
 from byok_core.errors import ByokError
 
-COMMANDS = ["vault", "users", "keys", "calls"]
+COMMANDS = ["vault", "users", "keys", "usage", "calls"]
 
 
 def build_parser() -> argparse.ArgumentParser:

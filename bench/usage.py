@@ -1,0 +1,183 @@
+"""Usage page at scale: seed N usage rows, then time the page's SQL aggregation against a naive
+load-everything-into-pandas approach, on a fresh SQLite file and a fresh PostgreSQL schema.
+
+    python bench/usage.py --rows 1000000 [--pg postgresql://postgres@127.0.0.1:5432/test | --no-pg]
+
+Peak memory is measured with tracemalloc (Python and NumPy allocations, in a separate run from
+the timing, as tracemalloc slows code down); the process's peak RSS (getrusage) is printed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import sys
+import tempfile
+import time
+import tracemalloc
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from byok_core import db, usage  # noqa: E402
+from byok_core.clock import utcnow  # noqa: E402
+from byok_core.crypto import gen_key  # noqa: E402
+from byok_core.keys import Actor  # noqa: E402
+from byok_core.models import UsageRecord, User  # noqa: E402
+from byok_core.runtime import open_runtime  # noqa: E402
+
+DAYS = 90
+WINDOW_DAYS = 30
+USERS = 8
+MODELS = {  # provider -> models (empty model for searches)
+    "openai": ["gpt-4o", "gpt-4o-mini", "gpt-4.1"],
+    "anthropic": ["claude-sonnet-4-5", "claude-haiku-4-5"],
+    "google": ["gemini-2.5-flash", "gemini-2.5-pro"],
+    "openai-compatible": ["llama-3.3-70b"],
+    "brave": [""],
+    "tavily": [""],
+}
+COLUMNS = ["ts", "user_id", "kind", "provider", "model", "key_source", "input_tokens", "output_tokens",
+           "latency_ms", "status", "cost_usd"]
+BATCH = 50_000
+
+
+def fake_rows(n: int, seed: int = 5):
+    """n plausible usage rows over the last DAYS days, oldest first (as a log grows), in COLUMNS order."""
+    rnd = random.Random(seed)
+    start, step = utcnow() - timedelta(days=DAYS), DAYS * 86400 / n
+    pairs = [(p, m) for p, models in MODELS.items() for m in models]
+    for i in range(n):
+        provider, model = rnd.choice(pairs)
+        search = model == ""
+        ok = rnd.random() < 0.95
+        tokens_in = None if search or not ok else rnd.randint(10, 8000)
+        tokens_out = None if search or not ok else rnd.randint(1, 2000)
+        cost = None if provider == "openai-compatible" or not ok else round(rnd.random() / 100, 6)
+        yield (start + timedelta(seconds=step * (i + rnd.random())), rnd.randint(1, USERS),
+               "search" if search else "chat", provider, model, rnd.choice(["user", "team", "env"]),
+               tokens_in, tokens_out, rnd.randint(50, 9000), "ok" if ok else rnd.choice(["rate_limited", "timeout"]),
+               cost)
+
+
+def seed(rt, n: int) -> float:
+    """Insert USERS users and n usage rows in bulk (COPY on PostgreSQL, executemany on SQLite)."""
+    started = time.perf_counter()
+    with rt.engine.begin() as conn:
+        conn.execute(sa.insert(User), [{"id": i, "username": f"user{i}", "password_hash": "-", "role": "member",
+                                        "disabled": False, "created_at": utcnow(), "password_changed_at": utcnow(),
+                                        "failed_logins": 0} for i in range(1, USERS + 1)])
+    rows = fake_rows(n)
+    if rt.engine.dialect.name == "postgresql":
+        raw = rt.engine.raw_connection()
+        try:
+            with raw.cursor() as cur, cur.copy(f"COPY usage_records ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            raw.commit()
+        finally:
+            raw.close()
+        with rt.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("VACUUM ANALYZE usage_records"))
+    else:
+        insert = sa.insert(UsageRecord.__table__)
+        with rt.engine.begin() as conn:
+            while batch := [dict(zip(COLUMNS, r)) for _, r in zip(range(BATCH), rows)]:
+                conn.execute(insert, batch)
+        with rt.engine.connect() as conn:
+            conn.execute(sa.text("ANALYZE"))
+    return time.perf_counter() - started
+
+
+def page_queries(rt, flt):
+    """What the usage page runs for an admin: filter options, the summary and the first page of rows."""
+    admin = Actor.operator()
+    usage.filter_options(rt, admin, flt)
+    usage.page(rt, admin, flt)
+    result = usage.summary(rt, admin, flt)
+    for dims in [*([d] for d in usage.DIMENSIONS), ["day", "provider"]]:
+        result.by(*dims)
+    return result.totals
+
+
+def naive(rt, flt):
+    """Load every row into pandas, then filter and aggregate there."""
+    with rt.engine.connect() as conn:
+        frame = pd.read_sql(sa.select(UsageRecord.__table__), conn)
+    ts = pd.to_datetime(frame["ts"], utc=True)
+    frame = frame[ts >= pd.Timestamp(usage.day_start(flt.since))].assign(day=ts.dt.floor("D"))
+    frame["unknown"] = frame["cost_usd"].isna()
+    metrics = {"calls": ("id", "size"), "input_tokens": ("input_tokens", "sum"),
+               "output_tokens": ("output_tokens", "sum"), "cost_usd": ("cost_usd", "sum"),
+               "unknown_cost_calls": ("unknown", "sum")}
+    groups = {dim: dim for dim in ["day", "provider", "model", "user_id", "key_source", "status"]}
+    result = {name: frame.groupby(by).agg(**metrics) for name, by in (groups | {"day_provider": ["day", "provider"]}).items()}
+    return result | {"totals": frame.agg({"id": "size", "cost_usd": "sum"})}
+
+
+def timed(fn, *args, repeat: int = 3) -> float:
+    """Best wall time of ``repeat`` runs (after one warm-up)."""
+    fn(*args)
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn(*args)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def peak_mib(fn, *args) -> float:
+    tracemalloc.start()
+    fn(*args)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak / 2**20
+
+
+def run(name: str, url: str, rows: int, workdir: Path) -> None:
+    rt = open_runtime({"BYOK_DATA_DIR": str(workdir / "data"), "DATABASE_URL": url, "ENCRYPTION_KEY": gen_key()})
+    try:
+        seconds = seed(rt, rows)
+        flt = usage.UsageFilter(since=(utcnow() - timedelta(days=WINDOW_DAYS - 1)).date())
+        fast, slow = timed(page_queries, rt, flt), timed(naive, rt, flt, repeat=1)
+        totals = page_queries(rt, flt)
+        print(f"{name}: seeded {rows:,} rows in {seconds:.1f} s; 30-day window holds {totals.calls:,} calls")
+        print(f"  usage page queries: {fast:.3f} s   naive pandas: {slow:.3f} s   ratio: {slow / fast:.0f}x")
+        print(f"  peak memory (tracemalloc): page {peak_mib(page_queries, rt, flt):.1f} MiB, "
+              f"naive {peak_mib(naive, rt, flt):.1f} MiB")
+    finally:
+        rt.engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test", help="PostgreSQL server URL")
+    parser.add_argument("--no-pg", action="store_true", help="SQLite only")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        run("SQLite", f"sqlite:///{Path(tmp) / 'bench.db'}", args.rows, Path(tmp))
+    if not args.no_pg:
+        admin = db.create_engine(args.pg)
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        try:
+            url = sa.make_url(db.normalize_url(args.pg)).update_query_dict({"options": f"-csearch_path={schema}"})
+            with tempfile.TemporaryDirectory() as tmp:
+                run("PostgreSQL", url.render_as_string(hide_password=False), args.rows, Path(tmp))
+        finally:
+            with admin.begin() as conn:
+                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
+    print(f"process peak RSS (getrusage): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

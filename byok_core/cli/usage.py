@@ -1,0 +1,137 @@
+"""`byok usage export|prune|budget|prices`: the usage log, its retention, budgets and search prices."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from datetime import date
+
+from byok_core import accounts, budgets, pricing, usage
+from byok_core.cli.common import add_owner_args, print_table, runtime
+from byok_core.errors import ValidationError
+from byok_core.keys import Actor
+from byok_core.models import KeySource
+from byok_core.providers import Provider, ProviderKind
+
+
+def register(sub) -> None:
+    group = sub.add_parser("usage", help="usage log, retention, budgets and search prices").add_subparsers(
+        dest="action", required=True)
+
+    p = group.add_parser("export", help="write the usage rows of a filter to stdout, oldest first")
+    p.add_argument("--format", default="csv", help="csv (the only format)")
+    p.add_argument("--user", metavar="NAME", help="only this user's calls")
+    p.add_argument("--since", metavar="YYYY-MM-DD", help="from this UTC day on")
+    p.add_argument("--until", metavar="YYYY-MM-DD", help="up to and including this UTC day")
+    for flag, what in (("--provider", "provider id"), ("--model", "model"),
+                       ("--key-source", "user, team or env"), ("--status", "ok or an error kind")):
+        p.add_argument(flag, action="append", default=[], metavar=flag[2:].upper().replace("-", "_"),
+                       help=f"only this {what} (repeatable)")
+    p.set_defaults(func=cmd_export)
+
+    p = group.add_parser("prune", help="delete usage rows logged before a UTC day")
+    p.add_argument("--before", required=True, metavar="YYYY-MM-DD")
+    p.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
+    p.set_defaults(func=cmd_prune)
+
+    budget = group.add_parser("budget", help="monthly budgets on shared keys").add_subparsers(
+        dest="budget_action", required=True)
+    p = budget.add_parser("set", help="set a user's or the team's monthly budget in USD")
+    add_owner_args(p)
+    p.add_argument("usd", metavar="USD")
+    p.set_defaults(func=cmd_budget_set)
+    budget.add_parser("show", help="budgets and this month's shared-key spend").set_defaults(func=cmd_budget_show)
+    p = budget.add_parser("clear", help="remove a user's or the team's budget")
+    add_owner_args(p)
+    p.set_defaults(func=cmd_budget_clear)
+
+    p = group.add_parser("prices", help="show (or --set) the USD price per request of search providers")
+    p.add_argument("--set", nargs=2, metavar=("PROVIDER", "USD"))
+    p.set_defaults(func=cmd_prices)
+
+
+def _day(value: str | None, flag: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(f"{flag} takes a date as YYYY-MM-DD, not {value!r}.") from None
+
+
+def _usd(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ValidationError(f"{value!r} is not an amount in USD (for example 25 or 0.005).") from None
+
+
+def _key_source(value: str) -> str:
+    try:
+        return KeySource(value).value
+    except ValueError:
+        raise ValidationError(f"Unknown key source {value!r}; use user, team or env.") from None
+
+
+def cmd_export(args) -> int:
+    if args.format != "csv":
+        raise ValidationError(f"Unknown format {args.format!r}; only csv is supported.")
+    flt = usage.UsageFilter(
+        since=_day(args.since, "--since"), until=_day(args.until, "--until"),
+        providers=[Provider.parse(p).value for p in args.provider], models=args.model,
+        key_sources=[_key_source(s) for s in args.key_source], statuses=args.status,
+    )
+    rt = runtime()
+    if args.user:
+        flt = replace(flt, user_ids=[accounts.get_user(rt.engine, args.user).id])
+    usage.write_csv(rt, Actor.operator(), flt, sys.stdout)
+    return 0
+
+
+def cmd_prune(args) -> int:
+    before = _day(args.before, "--before")
+    count = usage.prune(runtime(), before, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"{verb} {count} usage row{'s' * (count != 1)} logged before {before.isoformat()} (UTC)")
+    return 0
+
+
+def _owner_id(rt, args) -> int | None:
+    return None if args.team else accounts.get_user(rt.engine, args.user).id
+
+
+def cmd_budget_set(args) -> int:
+    usd = _usd(args.usd)
+    rt = runtime()
+    budgets.set_budget(rt, Actor.operator(), _owner_id(rt, args), usd)
+    print(f"monthly budget for {'the team' if args.team else args.user}: ${usd:,.2f} on shared keys")
+    return 0
+
+
+def cmd_budget_show(args) -> int:
+    print_table(["who", "monthly budget", "spent this month", "used"], [
+        [line.name, "none" if line.budget_usd is None else f"${line.budget_usd:,.2f}", f"${line.spent_usd:,.2f}",
+         "" if line.used is None else f"{line.used:.0%}"]
+        for line in budgets.spend_report(runtime())
+    ])
+    return 0
+
+
+def cmd_budget_clear(args) -> int:
+    rt = runtime()
+    who = "the team" if args.team else args.user
+    removed = budgets.clear_budget(rt, Actor.operator(), _owner_id(rt, args))
+    print(f"removed the monthly budget for {who}" if removed else f"{who} had no budget")
+    return 0
+
+
+def cmd_prices(args) -> int:
+    rt = runtime()
+    if args.set:
+        provider, usd = Provider.parse(args.set[0]), _usd(args.set[1])
+        pricing.set_search_price(rt, provider, usd)
+    print_table(["provider", "usd per request", "default"], [
+        [p.value, f"{pricing.search_price(rt, p):.4f}", f"{pricing.DEFAULT_SEARCH_PRICES[p]:.4f}"]
+        for p in Provider.of_kind(ProviderKind.SEARCH)
+    ])
+    return 0
