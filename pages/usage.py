@@ -1,0 +1,97 @@
+"""Usage: every provider call with tokens, latency and estimated cost. Members see their own calls,
+admins the team's (enforced by byok_core.usage, not here). All numbers are aggregated in SQL."""
+
+import io
+import math
+from datetime import timedelta
+
+import streamlit as st
+
+from byok_core import accounts, budgets, usage
+from byok_core.clock import utcnow
+from byok_core.errors import BudgetExceeded
+from byok_core.models import KeySource
+from byok_core.providers import Provider
+from byok_ui import state
+
+PAGE_SIZE = 50
+
+c = state.ctx()
+rt, viewer = c.rt, c.actor
+st.title("Usage", anchor=False)
+st.caption("Every chat and search call, priced with genai-prices (chat) and per-request prices (search). "
+           "Days are UTC. A cost shown as unknown was not priced, and is never counted as zero.")
+
+try:
+    status = budgets.check(rt, c.user.id, KeySource.TEAM)
+except BudgetExceeded as exc:
+    st.error(str(exc), icon=":material/savings:")
+else:
+    if status and status.warning:
+        st.warning(status.warning, icon=":material/savings:")
+    elif status:
+        st.caption(" ".join(line.describe() for line in status.lines))
+
+today = utcnow().date()
+with st.container(horizontal=True):
+    picked = st.date_input("Days (UTC)", (today - timedelta(days=29), today), max_value=today, key="usage_days")
+    since, until = (tuple(picked) + (None, None))[:2]
+    options = usage.filter_options(rt, viewer, usage.UsageFilter(since=since, until=until))
+    providers = st.multiselect("Provider", [p.value for p in Provider], key="usage_providers")
+    models = st.multiselect("Model", options["models"], key="usage_models", format_func=lambda m: m or "(search)")
+    sources = st.multiselect("Key source", [s.value for s in KeySource], key="usage_sources")
+    statuses = st.multiselect("Status", options["statuses"], key="usage_statuses")
+    user_ids = []
+    if viewer.is_admin:
+        names = {u.id: u.username for u in accounts.list_users(rt.engine)} | {None: usage.NO_USER}
+        user_ids = st.multiselect("User", list(names), format_func=names.get, key="usage_users")
+flt = usage.UsageFilter(since=since, until=until, providers=providers, models=models, key_sources=sources,
+                        statuses=statuses, user_ids=user_ids)
+summary = usage.summary(rt, viewer, flt)
+totals = summary.totals
+
+with st.container(horizontal=True):
+    st.metric("Calls", f"{totals.calls:,}", border=True)
+    st.metric("Input tokens", f"{totals.input_tokens:,}", border=True)
+    st.metric("Output tokens", f"{totals.output_tokens:,}", border=True)
+    st.metric("Estimated cost", totals.cost_label, border=True,
+              help="Sum of the known costs; calls whose price is unknown are counted separately.")
+
+if totals.calls:
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Known cost per day (USD), by provider**")
+        per_day = summary.by("day", "provider").pivot(index="day", columns="provider", values="cost_usd")
+        st.bar_chart(per_day.astype(float).fillna(0.0))
+    with right:
+        st.markdown("**Tokens by model**")
+        st.bar_chart(summary.by("model").set_index("model")[["input_tokens", "output_tokens"]])
+
+    titles = {"day": "Per day", "provider": "Per provider", "model": "Per model", "user": "Per user",
+              "key_source": "Per key source", "status": "Per status"}
+    for tab, dim in zip(st.tabs(list(titles.values())), titles):
+        with tab:
+            st.dataframe(summary.by(dim), hide_index=True, column_config={
+                "day": st.column_config.DateColumn("Day (UTC)"),
+                "cost_usd": st.column_config.NumberColumn("Known cost (USD)", format="%.4f"),
+                "unknown_cost_calls": st.column_config.NumberColumn("Calls of unknown cost"),
+            })
+
+pages = max(1, math.ceil(totals.calls / PAGE_SIZE))
+with st.container(horizontal=True, vertical_alignment="bottom"):
+    number = st.number_input("Page", min_value=1, max_value=pages, value=1, key="usage_page", width=120)
+    st.caption(f"of {pages:,}, newest first")
+
+
+def _csv() -> str:
+    out = io.StringIO()
+    usage.write_csv(rt, viewer, flt, out)
+    return out.getvalue()
+
+
+st.download_button("Download CSV", _csv, file_name=f"usage-{since or 'all'}-{until or today}.csv",
+                   mime="text/csv", icon=":material/download:", on_click="ignore", key="usage_csv")
+st.dataframe(usage.page(rt, viewer, flt, number=int(number), size=PAGE_SIZE), hide_index=True, column_config={
+    "timestamp": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+    "cost_usd": st.column_config.NumberColumn("Cost (USD)", format="%.6f", help="Empty: unknown"),
+})

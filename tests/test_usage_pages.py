@@ -1,0 +1,86 @@
+"""AppTest: the Usage page (members see their own calls, admins the team's) and the Budgets page."""
+
+from __future__ import annotations
+
+import pytest
+
+from byok_core import budgets, usage
+from byok_core.keys import Actor
+from byok_core.models import KeySource
+from byok_core.providers import Provider
+from byok_ui.testing import app_test, clear_runtime, make_user, open_page, sign_in, use_environment
+
+
+@pytest.fixture
+def app(environ, rt, monkeypatch):
+    use_environment(monkeypatch, environ)
+    yield
+    clear_runtime()
+
+
+@pytest.fixture
+def people(rt):
+    ann, bob, root = make_user(rt, "ann"), make_user(rt, "bob"), make_user(rt, "root", admin=True)
+    for user, cost in ((ann, 0.75), (bob, 2.0), (bob, None)):
+        usage.record_call(rt, user_id=user.id, provider=Provider.OPENAI, model="gpt-4o", key_source=KeySource.TEAM,
+                          input_tokens=100, output_tokens=10, latency_ms=5, cost_usd=cost)
+    return ann, bob, root
+
+
+def page(rt, user, name):
+    at = app_test()
+    sign_in(at, rt, user)
+    at.run()
+    open_page(at, name).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_member_sees_only_own_calls_and_budget_warning(app, rt, people):
+    ann, _, _ = people
+    budgets.set_budget(rt, Actor.operator(), ann.id, 0.9)
+    at = page(rt, ann, "usage")
+    assert metrics(at) == {"Calls": "1", "Input tokens": "100", "Output tokens": "10", "Estimated cost": "$0.7500"}
+    assert list(at.dataframe[-1].value["user"]) == ["ann"]
+    assert "83% used" in at.warning[0].value
+    assert not [w for w in at.multiselect if w.label == "User"]  # members cannot pick other users
+
+
+def test_admin_sees_the_team_with_unknown_cost_counted(app, rt, people):
+    at = page(rt, people[2], "usage")
+    assert metrics(at)["Calls"] == "3"
+    assert metrics(at)["Estimated cost"] == "$2.7500 + 1 call of unknown cost"
+    at.multiselect(key="usage_users").set_value([people[0].id]).run()
+    assert metrics(at)["Calls"] == "1"
+
+
+def test_member_over_budget_is_told_plainly(app, rt, people):
+    ann = people[0]
+    budgets.set_budget(rt, Actor.operator(), ann.id, 0.5)
+    at = page(rt, ann, "usage")
+    assert "used up" in at.error[0].value and "own API keys keep working" in at.error[0].value
+
+
+def test_budgets_page_sets_and_clears(app, rt, people):
+    ann, _, root = people
+    at = page(rt, root, "budgets")
+    at.selectbox(key="budgets_target").set_value(ann.id)
+    at.number_input(key="budgets_usd").set_value(10.0)
+    at.button(key="budgets_set").click().run()
+    assert at.success and [line.budget_usd for line in budgets.spend_report(rt) if line.user_id == ann.id] == [10.0]
+    report = at.dataframe[0].value
+    assert list(report["Who"]) == ["team", "ann", "bob"]
+    at.button(key="budgets_clear").click().run()
+    assert [line.budget_usd for line in budgets.spend_report(rt) if line.user_id == ann.id] == [None]
+
+
+def test_members_cannot_open_budgets(app, rt, people):
+    at = app_test()
+    sign_in(at, rt, people[0])
+    at.run()
+    with pytest.raises(ValueError):
+        open_page(at, "budgets")
