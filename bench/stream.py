@@ -1,0 +1,149 @@
+"""What the chat path adds on top of raw httpx + httpx-sse when streaming.
+
+    python bench/stream.py [--replies 200] [--chunks 500]
+
+Both sides stream the same replies from a loopback server (tests/fakeproviders.py, OpenAI wire
+format, no artificial delays) running in its own process (as a real provider would, and so that
+it does not compete for this process's GIL), over one httpx client; both decode every event's JSON.
+
+* direct:   httpx ``client.stream`` + ``httpx_sse.EventSource``, reading ``choices[0].delta.content``.
+* adapter:  ``ADAPTERS[Provider.OPENAI].stream(...)`` with an already resolved key: the streaming
+  code alone (SSE reading, end-marker and error checks, usage parsing).
+* stream_chat: ``byok_core.chat.stream_chat`` with a runtime on a temporary SQLite database and a
+  stored (encrypted) team key: key resolution and decryption, the OpenAI adapter, and the usage row
+  and last-used stamp written when the reply ends, i.e. everything the UI and CLI do per reply.
+
+The three are interleaved reply by reply so drift on the machine hits all alike. Printed: median
+time to first token of each and the difference to direct (added TTFT), and the throughput ratio
+(chunks/s divided by direct chunks/s, taking the median reply time from the request to the end
+of the iteration, so for stream_chat it includes the usage row written after the last token;
+1.0 means no overhead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+import httpx  # noqa: E402
+from httpx_sse import EventSource  # noqa: E402
+
+from byok_core import chat, keys  # noqa: E402
+from byok_core.adapters import ADAPTERS  # noqa: E402
+from byok_core.adapters.base import new_client  # noqa: E402
+from byok_core.crypto import gen_key  # noqa: E402
+from byok_core.providers import Provider  # noqa: E402
+from byok_core.runtime import open_runtime  # noqa: E402
+
+KEY = "sk-bench-0000000000000000000000000000"
+MODEL = "gpt-4o-mini"
+PROMPT = [chat.ChatMessage("user", "Count to five hundred.")]
+
+
+Timing = tuple[float, float, float, int]  # seconds to first token, to last token, to the end; deltas
+
+
+def direct(client: httpx.Client, base_url: str) -> Timing:
+    """Plain httpx + httpx-sse."""
+    started = time.perf_counter()
+    first, last, count = None, 0.0, 0
+    body = {"model": MODEL, "messages": [{"role": "user", "content": PROMPT[0].content}], "stream": True,
+            "stream_options": {"include_usage": True}}
+    with client.stream("POST", f"{base_url}/chat/completions", json=body,
+                       headers={"Authorization": f"Bearer {KEY}"}) as response:
+        for sse in EventSource(response).iter_sse():
+            if sse.data == "[DONE]":
+                break
+            choices = json.loads(sse.data).get("choices") or [{}]
+            if (choices[0].get("delta") or {}).get("content"):
+                count += 1
+                last = time.perf_counter() - started
+                first = last if first is None else first
+    return first, last, time.perf_counter() - started, count
+
+
+def through_adapter(key: keys.ResolvedKey, client: httpx.Client) -> Timing:
+    started = time.perf_counter()
+    first, last, count = None, 0.0, 0
+    for item in ADAPTERS[Provider.OPENAI].stream(client, key, MODEL, PROMPT):
+        if isinstance(item, str):
+            count += 1
+            last = time.perf_counter() - started
+            first = last if first is None else first
+    return first, last, time.perf_counter() - started, count
+
+
+def through_stream_chat(rt, client: httpx.Client) -> Timing:
+    started = time.perf_counter()
+    first, last, count = None, 0.0, 0
+    stream = chat.stream_chat(rt, user_id=None, provider=Provider.OPENAI, model=MODEL, messages=PROMPT, client=client)
+    for _ in stream:
+        count += 1
+        last = time.perf_counter() - started
+        first = last if first is None else first
+    end = time.perf_counter() - started
+    assert stream.result.status == "ok", stream.result.error
+    return first, last, end, count
+
+
+SERVER = """
+import sys
+sys.path[:0] = {paths!r}
+from byok_core.providers import Provider
+from fakeproviders import FakeProvider
+with FakeProvider(Provider.OPENAI, chunks=[f"t{{i}} " for i in range({chunks})]) as server:
+    print(server.base_url, flush=True)
+    sys.stdin.read()  # serve until the parent closes stdin
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--replies", type=int, default=200)
+    parser.add_argument("--chunks", type=int, default=500)
+    args = parser.parse_args()
+    code = SERVER.format(paths=[str(ROOT), str(ROOT / "tests")], chunks=args.chunks)
+    with tempfile.TemporaryDirectory() as tmp, \
+            subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as server:
+        base_url = server.stdout.readline().strip()
+        rt = open_runtime({"BYOK_DATA_DIR": tmp, "DATABASE_URL": f"sqlite:///{tmp}/bench.db",
+                           "ENCRYPTION_KEY": gen_key(), "OPENAI_BASE_URL": base_url})
+        keys.store(rt, keys.Actor.operator(), keys.Owner.team(), Provider.OPENAI, KEY)
+        key = keys.resolve(rt, None, Provider.OPENAI)
+        paths = {"direct": lambda c: direct(c, base_url), "adapter": lambda c: through_adapter(key, c),
+                 "stream_chat": lambda c: through_stream_chat(rt, c)}
+        runs: dict[str, list[Timing]] = {name: [] for name in paths}
+        with new_client() as client:
+            for _ in range(5):  # warm up every path
+                for run in paths.values():
+                    run(client)
+            for _ in range(args.replies):
+                for name, run in paths.items():
+                    runs[name].append(run(client))
+        rt.engine.dispose()
+        server.stdin.close()
+    assert all(r[3] == args.chunks for rows in runs.values() for r in rows), "a reply lost chunks"
+    # medians per reply, so a hiccup from another process on the machine does not skew the figures
+    ttft = {name: statistics.median(r[0] for r in rows) * 1000 for name, rows in runs.items()}
+    to_last = {name: args.chunks / statistics.median(r[1] for r in rows) for name, rows in runs.items()}
+    to_end = {name: args.chunks / statistics.median(r[2] for r in rows) for name, rows in runs.items()}
+    print(f"{args.replies} replies x {args.chunks} chunks each, loopback OpenAI-format SSE (medians per reply)")
+    print(f"  {'path':<12} {'TTFT ms':>8} {'chunks/s to last token':>23} {'chunks/s to end':>16}")
+    for name in runs:
+        print(f"  {name:<12} {ttft[name]:8.2f} {to_last[name]:23.0f} {to_end[name]:16.0f}")
+    for name in ("adapter", "stream_chat"):
+        print(f"{name}: added TTFT {ttft[name] - ttft['direct']:.2f} ms (target <= 5), throughput ratio "
+              f"{to_end[name] / to_end['direct']:.3f} to the end, {to_last[name] / to_last['direct']:.3f} "
+              f"to the last token (target >= 0.95)")
+
+if __name__ == "__main__":
+    main()
