@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from byok_core import keys, pricing, usage
+from byok_core import budgets, keys, pricing, usage
 from byok_core.adapters import ADAPTERS
 from byok_core.adapters.base import ChatAdapter, ChatMessage, SearchResult, Usage, check_target, client_for
 from byok_core.adapters.errors import ProviderError, StreamCutOff
@@ -45,6 +45,7 @@ class ChatResult:
     status: str = "ok"  # "ok" or the error's kind
     error: ByokError | None = None
     sources: list[SearchResult] = field(default_factory=list)
+    budget_warning: str | None = None  # set from 80% of a shared-key budget (byok_core.budgets)
 
 
 class ChatStream:
@@ -58,6 +59,7 @@ class ChatStream:
         self._rt, self._user_id, self._adapter, self._key = rt, user_id, adapter, key
         self._model, self._messages, self._search_key, self._client = model, messages, search_key, client
         self._started = False
+        self.budget_warning: str | None = None
         self.result: ChatResult | None = None
 
     def __iter__(self) -> Iterator[str]:
@@ -70,7 +72,7 @@ class ChatStream:
                 try:
                     sources = run_search(self._rt, user_id=self._user_id, provider=self._search_key.provider,
                                          query=_search_query(self._messages), limit=MAX_SOURCES, client=client)
-                except ProviderError as exc:  # already logged as the search's own usage row
+                except ByokError as exc:  # a provider error is already logged as the search's own row
                     self.result = self._result("", Usage(), 0, exc, [])
                     return
             yield from self._chat(client, with_sources(self._messages, sources), sources)
@@ -110,7 +112,8 @@ class ChatStream:
             text=text, provider=provider, model=self._model, key_source=KeySource(self._key.source),
             input_tokens=tokens.input_tokens, output_tokens=tokens.output_tokens,
             cost_usd=pricing.chat_cost(provider, self._model, tokens.input_tokens, tokens.output_tokens),
-            latency_ms=latency_ms, status=getattr(error, "kind", "ok") if error else "ok", error=error, sources=sources,
+            latency_ms=latency_ms, status=getattr(error, "kind", "error") if error else "ok", error=error, sources=sources,
+            budget_warning=self.budget_warning,
         )
 
     def _record(self, result: ChatResult) -> None:
@@ -171,8 +174,12 @@ def stream_chat(rt: Runtime, *, user_id: int | None, provider: Provider, model: 
         if search_provider.kind is not ProviderKind.SEARCH:
             raise ValidationError(f"{search_provider.label} is not a search provider.")
         search_key = keys.resolve(rt, user_id, search_provider)
-    return ChatStream(rt, user_id=user_id, adapter=adapter, key=key, model=model, messages=messages,
-                      search_key=search_key, client=client)
+    # Shared (team/server) keys: refused here, before any delta, once a monthly budget is used up.
+    statuses = [budgets.check(rt, user_id, k.source) for k in (key, search_key) if k is not None]
+    stream = ChatStream(rt, user_id=user_id, adapter=adapter, key=key, model=model, messages=messages,
+                        search_key=search_key, client=client)
+    stream.budget_warning = next((s.warning for s in statuses if s and s.warning), None)
+    return stream
 
 
 def list_models(rt: Runtime, *, user_id: int | None, provider: Provider, client: httpx.Client | None = None) -> list[str]:

@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from byok_core import keys, pricing, usage
+from byok_core import budgets, keys, pricing, usage
 from byok_core.adapters import ADAPTERS
 from byok_core.adapters.base import MAX_RESULTS, SearchAdapter, SearchResult, check_target, client_for
 from byok_core.adapters.errors import ProviderError
@@ -23,7 +23,7 @@ MAX_QUERY = 400
 
 def run_search(rt: Runtime, *, user_id: int | None, provider: Provider, query: str, limit: int = 10,
                client: httpx.Client | None = None) -> list[SearchResult]:
-    """Run one search (1 to 20 results). Raises NoKeyError, ValidationError, or a ProviderError
+    """Run one search (1 to 20 results). Raises NoKeyError, ValidationError, BudgetExceeded, or a ProviderError
     subclass; every call made, successful or not, is one usage row."""
     if provider.kind is not ProviderKind.SEARCH:
         raise ValidationError(f"{provider.label} is not a search provider.")
@@ -36,6 +36,7 @@ def run_search(rt: Runtime, *, user_id: int | None, provider: Provider, query: s
     adapter: SearchAdapter = ADAPTERS[provider]
     key = keys.resolve(rt, user_id, provider)
     check_target(key, rt.settings.allow_private_endpoints)
+    budgets.check(rt, user_id, key.source)  # raises BudgetExceeded once a shared key's budget is used up
     error: ProviderError | None = None
     results: list[SearchResult] = []
     started = time.perf_counter()
