@@ -4,6 +4,7 @@ TEST_DATABASE_URL is set (CI sets it); a PostgreSQL that is set but down fails, 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 
 import pytest
@@ -31,20 +32,47 @@ def master_key() -> str:
     return gen_key()
 
 
-@pytest.fixture(params=ENGINES)
-def database_url(request, tmp_path):
-    """A fresh, empty database: a new SQLite file, or a new schema on the test PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'byok.db'}"
-        return
-    admin = request.getfixturevalue("pg_admin_engine")
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory):
+    """A migrated SQLite file, copied for each test (migrating takes longer than copying)."""
+    path = tmp_path_factory.mktemp("template") / "byok.db"
+    engine = db.create_engine(f"sqlite:///{path}")
+    db.upgrade(engine)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_schema(pg_admin_engine):
+    """One migrated schema for this test run; tests empty it instead of migrating again."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    with admin.begin() as conn:
+    with pg_admin_engine.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     url = sa.make_url(db.normalize_url(PG_URL)).update_query_dict({"options": f"-csearch_path={schema}"})
-    yield url.render_as_string(hide_password=False)
-    with admin.begin() as conn:
+    engine = db.create_engine(url.render_as_string(hide_password=False))
+    db.upgrade(engine)
+    tables = [t for t in sa.inspect(engine).get_table_names() if t != "alembic_version"]
+    engine.dispose()
+    yield url.render_as_string(hide_password=False), tables
+    with pg_admin_engine.begin() as conn:
         conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+@pytest.fixture(params=ENGINES)
+def database_url(request, tmp_path):
+    """A fresh, migrated, empty database: a copy of the SQLite template, or the emptied PG schema."""
+    if request.param == "sqlite":
+        path = tmp_path / "byok.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url, tables = request.getfixturevalue("pg_schema")
+    engine = db.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return url
 
 
 @pytest.fixture
