@@ -8,6 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from byok_core.errors import ByokError, KeyUnreadableError, NoKeyError
+from byok_core.providers import Provider
 
 KEYS_PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "keys.py")
 PAID_BY = {"user": "your key", "team": "the team's key", "env": "the server's key"}
@@ -61,7 +62,12 @@ def meta_caption(meta: dict) -> str:
     source = meta.get("key_source") or ""
     parts = [f"Paid by {PAID_BY.get(source.lower(), source or 'an unknown key')}"]
     if meta.get("model"):
-        parts.append(f"{meta.get('provider') or ''} {meta['model']}".strip())
+        provider = meta.get("provider") or ""
+        try:
+            provider = Provider(provider).label
+        except ValueError:
+            pass
+        parts.append(f"{provider} {meta['model']}".strip())
     parts.append(f"{fmt_tokens(meta.get('input_tokens'))} in / {fmt_tokens(meta.get('output_tokens'))} out tokens")
     parts.append(fmt_cost(meta.get("cost_usd")))
     if meta.get("latency_ms") is not None:

@@ -118,7 +118,7 @@ def _describe(info: KeyInfo) -> str:
 def _provider_card(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, active: KeyInfo | None,
                    prefix: str, source: KeySource | None) -> None:
     form = f"{prefix}_{provider.value}"
-    with st.container(border=True):
+    with st.container(border=True, key=f"{form}_card"):
         st.markdown(f"**{provider.label}**")
         if active is not None:
             label = f" “{active.label}”" if active.label else ""

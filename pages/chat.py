@@ -123,7 +123,8 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
     if st.session_state.get("chat_model") not in options and st.session_state.get("chat_model"):
         options = [st.session_state.chat_model, *options]
     index = default_model_index(provider, options)
-    st.session_state.pop("chat_model", None) if index is None else None
+    if index is None:
+        st.session_state.pop("chat_model", None)
     model = st.selectbox("Model", options, index=index, key="chat_model", accept_new_options=True, width=300,
                          placeholder="type a model name",
                          help="Pick from the provider's list, or type any model name.")
@@ -152,7 +153,7 @@ for message in history:
         st.markdown(message.content)
         if message.role == "assistant":
             chat_view.show_reply_footer(message.meta)
-if not history:
+if not history and not prompt:
     st.caption("Ask anything. Replies stream in as they arrive; every reply says which key paid for it.")
 
 # --- new message ---------------------------------------------------------------------------
