@@ -204,17 +204,21 @@ def list_keys(rt: Runtime, actor: Actor, owner: Owner) -> list[KeyInfo]:
         return [KeyInfo.of(r) for r in rows]
 
 
-_RESOLVE_COLUMNS = (ApiKey.id, ApiKey.owner_kind, ApiKey.owner_id, ApiKey.provider, ApiKey.ciphertext, ApiKey.base_url)
+# Built once: the active user and team rows for one provider, in one indexed query.
+_CANDIDATES = sa.select(
+    ApiKey.id, ApiKey.owner_kind, ApiKey.owner_id, ApiKey.provider, ApiKey.ciphertext, ApiKey.base_url
+).where(
+    col(ApiKey.provider) == sa.bindparam("provider"),
+    col(ApiKey.active),
+    ((col(ApiKey.owner_kind) == OwnerKind.TEAM.value) & (col(ApiKey.owner_id) == TEAM_ID))
+    | ((col(ApiKey.owner_kind) == OwnerKind.USER.value) & (col(ApiKey.owner_id) == sa.bindparam("user_id"))),
+)
 
 
 def _candidates(rt: Runtime, user_id: int | None, provider: Provider):
-    """Active user and team rows for a provider, user's first, in one indexed query."""
-    owners = (col(ApiKey.owner_kind) == OwnerKind.TEAM.value) & (col(ApiKey.owner_id) == TEAM_ID)
-    if user_id is not None:
-        owners = owners | ((col(ApiKey.owner_kind) == OwnerKind.USER.value) & (col(ApiKey.owner_id) == user_id))
-    query = sa.select(*_RESOLVE_COLUMNS).where(col(ApiKey.provider) == provider.value, col(ApiKey.active), owners)
+    """Active rows for the provider, the user's before the team's."""
     with rt.engine.connect() as conn:
-        rows = conn.execute(query).all()
+        rows = conn.execute(_CANDIDATES, {"provider": provider.value, "user_id": -1 if user_id is None else user_id}).all()
     return sorted(rows, key=lambda r: r.owner_kind != OwnerKind.USER.value)
 
 
@@ -245,7 +249,7 @@ def sources(rt: Runtime, user_id: int | None) -> dict[Provider, KeySource | None
             sa.select(ApiKey.provider, ApiKey.owner_kind).where(
                 col(ApiKey.active),
                 ((col(ApiKey.owner_kind) == OwnerKind.TEAM.value) & (col(ApiKey.owner_id) == TEAM_ID))
-                | ((col(ApiKey.owner_kind) == OwnerKind.USER.value) & (col(ApiKey.owner_id) == (user_id or -1))),
+                | ((col(ApiKey.owner_kind) == OwnerKind.USER.value) & (col(ApiKey.owner_id) == (-1 if user_id is None else user_id))),
             )
         ).all()
     found = {(r.provider, r.owner_kind) for r in rows}
