@@ -43,6 +43,7 @@ def result_meta(result) -> dict:
         "error": str(error) if error else None,
         "retry_after": getattr(error, "retry_after", None) if error else None,
         "sources": source_dicts(getattr(result, "sources", None)),
+        "budget_warning": getattr(result, "budget_warning", None),
     }
 
 
@@ -120,6 +121,8 @@ def show_reply_footer(meta: dict) -> None:
     show_sources(meta.get("sources") or [])
     st.caption(meta_caption(meta))
     show_status(meta)
+    if meta.get("budget_warning"):
+        st.info(meta["budget_warning"], icon=":material/savings:")
 
 
 def show_start_error(exc: ByokError) -> None:

@@ -31,7 +31,8 @@ with middle:
         if st.user.is_logged_in:
             st.warning(
                 f"You signed in as {st.user.get('email') or 'an unknown email'}, but there is no enabled "
-                "account with that email as its username. Ask an admin to create one."
+                "account with that email as its username (or your identity provider has not verified the "
+                "email). Ask an admin to create or enable one."
             )
             if st.button("Sign out of single sign-on"):
                 st.logout()

@@ -158,3 +158,69 @@ def test_signed_out_visitor_cannot_open_pages(app, rt):
     for page in ("keys", "chat", "admin"):
         with pytest.raises(ValueError):
             open_page(at, page)
+
+
+OIDC_SECRETS = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32,
+                "client_id": "id", "client_secret": "secret",
+                "server_metadata_url": "https://idp.example/.well-known/openid-configuration"}
+
+
+def oidc_app(email: str, logged_in: bool = True, **claims):
+    at = app_test()
+    at.secrets["auth"] = OIDC_SECRETS
+    at.user = {"is_logged_in": logged_in, "email": email, **claims}
+    return at
+
+
+def test_oidc_maps_the_email_to_an_existing_enabled_user(app, rt):
+    make_user(rt, "ann@example.com")
+    at = oidc_app("ann@example.com").run()
+    assert not at.exception
+    assert at.title[0].value == "Chat"
+    assert any("ann@example.com" in c.value for c in at.sidebar.caption)
+
+
+def test_oidc_refuses_unknown_disabled_or_unverified_users(app, rt):
+    make_user(rt, "someone")
+    make_user(rt, "off@example.com")
+    accounts.set_disabled(rt.engine, "off@example.com", True)
+    make_user(rt, "unverified@example.com")
+    for at in (oidc_app("stranger@example.com"), oidc_app("off@example.com"),
+               oidc_app("unverified@example.com", email_verified=False)):
+        at.run()
+        assert not at.exception
+        assert "Sign in with single sign-on" in [b.label for b in at.button]
+        assert at.warning and "no enabled account" in at.warning[0].value
+    at = oidc_app("", logged_in=False).run()
+    assert "Sign in with single sign-on" in [b.label for b in at.button] and not at.warning
+
+
+def test_admin_manages_users(app, rt):
+    boss = make_user(rt, "boss", admin=True)
+    at = app_test()
+    sign_in(at, rt, boss)
+    at.run()
+    open_page(at, "admin").run()
+    at.text_input(key="admin_new_name").set_value("newbie")
+    at.text_input(key="admin_new_pw").set_value("newbie password")
+    at.button(key="FormSubmitter:admin_create-Create user").click().run()
+    assert not at.exception
+    assert at.success and "Created 'newbie'" in at.success[0].value
+    assert not accounts.get_user(rt.engine, "newbie").is_admin
+
+    at.selectbox(key="admin_pick").select("newbie").run()
+    at.button(key="admin_role").click().run()
+    assert accounts.get_user(rt.engine, "newbie").is_admin
+    at.button(key="admin_disable").click().run()
+    assert accounts.get_user(rt.engine, "newbie").disabled
+    at.button(key="admin_enable").click().run()
+    assert not accounts.get_user(rt.engine, "newbie").disabled
+    at.text_input(key="admin_reset_pw").set_value("reset password 9")
+    at.button(key="FormSubmitter:admin_reset-Reset password").click().run()
+    accounts.authenticate(rt.engine, "newbie", "reset password 9")
+
+    at.selectbox(key="admin_pick").select("boss").run()  # an admin cannot lock themselves out
+    assert at.button(key="admin_disable").disabled and at.button(key="admin_role").disabled
+    audit_log = next(d.value for d in at.dataframe if "Action" in d.value.columns)
+    assert {"user.create", "user.role", "user.disable", "user.enable", "user.password"} <= set(audit_log["Action"])
+    assert "newbie password" not in repr(at._tree) and "reset password 9" not in audit_log.to_csv()
