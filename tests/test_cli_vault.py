@@ -1,0 +1,98 @@
+"""`byok gen-key | doctor | rotate-master-key | users | keys` as an operator uses them."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from byok_core.cli import main
+from byok_core.crypto import gen_key
+
+SECRET = "sk-cli-secret-value-ZZZZZZZZZZZZ9876"
+
+
+@pytest.fixture
+def cli(environ, monkeypatch, capsys):
+    """Run `byok ARGS` in-process with ``stdin`` text; returns (exit code, stdout, stderr)."""
+    for name in ("ENCRYPTION_KEY_FILE", "ENCRYPTION_KEY_FALLBACKS", "OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+    def run(*args: str, stdin: str = "", env: dict | None = None):
+        for name, value in {**environ, **(env or {})}.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def test_gen_key_prints_a_valid_master_key(cli):
+    code, out, _ = cli("gen-key")
+    assert code == 0 and re.fullmatch(r"[0-9a-f]{64}\n", out)
+
+
+def test_users_and_keys_round_trip_without_leaking(cli):
+    assert cli("users", "create", "alice", "--admin", stdin="alice-password\n")[0] == 0
+    code, out, err = cli("keys", "set", "--user", "alice", "--provider", "openai", "--name", "laptop", stdin=SECRET + "\n")
+    assert code == 0 and "sk-…9876" in out
+    code, out, _ = cli("keys", "list", "--user", "alice")
+    assert code == 0 and "laptop" in out and "sk-…9876" in out and "yes" in out
+    key_id = re.search(r"^([0-9a-f]{32})\s", out.splitlines()[1]).group(1)
+    code, out, _ = cli("users", "list")
+    assert "alice" in out and "admin" in out
+    code, out, err = cli("doctor")
+    assert code == 0 and "1 under master key" in out and "healthy" in out
+    assert cli("keys", "delete", key_id, "--team")[0] == 1  # not the team's: looks missing
+    assert cli("keys", "delete", key_id, "--user", "alice")[0] == 0
+    assert "sk-…9876" not in cli("keys", "list", "--user", "alice")[1]
+
+
+def test_doctor_reports_undecryptable_rows_and_keeps_them(cli, environ):
+    cli("users", "create", "alice", stdin="alice-password\n")
+    cli("keys", "set", "--user", "alice", "--provider", "anthropic", stdin=SECRET)
+    code, out, _ = cli("doctor", env={"ENCRYPTION_KEY": gen_key()})
+    assert code == 1 and "cannot be decrypted" in out and "NOT CONFIGURED" in out and "kept" in out
+    code, out, _ = cli("doctor")  # the right key again: nothing was lost
+    assert code == 0 and "healthy" in out
+
+
+def test_rotate_master_key_dry_run_then_real(cli, environ):
+    cli("users", "create", "alice", stdin="alice-password\n")
+    cli("keys", "set", "--user", "alice", "--provider", "google", stdin="AIza-not-a-real-key-0123456789")
+    new = {"ENCRYPTION_KEY": gen_key(), "ENCRYPTION_KEY_FALLBACKS": environ["ENCRYPTION_KEY"]}
+    code, out, _ = cli("rotate-master-key", "--dry-run", env=new)
+    assert code == 0 and "would re-encrypt 1" in out
+    code, out, _ = cli("rotate-master-key", env=new)
+    assert code == 0 and "re-encrypted 1; already current 0" in out
+    code, out, _ = cli("rotate-master-key", env=new)
+    assert "re-encrypted 0; already current 1" in out
+    code, out, _ = cli("doctor", env={"ENCRYPTION_KEY": new["ENCRYPTION_KEY"], "ENCRYPTION_KEY_FALLBACKS": ""})
+    assert code == 0 and "(current)" in out
+
+
+@pytest.mark.parametrize("args, stdin, message", [
+    (["keys", "set", "--user", "nobody", "--provider", "openai"], SECRET, "No user named"),
+    (["keys", "set", "--team", "--provider", "openai"], "   \n", "white space"),
+    (["users", "create", "bob"], "short\n", "at least 8"),
+    (["users", "disable", "ghost"], "", "No user named"),
+])
+def test_errors_are_one_sentence_on_stderr(cli, args, stdin, message):
+    code, out, err = cli(*args, stdin=stdin)
+    assert code == 1 and message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and SECRET not in err + out
+
+
+def test_installed_command_refuses_a_bad_master_key_without_traceback(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ENCRYPTION_KEY", "DATABASE_URL"))}
+    env.update(BYOK_DATA_DIR=str(tmp_path), ENCRYPTION_KEY="abc123")
+    result = subprocess.run([sys.executable, "-m", "byok_core", "doctor"], env=env, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.startswith("byok: ENCRYPTION_KEY must be 64 hexadecimal") and "byok gen-key" in result.stderr
+    assert "Traceback" not in result.stderr and "abc123" not in result.stderr
