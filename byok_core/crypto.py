@@ -185,14 +185,22 @@ def _read_key_file(path: Path, source: str) -> str:
         raise ConfigError(f"Cannot read the master key file {source}: {exc.strerror}.") from None
 
 
-def _create_key_file(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _create_key_file(path: Path) -> Path | None:
+    """Write a new key to a private temporary file, then link it into place, so a crash or a full
+    disk never leaves a half-written key, and two processes starting together share one key."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+        with os.fdopen(fd, "w") as f:
+            f.write(gen_key() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, path)
     except FileExistsError:  # another process created it first: use theirs
-        return path
-    with os.fdopen(fd, "w") as f:
-        f.write(gen_key() + "\n")
+        return None
+    finally:
+        tmp.unlink(missing_ok=True)
     print(
         "\n" + "!" * 78 + f"\n  BYOK: created a new master key at {path.resolve()}\n"
         "  Every stored API key is encrypted with it. BACK IT UP somewhere safe: without it\n"
