@@ -313,3 +313,22 @@ def test_registry_covers_every_provider_with_the_right_kind():
         adapter = ADAPTERS[provider]
         assert adapter.provider is provider
         assert isinstance(adapter, ChatAdapter if provider.kind is ProviderKind.CHAT else SearchAdapter)
+
+
+def test_gemini_trailing_usage_only_chunk_keeps_the_stream_complete():
+    tail = data({"usageMetadata": {"promptTokenCount": 9, "candidatesTokenCount": 4}})
+    deltas, tokens, _ = run_stream(Provider.GOOGLE, stream_response(GOOGLE_OK + tail.encode()))
+    assert "".join(deltas) == "Fine, thanks." and tokens == Usage(9, 4)
+
+
+def test_gemini_blocked_prompt_is_a_refused_request():
+    body = sse(data({"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 5}}))
+    with pytest.raises(RequestRejected, match="blocked the prompt \\(SAFETY\\)"):
+        run_stream(Provider.GOOGLE, stream_response(body))
+
+
+def test_openai_mid_stream_error_chunk():
+    body = OPENAI_OK.split(b"data: [DONE]")[0].rsplit(b"data: ", 2)[0] + sse(
+        data({"error": {"message": "The server had an error", "type": "server_error"}}))
+    with pytest.raises(ProviderDown, match="server had an error"):
+        run_stream(Provider.OPENAI, stream_response(body))

@@ -242,6 +242,16 @@ def test_failed_search_ends_the_chat_before_the_model_is_called(environ):
         assert [(r.provider, r.status, r.cost_usd) for r in usage_rows(rt)] == [("tavily", "rate_limited", None)]
 
 
+def test_search_that_cannot_run_ends_the_stream_without_raising(environ):
+    with FakeProvider(Provider.OPENAI) as openai, \
+            runtime_with(environ, **openai.env(), OPENAI_API_KEY=ENV_KEY, BRAVE_API_KEY="brave-env-key-0123456789") as rt:
+        only_assistant = [ChatMessage("assistant", "How can I help?")]
+        _, result = run(stream_chat(rt, user_id=None, provider=Provider.OPENAI, model="gpt-4o-mini",
+                                    messages=only_assistant, search_provider=Provider.BRAVE))
+        assert isinstance(result.error, ValidationError) and result.status == "error"
+        assert openai.requests == [] and usage_rows(rt) == []
+
+
 def test_stopping_early_logs_one_cut_off_row(environ):
     with FakeProvider(Provider.OPENAI, reply="a b c d e f") as server, \
             runtime_with(environ, **server.env(), OPENAI_API_KEY=ENV_KEY) as rt:

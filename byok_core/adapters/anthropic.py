@@ -42,8 +42,10 @@ class AnthropicAdapter(ChatAdapter):
             usage = (data.get("message") or {}).get("usage") or {}
             state.input_tokens = usage.get("input_tokens", state.input_tokens)
             state.output_tokens = usage.get("output_tokens", state.output_tokens)
-        elif kind == "message_delta":
-            state.output_tokens = (data.get("usage") or {}).get("output_tokens", state.output_tokens)
+        elif kind == "message_delta":  # usage here is cumulative
+            usage = data.get("usage") or {}
+            state.input_tokens = usage.get("input_tokens") or state.input_tokens
+            state.output_tokens = usage.get("output_tokens", state.output_tokens)
         elif kind == "message_stop":
             state.complete = True
         elif kind == "content_block_delta":

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from byok_core.adapters.base import ChatAdapter, ChatMessage, StreamState, split_system
+from byok_core.adapters.errors import RequestRejected
 from byok_core.keys import ResolvedKey
 from byok_core.providers import Provider
 
@@ -39,8 +40,13 @@ class GoogleAdapter(ChatAdapter):
         if isinstance(usage, dict):
             state.input_tokens = usage.get("promptTokenCount", state.input_tokens)
             state.output_tokens = usage.get("candidatesTokenCount", state.output_tokens)
-        candidates = data.get("candidates") or [{}]
-        first = candidates[0] if isinstance(candidates[0], dict) else {}
+        blocked = (data.get("promptFeedback") or {}).get("blockReason")
+        if blocked:
+            raise RequestRejected(f"Google Gemini blocked the prompt ({blocked}); rephrase it and try again.")
+        candidates = data.get("candidates")
+        if not candidates or not isinstance(candidates[0], dict):
+            return None  # e.g. a chunk with only usage: completeness stays as the last candidate said
+        first = candidates[0]
         state.complete = bool(first.get("finishReason"))
         parts = (first.get("content") or {}).get("parts") or []
         return "".join(p.get("text", "") for p in parts if isinstance(p, dict) and not p.get("thought")) or None
