@@ -58,6 +58,7 @@ def assert_no_plaintext(text: str) -> None:
 
 def test_store_list_and_resolve_own_key(rt, people, caplog):
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.INFO, logger="sqlalchemy.engine")  # SQL and its parameters
     alice, _, _ = people
     info = keys.store(rt, alice, Owner.user(alice.user_id), Provider.OPENAI, f"  {ALICE_KEY}\n", label="work")
     assert info.mask == "sk-…1111" and info.label == "work" and info.active
@@ -67,6 +68,7 @@ def test_store_list_and_resolve_own_key(rt, people, caplog):
     assert resolved.secret.reveal() == ALICE_KEY
     assert resolved.source is KeySource.USER
     assert resolved.base_url == "https://api.openai.com/v1"
+    assert "INSERT INTO api_keys" in caplog.text  # SQL logging was on, parameters included
     for text in (repr(info), repr(listed), repr(resolved), str(resolved), dump_database(rt), caplog.text):
         assert_no_plaintext(text)
 
