@@ -146,6 +146,14 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
                 st.session_state.chat_confirm_delete = current.id
                 st.rerun()
 
+where = keys.sources(rt, uid)
+payer = {p: where.get(p) for p in (provider, search_provider) if p is not None}
+st.caption(" · ".join(
+    f"{p.label}: " + (f"paid by {chat_view.PAID_BY[s.value]}" if s else "no key yet") for p, s in payer.items()
+))
+if any(s is None for s in payer.values()):
+    chat_view.keys_link("Add a key on the Keys page")
+
 # --- history -------------------------------------------------------------------------------
 history = convs.messages(rt, uid, current.id) if current else []
 for message in history:
