@@ -13,7 +13,7 @@ import httpx
 
 from byok_core import budgets, keys, pricing, usage
 from byok_core.adapters import ADAPTERS
-from byok_core.adapters.base import ChatAdapter, ChatMessage, SearchResult, Usage, check_target, client_for
+from byok_core.adapters.base import ChatAdapter, ChatMessage, SearchResult, StreamState, check_target, client_for
 from byok_core.adapters.errors import ProviderError, StreamCutOff
 from byok_core.errors import ByokError, NoKeyError, ValidationError
 from byok_core.models import KeySource
@@ -67,51 +67,45 @@ class ChatStream:
             raise RuntimeError("A ChatStream can be iterated only once.")
         self._started = True
         with client_for(self._rt.environ, self._client) as client:
-            sources: list[SearchResult] = []
+            messages, sources = self._messages, []
             if self._search_key is not None:
                 try:
                     sources = run_search(self._rt, user_id=self._user_id, provider=self._search_key.provider,
-                                         query=_search_query(self._messages), limit=MAX_SOURCES, client=client)
+                                         query=_search_query(messages), limit=MAX_SOURCES, client=client)
                 except ByokError as exc:  # a provider error is already logged as the search's own row
-                    self.result = self._result("", Usage(), 0, exc, [])
+                    self.result = self._result(StreamState(), 0, exc, [])
                     return
-            yield from self._chat(client, with_sources(self._messages, sources), sources)
+                messages = with_sources(messages, sources)
+            state = StreamState()
+            error: ByokError | None = None
+            started = time.perf_counter()
+            reply = self._adapter.stream(client, self._key, self._model, messages, state)
+            try:
+                for delta in reply:
+                    if type(delta) is str:
+                        yield delta
+            except ProviderError as exc:
+                error = exc
+            except GeneratorExit:
+                error = StreamCutOff("The reply was stopped before it finished; the text so far is kept.",
+                                     "".join(state.text))
+                raise
+            except Exception as exc:  # a bug or an odd answer must not break the page; never log its text
+                log.error("chat call to %s failed unexpectedly: %s", self._adapter.provider.value, type(exc).__name__)
+                error = StreamCutOff(f"The reply from {self._adapter.provider.label} could not be read "
+                                     f"({type(exc).__name__}); the text so far is kept, try again.", "".join(state.text))
+            finally:
+                reply.close()
+                self.result = self._result(state, int((time.perf_counter() - started) * 1000), error, sources)
+                self._record(self.result)
 
-    def _chat(self, client: httpx.Client, messages: list[ChatMessage], sources: list[SearchResult]) -> Iterator[str]:
-        text: list[str] = []
-        tokens = Usage()
-        error: ByokError | None = None
-        started = time.perf_counter()
-        reply = self._adapter.stream(client, self._key, self._model, messages)
-        try:
-            for item in reply:
-                if isinstance(item, Usage):
-                    tokens = item
-                else:
-                    text.append(item)
-                    yield item
-        except ProviderError as exc:
-            error = exc
-        except GeneratorExit:
-            error = StreamCutOff("The reply was stopped before it finished; the text so far is kept.", "".join(text))
-            raise
-        except Exception as exc:  # a bug or an odd answer must not break the page; never log its text
-            log.error("chat call to %s failed unexpectedly: %s", self._adapter.provider.value, type(exc).__name__)
-            error = StreamCutOff(f"The reply from {self._adapter.provider.label} could not be read "
-                                 f"({type(exc).__name__}); the text so far is kept, try again.", "".join(text))
-        finally:
-            reply.close()
-            latency_ms = int((time.perf_counter() - started) * 1000)
-            self.result = self._result("".join(text), tokens, latency_ms, error, sources)
-            self._record(self.result)
-
-    def _result(self, text: str, tokens: Usage, latency_ms: int, error: ByokError | None,
+    def _result(self, state: StreamState, latency_ms: int, error: ByokError | None,
                 sources: list[SearchResult]) -> ChatResult:
         provider = self._adapter.provider
         return ChatResult(
-            text=text, provider=provider, model=self._model, key_source=KeySource(self._key.source),
-            input_tokens=tokens.input_tokens, output_tokens=tokens.output_tokens,
-            cost_usd=pricing.chat_cost(provider, self._model, tokens.input_tokens, tokens.output_tokens),
+            text="".join(state.text), provider=provider, model=self._model, key_source=KeySource(self._key.source),
+            input_tokens=state.input_tokens, output_tokens=state.output_tokens,
+            cost_usd=pricing.chat_cost(provider, self._model, state.input_tokens, state.output_tokens),
             latency_ms=latency_ms, status=getattr(error, "kind", "error") if error else "ok", error=error, sources=sources,
             budget_warning=self.budget_warning,
         )

@@ -18,7 +18,7 @@ from html import unescape
 from typing import Any, ClassVar
 
 import httpx
-from httpx_sse import EventSource, SSEError, ServerSentEvent
+from httpx_sse import EventSource, SSEError
 
 from byok_core import netguard
 from byok_core.adapters.errors import (
@@ -232,6 +232,7 @@ class ChatAdapter:
     default_model: ClassVar[str | None] = None
     fallback_models: ClassVar[tuple[str, ...]] = ()  # shown when the models list cannot be fetched
     stops_at_end_marker: ClassVar[bool] = True  # False: completeness is only known when the stream ends
+    end_marker_data: ClassVar[str | None] = None  # a non-JSON data line that ends the stream ("[DONE]")
 
     def headers(self, key: ResolvedKey) -> dict[str, str]:
         raise NotImplementedError
@@ -239,10 +240,6 @@ class ChatAdapter:
     def chat_request(self, key: ResolvedKey, model: str, messages: list[ChatMessage]) -> tuple[str, dict]:
         """URL and JSON body of the streaming request."""
         raise NotImplementedError
-
-    def is_end_marker(self, sse: ServerSentEvent) -> bool:
-        """A non-JSON event that ends the stream (OpenAI's ``[DONE]``)."""
-        return False
 
     def on_event(self, event: str, data: dict, state: StreamState) -> str | None:
         """Read one JSON event: update ``state`` and return the text delta, if any."""
@@ -263,13 +260,15 @@ class ChatAdapter:
         """The cheapest authenticated call (listing models); a few words on what it showed."""
         return f"{len(self.list_models(client, key))} models visible"
 
-    def stream(self, client: httpx.Client, key: ResolvedKey, model: str,
-               messages: list[ChatMessage]) -> Iterator[str | Usage]:
-        """Text deltas as they arrive, and a ``Usage`` whenever the provider reports tokens
-        (the last one is final). Raises a ProviderError; StreamCutOff unless the end marker came."""
+    def stream(self, client: httpx.Client, key: ResolvedKey, model: str, messages: list[ChatMessage],
+               state: StreamState | None = None) -> Iterator[str | Usage]:
+        """Text deltas as they arrive, then the ``Usage`` the provider reported.
+
+        Raises a ProviderError; StreamCutOff unless the provider's end marker came. Pass a
+        ``state`` to read the text and tokens received so far even when the stream fails."""
         url, body = self.chat_request(key, model, messages)
-        state = StreamState()
-        label = self.provider.label
+        state = state if state is not None else StreamState()
+        label, on_event, end_data, stops = self.provider.label, self.on_event, self.end_marker_data, self.stops_at_end_marker
 
         def cut_off(why: str) -> StreamCutOff:
             return StreamCutOff(f"{label}'s reply was cut off ({why}); the text so far is kept, ask again for the rest.",
@@ -282,25 +281,23 @@ class ChatAdapter:
                     raise provider_error(key, status=response.status_code, body=_body(response),
                                          headers=response.headers, model=model)
                 for sse in EventSource(response).iter_sse():
-                    if self.is_end_marker(sse):
+                    raw = sse.data
+                    if raw == end_data:
                         state.complete = True
                     else:
                         try:
-                            data = json.loads(sse.data)
+                            data = json.loads(raw)
                         except ValueError:
                             data = None
                         if not isinstance(data, dict):
                             raise cut_off("it sent a line that is not JSON")
                         if data.get("error"):
                             raise provider_error(key, status=None, body=data, model=model)
-                        before = (state.input_tokens, state.output_tokens)
-                        delta = self.on_event(sse.event, data, state)
+                        delta = on_event(sse.event, data, state)
                         if delta:
                             state.text.append(delta)
                             yield delta
-                        if (state.input_tokens, state.output_tokens) != before:
-                            yield Usage(state.input_tokens, state.output_tokens)
-                    if state.complete and self.stops_at_end_marker:
+                    if stops and state.complete:
                         break
         except SSEError:
             raise cut_off("it did not send an event stream") from None
@@ -310,6 +307,7 @@ class ChatAdapter:
             raise cut_off("the connection broke") from None
         if not state.complete:
             raise cut_off("the stream ended before the end marker")
+        yield Usage(state.input_tokens, state.output_tokens)
 
 
 def split_system(messages: list[ChatMessage]) -> tuple[str, list[ChatMessage]]:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from httpx_sse import ServerSentEvent
-
 from byok_core.adapters.base import ChatAdapter, ChatMessage, StreamState
 from byok_core.keys import ResolvedKey
 from byok_core.providers import Provider
@@ -18,6 +16,7 @@ class OpenAIAdapter(ChatAdapter):
     provider = Provider.OPENAI
     default_model = "gpt-4o-mini"
     fallback_models = ("gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4o", "gpt-4o-mini", "o3-mini", "o4-mini")
+    end_marker_data = "[DONE]"
 
     def headers(self, key: ResolvedKey) -> dict[str, str]:
         return {"Authorization": f"Bearer {key.secret.reveal()}"}
@@ -29,9 +28,6 @@ class OpenAIAdapter(ChatAdapter):
             "stream": True,
             "stream_options": {"include_usage": True},
         }
-
-    def is_end_marker(self, sse: ServerSentEvent) -> bool:
-        return sse.data.strip() == "[DONE]"
 
     def on_event(self, event: str, data: dict, state: StreamState) -> str | None:
         usage = data.get("usage")
