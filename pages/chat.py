@@ -63,7 +63,7 @@ def _select_conversation(conv_id: int | None) -> None:
 
 def _rename(conv_id: int) -> None:
     try:
-        convs.rename(rt, uid, conv_id, st.session_state.get("chat_rename", ""))
+        convs.rename(rt, uid, conv_id, st.session_state.get(f"chat_rename_{conv_id}", ""))
     except ByokError as exc:
         st.session_state.chat_flash = str(exc)
 
@@ -136,7 +136,7 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
                                        key="chat_search_provider", width=180)
     if current is not None:
         with st.popover("Conversation", icon=":material/more_horiz:"):
-            st.text_input("Title", value=current.title, key="chat_rename", max_chars=200)
+            st.text_input("Title", value=current.title, key=f"chat_rename_{current.id}", max_chars=200)
             st.button("Rename", key="chat_rename_btn", on_click=_rename, args=(current.id,))
             if st.session_state.get("chat_confirm_delete") == current.id:
                 st.warning("Delete this conversation and all its messages?")

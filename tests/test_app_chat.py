@@ -122,7 +122,7 @@ def test_conversations_are_private_and_can_be_renamed_and_deleted(app, rt):
     at.button(key=f"chat_conv_{mine.id}").click().run()
     assert at.title[0].value == "ann's secret plans"
     assert at.chat_message[0].markdown[0].value == "the secret content"
-    at.text_input(key="chat_rename").set_value("renamed")
+    at.text_input(key=f"chat_rename_{mine.id}").set_value("renamed")
     at.button(key="chat_rename_btn").click().run()
     assert convs.get(rt, ann.id, mine.id).title == "renamed"
     at.button(key="chat_delete").click().run()
