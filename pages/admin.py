@@ -1,10 +1,7 @@
 """Admin: users, team keys, search prices and the audit log. Only in admins' navigation."""
 
-import inspect
-
 import pandas as pd
 import streamlit as st
-from sqlmodel import Session
 
 from byok_core import accounts, audit, pricing
 from byok_core.errors import ByokError
@@ -113,11 +110,7 @@ with prices_tab:
                         on_change=_save_price, args=(provider,))
 
 with audit_tab:
-    if "engine" in inspect.signature(audit.recent).parameters:
-        events = audit.recent(rt.engine, limit=300)
-    else:  # the earlier signature took an open session
-        with Session(rt.engine) as session:
-            events = audit.recent(session, limit=300)
+    events = audit.recent(rt.engine, limit=300)
     st.dataframe(
         pd.DataFrame({
             "Time": [state.fmt_time(e.ts) for e in events],
