@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
+from hypothesis import given, strategies as st
 
 from byok_core.adapters import ADAPTERS
 from byok_core.adapters.base import ChatMessage, SearchResult, Usage, provider_error, retry_after
@@ -227,6 +228,15 @@ def test_scrub_removes_key_and_long_pieces(echo):
     for n in range(5, len(KEY) + 1):  # no piece of the key longer than a mask's tail of 4
         for i in range(len(KEY) - n + 1):
             assert KEY[i:i + n] not in text
+
+
+@given(key=st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=8, max_size=80),
+       before=st.text(max_size=30), after=st.text(max_size=30), start=st.integers(0, 79), length=st.integers(5, 80))
+def test_scrub_property(key, before, after, start, length):
+    """Whatever piece of the key a provider echoes, no run of more than 4 of its characters survives."""
+    piece = key[start:start + length]
+    text = scrub(f"{before}{piece}{after}{key}", Secret(key), limit=10_000)
+    assert all(key[i:i + 5] not in text for i in range(len(key) - 4))
 
 
 @pytest.mark.parametrize("source, whose", [(KeySource.USER, "your key"), (KeySource.TEAM, "the team's key"),

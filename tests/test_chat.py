@@ -140,11 +140,12 @@ def test_http_errors_are_logged_with_their_kind(environ, provider, status, kind)
         assert row.error == str(result.error)
 
 
-def test_echoed_wrong_key_is_scrubbed_everywhere(environ, caplog):
+@pytest.mark.parametrize("provider", [Provider.OPENAI, Provider.ANTHROPIC, Provider.GOOGLE])
+def test_echoed_wrong_key_is_scrubbed_everywhere(environ, caplog, provider):
     caplog.set_level(logging.DEBUG)
-    with FakeProvider(Provider.OPENAI, expect_key="sk-the-right-one-000000000000") as server, \
-            runtime_with(environ, **server.env(), OPENAI_API_KEY=ENV_KEY) as rt:
-        _, result = run(stream_chat(rt, user_id=None, provider=Provider.OPENAI, model="gpt-4o-mini", messages=HI))
+    with FakeProvider(provider, expect_key="sk-the-right-one-000000000000") as server, \
+            runtime_with(environ, **server.env(), **{ENV_VAR[provider]: ENV_KEY}) as rt:
+        _, result = run(stream_chat(rt, user_id=None, provider=provider, model=MODEL[provider], messages=HI))
         assert isinstance(result.error, KeyRejected)
         assert server.sent_keys() == [ENV_KEY]  # the server did receive it ...
         assert "sk-…4444" in str(result.error)  # ... but the message only names the mask
