@@ -173,14 +173,15 @@ def start_session(rt: Runtime, user: User) -> None:
 
 
 def sign_out(rt: Runtime) -> None:
-    """Revoke the server session; the browser is then told to drop the cookie."""
-    via = st.session_state.get(_VIA_KEY)
+    """Revoke the server session; the browser is then told to drop the cookie (and, with single
+    sign-on, Streamlit's identity cookie, or the next rerun would sign the same person in again)."""
+    sso = oidc_configured() and bool(st.user.is_logged_in)
     for token in {st.session_state.get(TOKEN_KEY), _cookie_token()}:
         accounts.revoke_session(rt.engine, token)
     for key in list(st.session_state.keys()):
         del st.session_state[key]
     st.session_state[_SIGNOUT_KEY] = True
-    if via == "oidc" and oidc_configured():
+    if sso:
         st.logout()
 
 

@@ -224,3 +224,12 @@ def test_admin_manages_users(app, rt):
     audit_log = next(d.value for d in at.dataframe if "Action" in d.value.columns)
     assert {"user.create", "user.role", "user.disable", "user.enable", "user.password"} <= set(audit_log["Action"])
     assert "newbie password" not in repr(at._tree) and "reset password 9" not in audit_log.to_csv()
+
+
+def test_oidc_sign_out_ends_the_identity_too(app, rt):
+    make_user(rt, "ann@example.com")
+    at = oidc_app("ann@example.com").run()
+    assert at.title[0].value == "Chat"
+    at.button(key="shell_sign_out").click().run()
+    assert not at.exception
+    assert "Sign in with single sign-on" in [b.label for b in at.button]
