@@ -34,7 +34,6 @@ from byok_ui.server import COOKIE_NAME, SESSION_PATH, SIGNOUT_PATH
 TOKEN_KEY = "byok_session_token"
 _TICKET_KEY = "_byok_pending_ticket"
 _SIGNOUT_KEY = "_byok_pending_signout"
-_VIA_KEY = "_byok_signed_in_via"
 
 
 def _banner(lines: list[str]) -> None:
@@ -158,8 +157,6 @@ def current_user(rt: Runtime) -> User | None:
     if user is None:
         st.session_state.pop(TOKEN_KEY, None)
         user = _oidc_user(rt)
-        if user is not None:
-            st.session_state[_VIA_KEY] = "oidc"
     return user
 
 
@@ -168,7 +165,6 @@ def start_session(rt: Runtime, user: User) -> None:
     token = accounts.create_session(rt.engine, user)
     st.session_state[TOKEN_KEY] = token
     st.session_state[_TICKET_KEY] = tickets.issue(token)
-    st.session_state[_VIA_KEY] = "password"
     st.session_state.pop(_SIGNOUT_KEY, None)
 
 
