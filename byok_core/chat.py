@@ -15,7 +15,7 @@ from byok_core import budgets, keys, pricing, usage
 from byok_core.adapters import ADAPTERS
 from byok_core.adapters.base import ChatAdapter, ChatMessage, SearchResult, StreamState, check_target, client_for
 from byok_core.adapters.errors import ProviderError, StreamCutOff
-from byok_core.errors import ByokError, NoKeyError, ValidationError
+from byok_core.errors import ByokError, KeyUnreadableError, NoKeyError, ValidationError
 from byok_core.models import KeySource
 from byok_core.providers import Provider, ProviderKind
 from byok_core.runtime import Runtime
@@ -178,14 +178,15 @@ def stream_chat(rt: Runtime, *, user_id: int | None, provider: Provider, model: 
 
 def list_models(rt: Runtime, *, user_id: int | None, provider: Provider, client: httpx.Client | None = None) -> list[str]:
     """The provider's models as its API lists them, or a static list when that is not possible
-    (no key yet, provider unreachable). Not logged as usage: listing models costs nothing."""
+    (no usable key, provider unreachable); never raises for those. Not logged as usage: listing
+    models costs nothing. Callers that rerun often (Streamlit) should cache it for a few minutes."""
     adapter = _chat_adapter(provider)
     try:
         key = keys.resolve(rt, user_id, provider)
         check_target(key, rt.settings.allow_private_endpoints)
         with client_for(rt.environ, client) as c:
             models = adapter.list_models(c, key)
-    except (NoKeyError, ProviderError, ValidationError) as exc:
+    except (NoKeyError, KeyUnreadableError, ProviderError, ValidationError) as exc:
         log.info("listing %s models failed (%s); using the static list", provider.value, type(exc).__name__)
         return list(adapter.fallback_models)
     return models or list(adapter.fallback_models)
