@@ -109,6 +109,10 @@ class UsageRecord(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_usage_user_ts", "user_id", "ts"),
         sa.Index("ix_usage_ts_provider", "ts", "provider"),
+        # SQLite only (it has no hash aggregation): the usage page's GROUP BY (usage.summary) reads this
+        # covering index in group order, with no sort. The day expression is usage.utc_day's on SQLite.
+        sa.Index("ix_usage_cube", sa.text("substr(ts, 1, 10)"), "provider", "model", "user_id", "key_source",
+                 "status", "input_tokens", "output_tokens", "cost_usd", "ts").ddl_if(dialect="sqlite"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -84,6 +84,10 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_usage_records_ts'), ['ts'], unique=False)
         batch_op.create_index('ix_usage_ts_provider', ['ts', 'provider'], unique=False)
         batch_op.create_index('ix_usage_user_ts', ['user_id', 'ts'], unique=False)
+        if op.get_bind().dialect.name == 'sqlite':  # see models.UsageRecord
+            batch_op.create_index('ix_usage_cube', [sa.text('substr(ts, 1, 10)'), 'provider', 'model', 'user_id',
+                                  'key_source', 'status', 'input_tokens', 'output_tokens', 'cost_usd', 'ts'],
+                                  unique=False)
 
     op.create_table('users',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -158,6 +162,8 @@ def downgrade() -> None:
     op.drop_table('auth_sessions')
     op.drop_table('users')
     with op.batch_alter_table('usage_records', schema=None) as batch_op:
+        if op.get_bind().dialect.name == 'sqlite':
+            batch_op.drop_index('ix_usage_cube')
         batch_op.drop_index('ix_usage_user_ts')
         batch_op.drop_index('ix_usage_ts_provider')
         batch_op.drop_index(batch_op.f('ix_usage_records_ts'))
