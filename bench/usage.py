@@ -96,9 +96,9 @@ def seed(rt, n: int) -> float:
 
 
 def page_queries(rt, flt):
-    """What the usage page runs for an admin: filter options, the summary and the first page of rows."""
+    """What the usage page runs for an admin: the summary (which also gives the filter choices),
+    its roll-ups and the first page of rows."""
     admin = Actor.operator()
-    usage.filter_options(rt, admin, flt)
     usage.page(rt, admin, flt)
     result = usage.summary(rt, admin, flt)
     for dims in [*([d] for d in usage.DIMENSIONS), ["day", "provider"]]:

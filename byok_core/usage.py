@@ -1,8 +1,9 @@
 """The usage log: one row per provider call, chat or search, successful or not.
 
-Every number shown about usage is computed by SQL GROUP BY queries; callers (pages, CLI) only
-receive the aggregated result or one page of rows. Viewers are checked here, not in the UI:
-members see their own calls, admins the whole team."""
+Every number shown about usage comes from SQL: one GROUP BY per filter at the grain of (UTC day,
+provider, model, user, key source, status), whose size grows with the days and combinations, not
+with the calls, and which pandas only sums further (``UsageSummary.by``); plus one page of rows.
+Viewers are checked here, not in the UI: members see their own calls, admins the whole team."""
 
 from __future__ import annotations
 
@@ -87,10 +88,12 @@ class UsageFilter:
         where: list[sa.ColumnElement[bool]] = []
         if not viewer.is_admin:
             where.append(_T.c.user_id == viewer.user_id if viewer.user_id is not None else sa.false())
+        # Each date bound twice, equivalently: on the UTC day (for ix_usage_cube, read by the
+        # aggregate on SQLite) and on the timestamp (ix_usage_records_ts: newest-first rows, PostgreSQL).
         if self.since:
-            where.append(_T.c.ts >= day_start(self.since))
+            where += [_T.c.ts >= day_start(self.since), DIMENSIONS["day"] >= self.since]
         if self.until:
-            where.append(_T.c.ts < day_start(self.until + timedelta(days=1)))
+            where += [_T.c.ts < day_start(self.until + timedelta(days=1)), DIMENSIONS["day"] <= self.until]
         for column, values in ((_T.c.provider, self.providers), (_T.c.model, self.models),
                                (_T.c.key_source, self.key_sources), (_T.c.status, self.statuses)):
             if values:
@@ -147,17 +150,22 @@ def cost_label(cost_usd: float | None, unknown_cost_calls: int) -> str:
     return known
 
 
+def aggregate_query(viewer: Actor, flt: UsageFilter, *dims: str) -> sa.Select:
+    """SELECT dims..., METRICS ... GROUP BY dims (in DIMENSIONS order, that of SQLite's ix_usage_cube)."""
+    keys = [DIMENSIONS[d].label(d) for d in dims]
+    return sa.select(*keys, *_METRIC_COLUMNS).where(*flt.conditions(viewer)).group_by(*keys)
+
+
 def breakdown(rt: Runtime, viewer: Actor, flt: UsageFilter, *dims: str) -> pd.DataFrame:
     """One row per value of ``dims`` (names from DIMENSIONS) with the METRICS, sorted by ``dims``.
 
     'day' comes back as a UTC datetime64 column, 'user' as the username (NO_USER for CLI calls)."""
-    keys = [DIMENSIONS[d].label(d) for d in dims]
-    query = sa.select(*keys, *_METRIC_COLUMNS).where(*flt.conditions(viewer)).group_by(*keys)
+    query = aggregate_query(viewer, flt, *dims)
     with rt.engine.connect() as conn:
         frame = pd.DataFrame.from_records(list(map(tuple, conn.execute(query))), columns=[*dims, *METRICS])
         if "user" in dims:
             names = dict(conn.execute(sa.select(User.id, User.username)).all())
-            frame["user"] = [names.get(i, f"#{i}") if pd.notna(i) else NO_USER for i in frame["user"]]
+            frame["user"] = frame["user"].map(names).fillna(NO_USER)  # accounts are disabled, never deleted
     if "day" in dims:
         frame["day"] = pd.to_datetime(frame["day"])
     frame["cost_usd"] = frame["cost_usd"].astype("Float64")  # keeps unknown as <NA>, not 0
@@ -175,6 +183,10 @@ class UsageSummary:
         """The METRICS per value of ``dims``, sorted by them."""
         grouped = self.cube.groupby(list(dims), as_index=False, sort=True)
         return grouped[METRICS].sum(min_count=1)  # min_count: a group of unknown costs stays <NA>
+
+    def values(self, dim: str) -> list:
+        """The distinct values of one dimension, sorted: choices for the filter widgets."""
+        return sorted(self.cube[dim].unique())
 
     @property
     def totals(self) -> Totals:
@@ -244,12 +256,3 @@ def prune(rt: Runtime, before: date, *, dry_run: bool = False) -> int:
         if dry_run:
             return conn.execute(sa.select(sa.func.count()).where(where)).scalar_one()
         return conn.execute(sa.delete(_T).where(where)).rowcount
-
-
-def filter_options(rt: Runtime, viewer: Actor, flt: UsageFilter) -> dict[str, list[str]]:
-    """The models and statuses the viewer has calls for in the filter's dates, for filter widgets."""
-    window = UsageFilter(since=flt.since, until=flt.until).conditions(viewer)
-    query = sa.select(_T.c.model, _T.c.status).where(*window).group_by(_T.c.model, _T.c.status)
-    with rt.engine.connect() as conn:
-        pairs = conn.execute(query).all()
-    return {"models": sorted({m for m, _ in pairs}), "statuses": sorted({s for _, s in pairs})}

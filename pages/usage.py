@@ -3,6 +3,7 @@ admins the team's (enforced by byok_core.usage, not here). All numbers are aggre
 
 import io
 import math
+from dataclasses import replace
 from datetime import timedelta
 
 import streamlit as st
@@ -36,18 +37,20 @@ today = utcnow().date()
 with st.container(horizontal=True):
     picked = st.date_input("Days (UTC)", (today - timedelta(days=29), today), max_value=today, key="usage_days")
     since, until = (tuple(picked) + (None, None))[:2]
-    options = usage.filter_options(rt, viewer, usage.UsageFilter(since=since, until=until))
-    providers = st.multiselect("Provider", [p.value for p in Provider], key="usage_providers")
-    models = st.multiselect("Model", options["models"], key="usage_models", format_func=lambda m: m or "(search)")
-    sources = st.multiselect("Key source", [s.value for s in KeySource], key="usage_sources")
-    statuses = st.multiselect("Status", options["statuses"], key="usage_statuses")
     user_ids = []
     if viewer.is_admin:
         names = {u.id: u.username for u in accounts.list_users(rt.engine)} | {None: usage.NO_USER}
         user_ids = st.multiselect("User", list(names), format_func=names.get, key="usage_users")
-flt = usage.UsageFilter(since=since, until=until, providers=providers, models=models, key_sources=sources,
-                        statuses=statuses, user_ids=user_ids)
-summary = usage.summary(rt, viewer, flt)
+    window = usage.UsageFilter(since=since, until=until, user_ids=user_ids)
+    summary = usage.summary(rt, viewer, window)  # also offers the models and statuses seen in the window
+    providers = st.multiselect("Provider", [p.value for p in Provider], key="usage_providers")
+    models = st.multiselect("Model", summary.values("model"), key="usage_models",
+                            format_func=lambda m: m or "(search)")
+    sources = st.multiselect("Key source", [s.value for s in KeySource], key="usage_sources")
+    statuses = st.multiselect("Status", summary.values("status"), key="usage_statuses")
+flt = replace(window, providers=providers, models=models, key_sources=sources, statuses=statuses)
+if providers or models or sources or statuses:
+    summary = usage.summary(rt, viewer, flt)
 totals = summary.totals
 
 with st.container(horizontal=True):
