@@ -3,7 +3,7 @@
 First-run setup with the code from the server's console, keys, a streamed chat reply, a reload
 that keeps the session, search, usage, admin, role gating by URL, and sign-out. Every wait is on
 the app's own state or a specific element, never a fixed sleep. Screenshots go to
-docs/screenshots/.
+test-artifacts/screenshots/ (BYOK_SCREENSHOTS_DIR=docs/screenshots refreshes the README's).
 
     pytest -m e2e tests/e2e          # needs /usr/bin/chromium (or BYOK_E2E_CHROMIUM)
 """
@@ -27,7 +27,7 @@ from fakeproviders import FakeProvider
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "docs" / "screenshots"
+SHOTS = Path(os.environ.get("BYOK_SCREENSHOTS_DIR") or ROOT / "test-artifacts" / "screenshots")
 CHROMIUM = os.environ.get("BYOK_E2E_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -35,8 +35,7 @@ OPENAI_KEY = "sk-e2e-PLAINTEXT-never-shown-9f3c"
 REPLY = "Streaming works: one token after another until the very end."
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-expect = playwright_api.expect
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
 expect.set_options(timeout=15_000)
 
 
@@ -66,7 +65,8 @@ def fakes():
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, fakes):
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
+        pytest.fail(f"No Chromium at {CHROMIUM}: install Debian's chromium (apt-get install chromium) "
+                    "or set BYOK_E2E_CHROMIUM; or leave the browser test out with -m 'not e2e'.")
     openai, tavily = fakes
     tmp = tmp_path_factory.mktemp("e2e")
     port = _free_port()
@@ -106,7 +106,7 @@ def _healthy(url: str) -> bool:
 
 @pytest.fixture(scope="module")
 def browser():
-    with playwright_api.sync_playwright() as p:
+    with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield b
         b.close()
