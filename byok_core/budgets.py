@@ -74,11 +74,16 @@ class BudgetStatus:
         return " ".join([*near, "Your own API keys are not limited."]) if near else None
 
 
-def _spend(conn: sa.Connection, now: datetime, user_id: int | None) -> float:
-    """Known cost of this month's shared-key calls by ``user_id``, or by everyone when it is None."""
+def _spend_query(now: datetime, *group_by: sa.ColumnElement) -> sa.Select:
+    """Known cost of the shared-key calls in ``now``'s month (unknown costs add nothing)."""
     start, end = month_bounds(now)
-    query = sa.select(sa.func.coalesce(sa.func.sum(_T.c.cost_usd), 0.0)).where(
-        _T.c.key_source.in_(SHARED_SOURCES), _T.c.ts >= start, _T.c.ts < end)
+    return (sa.select(*group_by, sa.func.coalesce(sa.func.sum(_T.c.cost_usd), 0.0))
+            .where(_T.c.key_source.in_(SHARED_SOURCES), _T.c.ts >= start, _T.c.ts < end).group_by(*group_by))
+
+
+def _spend(conn: sa.Connection, now: datetime, user_id: int | None) -> float:
+    """This month's shared-key spend of ``user_id``, or of everyone (the team) when it is None."""
+    query = _spend_query(now)
     if user_id is not None:
         query = query.where(_T.c.user_id == user_id)
     return float(conn.execute(query).scalar_one())
@@ -104,18 +109,14 @@ def check(rt: Runtime, user_id: int | None, key_source: KeySource | str,
             raise BudgetExceeded(
                 f"{whose} monthly budget for shared (team or server) keys is used up (${line.spent_usd:,.2f} of "
                 f"${line.budget_usd:,.2f}), so this call was not made; your own API keys keep working, "
-                f"and an admin can raise the budget.")
+                f"or ask an admin to raise the budget.")
     return BudgetStatus(lines)
 
 
 def spend_report(rt: Runtime, now: datetime | None = None) -> list[BudgetLine]:
     """This month's shared-key spend: the team first, then every user with a budget or spend."""
-    start, end = month_bounds(now or utcnow())
-    spent_q = (sa.select(_T.c.user_id, sa.func.coalesce(sa.func.sum(_T.c.cost_usd), 0.0))
-               .where(_T.c.key_source.in_(SHARED_SOURCES), _T.c.ts >= start, _T.c.ts < end)
-               .group_by(_T.c.user_id))
     with rt.engine.connect() as conn:
-        spent = {uid: float(usd) for uid, usd in conn.execute(spent_q)}
+        spent = {uid: float(usd) for uid, usd in conn.execute(_spend_query(now or utcnow(), _T.c.user_id))}
         budgets = dict(conn.execute(sa.select(Budget.user_id, Budget.monthly_usd)).all())
         names = dict(conn.execute(sa.select(User.id, User.username)).all())
     team = BudgetLine(None, "team", budgets.get(None), sum(spent.values()))
