@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import os
-import sys
-
 import pytest
 
 from byok_core import accounts, keys
