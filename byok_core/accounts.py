@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from byok_core import audit
 from byok_core.clock import utcnow
 from byok_core.errors import AuthError, NotFoundError, ValidationError
-from byok_core.models import AppSetting, AuthSession, Role, User
+from byok_core.models import AppSetting, AuthSession, LoginTicket, Role, User
 
 # OWASP's recommended Argon2id configuration (m=19 MiB, t=2, p=1): ~70 ms a hash on one core,
 # where argon2-cffi's default (64 MiB, p=4) takes ~450 ms here. tests/test_accounts.py pins the floor.
@@ -27,6 +27,7 @@ SIGN_IN_FAILED = "Sign-in failed: wrong username or password, or too many attemp
 FREE_ATTEMPTS = 3  # failures before delays start
 MAX_DELAY = timedelta(minutes=15)
 SESSION_TTL = timedelta(days=14)
+LOGIN_TICKET_TTL = timedelta(seconds=60)
 SETUP_CODE_SETTING = "setup_code_sha256"
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 
@@ -150,12 +151,43 @@ def _verify(digest: str, password: str) -> bool:
 # --- sessions ------------------------------------------------------------------------------
 
 
-def create_session(engine: sa.Engine, user: User, ttl: timedelta = SESSION_TTL) -> str:
-    """A new random session token for the cookie; only its SHA-256 is stored."""
+def _add_session(session: Session, user_id: int, expires_at: datetime) -> str:
     token = secrets.token_urlsafe(32)
-    with Session(engine) as session, session.begin():
-        session.add(AuthSession(token_hash=_hash_token(token), user_id=user.id, expires_at=utcnow() + ttl))
+    session.add(AuthSession(token_hash=_hash_token(token), user_id=user_id, expires_at=expires_at))
     return token
+
+
+def create_session(engine: sa.Engine, user: User, ttl: timedelta = SESSION_TTL) -> str:
+    """A new random session token; only its SHA-256 is stored."""
+    with Session(engine) as session, session.begin():
+        return _add_session(session, user.id, utcnow() + ttl)
+
+
+def issue_login_ticket(engine: sa.Engine, user: User) -> str:
+    """A one-time ticket, valid LOGIN_TICKET_TTL, that the browser exchanges for its cookie
+    (``redeem_login_ticket``). Stored hashed in the database, so any replica can redeem it."""
+    ticket, now = secrets.token_urlsafe(32), utcnow()
+    with Session(engine) as session, session.begin():
+        session.execute(sa.delete(LoginTicket).where(col(LoginTicket.expires_at) <= now))
+        session.add(LoginTicket(ticket_hash=_hash_token(ticket), user_id=user.id, expires_at=now + LOGIN_TICKET_TTL))
+    return ticket
+
+
+def redeem_login_ticket(engine: sa.Engine, ticket: str | None, now: datetime | None = None) -> str | None:
+    """Use up a live ticket and start a new session for its user: the cookie's token, else None."""
+    if not isinstance(ticket, str) or not 20 <= len(ticket) <= 100:
+        return None
+    now = now or utcnow()
+    with Session(engine) as session, session.begin():
+        row = session.get(LoginTicket, _hash_token(ticket))
+        if row is None:
+            return None
+        # Deleting (and counting) makes the ticket single-use even when two requests race.
+        used = session.execute(sa.delete(LoginTicket).where(col(LoginTicket.ticket_hash) == row.ticket_hash)).rowcount
+        user = session.get(User, row.user_id)
+        if not used or row.expires_at <= now or user is None or user.disabled:
+            return None
+        return _add_session(session, user.id, now + SESSION_TTL)
 
 
 def user_for_session(engine: sa.Engine, token: str | None, now: datetime | None = None) -> User | None:

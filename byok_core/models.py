@@ -89,6 +89,17 @@ class AuthSession(SQLModel, table=True):
     revoked_at: datetime | None = None
 
 
+class LoginTicket(SQLModel, table=True):
+    """A one-time, short-lived ticket the browser exchanges for its session cookie. Kept in the
+    database (hashed) so that any app replica can redeem it."""
+
+    __tablename__ = "login_tickets"
+
+    ticket_hash: str = Field(primary_key=True, max_length=64, repr=False)
+    user_id: int = Field(foreign_key="users.id")
+    expires_at: datetime
+
+
 class AuditEvent(SQLModel, table=True):
     """Who did what to which key or account. Never holds a secret."""
 

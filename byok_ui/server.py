@@ -1,7 +1,8 @@
 """HTTP routes and middleware mounted on the Streamlit server through ``st.App``.
 
-* ``POST /byok/session`` exchanges a one-time ticket (see tickets.py) for the HttpOnly session
-  cookie. ``POST /byok/signout`` clears the cookie (the script has already revoked the session).
+* ``POST /byok/session`` exchanges a one-time sign-in ticket (``accounts.issue_login_ticket``,
+  kept hashed in the database so any replica can redeem it) for a new session in an HttpOnly
+  cookie. ``POST /byok/signout`` revokes the cookie's session and clears the cookie.
 * Both refuse cross-site requests: the body must be JSON (so a cross-site form cannot send it and a
   cross-site ``fetch`` needs a CORS preflight this server never grants), and an ``Origin`` or
   ``Sec-Fetch-Site`` header, when the browser sends one, must say same-origin. Neither takes a
@@ -21,13 +22,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from byok_core.accounts import SESSION_TTL
-from byok_ui import tickets
+from starlette.concurrency import run_in_threadpool
+
+from byok_core import accounts
 
 COOKIE_NAME = "byok_session"
 SESSION_PATH = "/byok/session"
 SIGNOUT_PATH = "/byok/signout"
 _MAX_BODY = 1024
+
+
+def _engine():
+    from byok_ui.state import get_runtime  # imported late: state imports this module
+
+    return get_runtime().engine
 
 
 def _secure(request: Request) -> bool:
@@ -70,11 +78,11 @@ async def session_route(request: Request) -> Response:
     if not _same_origin(request):
         return _no_store(JSONResponse({"error": "cross-site request refused"}, status_code=403))
     data = await _json_body(request)
-    token = tickets.redeem(data.get("ticket") if data else None)
+    token = await run_in_threadpool(accounts.redeem_login_ticket, _engine(), data.get("ticket") if data else None)
     if token is None:
         return _no_store(JSONResponse({"error": "invalid or expired ticket"}, status_code=400))
     response = Response(status_code=204)
-    response.set_cookie(COOKIE_NAME, token, max_age=int(SESSION_TTL.total_seconds()), path="/",
+    response.set_cookie(COOKIE_NAME, token, max_age=int(accounts.SESSION_TTL.total_seconds()), path="/",
                         httponly=True, samesite="lax", secure=_secure(request))
     return _no_store(response)
 
@@ -82,6 +90,7 @@ async def session_route(request: Request) -> Response:
 async def signout_route(request: Request) -> Response:
     if not _same_origin(request) or await _json_body(request) is None:
         return _no_store(JSONResponse({"error": "cross-site request refused"}, status_code=403))
+    await run_in_threadpool(accounts.revoke_session, _engine(), request.cookies.get(COOKIE_NAME))
     response = Response(status_code=204)
     response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="lax", secure=_secure(request))
     return _no_store(response)

@@ -28,7 +28,6 @@ from byok_core.errors import ByokError, ConfigError, NotFoundError
 from byok_core.keys import Actor
 from byok_core.models import User
 from byok_core.runtime import Runtime, open_runtime
-from byok_ui import tickets
 from byok_ui.server import COOKIE_NAME, SESSION_PATH, SIGNOUT_PATH
 
 TOKEN_KEY = "byok_session_token"
@@ -164,7 +163,7 @@ def start_session(rt: Runtime, user: User) -> None:
     """Sign ``user`` in on this tab now, and have the browser fetch the cookie for later visits."""
     token = accounts.create_session(rt.engine, user)
     st.session_state[TOKEN_KEY] = token
-    st.session_state[_TICKET_KEY] = tickets.issue(token)
+    st.session_state[_TICKET_KEY] = accounts.issue_login_ticket(rt.engine, user)
     st.session_state.pop(_SIGNOUT_KEY, None)
 
 

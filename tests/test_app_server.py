@@ -2,70 +2,109 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.testclient import TestClient
 
-from byok_ui import tickets
+from byok_core import accounts
+from byok_core.clock import utcnow
 from byok_ui.server import COOKIE_NAME, ROUTES, SecurityHeaders
+from byok_ui.testing import make_user, use_environment
 
 
 @pytest.fixture
-def client():
-    app = Starlette(routes=ROUTES, middleware=[Middleware(SecurityHeaders)])
+def app(monkeypatch, environ, rt):
+    use_environment(monkeypatch, environ)  # the routes open the same database as `rt`
+    return Starlette(routes=ROUTES, middleware=[Middleware(SecurityHeaders)])
+
+
+@pytest.fixture
+def client(app):
     return TestClient(app, base_url="http://testserver")
 
 
-def test_ticket_becomes_an_httponly_lax_cookie_once(client):
-    ticket = tickets.issue("the-session-token")
+@pytest.fixture
+def alice(rt):
+    return make_user(rt, "alice")
+
+
+def _cookie_token(response) -> str:
+    return response.headers["set-cookie"].split(";")[0].split("=", 1)[1]
+
+
+def test_ticket_becomes_an_httponly_lax_session_cookie_once(client, rt, alice):
+    ticket = accounts.issue_login_ticket(rt.engine, alice)
     r = client.post("/byok/session", json={"ticket": ticket}, headers={"Origin": "http://testserver"})
     assert r.status_code == 204
     cookie = r.headers["set-cookie"]
-    assert cookie.startswith(f"{COOKIE_NAME}=the-session-token;")
+    assert cookie.startswith(f"{COOKIE_NAME}=")
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/" in cookie and "Max-Age=" in cookie
     assert "Secure" not in cookie  # plain http: a Secure cookie would be dropped
     assert r.headers["cache-control"] == "no-store" and r.headers["x-frame-options"] == "DENY"
+    assert accounts.user_for_session(rt.engine, _cookie_token(r)).id == alice.id
+    assert ticket not in cookie
     again = client.post("/byok/session", json={"ticket": ticket})
     assert again.status_code == 400 and "set-cookie" not in again.headers
 
 
-def test_secure_over_https_or_when_forced(monkeypatch):
-    app = Starlette(routes=ROUTES)
+def test_ticket_is_stored_hashed_and_any_replica_can_redeem_it(rt, alice, environ):
+    ticket = accounts.issue_login_ticket(rt.engine, alice)
+    with rt.engine.connect() as conn:
+        stored = [r[0] for r in conn.exec_driver_sql("SELECT ticket_hash FROM login_tickets")]
+    assert ticket not in stored and len(stored) == 1
+    from byok_core.runtime import open_runtime
+
+    other_replica = open_runtime(environ)
+    assert accounts.user_for_session(rt.engine, accounts.redeem_login_ticket(other_replica.engine, ticket)).id == alice.id
+
+
+def test_secure_over_https_or_when_forced(app, rt, alice, monkeypatch):
     https = TestClient(app, base_url="https://testserver")
-    r = https.post("/byok/session", json={"ticket": tickets.issue("tok")})
+    r = https.post("/byok/session", json={"ticket": accounts.issue_login_ticket(rt.engine, alice)})
     assert "Secure" in r.headers["set-cookie"]
     monkeypatch.setenv("BYOK_COOKIE_SECURE", "1")
-    r = TestClient(app).post("/byok/session", json={"ticket": tickets.issue("tok")})
+    r = TestClient(app).post("/byok/session", json={"ticket": accounts.issue_login_ticket(rt.engine, alice)})
     assert "Secure" in r.headers["set-cookie"]
 
 
 @pytest.mark.parametrize("headers", [{"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"},
                                      {"Sec-Fetch-Site": "same-site"}])
-def test_cross_site_requests_are_refused(client, headers):
-    ticket = tickets.issue("tok")
+def test_cross_site_requests_are_refused(client, rt, alice, headers):
+    ticket = accounts.issue_login_ticket(rt.engine, alice)
     r = client.post("/byok/session", json={"ticket": ticket}, headers=headers)
     assert r.status_code == 403 and "set-cookie" not in r.headers
     assert client.post("/byok/signout", json={}, headers=headers).status_code == 403
+    assert accounts.redeem_login_ticket(rt.engine, ticket) is not None  # the refused request did not use it
 
 
-def test_only_json_bodies(client):
-    ticket = tickets.issue("tok")
+def test_only_json_bodies(client, rt, alice):
+    ticket = accounts.issue_login_ticket(rt.engine, alice)
     r = client.post("/byok/session", data={"ticket": ticket})  # what a cross-site HTML form can send
     assert r.status_code == 400 and "set-cookie" not in r.headers
     assert client.post("/byok/signout", data={"x": "1"}).status_code == 403
     assert client.get("/byok/session").status_code == 405
 
 
-def test_expired_ticket_is_refused():
-    ticket = tickets.issue("tok", now=1000.0)
-    assert tickets.redeem(ticket, now=1000.0 + tickets.TTL_SECONDS + 1) is None
-    assert tickets.redeem(ticket, now=1001.0) is None  # and gone, even inside the window
-    assert tickets.redeem("x" * 10) is None and tickets.redeem(None) is None
+def test_expired_or_disabled_tickets_are_refused(rt, alice):
+    ticket = accounts.issue_login_ticket(rt.engine, alice)
+    late = utcnow() + accounts.LOGIN_TICKET_TTL + timedelta(seconds=1)
+    assert accounts.redeem_login_ticket(rt.engine, ticket, now=late) is None
+    assert accounts.redeem_login_ticket(rt.engine, ticket) is None  # and gone, even inside the window
+    assert accounts.redeem_login_ticket(rt.engine, "x" * 10) is None
+    assert accounts.redeem_login_ticket(rt.engine, None) is None
+    ticket = accounts.issue_login_ticket(rt.engine, alice)
+    accounts.set_disabled(rt.engine, "alice", True)
+    assert accounts.redeem_login_ticket(rt.engine, ticket) is None
 
 
-def test_signout_clears_the_cookie(client):
+def test_signout_revokes_the_cookie_session_and_clears_it(client, rt, alice):
+    token = accounts.create_session(rt.engine, alice)
+    client.cookies.set(COOKIE_NAME, token)
     r = client.post("/byok/signout", json={}, headers={"Origin": "http://testserver"})
     assert r.status_code == 204
     cookie = r.headers["set-cookie"]
     assert cookie.startswith(f'{COOKIE_NAME}=""') and "Max-Age=0" in cookie and "HttpOnly" in cookie
+    assert accounts.user_for_session(rt.engine, token) is None
