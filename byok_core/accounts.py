@@ -28,7 +28,7 @@ FREE_ATTEMPTS = 3  # failures before delays start
 MAX_DELAY = timedelta(minutes=15)
 SESSION_TTL = timedelta(days=14)
 LOGIN_TICKET_TTL = timedelta(seconds=60)
-SETUP_CODE_SETTING = "setup_code_sha256"
+SETUP_CODE_PREFIX = "setup_code."  # one row per code printed (each replica prints its own)
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 
 
@@ -230,7 +230,8 @@ def issue_setup_code(engine: sa.Engine) -> str | None:
         return None
     code = "-".join(secrets.token_hex(3) for _ in range(3))
     with Session(engine) as session, session.begin():
-        session.merge(AppSetting(name=SETUP_CODE_SETTING, value=_hash_token(code)))
+        digest = _hash_token(code)
+        session.add(AppSetting(name=SETUP_CODE_PREFIX + digest[:32], value=digest))
     return code
 
 
@@ -241,13 +242,14 @@ def claim_first_admin(engine: sa.Engine, code: str, username: str, password: str
     username, password = validate_username(username), validate_password(password)
     user = User(username=username, password_hash=HASHER.hash(password), role=Role.ADMIN.value)
     with Session(engine, expire_on_commit=False) as session, session.begin():
+        digest = _hash_token((code or "").strip().lower())
         consumed = session.execute(sa.delete(AppSetting).where(
-            col(AppSetting.name) == SETUP_CODE_SETTING,
-            col(AppSetting.value) == _hash_token((code or "").strip().lower()),
+            col(AppSetting.name) == SETUP_CODE_PREFIX + digest[:32], col(AppSetting.value) == digest,
         )).rowcount
         if not consumed or session.exec(select(User.id).limit(1)).first() is not None:
             raise AuthError("That setup code is not valid. Use the code printed in the server's console.")
         session.add(user)
         session.flush()
+        session.execute(sa.delete(AppSetting).where(col(AppSetting.name).startswith(SETUP_CODE_PREFIX)))
         audit.record(session, "setup", "user.create", username, "role admin (first-run setup)")
     return user

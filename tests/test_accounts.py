@@ -106,6 +106,7 @@ def test_duplicate_username_is_refused(rt, alice):
 
 
 def test_first_run_setup_code_is_one_time(rt):
+    other_replica_code = accounts.issue_setup_code(rt.engine)
     code = accounts.issue_setup_code(rt.engine)
     with pytest.raises(AuthError, match="setup code"):
         accounts.claim_first_admin(rt.engine, "000-000-000", "admin", PASSWORD)
@@ -113,4 +114,6 @@ def test_first_run_setup_code_is_one_time(rt):
     assert admin.role == Role.ADMIN
     with pytest.raises(AuthError):
         accounts.claim_first_admin(rt.engine, code, "second", PASSWORD)
+    with pytest.raises(AuthError):  # every printed code is used up once an admin exists
+        accounts.claim_first_admin(rt.engine, other_replica_code, "third", PASSWORD)
     assert accounts.issue_setup_code(rt.engine) is None  # users exist: no more codes
