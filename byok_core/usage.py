@@ -27,6 +27,7 @@ CSV_COLUMNS = ["timestamp", "user", "provider", "model", "key_source", "input_to
                "latency_ms", "status", "cost_usd"]
 NO_USER = "(no user)"  # calls made from the CLI without --user
 EXPORT_BATCH = 5_000
+PG_AGGREGATE_WORK_MEM = "64MB"
 
 _T = UsageRecord.__table__
 
@@ -162,6 +163,8 @@ def breakdown(rt: Runtime, viewer: Actor, flt: UsageFilter, *dims: str) -> pd.Da
     'day' comes back as a UTC datetime64 column, 'user' as the username (NO_USER for CLI calls)."""
     query = aggregate_query(viewer, flt, *dims)
     with rt.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":  # room to hash-aggregate instead of sorting every row
+            conn.exec_driver_sql(f"SET LOCAL work_mem = '{PG_AGGREGATE_WORK_MEM}'")
         frame = pd.DataFrame.from_records(list(map(tuple, conn.execute(query))), columns=[*dims, *METRICS])
         if "user" in dims:
             names = dict(conn.execute(sa.select(User.id, User.username)).all())
