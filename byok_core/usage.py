@@ -165,7 +165,7 @@ def breakdown(rt: Runtime, viewer: Actor, flt: UsageFilter, *dims: str) -> pd.Da
     with rt.engine.connect() as conn:
         if conn.dialect.name == "postgresql":  # room to hash-aggregate instead of sorting every row
             conn.exec_driver_sql(f"SET LOCAL work_mem = '{PG_AGGREGATE_WORK_MEM}'")
-        frame = pd.DataFrame.from_records(list(map(tuple, conn.execute(query))), columns=[*dims, *METRICS])
+        frame = pd.DataFrame.from_records([tuple(r) for r in conn.execute(query).all()], columns=[*dims, *METRICS])
         if "user" in dims:
             names = dict(conn.execute(sa.select(User.id, User.username)).all())
             frame["user"] = frame["user"].map(names).fillna(NO_USER)  # accounts are disabled, never deleted
@@ -223,7 +223,7 @@ def page(rt: Runtime, viewer: Actor, flt: UsageFilter, *, number: int = 1, size:
     query = (_rows_query(viewer, flt).order_by(_T.c.ts.desc(), _T.c.id.desc())
              .limit(size).offset(max(number - 1, 0) * size))
     with rt.engine.connect() as conn:
-        frame = pd.DataFrame.from_records(list(map(tuple, conn.execute(query))), columns=CSV_COLUMNS)
+        frame = pd.DataFrame.from_records([tuple(r) for r in conn.execute(query).all()], columns=CSV_COLUMNS)
     frame["cost_usd"] = frame["cost_usd"].astype("Float64")
     return frame
 
