@@ -84,17 +84,21 @@ class UsageFilter:
     statuses: Sequence[str] = ()
     user_ids: Sequence[int | None] = ()  # None selects calls made without a user (the CLI)
 
-    def conditions(self, viewer: Actor) -> list[sa.ColumnElement[bool]]:
-        """WHERE clauses for this filter as seen by ``viewer``: members only ever get their own rows."""
+    def conditions(self, viewer: Actor, *, day_bounds: bool = False) -> list[sa.ColumnElement[bool]]:
+        """WHERE clauses for this filter as seen by ``viewer``: members only ever get their own rows.
+
+        ``day_bounds`` repeats the date bounds on the UTC day expression, which lets SQLite read
+        ix_usage_cube for just those days (PostgreSQL estimates better with the timestamps alone)."""
         where: list[sa.ColumnElement[bool]] = []
         if not viewer.is_admin:
             where.append(_T.c.user_id == viewer.user_id if viewer.user_id is not None else sa.false())
-        # Each date bound twice, equivalently: on the UTC day (for ix_usage_cube, read by the
-        # aggregate on SQLite) and on the timestamp (ix_usage_records_ts: newest-first rows, PostgreSQL).
         if self.since:
-            where += [_T.c.ts >= day_start(self.since), DIMENSIONS["day"] >= self.since]
+            where.append(_T.c.ts >= day_start(self.since))
         if self.until:
-            where += [_T.c.ts < day_start(self.until + timedelta(days=1)), DIMENSIONS["day"] <= self.until]
+            where.append(_T.c.ts < day_start(self.until + timedelta(days=1)))
+        if day_bounds:
+            where += [DIMENSIONS["day"] >= self.since] if self.since else []
+            where += [DIMENSIONS["day"] <= self.until] if self.until else []
         for column, values in ((_T.c.provider, self.providers), (_T.c.model, self.models),
                                (_T.c.key_source, self.key_sources), (_T.c.status, self.statuses)):
             if values:
@@ -151,17 +155,18 @@ def cost_label(cost_usd: float | None, unknown_cost_calls: int) -> str:
     return known
 
 
-def aggregate_query(viewer: Actor, flt: UsageFilter, *dims: str) -> sa.Select:
+def aggregate_query(viewer: Actor, flt: UsageFilter, *dims: str, dialect: str) -> sa.Select:
     """SELECT dims..., METRICS ... GROUP BY dims (in DIMENSIONS order, that of SQLite's ix_usage_cube)."""
     keys = [DIMENSIONS[d].label(d) for d in dims]
-    return sa.select(*keys, *_METRIC_COLUMNS).where(*flt.conditions(viewer)).group_by(*keys)
+    where = flt.conditions(viewer, day_bounds=dialect == "sqlite")
+    return sa.select(*keys, *_METRIC_COLUMNS).where(*where).group_by(*keys)
 
 
 def breakdown(rt: Runtime, viewer: Actor, flt: UsageFilter, *dims: str) -> pd.DataFrame:
     """One row per value of ``dims`` (names from DIMENSIONS) with the METRICS, sorted by ``dims``.
 
     'day' comes back as a UTC datetime64 column, 'user' as the username (NO_USER for CLI calls)."""
-    query = aggregate_query(viewer, flt, *dims)
+    query = aggregate_query(viewer, flt, *dims, dialect=rt.engine.dialect.name)
     with rt.engine.connect() as conn:
         if conn.dialect.name == "postgresql":  # room to hash-aggregate instead of sorting every row
             conn.exec_driver_sql(f"SET LOCAL work_mem = '{PG_AGGREGATE_WORK_MEM}'")

@@ -228,7 +228,7 @@ def test_sqlite_aggregates_from_the_covering_index_without_sorting(rt):
     if rt.engine.dialect.name != "sqlite":
         pytest.skip("ix_usage_cube is SQLite's; PostgreSQL hash-aggregates")
     query = usage.aggregate_query(Actor.operator(), UsageFilter(since=START.date(), until=START.date()),
-                                  *usage.DIMENSIONS)
+                                  *usage.DIMENSIONS, dialect="sqlite")
     sql = str(query.compile(rt.engine, compile_kwargs={"literal_binds": True}))
     with rt.engine.connect() as conn:
         plan = " ".join(str(step) for step in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
