@@ -17,6 +17,11 @@ from byok_ui import state
 
 PAGE_SIZE = 50
 
+
+def model_label(model: str) -> str:
+    return model or "(search)"  # searches have no model
+
+
 c = state.ctx()
 rt, viewer = c.rt, c.actor
 st.title("Usage", anchor=False)
@@ -35,7 +40,8 @@ else:
 
 today = utcnow().date()
 with st.container(horizontal=True):
-    picked = st.date_input("Days (UTC)", (today - timedelta(days=29), today), max_value=today, key="usage_days")
+    picked = st.date_input("Days (UTC)", (today - timedelta(days=29), today), max_value=today, key="usage_days",
+                           width=240)
     since, until = (tuple(picked) + (None, None))[:2]
     user_ids = []
     if viewer.is_admin:
@@ -44,8 +50,7 @@ with st.container(horizontal=True):
     window = usage.UsageFilter(since=since, until=until, user_ids=user_ids)
     summary = usage.summary(rt, viewer, window)  # also offers the models and statuses seen in the window
     providers = st.multiselect("Provider", [p.value for p in Provider], key="usage_providers")
-    models = st.multiselect("Model", summary.values("model"), key="usage_models",
-                            format_func=lambda m: m or "(search)")
+    models = st.multiselect("Model", summary.values("model"), key="usage_models", format_func=model_label)
     sources = st.multiselect("Key source", [s.value for s in KeySource], key="usage_sources")
     statuses = st.multiselect("Status", summary.values("status"), key="usage_statuses")
 flt = replace(window, providers=providers, models=models, key_sources=sources, statuses=statuses)
@@ -68,7 +73,8 @@ if totals.calls:
         st.bar_chart(per_day.astype(float).fillna(0.0))
     with right:
         st.markdown("**Tokens by model**")
-        st.bar_chart(summary.by("model").set_index("model")[["input_tokens", "output_tokens"]])
+        tokens = summary.by("model").set_index("model")[["input_tokens", "output_tokens"]]
+        st.bar_chart(tokens.rename(index=model_label))
 
     titles = {"day": "Per day", "provider": "Per provider", "model": "Per model", "user": "Per user",
               "key_source": "Per key source", "status": "Per status"}
