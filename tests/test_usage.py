@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import shutil
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta, timezone
 
@@ -19,6 +20,7 @@ from byok_core import usage
 from byok_core.keys import Actor
 from byok_core.models import KeySource, UsageRecord, User
 from byok_core.providers import Provider
+from byok_core.runtime import open_runtime
 from byok_core.usage import UsageFilter
 
 START = datetime(2026, 3, 28, tzinfo=UTC)  # spans a month end and the DST change in Europe
@@ -224,9 +226,11 @@ def test_prune_removes_only_what_it_says(rt, people, dry_run):
     assert usage.prune(rt, cut, dry_run=dry_run) == (2 if dry_run else 0)
 
 
-def test_sqlite_aggregates_from_the_covering_index_without_sorting(rt):
-    if rt.engine.dialect.name != "sqlite":
-        pytest.skip("ix_usage_cube is SQLite's; PostgreSQL hash-aggregates")
+def test_sqlite_aggregates_from_the_covering_index_without_sorting(sqlite_template, tmp_path, master_key):
+    """SQLite only (ix_usage_cube is SQLite's; PostgreSQL hash-aggregates), so not parametrized."""
+    shutil.copyfile(sqlite_template, tmp_path / "plan.db")
+    rt = open_runtime({"BYOK_DATA_DIR": str(tmp_path), "ENCRYPTION_KEY": master_key,
+                       "DATABASE_URL": f"sqlite:///{tmp_path / 'plan.db'}"})
     query = usage.aggregate_query(Actor.operator(), UsageFilter(since=START.date(), until=START.date()),
                                   *usage.DIMENSIONS, dialect="sqlite")
     sql = str(query.compile(rt.engine, compile_kwargs={"literal_binds": True}))
