@@ -124,3 +124,18 @@ def test_keys_test(cli_env, rt, capsys):
         assert err.startswith("byok: Firecrawl rejected the team's key") and TEAM_KEY not in err
     assert main(["keys", "test", "--team", "--provider", "brave"]) == 1
     assert "no saved Brave Search key for team" in capsys.readouterr().err
+
+
+def test_chat_warns_near_the_team_budget(cli_env, rt, capsys):
+    from byok_core import budgets, usage
+    from byok_core.models import KeySource
+
+    alice = accounts.create_user(rt.engine, "alice", "alice-password")
+    budgets.set_budget(rt, Actor.operator(), None, 1.0)
+    usage.record_call(rt, user_id=alice.id, provider=Provider.OPENAI, model="gpt-4o", key_source=KeySource.TEAM,
+                      input_tokens=1, output_tokens=1, latency_ms=1, cost_usd=0.85)
+    with FakeProvider(Provider.OPENAI, reply="Still here") as server:
+        cli_env(**server.env(), OPENAI_API_KEY=TEAM_KEY)
+        assert main(["chat", "--provider", "openai", "--user", "alice", "hi"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "Still here\n" and "byok: " in err and "budget" in err and "85%" in err

@@ -55,6 +55,8 @@ def cmd_chat(args) -> int:
     cost = f"${result.cost_usd:.6f}" if result.cost_usd is not None else "cost unknown"
     print(f"[{result.provider.value} {result.model}, {result.key_source.value} key, {tokens}, {cost}, "
           f"{result.latency_ms} ms, {result.status}]", file=sys.stderr)
+    if result.budget_warning:
+        print(f"byok: {result.budget_warning}", file=sys.stderr)
     if result.error is not None:
         raise result.error
     return 0
