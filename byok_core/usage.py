@@ -204,6 +204,13 @@ class UsageSummary:
                       None if pd.isna(cost) else float(cost), int(cube["unknown_cost_calls"].sum()))
 
 
+def data_version(rt: Runtime) -> tuple[int | None, int | None]:
+    """(lowest id, highest id) of the log: changes whenever a call is logged or old calls are pruned.
+    Two primary-key lookups, so a page can cache ``summary`` under it."""
+    with rt.engine.connect() as conn:
+        return tuple(conn.execute(sa.select(sa.func.min(UsageRecord.id), sa.func.max(UsageRecord.id))).one())
+
+
 def summary(rt: Runtime, viewer: Actor, flt: UsageFilter) -> UsageSummary:
     """Everything the usage page shows about a filter, from one GROUP BY query."""
     return UsageSummary(breakdown(rt, viewer, flt, *DIMENSIONS))
