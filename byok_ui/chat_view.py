@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -17,6 +18,26 @@ _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|<>~$])")
 
 def md_escape(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", text or "")
+
+
+def no_images(text: str) -> str:
+    """Markdown with every image (``![alt](url)``, ``![alt][ref]``) turned into plain text.
+
+    A reply steered by a planted web page could otherwise make the browser fetch a URL carrying
+    conversation content, with no click. Links stay: they need a click."""
+    return (text or "").replace("![", "!\\[")
+
+
+def render_stream(deltas, every: float = 0.05) -> None:
+    """Show a streamed reply as it arrives, images neutralised on the whole text so far (an
+    image's ``![`` can be split across deltas); redrawn at most every ``every`` seconds."""
+    placeholder, text, shown_at = st.empty(), "", 0.0
+    for delta in deltas:
+        text += delta
+        if time.monotonic() - shown_at >= every:
+            placeholder.markdown(no_images(text))
+            shown_at = time.monotonic()
+    placeholder.markdown(no_images(text))
 
 
 def source_dicts(sources) -> list[dict]:
@@ -41,7 +62,6 @@ def result_meta(result) -> dict:
         "latency_ms": getattr(result, "latency_ms", None),
         "status": getattr(result, "status", "ok") or "ok",
         "error": str(error) if error else None,
-        "retry_after": getattr(error, "retry_after", None) if error else None,
         "sources": source_dicts(getattr(result, "sources", None)),
         "budget_warning": getattr(result, "budget_warning", None),
     }
@@ -90,15 +110,12 @@ def show_status(meta: dict) -> None:
         return
     message = meta.get("error") or "The provider call failed."
     if status == "rate_limited":
-        wait = meta.get("retry_after")
-        when = f"Try again in about {int(wait)} seconds." if wait else "Wait a minute, then try again."
-        st.warning(f"{message} {when}", icon=":material/hourglass_top:", title="Rate limited")
+        st.warning(message, icon=":material/hourglass_top:", title="Rate limited")  # says when to retry
     elif status in {"key_rejected", "auth", "bad_key", "unauthorized"}:
         st.error(message, icon=":material/key_off:", title="The provider rejected the key")
         keys_link("Check or replace the key on the Keys page")
     elif status in {"cut_off", "stream_cut"}:
-        st.warning(f"{message} The partial reply above is kept.", icon=":material/content_cut:",
-                   title="The reply was cut off")
+        st.warning(message, icon=":material/content_cut:", title="The reply was cut off")  # says the text is kept
     else:
         st.error(message, icon=":material/error:")
 
@@ -129,7 +146,7 @@ def show_start_error(exc: ByokError) -> None:
     """An error raised before any text arrived (no key, unreadable key, bad input, provider error)."""
     kind = getattr(exc, "kind", None)
     if kind:
-        show_status({"status": kind, "error": str(exc), "retry_after": getattr(exc, "retry_after", None)})
+        show_status({"status": kind, "error": str(exc)})
         return
     st.error(str(exc), icon=":material/error:")
     if isinstance(exc, (NoKeyError, KeyUnreadableError)):

