@@ -23,7 +23,7 @@ from byok_core.models import AppSetting, AuthSession, LoginTicket, Role, User
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 _DUMMY_HASH = HASHER.hash("not a real password; equalizes timing for unknown users")
 
-SIGN_IN_FAILED = "Sign-in failed: wrong username or password, or too many attempts. Wait a minute and try again."
+SIGN_IN_FAILED = "Sign-in failed: wrong username or password. After several failures, wait a few seconds before trying again."
 FREE_ATTEMPTS = 3  # failures before delays start
 MAX_DELAY = timedelta(minutes=15)
 SESSION_TTL = timedelta(days=14)

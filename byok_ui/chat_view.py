@@ -81,7 +81,8 @@ def fmt_tokens(value) -> str:
 
 def meta_caption(meta: dict) -> str:
     source = meta.get("key_source") or ""
-    parts = [f"Paid by {PAID_BY.get(source.lower(), source or 'an unknown key')}"]
+    verb = "Paid by" if (meta.get("status") or "ok") == "ok" else "Tried with"  # a failed call may cost nothing
+    parts = [f"{verb} {PAID_BY.get(source.lower(), source or 'an unknown key')}"]
     if meta.get("model"):
         provider = meta.get("provider") or ""
         try:

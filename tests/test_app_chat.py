@@ -99,6 +99,8 @@ def test_rejected_key_and_rate_limit_and_cut_off_in_plain_words(app, rt, environ
         ask(at, "one")
         assert at.error and "sk-wrong-key-0000" not in at.error[-1].value
         assert any("Keys page" in link.value for link in at.page_link)
+        footer = [m for m in at.chat_message if m.name == "assistant"][-1].caption[-1].value
+        assert footer.startswith("Tried with your key")  # not "Paid by": the call failed
     with FakeProvider(Provider.OPENAI, status=429, error_headers={"retry-after": "17"}) as fake:
         chat_env(environ, monkeypatch, fake)
         at = page(rt, ann)
