@@ -249,14 +249,19 @@ def iter_rows(rt: Runtime, viewer: Actor, flt: UsageFilter, batch: int = EXPORT_
             yield from rows
 
 
+def _plain_number(value: float | None) -> str:
+    """A cost as spreadsheets and people read it (0.0000114, not 1.14e-05); empty when unknown."""
+    return "" if value is None else f"{value:.10f}".rstrip("0").rstrip(".") or "0"
+
+
 def write_csv(rt: Runtime, viewer: Actor, flt: UsageFilter, out: TextIO) -> int:
     """Write the filter's rows as CSV (unknown cost and tokens are empty cells); returns the row count."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     count = 0
     for row in iter_rows(rt, viewer, flt):
-        ts, user, *rest = row
-        writer.writerow([ts.isoformat(), user or "", *("" if v is None else v for v in rest)])
+        ts, user, *rest, cost = row
+        writer.writerow([ts.isoformat(), user or "", *("" if v is None else v for v in rest), _plain_number(cost)])
         count += 1
     return count
 

@@ -198,14 +198,17 @@ def test_csv_export_columns_and_values(rt, people):
     insert(rt, [row(datetime(2026, 4, 1, 12, 0, 1, tzinfo=UTC), alice.id, "anthropic", "claude-x", "team",
                     1200, 345, 678, "ok", 0.0123),
                 row(datetime(2026, 4, 1, 12, 0, 2, tzinfo=UTC), None, "brave", "", "env", None, None, 90,
-                    "rate_limited", None)])
+                    "rate_limited", None),
+                row(datetime(2026, 4, 1, 12, 0, 3, tzinfo=UTC), alice.id, "openai", "gpt-4o-mini", "user", 10, 5,
+                    12, "ok", 0.0000114)])
     out = io.StringIO()
-    assert usage.write_csv(rt, Actor.operator(), UsageFilter(), out) == 2
+    assert usage.write_csv(rt, Actor.operator(), UsageFilter(), out) == 3
     lines = out.getvalue().splitlines()
     assert lines[0] == "timestamp,user,provider,model,key_source,input_tokens,output_tokens,latency_ms,status,cost_usd"
     assert list(csv.reader(lines[1:])) == [
         ["2026-04-01T12:00:01+00:00", "alice", "anthropic", "claude-x", "team", "1200", "345", "678", "ok", "0.0123"],
         ["2026-04-01T12:00:02+00:00", "", "brave", "", "env", "", "", "90", "rate_limited", ""],
+        ["2026-04-01T12:00:03+00:00", "alice", "openai", "gpt-4o-mini", "user", "10", "5", "12", "ok", "0.0000114"],
     ]
 
 
