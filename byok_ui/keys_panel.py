@@ -36,14 +36,17 @@ def find_test_key():
         return None
 
 
-def _flash(prefix: str, kind: str, message: str) -> None:
-    st.session_state[f"{prefix}_flash"] = (kind, message)
+def _flash(prefix: str, kind: str, message: str, provider: Provider | None = None) -> None:
+    """Remember an outcome for the next run; one about a provider shows in that provider's card,
+    next to the button that was pressed, not at the top of a long page."""
+    st.session_state[f"{prefix}_flash"] = (kind, message, provider)
 
 
-def _show_flash(prefix: str) -> None:
-    flash = st.session_state.pop(f"{prefix}_flash", None)
-    if flash:
-        kind, message = flash
+def _show_flash(prefix: str, provider: Provider | None = None) -> None:
+    flash = st.session_state.get(f"{prefix}_flash")
+    if flash and flash[2] == provider:
+        del st.session_state[f"{prefix}_flash"]
+        kind, message, _ = flash
         (st.success if kind == "success" else st.error)(message, icon=":material/check_circle:" if kind == "success"
                                                           else ":material/error:")
 
@@ -57,23 +60,22 @@ def _save(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, prefix: s
     try:
         info = keys.store(rt, actor, owner, provider, raw, label=label, base_url=base_url)
     except ByokError as exc:
-        _flash(prefix, "error", f"{provider.label}: {exc}")
+        _flash(prefix, "error", f"{provider.label}: {exc}", provider)
     else:
-        _flash(prefix, "success", f"Saved the {provider.label} key {info.mask}. Any older {provider.label} key "
-                                  f"of this owner is now marked replaced.")
+        _flash(prefix, "success", f"Saved the {provider.label} key {info.mask}.", provider)
 
 
 def _test(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, prefix: str) -> None:
     test_key = find_test_key()
     if test_key is None:
-        _flash(prefix, "error", "Key tests are not available on this server yet.")
+        _flash(prefix, "error", "Key tests are not available on this server yet.", provider)
         return
     try:
         message = test_key(rt, actor, owner, provider)
     except ByokError as exc:
-        _flash(prefix, "error", f"{provider.label} test failed: {exc}")
+        _flash(prefix, "error", f"{provider.label} test failed: {exc}", provider)
     else:  # a rejected key is an answer, not an exception: say it plainly either way
-        _flash(prefix, "success" if message.startswith("OK") else "error", f"{provider.label}: {message}")
+        _flash(prefix, "success" if message.startswith("OK") else "error", f"{provider.label}: {message}", provider)
 
 
 def _delete(rt: Runtime, actor: Actor, owner: Owner, key_id: str, prefix: str) -> None:
@@ -120,6 +122,7 @@ def _provider_card(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, 
     form = f"{prefix}_{provider.value}"
     with st.container(border=True, key=f"{form}_card"):
         st.markdown(f"**{provider.label}**")
+        _show_flash(prefix, provider)
         if active is not None:
             label = f" “{active.label}”" if active.label else ""
             st.caption(f":material/key: Saved key `{active.mask}`{label}, last used {fmt_time(active.last_used_at)}")

@@ -179,9 +179,9 @@ def test_full_flow(server, browser, fakes):
     card.get_by_role("textbox", name="API key", exact=True).fill(OPENAI_KEY)
     card.get_by_role("textbox", name="Label (optional)", exact=True).fill("e2e")
     card.get_by_role("button", name="Save key").click()
-    expect(page.get_by_text("Saved the OpenAI key sk-…9f3c")).to_be_visible()
+    expect(card.get_by_text("Saved the OpenAI key sk-…9f3c")).to_be_visible()  # next to the button pressed
     idle(page)
-    expect(card.get_by_text("sk-…9f3c")).to_be_visible()
+    expect(card.get_by_text("Saved key sk-…9f3c")).to_be_visible()
     assert OPENAI_KEY not in page.content()
     assert "PLAINTEXT" not in page.content()
     assert page.locator(".st-key-mykeys_openai_key input").input_value() == ""
