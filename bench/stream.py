@@ -46,7 +46,7 @@ from byok_core.crypto import gen_key  # noqa: E402
 from byok_core.providers import Provider  # noqa: E402
 from byok_core.runtime import open_runtime  # noqa: E402
 
-KEY = "sk-bench-0000000000000000000000000000"
+KEY = "sk-fake.bench-0000000000000000000000000000"
 MODEL = "gpt-4o-mini"
 PROMPT = [chat.ChatMessage("user", "Count to five hundred.")]
 

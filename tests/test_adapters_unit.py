@@ -21,7 +21,7 @@ from byok_core.providers import Provider, ProviderKind
 from byok_core.secret import Secret
 from fakeproviders import default_error_body
 
-KEY = "sk-unit-SECRET-0123456789abcdefXYZW"
+KEY = "sk-fake.unit-SECRET-0123456789abcdefXYZW"
 MSGS = [ChatMessage("system", "Be brief."), ChatMessage("user", "Hi"), ChatMessage("assistant", "Hello"),
         ChatMessage("user", "How are you?")]
 BASE = {p: p.spec.default_base_url or "https://llm.example.com/v1" for p in Provider}

@@ -10,7 +10,7 @@ from byok_core.providers import Provider
 from byok_ui.testing import app_test, clear_runtime, make_user, open_page, sign_in, use_environment
 from fakeproviders import FakeProvider
 
-SECRET = "sk-test-PLAINTEXT-4242-abcdefghijklmnop"
+SECRET = "sk-fake.test-PLAINTEXT-4242-abcdefghijklmnop"
 
 
 @pytest.fixture
@@ -66,8 +66,8 @@ def test_save_shows_only_the_mask(app, rt):
 def test_replace_marks_the_old_key_replaced_and_delete_asks_first(app, rt):
     ann = make_user(rt, "ann")
     at = keys_page(rt, ann)
-    save(at, Provider.ANTHROPIC, "sk-ant-first-key-1111")
-    save(at, Provider.ANTHROPIC, "sk-ant-second-key-2222")
+    save(at, Provider.ANTHROPIC, "sk-fake.ant-first-key-1111")
+    save(at, Provider.ANTHROPIC, "sk-fake.ant-second-key-2222")
     table = at.dataframe[0].value
     assert sorted(zip(table["Key"], table["Status"])) == [("sk-…1111", "replaced"), ("sk-…2222", "active")]
 
@@ -86,14 +86,14 @@ def test_validation_errors_in_plain_words(app, rt):
     at = keys_page(rt, ann)
     save(at, Provider.OPENAI, "sk has spaces")
     assert at.error and "spaces" in at.error[0].value
-    save(at, Provider.OPENAI_COMPATIBLE, "sk-or-abcdef123456", base_url="")
+    save(at, Provider.OPENAI_COMPATIBLE, "sk-fake.or-abcdef123456", base_url="")
     assert at.error and "base URL" in at.error[0].value
     assert not keys.list_keys(rt, Actor.of(ann), Owner.user(ann.id))
 
 
 def test_no_page_shows_another_users_keys(app, rt):
     ann, bob = make_user(rt, "ann"), make_user(rt, "bob")
-    keys.store(rt, Actor.of(ann), Owner.user(ann.id), Provider.OPENAI, "sk-ann-secret-aaaa-9999", label="ann's")
+    keys.store(rt, Actor.of(ann), Owner.user(ann.id), Provider.OPENAI, "sk-fake.ann-secret-aaaa-9999", label="ann's")
     at = keys_page(rt, bob)
     assert "No keys saved yet." in [c.value for c in at.caption]
     text = dump(at)
@@ -103,7 +103,7 @@ def test_no_page_shows_another_users_keys(app, rt):
 
 def test_member_sees_team_key_as_source_but_cannot_manage_it(app, rt):
     boss, mem = make_user(rt, "boss", admin=True), make_user(rt, "mem")
-    keys.store(rt, Actor.of(boss), Owner.team(), Provider.OPENAI, "sk-team-secret-7777")
+    keys.store(rt, Actor.of(boss), Owner.team(), Provider.OPENAI, "sk-fake.team-secret-7777")
     at = keys_page(rt, mem)
     assert at.dataframe[0].value.set_index("Provider").loc["OpenAI", "Key used"] == "the team's key"
     assert "7777" not in dump(at)
@@ -124,14 +124,14 @@ def test_admin_manages_team_keys_with_the_same_component(app, rt):
 
 def test_test_button_reports_the_providers_answer(app, rt, environ, monkeypatch):
     ann = make_user(rt, "ann")
-    with FakeProvider(Provider.OPENAI, expect_key="sk-good-key-0000") as fake:
+    with FakeProvider(Provider.OPENAI, expect_key="sk-fake.good-key-0000") as fake:
         use_environment(monkeypatch, {**environ, **fake.env()})
         at = keys_page(rt, ann)
-        save(at, Provider.OPENAI, "sk-good-key-0000")
+        save(at, Provider.OPENAI, "sk-fake.good-key-0000")
         at.button(key="mykeys_openai_test").click().run()
         assert not at.exception
         assert at.success and at.success[0].value.startswith("OpenAI: OK")
-        save(at, Provider.OPENAI, "sk-bad-key-1111")
+        save(at, Provider.OPENAI, "sk-fake.bad-key-1111")
         at.button(key="mykeys_openai_test").click().run()
         assert at.error and "OpenAI" in at.error[0].value
-        assert "sk-bad-key-1111" not in dump(at)
+        assert "sk-fake.bad-key-1111" not in dump(at)

@@ -15,8 +15,8 @@ from callhelpers import runtime_with, usage_rows
 from fakeproviders import FakeProvider
 
 HI = [ChatMessage("user", "Say hello")]
-ENV_KEY = "sk-env-BUDGET-eeeeeeeeeeeeeeeeeeeeee4444"
-OWN_KEY = "sk-own-BUDGET-aaaaaaaaaaaaaaaaaaaaaa1111"
+ENV_KEY = "sk-fake.env-BUDGET-eeeeeeeeeeeeeeeeeeeeee4444"
+OWN_KEY = "sk-fake.own-BUDGET-aaaaaaaaaaaaaaaaaaaaaa1111"
 
 
 def spent(rt, user_id, usd) -> None:

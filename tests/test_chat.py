@@ -16,10 +16,10 @@ from byok_core.providers import Provider
 from callhelpers import dump_database, runtime_with, usage_rows
 from fakeproviders import FakeProvider
 
-ALICE_KEY = "sk-alice-CHAT-aaaaaaaaaaaaaaaaaaaa1111"
-BOB_KEY = "sk-bob-CHAT-bbbbbbbbbbbbbbbbbbbbbbbb2222"
-TEAM_KEY = "sk-team-CHAT-tttttttttttttttttttttt3333"
-ENV_KEY = "sk-env-CHAT-eeeeeeeeeeeeeeeeeeeeeeee4444"
+ALICE_KEY = "sk-fake.alice-CHAT-aaaaaaaaaaaaaaaaaaaa1111"
+BOB_KEY = "sk-fake.bob-CHAT-bbbbbbbbbbbbbbbbbbbbbbbb2222"
+TEAM_KEY = "sk-fake.team-CHAT-tttttttttttttttttttttt3333"
+ENV_KEY = "sk-fake.env-CHAT-eeeeeeeeeeeeeeeeeeeeeeee4444"
 ALL_KEYS = (ALICE_KEY, BOB_KEY, TEAM_KEY, ENV_KEY)
 HI = [ChatMessage("user", "Say hello")]
 ENV_VAR = {Provider.OPENAI: "OPENAI_API_KEY", Provider.ANTHROPIC: "ANTHROPIC_API_KEY",
@@ -143,7 +143,7 @@ def test_http_errors_are_logged_with_their_kind(environ, provider, status, kind)
 @pytest.mark.parametrize("provider", [Provider.OPENAI, Provider.ANTHROPIC, Provider.GOOGLE])
 def test_echoed_wrong_key_is_scrubbed_everywhere(environ, caplog, provider):
     caplog.set_level(logging.DEBUG)
-    with FakeProvider(provider, expect_key="sk-the-right-one-000000000000") as server, \
+    with FakeProvider(provider, expect_key="sk-fake.the-right-one-000000000000") as server, \
             runtime_with(environ, **server.env(), **{ENV_VAR[provider]: ENV_KEY}) as rt:
         _, result = run(stream_chat(rt, user_id=None, provider=provider, model=MODEL[provider], messages=HI))
         assert isinstance(result.error, KeyRejected)
@@ -168,8 +168,8 @@ def test_key_precedence_user_then_team_then_env(environ, users):
         assert call(alice) == (KeySource.USER, ALICE_KEY)
         assert call(bob) == (KeySource.TEAM, TEAM_KEY)
         assert call(None) == (KeySource.TEAM, TEAM_KEY)  # the CLI without --user: team and server keys only
-        keys.store(rt, op, Owner.user(alice), Provider.OPENAI, "sk-alice-REPLACED-cccccccccccccccc5555")
-        assert call(alice) == (KeySource.USER, "sk-alice-REPLACED-cccccccccccccccc5555")
+        keys.store(rt, op, Owner.user(alice), Provider.OPENAI, "sk-fake.alice-REPLACED-cccccccccccccccc5555")
+        assert call(alice) == (KeySource.USER, "sk-fake.alice-REPLACED-cccccccccccccccc5555")
         keys.delete(rt, op, Owner.user(alice), keys.list_keys(rt, op, Owner.user(alice))[0].id)
         keys.delete(rt, op, Owner.team(), team.id)
         assert call(alice) == (KeySource.ENV, ENV_KEY)
@@ -305,7 +305,7 @@ def test_default_provider_order(rt, environ, users):
     assert default_provider(rt, alice) is None
     keys.store(rt, Actor.operator(), Owner.user(alice), Provider.GOOGLE, "AIza-alice-0123456789abcdef")
     assert default_provider(rt, alice) is Provider.GOOGLE
-    keys.store(rt, Actor.operator(), Owner.team(), Provider.ANTHROPIC, "sk-ant-team-0123456789abcdef")
+    keys.store(rt, Actor.operator(), Owner.team(), Provider.ANTHROPIC, "sk-fake.ant-team-0123456789abcdef")
     assert default_provider(rt, alice) is Provider.ANTHROPIC
     with runtime_with(environ, OPENAI_API_KEY=ENV_KEY) as with_env:
         assert default_provider(with_env, alice) is Provider.OPENAI

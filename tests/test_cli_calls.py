@@ -11,8 +11,8 @@ from byok_core.providers import Provider
 from callhelpers import usage_rows
 from fakeproviders import FakeProvider
 
-TEAM_KEY = "sk-cli-team-tttttttttttttttttttt1234"
-ALICE_KEY = "sk-cli-alice-aaaaaaaaaaaaaaaaaaa5678"
+TEAM_KEY = "sk-fake.cli-team-tttttttttttttttttttt1234"
+ALICE_KEY = "sk-fake.cli-alice-aaaaaaaaaaaaaaaaaaa5678"
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ def test_chat_cut_off_keeps_text_and_fails(cli_env, rt, capsys):
 
 
 def test_chat_rejected_key_message_has_no_key(cli_env, rt, capsys):
-    with FakeProvider(Provider.OPENAI, expect_key="sk-something-else-000000000") as server:
+    with FakeProvider(Provider.OPENAI, expect_key="sk-fake.something-else-000000000") as server:
         cli_env(**server.env(), OPENAI_API_KEY=TEAM_KEY)
         assert main(["chat", "--provider", "openai", "hi"]) == 1
     out, err = capsys.readouterr()

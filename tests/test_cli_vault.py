@@ -13,7 +13,7 @@ import pytest
 from byok_core.cli import main
 from byok_core.crypto import gen_key
 
-SECRET = "sk-cli-secret-value-ZZZZZZZZZZZZ9876"
+SECRET = "sk-fake.cli-secret-value-ZZZZZZZZZZZZ9876"
 
 
 @pytest.fixture

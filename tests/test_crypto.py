@@ -13,7 +13,7 @@ from byok_core.crypto import DOCUMENTED_KEYS, Keyring, MasterKey, gen_key, load_
 from byok_core.errors import ConfigError, DecryptionError
 from byok_core.secret import Secret
 
-PLAIN = "sk-proj-plaintext-secret-0123456789"
+PLAIN = "sk-fake.proj-plaintext-secret-0123456789"
 CTX = "user:1|openai|row1"
 
 

@@ -19,10 +19,10 @@ from byok_core.providers import Provider
 from byok_core.runtime import open_runtime
 from sqlmodel import Session, select
 
-ALICE_KEY = "sk-alice-secret-AAAAAAAAAAAAAAAAAAAA1111"
-BOB_KEY = "sk-bob-secret-BBBBBBBBBBBBBBBBBBBBBB2222"
-TEAM_KEY = "sk-team-secret-TTTTTTTTTTTTTTTTTTTTT3333"
-ENV_KEY = "sk-env-secret-EEEEEEEEEEEEEEEEEEEEEE4444"
+ALICE_KEY = "sk-fake.alice-secret-AAAAAAAAAAAAAAAAAAAA1111"
+BOB_KEY = "sk-fake.bob-secret-BBBBBBBBBBBBBBBBBBBBBB2222"
+TEAM_KEY = "sk-fake.team-secret-TTTTTTTTTTTTTTTTTTTTT3333"
+ENV_KEY = "sk-fake.env-secret-EEEEEEEEEEEEEEEEEEEEEE4444"
 ALL = (ALICE_KEY, BOB_KEY, TEAM_KEY, ENV_KEY)
 
 
@@ -97,10 +97,10 @@ def test_new_key_replaces_the_active_one(rt, people):
     alice, _, _ = people
     owner = Owner.user(alice.user_id)
     first = keys.store(rt, alice, owner, Provider.OPENAI, ALICE_KEY)
-    second = keys.store(rt, alice, owner, Provider.OPENAI, "sk-alice-second-key-000000000000")
+    second = keys.store(rt, alice, owner, Provider.OPENAI, "sk-fake.alice-second-key-000000000000")
     listed = {k.id: k.active for k in keys.list_keys(rt, alice, owner)}
     assert listed == {first.id: False, second.id: True}
-    assert keys.resolve(rt, alice.user_id, Provider.OPENAI).secret.reveal().startswith("sk-alice-second")
+    assert keys.resolve(rt, alice.user_id, Provider.OPENAI).secret.reveal().startswith("sk-fake.alice-second")
     actions = [e.action for e in audit.recent(rt.engine)]
     assert actions[:2] == ["key.replace", "key.store"]
 
@@ -138,9 +138,9 @@ def test_delete_removes_the_key(rt, people):
 @pytest.mark.parametrize("raw, message", [
     ("", "empty"),
     ("   \t\n", "white space"),
-    ("sk-abc\x00def1234567890", "control characters"),
-    ("sk-abc\u200bdef1234567890", "control characters"),
-    ("sk-abc def1234567890", "spaces"),
+    ("sk-fake.abc\x00def1234567890", "control characters"),
+    ("sk-fake.abc\u200bdef1234567890", "control characters"),
+    ("sk-fake.abc def1234567890", "spaces"),
     ("x" * 513, "longer than 512"),
 ])
 def test_bad_keys_get_clear_messages_and_store_nothing(rt, people, raw, message):
@@ -178,7 +178,7 @@ def test_eight_concurrent_saves_leave_exactly_one_active_key(rt, people):
     def save(i: int) -> None:
         try:
             barrier.wait()
-            keys.store(rt, alice, owner, Provider.OPENAI, f"sk-concurrent-{i}-xxxxxxxxxxxxxxxx")
+            keys.store(rt, alice, owner, Provider.OPENAI, f"sk-fake.concurrent-{i}-xxxxxxxxxxxxxxxx")
         except BaseException as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(exc)
 
