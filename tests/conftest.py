@@ -86,3 +86,14 @@ def rt(environ):
     runtime = open_runtime(environ)
     yield runtime
     runtime.engine.dispose()
+
+
+@pytest.fixture
+def app(environ, rt, monkeypatch):
+    """Point the Streamlit app (AppTest) at this test's database and master key; forget its cached
+    runtime afterwards so no test sees another's."""
+    from byok_ui.testing import clear_runtime, use_environment
+
+    use_environment(monkeypatch, environ)
+    yield
+    clear_runtime()

@@ -9,15 +9,6 @@ from byok_ui.state import TOKEN_KEY
 from byok_ui.testing import app_test, make_user, open_page, sign_in, use_environment
 
 
-@pytest.fixture
-def app(environ, rt, monkeypatch):
-    use_environment(monkeypatch, environ)
-    yield
-    from byok_ui.testing import clear_runtime
-
-    clear_runtime()
-
-
 def texts(at) -> str:
     """Every text the page shows (markdown, titles, alerts, captions, widget labels)."""
     parts = []

@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from byok_core import conversations as convs
 from byok_core import keys
 from byok_core.keys import Actor, Owner
 from byok_core.providers import Provider
-from byok_ui.testing import app_test, clear_runtime, make_user, open_page, sign_in, use_environment
+from byok_ui.testing import app_test, make_user, open_page, sign_in, use_environment
 from fakeproviders import FakeProvider
-
-
-@pytest.fixture
-def app(environ, rt, monkeypatch):
-    use_environment(monkeypatch, environ)
-    yield
-    clear_runtime()
 
 
 def page(rt, user, name="chat"):

@@ -8,14 +8,7 @@ from byok_core import budgets, usage
 from byok_core.keys import Actor
 from byok_core.models import KeySource
 from byok_core.providers import Provider
-from byok_ui.testing import app_test, clear_runtime, make_user, open_page, sign_in, use_environment
-
-
-@pytest.fixture
-def app(environ, rt, monkeypatch):
-    use_environment(monkeypatch, environ)
-    yield
-    clear_runtime()
+from byok_ui.testing import app_test, make_user, open_page, sign_in
 
 
 @pytest.fixture
