@@ -114,7 +114,9 @@ class FakeProvider:
     def __enter__(self) -> "FakeProvider":
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # serve_forever checks for shutdown() once per poll interval (0.5 s by default): poll
+        # often, so leaving the block does not wait for the rest of an idle interval
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
         return self
 
     def __exit__(self, *exc) -> None:
