@@ -78,16 +78,22 @@ def get_user(engine: sa.Engine, username: str) -> User:
     return user
 
 
-def _update_user(engine: sa.Engine, username: str, actor: str, action: str, detail: str = "", **values) -> None:
+def _update_user(engine: sa.Engine, username: str, actor: str, action: str, detail: str = "", *,
+                 revoke_tickets: bool = False, **values) -> None:
     with Session(engine) as session, session.begin():
         changed = session.execute(sa.update(User).where(col(User.username) == username).values(**values)).rowcount
         if not changed:
             raise NotFoundError(f"No user named {username!r}.")
+        if revoke_tickets:  # in the same transaction: no ticket issued before the change survives it
+            user_id = select(User.id).where(col(User.username) == username).scalar_subquery()
+            session.execute(sa.delete(LoginTicket).where(col(LoginTicket.user_id) == user_id))
         audit.record(session, actor, action, username, detail)
 
 
 def set_disabled(engine: sa.Engine, username: str, disabled: bool, actor: str = "operator") -> None:
-    _update_user(engine, username, actor, "user.disable" if disabled else "user.enable", disabled=disabled)
+    """Disabling ends every session and revokes outstanding sign-in tickets."""
+    _update_user(engine, username, actor, "user.disable" if disabled else "user.enable", disabled=disabled,
+                 revoke_tickets=disabled)
 
 
 def set_role(engine: sa.Engine, username: str, role: Role, actor: str = "operator") -> None:
@@ -95,10 +101,11 @@ def set_role(engine: sa.Engine, username: str, role: Role, actor: str = "operato
 
 
 def set_password(engine: sa.Engine, username: str, new_password: str, actor: str = "operator") -> None:
-    """Set a password (admin reset or the user's own change); every session of the user ends."""
+    """Set a password (admin reset or the user's own change); every session and outstanding
+    sign-in ticket of the user ends."""
     digest = HASHER.hash(validate_password(new_password))
     _update_user(engine, username, actor, "user.password", password_hash=digest, password_changed_at=utcnow(),
-                 failed_logins=0, locked_until=None)
+                 failed_logins=0, locked_until=None, revoke_tickets=True)
 
 
 def change_own_password(engine: sa.Engine, user: User, old_password: str, new_password: str) -> None:
@@ -117,28 +124,69 @@ def _delay_after(failures: int) -> timedelta:
 
 
 def authenticate(engine: sa.Engine, username: str, password: str, now: datetime | None = None) -> User:
-    """The user, or AuthError with one message for unknown user, wrong password, disabled or throttled."""
+    """The user, or AuthError with one message for unknown user, wrong password, disabled or throttled.
+
+    Each attempt is counted as a failure *before* the password is checked, by one conditional
+    UPDATE that succeeds only while the account is not locked (``_claim_attempt``); a success then
+    resets the counter. So parallel guesses cannot outrun the throttle: with no time passing, at
+    most FREE_ATTEMPTS passwords are verified, however many requests arrive together."""
     now = now or utcnow()
-    with Session(engine, expire_on_commit=False) as session, session.begin():
-        user = session.exec(select(User).where(col(User.username) == (username or "").strip())).first()
+    user = _claim_attempt(engine, (username or "").strip(), password, now)
+    if user is None:
+        raise AuthError(SIGN_IN_FAILED)
+    if not _verify(user.password_hash, password) or user.disabled:
+        if user.failed_logins == FREE_ATTEMPTS:
+            with Session(engine) as session, session.begin():
+                audit.record(session, "system", "user.throttled", user.username, f"{user.failed_logins} failures")
+        raise AuthError(SIGN_IN_FAILED)
+    values: dict = {"failed_logins": 0, "locked_until": None}
+    if HASHER.check_needs_rehash(user.password_hash):
+        values["password_hash"] = HASHER.hash(password)
+    with Session(engine) as session, session.begin():
+        # Only while the password just checked is still the stored one and the account is enabled.
+        reset = session.execute(sa.update(User).where(
+            col(User.id) == user.id, col(User.password_hash) == user.password_hash, col(User.disabled).is_(False),
+        ).values(**values)).rowcount
+    if not reset:
+        raise AuthError(SIGN_IN_FAILED)
+    user.failed_logins, user.locked_until = 0, None
+    user.password_hash = values.get("password_hash", user.password_hash)
+    return user
+
+
+_CLAIM_TRIES = 8
+
+
+def _claim_attempt(engine: sa.Engine, username: str, password: str, now: datetime) -> User | None:
+    """Count one sign-in attempt as a failure unless the account is locked. Returns the user (with
+    the new count) to verify the password against, or None: unknown user (after a dummy
+    verification, so the timing matches a wrong password) or locked account.
+
+    The count and the next lock are written by a compare-and-set UPDATE (``failed_logins`` still
+    what was read, ``locked_until`` past) and committed before the slow Argon2 check, so of several
+    concurrent attempts only one takes each free attempt, on SQLite and PostgreSQL alike. Each
+    statement runs in its own short transaction: no lock is held while hashing, and SQLite never
+    has to upgrade a read transaction to a write one."""
+    for _ in range(_CLAIM_TRIES):
+        with Session(engine, expire_on_commit=False) as session:
+            user = session.exec(select(User).where(col(User.username) == username)).first()
         if user is None:
             _verify(_DUMMY_HASH, password)
-            raise AuthError(SIGN_IN_FAILED)
-        if user.locked_until and user.locked_until > now:
-            raise AuthError(SIGN_IN_FAILED)
-        if not _verify(user.password_hash, password) or user.disabled:
-            user.failed_logins += 1
-            user.locked_until = now + _delay_after(user.failed_logins)
-            if user.failed_logins == FREE_ATTEMPTS:
-                audit.record(session, "system", "user.throttled", user.username, f"{user.failed_logins} failures")
-            session.add(user)
-        else:
-            user.failed_logins, user.locked_until = 0, None
-            if HASHER.check_needs_rehash(user.password_hash):
-                user.password_hash = HASHER.hash(password)
-            session.add(user)
+            return None
+        if user.locked_until is not None and user.locked_until > now:
+            return None
+        failures = user.failed_logins + 1
+        locked_until = now + _delay_after(failures)
+        with engine.begin() as conn:
+            claimed = conn.execute(sa.update(User).where(
+                col(User.id) == user.id, col(User.failed_logins) == user.failed_logins,
+                sa.or_(col(User.locked_until).is_(None), col(User.locked_until) <= now),
+            ).values(failed_logins=failures, locked_until=locked_until)).rowcount
+        if claimed:
+            user.failed_logins, user.locked_until = failures, locked_until
             return user
-    raise AuthError(SIGN_IN_FAILED)
+        # Another attempt changed the row between our read and our update: read it again.
+    return None  # the account is being hammered: treat this attempt as throttled
 
 
 def _verify(digest: str, password: str) -> bool:
@@ -165,16 +213,30 @@ def create_session(engine: sa.Engine, user: User, ttl: timedelta = SESSION_TTL) 
 
 def issue_login_ticket(engine: sa.Engine, user: User) -> str:
     """A one-time ticket, valid LOGIN_TICKET_TTL, that the browser exchanges for its cookie
-    (``redeem_login_ticket``). Stored hashed in the database, so any replica can redeem it."""
+    (``redeem_login_ticket``). Stored hashed in the database, so any replica can redeem it.
+
+    Stored only while ``user`` still has the password it signed in with and is enabled: a password
+    change or disable that lands between the sign-in and this call leaves a ticket that redeems
+    to nothing (the browser then shows the sign-in page again)."""
     ticket, now = secrets.token_urlsafe(32), utcnow()
     with Session(engine) as session, session.begin():
+        # The write comes first, so on SQLite this transaction holds the write lock from here on
+        # and the check below cannot go stale; on PostgreSQL the row lock does the same.
         session.execute(sa.delete(LoginTicket).where(col(LoginTicket.expires_at) <= now))
-        session.add(LoginTicket(ticket_hash=_hash_token(ticket), user_id=user.id, expires_at=now + LOGIN_TICKET_TTL))
+        current = session.execute(
+            select(User.password_hash, User.disabled).where(col(User.id) == user.id).with_for_update()
+        ).first()
+        if current is not None and current.password_hash == user.password_hash and not current.disabled:
+            session.add(LoginTicket(ticket_hash=_hash_token(ticket), user_id=user.id,
+                                    expires_at=now + LOGIN_TICKET_TTL))
     return ticket
 
 
 def redeem_login_ticket(engine: sa.Engine, ticket: str | None, now: datetime | None = None) -> str | None:
-    """Use up a live ticket and start a new session for its user: the cookie's token, else None."""
+    """Use up a live ticket and start a new session for its user: the cookie's token, else None.
+
+    A ticket issued before the user's last password change is refused (password changes and
+    disabling also delete outstanding tickets; this is the second line)."""
     if not isinstance(ticket, str) or not 20 <= len(ticket) <= 100:
         return None
     now = now or utcnow()
@@ -186,6 +248,8 @@ def redeem_login_ticket(engine: sa.Engine, ticket: str | None, now: datetime | N
         used = session.execute(sa.delete(LoginTicket).where(col(LoginTicket.ticket_hash) == row.ticket_hash)).rowcount
         user = session.get(User, row.user_id)
         if not used or row.expires_at <= now or user is None or user.disabled:
+            return None
+        if row.expires_at - LOGIN_TICKET_TTL < user.password_changed_at:  # issued before the change
             return None
         return _add_session(session, user.id, now + SESSION_TTL)
 
