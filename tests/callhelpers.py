@@ -15,7 +15,7 @@ from byok_core.runtime import open_runtime
 @contextmanager
 def runtime_with(environ: dict, **extra: str):
     """A runtime on the test database with extra environment (base URLs, env keys, timeouts)."""
-    rt = open_runtime({**environ, **extra})
+    rt = open_runtime({**environ, **extra}, migrate=False)  # the test database is migrated already
     try:
         yield rt
     finally:

@@ -83,13 +83,25 @@ def environ(tmp_path, database_url, master_key):
 
 @pytest.fixture
 def rt(environ):
-    runtime = open_runtime(environ)
+    runtime = open_runtime(environ, migrate=False)  # database_url is migrated already
     yield runtime
     runtime.engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def streamlit_components_scanned_once():
+    """Every new AppTest scans all installed distributions for Streamlit components (~80 ms each);
+    the installed packages do not change during a run, so the first scan's answer is reused."""
+    from streamlit.components.v2 import manifest_scanner
+
+    found = manifest_scanner.scan_component_manifests()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(manifest_scanner, "scan_component_manifests", lambda max_workers=None: list(found))
+        yield
+
+
 @pytest.fixture
-def app(environ, rt, monkeypatch):
+def app(environ, rt, monkeypatch, streamlit_components_scanned_once):
     """Point the Streamlit app (AppTest) at this test's database and master key; forget its cached
     runtime afterwards so no test sees another's."""
     from byok_ui.testing import clear_runtime, use_environment
