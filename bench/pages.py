@@ -25,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # apptest: sign-in helpers for AppTest
 
 
 def _closed_port() -> int:
@@ -81,7 +82,7 @@ def seed(rt, usage_rows: int, conversations: int):
 
 
 def time_page(rt, admin, name: str, runs: int, session_extra: dict | None = None) -> list[float]:
-    from byok_ui.testing import app_test, open_page, sign_in
+    from apptest import app_test, open_page, sign_in
 
     at = app_test(timeout=60)
     sign_in(at, rt, admin)

@@ -14,14 +14,15 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from byok_core import audit
+from byok_core.audit import AuditAction
 from byok_core.clock import utcnow
-from byok_core.errors import BudgetExceeded, PermissionDenied, ValidationError
-from byok_core.keys import Actor
-from byok_core.models import Budget, KeySource, UsageRecord, User
+from byok_core.errors import BudgetExceeded, ValidationError
+from byok_core.identity import Actor, KeySource, Owner
+from byok_core.models import Budget, UsageRecord, User
 from byok_core.runtime import Runtime
 
 WARN_AT = 0.8
-SHARED_SOURCES = (KeySource.TEAM.value, KeySource.ENV.value)
+SHARED_SOURCES = [s for s in KeySource if s.shared]
 _T = UsageRecord.__table__
 
 
@@ -34,9 +35,9 @@ def month_bounds(now: datetime) -> tuple[datetime, datetime]:
 
 @dataclass(frozen=True)
 class BudgetLine:
-    """One budget (a user's, or the team's when user_id is None) and this month's shared-key spend."""
+    """One budget (a user's or the team's) and this month's shared-key spend."""
 
-    user_id: int | None
+    owner: Owner
     name: str  # username, or "team"
     budget_usd: float | None  # None: no budget set
     spent_usd: float
@@ -57,7 +58,7 @@ class BudgetLine:
         return self.used is not None and self.used >= WARN_AT
 
     def describe(self) -> str:
-        whose = "The team's" if self.user_id is None else "Your"
+        whose = "The team's" if self.owner.is_team else "Your"
         return (f"{whose} monthly budget for shared keys is {self.used:.0%} used "
                 f"(${self.spent_usd:,.2f} of ${self.budget_usd:,.2f}).")
 
@@ -81,31 +82,39 @@ def _spend_query(now: datetime, *group_by: sa.ColumnElement) -> sa.Select:
             .where(_T.c.key_source.in_(SHARED_SOURCES), _T.c.ts >= start, _T.c.ts < end).group_by(*group_by))
 
 
-def _spend(conn: sa.Connection, now: datetime, user_id: int | None) -> float:
-    """This month's shared-key spend of ``user_id``, or of everyone (the team) when it is None."""
+def _spend(conn: sa.Connection, now: datetime, owner: Owner) -> float:
+    """This month's shared-key spend of one user, or of everyone for the team's budget."""
     query = _spend_query(now)
-    if user_id is not None:
-        query = query.where(_T.c.user_id == user_id)
+    if not owner.is_team:
+        query = query.where(_T.c.user_id == owner.id)
     return float(conn.execute(query).scalar_one())
 
 
-def check(rt: Runtime, user_id: int | None, key_source: KeySource | str,
+def _budgets(conn: sa.Connection, *owners: Owner) -> dict[Owner, float]:
+    """The monthly budgets set for ``owners`` (all budgets when none are named)."""
+    query = sa.select(Budget.owner_kind, Budget.owner_id, Budget.monthly_usd)
+    if owners:
+        query = query.where(sa.or_(*(_is(owner) for owner in owners)))
+    return {Owner(kind, owner_id): usd for kind, owner_id, usd in conn.execute(query)}
+
+
+def check(rt: Runtime, user_id: int | None, key_source: KeySource,
           now: datetime | None = None) -> BudgetStatus | None:
     """Call before a provider call: None for own keys or when no budget applies, a BudgetStatus
     (with a warning from 80%) otherwise; raises BudgetExceeded once a budget is used up."""
-    if KeySource(key_source) is KeySource.USER:
+    if not key_source.shared:
         return None
     now = now or utcnow()
+    owners = [Owner.team()] if user_id is None else [Owner.user(user_id), Owner.team()]
     with rt.engine.connect() as conn:
-        budgets = dict(conn.execute(sa.select(Budget.user_id, Budget.monthly_usd)
-                                    .where(sa.or_(_owner(None), _owner(user_id)))).all())
-        lines = tuple(BudgetLine(uid, "team" if uid is None else "you", budgets[uid], _spend(conn, now, uid))
-                      for uid in dict.fromkeys((user_id, None)) if uid in budgets)
+        budgets = _budgets(conn, *owners)
+        lines = tuple(BudgetLine(o, "team" if o.is_team else "you", budgets[o], _spend(conn, now, o))
+                      for o in owners if o in budgets)
     if not lines:
         return None
     for line in lines:
         if line.exceeded:
-            whose = "The team's" if line.user_id is None else "Your"
+            whose = "The team's" if line.owner.is_team else "Your"
             raise BudgetExceeded(
                 f"{whose} monthly budget for shared (team or server) keys is used up (${line.spent_usd:,.2f} of "
                 f"${line.budget_usd:,.2f}), so this call was not made; your own API keys keep working, "
@@ -117,44 +126,37 @@ def spend_report(rt: Runtime, now: datetime | None = None) -> list[BudgetLine]:
     """This month's shared-key spend: the team first, then every user with a budget or spend."""
     with rt.engine.connect() as conn:
         spent = {uid: float(usd) for uid, usd in conn.execute(_spend_query(now or utcnow(), _T.c.user_id))}
-        budgets = dict(conn.execute(sa.select(Budget.user_id, Budget.monthly_usd)).all())
+        budgets = _budgets(conn)
         names = dict(conn.execute(sa.select(User.id, User.username)).all())
-    team = BudgetLine(None, "team", budgets.get(None), sum(spent.values()))
-    users = sorted((uid for uid in {*spent, *budgets} if uid is not None), key=lambda uid: names.get(uid, ""))
-    return [team, *(BudgetLine(uid, names.get(uid, f"#{uid}"), budgets.get(uid), spent.get(uid, 0.0))
-                    for uid in users)]
+    team = Owner.team()
+    users = {*(uid for uid in spent if uid is not None), *(o.id for o in budgets if not o.is_team)}
+    return [BudgetLine(team, "team", budgets.get(team), sum(spent.values())),
+            *(BudgetLine(Owner.user(uid), names.get(uid, f"#{uid}"), budgets.get(Owner.user(uid)), spent.get(uid, 0.0))
+              for uid in sorted(users, key=lambda uid: names.get(uid, "")))]
 
 
-def set_budget(rt: Runtime, actor: Actor, user_id: int | None, monthly_usd: float) -> None:
-    """Set a user's (or, with user_id None, the team's) monthly budget. Admins only."""
-    _check_admin(actor)
+def set_budget(rt: Runtime, actor: Actor, owner: Owner, monthly_usd: float) -> None:
+    """Set a user's or the team's monthly budget. Admins only."""
+    actor.check_admin("change budgets")
     if not 0 <= monthly_usd < 1e9:
         raise ValidationError("A monthly budget is an amount in USD, 0 or more.")
     with Session(rt.engine) as session, session.begin():
-        row = session.exec(select(Budget).where(_owner(user_id))).first() or Budget(user_id=user_id, monthly_usd=0)
+        row = session.exec(select(Budget).where(_is(owner))).first() or Budget(
+            owner_kind=owner.kind, owner_id=owner.id, monthly_usd=0)
         row.monthly_usd = float(monthly_usd)
         session.add(row)
-        audit.record(session, actor.name, "budget.set", _target(user_id), f"${monthly_usd:,.2f} a month")
+        audit.record(session, actor.name, AuditAction.BUDGET_SET, str(owner), f"${monthly_usd:,.2f} a month")
 
 
-def clear_budget(rt: Runtime, actor: Actor, user_id: int | None) -> bool:
+def clear_budget(rt: Runtime, actor: Actor, owner: Owner) -> bool:
     """Remove a budget; returns whether there was one."""
-    _check_admin(actor)
+    actor.check_admin("change budgets")
     with Session(rt.engine) as session, session.begin():
-        removed = session.execute(sa.delete(Budget).where(_owner(user_id))).rowcount
+        removed = session.execute(sa.delete(Budget).where(_is(owner))).rowcount
         if removed:
-            audit.record(session, actor.name, "budget.clear", _target(user_id))
+            audit.record(session, actor.name, AuditAction.BUDGET_CLEAR, str(owner))
     return bool(removed)
 
 
-def _owner(user_id: int | None):
-    return col(Budget.user_id).is_(None) if user_id is None else col(Budget.user_id) == user_id
-
-
-def _target(user_id: int | None) -> str:
-    return "team" if user_id is None else f"user {user_id}"
-
-
-def _check_admin(actor: Actor) -> None:
-    if not actor.is_admin:
-        raise PermissionDenied("Only admins can change budgets.")
+def _is(owner: Owner) -> sa.ColumnElement[bool]:
+    return (col(Budget.owner_kind) == owner.kind) & (col(Budget.owner_id) == owner.id)

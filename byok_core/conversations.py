@@ -7,15 +7,20 @@ user's conversation id behaves exactly like one that does not exist (NotFoundErr
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from byok_core.adapters.base import SearchResult
 from byok_core.clock import utcnow
 from byok_core.errors import NotFoundError, ValidationError
 from byok_core.models import Conversation, Message
+from byok_core.providers import Provider
+from byok_core.record import CallRecord
 from byok_core.runtime import Runtime
 
 MAX_TITLE = 200
@@ -28,7 +33,7 @@ _NOT_FOUND = "No such conversation."
 class ConversationInfo:
     id: int
     title: str
-    provider: str | None
+    provider: Provider | None
     model: str | None
     created_at: datetime
     updated_at: datetime
@@ -44,15 +49,31 @@ class StoredMessage:
     role: str
     content: str
     created_at: datetime
-    meta: dict = field(default_factory=dict)  # assistant replies: provider, model, key source, tokens, cost, ...
+    record: CallRecord | None = None  # assistant replies: the call that produced it
+    sources: list[SearchResult] = field(default_factory=list)  # web search results the reply cites
+    budget_warning: str | None = None
 
     @classmethod
-    def of(cls, row: Message) -> "StoredMessage":
+    def of(cls, row: Message) -> StoredMessage:
         try:
             meta = json.loads(row.meta or "{}")
         except ValueError:
             meta = {}
-        return cls(row.id, row.role, row.content, row.created_at, meta if isinstance(meta, dict) else {})
+        if not isinstance(meta, dict):
+            meta = {}
+        return cls(row.id, row.role, row.content, row.created_at, CallRecord.from_json(meta),
+                   _sources(meta.get("sources")), meta.get("budget_warning"))
+
+
+def _sources(items: Any) -> list[SearchResult]:
+    found = []
+    for item in items if isinstance(items, list) else []:
+        try:
+            found.append(SearchResult(str(item["title"]), str(item["url"]), str(item.get("snippet") or ""),
+                                      Provider(item["provider"]), int(item["rank"])))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return found
 
 
 def title_from(text: str, limit: int = 60) -> str:
@@ -86,7 +107,7 @@ def list_conversations(rt: Runtime, user_id: int, limit: int = 200) -> list[Conv
         return [ConversationInfo.of(r) for r in rows]
 
 
-def create(rt: Runtime, user_id: int, title: str = "New chat", provider: str | None = None,
+def create(rt: Runtime, user_id: int, title: str = "New chat", provider: Provider | None = None,
            model: str | None = None) -> ConversationInfo:
     row = Conversation(user_id=user_id, title=_validate_title(title), provider=provider, model=model)
     with Session(rt.engine, expire_on_commit=False) as session, session.begin():
@@ -111,7 +132,7 @@ def rename(rt: Runtime, user_id: int, conversation_id: int, title: str) -> None:
         raise NotFoundError(_NOT_FOUND)
 
 
-def set_model(rt: Runtime, user_id: int, conversation_id: int, provider: str, model: str) -> None:
+def set_model(rt: Runtime, user_id: int, conversation_id: int, provider: Provider, model: str) -> None:
     """Remember the provider and model last used in a conversation."""
     with rt.engine.begin() as conn:
         changed = conn.execute(sa.update(Conversation).where(_owned(user_id, conversation_id))
@@ -157,3 +178,10 @@ def add_message(rt: Runtime, user_id: int, conversation_id: int, role: str, cont
                       meta=json.dumps(meta or {}, default=str))
         session.add(row)
     return StoredMessage.of(row)
+
+
+def add_reply(rt: Runtime, user_id: int, conversation_id: int, text: str, record: CallRecord,
+              sources: Sequence[SearchResult] = (), budget_warning: str | None = None) -> StoredMessage:
+    """Append an assistant reply with the record of the call that produced it (never a key)."""
+    meta = {**record.to_json(), "sources": [asdict(s) for s in sources], "budget_warning": budget_warning}
+    return add_message(rt, user_id, conversation_id, "assistant", text, meta)

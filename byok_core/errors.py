@@ -1,7 +1,49 @@
-"""The app's exception hierarchy. Every message is one plain sentence a user can act on,
-and none ever contains a secret."""
+"""Every error the app reports to a person, and the status a provider call ends with.
+
+Every message is one plain sentence a user can act on, and none ever contains a secret.
+
+    ByokError
+    ├── ConfigError              the server is configured wrongly (master key, database URL, ...)
+    ├── DecryptionError          wrong master key, tampering or bad format: one type for all three
+    ├── ValidationError          input that cannot be accepted (also a ValueError)
+    │   └── UnknownProviderError
+    ├── NotFoundError            missing, or someone else's: deliberately indistinguishable
+    ├── PermissionDenied
+    ├── AuthError                sign-in failed; one message for every reason
+    ├── NoKeyError               no user, team or server key for a provider
+    ├── KeyUnreadableError       a stored key the configured master keys cannot decrypt
+    ├── BudgetExceeded           a shared key's monthly budget is used up
+    └── ProviderError            a provider call failed; ``status`` is what the usage log records
+        ├── KeyRejected
+        ├── RateLimited          (also no quota or credit left; ``retry_after`` in seconds)
+        ├── ModelNotFound
+        ├── ProviderDown
+        ├── ProviderTimeout
+        ├── RequestRejected
+        └── StreamCutOff         the reply ended before the provider's end marker
+"""
 
 from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from byok_core.providers import Provider
+
+
+class CallStatus(StrEnum):
+    """How a provider call ended: the usage log's ``status`` and a key test's outcome."""
+
+    OK = "ok"
+    KEY_REJECTED = "key_rejected"
+    RATE_LIMITED = "rate_limited"
+    MODEL_NOT_FOUND = "model_not_found"
+    PROVIDER_DOWN = "provider_down"
+    TIMEOUT = "timeout"
+    CUT_OFF = "cut_off"
+    BAD_REQUEST = "bad_request"
+    ERROR = "error"  # anything else: an answer the app could not read
 
 
 class ByokError(Exception):
@@ -39,17 +81,64 @@ class AuthError(ByokError):
 class NoKeyError(ByokError):
     """No user, team or server key is available for a provider."""
 
-    def __init__(self, provider):
+    def __init__(self, provider: Provider):
         self.provider = provider
         super().__init__(
-            f"No API key for {provider.label}: add one on the Keys page "
-            f"(or ask an admin for a team key)."
+            f"No API key for {provider.label}: add one on the Keys page (or ask an admin for a team key)."
         )
+
+
+class KeyUnreadableError(ByokError):
+    """A stored key exists but cannot be decrypted with the configured master keys."""
 
 
 class BudgetExceeded(ByokError):
     """A shared (team or server) key's monthly budget is used up."""
 
 
-class KeyUnreadableError(ByokError):
-    """A stored key exists but cannot be decrypted with the configured master keys."""
+class ProviderError(ByokError):
+    """A call to a provider failed; ``status`` is what the usage log records."""
+
+    status = CallStatus.ERROR
+
+
+class KeyRejected(ProviderError):
+    status = CallStatus.KEY_REJECTED
+
+
+class RateLimited(ProviderError):
+    """Too many requests, or no quota / credit left. ``retry_after`` is in seconds when known."""
+
+    status = CallStatus.RATE_LIMITED
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ModelNotFound(ProviderError):
+    status = CallStatus.MODEL_NOT_FOUND
+
+
+class ProviderDown(ProviderError):
+    status = CallStatus.PROVIDER_DOWN
+
+
+class ProviderTimeout(ProviderError):
+    status = CallStatus.TIMEOUT
+
+
+class RequestRejected(ProviderError):
+    """The provider refused the request itself (HTTP 400-class, not about the key or model)."""
+
+    status = CallStatus.BAD_REQUEST
+
+
+class StreamCutOff(ProviderError):
+    """The reply ended before the provider's own end marker; ``partial`` is the text received."""
+
+    status = CallStatus.CUT_OFF
+
+    def __init__(self, message: str, partial: str = ""):
+        super().__init__(message)
+        self.partial = partial

@@ -17,58 +17,24 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
 from byok_core import audit, netguard
+from byok_core.audit import AuditAction
 from byok_core.clock import utcnow
+from byok_core.credential import Credential
 from byok_core.errors import (
-    DecryptionError, KeyUnreadableError, NoKeyError, NotFoundError, PermissionDenied, ValidationError,
+    CallStatus,
+    DecryptionError,
+    KeyUnreadableError,
+    NoKeyError,
+    NotFoundError,
+    ValidationError,
 )
-from byok_core.models import ApiKey, KeySource, OwnerKind, User
+from byok_core.identity import TEAM_ID, Actor, KeySource, Owner, OwnerKind
+from byok_core.models import ApiKey
 from byok_core.providers import Provider
 from byok_core.runtime import Runtime
 from byok_core.secret import Secret, mask
 
 MAX_KEY_LENGTH = 512
-TEAM_ID = 0
-
-
-@dataclass(frozen=True)
-class Owner:
-    """Whose key: one user's, or the team's."""
-
-    kind: OwnerKind
-    id: int
-
-    @classmethod
-    def user(cls, user_id: int) -> "Owner":
-        return cls(OwnerKind.USER, user_id)
-
-    @classmethod
-    def team(cls) -> "Owner":
-        return cls(OwnerKind.TEAM, TEAM_ID)
-
-    def __str__(self) -> str:
-        return "team" if self.kind is OwnerKind.TEAM else f"user {self.id}"
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who is acting: a signed-in user, or the operator at the command line."""
-
-    name: str
-    user_id: int | None
-    is_admin: bool
-
-    @classmethod
-    def of(cls, user: User) -> "Actor":
-        return cls(user.username, user.id, user.is_admin)
-
-    @classmethod
-    def operator(cls) -> "Actor":
-        return cls("operator", None, True)
-
-    def check_may_manage(self, owner: Owner) -> None:
-        if self.is_admin or (owner.kind is OwnerKind.USER and owner.id == self.user_id):
-            return
-        raise PermissionDenied("Only admins can manage team keys.")
 
 
 @dataclass(frozen=True)
@@ -83,23 +49,22 @@ class KeyInfo:
     active: bool
     created_at: datetime
     last_used_at: datetime | None
-    last_test_status: str | None
+    last_test_status: CallStatus | None
 
     @classmethod
-    def of(cls, row: ApiKey) -> "KeyInfo":
-        return cls(row.id, Provider(row.provider), row.label, row.mask, row.base_url, row.active,
+    def of(cls, row: ApiKey) -> KeyInfo:
+        return cls(row.id, row.provider, row.label, row.mask, row.base_url, row.active,
                    row.created_at, row.last_used_at, row.last_test_status)
 
 
 @dataclass(frozen=True)
 class ResolvedKey:
-    """The key that will pay for one call, where it came from, and where it may be sent."""
+    """The key that will pay for one call: the credential to send, and where it came from."""
 
     provider: Provider
-    secret: Secret
+    credential: Credential
     source: KeySource
-    base_url: str | None
-    row_id: str | None = field(default=None)  # None for server (environment) keys
+    row_id: str | None = None  # None for server (environment) keys
 
 
 def validate_key(raw: str) -> str:
@@ -125,8 +90,8 @@ def _validate_label(label: str) -> str:
     return label
 
 
-def _context(owner_kind: str, owner_id: int, provider: str, row_id: str) -> str:
-    return f"{owner_kind}:{owner_id}|{provider}|{row_id}"
+def _context(owner_kind: OwnerKind, owner_id: int, provider: Provider, row_id: str) -> str:
+    return f"{owner_kind.value}:{owner_id}|{provider.value}|{row_id}"
 
 
 def _row_context(row: ApiKey) -> str:
@@ -134,7 +99,7 @@ def _row_context(row: ApiKey) -> str:
 
 
 def _owned(owner: Owner):
-    return (col(ApiKey.owner_kind) == owner.kind.value) & (col(ApiKey.owner_id) == owner.id)
+    return (col(ApiKey.owner_kind) == owner.kind) & (col(ApiKey.owner_id) == owner.id)
 
 
 def _write_with_retry(rt: Runtime, work):
@@ -165,18 +130,18 @@ def store(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, raw_key: 
     def work(session: Session) -> KeyInfo:
         now = utcnow()
         replaced = session.execute(
-            sa.update(ApiKey).where(_owned(owner), col(ApiKey.provider) == provider.value, col(ApiKey.active))
+            sa.update(ApiKey).where(_owned(owner), col(ApiKey.provider) == provider, col(ApiKey.active))
             .values(active=False, updated_at=now)
         ).rowcount
         row_id = uuid.uuid4().hex
         row = ApiKey(
-            id=row_id, owner_kind=owner.kind.value, owner_id=owner.id, provider=provider.value, label=label,
-            ciphertext=rt.keyring.encrypt(value, _context(owner.kind.value, owner.id, provider.value, row_id)),
+            id=row_id, owner_kind=owner.kind, owner_id=owner.id, provider=provider, label=label,
+            ciphertext=rt.keyring.encrypt(value, _context(owner.kind, owner.id, provider, row_id)),
             key_id=rt.keyring.primary.key_id, mask=mask(value), base_url=base_url, created_at=now, updated_at=now,
         )
         session.add(row)
         session.flush()
-        audit.record(session, actor.name, "key.replace" if replaced else "key.store",
+        audit.record(session, actor.name, AuditAction.KEY_REPLACE if replaced else AuditAction.KEY_STORE,
                      f"{owner} {provider.value} {row_id}", f"mask {row.mask}")
         return KeyInfo.of(row)
 
@@ -191,7 +156,7 @@ def delete(rt: Runtime, actor: Actor, owner: Owner, key_row_id: str) -> None:
         if row is None:
             raise NotFoundError("No such key.")
         session.delete(row)
-        audit.record(session, actor.name, "key.delete", f"{owner} {row.provider} {row.id}", f"mask {row.mask}")
+        audit.record(session, actor.name, AuditAction.KEY_DELETE, f"{owner} {row.provider} {row.id}", f"mask {row.mask}")
 
 
 def list_keys(rt: Runtime, actor: Actor, owner: Owner) -> list[KeyInfo]:
@@ -210,8 +175,8 @@ _CANDIDATES = sa.select(
 ).where(
     col(ApiKey.provider) == sa.bindparam("provider"),
     col(ApiKey.active),
-    ((col(ApiKey.owner_kind) == OwnerKind.TEAM.value) & (col(ApiKey.owner_id) == TEAM_ID))
-    | ((col(ApiKey.owner_kind) == OwnerKind.USER.value) & (col(ApiKey.owner_id) == sa.bindparam("user_id"))),
+    ((col(ApiKey.owner_kind) == OwnerKind.TEAM) & (col(ApiKey.owner_id) == TEAM_ID))
+    | ((col(ApiKey.owner_kind) == OwnerKind.USER) & (col(ApiKey.owner_id) == sa.bindparam("user_id"))),
 )
 
 
@@ -219,13 +184,13 @@ def _candidates(rt: Runtime, user_id: int | None, provider: Provider):
     """Active rows for the provider, the user's before the team's."""
     with rt.engine.connect() as conn:
         rows = conn.execute(_CANDIDATES, {"provider": provider.value, "user_id": -1 if user_id is None else user_id}).all()
-    return sorted(rows, key=lambda r: r.owner_kind != OwnerKind.USER.value)
+    return sorted(rows, key=lambda r: r.owner_kind is not OwnerKind.USER)
 
 
 def resolve(rt: Runtime, user_id: int | None, provider: Provider) -> ResolvedKey:
     """User's active key → team's active key → server environment variable → NoKeyError."""
     for row in _candidates(rt, user_id, provider):
-        source = KeySource.USER if row.owner_kind == OwnerKind.USER.value else KeySource.TEAM
+        source = KeySource.USER if row.owner_kind is OwnerKind.USER else KeySource.TEAM
         try:
             plain = rt.keyring.decrypt(row.ciphertext, _context(row.owner_kind, row.owner_id, row.provider, row.id))
         except DecryptionError as exc:
@@ -235,10 +200,11 @@ def resolve(rt: Runtime, user_id: int | None, provider: Provider) -> ResolvedKey
                 f"{whose} saved {provider.label} key cannot be decrypted with the server's master key; "
                 f"save it again on the Keys page, or ask an admin to run `byok doctor`."
             ) from None
-        return ResolvedKey(provider, Secret(plain), source, row.base_url or provider.base_url(rt.environ), row.id)
-    env_value = provider.env_key(rt.environ)
-    if env_value:
-        return ResolvedKey(provider, Secret(env_value), KeySource.ENV, provider.base_url(rt.environ))
+        base_url = row.base_url or rt.settings.base_urls[provider] or ""
+        return ResolvedKey(provider, Credential(Secret(plain), base_url), source, row.id)
+    env_key = rt.settings.env_keys.get(provider)
+    if env_key is not None:
+        return ResolvedKey(provider, Credential(env_key, rt.settings.base_urls[provider] or ""), KeySource.ENV)
     raise NoKeyError(provider)
 
 
@@ -248,38 +214,37 @@ def sources(rt: Runtime, user_id: int | None) -> dict[Provider, KeySource | None
         rows = conn.execute(
             sa.select(ApiKey.provider, ApiKey.owner_kind).where(
                 col(ApiKey.active),
-                ((col(ApiKey.owner_kind) == OwnerKind.TEAM.value) & (col(ApiKey.owner_id) == TEAM_ID))
-                | ((col(ApiKey.owner_kind) == OwnerKind.USER.value) & (col(ApiKey.owner_id) == (-1 if user_id is None else user_id))),
+                ((col(ApiKey.owner_kind) == OwnerKind.TEAM) & (col(ApiKey.owner_id) == TEAM_ID))
+                | ((col(ApiKey.owner_kind) == OwnerKind.USER) & (col(ApiKey.owner_id) == (-1 if user_id is None else user_id))),
             )
         ).all()
     found = {(r.provider, r.owner_kind) for r in rows}
     result: dict[Provider, KeySource | None] = {}
     for p in Provider:
-        if (p.value, OwnerKind.USER.value) in found:
+        if (p, OwnerKind.USER) in found:
             result[p] = KeySource.USER
-        elif (p.value, OwnerKind.TEAM.value) in found:
+        elif (p, OwnerKind.TEAM) in found:
             result[p] = KeySource.TEAM
-        elif p.env_key(rt.environ):
+        elif p in rt.settings.env_keys:
             result[p] = KeySource.ENV
         else:
             result[p] = None
     return result
 
 
-def mark_used(rt: Runtime, resolved: ResolvedKey, test_status: str | None = None) -> None:
-    """Stamp last-used (and the last test's outcome) on the stored row behind ``resolved``."""
-    if resolved.row_id is None:
+def stamp_used(conn: sa.Connection, key: ResolvedKey, test_status: CallStatus | None = None) -> None:
+    """Stamp last-used (and a key test's outcome) on the stored row behind ``key``, in ``conn``'s transaction."""
+    if key.row_id is None:
         return
     values: dict = {"last_used_at": utcnow()}
     if test_status is not None:
-        values["last_test_status"] = test_status[:200]
-    with rt.engine.begin() as conn:
-        conn.execute(sa.update(ApiKey).where(col(ApiKey.id) == resolved.row_id).values(**values))
+        values["last_test_status"] = test_status
+    conn.execute(sa.update(ApiKey).where(col(ApiKey.id) == key.row_id).values(**values))
 
 
 def _record_unreadable(rt: Runtime, row, reason: str) -> None:
     with Session(rt.engine) as session, session.begin():
-        audit.record(session, "system", "key.decrypt_failed",
+        audit.record(session, "system", AuditAction.KEY_DECRYPT_FAILED,
                      f"{row.owner_kind}:{row.owner_id} {row.provider} {row.id}", reason)
 
 
@@ -333,7 +298,7 @@ def rotate(rt: Runtime, dry_run: bool = False) -> VaultReport:
             if not dry_run:
                 row.ciphertext = rt.keyring.encrypt(plain, _row_context(row))
                 row.key_id = primary
-                audit.record(session, "operator", "key.rotate", f"{row.owner_kind}:{row.owner_id} {row.provider} {row.id}",
+                audit.record(session, "operator", AuditAction.KEY_ROTATE, f"{row.owner_kind}:{row.owner_id} {row.provider} {row.id}",
                              f"from master key {key_id} to {primary}")
             report.rotated += 1
     return report

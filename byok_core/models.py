@@ -10,24 +10,30 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from byok_core.clock import utcnow
+from byok_core.errors import CallStatus
+from byok_core.identity import KeySource, OwnerKind, Role
+from byok_core.providers import Provider, ProviderKind
 
 
-class Role(StrEnum):
-    ADMIN = "admin"
-    MEMBER = "member"
+class EnumText(sa.types.TypeDecorator):
+    """A StrEnum stored as its plain value in a VARCHAR column, read back as the enum member."""
+
+    impl = sa.String
+    cache_ok = True
+
+    def __init__(self, enum: type[StrEnum], length: int):
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else self.enum(value)
 
 
-class OwnerKind(StrEnum):
-    USER = "user"
-    TEAM = "team"
-
-
-class KeySource(StrEnum):
-    """Who paid for a call: the user's own key, the team's key, or the server's environment."""
-
-    USER = "user"
-    TEAM = "team"
-    ENV = "env"
+def enum_column(enum: type[StrEnum], length: int, *, nullable: bool = False, default=None) -> sa.Column:
+    return sa.Column(EnumText(enum, length), nullable=nullable, default=default)
 
 
 class User(SQLModel, table=True):
@@ -36,7 +42,7 @@ class User(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(sa_column=sa.Column(sa.String(64), unique=True, nullable=False))
     password_hash: str = Field(repr=False)
-    role: str = Field(default=Role.MEMBER, max_length=16)
+    role: Role = Field(default=Role.MEMBER, sa_column=enum_column(Role, 16, default=Role.MEMBER))
     disabled: bool = False
     created_at: datetime = Field(default_factory=utcnow)
     password_changed_at: datetime = Field(default_factory=utcnow)
@@ -61,9 +67,9 @@ class ApiKey(SQLModel, table=True):
     )
 
     id: str = Field(default_factory=lambda: uuid.uuid4().hex, primary_key=True, max_length=32)
-    owner_kind: str = Field(max_length=8)
-    owner_id: int = Field(index=True)  # users.id, or 0 for the team
-    provider: str = Field(max_length=32)
+    owner_kind: OwnerKind = Field(sa_column=enum_column(OwnerKind, 8))
+    owner_id: int = Field(index=True)  # users.id, or identity.TEAM_ID for the team
+    provider: Provider = Field(sa_column=enum_column(Provider, 32))
     label: str = Field(default="", max_length=100)
     ciphertext: str = Field(repr=False)
     key_id: str = Field(max_length=32, index=True)  # master key id that sealed ciphertext
@@ -73,7 +79,7 @@ class ApiKey(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     last_used_at: datetime | None = None
-    last_test_status: str | None = Field(default=None, max_length=200)
+    last_test_status: CallStatus | None = Field(default=None, sa_column=enum_column(CallStatus, 200, nullable=True))
 
 
 class AuthSession(SQLModel, table=True):
@@ -129,14 +135,14 @@ class UsageRecord(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     ts: datetime = Field(default_factory=utcnow, index=True)
     user_id: int | None = Field(default=None)  # None: the CLI without --user
-    kind: str = Field(max_length=8)  # ProviderKind
-    provider: str = Field(max_length=32)
+    kind: ProviderKind = Field(sa_column=enum_column(ProviderKind, 8))
+    provider: Provider = Field(sa_column=enum_column(Provider, 32))
     model: str = Field(default="", max_length=120)
-    key_source: str = Field(max_length=8)  # KeySource
+    key_source: KeySource = Field(sa_column=enum_column(KeySource, 8))
     input_tokens: int | None = None
     output_tokens: int | None = None
     latency_ms: int = 0
-    status: str = Field(default="ok", max_length=32)  # "ok" or an error kind
+    status: CallStatus = Field(default=CallStatus.OK, sa_column=enum_column(CallStatus, 32, default=CallStatus.OK))
     cost_usd: float | None = None  # None: price unknown (never a made-up zero)
     error: str | None = Field(default=None, max_length=300)
 
@@ -147,7 +153,7 @@ class Conversation(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="users.id", index=True)
     title: str = Field(default="New chat", max_length=200)
-    provider: str | None = Field(default=None, max_length=32)
+    provider: Provider | None = Field(default=None, sa_column=enum_column(Provider, 32, nullable=True))
     model: str | None = Field(default=None, max_length=120)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
@@ -168,12 +174,14 @@ class Message(SQLModel, table=True):
 
 
 class Budget(SQLModel, table=True):
-    """A monthly USD cap on calls paid by shared (team or server) keys; user_id None = whole team."""
+    """A monthly USD cap on calls paid by shared (team or server) keys: one user's, or the whole team's."""
 
     __tablename__ = "budgets"
+    __table_args__ = (sa.UniqueConstraint("owner_kind", "owner_id", name="uq_budgets_owner"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    user_id: int | None = Field(default=None, sa_column=sa.Column(sa.Integer, unique=True, nullable=True))
+    owner_kind: OwnerKind = Field(sa_column=enum_column(OwnerKind, 8))
+    owner_id: int  # users.id, or identity.TEAM_ID for the team
     monthly_usd: float
 
 

@@ -12,24 +12,14 @@ from sqlmodel import Session
 from byok_core.errors import ValidationError
 from byok_core.models import AppSetting
 from byok_core.providers import Provider, ProviderKind
+from byok_core.record import CallRecord
 from byok_core.runtime import Runtime
-
-# genai-prices provider ids for the chat providers it can price.
-_GENAI_PRICES_IDS = {Provider.OPENAI: "openai", Provider.ANTHROPIC: "anthropic", Provider.GOOGLE: "google"}
-
-# USD per search request on each provider's entry-level paid plan (late 2026); admins can override.
-DEFAULT_SEARCH_PRICES = {
-    Provider.FIRECRAWL: 0.01,  # 2 credits per search of up to 10 results, ~$0.005 a credit
-    Provider.BRAVE: 0.005,  # $5 per 1,000 requests
-    Provider.TAVILY: 0.008,  # 1 credit per basic search, $0.008 a credit pay-as-you-go
-    Provider.SERPER: 0.001,  # $50 per 50,000 queries
-}
 
 
 @functools.lru_cache(maxsize=512)
 def chat_cost(provider: Provider, model: str, input_tokens: int | None, output_tokens: int | None) -> float | None:
     """USD for one chat call, or None when genai-prices does not know the model or tokens are missing."""
-    provider_id = _GENAI_PRICES_IDS.get(provider)
+    provider_id = provider.spec.pricing_id
     if provider_id is None or not model or input_tokens is None or output_tokens is None:
         return None
     try:
@@ -38,6 +28,14 @@ def chat_cost(provider: Provider, model: str, input_tokens: int | None, output_t
     except LookupError:
         return None
     return float(price.total_price)
+
+
+def call_cost(rt: Runtime, record: CallRecord) -> float | None:
+    """The estimated cost of a finished call: its tokens' price (chat), or the price per request
+    of a search that was answered (a refused search costs nothing known)."""
+    if record.provider.kind is ProviderKind.CHAT:
+        return chat_cost(record.provider, record.model, record.input_tokens, record.output_tokens)
+    return search_price(rt, record.provider) if record.ok else None
 
 
 def _setting_name(provider: Provider) -> str:
@@ -52,7 +50,7 @@ def search_price(rt: Runtime, provider: Provider) -> float | None:
         row = session.get(AppSetting, _setting_name(provider))
     if row is not None:
         return float(row.value)
-    return DEFAULT_SEARCH_PRICES.get(provider)
+    return provider.spec.price_per_request
 
 
 def set_search_price(rt: Runtime, provider: Provider, usd: float) -> None:

@@ -1,11 +1,13 @@
-"""The one definition of every provider the app knows: id, kind, env fallbacks and base URL."""
+"""The registry: one entry per provider, the single definition that the database, forms, CLI,
+key checks, pricing and adapters share. No provider name travels as a loose string.
+
+Adding a provider: one adapter module in ``byok_core/adapters/`` and one member here."""
 
 from __future__ import annotations
 
-import os
+import argparse
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Mapping
 
 from byok_core.errors import UnknownProviderError
 
@@ -17,27 +19,53 @@ class ProviderKind(StrEnum):
 
 @dataclass(frozen=True)
 class ProviderSpec:
-    label: str
+    label: str  # the name people see
     kind: ProviderKind
-    key_env: str | None  # server-wide fallback key variable
-    base_url_env: str | None  # operator's override of the default endpoint
-    default_base_url: str | None  # None: the owner of the key supplies the URL
+    adapter: str  # "module:Class" in byok_core.adapters (imported on first use)
+    key_env: str | None = None  # server-wide fallback key variable
+    base_url_env: str | None = None  # operator's override of the default endpoint
+    default_base_url: str | None = None  # None: the owner of the key supplies the URL
     key_hint: str = ""  # what a key usually looks like, shown next to the form
+    pricing_id: str | None = None  # chat: genai-prices' provider id (None: not priced)
+    price_per_request: float | None = None  # search: default USD per request (admins may change it)
 
 
 class Provider(StrEnum):
-    OPENAI = "openai"
-    ANTHROPIC = "anthropic"
-    GOOGLE = "google"
-    OPENAI_COMPATIBLE = "openai-compatible"
-    FIRECRAWL = "firecrawl"
-    BRAVE = "brave"
-    TAVILY = "tavily"
-    SERPER = "serper"
+    _value_: str
+    spec: ProviderSpec
 
-    @property
-    def spec(self) -> ProviderSpec:
-        return _SPECS[self]
+    def __new__(cls, value: str, spec: ProviderSpec) -> Provider:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.spec = spec
+        return member
+
+    OPENAI = "openai", ProviderSpec(
+        "OpenAI", ProviderKind.CHAT, "openai:OpenAIAdapter", "OPENAI_API_KEY", "OPENAI_BASE_URL",
+        "https://api.openai.com/v1", "starts with sk-", pricing_id="openai")
+    ANTHROPIC = "anthropic", ProviderSpec(
+        "Anthropic", ProviderKind.CHAT, "anthropic:AnthropicAdapter", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL",
+        "https://api.anthropic.com", "starts with sk-ant-", pricing_id="anthropic")
+    GOOGLE = "google", ProviderSpec(
+        "Google Gemini", ProviderKind.CHAT, "google:GoogleAdapter", "GOOGLE_GENERATIVE_AI_API_KEY",
+        "GOOGLE_GEMINI_BASE_URL", "https://generativelanguage.googleapis.com", "starts with AIza", pricing_id="google")
+    OPENAI_COMPATIBLE = "openai-compatible", ProviderSpec(
+        "OpenAI-compatible", ProviderKind.CHAT, "openai:OpenAICompatibleAdapter",
+        key_hint="your endpoint's key (OpenRouter, Groq, Ollama, vLLM, ...)")
+    FIRECRAWL = "firecrawl", ProviderSpec(
+        "Firecrawl", ProviderKind.SEARCH, "firecrawl:FirecrawlAdapter", "FIRECRAWL_API_KEY", "FIRECRAWL_BASE_URL",
+        "https://api.firecrawl.dev", "starts with fc-",
+        price_per_request=0.01)  # 2 credits per search of up to 10 results, ~$0.005 a credit
+    BRAVE = "brave", ProviderSpec(
+        "Brave Search", ProviderKind.SEARCH, "brave:BraveAdapter", "BRAVE_API_KEY", "BRAVE_BASE_URL",
+        "https://api.search.brave.com", price_per_request=0.005)  # $5 per 1,000 requests
+    TAVILY = "tavily", ProviderSpec(
+        "Tavily", ProviderKind.SEARCH, "tavily:TavilyAdapter", "TAVILY_API_KEY", "TAVILY_BASE_URL",
+        "https://api.tavily.com", "starts with tvly-",
+        price_per_request=0.008)  # 1 credit per basic search, $0.008 a credit pay-as-you-go
+    SERPER = "serper", ProviderSpec(
+        "Serper", ProviderKind.SEARCH, "serper:SerperAdapter", "SERPER_API_KEY", "SERPER_BASE_URL",
+        "https://google.serper.dev", price_per_request=0.001)  # $50 per 50,000 queries
 
     @property
     def label(self) -> str:
@@ -51,23 +79,8 @@ class Provider(StrEnum):
     def user_supplies_url(self) -> bool:
         return self.spec.default_base_url is None
 
-    def base_url(self, environ: Mapping[str, str] | None = None) -> str | None:
-        """The operator's endpoint for this provider: the override variable, else the default."""
-        env = os.environ if environ is None else environ
-        spec = self.spec
-        if spec.base_url_env and env.get(spec.base_url_env, "").strip():
-            return env[spec.base_url_env].strip().rstrip("/")
-        return spec.default_base_url
-
-    def env_key(self, environ: Mapping[str, str] | None = None) -> str | None:
-        env = os.environ if environ is None else environ
-        if not self.spec.key_env:
-            return None
-        value = env.get(self.spec.key_env, "").strip()
-        return value or None
-
     @classmethod
-    def parse(cls, value: str) -> "Provider":
+    def parse(cls, value: str) -> Provider:
         """Provider from its id, with a message listing the valid ids."""
         try:
             return cls(value.strip().lower())
@@ -76,51 +89,14 @@ class Provider(StrEnum):
             raise UnknownProviderError(f"Unknown provider {value!r}; use one of: {valid}.") from None
 
     @classmethod
-    def arg(cls, value: str) -> "Provider":
+    def arg(cls, value: str) -> Provider:
         """``parse`` for argparse, which shows an ArgumentTypeError's message as is."""
-        import argparse
-
         try:
             return cls.parse(value)
         except UnknownProviderError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
     @classmethod
-    def of_kind(cls, kind: ProviderKind) -> list["Provider"]:
+    def of_kind(cls, kind: ProviderKind) -> list[Provider]:
+        """The providers of one kind in registry order (chat: the default-provider order)."""
         return [p for p in cls if p.kind is kind]
-
-
-_SPECS: dict[Provider, ProviderSpec] = {
-    Provider.OPENAI: ProviderSpec(
-        "OpenAI", ProviderKind.CHAT, "OPENAI_API_KEY", "OPENAI_BASE_URL",
-        "https://api.openai.com/v1", "starts with sk-",
-    ),
-    Provider.ANTHROPIC: ProviderSpec(
-        "Anthropic", ProviderKind.CHAT, "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL",
-        "https://api.anthropic.com", "starts with sk-ant-",
-    ),
-    Provider.GOOGLE: ProviderSpec(
-        "Google Gemini", ProviderKind.CHAT, "GOOGLE_GENERATIVE_AI_API_KEY", "GOOGLE_GEMINI_BASE_URL",
-        "https://generativelanguage.googleapis.com", "starts with AIza",
-    ),
-    Provider.OPENAI_COMPATIBLE: ProviderSpec(
-        "OpenAI-compatible", ProviderKind.CHAT, None, None, None,
-        "your endpoint's key (OpenRouter, Groq, Ollama, vLLM, ...)",
-    ),
-    Provider.FIRECRAWL: ProviderSpec(
-        "Firecrawl", ProviderKind.SEARCH, "FIRECRAWL_API_KEY", "FIRECRAWL_BASE_URL",
-        "https://api.firecrawl.dev", "starts with fc-",
-    ),
-    Provider.BRAVE: ProviderSpec(
-        "Brave Search", ProviderKind.SEARCH, "BRAVE_API_KEY", "BRAVE_BASE_URL",
-        "https://api.search.brave.com",
-    ),
-    Provider.TAVILY: ProviderSpec(
-        "Tavily", ProviderKind.SEARCH, "TAVILY_API_KEY", "TAVILY_BASE_URL",
-        "https://api.tavily.com", "starts with tvly-",
-    ),
-    Provider.SERPER: ProviderSpec(
-        "Serper", ProviderKind.SEARCH, "SERPER_API_KEY", "SERPER_BASE_URL",
-        "https://google.serper.dev",
-    ),
-}

@@ -16,11 +16,10 @@ from typing import TextIO
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
-from sqlmodel import Session
 
-from byok_core.keys import Actor
-from byok_core.models import KeySource, UsageRecord, User
-from byok_core.providers import Provider
+from byok_core.identity import Actor
+from byok_core.models import UsageRecord, User
+from byok_core.record import CallRecord
 from byok_core.runtime import Runtime
 
 CSV_COLUMNS = ["timestamp", "user", "provider", "model", "key_source", "input_tokens", "output_tokens",
@@ -32,18 +31,14 @@ PG_AGGREGATE_WORK_MEM = "64MB"
 _T = UsageRecord.__table__
 
 
-def record_call(rt: Runtime, *, user_id: int | None, provider: Provider, model: str, key_source: KeySource,
-                input_tokens: int | None, output_tokens: int | None, latency_ms: int, status: str = "ok",
-                cost_usd: float | None = None, error: str | None = None) -> UsageRecord:
-    """Append one call to the log. ``cost_usd`` None means the price is unknown, never zero."""
-    row = UsageRecord(
-        user_id=user_id, kind=provider.kind.value, provider=provider.value, model=model or "",
-        key_source=KeySource(key_source).value, input_tokens=input_tokens, output_tokens=output_tokens,
-        latency_ms=int(latency_ms), status=status, cost_usd=cost_usd, error=(error or None) and error[:300],
-    )
-    with Session(rt.engine, expire_on_commit=False) as session, session.begin():
-        session.add(row)
-    return row
+def insert(conn: sa.Connection, record: CallRecord) -> None:
+    """Append one call to the log in ``conn``'s transaction (``calls.metered`` does, for every call)."""
+    conn.execute(sa.insert(UsageRecord).values(
+        user_id=record.user_id, kind=record.provider.kind, provider=record.provider, model=record.model,
+        key_source=record.key_source, input_tokens=record.input_tokens, output_tokens=record.output_tokens,
+        latency_ms=record.latency_ms, status=record.status, cost_usd=record.cost_usd,
+        error=record.error[:300] if record.error else None,
+    ))
 
 
 # --- filters -----------------------------------------------------------------------------------

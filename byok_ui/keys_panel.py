@@ -7,48 +7,22 @@ Actions run in widget callbacks, before the page is drawn, so the table is alway
 
 from __future__ import annotations
 
-import importlib
-
 import pandas as pd
 import streamlit as st
 
-from byok_core import keys
+from byok_core import keys, keytest, words
 from byok_core.errors import ByokError
-from byok_core.keys import Actor, KeyInfo, Owner
-from byok_core.models import KeySource
+from byok_core.identity import Actor, KeySource, Owner
+from byok_core.keys import KeyInfo
 from byok_core.providers import Provider, ProviderKind
 from byok_core.runtime import Runtime
+from byok_ui import state
 from byok_ui.state import fmt_time
 
-SOURCE_WORDS = {
-    KeySource.USER: "your own key",
-    KeySource.TEAM: "the team's key",
-    KeySource.ENV: "the server's key",
-    None: "no key: calls will fail",
-}
 
-
-def find_test_key():
-    """byok_core.keytest.test_key(rt, actor, owner, provider) -> str, if this server has it."""
-    try:
-        return importlib.import_module("byok_core.keytest").test_key
-    except (ImportError, AttributeError):
-        return None
-
-
-def _flash(prefix: str, kind: str, message: str, provider: Provider | None = None) -> None:
-    """Remember an outcome for the next run; one about a provider shows in that provider's card,
-    next to the button that was pressed, not at the top of a long page."""
-    st.session_state[f"{prefix}_flash"] = (kind, message, provider)
-
-
-def _show_flash(prefix: str, provider: Provider | None = None) -> None:
-    flash = st.session_state.get(f"{prefix}_flash")
-    if flash and flash[2] == provider:
-        del st.session_state[f"{prefix}_flash"]
-        kind, message, _ = flash
-        (st.success if kind == "success" else st.error)(message, icon=":material/check_circle:" if kind == "success"
-                                                          else ":material/error:")
+def _card(prefix: str, provider: Provider) -> str:
+    """The flash name of a provider's card: outcomes show next to the button that was pressed."""
+    return f"{prefix}_{provider.value}"
 
 
 def _save(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, prefix: str) -> None:
@@ -60,22 +34,18 @@ def _save(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, prefix: s
     try:
         info = keys.store(rt, actor, owner, provider, raw, label=label, base_url=base_url)
     except ByokError as exc:
-        _flash(prefix, "error", f"{provider.label}: {exc}", provider)
+        state.flash(_card(prefix, provider), f"{provider.label}: {exc}", ok=False)
     else:
-        _flash(prefix, "success", f"Saved the {provider.label} key {info.mask}.", provider)
+        state.flash(_card(prefix, provider), f"Saved the {provider.label} key {info.mask}.")
 
 
 def _test(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, prefix: str) -> None:
-    test_key = find_test_key()
-    if test_key is None:
-        _flash(prefix, "error", "Key tests are not available on this server yet.", provider)
-        return
     try:
-        message = test_key(rt, actor, owner, provider)
+        message = keytest.test_key(rt, actor, owner, provider)
     except ByokError as exc:
-        _flash(prefix, "error", f"{provider.label} test failed: {exc}", provider)
+        state.flash(_card(prefix, provider), f"{provider.label} test failed: {exc}", ok=False)
     else:  # a rejected key is an answer, not an exception: say it plainly either way
-        _flash(prefix, "success" if message.startswith("OK") else "error", f"{provider.label}: {message}", provider)
+        state.flash(_card(prefix, provider), f"{provider.label}: {message}", ok=message.startswith("OK"))
 
 
 def _delete(rt: Runtime, actor: Actor, owner: Owner, key_id: str, prefix: str) -> None:
@@ -83,9 +53,9 @@ def _delete(rt: Runtime, actor: Actor, owner: Owner, key_id: str, prefix: str) -
     try:
         keys.delete(rt, actor, owner, key_id)
     except ByokError as exc:
-        _flash(prefix, "error", str(exc))
+        state.flash(prefix, str(exc), ok=False)
     else:
-        _flash(prefix, "success", "The key was deleted.")
+        state.flash(prefix, "The key was deleted.")
 
 
 def _ask_delete(prefix: str) -> None:
@@ -106,7 +76,7 @@ def keys_table(infos: list[KeyInfo]) -> pd.DataFrame:
             "Base URL": [i.base_url or "" for i in infos],
             "Created": [fmt_time(i.created_at) for i in infos],
             "Last used": [fmt_time(i.last_used_at) for i in infos],
-            "Last test": [i.last_test_status or "" for i in infos],
+            "Last test": [words.STATUS[i.last_test_status] if i.last_test_status else "" for i in infos],
         }
     )
 
@@ -122,12 +92,12 @@ def _provider_card(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, 
     form = f"{prefix}_{provider.value}"
     with st.container(border=True, key=f"{form}_card"):
         st.markdown(f"**{provider.label}**")
-        _show_flash(prefix, provider)
+        state.show_flash(_card(prefix, provider))
         if active is not None:
             label = f" “{active.label}”" if active.label else ""
             st.caption(f":material/key: Saved key `{active.mask}`{label}, last used {fmt_time(active.last_used_at)}")
         elif source is not None and source is not KeySource.USER:
-            st.caption(f"No key saved here. Calls now use {SOURCE_WORDS[source]}.")
+            st.caption(f"No key saved here. Calls now use {words.KEY_USED[source]}.")
         else:
             st.caption("No key saved." + (f" Hint: {provider.spec.key_hint}." if provider.spec.key_hint else ""))
         with st.expander("Replace key" if active else "Add key", icon=":material/edit:"):
@@ -150,7 +120,7 @@ def _provider_card(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, 
 
 def render(rt: Runtime, actor: Actor, owner: Owner, *, prefix: str, user_id: int | None = None) -> None:
     """The whole keys component for ``owner``. ``user_id`` adds the 'where keys come from' view."""
-    _show_flash(prefix)
+    state.show_flash(prefix)
     infos = keys.list_keys(rt, actor, owner)
     active = {i.provider: i for i in infos if i.active}
     sources = keys.sources(rt, user_id) if user_id is not None else {}
@@ -181,7 +151,7 @@ def render(rt: Runtime, actor: Actor, owner: Owner, *, prefix: str, user_id: int
         st.dataframe(
             pd.DataFrame({"Provider": [p.label for p in sources],
                           "Kind": [p.kind.value for p in sources],
-                          "Key used": [SOURCE_WORDS[s] for s in sources.values()]}),
+                          "Key used": [words.KEY_USED[s] for s in sources.values()]}),
             hide_index=True, key=f"{prefix}_sources", alt="Which key each provider would use now",
         )
 

@@ -14,17 +14,16 @@
 from __future__ import annotations
 
 import json
-import os
 from urllib.parse import urlsplit
 
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
-from starlette.concurrency import run_in_threadpool
-
 from byok_core import accounts
+from byok_ui.runtime import get_runtime
 
 COOKIE_NAME = "byok_session"
 SESSION_PATH = "/byok/session"
@@ -33,14 +32,11 @@ _MAX_BODY = 1024
 
 
 def _engine():
-    from byok_ui.state import get_runtime  # imported late: state imports this module
-
     return get_runtime().engine
 
 
 def _secure(request: Request) -> bool:
-    forced = os.environ.get("BYOK_COOKIE_SECURE", "").strip().lower() in {"1", "true", "yes"}
-    return forced or request.url.scheme == "https"
+    return get_runtime().settings.cookie_secure or request.url.scheme == "https"
 
 
 def _same_origin(request: Request) -> bool:

@@ -11,19 +11,19 @@ from pathlib import Path
 import streamlit as st
 
 from byok_core import accounts
+from byok_core.models import User
+from byok_core.runtime import Runtime
 from byok_ui import state
+from byok_ui.runtime import open_or_explain
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 
 
-def _page(file: str, title: str, icon: str, help: str, **kw) -> st.Page | None:
-    path = PAGES / file
-    if not path.is_file():
-        return None
-    return st.Page(path, title=title, icon=icon, help=help, **kw)
+def _page(file: str, title: str, icon: str, help: str, **kw) -> st.Page:
+    return st.Page(PAGES / file, title=title, icon=icon, help=help, **kw)
 
 
-def signed_out_pages(rt) -> list:
+def signed_out_pages(rt: Runtime) -> list[st.Page]:
     if not accounts.has_users(rt.engine):
         return [_page("setup.py", "First-run setup", ":material/rocket_launch:",
                       "Create the first admin with the setup code printed in the server's console.",
@@ -32,7 +32,7 @@ def signed_out_pages(rt) -> list:
                   url_path="signin", default=True)]
 
 
-def member_pages(is_admin: bool) -> dict[str, list]:
+def member_pages(is_admin: bool) -> dict[str, list[st.Page]]:
     pages = {
         "": [
             _page("chat.py", "Chat", ":material/chat:",
@@ -56,11 +56,10 @@ def member_pages(is_admin: bool) -> dict[str, list]:
             _page("budgets.py", "Budgets", ":material/savings:",
                   "Monthly spending limits on the team's shared keys. Admins only."),
         ]
-    # Pages written by other parts of the project appear once their files exist.
-    return {section: [p for p in items if p is not None] for section, items in pages.items()}
+    return pages
 
 
-def _sidebar(rt, user) -> None:
+def _sidebar(rt: Runtime, user: User) -> None:
     with st.sidebar:
         role = "admin" if user.is_admin else "member"
         st.caption(f":material/account_circle: Signed in as **{user.username}** ({role})")
@@ -71,7 +70,7 @@ def _sidebar(rt, user) -> None:
 
 def main() -> None:
     st.set_page_config(page_title="BYOK Dashboard", page_icon=":material/key:", layout="wide")
-    rt = state.open_or_explain()
+    rt = open_or_explain()
     user = state.current_user(rt)
     state.emit_cookie_actions()
     if user is None:

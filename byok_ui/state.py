@@ -15,71 +15,23 @@ effect at once.
 from __future__ import annotations
 
 import json
-import sys
 import threading
-import traceback
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import streamlit as st
 
 from byok_core import accounts
-from byok_core.errors import ByokError, ConfigError, NotFoundError
-from byok_core.keys import Actor
+from byok_core.errors import ByokError, NotFoundError
+from byok_core.identity import Actor
 from byok_core.models import User
-from byok_core.runtime import Runtime, open_runtime
+from byok_core.runtime import Runtime
 from byok_ui.server import COOKIE_NAME, SESSION_PATH, SIGNOUT_PATH
 
 TOKEN_KEY = "byok_session_token"
 _TICKET_KEY = "_byok_pending_ticket"
 _SIGNOUT_KEY = "_byok_pending_signout"
-
-
-def _banner(lines: list[str]) -> None:
-    bar = "=" * 72
-    print("\n".join(["", bar, *lines, bar, ""]), file=sys.stderr, flush=True)
-
-
-@st.cache_resource(show_spinner=False)
-def get_runtime() -> Runtime:
-    """Open the runtime once per process (master key, database, migrations).
-
-    With no users yet, a one-time setup code is issued and printed to the console here."""
-    rt = open_runtime()
-    code = accounts.issue_setup_code(rt.engine)
-    if code:
-        _banner([
-            "BYOK Dashboard: no users yet.",
-            f"First-run setup code: {code}",
-            "Open the app in a browser and enter this code to create the first admin.",
-            "(It works once; restarting the server prints a new one.)",
-        ])
-    return rt
-
-
-def warm_up() -> None:
-    """Open the runtime at server start so the setup code is printed before the first visit."""
-    try:
-        get_runtime()
-    except ConfigError as exc:
-        _banner([f"BYOK Dashboard cannot start: {exc}"])
-    except Exception:  # the page shows a plain message; the console gets the details
-        traceback.print_exc()
-
-
-def open_or_explain() -> Runtime:
-    """The runtime, or a plain-words explanation on the page (never a traceback)."""
-    try:
-        return get_runtime()
-    except ConfigError as exc:
-        st.error(str(exc), title="The server is not configured correctly", icon=":material/settings_alert:")
-        st.caption("An operator needs to fix the configuration and restart the app.")
-    except Exception:
-        traceback.print_exc()
-        st.error("The app could not open its database. The server's console has the details.",
-                 title="The server is not available", icon=":material/database:")
-    st.stop()
-    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
@@ -201,12 +153,29 @@ def emit_cookie_actions() -> None:
 
 
 @contextmanager
-def shows_errors():
+def shows_errors() -> Iterator[None]:
     """Show any ByokError raised inside as a plain st.error; everything else is the app's bug."""
     try:
         yield
     except ByokError as exc:
         st.error(str(exc), icon=":material/error:")
+
+
+def flash(name: str, message: str, *, ok: bool = True) -> None:
+    """Remember an outcome to show once, where the page calls ``show_flash(name)`` on its next run
+    (an action runs in a callback, before the page is drawn)."""
+    st.session_state[f"_flash_{name}"] = (ok, message)
+
+
+def show_flash(name: str) -> None:
+    """Show (and forget) the outcome remembered under ``name``, if any."""
+    outcome = st.session_state.pop(f"_flash_{name}", None)
+    if outcome is not None:
+        ok, message = outcome
+        if ok:
+            st.success(message, icon=":material/check_circle:")
+        else:
+            st.error(message, icon=":material/error:")
 
 
 def fmt_time(value) -> str:

@@ -27,10 +27,9 @@ if changed:
         else:
             # Every session of this account ended with the change; this tab gets a fresh one.
             state.start_session(c.rt, accounts.get_user(c.rt.engine, c.user.username))
-            st.session_state["_account_flash"] = "Password changed. You were signed out everywhere else."
+            state.flash("account", "Password changed. You were signed out everywhere else.")
             st.rerun()
-if msg := st.session_state.pop("_account_flash", None):
-    st.success(msg)
+state.show_flash("account")
 
 st.subheader("Sign out", anchor=False)
 if st.button("Sign out", icon=":material/logout:"):

@@ -3,10 +3,9 @@
 import pandas as pd
 import streamlit as st
 
-from byok_core import accounts, audit, pricing
+from byok_core import accounts, audit, pricing, words
 from byok_core.errors import ByokError
-from byok_core.keys import Owner
-from byok_core.models import Role
+from byok_core.identity import Owner, Role
 from byok_core.providers import Provider, ProviderKind
 from byok_ui import keys_panel, state
 
@@ -20,17 +19,13 @@ st.title("Admin", anchor=False)
 users_tab, team_tab, prices_tab, audit_tab = st.tabs(["Users", "Team keys", "Search prices", "Audit log"])
 
 
-def _flash(kind: str, message: str) -> None:
-    st.session_state.admin_flash = (kind, message)
-
-
 def _act(fn, success: str, *args) -> None:
     try:
         fn(rt.engine, *args, actor=me)
     except ByokError as exc:
-        _flash("error", str(exc))
+        state.flash("admin", str(exc), ok=False)
     else:
-        _flash("success", success)
+        state.flash("admin", success)
 
 
 def _create_user() -> None:
@@ -45,13 +40,12 @@ def _reset_password(name: str) -> None:
 
 
 with users_tab:
-    if flash := st.session_state.pop("admin_flash", None):
-        (st.success if flash[0] == "success" else st.error)(flash[1])
+    state.show_flash("admin")
     users = accounts.list_users(rt.engine)
     st.dataframe(
         pd.DataFrame({
             "Username": [u.username for u in users],
-            "Role": [u.role for u in users],
+            "Role": [words.ROLE[u.role] for u in users],
             "Status": ["disabled" if u.disabled else "active" for u in users],
             "Created": [state.fmt_time(u.created_at) for u in users],
         }),
@@ -98,7 +92,7 @@ def _save_price(provider: Provider) -> None:
     try:
         pricing.set_search_price(rt, provider, float(st.session_state.get(f"admin_price_{provider.value}") or 0))
     except ByokError as exc:
-        _flash("error", str(exc))
+        state.flash("admin", str(exc), ok=False)
 
 
 with prices_tab:
@@ -110,12 +104,12 @@ with prices_tab:
                         on_change=_save_price, args=(provider,))
 
 with audit_tab:
-    events = audit.recent(rt.engine, limit=300)
+    events = audit.recent(rt, limit=300)
     st.dataframe(
         pd.DataFrame({
             "Time": [state.fmt_time(e.ts) for e in events],
             "Actor": [e.actor for e in events],
-            "Action": [e.action for e in events],
+            "Action": [words.audit_action(e.action) for e in events],
             "Target": [e.target for e in events],
             "Detail": [e.detail for e in events],
         }),

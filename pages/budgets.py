@@ -5,6 +5,7 @@ import streamlit as st
 
 from byok_core import accounts, budgets, pricing
 from byok_core.errors import ByokError
+from byok_core.identity import Owner
 from byok_core.providers import Provider, ProviderKind
 from byok_ui import state
 
@@ -19,8 +20,7 @@ st.caption("A budget caps what calls on shared keys (the team's or the server's)
            "(UTC). At 80% the user is warned; at 100% shared-key calls are refused until the 1st. "
            "Calls on a person's own keys never count and are never refused. Calls of unknown cost add nothing.")
 
-if flash := st.session_state.pop("budgets_flash", None):
-    (st.success if flash[0] == "success" else st.error)(flash[1])
+state.show_flash("budgets")
 
 report = budgets.spend_report(rt)
 st.dataframe(pd.DataFrame({
@@ -34,22 +34,22 @@ st.dataframe(pd.DataFrame({
     "Used": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0),
 })
 
-targets = {None: "The whole team"} | {u.id: u.username for u in accounts.list_users(rt.engine)}
+targets = {Owner.team(): "The whole team"} | {Owner.user(u.id): u.username for u in accounts.list_users(rt.engine)}
 
 
 def _apply(clear: bool) -> None:
-    user_id = st.session_state.budgets_target
+    owner = st.session_state.budgets_target
     try:
         if clear:
-            done = budgets.clear_budget(rt, c.actor, user_id)
+            done = budgets.clear_budget(rt, c.actor, owner)
             message = "Budget removed." if done else "There was no budget to remove."
         else:
-            budgets.set_budget(rt, c.actor, user_id, float(st.session_state.budgets_usd))
-            message = f"Budget for {targets[user_id]} set."
+            budgets.set_budget(rt, c.actor, owner, float(st.session_state.budgets_usd))
+            message = f"Budget for {targets[owner]} set."
     except ByokError as exc:
-        st.session_state.budgets_flash = ("error", str(exc))
+        state.flash("budgets", str(exc), ok=False)
     else:
-        st.session_state.budgets_flash = ("success", message)
+        state.flash("budgets", message)
 
 
 with st.container(border=True, horizontal=True, vertical_alignment="bottom"):
@@ -64,5 +64,5 @@ searches = Provider.of_kind(ProviderKind.SEARCH)
 st.dataframe(pd.DataFrame({
     "Provider": [p.label for p in searches],
     "USD per request": [pricing.search_price(rt, p) for p in searches],
-    "Default": [pricing.DEFAULT_SEARCH_PRICES[p] for p in searches],
+    "Default": [p.spec.price_per_request for p in searches],
 }), hide_index=True, key="budgets_prices")

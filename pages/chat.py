@@ -2,21 +2,16 @@
 
 import streamlit as st
 
+from byok_core import chat, keys, words
 from byok_core import conversations as convs
-from byok_core import keys
-from byok_core.keys import Owner
+from byok_core.adapters import CHAT_ADAPTERS
 from byok_core.errors import ByokError, NotFoundError
+from byok_core.identity import Owner
 from byok_core.providers import Provider, ProviderKind
 from byok_ui import chat_view, state
 
 c = state.ctx()
 rt, uid = c.rt, c.user.id
-
-try:
-    from byok_core import chat
-    from byok_core.adapters import ADAPTERS
-except ImportError:  # the orchestration module is not installed on this server yet
-    chat, ADAPTERS = None, {}
 
 CHAT_PROVIDERS = Provider.of_kind(ProviderKind.CHAT)
 SEARCH_PROVIDERS = Provider.of_kind(ProviderKind.SEARCH)
@@ -46,7 +41,7 @@ def default_model_index(provider: Provider, options: list[str]) -> int | None:
     current = st.session_state.get(model_key(provider))
     if current in options:
         return options.index(current)
-    default = getattr(ADAPTERS.get(provider), "default_model", None)
+    default = CHAT_ADAPTERS[provider].default_model
     return options.index(default) if default in options else (0 if options else None)
 
 
@@ -60,31 +55,30 @@ def _select_conversation(conv_id: int | None) -> None:
     except NotFoundError:
         st.session_state.chat_conv = None
         return
-    if info.provider in {p.value for p in CHAT_PROVIDERS}:
-        st.session_state.chat_provider = Provider(info.provider)
+    if info.provider is not None:
+        st.session_state.chat_provider = info.provider
         if info.model:
-            st.session_state[model_key(Provider(info.provider))] = info.model
+            st.session_state[model_key(info.provider)] = info.model
 
 
 def _rename(conv_id: int) -> None:
     try:
         convs.rename(rt, uid, conv_id, st.session_state.get(f"chat_rename_{conv_id}", ""))
     except ByokError as exc:
-        st.session_state.chat_flash = str(exc)
+        state.flash("chat", str(exc), ok=False)
 
 
 def _delete(conv_id: int) -> None:
     try:
         convs.delete(rt, uid, conv_id)
     except ByokError as exc:
-        st.session_state.chat_flash = str(exc)
+        state.flash("chat", str(exc), ok=False)
     _select_conversation(None)
 
 
 # --- state -------------------------------------------------------------------------------
 if "chat_provider" not in st.session_state:
-    default = chat.default_provider(rt, uid) if chat else None
-    st.session_state.chat_provider = default or Provider.OPENAI
+    st.session_state.chat_provider = chat.default_provider(rt, uid) or Provider.OPENAI
 current_id = st.session_state.get("chat_conv")
 current = None
 if current_id is not None:
@@ -94,10 +88,10 @@ if current_id is not None:
         st.session_state.chat_conv = current_id = None
 # The chat input's value for this run, read before anything is drawn so that a first message
 # creates its conversation in time for the title and the sidebar list.
-prompt = st.session_state.get("chat_prompt") if chat else None
+prompt = st.session_state.get("chat_prompt")
 chosen_model = st.session_state.get(model_key(st.session_state.chat_provider))
 if prompt and current is None and chosen_model:
-    current = convs.create(rt, uid, convs.title_from(prompt), provider=st.session_state.chat_provider.value,
+    current = convs.create(rt, uid, convs.title_from(prompt), provider=st.session_state.chat_provider,
                            model=chosen_model)
     st.session_state.chat_conv = current_id = current.id
 conversation_list = convs.list_conversations(rt, uid, limit=100)
@@ -117,11 +111,7 @@ with st.sidebar:
 
 # --- header: pickers -----------------------------------------------------------------------
 st.title(chat_view.md_escape(current.title) if current else "Chat", anchor=False)
-if flash := st.session_state.pop("chat_flash", None):
-    st.error(flash)
-if chat is None:
-    st.info("Chat is not available on this server yet.", icon=":material/construction:")
-    st.stop()
+state.show_flash("chat")
 
 with st.container(horizontal=True, vertical_alignment="bottom"):
     provider = st.selectbox("Provider", CHAT_PROVIDERS, format_func=lambda p: p.label, key="chat_provider",
@@ -157,7 +147,7 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
 where = keys.sources(rt, uid)
 payer = {p: where.get(p) for p in (provider, search_provider) if p is not None}
 st.caption(" · ".join(
-    f"{p.label}: " + (f"paid by {chat_view.PAID_BY[s.value]}" if s else "no key yet") for p, s in payer.items()
+    f"{p.label}: " + (f"paid by {words.PAID_BY[s]}" if s else "no key yet") for p, s in payer.items()
 ))
 if any(s is None for s in payer.values()):
     chat_view.keys_link("Add a key on the Keys page")
@@ -168,7 +158,7 @@ for message in history:
     with st.chat_message(message.role):
         st.markdown(chat_view.no_images(message.content))
         if message.role == "assistant":
-            chat_view.show_reply_footer(message.meta)
+            chat_view.show_reply_footer(message.record, message.sources, message.budget_warning)
 if not history and not prompt:
     st.caption("Ask anything. Replies stream in as they arrive; every reply says which key paid for it.")
 
@@ -178,7 +168,7 @@ if prompt:
     if not model or current is None:
         st.error("Choose or type a model first.")
         st.stop()
-    convs.set_model(rt, uid, current.id, provider.value, model)
+    convs.set_model(rt, uid, current.id, provider, model)
     convs.add_message(rt, uid, current.id, "user", prompt)
     messages = [chat.ChatMessage(m.role, m.content) for m in history if m.content]
     messages.append(chat.ChatMessage("user", prompt))
@@ -193,6 +183,6 @@ if prompt:
         else:
             chat_view.render_stream(stream)
             result = stream.result
-            meta = chat_view.result_meta(result)
-            convs.add_message(rt, uid, current.id, "assistant", result.text or "", meta)
-            chat_view.show_reply_footer(meta)
+            assert result is not None  # set by the iteration
+            convs.add_reply(rt, uid, current.id, result.text, result.record, result.sources, result.budget_warning)
+            chat_view.show_reply_footer(result.record, result.sources, result.budget_warning)

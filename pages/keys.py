@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from byok_core.keys import Owner
+from byok_core.identity import Owner
 from byok_ui import keys_panel, state
 
 c = state.ctx()

@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from byok_core import search
 from byok_core.errors import ByokError
 from byok_core.keys import sources as key_sources
 from byok_core.providers import Provider, ProviderKind
@@ -10,17 +11,9 @@ from byok_ui import chat_view, state
 
 c = state.ctx()
 
-try:
-    from byok_core import search
-except ImportError:
-    search = None
-
 SEARCH_PROVIDERS = Provider.of_kind(ProviderKind.SEARCH)
 
 st.title("Search", anchor=False)
-if search is None:
-    st.info("Search is not available on this server yet.", icon=":material/construction:")
-    st.stop()
 
 if "search_providers" not in st.session_state:
     available = key_sources(c.rt, c.user.id)
@@ -41,7 +34,7 @@ def results_frame(results) -> pd.DataFrame:
         "Title": [r.title for r in results],
         "URL": [r.url for r in results],
         "Snippet": [r.snippet for r in results],
-        "Provider": [str(getattr(r.provider, "label", r.provider)) for r in results],
+        "Provider": [r.provider.label for r in results],
     })
 
 

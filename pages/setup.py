@@ -5,8 +5,9 @@ import streamlit as st
 from byok_core import accounts
 from byok_core.errors import ByokError
 from byok_ui import state
+from byok_ui.runtime import open_or_explain
 
-rt = state.open_or_explain()
+rt = open_or_explain()
 
 st.title("Welcome to BYOK Dashboard", anchor=False)
 st.write(

@@ -11,7 +11,7 @@ import streamlit as st
 from byok_core import accounts, budgets, usage
 from byok_core.clock import utcnow
 from byok_core.errors import BudgetExceeded
-from byok_core.models import KeySource
+from byok_core.identity import KeySource
 from byok_core.providers import Provider
 from byok_ui import state
 

@@ -8,7 +8,9 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from byok_core import usage
 from byok_core.models import UsageRecord
+from byok_core.record import CallRecord
 from byok_core.runtime import open_runtime
 
 
@@ -39,3 +41,11 @@ def dump_database(rt) -> str:
             for row in conn.execute(sa.select(table)):
                 out.append(" ".join(str(v) for v in row))
     return "\n".join(out)
+
+
+def log_call(rt, **fields) -> CallRecord:
+    """Write one usage row as a finished call would (``calls.metered`` does this for real calls)."""
+    record = CallRecord(**fields)
+    with rt.engine.begin() as conn:
+        usage.insert(conn, record)
+    return record

@@ -104,7 +104,7 @@ def streamlit_components_scanned_once():
 def app(environ, rt, monkeypatch, streamlit_components_scanned_once):
     """Point the Streamlit app (AppTest) at this test's database and master key; forget its cached
     runtime afterwards so no test sees another's."""
-    from byok_ui.testing import clear_runtime, use_environment
+    from apptest import clear_runtime, use_environment
 
     use_environment(monkeypatch, environ)
     yield

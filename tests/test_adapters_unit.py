@@ -10,13 +10,13 @@ import httpx
 import pytest
 from hypothesis import given, strategies as st
 
-from byok_core.adapters import ADAPTERS
-from byok_core.adapters.base import ChatMessage, SearchResult, Usage, provider_error, retry_after
-from byok_core.adapters.errors import (
-    KeyRejected, ModelNotFound, ProviderDown, ProviderTimeout, RateLimited, RequestRejected, StreamCutOff, scrub,
+from byok_core.adapters import CHAT_ADAPTERS, SEARCH_ADAPTERS
+from byok_core.adapters.base import ChatMessage, Reply, SearchResult
+from byok_core.adapters.errors import provider_error, retry_after, scrub
+from byok_core.credential import Credential
+from byok_core.errors import (
+    KeyRejected, ModelNotFound, ProviderDown, ProviderTimeout, RateLimited, RequestRejected, StreamCutOff,
 )
-from byok_core.keys import ResolvedKey
-from byok_core.models import KeySource
 from byok_core.providers import Provider, ProviderKind
 from byok_core.secret import Secret
 from fakeproviders import default_error_body
@@ -27,8 +27,12 @@ MSGS = [ChatMessage("system", "Be brief."), ChatMessage("user", "Hi"), ChatMessa
 BASE = {p: p.spec.default_base_url or "https://llm.example.com/v1" for p in Provider}
 
 
-def key_for(provider: Provider, source: KeySource = KeySource.USER) -> ResolvedKey:
-    return ResolvedKey(provider, Secret(KEY), source, BASE[provider], "row1")
+def key_for(provider: Provider) -> Credential:
+    return Credential(Secret(KEY), BASE[provider])
+
+
+def adapter_for(provider: Provider):
+    return CHAT_ADAPTERS.get(provider) or SEARCH_ADAPTERS[provider]
 
 
 def sse(*frames: str) -> bytes:
@@ -44,7 +48,7 @@ def event(name: str, obj) -> str:
 
 
 def run_stream(provider: Provider, handler, model: str = "m-1"):
-    """(deltas, last usage) from the adapter; the ProviderError propagates."""
+    """(deltas, (input, output) tokens) from the adapter; the ProviderError propagates."""
     seen: list[httpx.Request] = []
 
     def record(request: httpx.Request) -> httpx.Response:
@@ -52,10 +56,10 @@ def run_stream(provider: Provider, handler, model: str = "m-1"):
         return handler(request)
 
     with httpx.Client(transport=httpx.MockTransport(record)) as client:
-        items = list(ADAPTERS[provider].stream(client, key_for(provider), model, MSGS))
-    deltas = [i for i in items if isinstance(i, str)]
-    usages = [i for i in items if isinstance(i, Usage)]
-    return deltas, (usages[-1] if usages else None), seen
+        reply = Reply()
+        deltas = list(CHAT_ADAPTERS[provider].stream(client, key_for(provider), model, MSGS, reply))
+    assert deltas == reply.text
+    return deltas, (reply.input_tokens, reply.output_tokens), seen
 
 
 def stream_response(body: bytes):
@@ -90,7 +94,7 @@ GOOGLE_OK = sse(
 
 def test_openai_request_and_stream():
     deltas, tokens, seen = run_stream(Provider.OPENAI, stream_response(OPENAI_OK), "gpt-4o-mini")
-    assert "".join(deltas) == "Fine, thanks." and tokens == Usage(21, 4)
+    assert "".join(deltas) == "Fine, thanks." and tokens == (21, 4)
     req = seen[0]
     assert str(req.url) == "https://api.openai.com/v1/chat/completions"
     assert req.headers["authorization"] == f"Bearer {KEY}"
@@ -101,7 +105,7 @@ def test_openai_request_and_stream():
 
 def test_anthropic_request_and_stream():
     deltas, tokens, seen = run_stream(Provider.ANTHROPIC, stream_response(ANTHROPIC_OK), "claude-haiku-4-5")
-    assert "".join(deltas) == "Fine, thanks." and tokens == Usage(17, 5)
+    assert "".join(deltas) == "Fine, thanks." and tokens == (17, 5)
     req = seen[0]
     assert str(req.url) == "https://api.anthropic.com/v1/messages"
     assert req.headers["x-api-key"] == KEY and req.headers["anthropic-version"] == "2023-06-01"
@@ -113,7 +117,7 @@ def test_anthropic_request_and_stream():
 
 def test_google_request_and_stream():
     deltas, tokens, seen = run_stream(Provider.GOOGLE, stream_response(GOOGLE_OK), "models/gemini-2.5-flash")
-    assert "".join(deltas) == "Fine, thanks." and tokens == Usage(9, 3)
+    assert "".join(deltas) == "Fine, thanks." and tokens == (9, 3)
     req = seen[0]
     assert str(req.url) == ("https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash"
                             ":streamGenerateContent?alt=sse")
@@ -132,7 +136,7 @@ def test_clean_close_without_end_marker_is_cut_off(provider, body):
     with pytest.raises(StreamCutOff) as info:
         run_stream(provider, stream_response(body))
     assert info.value.partial == "Fine, thanks."
-    assert info.value.kind == "cut_off"
+    assert info.value.status == "cut_off"
 
 
 @pytest.mark.parametrize("provider, good", [
@@ -170,7 +174,7 @@ def test_status_mapping(provider, status, error):
     body = default_error_body(provider, status)
     with pytest.raises(error) as info:
         run_stream(provider, lambda r: httpx.Response(status, json=body))
-    assert error.kind in {"key_rejected", "model_not_found", "rate_limited", "provider_down", "bad_request"}
+    assert error.status in {"key_rejected", "model_not_found", "rate_limited", "provider_down", "bad_request"}
     message = str(info.value)
     assert message.endswith(".") and "\n" not in message and provider.label in message
 
@@ -239,12 +243,9 @@ def test_scrub_property(key, before, after, start, length):
     assert all(key[i:i + 5] not in text for i in range(len(key) - 4))
 
 
-@pytest.mark.parametrize("source, whose", [(KeySource.USER, "your key"), (KeySource.TEAM, "the team's key"),
-                                           (KeySource.ENV, "the server's key")])
-def test_message_names_whose_key_by_mask_only(source, whose):
-    key = key_for(Provider.OPENAI, source)
-    error = provider_error(key, status=401, body={"error": {"message": f"bad key {KEY}"}})
-    assert f"{whose} {Secret(KEY).mask}" in str(error) and KEY not in str(error)
+def test_message_names_the_key_by_mask_only():
+    error = provider_error("OpenAI", key_for(Provider.OPENAI), status=401, body={"error": {"message": f"bad key {KEY}"}})
+    assert f"OpenAI rejected the key {Secret(KEY).mask}" in str(error) and KEY not in str(error)
 
 
 def test_list_models_and_key_test():
@@ -253,7 +254,7 @@ def test_list_models_and_key_test():
         return httpx.Response(200, json={"data": [{"id": "gpt-4o"}, {"id": "gpt-4o-mini"}]})
 
     with httpx.Client(transport=httpx.MockTransport(handler)) as client:
-        adapter = ADAPTERS[Provider.OPENAI]
+        adapter = adapter_for(Provider.OPENAI)
         assert adapter.list_models(client, key_for(Provider.OPENAI)) == ["gpt-4o", "gpt-4o-mini"]
         assert adapter.test_key(client, key_for(Provider.OPENAI)) == "2 models visible"
 
@@ -284,7 +285,7 @@ def test_search_normalizes(provider):
         return httpx.Response(200, json=body)
 
     with httpx.Client(transport=httpx.MockTransport(handler)) as client:
-        results = ADAPTERS[provider].search(client, key_for(provider), "what is beta", 5)
+        results = adapter_for(provider).search(client, key_for(provider), "what is beta", 5)
     assert results == [SearchResult("A", "https://a.example", "alpha", provider, 1),
                        SearchResult("B & C", "https://b.example", "beta", provider, 2)]
     assert seen[0].method == method and seen[0].url.path == path
@@ -295,7 +296,7 @@ def test_search_normalizes(provider):
 def test_firecrawl_v1_shape_is_understood():
     body = {"success": True, "data": [{"url": "https://a.example", "title": "A", "description": "alpha"}]}
     with httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200, json=body))) as client:
-        results = ADAPTERS[Provider.FIRECRAWL].search(client, key_for(Provider.FIRECRAWL), "q", 5)
+        results = adapter_for(Provider.FIRECRAWL).search(client, key_for(Provider.FIRECRAWL), "q", 5)
     assert [r.url for r in results] == ["https://a.example"]
 
 
@@ -304,7 +305,7 @@ def test_firecrawl_v1_shape_is_understood():
 def test_search_errors(status, error):
     with httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(status, json={"detail": {"error": KEY}}))) as client:
         with pytest.raises(error) as info:
-            ADAPTERS[Provider.TAVILY].search(client, key_for(Provider.TAVILY), "q", 5)
+            adapter_for(Provider.TAVILY).search(client, key_for(Provider.TAVILY), "q", 5)
     assert KEY not in str(info.value)
 
 
@@ -313,22 +314,24 @@ def test_brave_invalid_token_code_is_key_rejected():
                                               "detail": "The provided subscription token is invalid."}}
     with httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(422, json=body))) as client:
         with pytest.raises(KeyRejected):
-            ADAPTERS[Provider.BRAVE].search(client, key_for(Provider.BRAVE), "q", 5)
+            adapter_for(Provider.BRAVE).search(client, key_for(Provider.BRAVE), "q", 5)
 
 
 def test_registry_covers_every_provider_with_the_right_kind():
     from byok_core.adapters.base import ChatAdapter, SearchAdapter
 
-    for provider in Provider:
-        adapter = ADAPTERS[provider]
-        assert adapter.provider is provider
-        assert isinstance(adapter, ChatAdapter if provider.kind is ProviderKind.CHAT else SearchAdapter)
+    assert list(CHAT_ADAPTERS) == Provider.of_kind(ProviderKind.CHAT)
+    assert list(SEARCH_ADAPTERS) == Provider.of_kind(ProviderKind.SEARCH)
+    for provider, adapter in CHAT_ADAPTERS.items():
+        assert adapter.provider is provider and isinstance(adapter, ChatAdapter)
+    for provider, adapter in SEARCH_ADAPTERS.items():
+        assert adapter.provider is provider and isinstance(adapter, SearchAdapter)
 
 
 def test_gemini_trailing_usage_only_chunk_keeps_the_stream_complete():
     tail = data({"usageMetadata": {"promptTokenCount": 9, "candidatesTokenCount": 4}})
     deltas, tokens, _ = run_stream(Provider.GOOGLE, stream_response(GOOGLE_OK + tail.encode()))
-    assert "".join(deltas) == "Fine, thanks." and tokens == Usage(9, 4)
+    assert "".join(deltas) == "Fine, thanks." and tokens == (9, 4)
 
 
 def test_gemini_blocked_prompt_is_a_refused_request():

@@ -6,9 +6,9 @@ import re
 
 from byok_core import conversations as convs
 from byok_core import keys
-from byok_core.keys import Actor, Owner
+from byok_core.identity import Actor, Owner
 from byok_core.providers import Provider
-from byok_ui.testing import app_test, make_user, open_page, sign_in, use_environment
+from apptest import app_test, make_user, open_page, sign_in, use_environment
 from fakeproviders import FakeProvider
 
 
@@ -57,7 +57,7 @@ def test_reply_is_streamed_stored_and_says_who_paid(app, rt, environ, monkeypatc
     [conv] = convs.list_conversations(rt, ann.id)
     stored = convs.messages(rt, ann.id, conv.id)
     assert [m.role for m in stored] == ["user", "assistant"]
-    assert stored[1].meta["key_source"] == "user" and stored[1].meta["status"] == "ok"
+    assert stored[1].record.key_source == "user" and stored[1].record.status == "ok"
     assert any(b.label == "Say hello" for b in at.button)  # listed in the sidebar
 
 
@@ -104,7 +104,7 @@ def test_rejected_key_and_rate_limit_and_cut_off_in_plain_words(app, rt, environ
         assert at.warning and at.warning[-1].value.count("the text so far is kept") == 1
     [conv] = [c for c in convs.list_conversations(rt, ann.id) if c.title == "three"]
     reply = convs.messages(rt, ann.id, conv.id)[-1]
-    assert reply.meta["status"] == "cut_off" and reply.content  # the partial text is kept
+    assert reply.record.status == "cut_off" and reply.content  # the partial text is kept
 
 
 def test_conversations_are_private_and_can_be_renamed_and_deleted(app, rt):

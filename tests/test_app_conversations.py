@@ -5,8 +5,12 @@ from __future__ import annotations
 import pytest
 
 from byok_core import conversations as convs
-from byok_core.errors import NotFoundError, ValidationError
-from byok_ui.testing import make_user
+from byok_core.adapters.base import SearchResult
+from byok_core.errors import CallStatus, NotFoundError, ValidationError
+from byok_core.identity import KeySource
+from byok_core.providers import Provider
+from byok_core.record import CallRecord
+from apptest import make_user
 
 
 def test_lifecycle(rt):
@@ -15,14 +19,18 @@ def test_lifecycle(rt):
     second = convs.create(rt, ann.id, convs.title_from("  a   very long first prompt " * 10))
     assert len(second.title) <= 60 and second.title.endswith("…")
     convs.add_message(rt, ann.id, first.id, "user", "hi")
-    convs.add_message(rt, ann.id, first.id, "assistant", "hello", {"key_source": "user", "cost_usd": None})
+    record = CallRecord(Provider.OPENAI, KeySource.USER, "gpt-4o-mini", ann.id, input_tokens=3, output_tokens=1,
+                        status=CallStatus.CUT_OFF, error="cut off")
+    source = SearchResult("A page", "https://example.com/a", "snippet", Provider.BRAVE, 1)
+    convs.add_reply(rt, ann.id, first.id, "hello", record, [source], "90% used")
     assert [c.id for c in convs.list_conversations(rt, ann.id)] == [first.id, second.id]  # most recently active
     msgs = convs.messages(rt, ann.id, first.id)
     assert [(m.role, m.content) for m in msgs] == [("user", "hi"), ("assistant", "hello")]
-    assert msgs[1].meta == {"key_source": "user", "cost_usd": None}
+    assert (msgs[1].record, msgs[1].sources, msgs[1].budget_warning) == (record, [source], "90% used")
+    assert msgs[0].record is None and msgs[0].sources == []
     convs.rename(rt, ann.id, first.id, "  Renamed  ")
     assert convs.get(rt, ann.id, first.id).title == "Renamed"
-    convs.set_model(rt, ann.id, first.id, "openai", "gpt-4o-mini")
+    convs.set_model(rt, ann.id, first.id, Provider.OPENAI, "gpt-4o-mini")
     assert convs.get(rt, ann.id, first.id).model == "gpt-4o-mini"
     convs.delete(rt, ann.id, first.id)
     assert [c.id for c in convs.list_conversations(rt, ann.id)] == [second.id]

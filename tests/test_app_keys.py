@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from byok_core import keys
-from byok_core.keys import Actor, Owner
+from byok_core.identity import Actor, Owner
 from byok_core.providers import Provider
-from byok_ui.testing import app_test, make_user, open_page, sign_in, use_environment
+from apptest import app_test, make_user, open_page, sign_in, use_environment
 from fakeproviders import FakeProvider
 
 SECRET = "sk-fake.test-PLAINTEXT-4242-abcdefghijklmnop"

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from byok_core import accounts
 from byok_core.clock import utcnow
 from byok_ui.server import COOKIE_NAME, ROUTES, SecurityHeaders
-from byok_ui.testing import make_user, use_environment
+from apptest import clear_runtime, make_user, use_environment
 
 
 @pytest.fixture
@@ -66,6 +66,7 @@ def test_secure_over_https_or_when_forced(app, rt, alice, monkeypatch):
     r = https.post("/byok/session", json={"ticket": accounts.issue_login_ticket(rt.engine, alice)})
     assert "Secure" in r.headers["set-cookie"]
     monkeypatch.setenv("BYOK_COOKIE_SECURE", "1")
+    clear_runtime()  # settings are read once, at start: the operator restarts with the new value
     r = TestClient(app).post("/byok/session", json={"ticket": accounts.issue_login_ticket(rt.engine, alice)})
     assert "Secure" in r.headers["set-cookie"]
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from callhelpers import log_call
 from byok_core import budgets, usage
 from byok_core.errors import BudgetExceeded, PermissionDenied, ValidationError
-from byok_core.keys import Actor
+from byok_core.identity import Actor, Owner
 from byok_core.models import AuditEvent, KeySource, User
 from byok_core.providers import Provider
 
@@ -26,10 +28,12 @@ def alice(rt) -> User:
 
 
 def spend(rt, user_id, usd, source=KeySource.TEAM, when=NOW) -> None:
-    row = usage.record_call(rt, user_id=user_id, provider=Provider.OPENAI, model="gpt-4o", key_source=source,
-                            input_tokens=1, output_tokens=1, latency_ms=1, cost_usd=usd)
-    with rt.engine.begin() as conn:  # backdate: record_call stamps the current time
-        conn.execute(usage.UsageRecord.__table__.update().where(usage.UsageRecord.id == row.id).values(ts=when))
+    log_call(rt, user_id=user_id, provider=Provider.OPENAI, model="gpt-4o", key_source=source,
+             input_tokens=1, output_tokens=1, latency_ms=1, cost_usd=usd)
+    table = usage.UsageRecord.__table__
+    with rt.engine.begin() as conn:  # backdate the row just logged (logging stamps the current time)
+        conn.execute(table.update().where(table.c.id == sa.select(sa.func.max(table.c.id)).scalar_subquery())
+                     .values(ts=when))
 
 
 def test_no_budget_no_status(rt, alice):
@@ -38,7 +42,7 @@ def test_no_budget_no_status(rt, alice):
 
 
 def test_refused_exactly_at_the_user_limit(rt, alice):
-    budgets.set_budget(rt, ADMIN, alice.id, 1.0)
+    budgets.set_budget(rt, ADMIN, Owner.user(alice.id), 1.0)
     spend(rt, alice.id, 0.5)
     status = budgets.check(rt, alice.id, KeySource.TEAM, now=NOW)
     assert status is not None and status.warning is None
@@ -56,8 +60,8 @@ def test_refused_exactly_at_the_user_limit(rt, alice):
 
 
 def test_own_key_calls_never_count_nor_are_refused(rt, alice):
-    budgets.set_budget(rt, ADMIN, alice.id, 1.0)
-    budgets.set_budget(rt, ADMIN, None, 1.0)
+    budgets.set_budget(rt, ADMIN, Owner.user(alice.id), 1.0)
+    budgets.set_budget(rt, ADMIN, Owner.team(), 1.0)
     spend(rt, alice.id, 50.0, KeySource.USER)
     spend(rt, alice.id, None)  # unknown cost adds nothing
     status = budgets.check(rt, alice.id, KeySource.TEAM, now=NOW)
@@ -70,7 +74,7 @@ def test_own_key_calls_never_count_nor_are_refused(rt, alice):
 
 def test_team_budget_counts_everyone_on_shared_keys(rt, alice):
     bob_id = alice.id + 1
-    budgets.set_budget(rt, ADMIN, None, 2.0)
+    budgets.set_budget(rt, ADMIN, Owner.team(), 2.0)
     spend(rt, bob_id, 1.0)
     spend(rt, None, 0.75, KeySource.ENV)  # the CLI without --user
     assert "The team's monthly budget" in budgets.check(rt, alice.id, KeySource.TEAM, now=NOW).warning
@@ -81,7 +85,7 @@ def test_team_budget_counts_everyone_on_shared_keys(rt, alice):
 
 
 def test_budgets_reset_each_calendar_month(rt, alice):
-    budgets.set_budget(rt, ADMIN, alice.id, 1.0)
+    budgets.set_budget(rt, ADMIN, Owner.user(alice.id), 1.0)
     spend(rt, alice.id, 1.0, when=datetime(2026, 11, 30, 23, 59, 59, tzinfo=UTC))
     spend(rt, alice.id, 1.0, when=datetime(2027, 1, 1, 0, 0, tzinfo=UTC))
     assert budgets.check(rt, alice.id, KeySource.TEAM, now=NOW).lines[0].spent_usd == 0.0
@@ -97,22 +101,22 @@ def test_month_bounds_roll_over_the_year():
 
 
 def test_zero_budget_refuses_every_shared_call(rt, alice):
-    budgets.set_budget(rt, ADMIN, alice.id, 0)
+    budgets.set_budget(rt, ADMIN, Owner.user(alice.id), 0)
     with pytest.raises(BudgetExceeded):
         budgets.check(rt, alice.id, KeySource.TEAM, now=NOW)
 
 
 def test_spend_report_set_clear_and_audit(rt, alice):
-    budgets.set_budget(rt, ADMIN, None, 10.0)
-    budgets.set_budget(rt, ADMIN, alice.id, 3.0)
-    budgets.set_budget(rt, ADMIN, alice.id, 4.0)  # replaces
+    budgets.set_budget(rt, ADMIN, Owner.team(), 10.0)
+    budgets.set_budget(rt, ADMIN, Owner.user(alice.id), 3.0)
+    budgets.set_budget(rt, ADMIN, Owner.user(alice.id), 4.0)  # replaces
     spend(rt, alice.id + 1, 2.5)
     spend(rt, alice.id, 1.0)
     spend(rt, alice.id, 9.0, KeySource.USER)
     report = [(line.name, line.budget_usd, line.spent_usd) for line in budgets.spend_report(rt, now=NOW)]
     assert report == [("team", 10.0, 3.5), ("alice", 4.0, 1.0), ("bob", None, 2.5)]
-    assert budgets.clear_budget(rt, ADMIN, alice.id) is True
-    assert budgets.clear_budget(rt, ADMIN, alice.id) is False
+    assert budgets.clear_budget(rt, ADMIN, Owner.user(alice.id)) is True
+    assert budgets.clear_budget(rt, ADMIN, Owner.user(alice.id)) is False
     assert [line.name for line in budgets.spend_report(rt, now=NOW + timedelta(days=30))] == ["team"]
     with Session(rt.engine) as session:
         actions = [e.action for e in session.exec(select(AuditEvent).order_by(AuditEvent.id))]
@@ -122,8 +126,8 @@ def test_spend_report_set_clear_and_audit(rt, alice):
 def test_only_admins_change_budgets(rt, alice):
     member = Actor("alice", alice.id, False)
     with pytest.raises(PermissionDenied):
-        budgets.set_budget(rt, member, alice.id, 100.0)
+        budgets.set_budget(rt, member, Owner.user(alice.id), 100.0)
     with pytest.raises(PermissionDenied):
-        budgets.clear_budget(rt, member, None)
+        budgets.clear_budget(rt, member, Owner.team())
     with pytest.raises(ValidationError):
-        budgets.set_budget(rt, ADMIN, None, -1)
+        budgets.set_budget(rt, ADMIN, Owner.team(), -1)

@@ -7,11 +7,11 @@ import pytest
 from byok_core import accounts, budgets, keys, usage
 from byok_core.chat import ChatMessage, stream_chat
 from byok_core.errors import BudgetExceeded
-from byok_core.keys import Actor, Owner
+from byok_core.identity import Actor, Owner
 from byok_core.models import KeySource
 from byok_core.providers import Provider
 from byok_core.search import run_search
-from callhelpers import runtime_with, usage_rows
+from callhelpers import log_call, runtime_with, usage_rows
 from fakeproviders import FakeProvider
 
 HI = [ChatMessage("user", "Say hello")]
@@ -20,18 +20,18 @@ OWN_KEY = "sk-fake.own-BUDGET-aaaaaaaaaaaaaaaaaaaaaa1111"
 
 
 def spent(rt, user_id, usd) -> None:
-    usage.record_call(rt, user_id=user_id, provider=Provider.OPENAI, model="gpt-4o", key_source=KeySource.ENV,
+    log_call(rt, user_id=user_id, provider=Provider.OPENAI, model="gpt-4o", key_source=KeySource.ENV,
                       input_tokens=1, output_tokens=1, latency_ms=1, cost_usd=usd)
 
 
 def test_chat_on_shared_key_warns_then_is_refused_but_own_key_works(environ):
     with FakeProvider(Provider.OPENAI) as server, runtime_with(environ, **server.env(), OPENAI_API_KEY=ENV_KEY) as rt:
         alice = accounts.create_user(rt.engine, "alice", "alice-password")
-        budgets.set_budget(rt, Actor.operator(), alice.id, 1.0)
+        budgets.set_budget(rt, Actor.operator(), Owner.user(alice.id), 1.0)
         spent(rt, alice.id, 0.9)
         stream = stream_chat(rt, user_id=alice.id, provider=Provider.OPENAI, model="gpt-4o-mini", messages=HI)
         list(stream)
-        assert stream.result.status == "ok" and "90% used" in stream.result.budget_warning
+        assert stream.result.record.status == "ok" and "90% used" in stream.result.budget_warning
 
         spent(rt, alice.id, 0.1)
         calls = len(usage_rows(rt))
@@ -42,13 +42,13 @@ def test_chat_on_shared_key_warns_then_is_refused_but_own_key_works(environ):
         keys.store(rt, Actor.operator(), Owner.user(alice.id), Provider.OPENAI, OWN_KEY)
         stream = stream_chat(rt, user_id=alice.id, provider=Provider.OPENAI, model="gpt-4o-mini", messages=HI)
         list(stream)
-        assert (stream.result.key_source, stream.result.status, stream.result.budget_warning) == (
+        assert (stream.result.record.key_source, stream.result.record.status, stream.result.budget_warning) == (
             KeySource.USER, "ok", None)
 
 
 def test_search_on_shared_key_is_refused_at_the_team_limit(environ):
     with FakeProvider(Provider.BRAVE) as server, runtime_with(environ, **server.env(), BRAVE_API_KEY=ENV_KEY) as rt:
-        budgets.set_budget(rt, Actor.operator(), None, 0.5)
+        budgets.set_budget(rt, Actor.operator(), Owner.team(), 0.5)
         assert run_search(rt, user_id=None, provider=Provider.BRAVE, query="budgets")
         spent(rt, None, 0.5)
         with pytest.raises(BudgetExceeded, match="The team's monthly budget"):

@@ -10,7 +10,7 @@ from byok_core import accounts, chat, keys, pricing
 from byok_core.adapters.errors import KeyRejected, ProviderDown, RateLimited
 from byok_core.chat import ChatMessage, default_provider, list_models, stream_chat
 from byok_core.errors import NoKeyError, ValidationError
-from byok_core.keys import Actor, Owner
+from byok_core.identity import Actor, Owner
 from byok_core.models import KeySource
 from byok_core.providers import Provider
 from callhelpers import dump_database, runtime_with, usage_rows
@@ -54,10 +54,10 @@ def test_each_provider_streams_and_logs_one_row(environ, provider):
             runtime_with(environ, **server.env(), **{ENV_VAR[provider]: ENV_KEY}) as rt:
         deltas, result = run(stream_chat(rt, user_id=None, provider=provider, model=MODEL[provider], messages=HI))
         assert deltas == ["Hello ", "there, ", "how ", "are ", "you?"]
-        assert (result.text, result.status, result.error) == ("Hello there, how are you?", "ok", None)
-        assert (result.input_tokens, result.output_tokens, result.key_source) == (11, 6, KeySource.ENV)
+        assert (result.text, result.record.status, result.error) == ("Hello there, how are you?", "ok", None)
+        assert (result.record.input_tokens, result.record.output_tokens, result.record.key_source) == (11, 6, KeySource.ENV)
         expected_cost = pricing.chat_cost(provider, MODEL[provider], 11, 6)
-        assert expected_cost is not None and result.cost_usd == pytest.approx(expected_cost)
+        assert expected_cost is not None and result.record.cost_usd == pytest.approx(expected_cost)
         [row] = usage_rows(rt)
         assert (row.provider, row.model, row.key_source, row.status) == (provider.value, MODEL[provider], "env", "ok")
         assert (row.input_tokens, row.output_tokens, row.kind) == (11, 6, "chat")
@@ -78,7 +78,7 @@ def test_deltas_arrive_before_the_reply_is_finished(environ):
 def test_unknown_model_costs_unknown_not_zero(environ):
     with FakeProvider(Provider.OPENAI) as server, runtime_with(environ, **server.env(), OPENAI_API_KEY=ENV_KEY) as rt:
         _, result = run(stream_chat(rt, user_id=None, provider=Provider.OPENAI, model="my-finetune-xyz", messages=HI))
-        assert result.status == "ok" and result.input_tokens == 12 and result.cost_usd is None
+        assert result.record.status == "ok" and result.record.input_tokens == 12 and result.record.cost_usd is None
         assert usage_rows(rt)[0].cost_usd is None
 
 
@@ -88,7 +88,7 @@ def test_connection_cut_mid_stream_keeps_partial_text(environ, provider):
             runtime_with(environ, **server.env(), **{ENV_VAR[provider]: ENV_KEY}) as rt:
         deltas, result = run(stream_chat(rt, user_id=None, provider=provider, model=MODEL[provider], messages=HI))
         assert deltas == ["alpha ", "beta "] and result.text == "alpha beta "
-        assert result.status == "cut_off" and "cut off" in str(result.error)
+        assert result.record.status == "cut_off" and "cut off" in str(result.error)
         [row] = usage_rows(rt)
         assert row.status == "cut_off" and "cut off" in row.error
 
@@ -99,7 +99,7 @@ def test_clean_close_or_garbage_is_cut_off(environ, provider, fault):
     with FakeProvider(provider, reply="alpha beta gamma delta", **fault) as server, \
             runtime_with(environ, **server.env(), **{ENV_VAR[provider]: ENV_KEY}) as rt:
         _, result = run(stream_chat(rt, user_id=None, provider=provider, model=MODEL[provider], messages=HI))
-        assert result.status == "cut_off" and result.text == "alpha beta "
+        assert result.record.status == "cut_off" and result.text == "alpha beta "
         assert [r.status for r in usage_rows(rt)] == ["cut_off"]
 
 
@@ -109,7 +109,7 @@ def test_anthropic_error_event_ends_stream_with_partial_text(environ):
         _, result = run(stream_chat(rt, user_id=None, provider=Provider.ANTHROPIC, model="claude-haiku-4-5",
                                     messages=HI))
         assert isinstance(result.error, ProviderDown) and result.text == "alpha beta"
-        assert result.input_tokens == 12  # message_start was received before the error
+        assert result.record.input_tokens == 12  # message_start was received before the error
         assert usage_rows(rt)[0].status == "provider_down"
 
 
@@ -117,8 +117,8 @@ def test_slow_server_hits_the_read_timeout(environ):
     with FakeProvider(Provider.OPENAI, reply="alpha beta gamma", stall_after=1, stall=30) as server, \
             runtime_with(environ, **server.env(), OPENAI_API_KEY=ENV_KEY, BYOK_READ_TIMEOUT="0.3") as rt:
         _, result = run(stream_chat(rt, user_id=None, provider=Provider.OPENAI, model="gpt-4o-mini", messages=HI))
-        assert result.status == "timeout" and result.text == "alpha "
-        assert 250 <= result.latency_ms < 10_000
+        assert result.record.status == "timeout" and result.text == "alpha "
+        assert 250 <= result.record.latency_ms < 10_000
         assert usage_rows(rt)[0].status == "timeout"
 
 
@@ -132,7 +132,7 @@ def test_http_errors_are_logged_with_their_kind(environ, provider, status, kind)
     with FakeProvider(provider, status=status, error_headers={"Retry-After": "7"}) as server, \
             runtime_with(environ, **server.env(), **{ENV_VAR[provider]: ENV_KEY}) as rt:
         deltas, result = run(stream_chat(rt, user_id=None, provider=provider, model=MODEL[provider], messages=HI))
-        assert deltas == [] and result.status == kind and result.error.kind == kind
+        assert deltas == [] and result.record.status == kind and result.error.status == kind
         if kind == "rate_limited":
             assert result.error.retry_after == 7 and "7 seconds" in str(result.error)
         [row] = usage_rows(rt)
@@ -159,7 +159,7 @@ def test_key_precedence_user_then_team_then_env(environ, users):
     with FakeProvider(Provider.OPENAI) as server, runtime_with(environ, **server.env(), OPENAI_API_KEY=ENV_KEY) as rt:
         def call(user_id):
             _, result = run(stream_chat(rt, user_id=user_id, provider=Provider.OPENAI, model="gpt-4o-mini", messages=HI))
-            return result.key_source, server.sent_keys()[-1]
+            return result.record.key_source, server.sent_keys()[-1]
 
         assert call(alice) == (KeySource.ENV, ENV_KEY)
         team = keys.store(rt, op, Owner.team(), Provider.OPENAI, TEAM_KEY)
@@ -189,8 +189,8 @@ def test_team_key_never_goes_to_a_user_typed_url(environ, users):
         def call(user_id):
             _, result = run(stream_chat(rt, user_id=user_id, provider=Provider.OPENAI_COMPATIBLE, model="llama-3.1-8b",
                                         messages=HI))
-            assert result.status == "ok"
-            return result.key_source
+            assert result.record.status == "ok"
+            return result.record.key_source
 
         assert call(alice) == KeySource.USER
         assert call(bob) == KeySource.TEAM
@@ -221,7 +221,7 @@ def test_web_search_feeds_numbered_sources(environ):
         question = [ChatMessage("system", "Be brief."), ChatMessage("user", "What is   an example?")]
         _, result = run(stream_chat(rt, user_id=None, provider=Provider.OPENAI, model="gpt-4o-mini",
                                     messages=question, search_provider=Provider.BRAVE))
-        assert result.status == "ok" and [s.rank for s in result.sources] == [1, 2, 3]
+        assert result.record.status == "ok" and [s.rank for s in result.sources] == [1, 2, 3]
         assert "q=What+is+an+example%3F" in brave.requests[0].path
         sent = openai.requests[0].body["messages"]
         assert [m["role"] for m in sent] == ["system", "system", "user"]
@@ -249,7 +249,7 @@ def test_search_that_cannot_run_ends_the_stream_without_raising(environ):
         only_assistant = [ChatMessage("assistant", "How can I help?")]
         _, result = run(stream_chat(rt, user_id=None, provider=Provider.OPENAI, model="gpt-4o-mini",
                                     messages=only_assistant, search_provider=Provider.BRAVE))
-        assert isinstance(result.error, ValidationError) and result.status == "error"
+        assert isinstance(result.error, ValidationError) and result.record.status == "error"
         assert openai.requests == [] and usage_rows(rt) == []
 
 
@@ -260,7 +260,7 @@ def test_stopping_early_logs_one_cut_off_row(environ):
         for delta in stream:
             break
         iterator_closed = stream.result
-        assert iterator_closed is not None and iterator_closed.status == "cut_off" and iterator_closed.text == "a "
+        assert iterator_closed is not None and iterator_closed.record.status == "cut_off" and iterator_closed.text == "a "
         assert [r.status for r in usage_rows(rt)] == ["cut_off"]
 
 
@@ -284,7 +284,7 @@ def test_empty_model_means_the_providers_default(environ):
     with FakeProvider(Provider.ANTHROPIC) as server, \
             runtime_with(environ, **server.env(), ANTHROPIC_API_KEY=ENV_KEY) as rt:
         _, result = run(stream_chat(rt, user_id=None, provider=Provider.ANTHROPIC, model="", messages=HI))
-        assert result.model == "claude-haiku-4-5" == server.requests[0].body["model"]
+        assert result.record.model == "claude-haiku-4-5" == server.requests[0].body["model"]
 
 
 def test_list_models_live_and_fallback(environ):

@@ -6,9 +6,9 @@ import pytest
 
 from byok_core import accounts, keys
 from byok_core.cli import main
-from byok_core.keys import Actor, Owner
+from byok_core.identity import Actor, Owner
 from byok_core.providers import Provider
-from callhelpers import usage_rows
+from callhelpers import log_call, usage_rows
 from fakeproviders import FakeProvider
 
 TEAM_KEY = "sk-fake.cli-team-tttttttttttttttttttt1234"
@@ -81,7 +81,7 @@ def test_chat_rejected_key_message_has_no_key(cli_env, rt, capsys):
         cli_env(**server.env(), OPENAI_API_KEY=TEAM_KEY)
         assert main(["chat", "--provider", "openai", "hi"]) == 1
     out, err = capsys.readouterr()
-    assert "byok: OpenAI rejected the server's key sk-…1234" in err
+    assert "byok: OpenAI rejected the key sk-…1234" in err and ", env key," in err  # whose: in the summary line
     assert TEAM_KEY not in out + err and TEAM_KEY[-8:] not in out + err
 
 
@@ -102,7 +102,7 @@ def test_search_error_is_one_sentence(cli_env, rt, capsys):
         cli_env(**server.env(), BRAVE_API_KEY=TEAM_KEY)
         assert main(["search", "--provider", "brave", "cats"]) == 1
     _, err = capsys.readouterr()
-    assert err.startswith("byok: Brave Search is rate-limiting the server's key") and "30 seconds" in err
+    assert err.startswith("byok: Brave Search is rate-limiting the key sk-…1234") and "30 seconds" in err
     assert err.count("\n") == 1
 
 
@@ -121,7 +121,7 @@ def test_keys_test(cli_env, rt, capsys):
         cli_env(**server.env())
         assert main(["keys", "test", "--team", "--provider", "firecrawl"]) == 1
         err = capsys.readouterr().err
-        assert err.startswith("byok: Firecrawl rejected the team's key") and TEAM_KEY not in err
+        assert err.startswith("byok: Firecrawl rejected the key sk-…1234") and TEAM_KEY not in err
     assert main(["keys", "test", "--team", "--provider", "brave"]) == 1
     assert "no saved Brave Search key for team" in capsys.readouterr().err
 
@@ -131,8 +131,8 @@ def test_chat_warns_near_the_team_budget(cli_env, rt, capsys):
     from byok_core.models import KeySource
 
     alice = accounts.create_user(rt.engine, "alice", "alice-password")
-    budgets.set_budget(rt, Actor.operator(), None, 1.0)
-    usage.record_call(rt, user_id=alice.id, provider=Provider.OPENAI, model="gpt-4o", key_source=KeySource.TEAM,
+    budgets.set_budget(rt, Actor.operator(), Owner.team(), 1.0)
+    log_call(rt, user_id=alice.id, provider=Provider.OPENAI, model="gpt-4o", key_source=KeySource.TEAM,
                       input_tokens=1, output_tokens=1, latency_ms=1, cost_usd=0.85)
     with FakeProvider(Provider.OPENAI, reply="Still here") as server:
         cli_env(**server.env(), OPENAI_API_KEY=TEAM_KEY)

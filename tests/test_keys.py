@@ -13,7 +13,7 @@ from byok_core.crypto import gen_key
 from byok_core.errors import (
     KeyUnreadableError, NoKeyError, NotFoundError, PermissionDenied, UnknownProviderError, ValidationError,
 )
-from byok_core.keys import Actor, Owner
+from byok_core.identity import Actor, Owner
 from byok_core.models import ApiKey, KeySource, Role
 from byok_core.providers import Provider
 from byok_core.runtime import open_runtime
@@ -65,9 +65,9 @@ def test_store_list_and_resolve_own_key(rt, people, caplog):
     listed = keys.list_keys(rt, alice, Owner.user(alice.user_id))
     assert [k.id for k in listed] == [info.id]
     resolved = keys.resolve(rt, alice.user_id, Provider.OPENAI)
-    assert resolved.secret.reveal() == ALICE_KEY
+    assert resolved.credential.secret.reveal() == ALICE_KEY
     assert resolved.source is KeySource.USER
-    assert resolved.base_url == "https://api.openai.com/v1"
+    assert resolved.credential.base_url == "https://api.openai.com/v1"
     assert "INSERT INTO api_keys" in caplog.text  # SQL logging was on, parameters included
     for text in (repr(info), repr(listed), repr(resolved), str(resolved), dump_database(rt), caplog.text):
         assert_no_plaintext(text)
@@ -77,15 +77,15 @@ def test_precedence_user_then_team_then_env(environ, people):
     rt = open_runtime({**environ, "OPENAI_API_KEY": ENV_KEY, "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
     alice, bob, admin = people
     assert keys.resolve(rt, alice.user_id, Provider.OPENAI).source is KeySource.ENV
-    assert keys.resolve(rt, alice.user_id, Provider.OPENAI).base_url == "http://127.0.0.1:9/v1"
+    assert keys.resolve(rt, alice.user_id, Provider.OPENAI).credential.base_url == "http://127.0.0.1:9/v1"
     keys.store(rt, admin, Owner.team(), Provider.OPENAI, TEAM_KEY)
     team = keys.resolve(rt, alice.user_id, Provider.OPENAI)
-    assert (team.source, team.secret.reveal()) == (KeySource.TEAM, TEAM_KEY)
+    assert (team.source, team.credential.secret.reveal()) == (KeySource.TEAM, TEAM_KEY)
     keys.store(rt, alice, Owner.user(alice.user_id), Provider.OPENAI, ALICE_KEY)
     own = keys.resolve(rt, alice.user_id, Provider.OPENAI)
-    assert (own.source, own.secret.reveal()) == (KeySource.USER, ALICE_KEY)
-    assert keys.resolve(rt, bob.user_id, Provider.OPENAI).secret.reveal() == TEAM_KEY  # not Alice's
-    assert keys.resolve(rt, None, Provider.OPENAI).secret.reveal() == TEAM_KEY  # CLI without --user
+    assert (own.source, own.credential.secret.reveal()) == (KeySource.USER, ALICE_KEY)
+    assert keys.resolve(rt, bob.user_id, Provider.OPENAI).credential.secret.reveal() == TEAM_KEY  # not Alice's
+    assert keys.resolve(rt, None, Provider.OPENAI).credential.secret.reveal() == TEAM_KEY  # CLI without --user
     assert keys.sources(rt, alice.user_id)[Provider.OPENAI] is KeySource.USER
     assert keys.sources(rt, bob.user_id)[Provider.OPENAI] is KeySource.TEAM
     assert keys.sources(rt, bob.user_id)[Provider.ANTHROPIC] is None
@@ -100,7 +100,7 @@ def test_new_key_replaces_the_active_one(rt, people):
     second = keys.store(rt, alice, owner, Provider.OPENAI, "sk-fake.alice-second-key-000000000000")
     listed = {k.id: k.active for k in keys.list_keys(rt, alice, owner)}
     assert listed == {first.id: False, second.id: True}
-    assert keys.resolve(rt, alice.user_id, Provider.OPENAI).secret.reveal().startswith("sk-fake.alice-second")
+    assert keys.resolve(rt, alice.user_id, Provider.OPENAI).credential.secret.reveal().startswith("sk-fake.alice-second")
     actions = [e.action for e in audit.recent(rt.engine)]
     assert actions[:2] == ["key.replace", "key.store"]
 
@@ -120,7 +120,7 @@ def test_one_user_cannot_list_resolve_or_delete_anothers_key(rt, people):
         keys.list_keys(rt, bob, Owner.user(alice.user_id))
     with pytest.raises(PermissionDenied):
         keys.store(rt, bob, Owner.team(), Provider.OPENAI, BOB_KEY)
-    assert keys.resolve(rt, alice.user_id, Provider.ANTHROPIC).secret.reveal() == ALICE_KEY
+    assert keys.resolve(rt, alice.user_id, Provider.ANTHROPIC).credential.secret.reveal() == ALICE_KEY
 
 
 def test_delete_removes_the_key(rt, people):
@@ -166,7 +166,7 @@ def test_unknown_provider_and_base_url_rules(rt, people):
         keys.store(rt, alice, owner, Provider.OPENAI_COMPATIBLE, ALICE_KEY, base_url="http://127.0.0.1:11434/v1")
     info = keys.store(rt, alice, owner, Provider.OPENAI_COMPATIBLE, ALICE_KEY, base_url="https://openrouter.ai/api/v1/")
     assert info.base_url == "https://openrouter.ai/api/v1"
-    assert keys.resolve(rt, alice.user_id, Provider.OPENAI_COMPATIBLE).base_url == "https://openrouter.ai/api/v1"
+    assert keys.resolve(rt, alice.user_id, Provider.OPENAI_COMPATIBLE).credential.base_url == "https://openrouter.ai/api/v1"
 
 
 def test_eight_concurrent_saves_leave_exactly_one_active_key(rt, people):
@@ -218,7 +218,7 @@ def test_unreadable_row_is_reported_kept_and_audited(environ, people):
     rotated = keys.rotate(wrong)
     assert rotated.rotated == 0 and len(rotated.unreadable) == 1
     # Nothing was destroyed: the right key still reads it.
-    assert keys.resolve(rt, alice.user_id, Provider.OPENAI).secret.reveal() == ALICE_KEY
+    assert keys.resolve(rt, alice.user_id, Provider.OPENAI).credential.secret.reveal() == ALICE_KEY
     assert "key.decrypt_failed" in [e.action for e in audit.recent(rt.engine)]
 
 
@@ -242,8 +242,8 @@ def test_rotation_with_fallbacks_is_rerunnable_and_dry_run_writes_nothing(enviro
     again = keys.rotate(rt)
     assert (again.rotated, again.current) == (0, 2)
     only_new = open_runtime(_ring_env(environ, new))
-    assert keys.resolve(only_new, alice.user_id, Provider.OPENAI).secret.reveal() == ALICE_KEY
-    assert keys.resolve(only_new, None, Provider.BRAVE).secret.reveal() == TEAM_KEY
+    assert keys.resolve(only_new, alice.user_id, Provider.OPENAI).credential.secret.reveal() == ALICE_KEY
+    assert keys.resolve(only_new, None, Provider.BRAVE).credential.secret.reveal() == TEAM_KEY
     assert_no_plaintext(dump_database(rt))
 
 
@@ -270,7 +270,7 @@ def test_rotation_interrupted_half_way_leaves_every_row_readable(environ, people
     monkeypatch.undo()
     assert keys.scan(rt).unreadable == []
     for p in providers:
-        assert keys.resolve(rt, alice.user_id, p).secret.reveal() == f"{p.value}-secret-value-123456789"
+        assert keys.resolve(rt, alice.user_id, p).credential.secret.reveal() == f"{p.value}-secret-value-123456789"
     assert sorted(keys.scan(rt).per_key_id.values()) == [2, 2]  # two rotated, two still old
     assert keys.rotate(rt).rotated == 2  # a rerun finishes the job
     assert keys.scan(rt).per_key_id == {rt.keyring.primary.key_id: 4}

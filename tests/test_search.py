@@ -7,7 +7,7 @@ import pytest
 from byok_core import accounts, keys, keytest, pricing
 from byok_core.adapters.errors import KeyRejected, RateLimited
 from byok_core.errors import NoKeyError, NotFoundError, PermissionDenied, ValidationError
-from byok_core.keys import Actor, Owner
+from byok_core.identity import Actor, Owner
 from byok_core.models import ApiKey, Role
 from byok_core.providers import Provider
 from byok_core.search import SearchResult, run_search
@@ -83,9 +83,9 @@ def _test_status(rt, row_id: str) -> str | None:
     (Provider.ANTHROPIC, "OK: the key works (2 models visible)."),
     (Provider.GOOGLE, "OK: the key works (2 models visible)."),
     (Provider.FIRECRAWL, "OK: the key works (480 credits left)."),
-    (Provider.BRAVE, "OK: the key works (1 result(s) for a test query)."),
+    (Provider.BRAVE, "OK: the key works (1 result for a test query)."),
     (Provider.TAVILY, "OK: the key works (7 credits used on this key)."),
-    (Provider.SERPER, "OK: the key works (1 result(s) for a test query)."),
+    (Provider.SERPER, "OK: the key works (1 result for a test query)."),
 ])
 def test_key_test_ok(environ, provider, outcome):
     with FakeProvider(provider, expect_key=TEAM_KEY) as server, runtime_with(environ, **server.env()) as rt:
@@ -100,7 +100,7 @@ def test_key_test_rejected_key(environ, alice):
             runtime_with(environ, **server.env()) as rt:
         info = keys.store(rt, Actor.operator(), Owner.user(alice.id), Provider.OPENAI, USER_KEY)
         outcome = keytest.test_key(rt, Actor.of(alice), Owner.user(alice.id), Provider.OPENAI)
-        assert outcome.startswith("OpenAI rejected your key") and USER_KEY not in outcome
+        assert outcome.startswith("OpenAI rejected the key sea…1111") and USER_KEY not in outcome
         assert _test_status(rt, info.id) == "key_rejected"
 
 

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import pytest
 
+from callhelpers import log_call
 from byok_core import budgets, usage
-from byok_core.keys import Actor
+from byok_core.identity import Actor, Owner
 from byok_core.models import KeySource
 from byok_core.providers import Provider
-from byok_ui.testing import app_test, make_user, open_page, sign_in
+from apptest import app_test, make_user, open_page, sign_in
 
 
 @pytest.fixture
 def people(rt):
     ann, bob, root = make_user(rt, "ann"), make_user(rt, "bob"), make_user(rt, "root", admin=True)
     for user, cost in ((ann, 0.75), (bob, 2.0), (bob, None)):
-        usage.record_call(rt, user_id=user.id, provider=Provider.OPENAI, model="gpt-4o", key_source=KeySource.TEAM,
+        log_call(rt, user_id=user.id, provider=Provider.OPENAI, model="gpt-4o", key_source=KeySource.TEAM,
                           input_tokens=100, output_tokens=10, latency_ms=5, cost_usd=cost)
     return ann, bob, root
 
@@ -35,7 +36,7 @@ def metrics(at) -> dict[str, str]:
 
 def test_member_sees_only_own_calls_and_budget_warning(app, rt, people):
     ann, _, _ = people
-    budgets.set_budget(rt, Actor.operator(), ann.id, 0.9)
+    budgets.set_budget(rt, Actor.operator(), Owner.user(ann.id), 0.9)
     at = page(rt, ann, "usage")
     assert metrics(at) == {"Calls": "1", "Input tokens": "100", "Output tokens": "10", "Estimated cost": "$0.7500"}
     assert list(at.dataframe[-1].value["user"]) == ["ann"]
@@ -53,7 +54,7 @@ def test_admin_sees_the_team_with_unknown_cost_counted(app, rt, people):
 
 def test_member_over_budget_is_told_plainly(app, rt, people):
     ann = people[0]
-    budgets.set_budget(rt, Actor.operator(), ann.id, 0.5)
+    budgets.set_budget(rt, Actor.operator(), Owner.user(ann.id), 0.5)
     at = page(rt, ann, "usage")
     assert "used up" in at.error[0].value and "own API keys keep working" in at.error[0].value
 
@@ -61,14 +62,14 @@ def test_member_over_budget_is_told_plainly(app, rt, people):
 def test_budgets_page_sets_and_clears(app, rt, people):
     ann, _, root = people
     at = page(rt, root, "budgets")
-    at.selectbox(key="budgets_target").set_value(ann.id)
+    at.selectbox(key="budgets_target").set_value(Owner.user(ann.id))
     at.number_input(key="budgets_usd").set_value(10.0)
     at.button(key="budgets_set").click().run()
-    assert at.success and [line.budget_usd for line in budgets.spend_report(rt) if line.user_id == ann.id] == [10.0]
+    assert at.success and [line.budget_usd for line in budgets.spend_report(rt) if line.owner == Owner.user(ann.id)] == [10.0]
     report = at.dataframe[0].value
     assert list(report["Who"]) == ["team", "ann", "bob"]
     at.button(key="budgets_clear").click().run()
-    assert [line.budget_usd for line in budgets.spend_report(rt) if line.user_id == ann.id] == [None]
+    assert [line.budget_usd for line in budgets.spend_report(rt) if line.owner == Owner.user(ann.id)] == [None]
 
 
 def test_members_cannot_open_budgets(app, rt, people):

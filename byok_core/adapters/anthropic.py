@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from byok_core.adapters.base import ChatAdapter, ChatMessage, StreamState, split_system
-from byok_core.keys import ResolvedKey
+from byok_core.adapters.base import ChatAdapter, ChatMessage, Reply, split_system
+from byok_core.credential import Credential
 from byok_core.providers import Provider
 
 API_VERSION = "2023-06-01"
@@ -21,10 +21,10 @@ class AnthropicAdapter(ChatAdapter):
     default_model = "claude-haiku-4-5"
     fallback_models = ("claude-haiku-4-5", "claude-opus-4-1", "claude-sonnet-4-5", "claude-3-5-haiku-latest")
 
-    def headers(self, key: ResolvedKey) -> dict[str, str]:
-        return {"x-api-key": key.secret.reveal(), "anthropic-version": API_VERSION}
+    def headers(self, cred: Credential) -> dict[str, str]:
+        return {"x-api-key": cred.secret.reveal(), "anthropic-version": API_VERSION}
 
-    def chat_request(self, key: ResolvedKey, model: str, messages: list[ChatMessage]) -> tuple[str, dict]:
+    def chat_request(self, cred: Credential, model: str, messages: list[ChatMessage]) -> tuple[str, dict]:
         system, rest = split_system(messages)
         body: dict = {
             "model": model,
@@ -34,28 +34,28 @@ class AnthropicAdapter(ChatAdapter):
         }
         if system:
             body["system"] = system
-        return f"{key.base_url}/v1/messages", body
+        return f"{cred.base_url}/v1/messages", body
 
-    def on_event(self, event: str, data: dict, state: StreamState) -> str | None:
+    def on_event(self, event: str, data: dict, reply: Reply) -> str | None:
         kind = data.get("type") or event
         if kind == "message_start":
             usage = (data.get("message") or {}).get("usage") or {}
-            state.input_tokens = usage.get("input_tokens", state.input_tokens)
-            state.output_tokens = usage.get("output_tokens", state.output_tokens)
+            reply.input_tokens = usage.get("input_tokens", reply.input_tokens)
+            reply.output_tokens = usage.get("output_tokens", reply.output_tokens)
         elif kind == "message_delta":  # usage here is cumulative
             usage = data.get("usage") or {}
-            state.input_tokens = usage.get("input_tokens") or state.input_tokens
-            state.output_tokens = usage.get("output_tokens", state.output_tokens)
+            reply.input_tokens = usage.get("input_tokens") or reply.input_tokens
+            reply.output_tokens = usage.get("output_tokens", reply.output_tokens)
         elif kind == "message_stop":
-            state.complete = True
+            reply.complete = True
         elif kind == "content_block_delta":
             delta = data.get("delta") or {}
             if delta.get("type") == "text_delta":
                 return delta.get("text") or None
         return None
 
-    def models_url(self, key: ResolvedKey) -> str:
-        return f"{key.base_url}/v1/models?limit=1000"
+    def models_url(self, cred: Credential) -> str:
+        return f"{cred.base_url}/v1/models?limit=1000"
 
     def parse_models(self, body: Any) -> list[str]:
         return [m["id"] for m in body.get("data", []) if isinstance(m, dict) and m.get("id")]

@@ -1,60 +1,38 @@
-"""Errors a provider call can end with. Each has a ``kind`` (the usage-log status) and a message
-that is one plain sentence saying what to do; provider text in it is scrubbed of the key first."""
+"""Provider answers translated into the app's errors, once, for every adapter.
+
+Messages are one plain sentence that says what to do; provider text in them is scrubbed of the
+key first, and the key itself appears only as its mask."""
 
 from __future__ import annotations
 
-from byok_core.errors import ByokError
+import email.utils
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from byok_core.credential import Credential
+from byok_core.errors import (
+    KeyRejected,
+    ModelNotFound,
+    ProviderDown,
+    ProviderError,
+    ProviderTimeout,
+    RateLimited,
+    RequestRejected,
+)
 from byok_core.secret import Secret
 
 _SHOWN = 4  # a mask shows at most the last 4 characters of a key
 
-
-class ProviderError(ByokError):
-    """A call to a provider failed; ``kind`` is what the usage log records."""
-
-    kind = "error"
-
-
-class KeyRejected(ProviderError):
-    kind = "key_rejected"
-
-
-class RateLimited(ProviderError):
-    """Too many requests, or no quota / credit left. ``retry_after`` is in seconds when known."""
-
-    kind = "rate_limited"
-
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class ModelNotFound(ProviderError):
-    kind = "model_not_found"
-
-
-class ProviderDown(ProviderError):
-    kind = "provider_down"
-
-
-class ProviderTimeout(ProviderError):
-    kind = "timeout"
-
-
-class RequestRejected(ProviderError):
-    """The provider refused the request itself (HTTP 400-class, not about the key or model)."""
-
-    kind = "bad_request"
-
-
-class StreamCutOff(ProviderError):
-    """The reply ended before the provider's own end marker; ``partial`` is the text received."""
-
-    kind = "cut_off"
-
-    def __init__(self, message: str, partial: str = ""):
-        super().__init__(message)
-        self.partial = partial
+_KEY_CODES = {"invalid_api_key", "authentication_error", "permission_error", "api_key_invalid", "permission_denied",
+              "unauthenticated", "subscription_token_invalid", "invalid_subscription_token"}
+_QUOTA_CODES = {"insufficient_quota", "billing_hard_limit_reached", "billing_error"}
+_RATE_CODES = {"rate_limit_error", "rate_limit_exceeded", "resource_exhausted", "rate_limited"}
+_MODEL_CODES = {"model_not_found", "not_found_error"}
+_DOWN_CODES = {"overloaded_error", "api_error", "server_error", "unavailable", "internal"}
+_QUOTA_STATUS = {402, 432, 433}  # payment required; Tavily's plan and pay-as-you-go limits
 
 
 def scrub(text: str, secret: Secret | None, limit: int = 200) -> str:
@@ -63,7 +41,7 @@ def scrub(text: str, secret: Secret | None, limit: int = 200) -> str:
     Providers sometimes echo the key (or a long part of it) back in an error body."""
     text = " ".join(str(text).split())[:2000]
     value = secret.reveal() if secret is not None else ""
-    if value:
+    if secret is not None and value:
         text = text.replace(value, secret.mask)
         out, i = [], 0
         while i < len(text):
@@ -78,3 +56,85 @@ def scrub(text: str, secret: Secret | None, limit: int = 200) -> str:
                 i += 1
         text = "".join(out)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _error_info(body: Any) -> tuple[set[str], str]:
+    """Error codes (lower-cased) and the first human message found in a provider's error body."""
+    codes: set[str] = set()
+    messages: list[str] = []
+
+    def walk(node: Any, depth: int) -> None:
+        if depth > 4:
+            return
+        if isinstance(node, dict):
+            for name, value in node.items():
+                if isinstance(value, str) and name in {"type", "code", "status", "reason"}:
+                    codes.add(value.lower())
+                elif isinstance(value, str) and name in {"message", "detail", "error", "description"}:
+                    messages.append(value)
+                else:
+                    walk(value, depth + 1)
+        elif isinstance(node, list):
+            for value in node[:5]:
+                walk(value, depth + 1)
+
+    if isinstance(body, str):
+        if body.strip() and not body.lstrip().startswith("<"):  # skip HTML error pages
+            messages.append(body)
+    else:
+        walk(body, 0)
+    return codes, (messages[0] if messages else "")
+
+
+def retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP date), or None."""
+    value = (headers or {}).get("retry-after", "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def provider_error(label: str, cred: Credential, *, status: int | None, body: Any,
+                   headers: Mapping[str, str] | None = None, model: str = "") -> ProviderError:
+    """The app's error for a provider's error status and/or body (an HTTP error or an error event)."""
+    codes, detail = _error_info(body)
+    detail = scrub(detail, cred.secret)
+    said = f" ({label} said: {detail})" if detail else ""
+    key = f"the key {cred.mask}"
+    http = f" (HTTP {status})" if status else ""
+    if codes & _QUOTA_CODES or status in _QUOTA_STATUS:
+        return RateLimited(f"{label} says {key} has no quota or credit left{said}; "
+                           "add credit with the provider or use another key.")
+    if status in (401, 403) or codes & _KEY_CODES:
+        return KeyRejected(f"{label} rejected {key}{said}; check it or save a new one on the Keys page.")
+    if status == 429 or codes & _RATE_CODES:
+        seconds = retry_after(headers)
+        when = f"try again in {max(1, round(seconds))} seconds" if seconds is not None else "wait a minute and try again"
+        return RateLimited(f"{label} is rate-limiting {key}{said}; {when}.", retry_after=seconds)
+    if model and (status == 404 or codes & _MODEL_CODES):
+        return ModelNotFound(f"{label} does not offer the model {model!r}{said}; pick another model.")
+    if (status or 0) >= 500 or codes & _DOWN_CODES:
+        return ProviderDown(f"{label} is having trouble right now{http}{said}; try again in a minute.")
+    if status == 404:
+        return RequestRejected(f"{label} has no such endpoint (HTTP 404){said}; check the base URL.")
+    return RequestRejected(f"{label} refused the request{http}{said}; check the model and the input.")
+
+
+def transport_error(label: str, exc: httpx.TransportError) -> ProviderError:
+    """The app's error for a connection that failed or timed out."""
+    if isinstance(exc, httpx.TimeoutException):
+        phase = "connect" if isinstance(exc, httpx.ConnectTimeout) else "answer"
+        return ProviderTimeout(f"{label} did not {phase} in time; try again in a moment.")
+    if isinstance(exc, httpx.ConnectError):
+        return ProviderDown(f"Could not connect to {label}; check the network or the base URL and try again.")
+    return ProviderDown(f"The connection to {label} failed ({type(exc).__name__}); try again in a moment.")

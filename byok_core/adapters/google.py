@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from byok_core.adapters.base import ChatAdapter, ChatMessage, StreamState, split_system
-from byok_core.adapters.errors import RequestRejected
-from byok_core.keys import ResolvedKey
+from byok_core.adapters.base import ChatAdapter, ChatMessage, Reply, split_system
+from byok_core.credential import Credential
+from byok_core.errors import RequestRejected
 from byok_core.providers import Provider
 
 _ROLES = {"user": "user", "assistant": "model"}
@@ -25,21 +25,21 @@ class GoogleAdapter(ChatAdapter):
     fallback_models = ("gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.5-pro", "gemini-2.0-flash")
     stops_at_end_marker = False
 
-    def headers(self, key: ResolvedKey) -> dict[str, str]:
-        return {"x-goog-api-key": key.secret.reveal()}
+    def headers(self, cred: Credential) -> dict[str, str]:
+        return {"x-goog-api-key": cred.secret.reveal()}
 
-    def chat_request(self, key: ResolvedKey, model: str, messages: list[ChatMessage]) -> tuple[str, dict]:
+    def chat_request(self, cred: Credential, model: str, messages: list[ChatMessage]) -> tuple[str, dict]:
         system, rest = split_system(messages)
         body: dict = {"contents": [{"role": _ROLES.get(m.role, "user"), "parts": [{"text": m.content}]} for m in rest]}
         if system:
             body["systemInstruction"] = {"parts": [{"text": system}]}
-        return f"{key.base_url}/v1beta/models/{_model_id(model)}:streamGenerateContent?alt=sse", body
+        return f"{cred.base_url}/v1beta/models/{_model_id(model)}:streamGenerateContent?alt=sse", body
 
-    def on_event(self, event: str, data: dict, state: StreamState) -> str | None:
+    def on_event(self, event: str, data: dict, reply: Reply) -> str | None:
         usage = data.get("usageMetadata")
         if isinstance(usage, dict):
-            state.input_tokens = usage.get("promptTokenCount", state.input_tokens)
-            state.output_tokens = usage.get("candidatesTokenCount", state.output_tokens)
+            reply.input_tokens = usage.get("promptTokenCount", reply.input_tokens)
+            reply.output_tokens = usage.get("candidatesTokenCount", reply.output_tokens)
         blocked = (data.get("promptFeedback") or {}).get("blockReason")
         if blocked:
             raise RequestRejected(f"Google Gemini blocked the prompt ({blocked}); rephrase it and try again.")
@@ -47,12 +47,12 @@ class GoogleAdapter(ChatAdapter):
         if not candidates or not isinstance(candidates[0], dict):
             return None  # e.g. a chunk with only usage: completeness stays as the last candidate said
         first = candidates[0]
-        state.complete = bool(first.get("finishReason"))
+        reply.complete = bool(first.get("finishReason"))
         parts = (first.get("content") or {}).get("parts") or []
         return "".join(p.get("text", "") for p in parts if isinstance(p, dict) and not p.get("thought")) or None
 
-    def models_url(self, key: ResolvedKey) -> str:
-        return f"{key.base_url}/v1beta/models?pageSize=1000"
+    def models_url(self, cred: Credential) -> str:
+        return f"{cred.base_url}/v1beta/models?pageSize=1000"
 
     def parse_models(self, body: Any) -> list[str]:
         return [_model_id(m["name"]) for m in body.get("models", [])

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from byok_core.adapters.base import ChatAdapter, ChatMessage, StreamState
-from byok_core.keys import ResolvedKey
+from byok_core.adapters.base import ChatAdapter, ChatMessage, Reply
+from byok_core.credential import Credential
 from byok_core.providers import Provider
 
 
@@ -18,27 +18,27 @@ class OpenAIAdapter(ChatAdapter):
     fallback_models = ("gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4o", "gpt-4o-mini", "o3-mini", "o4-mini")
     end_marker_data = "[DONE]"
 
-    def headers(self, key: ResolvedKey) -> dict[str, str]:
-        return {"Authorization": f"Bearer {key.secret.reveal()}"}
+    def headers(self, cred: Credential) -> dict[str, str]:
+        return {"Authorization": f"Bearer {cred.secret.reveal()}"}
 
-    def chat_request(self, key: ResolvedKey, model: str, messages: list[ChatMessage]) -> tuple[str, dict]:
-        return f"{key.base_url}/chat/completions", {
+    def chat_request(self, cred: Credential, model: str, messages: list[ChatMessage]) -> tuple[str, dict]:
+        return f"{cred.base_url}/chat/completions", {
             "model": model,
             "messages": [{"role": m.role, "content": m.content} for m in messages],
             "stream": True,
             "stream_options": {"include_usage": True},
         }
 
-    def on_event(self, event: str, data: dict, state: StreamState) -> str | None:
+    def on_event(self, event: str, data: dict, reply: Reply) -> str | None:
         usage = data.get("usage")
         if isinstance(usage, dict):
-            state.input_tokens = usage.get("prompt_tokens")
-            state.output_tokens = usage.get("completion_tokens")
+            reply.input_tokens = usage.get("prompt_tokens")
+            reply.output_tokens = usage.get("completion_tokens")
         choices = data.get("choices") or [{}]
         return (choices[0].get("delta") or {}).get("content") or None
 
-    def models_url(self, key: ResolvedKey) -> str:
-        return f"{key.base_url}/models"
+    def models_url(self, cred: Credential) -> str:
+        return f"{cred.base_url}/models"
 
     def parse_models(self, body: Any) -> list[str]:
         return [m["id"] for m in body.get("data", []) if isinstance(m, dict) and m.get("id")]

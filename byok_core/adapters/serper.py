@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import httpx
 
-from byok_core.adapters.base import SearchAdapter, SearchResult, request_json
-from byok_core.keys import ResolvedKey
+from byok_core.adapters.base import SearchAdapter, SearchResult
+from byok_core.credential import Credential
 from byok_core.providers import Provider
 
 
 class SerperAdapter(SearchAdapter):
     provider = Provider.SERPER
 
-    def headers(self, key: ResolvedKey) -> dict[str, str]:
-        return {"X-API-KEY": key.secret.reveal()}
+    def headers(self, cred: Credential) -> dict[str, str]:
+        return {"X-API-KEY": cred.secret.reveal()}
 
-    def search(self, client: httpx.Client, key: ResolvedKey, query: str, limit: int) -> list[SearchResult]:
-        body = request_json(client, key, "POST", f"{key.base_url}/search", headers=self.headers(key),
-                            json_body={"q": query, "num": limit})
+    def search(self, client: httpx.Client, cred: Credential, query: str, limit: int) -> list[SearchResult]:
+        body = self.request_json(client, cred, "POST", f"{cred.base_url}/search",
+                                 json_body={"q": query, "num": limit})
         return self.results(body.get("organic") if isinstance(body, dict) else None, "title", "link", "snippet", limit)

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import httpx
 
-from byok_core.adapters.base import SearchAdapter, SearchResult, request_json
-from byok_core.keys import ResolvedKey
+from byok_core.adapters.base import SearchAdapter, SearchResult
+from byok_core.credential import Credential
 from byok_core.providers import Provider
 
 
 class TavilyAdapter(SearchAdapter):
     provider = Provider.TAVILY
 
-    def headers(self, key: ResolvedKey) -> dict[str, str]:
-        return {"Authorization": f"Bearer {key.secret.reveal()}"}
+    def headers(self, cred: Credential) -> dict[str, str]:
+        return {"Authorization": f"Bearer {cred.secret.reveal()}"}
 
-    def search(self, client: httpx.Client, key: ResolvedKey, query: str, limit: int) -> list[SearchResult]:
-        body = request_json(client, key, "POST", f"{key.base_url}/search", headers=self.headers(key),
-                            json_body={"query": query, "max_results": limit})
+    def search(self, client: httpx.Client, cred: Credential, query: str, limit: int) -> list[SearchResult]:
+        body = self.request_json(client, cred, "POST", f"{cred.base_url}/search",
+                                 json_body={"query": query, "max_results": limit})
         return self.results(body.get("results") if isinstance(body, dict) else None, "title", "url", "content", limit)
 
-    def test_key(self, client: httpx.Client, key: ResolvedKey) -> str:
-        body = request_json(client, key, "GET", f"{key.base_url}/usage", headers=self.headers(key))
+    def test_key(self, client: httpx.Client, cred: Credential) -> str:
+        body = self.request_json(client, cred, "GET", f"{cred.base_url}/usage")
         usage = (body.get("key") or {}).get("usage") if isinstance(body, dict) else None
         return f"{usage} credits used on this key" if usage is not None else "usage readable"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from importlib import import_module
 
@@ -24,7 +23,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _debug() -> bool:
+    from byok_core.cli.common import settings
+
+    try:
+        return settings().debug
+    except ByokError:
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
+    from byok_core.cli.common import settings
+
+    settings.cache_clear()  # read the environment afresh for each command (tests run several in one process)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
@@ -36,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         print("byok: interrupted.", file=sys.stderr)
         return 130
     except Exception as exc:  # never a traceback (which could hold a key) unless asked for
-        if os.environ.get("BYOK_DEBUG"):
+        if _debug():
             raise
         print(f"byok: unexpected {type(exc).__name__}; rerun with BYOK_DEBUG=1 for details.", file=sys.stderr)
         return 2

@@ -46,15 +46,17 @@ def cmd_chat(args) -> int:
         sys.stdout.write(delta)
         sys.stdout.flush()
     result = stream.result
+    assert result is not None  # set by the iteration
+    record = result.record
     if result.text and not result.text.endswith("\n"):
         sys.stdout.write("\n")
     for source in result.sources:
         print(f"[{source.rank}] {source.title} — {source.url}")
     sys.stdout.flush()
-    tokens = f"{_n(result.input_tokens)} in / {_n(result.output_tokens)} out tokens"
-    cost = f"${result.cost_usd:.6f}" if result.cost_usd is not None else "cost unknown"
-    print(f"[{result.provider.value} {result.model}, {result.key_source.value} key, {tokens}, {cost}, "
-          f"{result.latency_ms} ms, {result.status}]", file=sys.stderr)
+    tokens = f"{_n(record.input_tokens)} in / {_n(record.output_tokens)} out tokens"
+    cost = f"${record.cost_usd:.6f}" if record.cost_usd is not None else "cost unknown"
+    print(f"[{record.provider.value} {record.model}, {record.key_source.value} key, {tokens}, {cost}, "
+          f"{record.latency_ms} ms, {record.status.value}]", file=sys.stderr)
     if result.budget_warning:
         print(f"byok: {result.budget_warning}", file=sys.stderr)
     if result.error is not None:

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import getpass
 import sys
 
 from byok_core import accounts
 from byok_core.errors import ValidationError
-from byok_core.keys import Owner
-from byok_core.runtime import Runtime, open_runtime
+from byok_core.identity import Owner
+from byok_core.runtime import Runtime, Settings, open_runtime
 
 
-def runtime() -> Runtime:
-    return open_runtime()
+@functools.cache
+def settings() -> Settings:
+    """The environment, read once per command."""
+    return Settings.from_env()
+
+
+def runtime(*, migrate: bool = True) -> Runtime:
+    return open_runtime(settings=settings(), migrate=migrate)
 
 
 def read_secret(prompt: str) -> str:

@@ -5,8 +5,14 @@ from __future__ import annotations
 import sys
 
 from byok_core import keys, keytest
-from byok_core.cli.common import add_owner_args, owner_of, print_table, read_secret, runtime
-from byok_core.keys import Actor
+from byok_core.cli.common import (
+    add_owner_args,
+    owner_of,
+    print_table,
+    read_secret,
+    runtime,
+)
+from byok_core.identity import Actor
 from byok_core.providers import Provider
 
 

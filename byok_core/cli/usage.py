@@ -7,10 +7,9 @@ from dataclasses import replace
 from datetime import date
 
 from byok_core import accounts, budgets, pricing, usage
-from byok_core.cli.common import add_owner_args, print_table, runtime
+from byok_core.cli.common import add_owner_args, owner_of, print_table, runtime
 from byok_core.errors import ValidationError
-from byok_core.keys import Actor
-from byok_core.models import KeySource
+from byok_core.identity import Actor, KeySource
 from byok_core.providers import Provider, ProviderKind
 
 
@@ -96,14 +95,12 @@ def cmd_prune(args) -> int:
     return 0
 
 
-def _owner_id(rt, args) -> int | None:
-    return None if args.team else accounts.get_user(rt.engine, args.user).id
 
 
 def cmd_budget_set(args) -> int:
     usd = _usd(args.usd)
     rt = runtime()
-    budgets.set_budget(rt, Actor.operator(), _owner_id(rt, args), usd)
+    budgets.set_budget(rt, Actor.operator(), owner_of(rt, args), usd)
     print(f"monthly budget for {'the team' if args.team else args.user}: ${usd:,.2f} on shared keys")
     return 0
 
@@ -120,7 +117,7 @@ def cmd_budget_show(args) -> int:
 def cmd_budget_clear(args) -> int:
     rt = runtime()
     who = "the team" if args.team else args.user
-    removed = budgets.clear_budget(rt, Actor.operator(), _owner_id(rt, args))
+    removed = budgets.clear_budget(rt, Actor.operator(), owner_of(rt, args))
     print(f"removed the monthly budget for {who}" if removed else f"{who} had no budget")
     return 0
 
@@ -131,7 +128,7 @@ def cmd_prices(args) -> int:
         provider, usd = Provider.parse(args.set[0]), _usd(args.set[1])
         pricing.set_search_price(rt, provider, usd)
     print_table(["provider", "usd per request", "default"], [
-        [p.value, f"{pricing.search_price(rt, p):.4f}", f"{pricing.DEFAULT_SEARCH_PRICES[p]:.4f}"]
+        [p.value, f"{pricing.search_price(rt, p):.4f}", f"{p.spec.price_per_request:.4f}"]
         for p in Provider.of_kind(ProviderKind.SEARCH)
     ])
     return 0

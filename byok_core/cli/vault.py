@@ -5,7 +5,6 @@ from __future__ import annotations
 from byok_core import db, keys
 from byok_core.cli.common import runtime
 from byok_core.crypto import gen_key
-from byok_core.runtime import open_runtime
 
 
 def register(sub) -> None:
@@ -24,7 +23,7 @@ def cmd_gen_key(args) -> int:
 
 
 def cmd_doctor(args) -> int:
-    before = db.current_revision(open_runtime(migrate=False).engine)
+    before = db.current_revision(runtime(migrate=False).engine)
     rt = runtime()  # applies pending migrations, exactly as the app does at start
     problems = 0
     print(f"master key:  {rt.keyring_source.description} (id {rt.keyring.primary.key_id})")

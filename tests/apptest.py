@@ -41,7 +41,7 @@ def use_environment(monkeypatch, environ: dict[str, str]) -> None:
 def clear_runtime() -> None:
     import streamlit as st
 
-    from byok_ui.state import get_runtime
+    from byok_ui.runtime import get_runtime
 
     get_runtime.clear()
     st.cache_data.clear()
@@ -67,7 +67,7 @@ def sign_in(at, rt: Runtime, user: User) -> str:
 
 
 def make_user(rt: Runtime, name: str, admin: bool = False, password: str = "correct horse battery") -> User:
-    from byok_core.models import Role
+    from byok_core.identity import Role
 
     return accounts.create_user(rt.engine, name, password, Role.ADMIN if admin else Role.MEMBER)
 

@@ -1,0 +1,84 @@
+"""One provider call, metered: ``metered`` is the one way to run a call, and fills its ``CallRecord``.
+
+    key = calls.prepare(rt, user_id, provider)          # the key that pays, its endpoint checked
+    record = CallRecord(provider, key.source, model, user_id)
+    with calls.metered(rt, key, record) as client:
+        ...                                              # adapter calls with key.credential
+
+Whatever happens inside, on exit the record has its latency, outcome and cost, and one database
+transaction writes its usage row and stamps the key's last use."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
+from byok_core import keys, netguard, pricing, usage
+from byok_core.adapters.base import shared_client
+from byok_core.errors import ProviderError, StreamCutOff, ValidationError
+from byok_core.providers import Provider
+from byok_core.record import CallRecord
+from byok_core.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def prepare(rt: Runtime, user_id: int | None, provider: Provider) -> keys.ResolvedKey:
+    """The key that will pay for ``user_id``'s call to ``provider``, its endpoint checked.
+    Raises NoKeyError, KeyUnreadableError or ValidationError."""
+    return checked(rt, keys.resolve(rt, user_id, provider))
+
+
+def checked(rt: Runtime, key: keys.ResolvedKey) -> keys.ResolvedKey:
+    """``key`` after checking, with DNS, a URL its owner typed in (before every call to it).
+    Operator-set base URLs (environment overrides and defaults) are trusted as they are."""
+    if key.provider.user_supplies_url:
+        if not key.credential.base_url:
+            raise ValidationError(f"The {key.provider.label} key has no base URL; save it again with its endpoint.")
+        netguard.check_endpoint(key.credential.base_url, rt.settings.allow_private_endpoints)
+    return key
+
+
+def client_for(rt: Runtime) -> httpx.Client:
+    """The process-wide HTTP client for the configured timeouts."""
+    return shared_client(rt.settings.connect_timeout, rt.settings.read_timeout)
+
+
+@contextmanager
+def metered(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, *, client: httpx.Client | None = None,
+            key_test: bool = False) -> Iterator[httpx.Client]:
+    """Run one call with ``key``: yields the HTTP client (``client`` is the tests' seam).
+
+    A ProviderError is recorded and raised again; a generator closed early (a reply stopped)
+    is recorded as cut off; any other exception becomes a ProviderError, with its details kept
+    out of messages and logs. On exit one transaction writes the usage row (not for a key test,
+    which stamps the key's test status instead) and the key's last-used time."""
+    started = time.perf_counter()
+    try:
+        yield client or client_for(rt)
+    except ProviderError as exc:
+        record.fail(exc)
+        raise
+    except GeneratorExit:
+        record.fail(StreamCutOff("The reply was stopped before it finished; the text so far is kept."))
+        raise
+    except Exception as exc:  # a bug or an odd answer: never show or log its text, which could hold a key
+        log.error("call to %s failed unexpectedly: %s", key.provider.value, type(exc).__name__)
+        error = ProviderError(f"The answer from {key.provider.label} could not be read ({type(exc).__name__}); "
+                              "try again.")
+        record.fail(error)
+        raise error from None
+    finally:
+        record.latency_ms = int((time.perf_counter() - started) * 1000)
+        if not key_test:
+            record.cost_usd = pricing.call_cost(rt, record)
+        with rt.engine.begin() as conn:
+            if not key_test:
+                usage.insert(conn, record)
+            keys.stamp_used(conn, key, test_status=record.status if key_test else None)
+        log.info("%s %s %s via %s key: %s in %d ms", "key test" if key_test else key.provider.kind.value,
+                 key.provider.value, record.model, key.source.value, record.status.value, record.latency_ms)

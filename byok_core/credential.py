@@ -1,0 +1,18 @@
+"""What an adapter needs to make one call: the secret and where to send it. Nothing of who owns
+the key or who pays: that is the caller's business."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from byok_core.secret import Secret
+
+
+@dataclass(frozen=True)
+class Credential:
+    secret: Secret  # repr shows only the mask
+    base_url: str  # the API root, without a trailing slash
+
+    @property
+    def mask(self) -> str:
+        return self.secret.mask

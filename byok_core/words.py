@@ -1,0 +1,66 @@
+"""Words shown to people for the app's enum values: one place for the UI and the CLI."""
+
+from __future__ import annotations
+
+from byok_core.audit import AuditAction
+from byok_core.errors import CallStatus
+from byok_core.identity import KeySource, Role
+from byok_core.providers import Provider
+
+
+def provider_name(provider: Provider) -> str:
+    return provider.label
+
+
+# Who pays for a call, as in "Paid by your key".
+PAID_BY = {
+    KeySource.USER: "your key",
+    KeySource.TEAM: "the team's key",
+    KeySource.ENV: "the server's key",
+}
+
+# Where a provider's key comes from today (the Keys page); None: no key at all.
+KEY_USED = {
+    KeySource.USER: "your own key",
+    KeySource.TEAM: "the team's key",
+    KeySource.ENV: "the server's key",
+    None: "no key: calls will fail",
+}
+
+STATUS = {
+    CallStatus.OK: "OK",
+    CallStatus.KEY_REJECTED: "Key rejected",
+    CallStatus.RATE_LIMITED: "Rate limited",
+    CallStatus.MODEL_NOT_FOUND: "Model not found",
+    CallStatus.PROVIDER_DOWN: "Provider unavailable",
+    CallStatus.TIMEOUT: "Timed out",
+    CallStatus.CUT_OFF: "Cut off",
+    CallStatus.BAD_REQUEST: "Request refused",
+    CallStatus.ERROR: "Failed",
+}
+
+ROLE = {Role.ADMIN: "admin", Role.MEMBER: "member"}
+
+AUDIT = {
+    AuditAction.KEY_STORE: "saved a key",
+    AuditAction.KEY_REPLACE: "replaced a key",
+    AuditAction.KEY_DELETE: "deleted a key",
+    AuditAction.KEY_ROTATE: "re-encrypted a key under the new master key",
+    AuditAction.KEY_DECRYPT_FAILED: "could not decrypt a key",
+    AuditAction.USER_CREATE: "created an account",
+    AuditAction.USER_DISABLE: "disabled an account",
+    AuditAction.USER_ENABLE: "enabled an account",
+    AuditAction.USER_ROLE: "changed a role",
+    AuditAction.USER_PASSWORD: "set a password",
+    AuditAction.USER_THROTTLED: "slowed down sign-ins after failures",
+    AuditAction.BUDGET_SET: "set a budget",
+    AuditAction.BUDGET_CLEAR: "removed a budget",
+}
+
+
+def audit_action(action: str) -> str:
+    """An audit action in words (an unknown one as it is stored)."""
+    try:
+        return AUDIT[AuditAction(action)]
+    except ValueError:
+        return action
