@@ -14,8 +14,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from byok_core import audit
+from byok_core.audit import AuditAction
 from byok_core.clock import utcnow
 from byok_core.errors import AuthError, NotFoundError, ValidationError
+from byok_core.runtime import Runtime
 from byok_core.models import AppSetting, AuthSession, LoginTicket, Role, User
 
 # OWASP's recommended Argon2id configuration (m=19 MiB, t=2, p=1): ~70 ms a hash on one core,
@@ -51,36 +53,36 @@ def validate_password(password: str) -> str:
     return password
 
 
-def create_user(engine: sa.Engine, username: str, password: str, role: Role = Role.MEMBER,
+def create_user(rt: Runtime, username: str, password: str, role: Role = Role.MEMBER,
                 actor: str = "operator") -> User:
     username = validate_username(username)
     user = User(username=username, password_hash=HASHER.hash(validate_password(password)), role=Role(role).value)
     try:
-        with Session(engine, expire_on_commit=False) as session, session.begin():
+        with Session(rt.engine, expire_on_commit=False) as session, session.begin():
             session.add(user)
             session.flush()
-            audit.record(session, actor, "user.create", username, f"role {user.role}")
+            audit.record(session, actor, AuditAction.USER_CREATE, username, f"role {user.role}")
     except IntegrityError:
         raise ValidationError(f"The username {username!r} is taken; choose another.") from None
     return user
 
 
-def list_users(engine: sa.Engine) -> list[User]:
-    with Session(engine) as session:
+def list_users(rt: Runtime) -> list[User]:
+    with Session(rt.engine) as session:
         return list(session.exec(select(User).order_by(col(User.username))))
 
 
-def get_user(engine: sa.Engine, username: str) -> User:
-    with Session(engine) as session:
+def get_user(rt: Runtime, username: str) -> User:
+    with Session(rt.engine) as session:
         user = session.exec(select(User).where(col(User.username) == username)).first()
     if user is None:
         raise NotFoundError(f"No user named {username!r}.")
     return user
 
 
-def _update_user(engine: sa.Engine, username: str, actor: str, action: str, detail: str = "", *,
+def _update_user(rt: Runtime, username: str, actor: str, action: AuditAction, detail: str = "", *,
                  revoke_tickets: bool = False, **values) -> None:
-    with Session(engine) as session, session.begin():
+    with Session(rt.engine) as session, session.begin():
         changed = session.execute(sa.update(User).where(col(User.username) == username).values(**values)).rowcount
         if not changed:
             raise NotFoundError(f"No user named {username!r}.")
@@ -90,30 +92,30 @@ def _update_user(engine: sa.Engine, username: str, actor: str, action: str, deta
         audit.record(session, actor, action, username, detail)
 
 
-def set_disabled(engine: sa.Engine, username: str, disabled: bool, actor: str = "operator") -> None:
+def set_disabled(rt: Runtime, username: str, disabled: bool, actor: str = "operator") -> None:
     """Disabling ends every session and revokes outstanding sign-in tickets."""
-    _update_user(engine, username, actor, "user.disable" if disabled else "user.enable", disabled=disabled,
+    _update_user(rt, username, actor, AuditAction.USER_DISABLE if disabled else AuditAction.USER_ENABLE, disabled=disabled,
                  revoke_tickets=disabled)
 
 
-def set_role(engine: sa.Engine, username: str, role: Role, actor: str = "operator") -> None:
-    _update_user(engine, username, actor, "user.role", f"role {Role(role).value}", role=Role(role).value)
+def set_role(rt: Runtime, username: str, role: Role, actor: str = "operator") -> None:
+    _update_user(rt, username, actor, AuditAction.USER_ROLE, f"role {Role(role).value}", role=Role(role).value)
 
 
-def set_password(engine: sa.Engine, username: str, new_password: str, actor: str = "operator") -> None:
+def set_password(rt: Runtime, username: str, new_password: str, actor: str = "operator") -> None:
     """Set a password (admin reset or the user's own change); every session and outstanding
     sign-in ticket of the user ends."""
     digest = HASHER.hash(validate_password(new_password))
-    _update_user(engine, username, actor, "user.password", password_hash=digest, password_changed_at=utcnow(),
+    _update_user(rt, username, actor, AuditAction.USER_PASSWORD, password_hash=digest, password_changed_at=utcnow(),
                  failed_logins=0, locked_until=None, revoke_tickets=True)
 
 
-def change_own_password(engine: sa.Engine, user: User, old_password: str, new_password: str) -> None:
+def change_own_password(rt: Runtime, user: User, old_password: str, new_password: str) -> None:
     try:
         HASHER.verify(user.password_hash, old_password)
     except (VerificationError, InvalidHashError):
         raise AuthError("The current password is wrong.") from None
-    set_password(engine, user.username, new_password, actor=user.username)
+    set_password(rt, user.username, new_password, actor=user.username)
 
 
 def _delay_after(failures: int) -> timedelta:
@@ -123,7 +125,7 @@ def _delay_after(failures: int) -> timedelta:
     return min(timedelta(seconds=2 ** (failures - FREE_ATTEMPTS + 1)), MAX_DELAY)
 
 
-def authenticate(engine: sa.Engine, username: str, password: str, now: datetime | None = None) -> User:
+def authenticate(rt: Runtime, username: str, password: str, now: datetime | None = None) -> User:
     """The user, or AuthError with one message for unknown user, wrong password, disabled or throttled.
 
     Each attempt is counted as a failure *before* the password is checked, by one conditional
@@ -131,18 +133,18 @@ def authenticate(engine: sa.Engine, username: str, password: str, now: datetime 
     resets the counter. So parallel guesses cannot outrun the throttle: with no time passing, at
     most FREE_ATTEMPTS passwords are verified, however many requests arrive together."""
     now = now or utcnow()
-    user = _claim_attempt(engine, (username or "").strip(), password, now)
+    user = _claim_attempt(rt, (username or "").strip(), password, now)
     if user is None:
         raise AuthError(SIGN_IN_FAILED)
     if not _verify(user.password_hash, password) or user.disabled:
         if user.failed_logins == FREE_ATTEMPTS:
-            with Session(engine) as session, session.begin():
-                audit.record(session, "system", "user.throttled", user.username, f"{user.failed_logins} failures")
+            with Session(rt.engine) as session, session.begin():
+                audit.record(session, "system", AuditAction.USER_THROTTLED, user.username, f"{user.failed_logins} failures")
         raise AuthError(SIGN_IN_FAILED)
     values: dict = {"failed_logins": 0, "locked_until": None}
     if HASHER.check_needs_rehash(user.password_hash):
         values["password_hash"] = HASHER.hash(password)
-    with Session(engine) as session, session.begin():
+    with Session(rt.engine) as session, session.begin():
         # Only while the password just checked is still the stored one and the account is enabled.
         reset = session.execute(sa.update(User).where(
             col(User.id) == user.id, col(User.password_hash) == user.password_hash, col(User.disabled).is_(False),
@@ -157,7 +159,7 @@ def authenticate(engine: sa.Engine, username: str, password: str, now: datetime 
 _CLAIM_TRIES = 8
 
 
-def _claim_attempt(engine: sa.Engine, username: str, password: str, now: datetime) -> User | None:
+def _claim_attempt(rt: Runtime, username: str, password: str, now: datetime) -> User | None:
     """Count one sign-in attempt as a failure unless the account is locked. Returns the user (with
     the new count) to verify the password against, or None: unknown user (after a dummy
     verification, so the timing matches a wrong password) or locked account.
@@ -168,7 +170,7 @@ def _claim_attempt(engine: sa.Engine, username: str, password: str, now: datetim
     statement runs in its own short transaction: no lock is held while hashing, and SQLite never
     has to upgrade a read transaction to a write one."""
     for _ in range(_CLAIM_TRIES):
-        with Session(engine, expire_on_commit=False) as session:
+        with Session(rt.engine, expire_on_commit=False) as session:
             user = session.exec(select(User).where(col(User.username) == username)).first()
         if user is None:
             _verify(_DUMMY_HASH, password)
@@ -177,7 +179,7 @@ def _claim_attempt(engine: sa.Engine, username: str, password: str, now: datetim
             return None
         failures = user.failed_logins + 1
         locked_until = now + _delay_after(failures)
-        with engine.begin() as conn:
+        with rt.engine.begin() as conn:
             claimed = conn.execute(sa.update(User).where(
                 col(User.id) == user.id, col(User.failed_logins) == user.failed_logins,
                 sa.or_(col(User.locked_until).is_(None), col(User.locked_until) <= now),
@@ -205,13 +207,13 @@ def _add_session(session: Session, user_id: int, expires_at: datetime) -> str:
     return token
 
 
-def create_session(engine: sa.Engine, user: User, ttl: timedelta = SESSION_TTL) -> str:
+def create_session(rt: Runtime, user: User, ttl: timedelta = SESSION_TTL) -> str:
     """A new random session token; only its SHA-256 is stored."""
-    with Session(engine) as session, session.begin():
+    with Session(rt.engine) as session, session.begin():
         return _add_session(session, user.id, utcnow() + ttl)
 
 
-def issue_login_ticket(engine: sa.Engine, user: User) -> str:
+def issue_login_ticket(rt: Runtime, user: User) -> str:
     """A one-time ticket, valid LOGIN_TICKET_TTL, that the browser exchanges for its cookie
     (``redeem_login_ticket``). Stored hashed in the database, so any replica can redeem it.
 
@@ -219,7 +221,7 @@ def issue_login_ticket(engine: sa.Engine, user: User) -> str:
     change or disable that lands between the sign-in and this call leaves a ticket that redeems
     to nothing (the browser then shows the sign-in page again)."""
     ticket, now = secrets.token_urlsafe(32), utcnow()
-    with Session(engine) as session, session.begin():
+    with Session(rt.engine) as session, session.begin():
         # The write comes first, so on SQLite this transaction holds the write lock from here on
         # and the check below cannot go stale; on PostgreSQL the row lock does the same.
         session.execute(sa.delete(LoginTicket).where(col(LoginTicket.expires_at) <= now))
@@ -232,7 +234,7 @@ def issue_login_ticket(engine: sa.Engine, user: User) -> str:
     return ticket
 
 
-def redeem_login_ticket(engine: sa.Engine, ticket: str | None, now: datetime | None = None) -> str | None:
+def redeem_login_ticket(rt: Runtime, ticket: str | None, now: datetime | None = None) -> str | None:
     """Use up a live ticket and start a new session for its user: the cookie's token, else None.
 
     A ticket issued before the user's last password change is refused (password changes and
@@ -240,7 +242,7 @@ def redeem_login_ticket(engine: sa.Engine, ticket: str | None, now: datetime | N
     if not isinstance(ticket, str) or not 20 <= len(ticket) <= 100:
         return None
     now = now or utcnow()
-    with Session(engine) as session, session.begin():
+    with Session(rt.engine) as session, session.begin():
         row = session.get(LoginTicket, _hash_token(ticket))
         if row is None:
             return None
@@ -254,12 +256,12 @@ def redeem_login_ticket(engine: sa.Engine, ticket: str | None, now: datetime | N
         return _add_session(session, user.id, now + SESSION_TTL)
 
 
-def user_for_session(engine: sa.Engine, token: str | None, now: datetime | None = None) -> User | None:
+def user_for_session(rt: Runtime, token: str | None, now: datetime | None = None) -> User | None:
     """The signed-in user for a cookie token, if the session is live and the account enabled."""
     if not token or len(token) > 200:
         return None
     now = now or utcnow()
-    with Session(engine) as session:
+    with Session(rt.engine) as session:
         row = session.exec(
             select(User, AuthSession).join(AuthSession, col(AuthSession.user_id) == col(User.id))
             .where(col(AuthSession.token_hash) == _hash_token(token))
@@ -272,10 +274,10 @@ def user_for_session(engine: sa.Engine, token: str | None, now: datetime | None 
     return user
 
 
-def revoke_session(engine: sa.Engine, token: str | None) -> None:
+def revoke_session(rt: Runtime, token: str | None) -> None:
     if not token:
         return
-    with engine.begin() as conn:
+    with rt.engine.begin() as conn:
         conn.execute(sa.update(AuthSession).where(col(AuthSession.token_hash) == _hash_token(token))
                      .values(revoked_at=utcnow()))
 
@@ -283,29 +285,29 @@ def revoke_session(engine: sa.Engine, token: str | None) -> None:
 # --- first-run setup ----------------------------------------------------------------------
 
 
-def has_users(engine: sa.Engine) -> bool:
-    with Session(engine) as session:
+def has_users(rt: Runtime) -> bool:
+    with Session(rt.engine) as session:
         return session.exec(select(User.id).limit(1)).first() is not None
 
 
-def issue_setup_code(engine: sa.Engine) -> str | None:
+def issue_setup_code(rt: Runtime) -> str | None:
     """With no users yet: a new one-time setup code (its hash stored) for the console; else None."""
-    if has_users(engine):
+    if has_users(rt):
         return None
     code = "-".join(secrets.token_hex(3) for _ in range(3))
-    with Session(engine) as session, session.begin():
+    with Session(rt.engine) as session, session.begin():
         digest = _hash_token(code)
         session.add(AppSetting(name=SETUP_CODE_PREFIX + digest[:32], value=digest))
     return code
 
 
-def claim_first_admin(engine: sa.Engine, code: str, username: str, password: str) -> User:
+def claim_first_admin(rt: Runtime, code: str, username: str, password: str) -> User:
     """Create the first admin if ``code`` matches the printed setup code and no user exists yet.
 
     The code is consumed in the same transaction, so two racing claims cannot both succeed."""
     username, password = validate_username(username), validate_password(password)
     user = User(username=username, password_hash=HASHER.hash(password), role=Role.ADMIN.value)
-    with Session(engine, expire_on_commit=False) as session, session.begin():
+    with Session(rt.engine, expire_on_commit=False) as session, session.begin():
         digest = _hash_token((code or "").strip().lower())
         consumed = session.execute(sa.delete(AppSetting).where(
             col(AppSetting.name) == SETUP_CODE_PREFIX + digest[:32], col(AppSetting.value) == digest,
@@ -315,5 +317,5 @@ def claim_first_admin(engine: sa.Engine, code: str, username: str, password: str
         session.add(user)
         session.flush()
         session.execute(sa.delete(AppSetting).where(col(AppSetting.name).startswith(SETUP_CODE_PREFIX)))
-        audit.record(session, "setup", "user.create", username, "role admin (first-run setup)")
+        audit.record(session, "setup", AuditAction.USER_CREATE, username, "role admin (first-run setup)")
     return user

@@ -24,7 +24,7 @@ def get_runtime() -> Runtime:
 
     With no users yet, a one-time setup code is issued and printed to the console here."""
     rt = open_runtime()
-    code = accounts.issue_setup_code(rt.engine)
+    code = accounts.issue_setup_code(rt)
     if code:
         _banner([
             "BYOK Dashboard: no users yet.",

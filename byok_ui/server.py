@@ -31,10 +31,6 @@ SIGNOUT_PATH = "/byok/signout"
 _MAX_BODY = 1024
 
 
-def _engine():
-    return get_runtime().engine
-
-
 def _secure(request: Request) -> bool:
     return get_runtime().settings.cookie_secure or request.url.scheme == "https"
 
@@ -74,7 +70,7 @@ async def session_route(request: Request) -> Response:
     if not _same_origin(request):
         return _no_store(JSONResponse({"error": "cross-site request refused"}, status_code=403))
     data = await _json_body(request)
-    token = await run_in_threadpool(accounts.redeem_login_ticket, _engine(), data.get("ticket") if data else None)
+    token = await run_in_threadpool(accounts.redeem_login_ticket, get_runtime(), data.get("ticket") if data else None)
     if token is None:
         return _no_store(JSONResponse({"error": "invalid or expired ticket"}, status_code=400))
     response = Response(status_code=204)
@@ -86,7 +82,7 @@ async def session_route(request: Request) -> Response:
 async def signout_route(request: Request) -> Response:
     if not _same_origin(request) or await _json_body(request) is None:
         return _no_store(JSONResponse({"error": "cross-site request refused"}, status_code=403))
-    await run_in_threadpool(accounts.revoke_session, _engine(), request.cookies.get(COOKIE_NAME))
+    await run_in_threadpool(accounts.revoke_session, get_runtime(), request.cookies.get(COOKIE_NAME))
     response = Response(status_code=204)
     response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="lax", secure=_secure(request))
     return _no_store(response)

@@ -24,7 +24,7 @@ def _page(file: str, title: str, icon: str, help: str, **kw) -> st.Page:
 
 
 def signed_out_pages(rt: Runtime) -> list[st.Page]:
-    if not accounts.has_users(rt.engine):
+    if not accounts.has_users(rt):
         return [_page("setup.py", "First-run setup", ":material/rocket_launch:",
                       "Create the first admin with the setup code printed in the server's console.",
                       url_path="setup", default=True)]

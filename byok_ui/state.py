@@ -88,7 +88,7 @@ def _oidc_user(rt: Runtime) -> User | None:
     if not email or st.user.get("email_verified") is False:
         return None
     try:
-        user = accounts.get_user(rt.engine, email)
+        user = accounts.get_user(rt, email)
     except NotFoundError:
         return None
     return None if user.disabled else user
@@ -104,7 +104,7 @@ def _cookie_token() -> str | None:
 
 def current_user(rt: Runtime) -> User | None:
     token = st.session_state.get(TOKEN_KEY) or _cookie_token()
-    user = accounts.user_for_session(rt.engine, token) if token else None
+    user = accounts.user_for_session(rt, token) if token else None
     if user is None:
         st.session_state.pop(TOKEN_KEY, None)
         user = _oidc_user(rt)
@@ -113,9 +113,9 @@ def current_user(rt: Runtime) -> User | None:
 
 def start_session(rt: Runtime, user: User) -> None:
     """Sign ``user`` in on this tab now, and have the browser fetch the cookie for later visits."""
-    token = accounts.create_session(rt.engine, user)
+    token = accounts.create_session(rt, user)
     st.session_state[TOKEN_KEY] = token
-    st.session_state[_TICKET_KEY] = accounts.issue_login_ticket(rt.engine, user)
+    st.session_state[_TICKET_KEY] = accounts.issue_login_ticket(rt, user)
     st.session_state.pop(_SIGNOUT_KEY, None)
 
 
@@ -124,7 +124,7 @@ def sign_out(rt: Runtime) -> None:
     sign-on, Streamlit's identity cookie, or the next rerun would sign the same person in again)."""
     sso = oidc_configured() and bool(st.user.is_logged_in)
     for token in {st.session_state.get(TOKEN_KEY), _cookie_token()}:
-        accounts.revoke_session(rt.engine, token)
+        accounts.revoke_session(rt, token)
     for key in list(st.session_state.keys()):
         del st.session_state[key]
     st.session_state[_SIGNOUT_KEY] = True

@@ -21,12 +21,12 @@ if changed:
         st.error("The two new passwords differ; type the same password twice.")
     else:
         try:
-            accounts.change_own_password(c.rt.engine, c.user, old, new)
+            accounts.change_own_password(c.rt, c.user, old, new)
         except ByokError as exc:
             st.error(str(exc))
         else:
             # Every session of this account ended with the change; this tab gets a fresh one.
-            state.start_session(c.rt, accounts.get_user(c.rt.engine, c.user.username))
+            state.start_session(c.rt, accounts.get_user(c.rt, c.user.username))
             state.flash("account", "Password changed. You were signed out everywhere else.")
             st.rerun()
 state.show_flash("account")

@@ -21,7 +21,7 @@ users_tab, team_tab, prices_tab, audit_tab = st.tabs(["Users", "Team keys", "Sea
 
 def _act(fn, success: str, *args) -> None:
     try:
-        fn(rt.engine, *args, actor=me)
+        fn(rt, *args, actor=me)
     except ByokError as exc:
         state.flash("admin", str(exc), ok=False)
     else:
@@ -41,7 +41,7 @@ def _reset_password(name: str) -> None:
 
 with users_tab:
     state.show_flash("admin")
-    users = accounts.list_users(rt.engine)
+    users = accounts.list_users(rt)
     st.dataframe(
         pd.DataFrame({
             "Username": [u.username for u in users],

@@ -34,7 +34,7 @@ st.dataframe(pd.DataFrame({
     "Used": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0),
 })
 
-targets = {Owner.team(): "The whole team"} | {Owner.user(u.id): u.username for u in accounts.list_users(rt.engine)}
+targets = {Owner.team(): "The whole team"} | {Owner.user(u.id): u.username for u in accounts.list_users(rt)}
 
 
 def _apply(clear: bool) -> None:

@@ -26,7 +26,7 @@ if submitted:
         st.error("The two passwords differ; type the same password twice.")
     else:
         try:
-            user = accounts.claim_first_admin(rt.engine, code, username, password)
+            user = accounts.claim_first_admin(rt, code, username, password)
         except ByokError as exc:
             st.error(str(exc))
         else:

@@ -19,7 +19,7 @@ with middle:
         submitted = st.form_submit_button("Sign in", type="primary", width="stretch")
     if submitted:
         try:
-            user = accounts.authenticate(rt.engine, username, password)
+            user = accounts.authenticate(rt, username, password)
         except AuthError as exc:
             st.error(str(exc))
         else:

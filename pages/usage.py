@@ -70,7 +70,7 @@ with st.container(horizontal=True):
     since, until = (tuple(picked) + (None, None))[:2]
     user_ids = []
     if viewer.is_admin:
-        names = {u.id: u.username for u in accounts.list_users(rt.engine)} | {None: usage.NO_USER}
+        names = {u.id: u.username for u in accounts.list_users(rt)} | {None: usage.NO_USER}
         user_ids = st.multiselect("User", list(names), format_func=names.get, key="usage_users")
     window = usage.UsageFilter(since=since, until=until, user_ids=user_ids)
     version = usage.data_version(rt)

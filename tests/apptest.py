@@ -61,7 +61,7 @@ def open_page(at, name: str):
 def sign_in(at, rt: Runtime, user: User) -> str:
     from byok_ui.state import TOKEN_KEY
 
-    token = accounts.create_session(rt.engine, user)
+    token = accounts.create_session(rt, user)
     at.session_state[TOKEN_KEY] = token
     return token
 
@@ -69,7 +69,7 @@ def sign_in(at, rt: Runtime, user: User) -> str:
 def make_user(rt: Runtime, name: str, admin: bool = False, password: str = "correct horse battery") -> User:
     from byok_core.identity import Role
 
-    return accounts.create_user(rt.engine, name, password, Role.ADMIN if admin else Role.MEMBER)
+    return accounts.create_user(rt, name, password, Role.ADMIN if admin else Role.MEMBER)
 
 
 def env_without_machine_vars() -> dict[str, str]:

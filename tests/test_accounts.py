@@ -17,7 +17,7 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture
 def alice(rt):
-    return accounts.create_user(rt.engine, "alice", PASSWORD)
+    return accounts.create_user(rt, "alice", PASSWORD)
 
 
 def test_argon2id_parameters_meet_owasp_minimum(alice):
@@ -28,11 +28,11 @@ def test_argon2id_parameters_meet_owasp_minimum(alice):
 
 
 def test_sign_in_and_generic_failure(rt, alice):
-    assert accounts.authenticate(rt.engine, "alice", PASSWORD).id == alice.id
+    assert accounts.authenticate(rt, "alice", PASSWORD).id == alice.id
     with pytest.raises(AuthError) as wrong:
-        accounts.authenticate(rt.engine, "alice", "nope-nope")
+        accounts.authenticate(rt, "alice", "nope-nope")
     with pytest.raises(AuthError) as unknown:
-        accounts.authenticate(rt.engine, "mallory", "nope-nope")
+        accounts.authenticate(rt, "mallory", "nope-nope")
     assert str(wrong.value) == str(unknown.value) == accounts.SIGN_IN_FAILED
 
 
@@ -40,52 +40,52 @@ def test_throttling_grows_and_blocks_even_the_right_password(rt, alice):
     t0 = utcnow()
     for i in range(accounts.FREE_ATTEMPTS):
         with pytest.raises(AuthError):
-            accounts.authenticate(rt.engine, "alice", "wrong-password", now=t0)
+            accounts.authenticate(rt, "alice", "wrong-password", now=t0)
     # Locked now: the correct password is refused with the same message, without revealing why.
     with pytest.raises(AuthError, match="Sign-in failed"):
-        accounts.authenticate(rt.engine, "alice", PASSWORD, now=t0 + timedelta(seconds=1))
-    first_delay = accounts.get_user(rt.engine, "alice").locked_until - t0
+        accounts.authenticate(rt, "alice", PASSWORD, now=t0 + timedelta(seconds=1))
+    first_delay = accounts.get_user(rt, "alice").locked_until - t0
     # One more failure after the delay: the next delay is longer.
     t1 = t0 + first_delay + timedelta(seconds=1)
     with pytest.raises(AuthError):
-        accounts.authenticate(rt.engine, "alice", "wrong-password", now=t1)
-    second_delay = accounts.get_user(rt.engine, "alice").locked_until - t1
+        accounts.authenticate(rt, "alice", "wrong-password", now=t1)
+    second_delay = accounts.get_user(rt, "alice").locked_until - t1
     assert timedelta(0) < first_delay < second_delay <= accounts.MAX_DELAY
     # After the delay the right password works and resets the counter.
     t2 = t1 + second_delay + timedelta(seconds=1)
-    assert accounts.authenticate(rt.engine, "alice", PASSWORD, now=t2).id == alice.id
-    assert accounts.get_user(rt.engine, "alice").failed_logins == 0
+    assert accounts.authenticate(rt, "alice", PASSWORD, now=t2).id == alice.id
+    assert accounts.get_user(rt, "alice").failed_logins == 0
 
 
 def test_disabled_user_cannot_sign_in_or_use_a_session(rt, alice):
-    token = accounts.create_session(rt.engine, alice)
-    accounts.set_disabled(rt.engine, "alice", True)
+    token = accounts.create_session(rt, alice)
+    accounts.set_disabled(rt, "alice", True)
     with pytest.raises(AuthError):
-        accounts.authenticate(rt.engine, "alice", PASSWORD)
-    assert accounts.user_for_session(rt.engine, token) is None
-    accounts.set_disabled(rt.engine, "alice", False)
-    assert accounts.user_for_session(rt.engine, token).id == alice.id
+        accounts.authenticate(rt, "alice", PASSWORD)
+    assert accounts.user_for_session(rt, token) is None
+    accounts.set_disabled(rt, "alice", False)
+    assert accounts.user_for_session(rt, token).id == alice.id
 
 
 def test_sessions_expire_revoke_and_end_on_password_change(rt, alice):
-    token = accounts.create_session(rt.engine, alice)
-    assert accounts.user_for_session(rt.engine, token).username == "alice"
-    assert accounts.user_for_session(rt.engine, "forged-token") is None
-    assert accounts.user_for_session(rt.engine, token, now=utcnow() + accounts.SESSION_TTL + timedelta(1)) is None
-    accounts.revoke_session(rt.engine, token)
-    assert accounts.user_for_session(rt.engine, token) is None
-    other = accounts.create_session(rt.engine, alice)
-    accounts.change_own_password(rt.engine, alice, PASSWORD, "a brand new password")
-    assert accounts.user_for_session(rt.engine, other) is None
+    token = accounts.create_session(rt, alice)
+    assert accounts.user_for_session(rt, token).username == "alice"
+    assert accounts.user_for_session(rt, "forged-token") is None
+    assert accounts.user_for_session(rt, token, now=utcnow() + accounts.SESSION_TTL + timedelta(1)) is None
+    accounts.revoke_session(rt, token)
+    assert accounts.user_for_session(rt, token) is None
+    other = accounts.create_session(rt, alice)
+    accounts.change_own_password(rt, alice, PASSWORD, "a brand new password")
+    assert accounts.user_for_session(rt, other) is None
     with pytest.raises(AuthError):
-        accounts.authenticate(rt.engine, "alice", PASSWORD)
-    assert accounts.authenticate(rt.engine, "alice", "a brand new password").id == alice.id
+        accounts.authenticate(rt, "alice", PASSWORD)
+    assert accounts.authenticate(rt, "alice", "a brand new password").id == alice.id
     with pytest.raises(AuthError, match="current password"):
-        accounts.change_own_password(rt.engine, alice, "wrong", "another new password")
+        accounts.change_own_password(rt, alice, "wrong", "another new password")
 
 
 def test_session_tokens_are_stored_hashed(rt, alice):
-    token = accounts.create_session(rt.engine, alice)
+    token = accounts.create_session(rt, alice)
     with rt.engine.connect() as conn:
         stored = [r[0] for r in conn.exec_driver_sql("SELECT token_hash FROM auth_sessions")]
     assert token not in stored and len(stored) == 1 and len(stored[0]) == 64
@@ -97,23 +97,23 @@ def test_session_tokens_are_stored_hashed(rt, alice):
 ])
 def test_account_validation(rt, name, password, message):
     with pytest.raises(ValidationError, match=message):
-        accounts.create_user(rt.engine, name, password)
+        accounts.create_user(rt, name, password)
 
 
 def test_duplicate_username_is_refused(rt, alice):
     with pytest.raises(ValidationError, match="taken"):
-        accounts.create_user(rt.engine, "alice", "another password")
+        accounts.create_user(rt, "alice", "another password")
 
 
 def test_first_run_setup_code_is_one_time(rt):
-    other_replica_code = accounts.issue_setup_code(rt.engine)
-    code = accounts.issue_setup_code(rt.engine)
+    other_replica_code = accounts.issue_setup_code(rt)
+    code = accounts.issue_setup_code(rt)
     with pytest.raises(AuthError, match="setup code"):
-        accounts.claim_first_admin(rt.engine, "000-000-000", "admin", PASSWORD)
-    admin = accounts.claim_first_admin(rt.engine, f"  {code.upper()} ", "admin", PASSWORD)
+        accounts.claim_first_admin(rt, "000-000-000", "admin", PASSWORD)
+    admin = accounts.claim_first_admin(rt, f"  {code.upper()} ", "admin", PASSWORD)
     assert admin.role == Role.ADMIN
     with pytest.raises(AuthError):
-        accounts.claim_first_admin(rt.engine, code, "second", PASSWORD)
+        accounts.claim_first_admin(rt, code, "second", PASSWORD)
     with pytest.raises(AuthError):  # every printed code is used up once an admin exists
-        accounts.claim_first_admin(rt.engine, other_replica_code, "third", PASSWORD)
-    assert accounts.issue_setup_code(rt.engine) is None  # users exist: no more codes
+        accounts.claim_first_admin(rt, other_replica_code, "third", PASSWORD)
+    assert accounts.issue_setup_code(rt) is None  # users exist: no more codes

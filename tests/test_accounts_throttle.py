@@ -21,7 +21,7 @@ PARALLEL = 24
 
 @pytest.fixture
 def alice(rt):
-    return accounts.create_user(rt.engine, "alice", PASSWORD)
+    return accounts.create_user(rt, "alice", PASSWORD)
 
 
 @pytest.fixture
@@ -40,14 +40,14 @@ def verified(monkeypatch):
     return counts
 
 
-def _guess_in_parallel(engine, username: str, passwords: list[str], now) -> list[BaseException | None]:
+def _guess_in_parallel(rt, username: str, passwords: list[str], now) -> list[BaseException | None]:
     """Every password tried at once from its own thread (a barrier releases them together)."""
     barrier = threading.Barrier(len(passwords))
 
     def attempt(password: str) -> BaseException | None:
         barrier.wait()
         try:
-            accounts.authenticate(engine, username, password, now=now)
+            accounts.authenticate(rt, username, password, now=now)
         except Exception as exc:  # noqa: BLE001 - the test inspects what each thread got
             return exc
         return None
@@ -58,28 +58,28 @@ def _guess_in_parallel(engine, username: str, passwords: list[str], now) -> list
 
 def test_parallel_wrong_passwords_verify_at_most_the_free_attempts(rt, alice, verified):
     t0 = utcnow()  # one instant for every attempt: no delay can have passed between them
-    outcomes = _guess_in_parallel(rt.engine, "alice", [f"wrong guess {i}" for i in range(PARALLEL)], t0)
+    outcomes = _guess_in_parallel(rt, "alice", [f"wrong guess {i}" for i in range(PARALLEL)], t0)
 
     assert all(isinstance(o, AuthError) and str(o) == accounts.SIGN_IN_FAILED for o in outcomes), outcomes
     # One at a time, FREE_ATTEMPTS guesses are checked before the first delay; in parallel no more.
     assert verified[alice.password_hash] <= accounts.FREE_ATTEMPTS
     assert verified[alice.password_hash] >= 1
-    stored = accounts.get_user(rt.engine, "alice")
+    stored = accounts.get_user(rt, "alice")
     assert stored.failed_logins == verified[alice.password_hash]
     assert stored.locked_until > t0
 
     # Locked: the right password is refused too, without verifying anything.
     before = verified[alice.password_hash]
     with pytest.raises(AuthError, match="Sign-in failed"):
-        accounts.authenticate(rt.engine, "alice", PASSWORD, now=t0 + timedelta(seconds=1))
+        accounts.authenticate(rt, "alice", PASSWORD, now=t0 + timedelta(seconds=1))
     assert verified[alice.password_hash] == before
 
     # After the delay the right password works and resets the counter; it keeps working.
     later = stored.locked_until + timedelta(seconds=1)
-    assert accounts.authenticate(rt.engine, "alice", PASSWORD, now=later).id == alice.id
-    assert accounts.get_user(rt.engine, "alice").failed_logins == 0
-    assert accounts.get_user(rt.engine, "alice").locked_until is None
-    assert accounts.authenticate(rt.engine, "alice", PASSWORD, now=later).id == alice.id
+    assert accounts.authenticate(rt, "alice", PASSWORD, now=later).id == alice.id
+    assert accounts.get_user(rt, "alice").failed_logins == 0
+    assert accounts.get_user(rt, "alice").locked_until is None
+    assert accounts.authenticate(rt, "alice", PASSWORD, now=later).id == alice.id
 
 
 def test_parallel_right_and_wrong_passwords_never_exceed_the_free_attempts(rt, alice, verified):
@@ -87,24 +87,24 @@ def test_parallel_right_and_wrong_passwords_never_exceed_the_free_attempts(rt, a
     # guesses no extra verifications beyond one more round of free attempts.
     t0 = utcnow()
     passwords = [PASSWORD] + [f"wrong guess {i}" for i in range(PARALLEL - 1)]
-    outcomes = _guess_in_parallel(rt.engine, "alice", passwords, t0)
+    outcomes = _guess_in_parallel(rt, "alice", passwords, t0)
     assert all(o is None or (isinstance(o, AuthError) and str(o) == accounts.SIGN_IN_FAILED) for o in outcomes)
     assert verified[alice.password_hash] <= 2 * accounts.FREE_ATTEMPTS
 
 
 def test_unknown_user_gets_the_same_answer_and_a_dummy_verification(rt, alice, verified):
     with pytest.raises(AuthError) as unknown:
-        accounts.authenticate(rt.engine, "mallory", "some password")
+        accounts.authenticate(rt, "mallory", "some password")
     assert str(unknown.value) == accounts.SIGN_IN_FAILED
     assert verified[accounts._DUMMY_HASH] == 1 and verified[alice.password_hash] == 0
 
 
 def test_disabled_account_counts_failures_and_says_the_same(rt, alice):
-    accounts.set_disabled(rt.engine, "alice", True)
+    accounts.set_disabled(rt, "alice", True)
     with pytest.raises(AuthError) as disabled:
-        accounts.authenticate(rt.engine, "alice", PASSWORD)
+        accounts.authenticate(rt, "alice", PASSWORD)
     assert str(disabled.value) == accounts.SIGN_IN_FAILED
-    assert accounts.get_user(rt.engine, "alice").failed_logins == 1
+    assert accounts.get_user(rt, "alice").failed_logins == 1
 
 
 def test_delays_keep_the_documented_schedule(rt, alice):
@@ -113,8 +113,8 @@ def test_delays_keep_the_documented_schedule(rt, alice):
     delays = []
     for _ in range(accounts.FREE_ATTEMPTS + 12):
         with pytest.raises(AuthError):
-            accounts.authenticate(rt.engine, "alice", "wrong-password", now=now)
-        locked_until = accounts.get_user(rt.engine, "alice").locked_until
+            accounts.authenticate(rt, "alice", "wrong-password", now=now)
+        locked_until = accounts.get_user(rt, "alice").locked_until
         delays.append((locked_until - now).total_seconds())
         now = max(now, locked_until)
     assert delays[:accounts.FREE_ATTEMPTS - 1] == [0] * (accounts.FREE_ATTEMPTS - 1)
@@ -127,37 +127,37 @@ def test_delays_keep_the_documented_schedule(rt, alice):
 
 @pytest.mark.parametrize("change", ["set_password", "change_own_password", "set_disabled"])
 def test_password_change_or_disable_revokes_outstanding_tickets(rt, alice, change):
-    ticket = accounts.issue_login_ticket(rt.engine, alice)
+    ticket = accounts.issue_login_ticket(rt, alice)
     if change == "set_password":
-        accounts.set_password(rt.engine, "alice", "a brand new password", actor="admin")
+        accounts.set_password(rt, "alice", "a brand new password", actor="admin")
     elif change == "change_own_password":
-        accounts.change_own_password(rt.engine, alice, PASSWORD, "a brand new password")
+        accounts.change_own_password(rt, alice, PASSWORD, "a brand new password")
     else:
-        accounts.set_disabled(rt.engine, "alice", True)
-        accounts.set_disabled(rt.engine, "alice", False)  # even re-enabled, the old ticket is gone
+        accounts.set_disabled(rt, "alice", True)
+        accounts.set_disabled(rt, "alice", False)  # even re-enabled, the old ticket is gone
     with rt.engine.connect() as conn:  # deleted in the change's own transaction
         assert conn.exec_driver_sql("SELECT count(*) FROM login_tickets").scalar() == 0
-    assert accounts.redeem_login_ticket(rt.engine, ticket) is None
+    assert accounts.redeem_login_ticket(rt, ticket) is None
     # A ticket issued after the change (to the current user) works.
-    fresh = accounts.issue_login_ticket(rt.engine, accounts.get_user(rt.engine, "alice"))
-    assert accounts.user_for_session(rt.engine, accounts.redeem_login_ticket(rt.engine, fresh)).id == alice.id
+    fresh = accounts.issue_login_ticket(rt, accounts.get_user(rt, "alice"))
+    assert accounts.user_for_session(rt, accounts.redeem_login_ticket(rt, fresh)).id == alice.id
 
 
 def test_ticket_issued_before_a_password_change_is_refused_even_if_not_deleted(rt, alice):
     # Second line: a ticket row issued 5 s before the change is still there (as if a replica's
     # insert had raced the change's delete); it is live, but it predates password_changed_at.
     t_issue = utcnow() - timedelta(seconds=5)
-    accounts.set_password(rt.engine, "alice", "a brand new password")
+    accounts.set_password(rt, "alice", "a brand new password")
     ticket = "t" * 43
     with rt.engine.begin() as conn:
         conn.execute(accounts.LoginTicket.__table__.insert().values(
             ticket_hash=accounts._hash_token(ticket), user_id=alice.id,
             expires_at=t_issue + accounts.LOGIN_TICKET_TTL))
-    assert accounts.redeem_login_ticket(rt.engine, ticket) is None
+    assert accounts.redeem_login_ticket(rt, ticket) is None
 
 
 def test_ticket_for_a_sign_in_that_a_password_change_overtook_does_not_redeem(rt, alice):
     # Signed in with the old password; the password changes before the ticket is issued.
-    signed_in = accounts.authenticate(rt.engine, "alice", PASSWORD)
-    accounts.set_password(rt.engine, "alice", "a brand new password", actor="admin")
-    assert accounts.redeem_login_ticket(rt.engine, accounts.issue_login_ticket(rt.engine, signed_in)) is None
+    signed_in = accounts.authenticate(rt, "alice", PASSWORD)
+    accounts.set_password(rt, "alice", "a brand new password", actor="admin")
+    assert accounts.redeem_login_ticket(rt, accounts.issue_login_ticket(rt, signed_in)) is None

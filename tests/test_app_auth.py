@@ -34,7 +34,7 @@ def test_first_run_setup_needs_the_printed_code(app, rt):
     at = app_test().run()
     assert not at.exception
     assert "setup code" in texts(at).lower()
-    code = accounts.issue_setup_code(rt.engine)  # what the console shows (a new code replaces the old)
+    code = accounts.issue_setup_code(rt)  # what the console shows (a new code replaces the old)
 
     at.text_input[0].set_value("000000-000000-000000")
     at.text_input[1].set_value("boss")
@@ -42,7 +42,7 @@ def test_first_run_setup_needs_the_printed_code(app, rt):
     at.text_input[3].set_value("a long password")
     at.button[0].click().run()
     assert at.error and "setup code is not valid" in at.error[0].value
-    assert not accounts.has_users(rt.engine)
+    assert not accounts.has_users(rt)
 
     at.text_input[0].set_value(code)
     at.text_input[1].set_value("boss")
@@ -50,8 +50,8 @@ def test_first_run_setup_needs_the_printed_code(app, rt):
     at.text_input[3].set_value("a long password")
     at.button[0].click().run()
     assert not at.exception
-    assert accounts.get_user(rt.engine, "boss").is_admin
-    assert accounts.user_for_session(rt.engine, at.session_state[TOKEN_KEY]).username == "boss"
+    assert accounts.get_user(rt, "boss").is_admin
+    assert accounts.user_for_session(rt, at.session_state[TOKEN_KEY]).username == "boss"
     assert at.title[0].value == "Chat"  # signed in, on the default page
 
 
@@ -74,7 +74,7 @@ def test_sign_in_with_one_generic_message(app, rt):
     assert not at.exception
     assert at.title[0].value == "Chat"
     token = at.session_state[TOKEN_KEY]
-    assert accounts.user_for_session(rt.engine, token).username == "ann"
+    assert accounts.user_for_session(rt, token).username == "ann"
     # the browser is told to fetch the HttpOnly cookie with a one-time ticket, never the token itself
     scripts = "".join(h.value for h in at.html)
     assert "/byok/session" in scripts and token not in scripts
@@ -88,7 +88,7 @@ def test_sign_out_revokes_the_session(app, rt):
     assert at.title[0].value == "Chat"
     at.button(key="shell_sign_out").click().run()
     assert not at.exception
-    assert accounts.user_for_session(rt.engine, token) is None
+    assert accounts.user_for_session(rt, token) is None
     assert "Sign in" in [b.label for b in at.button]
     assert "/byok/signout" in "".join(h.value for h in at.html)
 
@@ -99,7 +99,7 @@ def test_revoked_or_disabled_session_is_signed_out(app, rt):
     sign_in(at, rt, user)
     at.run()
     assert at.title[0].value == "Chat"
-    accounts.set_disabled(rt.engine, "cy", True)
+    accounts.set_disabled(rt, "cy", True)
     at.run()
     assert [t.label for t in at.text_input] == ["Username", "Password"]
 
@@ -116,9 +116,9 @@ def test_change_password_keeps_this_tab_signed_in(app, rt):
     at.button[0].click().run()
     assert not at.exception
     assert at.success and "Password changed" in at.success[0].value
-    assert accounts.user_for_session(rt.engine, old_token) is None
-    assert accounts.user_for_session(rt.engine, at.session_state[TOKEN_KEY]).username == "dee"
-    accounts.authenticate(rt.engine, "dee", "new password 2")
+    assert accounts.user_for_session(rt, old_token) is None
+    assert accounts.user_for_session(rt, at.session_state[TOKEN_KEY]).username == "dee"
+    accounts.authenticate(rt, "dee", "new password 2")
 
 
 def test_member_cannot_open_admin_pages(app, rt):
@@ -174,7 +174,7 @@ def test_oidc_maps_the_email_to_an_existing_enabled_user(app, rt):
 def test_oidc_refuses_unknown_disabled_or_unverified_users(app, rt):
     make_user(rt, "someone")
     make_user(rt, "off@example.com")
-    accounts.set_disabled(rt.engine, "off@example.com", True)
+    accounts.set_disabled(rt, "off@example.com", True)
     make_user(rt, "unverified@example.com")
     for at in (oidc_app("stranger@example.com"), oidc_app("off@example.com"),
                oidc_app("unverified@example.com", email_verified=False)):
@@ -197,18 +197,18 @@ def test_admin_manages_users(app, rt):
     at.button(key="FormSubmitter:admin_create-Create user").click().run()
     assert not at.exception
     assert at.success and "Created 'newbie'" in at.success[0].value
-    assert not accounts.get_user(rt.engine, "newbie").is_admin
+    assert not accounts.get_user(rt, "newbie").is_admin
 
     at.selectbox(key="admin_pick").select("newbie").run()
     at.button(key="admin_role").click().run()
-    assert accounts.get_user(rt.engine, "newbie").is_admin
+    assert accounts.get_user(rt, "newbie").is_admin
     at.button(key="admin_disable").click().run()
-    assert accounts.get_user(rt.engine, "newbie").disabled
+    assert accounts.get_user(rt, "newbie").disabled
     at.button(key="admin_enable").click().run()
-    assert not accounts.get_user(rt.engine, "newbie").disabled
+    assert not accounts.get_user(rt, "newbie").disabled
     at.text_input(key="admin_reset_pw").set_value("reset password 9")
     at.button(key="FormSubmitter:admin_reset-Reset password").click().run()
-    accounts.authenticate(rt.engine, "newbie", "reset password 9")
+    accounts.authenticate(rt, "newbie", "reset password 9")
 
     at.selectbox(key="admin_pick").select("boss").run()  # an admin cannot lock themselves out
     assert at.button(key="admin_disable").disabled and at.button(key="admin_role").disabled

@@ -36,7 +36,7 @@ def _cookie_token(response) -> str:
 
 
 def test_ticket_becomes_an_httponly_lax_session_cookie_once(client, rt, alice):
-    ticket = accounts.issue_login_ticket(rt.engine, alice)
+    ticket = accounts.issue_login_ticket(rt, alice)
     r = client.post("/byok/session", json={"ticket": ticket}, headers={"Origin": "http://testserver"})
     assert r.status_code == 204
     cookie = r.headers["set-cookie"]
@@ -44,45 +44,45 @@ def test_ticket_becomes_an_httponly_lax_session_cookie_once(client, rt, alice):
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/" in cookie and "Max-Age=" in cookie
     assert "Secure" not in cookie  # plain http: a Secure cookie would be dropped
     assert r.headers["cache-control"] == "no-store" and r.headers["x-frame-options"] == "DENY"
-    assert accounts.user_for_session(rt.engine, _cookie_token(r)).id == alice.id
+    assert accounts.user_for_session(rt, _cookie_token(r)).id == alice.id
     assert ticket not in cookie
     again = client.post("/byok/session", json={"ticket": ticket})
     assert again.status_code == 400 and "set-cookie" not in again.headers
 
 
 def test_ticket_is_stored_hashed_and_any_replica_can_redeem_it(rt, alice, environ):
-    ticket = accounts.issue_login_ticket(rt.engine, alice)
+    ticket = accounts.issue_login_ticket(rt, alice)
     with rt.engine.connect() as conn:
         stored = [r[0] for r in conn.exec_driver_sql("SELECT ticket_hash FROM login_tickets")]
     assert ticket not in stored and len(stored) == 1
     from byok_core.runtime import open_runtime
 
     other_replica = open_runtime(environ)
-    assert accounts.user_for_session(rt.engine, accounts.redeem_login_ticket(other_replica.engine, ticket)).id == alice.id
+    assert accounts.user_for_session(rt, accounts.redeem_login_ticket(other_replica, ticket)).id == alice.id
 
 
 def test_secure_over_https_or_when_forced(app, rt, alice, monkeypatch):
     https = TestClient(app, base_url="https://testserver")
-    r = https.post("/byok/session", json={"ticket": accounts.issue_login_ticket(rt.engine, alice)})
+    r = https.post("/byok/session", json={"ticket": accounts.issue_login_ticket(rt, alice)})
     assert "Secure" in r.headers["set-cookie"]
     monkeypatch.setenv("BYOK_COOKIE_SECURE", "1")
     clear_runtime()  # settings are read once, at start: the operator restarts with the new value
-    r = TestClient(app).post("/byok/session", json={"ticket": accounts.issue_login_ticket(rt.engine, alice)})
+    r = TestClient(app).post("/byok/session", json={"ticket": accounts.issue_login_ticket(rt, alice)})
     assert "Secure" in r.headers["set-cookie"]
 
 
 @pytest.mark.parametrize("headers", [{"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"},
                                      {"Sec-Fetch-Site": "same-site"}])
 def test_cross_site_requests_are_refused(client, rt, alice, headers):
-    ticket = accounts.issue_login_ticket(rt.engine, alice)
+    ticket = accounts.issue_login_ticket(rt, alice)
     r = client.post("/byok/session", json={"ticket": ticket}, headers=headers)
     assert r.status_code == 403 and "set-cookie" not in r.headers
     assert client.post("/byok/signout", json={}, headers=headers).status_code == 403
-    assert accounts.redeem_login_ticket(rt.engine, ticket) is not None  # the refused request did not use it
+    assert accounts.redeem_login_ticket(rt, ticket) is not None  # the refused request did not use it
 
 
 def test_only_json_bodies(client, rt, alice):
-    ticket = accounts.issue_login_ticket(rt.engine, alice)
+    ticket = accounts.issue_login_ticket(rt, alice)
     r = client.post("/byok/session", data={"ticket": ticket})  # what a cross-site HTML form can send
     assert r.status_code == 400 and "set-cookie" not in r.headers
     assert client.post("/byok/signout", data={"x": "1"}).status_code == 403
@@ -90,22 +90,22 @@ def test_only_json_bodies(client, rt, alice):
 
 
 def test_expired_or_disabled_tickets_are_refused(rt, alice):
-    ticket = accounts.issue_login_ticket(rt.engine, alice)
+    ticket = accounts.issue_login_ticket(rt, alice)
     late = utcnow() + accounts.LOGIN_TICKET_TTL + timedelta(seconds=1)
-    assert accounts.redeem_login_ticket(rt.engine, ticket, now=late) is None
-    assert accounts.redeem_login_ticket(rt.engine, ticket) is None  # and gone, even inside the window
-    assert accounts.redeem_login_ticket(rt.engine, "x" * 10) is None
-    assert accounts.redeem_login_ticket(rt.engine, None) is None
-    ticket = accounts.issue_login_ticket(rt.engine, alice)
-    accounts.set_disabled(rt.engine, "alice", True)
-    assert accounts.redeem_login_ticket(rt.engine, ticket) is None
+    assert accounts.redeem_login_ticket(rt, ticket, now=late) is None
+    assert accounts.redeem_login_ticket(rt, ticket) is None  # and gone, even inside the window
+    assert accounts.redeem_login_ticket(rt, "x" * 10) is None
+    assert accounts.redeem_login_ticket(rt, None) is None
+    ticket = accounts.issue_login_ticket(rt, alice)
+    accounts.set_disabled(rt, "alice", True)
+    assert accounts.redeem_login_ticket(rt, ticket) is None
 
 
 def test_signout_revokes_the_cookie_session_and_clears_it(client, rt, alice):
-    token = accounts.create_session(rt.engine, alice)
+    token = accounts.create_session(rt, alice)
     client.cookies.set(COOKIE_NAME, token)
     r = client.post("/byok/signout", json={}, headers={"Origin": "http://testserver"})
     assert r.status_code == 204
     cookie = r.headers["set-cookie"]
     assert cookie.startswith(f'{COOKIE_NAME}=""') and "Max-Age=0" in cookie and "HttpOnly" in cookie
-    assert accounts.user_for_session(rt.engine, token) is None
+    assert accounts.user_for_session(rt, token) is None

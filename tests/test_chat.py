@@ -43,8 +43,8 @@ def assert_no_key_anywhere(rt, *texts: str) -> None:
 
 @pytest.fixture
 def users(rt):
-    alice = accounts.create_user(rt.engine, "alice", "alice-password")
-    bob = accounts.create_user(rt.engine, "bob", "bob-password")
+    alice = accounts.create_user(rt, "alice", "alice-password")
+    bob = accounts.create_user(rt, "bob", "bob-password")
     return alice.id, bob.id
 
 

@@ -35,7 +35,7 @@ def register(sub) -> None:
 
 
 def _user_id(rt, name: str | None) -> int | None:
-    return accounts.get_user(rt.engine, name).id if name else None
+    return accounts.get_user(rt, name).id if name else None
 
 
 def cmd_chat(args) -> int:

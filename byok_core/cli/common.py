@@ -41,7 +41,7 @@ def add_owner_args(parser, *, team: bool = True) -> None:
 def owner_of(rt: Runtime, args) -> Owner:
     if getattr(args, "team", False):
         return Owner.team()
-    return Owner.user(accounts.get_user(rt.engine, args.user).id)
+    return Owner.user(accounts.get_user(rt, args.user).id)
 
 
 def print_table(headers: list[str], rows: list[list[object]]) -> None:

@@ -82,7 +82,7 @@ def cmd_export(args) -> int:
     )
     rt = runtime()
     if args.user:
-        flt = replace(flt, user_ids=[accounts.get_user(rt.engine, args.user).id])
+        flt = replace(flt, user_ids=[accounts.get_user(rt, args.user).id])
     usage.write_csv(rt, Actor.operator(), flt, sys.stdout)
     return 0
 

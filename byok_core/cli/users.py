@@ -35,7 +35,7 @@ def _read_password() -> str:
 
 def cmd_create(args) -> int:
     rt = runtime()
-    user = accounts.create_user(rt.engine, args.name, _read_password(), Role.ADMIN if args.admin else Role.MEMBER)
+    user = accounts.create_user(rt, args.name, _read_password(), Role.ADMIN if args.admin else Role.MEMBER)
     print(f"created {user.role} {user.username}")
     return 0
 
@@ -44,20 +44,20 @@ def cmd_list(args) -> int:
     rt = runtime()
     print_table(["name", "role", "status", "created"], [
         [u.username, u.role, "disabled" if u.disabled else "active", u.created_at.strftime("%Y-%m-%d %H:%M")]
-        for u in accounts.list_users(rt.engine)
+        for u in accounts.list_users(rt)
     ])
     return 0
 
 
 def cmd_disable(args) -> int:
     rt = runtime()
-    accounts.set_disabled(rt.engine, args.name, args.disabled)
+    accounts.set_disabled(rt, args.name, args.disabled)
     print(f"{'disabled' if args.disabled else 'enabled'} {args.name}")
     return 0
 
 
 def cmd_set_password(args) -> int:
     rt = runtime()
-    accounts.set_password(rt.engine, args.name, _read_password())
+    accounts.set_password(rt, args.name, _read_password())
     print(f"password changed for {args.name}; their sessions are signed out")
     return 0
