@@ -26,12 +26,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-from random import shuffle
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from random import shuffle
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
@@ -115,7 +115,8 @@ def main() -> None:
     args = parser.parse_args()
     code = SERVER.format(paths=[str(ROOT), str(ROOT / "tests")], chunks=args.chunks)
     with tempfile.TemporaryDirectory() as tmp, \
-            subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as server:
+            subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True) as server:
         base_url = server.stdout.readline().strip()
         rt = open_runtime({"BYOK_DATA_DIR": tmp, "DATABASE_URL": f"sqlite:///{tmp}/bench.db",
                            "ENCRYPTION_KEY": gen_key(), "OPENAI_BASE_URL": base_url})
@@ -148,7 +149,8 @@ def main() -> None:
     print(f"{args.replies} replies x {args.chunks} chunks each, loopback OpenAI-format SSE (medians per reply)")
     print(f"  {'path':<12} {'TTFT ms':>8} {'stream chunks/s':>16} {'reply ms':>9} {'after last token ms':>20}")
     for name in runs:
-        print(f"  {name:<12} {ttft[name]:8.2f} {streaming[name]:16.0f} {end_to_end[name]:9.2f} {after_last[name]:20.2f}")
+        print(f"  {name:<12} {ttft[name]:8.2f} {streaming[name]:16.0f} {end_to_end[name]:9.2f} "
+              f"{after_last[name]:20.2f}")
     for name in ("adapter", "stream_chat"):
         print(f"{name}: added TTFT {ttft[name] - ttft['direct']:.2f} ms (target <= 5); throughput ratio "
               f"{streaming[name] / streaming['direct']:.3f} (target >= 0.95); whole reply "

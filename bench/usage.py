@@ -25,12 +25,12 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from byok_core import db, usage  # noqa: E402
-from byok_core.clock import utcnow  # noqa: E402
-from byok_core.crypto import gen_key  # noqa: E402
-from byok_core.keys import Actor  # noqa: E402
-from byok_core.models import UsageRecord, User  # noqa: E402
-from byok_core.runtime import open_runtime  # noqa: E402
+from byok_core import db, usage
+from byok_core.clock import utcnow
+from byok_core.crypto import gen_key
+from byok_core.keys import Actor
+from byok_core.models import UsageRecord, User
+from byok_core.runtime import open_runtime
 
 DAYS = 90
 WINDOW_DAYS = 30
@@ -88,7 +88,7 @@ def seed(rt, n: int) -> float:
     else:
         insert = sa.insert(UsageRecord.__table__)
         with rt.engine.begin() as conn:
-            while batch := [dict(zip(COLUMNS, r)) for _, r in zip(range(BATCH), rows)]:
+            while batch := [dict(zip(COLUMNS, r, strict=False)) for _, r in zip(range(BATCH), rows, strict=False)]:
                 conn.execute(insert, batch)
         with rt.engine.connect() as conn:
             conn.execute(sa.text("ANALYZE"))
@@ -117,7 +117,8 @@ def naive(rt, flt):
                "output_tokens": ("output_tokens", "sum"), "cost_usd": ("cost_usd", "sum"),
                "unknown_cost_calls": ("unknown", "sum")}
     groups = {dim: dim for dim in ["day", "provider", "model", "user_id", "key_source", "status"]}
-    result = {name: frame.groupby(by).agg(**metrics) for name, by in (groups | {"day_provider": ["day", "provider"]}).items()}
+    groups |= {"day_provider": ["day", "provider"]}
+    result = {name: frame.groupby(by).agg(**metrics) for name, by in groups.items()}
     return result | {"totals": frame.agg({"id": "size", "cost_usd": "sum"})}
 
 

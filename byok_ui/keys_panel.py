@@ -100,8 +100,8 @@ def _provider_card(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, 
             st.caption(f"No key saved here. Calls now use {words.KEY_USED[source]}.")
         else:
             st.caption("No key saved." + (f" Hint: {provider.spec.key_hint}." if provider.spec.key_hint else ""))
-        with st.expander("Replace key" if active else "Add key", icon=":material/edit:"):
-            with st.form(form, clear_on_submit=True, border=False):
+        with st.expander("Replace key" if active else "Add key", icon=":material/edit:"), \
+                st.form(form, clear_on_submit=True, border=False):
                 st.text_input("API key", type="password", key=f"{form}_key", autocomplete="off",
                               placeholder=provider.spec.key_hint or "paste the key",
                               help="Stored encrypted. It is never shown again, only a mask.")

@@ -16,10 +16,10 @@ from __future__ import annotations
 import json
 from urllib.parse import urlsplit
 
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from byok_core import accounts

@@ -45,7 +45,7 @@ if submitted:
         st.error("Choose at least one search provider.")
     else:
         columns = st.columns(len(chosen))
-        for column, provider in zip(columns, chosen):
+        for column, provider in zip(columns, chosen, strict=False):
             with column:
                 st.subheader(provider.label, anchor=False)
                 try:

@@ -67,14 +67,15 @@ today = utcnow().date()
 with st.container(horizontal=True):
     picked = st.date_input("Days (UTC)", (today - timedelta(days=29), today), max_value=today, key="usage_days",
                            width=240)
-    since, until = (tuple(picked) + (None, None))[:2]
+    since, until = ((*tuple(picked), None, None))[:2]
     user_ids = []
     if viewer.is_admin:
         names = {u.id: u.username for u in accounts.list_users(rt)} | {None: usage.NO_USER}
         user_ids = st.multiselect("User", list(names), format_func=names.get, key="usage_users")
     window = usage.UsageFilter(since=since, until=until, user_ids=user_ids)
     version = usage.data_version(rt)
-    summary, frames = cached_summary(rt, viewer, window, version)  # also offers the models and statuses seen in the window
+    # the window's summary also offers the models and statuses seen in it
+    summary, frames = cached_summary(rt, viewer, window, version)
     providers = st.multiselect("Provider", [p.value for p in Provider], key="usage_providers")
     models = st.multiselect("Model", summary.values("model"), key="usage_models", format_func=model_label)
     sources = st.multiselect("Key source", [s.value for s in KeySource], key="usage_sources")
@@ -100,7 +101,7 @@ if totals.calls:
         st.markdown("**Tokens by model**")
         bar_chart(frames["tokens_by_model"], "model", "nominal", "count", "tokens")
 
-    for tab, dim in zip(st.tabs(list(TITLES.values())), TITLES):
+    for tab, dim in zip(st.tabs(list(TITLES.values())), TITLES, strict=False):
         with tab:
             st.dataframe(frames[dim], hide_index=True, column_config={
                 "day": st.column_config.DateColumn("Day (UTC)"),
