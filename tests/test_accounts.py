@@ -38,7 +38,7 @@ def test_sign_in_and_generic_failure(rt, alice):
 
 def test_throttling_grows_and_blocks_even_the_right_password(rt, alice):
     t0 = utcnow()
-    for i in range(accounts.FREE_ATTEMPTS):
+    for _i in range(accounts.FREE_ATTEMPTS):
         with pytest.raises(AuthError):
             accounts.authenticate(rt, "alice", "wrong-password", now=t0)
     # Locked now: the correct password is refused with the same message, without revealing why.

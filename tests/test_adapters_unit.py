@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
-from hypothesis import given, strategies as st
+from fakeproviders import default_error_body
+from hypothesis import given
+from hypothesis import strategies as st
 
 from byok_core.adapters import CHAT_ADAPTERS, SEARCH_ADAPTERS
 from byok_core.adapters.base import ChatMessage, Reply, SearchResult
 from byok_core.adapters.errors import provider_error, retry_after, scrub
 from byok_core.credential import Credential
 from byok_core.errors import (
-    KeyRejected, ModelNotFound, ProviderDown, ProviderTimeout, RateLimited, RequestRejected, StreamCutOff,
+    KeyRejected,
+    ModelNotFound,
+    ProviderDown,
+    ProviderTimeout,
+    RateLimited,
+    RequestRejected,
+    StreamCutOff,
 )
 from byok_core.providers import Provider, ProviderKind
 from byok_core.secret import Secret
-from fakeproviders import default_error_body
 
 KEY = "sk-fake.unit-SECRET-0123456789abcdefXYZW"
 MSGS = [ChatMessage("system", "Be brief."), ChatMessage("user", "Hi"), ChatMessage("assistant", "Hello"),
@@ -75,13 +82,18 @@ OPENAI_OK = sse(
     "data: [DONE]\n\n",
 )
 ANTHROPIC_OK = sse(
-    event("message_start", {"type": "message_start", "message": {"id": "m", "usage": {"input_tokens": 17, "output_tokens": 1}}}),
-    event("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+    event("message_start", {"type": "message_start",
+                            "message": {"id": "m", "usage": {"input_tokens": 17, "output_tokens": 1}}}),
+    event("content_block_start", {"type": "content_block_start", "index": 0,
+                                  "content_block": {"type": "text", "text": ""}}),
     event("ping", {"type": "ping"}),
-    event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Fine"}}),
-    event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": ", thanks."}}),
+    event("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                  "delta": {"type": "text_delta", "text": "Fine"}}),
+    event("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                  "delta": {"type": "text_delta", "text": ", thanks."}}),
     event("content_block_stop", {"type": "content_block_stop", "index": 0}),
-    event("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 5}}),
+    event("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                            "usage": {"output_tokens": 5}}),
     event("message_stop", {"type": "message_stop"}),
 )
 GOOGLE_OK = sse(
@@ -200,7 +212,7 @@ def test_retry_after_seconds_and_date():
         run_stream(Provider.ANTHROPIC, lambda r: httpx.Response(
             429, headers={"retry-after": "17"}, json=default_error_body(Provider.ANTHROPIC, 429)))
     assert info.value.retry_after == 17 and "17 seconds" in str(info.value)
-    later = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=120), usegmt=True)
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
     assert 100 < retry_after({"retry-after": later}) <= 120
     assert retry_after({"retry-after": "soon"}) is None and retry_after({}) is None
 
@@ -244,7 +256,8 @@ def test_scrub_property(key, before, after, start, length):
 
 
 def test_message_names_the_key_by_mask_only():
-    error = provider_error("OpenAI", key_for(Provider.OPENAI), status=401, body={"error": {"message": f"bad key {KEY}"}})
+    error = provider_error("OpenAI", key_for(Provider.OPENAI), status=401,
+                           body={"error": {"message": f"bad key {KEY}"}})
     assert f"OpenAI rejected the key {Secret(KEY).mask}" in str(error) and KEY not in str(error)
 
 
@@ -303,18 +316,18 @@ def test_firecrawl_v1_shape_is_understood():
 @pytest.mark.parametrize("status, error", [(401, KeyRejected), (422, RequestRejected), (429, RateLimited),
                                            (432, RateLimited), (500, ProviderDown)])
 def test_search_errors(status, error):
-    with httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(status, json={"detail": {"error": KEY}}))) as client:
-        with pytest.raises(error) as info:
-            adapter_for(Provider.TAVILY).search(client, key_for(Provider.TAVILY), "q", 5)
+    answer = httpx.MockTransport(lambda r: httpx.Response(status, json={"detail": {"error": KEY}}))
+    with httpx.Client(transport=answer) as client, pytest.raises(error) as info:
+        adapter_for(Provider.TAVILY).search(client, key_for(Provider.TAVILY), "q", 5)
     assert KEY not in str(info.value)
 
 
 def test_brave_invalid_token_code_is_key_rejected():
     body = {"type": "ErrorResponse", "error": {"code": "SUBSCRIPTION_TOKEN_INVALID", "status": 422,
                                               "detail": "The provided subscription token is invalid."}}
-    with httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(422, json=body))) as client:
-        with pytest.raises(KeyRejected):
-            adapter_for(Provider.BRAVE).search(client, key_for(Provider.BRAVE), "q", 5)
+    answer = httpx.MockTransport(lambda r: httpx.Response(422, json=body))
+    with httpx.Client(transport=answer) as client, pytest.raises(KeyRejected):
+        adapter_for(Provider.BRAVE).search(client, key_for(Provider.BRAVE), "q", 5)
 
 
 def test_registry_covers_every_provider_with_the_right_kind():

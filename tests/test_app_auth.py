@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from apptest import app_test, make_user, open_page, sign_in, use_environment
 
 from byok_core import accounts
 from byok_ui.state import TOKEN_KEY
-from apptest import app_test, make_user, open_page, sign_in, use_environment
 
 
 def texts(at) -> str:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 
+from apptest import app_test, make_user, open_page, sign_in, use_environment
+from fakeproviders import FakeProvider
+
 from byok_core import conversations as convs
 from byok_core import keys
 from byok_core.identity import Actor, Owner
 from byok_core.providers import Provider
-from apptest import app_test, make_user, open_page, sign_in, use_environment
-from fakeproviders import FakeProvider
 
 
 def page(rt, user, name="chat"):
@@ -178,5 +179,5 @@ def test_images_in_replies_prompts_and_titles_are_not_loaded(app, rt, environ, m
         ask(at, f"show {leak}")
     shown = [md.value for m in at.chat_message for md in m.markdown]
     assert any("Here you go" in text for text in shown)
-    assert not any(re.search(r"(?<!\\)!\[", text) for text in shown + [at.title[0].value]), shown
+    assert not any(re.search(r"(?<!\\)!\[", text) for text in [*shown, at.title[0].value]), shown
     assert not any(re.search(r"(?<!\\)!\[", b.label) for b in at.button)

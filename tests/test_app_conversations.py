@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from apptest import make_user
 
 from byok_core import conversations as convs
 from byok_core.adapters.base import SearchResult
@@ -10,7 +11,6 @@ from byok_core.errors import CallStatus, NotFoundError, ValidationError
 from byok_core.identity import KeySource
 from byok_core.providers import Provider
 from byok_core.record import CallRecord
-from apptest import make_user
 
 
 def test_lifecycle(rt):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from apptest import app_test, make_user, open_page, sign_in, use_environment
+from fakeproviders import FakeProvider
+
 from byok_core import keys
 from byok_core.identity import Actor, Owner
 from byok_core.providers import Provider
-from apptest import app_test, make_user, open_page, sign_in, use_environment
-from fakeproviders import FakeProvider
 
 SECRET = "sk-fake.test-PLAINTEXT-4242-abcdefghijklmnop"
 
@@ -60,7 +61,8 @@ def test_replace_marks_the_old_key_replaced_and_delete_asks_first(app, rt):
     save(at, Provider.ANTHROPIC, "sk-fake.ant-first-key-1111")
     save(at, Provider.ANTHROPIC, "sk-fake.ant-second-key-2222")
     table = at.dataframe[0].value
-    assert sorted(zip(table["Key"], table["Status"])) == [("sk-…1111", "replaced"), ("sk-…2222", "active")]
+    assert sorted(zip(table["Key"], table["Status"], strict=True)) == [("sk-…1111", "replaced"),
+                                                                       ("sk-…2222", "active")]
 
     old = next(i for i in keys.list_keys(rt, Actor.of(ann), Owner.user(ann.id)) if not i.active)
     at.selectbox(key="mykeys_pick").select(old.id).run()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from apptest import clear_runtime, make_user, use_environment
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.testclient import TestClient
@@ -12,7 +13,6 @@ from starlette.testclient import TestClient
 from byok_core import accounts
 from byok_core.clock import utcnow
 from byok_ui.server import COOKIE_NAME, ROUTES, SecurityHeaders
-from apptest import clear_runtime, make_user, use_environment
 
 
 @pytest.fixture

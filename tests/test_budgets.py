@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from callhelpers import log_call
 from sqlmodel import Session, select
 
-from callhelpers import log_call
 from byok_core import budgets, usage
 from byok_core.errors import BudgetExceeded, PermissionDenied, ValidationError
 from byok_core.identity import Actor, Owner

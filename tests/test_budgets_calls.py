@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from callhelpers import log_call, runtime_with, usage_rows
+from fakeproviders import FakeProvider
 
-from byok_core import accounts, budgets, keys, usage
+from byok_core import accounts, budgets, keys
 from byok_core.chat import ChatMessage, stream_chat
 from byok_core.errors import BudgetExceeded
 from byok_core.identity import Actor, Owner
 from byok_core.models import KeySource
 from byok_core.providers import Provider
 from byok_core.search import run_search
-from callhelpers import log_call, runtime_with, usage_rows
-from fakeproviders import FakeProvider
 
 HI = [ChatMessage("user", "Say hello")]
 ENV_KEY = "sk-fake.env-BUDGET-eeeeeeeeeeeeeeeeeeeeee4444"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 import pytest
+from callhelpers import dump_database, runtime_with, usage_rows
+from fakeproviders import FakeProvider
 
 from byok_core import accounts, chat, keys, pricing
 from byok_core.adapters.errors import KeyRejected, ProviderDown, RateLimited
@@ -13,8 +15,6 @@ from byok_core.errors import NoKeyError, ValidationError
 from byok_core.identity import Actor, Owner
 from byok_core.models import KeySource
 from byok_core.providers import Provider
-from callhelpers import dump_database, runtime_with, usage_rows
-from fakeproviders import FakeProvider
 
 ALICE_KEY = "sk-fake.alice-CHAT-aaaaaaaaaaaaaaaaaaaa1111"
 BOB_KEY = "sk-fake.bob-CHAT-bbbbbbbbbbbbbbbbbbbbbbbb2222"
@@ -55,7 +55,8 @@ def test_each_provider_streams_and_logs_one_row(environ, provider):
         deltas, result = run(stream_chat(rt, user_id=None, provider=provider, model=MODEL[provider], messages=HI))
         assert deltas == ["Hello ", "there, ", "how ", "are ", "you?"]
         assert (result.text, result.record.status, result.error) == ("Hello there, how are you?", "ok", None)
-        assert (result.record.input_tokens, result.record.output_tokens, result.record.key_source) == (11, 6, KeySource.ENV)
+        record = result.record
+        assert (record.input_tokens, record.output_tokens, record.key_source) == (11, 6, KeySource.ENV)
         expected_cost = pricing.chat_cost(provider, MODEL[provider], 11, 6)
         assert expected_cost is not None and result.record.cost_usd == pytest.approx(expected_cost)
         [row] = usage_rows(rt)
@@ -104,7 +105,8 @@ def test_clean_close_or_garbage_is_cut_off(environ, provider, fault):
 
 
 def test_anthropic_error_event_ends_stream_with_partial_text(environ):
-    with FakeProvider(Provider.ANTHROPIC, reply="alpha beta", stream_error=("overloaded_error", "Overloaded")) as server, \
+    with FakeProvider(Provider.ANTHROPIC, reply="alpha beta",
+                      stream_error=("overloaded_error", "Overloaded")) as server, \
             runtime_with(environ, **server.env(), ANTHROPIC_API_KEY=ENV_KEY) as rt:
         _, result = run(stream_chat(rt, user_id=None, provider=Provider.ANTHROPIC, model="claude-haiku-4-5",
                                     messages=HI))
@@ -158,7 +160,8 @@ def test_key_precedence_user_then_team_then_env(environ, users):
     op = Actor.operator()
     with FakeProvider(Provider.OPENAI) as server, runtime_with(environ, **server.env(), OPENAI_API_KEY=ENV_KEY) as rt:
         def call(user_id):
-            _, result = run(stream_chat(rt, user_id=user_id, provider=Provider.OPENAI, model="gpt-4o-mini", messages=HI))
+            _, result = run(stream_chat(rt, user_id=user_id, provider=Provider.OPENAI, model="gpt-4o-mini",
+                                        messages=HI))
             return result.record.key_source, server.sent_keys()[-1]
 
         assert call(alice) == (KeySource.ENV, ENV_KEY)
@@ -181,7 +184,8 @@ def test_team_key_never_goes_to_a_user_typed_url(environ, users):
     """openai-compatible: each key only ever reaches the URL stored with it."""
     alice, bob = users
     op = Actor.operator()
-    with FakeProvider(Provider.OPENAI_COMPATIBLE) as alice_server, FakeProvider(Provider.OPENAI_COMPATIBLE) as team_server, \
+    with FakeProvider(Provider.OPENAI_COMPATIBLE) as alice_server, \
+            FakeProvider(Provider.OPENAI_COMPATIBLE) as team_server, \
             runtime_with(environ, BYOK_ALLOW_PRIVATE_ENDPOINTS="1", OPENAI_BASE_URL=alice_server.base_url) as rt:
         keys.store(rt, op, Owner.team(), Provider.OPENAI_COMPATIBLE, TEAM_KEY, base_url=team_server.base_url)
         keys.store(rt, op, Owner.user(alice), Provider.OPENAI_COMPATIBLE, ALICE_KEY, base_url=alice_server.base_url)
@@ -245,7 +249,8 @@ def test_failed_search_ends_the_chat_before_the_model_is_called(environ):
 
 def test_search_that_cannot_run_ends_the_stream_without_raising(environ):
     with FakeProvider(Provider.OPENAI) as openai, \
-            runtime_with(environ, **openai.env(), OPENAI_API_KEY=ENV_KEY, BRAVE_API_KEY="brave-env-key-0123456789") as rt:
+            runtime_with(environ, **openai.env(), OPENAI_API_KEY=ENV_KEY,
+                         BRAVE_API_KEY="brave-env-key-0123456789") as rt:
         only_assistant = [ChatMessage("assistant", "How can I help?")]
         _, result = run(stream_chat(rt, user_id=None, provider=Provider.OPENAI, model="gpt-4o-mini",
                                     messages=only_assistant, search_provider=Provider.BRAVE))
@@ -257,10 +262,11 @@ def test_stopping_early_logs_one_cut_off_row(environ):
     with FakeProvider(Provider.OPENAI, reply="a b c d e f") as server, \
             runtime_with(environ, **server.env(), OPENAI_API_KEY=ENV_KEY) as rt:
         stream = stream_chat(rt, user_id=None, provider=Provider.OPENAI, model="gpt-4o-mini", messages=HI)
-        for delta in stream:
+        for _delta in stream:
             break
         iterator_closed = stream.result
-        assert iterator_closed is not None and iterator_closed.record.status == "cut_off" and iterator_closed.text == "a "
+        assert iterator_closed is not None
+        assert iterator_closed.record.status == "cut_off" and iterator_closed.text == "a "
         assert [r.status for r in usage_rows(rt)] == ["cut_off"]
 
 
@@ -273,7 +279,8 @@ def test_up_front_errors(rt, environ):
         with pytest.raises(ValidationError, match="Write a message"):
             stream_chat(with_key, user_id=None, provider=Provider.OPENAI, model="gpt-4o-mini", messages=[])
         with pytest.raises(ValidationError, match="role"):
-            stream_chat(with_key, user_id=None, provider=Provider.OPENAI, model="m", messages=[ChatMessage("tool", "x")])
+            stream_chat(with_key, user_id=None, provider=Provider.OPENAI, model="m",
+                        messages=[ChatMessage("tool", "x")])
         with pytest.raises(NoKeyError, match="Serper"):
             stream_chat(with_key, user_id=None, provider=Provider.OPENAI, model="m", messages=HI,
                         search_provider=Provider.SERPER)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from callhelpers import log_call, usage_rows
+from fakeproviders import FakeProvider
 
 from byok_core import accounts, keys
 from byok_core.cli import main
 from byok_core.identity import Actor, Owner
 from byok_core.providers import Provider
-from callhelpers import log_call, usage_rows
-from fakeproviders import FakeProvider
 
 TEAM_KEY = "sk-fake.cli-team-tttttttttttttttttttt1234"
 ALICE_KEY = "sk-fake.cli-alice-aaaaaaaaaaaaaaaaaaa5678"
@@ -92,7 +92,8 @@ def test_search_prints_a_table(cli_env, rt, capsys):
     out, _ = capsys.readouterr()
     lines = out.splitlines()
     assert lines[0].split() == ["#", "title", "url", "snippet", "provider"]
-    assert lines[1].startswith("1  Example One") and "https://example.com/one" in lines[1] and lines[1].endswith("tavily")
+    assert lines[1].startswith("1  Example One") and "https://example.com/one" in lines[1]
+    assert lines[1].endswith("tavily")
     assert len(lines) == 3
     assert server.requests[0].body == {"query": "example query", "max_results": 2}
 
@@ -127,7 +128,7 @@ def test_keys_test(cli_env, rt, capsys):
 
 
 def test_chat_warns_near_the_team_budget(cli_env, rt, capsys):
-    from byok_core import budgets, usage
+    from byok_core import budgets
     from byok_core.models import KeySource
 
     alice = accounts.create_user(rt, "alice", "alice-password")

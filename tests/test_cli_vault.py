@@ -40,14 +40,15 @@ def test_gen_key_prints_a_valid_master_key(cli):
 
 def test_users_and_keys_round_trip_without_leaking(cli):
     assert cli("users", "create", "alice", "--admin", stdin="alice-password\n")[0] == 0
-    code, out, err = cli("keys", "set", "--user", "alice", "--provider", "openai", "--name", "laptop", stdin=SECRET + "\n")
+    code, out, _ = cli("keys", "set", "--user", "alice", "--provider", "openai", "--name", "laptop",
+                       stdin=SECRET + "\n")
     assert code == 0 and "sk-…9876" in out
     code, out, _ = cli("keys", "list", "--user", "alice")
     assert code == 0 and "laptop" in out and "sk-…9876" in out and "yes" in out
     key_id = re.search(r"^([0-9a-f]{32})\s", out.splitlines()[1]).group(1)
     code, out, _ = cli("users", "list")
     assert "alice" in out and "admin" in out
-    code, out, err = cli("doctor")
+    code, out, _err = cli("doctor")
     assert code == 0 and "1 under master key" in out and "healthy" in out
     assert cli("keys", "delete", key_id, "--team")[0] == 1  # not the team's: looks missing
     assert cli("keys", "delete", key_id, "--user", "alice")[0] == 0

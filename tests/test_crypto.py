@@ -64,7 +64,8 @@ def test_malformed_values_fail_with_one_error_type(ring, mangle):
     assert PLAIN not in str(info.value)
 
 
-@pytest.mark.parametrize("other", ["user:2|openai|row1", "user:1|anthropic|row1", "user:1|openai|row2", "team:0|openai|row1"])
+@pytest.mark.parametrize("other", ["user:2|openai|row1", "user:1|anthropic|row1", "user:1|openai|row2",
+                                   "team:0|openai|row1"])
 def test_value_moved_to_another_owner_provider_or_row_fails(ring, other):
     with pytest.raises(DecryptionError):
         ring.decrypt(ring.encrypt(PLAIN, CTX), other)
@@ -134,7 +135,7 @@ def test_embedded_default_creates_a_private_key_file_once(tmp_path, capsys):
 
 def test_secret_never_shows_the_key():
     secret = Secret(PLAIN)
-    for text in (repr(secret), str(secret), f"{secret}", f"{secret!r}", "%s" % secret, repr([secret])):
+    for text in (repr(secret), str(secret), f"{secret}", f"{secret!r}", "%s" % secret, repr([secret])):  # noqa: UP031 (%-formatting is what is tested)
         assert PLAIN not in text and PLAIN[-8:] not in text
     assert secret.reveal() == PLAIN
     assert secret.mask == "sk-…6789"

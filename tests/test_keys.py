@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlmodel import Session, select
 
 from byok_core import accounts, audit, keys
 from byok_core.crypto import gen_key
 from byok_core.errors import (
-    KeyUnreadableError, NoKeyError, NotFoundError, PermissionDenied, UnknownProviderError, ValidationError,
+    KeyUnreadableError,
+    NoKeyError,
+    NotFoundError,
+    PermissionDenied,
+    UnknownProviderError,
+    ValidationError,
 )
 from byok_core.identity import Actor, Owner
 from byok_core.models import ApiKey, KeySource, Role
 from byok_core.providers import Provider
 from byok_core.runtime import open_runtime
-from sqlmodel import Session, select
 
 ALICE_KEY = "sk-fake.alice-secret-AAAAAAAAAAAAAAAAAAAA1111"
 BOB_KEY = "sk-fake.bob-secret-BBBBBBBBBBBBBBBBBBBBBB2222"
@@ -43,10 +50,8 @@ def dump_database(rt) -> str:
     if rt.engine.url.get_backend_name() == "sqlite":  # the raw bytes too, WAL included
         path = rt.engine.url.database
         for suffix in ("", "-wal"):
-            try:
-                out.append(open(path + suffix, "rb").read().decode("latin-1"))
-            except FileNotFoundError:
-                pass
+            with contextlib.suppress(FileNotFoundError):
+                out.append(Path(path + suffix).read_bytes().decode("latin-1"))
     return "\n".join(out)
 
 
@@ -100,7 +105,8 @@ def test_new_key_replaces_the_active_one(rt, people):
     second = keys.store(rt, alice, owner, Provider.OPENAI, "sk-fake.alice-second-key-000000000000")
     listed = {k.id: k.active for k in keys.list_keys(rt, alice, owner)}
     assert listed == {first.id: False, second.id: True}
-    assert keys.resolve(rt, alice.user_id, Provider.OPENAI).credential.secret.reveal().startswith("sk-fake.alice-second")
+    resolved = keys.resolve(rt, alice.user_id, Provider.OPENAI)
+    assert resolved.credential.secret.reveal().startswith("sk-fake.alice-second")
     actions = [e.action for e in audit.recent(rt.engine)]
     assert actions[:2] == ["key.replace", "key.store"]
 
@@ -160,7 +166,7 @@ def test_unknown_provider_and_base_url_rules(rt, people):
         keys.store(rt, alice, owner, Provider.OPENAI_COMPATIBLE, ALICE_KEY)
     with pytest.raises(ValidationError, match="leave the base URL empty"):
         keys.store(rt, alice, owner, Provider.OPENAI, ALICE_KEY, base_url="https://evil.example")
-    with pytest.raises(ValidationError, match="metadata|link-local"):
+    with pytest.raises(ValidationError, match=r"metadata|link-local"):
         keys.store(rt, alice, owner, Provider.OPENAI_COMPATIBLE, ALICE_KEY, base_url="http://169.254.169.254/v1")
     with pytest.raises(ValidationError, match="BYOK_ALLOW_PRIVATE_ENDPOINTS"):
         keys.store(rt, alice, owner, Provider.OPENAI_COMPATIBLE, ALICE_KEY, base_url="http://127.0.0.1:11434/v1")
@@ -179,7 +185,7 @@ def test_eight_concurrent_saves_leave_exactly_one_active_key(rt, people):
         try:
             barrier.wait()
             keys.store(rt, alice, owner, Provider.OPENAI, f"sk-fake.concurrent-{i}-xxxxxxxxxxxxxxxx")
-        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=save, args=(i,)) for i in range(8)]
@@ -248,7 +254,7 @@ def test_rotation_with_fallbacks_is_rerunnable_and_dry_run_writes_nothing(enviro
 
 
 def test_rotation_interrupted_half_way_leaves_every_row_readable(environ, people, monkeypatch):
-    alice, _, admin = people
+    alice, _, _admin = people
     old, new = environ["ENCRYPTION_KEY"], gen_key()
     rt_old = open_runtime(environ)
     providers = [Provider.OPENAI, Provider.ANTHROPIC, Provider.GOOGLE, Provider.BRAVE]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from callhelpers import dump_database, runtime_with, usage_rows
+from fakeproviders import FakeProvider
+from sqlmodel import Session
 
 from byok_core import accounts, keys, keytest, pricing
 from byok_core.adapters.errors import KeyRejected, RateLimited
@@ -11,9 +14,6 @@ from byok_core.identity import Actor, Owner
 from byok_core.models import ApiKey, Role
 from byok_core.providers import Provider
 from byok_core.search import SearchResult, run_search
-from callhelpers import dump_database, runtime_with, usage_rows
-from fakeproviders import FakeProvider
-from sqlmodel import Session
 
 SEARCH = [Provider.FIRECRAWL, Provider.BRAVE, Provider.TAVILY, Provider.SERPER]
 USER_KEY = "search-user-KEY-uuuuuuuuuuuuuuuu1111"
@@ -36,7 +36,8 @@ def test_each_search_provider(environ, alice, provider):
         ]
         assert server.sent_keys() == [USER_KEY]
         [row] = usage_rows(rt)
-        assert (row.kind, row.provider, row.model, row.key_source, row.status) == ("search", provider.value, "", "user", "ok")
+        assert (row.kind, row.provider, row.model, row.key_source, row.status) == (
+            "search", provider.value, "", "user", "ok")
         assert row.cost_usd == pricing.search_price(rt, provider) and row.input_tokens is None
         assert keys.list_keys(rt, Actor.operator(), Owner.user(alice.id))[0].last_used_at is not None
 
@@ -47,7 +48,8 @@ def test_limit_is_clamped_and_query_sent(environ):
         assert server.requests[0].body == {"q": "cats", "num": 20}
 
 
-@pytest.mark.parametrize("status, error, kind", [(401, KeyRejected, "key_rejected"), (429, RateLimited, "rate_limited")])
+@pytest.mark.parametrize("status, error, kind", [(401, KeyRejected, "key_rejected"),
+                                                 (429, RateLimited, "rate_limited")])
 def test_search_errors_raise_and_are_logged(environ, status, error, kind):
     with FakeProvider(Provider.FIRECRAWL, status=status, error_headers={"Retry-After": "3"},
                       error_body={"success": False, "error": f"Unauthorized: Invalid token {TEAM_KEY}"}) as server, \

@@ -154,7 +154,7 @@ def test_days_are_utc_whatever_the_session_time_zone(rt, people):
                 row(datetime(2026, 3, 31, 0, 0, 0, tzinfo=UTC)),
                 row(datetime(2026, 3, 31, 1, 30, tzinfo=plus2))])  # 23:30 UTC on the 30th
     by_day = usage.summary(rt, Actor.operator(), UsageFilter()).by("day")
-    assert [(d.date(), n) for d, n in zip(by_day["day"], by_day["calls"])] == [(date(2026, 3, 30), 2),
+    assert [(d.date(), n) for d, n in zip(by_day["day"], by_day["calls"], strict=False)] == [(date(2026, 3, 30), 2),
                                                                               (date(2026, 3, 31), 1)]
     only_31st = usage.summary(rt, Actor.operator(), UsageFilter(since=date(2026, 3, 31), until=date(2026, 3, 31)))
     assert only_31st.totals.calls == 1

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-
+from apptest import app_test, make_user, open_page, sign_in
 from callhelpers import log_call
-from byok_core import budgets, usage
+
+from byok_core import budgets
 from byok_core.identity import Actor, Owner
 from byok_core.models import KeySource
 from byok_core.providers import Provider
-from apptest import app_test, make_user, open_page, sign_in
 
 
 @pytest.fixture
@@ -65,7 +65,8 @@ def test_budgets_page_sets_and_clears(app, rt, people):
     at.selectbox(key="budgets_target").set_value(Owner.user(ann.id))
     at.number_input(key="budgets_usd").set_value(10.0)
     at.button(key="budgets_set").click().run()
-    assert at.success and [line.budget_usd for line in budgets.spend_report(rt) if line.owner == Owner.user(ann.id)] == [10.0]
+    ann_budget = [line.budget_usd for line in budgets.spend_report(rt) if line.owner == Owner.user(ann.id)]
+    assert at.success and ann_budget == [10.0]
     report = at.dataframe[0].value
     assert list(report["Who"]) == ["team", "ann", "bob"]
     at.button(key="budgets_clear").click().run()
