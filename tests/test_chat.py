@@ -177,7 +177,8 @@ def test_key_precedence_user_then_team_then_env(environ, users):
         keys.delete(rt, op, Owner.team(), team.id)
         assert call(alice) == (KeySource.ENV, ENV_KEY)
         assert [r.key_source for r in usage_rows(rt)] == ["env", "team", "user", "team", "team", "user", "env"]
-        assert mine.id  # the first user key row was replaced, not reused
+        # the first user key was replaced, not reused: it is kept, inactive, and never paid again
+        assert {k.id: k.active for k in keys.list_keys(rt, op, Owner.user(alice))} == {mine.id: False}
 
 
 def test_team_key_never_goes_to_a_user_typed_url(environ, users):

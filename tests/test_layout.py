@@ -1,0 +1,107 @@
+"""The package layout the code relies on, read from the source (module-level imports):
+
+* adapters depend only on secret, credential, providers and errors (never the key store, the
+  runtime, the database or the crypto), so who owns a key stays the caller's business;
+* byok_core never imports Streamlit;
+* no import cycles between the project's modules."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("byok_core", "byok_ui")
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    """Modules imported when ``path`` is imported: module level, outside ``if TYPE_CHECKING``."""
+    found: set[str] = set()
+    package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
+
+    def visit(nodes: list[ast.stmt]) -> None:
+        for node in nodes:
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*parent, base] if base else parent)
+                found.add(base)
+                found.update(f"{base}.{alias.name}" for alias in node.names)
+            elif isinstance(node, ast.If) and "TYPE_CHECKING" not in ast.unparse(node.test):
+                visit(node.body)
+                visit(node.orelse)
+            elif isinstance(node, ast.Try):
+                visit(node.body)
+
+    visit(ast.parse(path.read_text()).body)
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    paths = [p for package in PACKAGES for p in (ROOT / package).rglob("*.py") if "migrations" not in p.parts]
+    modules = {_module_name(p): p for p in paths}
+    return {name: {m for m in _top_level_imports(path) if m in modules} for name, path in modules.items()}
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in graph[todo.pop()] - seen:
+            seen.add(nxt)
+            todo.append(nxt)
+    return seen
+
+
+GRAPH = _graph()
+ADAPTERS = sorted(m for m in GRAPH if m.startswith("byok_core.adapters"))
+
+
+@pytest.mark.parametrize("module", ADAPTERS)
+def test_adapters_depend_only_on_secret_credential_providers_and_errors(module):
+    allowed = {"byok_core", "byok_core.secret", "byok_core.credential", "byok_core.providers", "byok_core.errors",
+               *ADAPTERS}
+    assert _reachable(GRAPH, module) <= allowed
+
+
+def test_core_never_imports_streamlit():
+    for path in (ROOT / "byok_core").rglob("*.py"):
+        assert not any(m == "streamlit" or m.startswith("streamlit.") for m in _all_imports(path)), path
+
+
+def _all_imports(path: Path) -> set[str]:
+    """Imports when ``path`` is imported or any of its functions runs (a late import hides a cycle, it does
+    not end it); ``if TYPE_CHECKING`` imports do not count."""
+    found = _top_level_imports(path)
+    tree = ast.parse(path.read_text())
+    functions = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    for node in (inner for function in functions for inner in ast.walk(function)):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+    return found
+
+
+def test_no_import_cycles():
+    paths = {_module_name(p): p for package in PACKAGES for p in (ROOT / package).rglob("*.py")
+             if "migrations" not in p.parts}
+    graph = {name: {m for m in _all_imports(path) if m in paths and m != name} for name, path in paths.items()}
+    # a package's __init__ that imports its own modules is not a cycle; a module importing its package is
+    cycles = sorted(m for m in graph if m in _reachable(graph, m) and not m.endswith("__init__"))
+    assert cycles == []
+
+
+def test_the_graph_is_read():  # the checks above would pass vacuously on an empty graph
+    assert "byok_core.keys" in _reachable(GRAPH, "byok_core.chat")
+    assert "byok_core.providers" in _reachable(GRAPH, "byok_core.adapters.openai")
+    assert "byok_ui.server" in _reachable(GRAPH, "byok_ui.state")

@@ -1,0 +1,63 @@
+"""An existing install upgrades in place: every migration runs on a database holding data, on
+SQLite and PostgreSQL, and keeps that data."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from conftest import PG_URL
+
+from byok_core import budgets, db
+from byok_core.identity import Actor, Owner
+from byok_core.runtime import open_runtime
+
+ENGINES = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+@pytest.fixture(params=ENGINES)
+def empty_database(request, tmp_path, pg_admin_engine_if_any):
+    """A database with no schema at all (a fresh PostgreSQL schema, or a new SQLite file)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+        return
+    schema = f"m_{uuid.uuid4().hex[:12]}"
+    with pg_admin_engine_if_any.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = sa.make_url(db.normalize_url(PG_URL)).update_query_dict({"options": f"-csearch_path={schema}"})
+    yield url.render_as_string(hide_password=False)
+    with pg_admin_engine_if_any.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+@pytest.fixture
+def pg_admin_engine_if_any(request):
+    return request.getfixturevalue("pg_admin_engine") if PG_URL else None
+
+
+def test_budgets_move_to_owners_and_keep_working(empty_database, tmp_path, master_key):
+    engine = db.create_engine(empty_database)
+    with engine.begin() as conn:  # an install at 0001 with a team budget and a user's budget
+        command.upgrade(db._alembic_config(conn), "0001")
+        conn.execute(sa.text("INSERT INTO users (username, password_hash, role, disabled, created_at, "
+                             "password_changed_at, failed_logins) VALUES ('ann', 'x', 'member', false, "
+                             "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0)"))
+        ann = conn.execute(sa.text("SELECT id FROM users")).scalar_one()
+        conn.execute(sa.text("INSERT INTO budgets (user_id, monthly_usd) VALUES (NULL, 200), (:ann, 25)"), {"ann": ann})
+    engine.dispose()
+
+    rt = open_runtime({"BYOK_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": empty_database,
+                       "ENCRYPTION_KEY": master_key})  # the app's start: migrates to head
+    try:
+        assert db.current_revision(rt.engine) == db.head_revision()
+        report = {line.owner: line.budget_usd for line in budgets.spend_report(rt)}
+        assert report == {Owner.team(): 200.0, Owner.user(ann): 25.0}
+        budgets.set_budget(rt, Actor.operator(), Owner.user(ann + 1), 5.0)  # new rows get fresh ids
+        budgets.set_budget(rt, Actor.operator(), Owner.team(), 300.0)  # and the owner stays unique
+        assert {line.owner: line.budget_usd for line in budgets.spend_report(rt)}[Owner.team()] == 300.0
+        with rt.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM budgets")).scalar_one() == 3
+    finally:
+        rt.engine.dispose()
