@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 import streamlit as st
 
@@ -88,17 +89,26 @@ def show_status(status: CallStatus, message: str | None) -> None:
         st.error(message, icon=":material/error:")
 
 
+_URL_SAFE = "/:?#@!$&'*+,;=%~-._"  # URL characters markdown reads as text inside a link; the rest is %-encoded
+
+
+def source_line(source: SearchResult) -> str:
+    """One source as markdown from provider data that is never read as markdown: the title as
+    escaped plain text on one line, linked only to an http(s) URL without spaces or control
+    characters, every other character that markdown could read (brackets, parentheses, angle
+    brackets, quotes) percent-encoded, so no planted image, reference definition or HTML."""
+    title = md_escape(" ".join((source.title or source.url).split()))
+    url = source.url.strip()
+    if urlsplit(url).scheme.lower() not in {"http", "https"} or any(ch.isspace() or ord(ch) < 32 for ch in url):
+        return title
+    return f"[{title}]({quote(url, safe=_URL_SAFE)})"
+
+
 def show_sources(sources: list[SearchResult]) -> None:
     if not sources:
         return
     with st.expander(f"Sources ({len(sources)})", icon=":material/link:"):
-        lines = []
-        for n, s in enumerate(sources, 1):
-            title = md_escape(s.title or s.url)
-            safe_url = s.url.replace(")", "%29").replace(" ", "%20")
-            link = f"[{title}]({safe_url})" if s.url.startswith(("http://", "https://")) else title
-            lines.append(f"{n}. {link}")
-        st.markdown("\n".join(lines))
+        st.markdown("\n".join(f"{n}. {source_line(s)}" for n, s in enumerate(sources, 1)))
 
 
 def show_reply_footer(record: CallRecord | None, sources: list[SearchResult], budget_warning: str | None) -> None:

@@ -6,11 +6,14 @@ import re
 
 from apptest import app_test, make_user, open_page, sign_in, use_environment
 from fakeproviders import FakeProvider
+from markdown_it import MarkdownIt
 
 from byok_core import conversations as convs
 from byok_core import keys
+from byok_core.adapters.base import SearchResult
 from byok_core.identity import Actor, Owner
 from byok_core.providers import Provider
+from byok_ui import chat_view
 
 
 def page(rt, user, name="chat"):
@@ -181,3 +184,23 @@ def test_images_in_replies_prompts_and_titles_are_not_loaded(app, rt, environ, m
     assert any("Here you go" in text for text in shown)
     assert not any(re.search(r"(?<!\\)!\[", text) for text in [*shown, at.title[0].value]), shown
     assert not any(re.search(r"(?<!\\)!\[", b.label) for b in at.button)
+
+
+PLANTED = [  # search results a hostile page could plant: each tries to make the browser load an image
+    SearchResult("t", "https://ok.example/a\n\n[x]: http://evil.example/i.png\n\n![a][x]", "", Provider.BRAVE, 1),
+    SearchResult("![img](http://evil.example/i.png)", "https://ok.example/b", "", Provider.BRAVE, 2),
+    SearchResult("t", "https://ok.example/c)![a](http://evil.example/i.png", "", Provider.BRAVE, 3),
+    SearchResult("t", "https://ok.example/<img src=http://evil.example/i.png>", "", Provider.BRAVE, 4),
+    SearchResult("t\n\n[x]: http://evil.example/i.png\n![a][x]", "javascript:alert(1)", "", Provider.BRAVE, 5),
+    SearchResult("t", "data:image/png;base64,AAAA", "", Provider.BRAVE, 6),
+]
+
+
+def test_planted_sources_render_no_image_and_link_only_http():
+    """Rendered by a CommonMark parser (the browser's react-markdown is one), as chat_view lays it out."""
+    html = MarkdownIt("commonmark").render("\n".join(f"{n}. {chat_view.source_line(s)}"
+                                                     for n, s in enumerate(PLANTED, 1)))
+    assert "<img" not in html
+    assert re.findall(r'href="([^"]*)"', html) == [  # only http(s) links, each to the host the URL names
+        "https://ok.example/b", "https://ok.example/c%29!%5Ba%5D%28http://evil.example/i.png"]
+    assert html.count("<li>") == len(PLANTED)  # one line each: nothing broke out of its list item
