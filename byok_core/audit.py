@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, select
 
 from byok_core.models import AuditEvent
-from byok_core.runtime import Runtime
+
+if TYPE_CHECKING:
+    from byok_core.runtime import Runtime
 
 
 class AuditAction(StrEnum):

@@ -5,8 +5,9 @@
     with calls.metered(rt, key, record) as client:
         ...                                              # adapter calls with key.credential
 
-Whatever happens inside, on exit the record has its latency, outcome and cost, and one database
-transaction writes its usage row and stamps the key's last use."""
+The usage row is written before the call and completed after it; whatever happens inside, on exit
+the record has its latency, outcome and cost, and one transaction completes the row and stamps the
+key's last use."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+from sqlalchemy.exc import SQLAlchemyError
 
 from byok_core import keys, netguard, pricing, usage
-from byok_core.adapters.base import shared_client
+from byok_core.adapters.base import new_client, shared_client
 from byok_core.errors import ProviderError, StreamCutOff, ValidationError
 from byok_core.providers import Provider
 from byok_core.record import CallRecord
@@ -44,41 +46,76 @@ def checked(rt: Runtime, key: keys.ResolvedKey) -> keys.ResolvedKey:
 
 
 def client_for(rt: Runtime) -> httpx.Client:
-    """The process-wide HTTP client for the configured timeouts."""
+    """The process-wide HTTP client for the configured timeouts (operator-set endpoints)."""
     return shared_client(rt.settings.connect_timeout, rt.settings.read_timeout)
+
+
+@contextmanager
+def http(rt: Runtime, key: keys.ResolvedKey, client: httpx.Client | None = None) -> Iterator[httpx.Client]:
+    """The client for a call with ``key``: ``client`` (the tests' seam), the shared client for
+    operator-set endpoints, or, for a URL a user typed in, a client pinned to the addresses checked
+    just now (resolved once, so a DNS answer that changes after the check cannot redirect the key).
+    Raises ValidationError, before anything is sent, when the endpoint is not allowed."""
+    if client is not None:
+        yield client
+    elif not key.provider.user_supplies_url:
+        yield client_for(rt)
+    else:
+        transport = netguard.pinned_transport(key.credential.base_url, rt.settings.allow_private_endpoints)
+        with new_client(rt.settings.connect_timeout, rt.settings.read_timeout, transport) as pinned:
+            yield pinned
 
 
 @contextmanager
 def metered(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, *, client: httpx.Client | None = None,
             key_test: bool = False) -> Iterator[httpx.Client]:
-    """Run one call with ``key``: yields the HTTP client (``client`` is the tests' seam).
+    """Run one call with ``key``: yields the HTTP client (see ``http``).
 
-    A ProviderError is recorded and raised again; a generator closed early (a reply stopped)
-    is recorded as cut off; any other exception becomes a ProviderError, with its details kept
-    out of messages and logs. On exit one transaction writes the usage row (not for a key test,
-    which stamps the key's test status instead) and the key's last-used time."""
-    started = time.perf_counter()
-    try:
-        yield client or client_for(rt)
-    except ProviderError as exc:
-        record.fail(exc)
-        raise
-    except GeneratorExit:
-        record.fail(StreamCutOff("The reply was stopped before it finished; the text so far is kept."))
-        raise
-    except Exception as exc:  # a bug or an odd answer: never show or log its text, which could hold a key
-        log.error("call to %s failed unexpectedly: %s", key.provider.value, type(exc).__name__)
-        error = ProviderError(f"The answer from {key.provider.label} could not be read ({type(exc).__name__}); "
-                              "try again.")
-        record.fail(error)
-        raise error from None
-    finally:
-        record.latency_ms = int((time.perf_counter() - started) * 1000)
-        if not key_test:
-            record.cost_usd = pricing.call_cost(rt, record)
-        with rt.engine.begin() as conn:
+    The usage row is written before the call (as not finished; a call that cannot be logged is not
+    made) and completed after it, so every call that reached a provider stays logged even if the
+    last write fails. A ProviderError is recorded and raised again; a generator closed early (a
+    reply stopped) is recorded as cut off; any other exception becomes a ProviderError, with its
+    details kept out of messages and logs. A key test writes no usage row: it stamps the key's
+    test status instead. Either way the key's last use is stamped."""
+    with http(rt, key, client) as session:
+        row_id = None if key_test else _start(rt, record)
+        started = time.perf_counter()
+        try:
+            yield session
+        except ProviderError as exc:
+            record.fail(exc)
+            raise
+        except GeneratorExit:
+            record.fail(StreamCutOff("The reply was stopped before it finished; the text so far is kept."))
+            raise
+        except Exception as exc:  # a bug or an odd answer: never show or log its text, which could hold a key
+            log.error("call to %s failed unexpectedly: %s", key.provider.value, type(exc).__name__)
+            error = ProviderError(f"The answer from {key.provider.label} could not be read "
+                                  f"({type(exc).__name__}); try again.")
+            record.fail(error)
+            raise error from None
+        finally:
+            record.latency_ms = int((time.perf_counter() - started) * 1000)
             if not key_test:
-                usage.insert(conn, record)
-            keys.stamp_used(conn, key, test_status=record.status if key_test else None)
-        log.info("%s %s %s via %s key: %s in %d ms", "key test" if key_test else key.provider.kind.value,
-                 key.provider.value, record.model, key.source.value, record.status.value, record.latency_ms)
+                record.cost_usd = pricing.call_cost(rt, record)
+            _finish(rt, key, record, row_id)
+
+
+def _start(rt: Runtime, record: CallRecord) -> int:
+    with rt.engine.begin() as conn:
+        return usage.start(conn, record)
+
+
+def _finish(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, row_id: int | None) -> None:
+    """Complete the usage row (or, for a key test, stamp its status) and the key's last use, in one
+    transaction; if that fails the call stays logged as not finished, and the reply is not lost."""
+    try:
+        with rt.engine.begin() as conn:
+            if row_id is not None:
+                usage.complete(conn, row_id, record)
+            keys.stamp_used(conn, key, test_status=record.status if row_id is None else None)
+    except SQLAlchemyError as exc:
+        log.error("could not record the outcome of usage row %s (%s); it stays logged as not finished",
+                  row_id, type(exc).__name__)
+    log.info("%s %s %s via %s key: %s in %d ms", "key test" if row_id is None else key.provider.kind.value,
+             key.provider.value, record.model, key.source.value, record.status.value, record.latency_ms)

@@ -5,6 +5,7 @@ The UI and the CLI both call ``stream_chat``; every provider call ends in exactl
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -25,7 +26,7 @@ from byok_core.record import CallRecord
 from byok_core.runtime import Runtime
 from byok_core.search import run_search
 
-__all__ = ["ChatMessage", "ChatResult", "ChatStream", "stream_chat", "list_models", "default_provider"]
+__all__ = ["ChatMessage", "ChatResult", "ChatStream", "default_provider", "list_models", "stream_chat"]
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +86,10 @@ class ChatStream:
                 finally:
                     record.input_tokens, record.output_tokens = reply.input_tokens, reply.output_tokens
                     self.result.text = "".join(reply.text)
-        except ProviderError as exc:
+        except ByokError as exc:  # a provider's error, or an endpoint refused before anything was sent
             self.result.error = exc
+            if not isinstance(exc, ProviderError):
+                record.fail(exc)
 
 
 def _search_query(messages: list[ChatMessage]) -> str:
@@ -102,6 +105,22 @@ def with_sources(messages: list[ChatMessage], sources: list[SearchResult]) -> li
     note = ChatMessage("system", f"{SOURCES_INSTRUCTION}\n\n{listing}")
     lead = next((i for i, m in enumerate(messages) if m.role != "system"), len(messages))
     return [*messages[:lead], note, *messages[lead:]]
+
+
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+/-]*")
+MAX_MODEL = 120  # the usage log's column
+
+
+def check_model(model: str, provider: Provider) -> str:
+    """``model`` if it is a name the app can send as it is: letters, digits and ``. _ : @ + / -``,
+    at most MAX_MODEL characters, no empty, ``.`` or ``..`` parts between slashes."""
+    if not model:
+        raise ValidationError(f"Pick a model for {provider.label}.")
+    if (len(model) > MAX_MODEL or not _MODEL_NAME.fullmatch(model)
+            or any(part in {"", ".", ".."} for part in model.split("/"))):
+        raise ValidationError(f"That is not a model name {provider.label} could have: use letters, digits and "
+                              f". _ : @ + / - (at most {MAX_MODEL} characters).")
+    return model
 
 
 def _validate(messages: list[ChatMessage]) -> list[ChatMessage]:
@@ -120,9 +139,7 @@ def stream_chat(rt: Runtime, *, user_id: int | None, provider: Provider, model: 
 
     An empty ``model`` means the provider's default. ``client`` is the test seam (a MockTransport)."""
     adapter = chat_adapter(provider)
-    model = (model or "").strip() or adapter.default_model or ""
-    if not model:
-        raise ValidationError(f"Pick a model for {provider.label}.")
+    model = check_model(adapter.canonical_model((model or "").strip() or adapter.default_model or ""), provider)
     messages = _validate(messages)
     key = calls.prepare(rt, user_id, provider)
     search_key = None
@@ -144,7 +161,8 @@ def list_models(rt: Runtime, *, user_id: int | None, provider: Provider, client:
     adapter = chat_adapter(provider)
     try:
         key = calls.prepare(rt, user_id, provider)
-        models = adapter.list_models(client or calls.client_for(rt), key.credential)
+        with calls.http(rt, key, client) as session:
+            models = adapter.list_models(session, key.credential)
     except (NoKeyError, KeyUnreadableError, ProviderError, ValidationError) as exc:
         log.info("listing %s models failed (%s); using the static list", provider.value, type(exc).__name__)
         return list(adapter.fallback_models)

@@ -25,7 +25,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from byok_core.errors import ConfigError, DecryptionError
 
-VERSION = "v1"
+VERSION = "v2"  # v2: the caller's context includes the base URL (keys.py); v1 values are re-sealed at start
+VERSIONS = ("v1", VERSION)  # formats decrypt() reads
 NONCE_BYTES = 12
 TAG_BYTES = 16
 KEY_FILE_NAME = "master.key"
@@ -129,11 +130,15 @@ def key_id_of(token: str) -> str:
     return _split(token)[1]
 
 
+def version_of(token: str) -> str:
+    return _split(token)[0]
+
+
 def _split(token: str) -> tuple[str, str, str]:
     parts = token.split(":") if isinstance(token, str) else []
     if len(parts) != 3 or not all(parts):
         raise DecryptionError("malformed value (expected version:key-id:data)")
-    if parts[0] != VERSION:
+    if parts[0] not in VERSIONS:
         raise DecryptionError(f"unknown format version {parts[0][:8]!r}")
     return parts[0], parts[1], parts[2]
 

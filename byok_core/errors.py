@@ -44,6 +44,7 @@ class CallStatus(StrEnum):
     CUT_OFF = "cut_off"
     BAD_REQUEST = "bad_request"
     ERROR = "error"  # anything else: an answer the app could not read
+    PENDING = "pending"  # logged before the call; an outcome was never recorded (the process stopped)
 
 
 class ByokError(Exception):

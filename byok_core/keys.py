@@ -11,12 +11,13 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
-from byok_core import audit, netguard
+from byok_core import audit, crypto, netguard
 from byok_core.audit import AuditAction
 from byok_core.clock import utcnow
 from byok_core.credential import Credential
@@ -29,10 +30,12 @@ from byok_core.errors import (
     ValidationError,
 )
 from byok_core.identity import TEAM_ID, Actor, KeySource, Owner, OwnerKind
-from byok_core.models import ApiKey
+from byok_core.models import ApiKey, AppSetting
 from byok_core.providers import Provider
-from byok_core.runtime import Runtime
-from byok_core.secret import Secret, mask
+from byok_core.secret import Secret, is_printable_ascii, mask
+
+if TYPE_CHECKING:
+    from byok_core.runtime import Runtime
 
 MAX_KEY_LENGTH = 512
 
@@ -80,6 +83,12 @@ def validate_key(raw: str) -> str:
         raise ValidationError("The key contains control characters; copy it again from your provider's dashboard.")
     if any(ch.isspace() for ch in value):
         raise ValidationError("The key contains spaces; API keys never do, so check that you pasted only the key.")
+    if "…" in value:
+        raise ValidationError("That looks like the masked key shown after saving (it has '…'); paste the whole key "
+                              "from your provider's dashboard.")
+    if not is_printable_ascii(value):
+        raise ValidationError("The key contains a character API keys never have (they are printable ASCII "
+                              "letters, digits and symbols); copy it again from your provider's dashboard.")
     return value
 
 
@@ -90,12 +99,35 @@ def _validate_label(label: str) -> str:
     return label
 
 
-def _context(owner_kind: OwnerKind, owner_id: int, provider: Provider, row_id: str) -> str:
-    return f"{owner_kind.value}:{owner_id}|{provider.value}|{row_id}"
+class _Stored(Protocol):
+    """A stored key's row (a table row, or a row of a query over its columns)."""
+
+    id: str
+    owner_kind: OwnerKind
+    owner_id: int
+    provider: Provider
+    ciphertext: str
+    base_url: str | None
 
 
-def _row_context(row: ApiKey) -> str:
-    return _context(row.owner_kind, row.owner_id, row.provider, row.id)
+def _context(owner_kind: OwnerKind, owner_id: int, provider: Provider, row_id: str, base_url: str | None,
+             version: str = crypto.VERSION) -> str:
+    """Where a value belongs, bound into its associated data: owner, provider, row and, from format
+    v2 on, the base URL its key may be sent to (so writing another URL into the row breaks it)."""
+    where = f"{owner_kind.value}:{owner_id}|{provider.value}|{row_id}"
+    return where if version == "v1" else f"{where}|{base_url or ''}"
+
+
+def _open(rt: Runtime, row: _Stored) -> str:
+    """The plaintext of a stored value in the current format, or DecryptionError."""
+    if crypto.version_of(row.ciphertext) != crypto.VERSION:
+        raise DecryptionError("sealed without its base URL by an older version and not re-sealed at start")
+    return rt.keyring.decrypt(row.ciphertext, _context(row.owner_kind, row.owner_id, row.provider, row.id,
+                                                       row.base_url))
+
+
+def _seal(rt: Runtime, plain: str, row: _Stored) -> str:
+    return rt.keyring.encrypt(plain, _context(row.owner_kind, row.owner_id, row.provider, row.id, row.base_url))
 
 
 def _owned(owner: Owner):
@@ -136,7 +168,7 @@ def store(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, raw_key: 
         row_id = uuid.uuid4().hex
         row = ApiKey(
             id=row_id, owner_kind=owner.kind, owner_id=owner.id, provider=provider, label=label,
-            ciphertext=rt.keyring.encrypt(value, _context(owner.kind, owner.id, provider, row_id)),
+            ciphertext=rt.keyring.encrypt(value, _context(owner.kind, owner.id, provider, row_id, base_url)),
             key_id=rt.keyring.primary.key_id, mask=mask(value), base_url=base_url, created_at=now, updated_at=now,
         )
         session.add(row)
@@ -192,7 +224,7 @@ def resolve(rt: Runtime, user_id: int | None, provider: Provider) -> ResolvedKey
     for row in _candidates(rt, user_id, provider):
         source = KeySource.USER if row.owner_kind is OwnerKind.USER else KeySource.TEAM
         try:
-            plain = rt.keyring.decrypt(row.ciphertext, _context(row.owner_kind, row.owner_id, row.provider, row.id))
+            plain = _open(rt, row)
         except DecryptionError as exc:
             _record_unreadable(rt, row, str(exc))
             whose = "Your" if source is KeySource.USER else "The team's"
@@ -200,7 +232,8 @@ def resolve(rt: Runtime, user_id: int | None, provider: Provider) -> ResolvedKey
                 f"{whose} saved {provider.label} key cannot be decrypted with the server's master key; "
                 f"save it again on the Keys page, or ask an admin to run `byok doctor`."
             ) from None
-        base_url = row.base_url or rt.settings.base_urls[provider] or ""
+        # only a user-supplied endpoint is stored with its key; every other key goes to the operator's
+        base_url = (row.base_url if provider.user_supplies_url else rt.settings.base_urls[provider]) or ""
         return ResolvedKey(provider, Credential(Secret(plain), base_url), source, row.id)
     env_key = rt.settings.env_keys.get(provider)
     if env_key is not None:
@@ -266,7 +299,7 @@ def scan(rt: Runtime) -> VaultReport:
         for row in session.exec(select(ApiKey).order_by(col(ApiKey.created_at))):
             report.per_key_id[row.key_id] += 1
             try:
-                rt.keyring.decrypt(row.ciphertext, _row_context(row))
+                _open(rt, row)
             except DecryptionError as exc:
                 report.unreadable.append((row.id, f"{row.owner_kind}:{row.owner_id} {row.provider}", str(exc)))
     return report
@@ -291,14 +324,45 @@ def rotate(rt: Runtime, dry_run: bool = False) -> VaultReport:
             if row is None:
                 continue  # deleted meanwhile
             try:
-                plain = rt.keyring.decrypt(row.ciphertext, _row_context(row))
+                plain = _open(rt, row)
             except DecryptionError as exc:
                 report.unreadable.append((row.id, f"{row.owner_kind}:{row.owner_id} {row.provider}", str(exc)))
                 continue
             if not dry_run:
-                row.ciphertext = rt.keyring.encrypt(plain, _row_context(row))
+                row.ciphertext = _seal(rt, plain, row)
                 row.key_id = primary
                 audit.record(session, "operator", AuditAction.KEY_ROTATE, f"{row.owner_kind}:{row.owner_id} {row.provider} {row.id}",
                              f"from master key {key_id} to {primary}")
             report.rotated += 1
     return report
+
+
+# --- re-sealing values of the first format (v1) with their base URL ----------------------------
+
+REBIND_PENDING = "keys.rebind_v1"  # set by migration 0003; cleared once the start has re-sealed
+
+
+def rebind(rt: Runtime) -> int:
+    """Re-seal, once, the values the first version stored (associated data without the base URL),
+    binding each to its row's base URL. Runs at start after the migrations (which cannot see the
+    master key) while migration 0003's marker is there; a value it cannot open stays as it is and
+    is reported by ``scan``. Afterwards first-format values are refused, so one planted later never
+    gets a base URL of an attacker's choosing. Returns how many values were re-sealed."""
+    with Session(rt.engine) as session:
+        if session.get(AppSetting, REBIND_PENDING) is None:
+            return 0
+        rows = list(session.exec(select(ApiKey).where(col(ApiKey.ciphertext).startswith("v1:"))))
+    done = 0
+    for row in rows:
+        try:
+            plain = rt.keyring.decrypt(row.ciphertext, _context(row.owner_kind, row.owner_id, row.provider, row.id,
+                                                                row.base_url, "v1"))
+        except DecryptionError:
+            continue
+        with rt.engine.begin() as conn:  # compare-and-set: a replica starting at the same time did it already
+            done += conn.execute(sa.update(ApiKey).where(col(ApiKey.id) == row.id,
+                                                         col(ApiKey.ciphertext) == row.ciphertext)
+                                 .values(ciphertext=_seal(rt, plain, row))).rowcount
+    with rt.engine.begin() as conn:
+        conn.execute(sa.delete(AppSetting).where(col(AppSetting.name) == REBIND_PENDING))
+    return done

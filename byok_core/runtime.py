@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from byok_core import db
+from byok_core import db, keys
 from byok_core.crypto import Keyring, KeyringSource, load_keyring
 from byok_core.errors import ConfigError
 from byok_core.providers import Provider
@@ -95,6 +95,8 @@ def open_runtime(environ: Mapping[str, str] | None = None, *, settings: Settings
     settings = settings or Settings.from_env(environ)
     source = load_keyring(settings.environ, settings.data_dir)
     engine = db.create_engine(settings.database_url)
+    rt = Runtime(settings, engine, source.keyring, source)
     if migrate:
         db.upgrade(engine)
-    return Runtime(settings, engine, source.keyring, source)
+        keys.rebind(rt)  # stored data a migration could not update without the master key
+    return rt

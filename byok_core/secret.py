@@ -14,6 +14,11 @@ def mask(value: str) -> str:
     return "…"
 
 
+def is_printable_ascii(value: str) -> bool:
+    """Only the characters an API key is made of (and an HTTP header can carry): ASCII '!' to '~'."""
+    return all("!" <= ch <= "~" for ch in value)
+
+
 class Secret:
     """Holds a plaintext key. ``reveal()`` is the only way to read it; printing shows a mask."""
 

@@ -17,6 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 
+from byok_core.errors import CallStatus
 from byok_core.identity import Actor
 from byok_core.models import UsageRecord, User
 from byok_core.record import CallRecord
@@ -31,14 +32,27 @@ PG_AGGREGATE_WORK_MEM = "64MB"
 _T = UsageRecord.__table__
 
 
+def _values(record: CallRecord) -> dict[str, object]:
+    return dict(user_id=record.user_id, kind=record.provider.kind, provider=record.provider, model=record.model,
+                key_source=record.key_source, input_tokens=record.input_tokens, output_tokens=record.output_tokens,
+                latency_ms=record.latency_ms, status=record.status, cost_usd=record.cost_usd,
+                error=record.error[:300] if record.error else None)
+
+
 def insert(conn: sa.Connection, record: CallRecord) -> None:
-    """Append one call to the log in ``conn``'s transaction (``calls.metered`` does, for every call)."""
-    conn.execute(sa.insert(UsageRecord).values(
-        user_id=record.user_id, kind=record.provider.kind, provider=record.provider, model=record.model,
-        key_source=record.key_source, input_tokens=record.input_tokens, output_tokens=record.output_tokens,
-        latency_ms=record.latency_ms, status=record.status, cost_usd=record.cost_usd,
-        error=record.error[:300] if record.error else None,
-    ))
+    """Append a finished call to the log in ``conn``'s transaction."""
+    conn.execute(sa.insert(UsageRecord).values(**_values(record)))
+
+
+def start(conn: sa.Connection, record: CallRecord) -> int:
+    """Log a call that is about to be made, as not finished (``CallStatus.PENDING``); its row id."""
+    values = _values(record) | {"status": CallStatus.PENDING}
+    return int(conn.execute(sa.insert(UsageRecord).values(**values)).inserted_primary_key[0])
+
+
+def complete(conn: sa.Connection, row_id: int, record: CallRecord) -> None:
+    """Record how the call logged as ``row_id`` ended."""
+    conn.execute(sa.update(UsageRecord).where(_T.c.id == row_id).values(**_values(record)))
 
 
 # --- filters -----------------------------------------------------------------------------------
@@ -249,14 +263,27 @@ def _plain_number(value: float | None) -> str:
     return "" if value is None else f"{value:.10f}".rstrip("0").rstrip(".") or "0"
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> object:
+    """A CSV cell a spreadsheet shows as text: empty for unknown, and text that could start a formula
+    (``=``, ``+``, ``-``, ``@``, tab, CR; OWASP's CSV injection) behind a quote. Numbers stay numbers."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def write_csv(rt: Runtime, viewer: Actor, flt: UsageFilter, out: TextIO) -> int:
     """Write the filter's rows as CSV (unknown cost and tokens are empty cells); returns the row count."""
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180; a CR inside a cell is then quoted too
     writer.writerow(CSV_COLUMNS)
     count = 0
     for row in iter_rows(rt, viewer, flt):
-        ts, user, *rest, cost = row
-        writer.writerow([ts.isoformat(), user or "", *("" if v is None else v for v in rest), _plain_number(cost)])
+        ts, *rest, cost = row
+        writer.writerow([ts.isoformat(), *(_cell(v) for v in rest), _plain_number(cost)])
         count += 1
     return count
 

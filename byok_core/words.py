@@ -37,6 +37,7 @@ STATUS = {
     CallStatus.CUT_OFF: "Cut off",
     CallStatus.BAD_REQUEST: "Request refused",
     CallStatus.ERROR: "Failed",
+    CallStatus.PENDING: "Not finished",
 }
 
 ROLE = {Role.ADMIN: "admin", Role.MEMBER: "member"}

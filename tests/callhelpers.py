@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import os
 import warnings
 from contextlib import contextmanager
 
@@ -49,3 +51,12 @@ def log_call(rt, **fields) -> CallRecord:
     with rt.engine.begin() as conn:
         usage.insert(conn, record)
     return record
+
+
+def sealed_by_version_1(keyring, plain: str, context: str) -> str:
+    """A stored value as the first version sealed it: associated data of owner, provider and row
+    only (no base URL), header ``v1``."""
+    header = f"v1:{keyring.primary.key_id}"
+    nonce = os.urandom(12)
+    sealed = keyring.primary.aead.encrypt(nonce, plain.encode(), f"{header}|{context}".encode())
+    return f"{header}:{base64.urlsafe_b64encode(nonce + sealed).decode().rstrip('=')}"

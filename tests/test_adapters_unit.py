@@ -128,7 +128,8 @@ def test_anthropic_request_and_stream():
 
 
 def test_google_request_and_stream():
-    deltas, tokens, seen = run_stream(Provider.GOOGLE, stream_response(GOOGLE_OK), "models/gemini-2.5-flash")
+    assert CHAT_ADAPTERS[Provider.GOOGLE].canonical_model("models/gemini-2.5-flash") == "gemini-2.5-flash"
+    deltas, tokens, seen = run_stream(Provider.GOOGLE, stream_response(GOOGLE_OK), "gemini-2.5-flash")
     assert "".join(deltas) == "Fine, thanks." and tokens == (9, 3)
     req = seen[0]
     assert str(req.url) == ("https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash"

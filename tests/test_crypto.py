@@ -31,7 +31,7 @@ def _flip(token: str, byte_index: int, bit: int) -> str:
 
 def test_round_trip_and_format(ring):
     token = ring.encrypt(PLAIN, CTX)
-    assert re.fullmatch(r"v1:[0-9a-f]{12}:[A-Za-z0-9_-]+", token)
+    assert re.fullmatch(r"v2:[0-9a-f]{12}:[A-Za-z0-9_-]+", token)
     assert token.split(":")[1] == ring.primary.key_id
     assert PLAIN not in token
     assert ring.decrypt(token, CTX) == PLAIN
@@ -52,7 +52,8 @@ def test_every_flipped_bit_fails(ring):
 @pytest.mark.parametrize("mangle", [
     lambda t: t[:-5],  # truncated
     lambda t: t.split(":")[0] + ":" + t.split(":")[1] + ":" + "AAAA",  # too short
-    lambda t: "v2" + t[2:],  # unknown version
+    lambda t: "v9" + t[2:],  # unknown version
+    lambda t: "v1" + t[2:],  # relabelled as the older format: the header is bound in the associated data
     lambda t: t.replace(t.split(":")[1], "0" * 12),  # unknown key id
     lambda t: t.replace(":", "", 1),  # no header
     lambda t: t + "!!",  # not base64url

@@ -8,13 +8,16 @@ import uuid
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from callhelpers import sealed_by_version_1
 from conftest import PG_URL
 
-from byok_core import budgets, db
+from byok_core import budgets, db, keys
 from byok_core.identity import Actor, Owner
+from byok_core.providers import Provider
 from byok_core.runtime import open_runtime
 
 ENGINES = ["sqlite"] + (["postgresql"] if PG_URL else [])
+KEY = "sk-fake.first-format-0123456789abcdef1111"
 
 
 @pytest.fixture(params=ENGINES)
@@ -59,5 +62,35 @@ def test_budgets_move_to_owners_and_keep_working(empty_database, tmp_path, maste
         assert {line.owner: line.budget_usd for line in budgets.spend_report(rt)}[Owner.team()] == 300.0
         with rt.engine.connect() as conn:
             assert conn.execute(sa.text("SELECT count(*) FROM budgets")).scalar_one() == 3
+    finally:
+        rt.engine.dispose()
+
+
+def test_first_format_keys_are_rebound_to_their_base_url_on_the_first_start(empty_database, tmp_path, master_key):
+    environ = {"BYOK_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": empty_database, "ENCRYPTION_KEY": master_key}
+    keyring = open_runtime(environ, migrate=False).keyring
+    engine = db.create_engine(empty_database)
+    compatible, openai = uuid.uuid4().hex, uuid.uuid4().hex
+    with engine.begin() as conn:  # an install at 0002 holding keys sealed by the first version
+        command.upgrade(db._alembic_config(conn), "0002")
+        for row_id, provider, base_url in ((compatible, "openai-compatible", "https://llm.example.com/v1"),
+                                           (openai, "openai", "https://planted.example/v1")):
+            conn.execute(sa.text(
+                "INSERT INTO api_keys (id, owner_kind, owner_id, provider, label, ciphertext, key_id, mask, base_url, "
+                "active, created_at, updated_at) VALUES (:id, 'team', 0, :provider, '', :ciphertext, :key_id, "
+                "'sk-…1111', :base_url, true, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"),
+                {"id": row_id, "provider": provider, "base_url": base_url, "key_id": keyring.primary.key_id,
+                 "ciphertext": sealed_by_version_1(keyring, KEY, f"team:0|{provider}|{row_id}")})
+    engine.dispose()
+
+    rt = open_runtime(environ)  # the first start of this version: migrations, then the re-sealing
+    try:
+        assert keys.scan(rt).unreadable == []
+        for provider, base_url in ((Provider.OPENAI_COMPATIBLE, "https://llm.example.com/v1"),
+                                   (Provider.OPENAI, "https://api.openai.com/v1")):  # the planted URL is gone
+            resolved = keys.resolve(rt, None, provider)
+            assert (resolved.credential.secret.reveal(), resolved.credential.base_url) == (KEY, base_url)
+        with rt.engine.connect() as conn:
+            assert all(v.startswith("v2:") for v in conn.execute(sa.text("SELECT ciphertext FROM api_keys")).scalars())
     finally:
         rt.engine.dispose()

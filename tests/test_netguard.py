@@ -271,3 +271,32 @@ def test_tls_verifies_the_host_name_and_sends_it_as_sni(monkeypatch, tmp_path):
         with httpx.Client(transport=other) as client, pytest.raises(httpx.ConnectError, match=r"other\.example"):
             client.get(other.url + "/models")
         assert server.hits == [("/v1/models", f"pinned.example:{server.port}")]
+
+
+# --- the calls themselves use the pinned transport ---------------------------------------------------
+
+
+def test_a_chat_to_a_user_endpoint_cannot_be_rebound_to_loopback(environ, monkeypatch, internet):
+    """The endpoint check passes on a public answer; a later answer points at loopback. The call
+    connects only to an address it checked itself, so the key never reaches the loopback server."""
+    from callhelpers import runtime_with, usage_rows
+    from fakeproviders import FakeProvider
+
+    from byok_core import accounts, keys
+    from byok_core.chat import ChatMessage, stream_chat
+    from byok_core.identity import Actor, Owner
+    from byok_core.providers import Provider
+
+    key = "sk-fake.rebind-0123456789abcdef9999"
+    with FakeProvider(Provider.OPENAI_COMPATIBLE) as target, runtime_with(environ) as rt:
+        port = target.base_url.split(":")[2].split("/")[0]
+        alice = accounts.create_user(rt, "alice", "alice-password")
+        keys.store(rt, Actor.of(alice), Owner.user(alice.id), Provider.OPENAI_COMPATIBLE, key,
+                   base_url=f"http://rebind.example:{port}/v1")
+        dns = FakeDNS(monkeypatch, rebind_example=[[PUBLIC_IP], ["127.0.0.1"]])
+        stream = stream_chat(rt, user_id=alice.id, provider=Provider.OPENAI_COMPATIBLE, model="llama",
+                             messages=[ChatMessage("user", "hi")])
+        assert list(stream) == [] and stream.result is not None
+        assert isinstance(stream.result.error, ValidationError) and "private network" in str(stream.result.error)
+        assert target.requests == [] and dns.lookups["rebind.example"] == 2
+        assert ("127.0.0.1", int(port)) not in internet and usage_rows(rt) == []  # nothing was sent

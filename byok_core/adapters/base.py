@@ -20,8 +20,9 @@ from httpx_sse import EventSource, SSEError
 
 from byok_core.adapters.errors import provider_error, transport_error
 from byok_core.credential import Credential
-from byok_core.errors import ProviderDown, StreamCutOff
+from byok_core.errors import KeyRejected, ProviderDown, StreamCutOff
 from byok_core.providers import Provider
+from byok_core.secret import is_printable_ascii
 
 MAX_RESULTS = 20
 
@@ -79,12 +80,20 @@ class _Adapter:
     def headers(self, cred: Credential) -> dict[str, str]:
         raise NotImplementedError
 
+    def auth_headers(self, cred: Credential) -> dict[str, str]:
+        """``headers``, for a key that an HTTP header can carry (one stored by an older version, or
+        planted, might not be): else KeyRejected, before anything is sent."""
+        if not is_printable_ascii(cred.secret.reveal()):
+            raise KeyRejected(f"The saved {self.provider.label} key {cred.mask} contains characters an API key "
+                              "never has; save it again on the Keys page.")
+        return self.headers(cred)
+
     def request_json(self, client: httpx.Client, cred: Credential, method: str, url: str, *,
                      params: Mapping[str, Any] | None = None, json_body: Any = None) -> Any:
         """One non-streaming call; the decoded JSON, or the matching ProviderError."""
         label = self.provider.label
         try:
-            response = client.request(method, url, headers=self.headers(cred), params=params, json=json_body)
+            response = client.request(method, url, headers=self.auth_headers(cred), params=params, json=json_body)
         except httpx.TransportError as exc:
             raise transport_error(label, exc) from None
         if response.status_code >= 400:
@@ -106,6 +115,10 @@ class ChatAdapter(_Adapter):
     fallback_models: ClassVar[tuple[str, ...]] = ()  # shown when the models list cannot be fetched
     stops_at_end_marker: ClassVar[bool] = True  # False: completeness is only known when the stream ends
     end_marker_data: ClassVar[str | None] = None  # a non-JSON data line that ends the stream ("[DONE]")
+
+    def canonical_model(self, model: str) -> str:
+        """The one spelling of ``model`` that is sent, priced, budgeted and logged."""
+        return model
 
     def chat_request(self, cred: Credential, model: str, messages: list[ChatMessage]) -> tuple[str, dict]:
         """URL and JSON body of the streaming request."""
@@ -136,6 +149,7 @@ class ChatAdapter(_Adapter):
 
         Raises a ProviderError; StreamCutOff unless the provider's end marker came."""
         url, body = self.chat_request(cred, model, messages)
+        headers = self.auth_headers(cred)
         label, on_event, end_data, stops = self.provider.label, self.on_event, self.end_marker_data, self.stops_at_end_marker
 
         def cut_off(why: str) -> StreamCutOff:
@@ -143,7 +157,7 @@ class ChatAdapter(_Adapter):
                                 "".join(reply.text))
 
         try:
-            with client.stream("POST", url, headers=self.headers(cred), json=body) as response:
+            with client.stream("POST", url, headers=headers, json=body) as response:
                 if response.status_code >= 400:
                     response.read()
                     raise provider_error(label, cred, status=response.status_code, body=_body(response),

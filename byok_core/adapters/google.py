@@ -6,6 +6,7 @@ carries a finishReason. Tokens come in usageMetadata. Key test: GET /v1beta/mode
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from byok_core.adapters.base import ChatAdapter, ChatMessage, Reply, split_system
 from byok_core.credential import Credential
@@ -19,6 +20,10 @@ def _model_id(model: str) -> str:
     return model.removeprefix("models/")
 
 
+def _path_segment(model: str) -> str:
+    return quote(model, safe="")
+
+
 class GoogleAdapter(ChatAdapter):
     provider = Provider.GOOGLE
     default_model = "gemini-2.5-flash"
@@ -28,12 +33,15 @@ class GoogleAdapter(ChatAdapter):
     def headers(self, cred: Credential) -> dict[str, str]:
         return {"x-goog-api-key": cred.secret.reveal()}
 
+    def canonical_model(self, model: str) -> str:
+        return _model_id(model)  # "models/gemini-2.5-pro" is the same call, price and budget as "gemini-2.5-pro"
+
     def chat_request(self, cred: Credential, model: str, messages: list[ChatMessage]) -> tuple[str, dict]:
         system, rest = split_system(messages)
         body: dict = {"contents": [{"role": _ROLES.get(m.role, "user"), "parts": [{"text": m.content}]} for m in rest]}
         if system:
             body["systemInstruction"] = {"parts": [{"text": system}]}
-        return f"{cred.base_url}/v1beta/models/{_model_id(model)}:streamGenerateContent?alt=sse", body
+        return f"{cred.base_url}/v1beta/models/{_path_segment(model)}:streamGenerateContent?alt=sse", body
 
     def on_event(self, event: str, data: dict, reply: Reply) -> str | None:
         usage = data.get("usageMetadata")
