@@ -84,7 +84,7 @@ class ChatStream:
                 try:
                     yield from self._adapter.stream(client, self._key.credential, self._model, messages, reply)
                 finally:
-                    record.input_tokens, record.output_tokens = reply.input_tokens, reply.output_tokens
+                    record.bill(reply.usage)
                     self.result.text = "".join(reply.text)
         except ByokError as exc:  # a provider's error, or an endpoint refused before anything was sent
             self.result.error = exc

@@ -98,9 +98,12 @@ class BudgetExceeded(ByokError):
 
 
 class ProviderError(ByokError):
-    """A call to a provider failed; ``status`` is what the usage log records."""
+    """A call to a provider failed; ``status`` is what the usage log records. ``refused`` is set
+    when the provider answered with an HTTP error before any reply (or nothing was sent): such a
+    call is not billed."""
 
     status = CallStatus.ERROR
+    refused = False
 
 
 class KeyRejected(ProviderError):

@@ -119,6 +119,11 @@ class AuditEvent(SQLModel, table=True):
     detail: str = Field(default="", max_length=500)
 
 
+# ix_usage_cube after its day expression: the usage page's dimensions, then every metric it sums.
+CUBE_COLUMNS = ("provider", "model", "user_id", "key_source", "status", "input_tokens", "output_tokens",
+                "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd", "ts")
+
+
 class UsageRecord(SQLModel, table=True):
     """One provider call (chat or search), successful or not."""
 
@@ -128,8 +133,7 @@ class UsageRecord(SQLModel, table=True):
         sa.Index("ix_usage_ts_provider", "ts", "provider"),
         # SQLite only (it has no hash aggregation): the usage page's GROUP BY (usage.summary) reads this
         # covering index in group order, with no sort. The day expression is usage.utc_day's on SQLite.
-        sa.Index("ix_usage_cube", sa.text("substr(ts, 1, 10)"), "provider", "model", "user_id", "key_source",
-                 "status", "input_tokens", "output_tokens", "cost_usd", "ts").ddl_if(dialect="sqlite"),
+        sa.Index("ix_usage_cube", sa.text("substr(ts, 1, 10)"), *CUBE_COLUMNS).ddl_if(dialect="sqlite"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -139,8 +143,11 @@ class UsageRecord(SQLModel, table=True):
     provider: Provider = Field(sa_column=enum_column(Provider, 32))
     model: str = Field(default="", max_length=120)
     key_source: KeySource = Field(sa_column=enum_column(KeySource, 8))
-    input_tokens: int | None = None
-    output_tokens: int | None = None
+    input_tokens: int | None = None  # all billed input: cache reads and writes, tool-use prompts included
+    output_tokens: int | None = None  # all billed output: reasoning (thinking) included
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
     latency_ms: int = 0
     status: CallStatus = Field(default=CallStatus.OK, sa_column=enum_column(CallStatus, 32, default=CallStatus.OK))
     cost_usd: float | None = None  # None: price unknown (never a made-up zero)

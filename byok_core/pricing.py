@@ -4,8 +4,6 @@ Unknown stays unknown (None), never a made-up zero."""
 
 from __future__ import annotations
 
-import functools
-
 from genai_prices import Usage, calc_price
 from sqlmodel import Session
 
@@ -16,25 +14,25 @@ from byok_core.record import CallRecord
 from byok_core.runtime import Runtime
 
 
-@functools.lru_cache(maxsize=512)
-def chat_cost(provider: Provider, model: str, input_tokens: int | None, output_tokens: int | None) -> float | None:
-    """USD for one chat call, or None when genai-prices does not know the model or tokens are missing."""
-    provider_id = provider.spec.pricing_id
-    if provider_id is None or not model or input_tokens is None or output_tokens is None:
+def usage_cost(provider: Provider, model: str, usage: Usage) -> float | None:
+    """USD for the usage a provider billed (cache reads and writes, thinking, server-side tools
+    included), or None when genai-prices does not know the model."""
+    if provider.spec.pricing_id is None or not model:
         return None
     try:
-        price = calc_price(Usage(input_tokens=input_tokens, output_tokens=output_tokens),
-                           model_ref=model, provider_id=provider_id)
+        return float(calc_price(usage, model_ref=model, provider_id=provider.spec.pricing_id).total_price)
     except LookupError:
         return None
-    return float(price.total_price)
 
 
 def call_cost(rt: Runtime, record: CallRecord) -> float | None:
-    """The estimated cost of a finished call: its tokens' price (chat), or the price per request
-    of a search that was answered (a refused search costs nothing known)."""
+    """The estimated cost of a finished call. A call the provider refused before replying costs a
+    known $0 (providers do not bill refused requests). A chat is priced from the usage it billed,
+    unknown when it reported none; a search that was answered costs its price per request."""
+    if record.refused:
+        return 0.0
     if record.provider.kind is ProviderKind.CHAT:
-        return chat_cost(record.provider, record.model, record.input_tokens, record.output_tokens)
+        return None if record.billed is None else usage_cost(record.provider, record.model, record.billed)
     return search_price(rt, record.provider) if record.ok else None
 
 

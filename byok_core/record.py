@@ -4,8 +4,10 @@ chat reply (kept with the reply as JSON), and the CLI's summary line; ``calls.me
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
+
+from genai_prices import Usage
 
 from byok_core.errors import ByokError, CallStatus
 from byok_core.identity import KeySource
@@ -14,7 +16,11 @@ from byok_core.providers import Provider
 
 @dataclass
 class CallRecord:
-    """One provider call: who paid, what it used, how it ended. ``cost_usd`` None means unknown."""
+    """One provider call: who paid, what it used, how it ended. None means unknown (never zero).
+
+    Tokens are what the provider billed: ``input_tokens`` all billed input (cache reads and writes
+    and tool-use prompts included), ``output_tokens`` all output (thinking included); the cache and
+    reasoning counts break those down."""
 
     provider: Provider
     key_source: KeySource
@@ -22,10 +28,15 @@ class CallRecord:
     user_id: int | None = None  # None: the CLI without --user
     input_tokens: int | None = None
     output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
     cost_usd: float | None = None
     latency_ms: int = 0
     status: CallStatus = CallStatus.OK
     error: str | None = None  # the message shown for a failed call (never holds a key)
+    refused: bool = False  # the provider refused it before replying (or nothing was sent): not billed
+    billed: Usage | None = field(default=None, repr=False, compare=False)  # genai-prices' reading, for pricing
 
     @property
     def ok(self) -> bool:
@@ -34,10 +45,20 @@ class CallRecord:
     def fail(self, exc: ByokError) -> None:
         self.status = getattr(exc, "status", CallStatus.ERROR)
         self.error = str(exc)
+        self.refused = getattr(exc, "refused", False)
+
+    def bill(self, usage: Usage | None) -> None:
+        """Take the tokens the provider reported for this call (None: it reported none)."""
+        self.billed = usage
+        if usage is None:
+            return
+        self.input_tokens, self.output_tokens = int(usage.input_tokens), int(usage.output_tokens)
+        self.cache_read_tokens, self.cache_write_tokens = int(usage.cache_read_tokens), int(usage.cache_write_tokens)
+        self.reasoning_tokens = int(usage.output_reasoning_tokens)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON values, as kept with a stored chat reply."""
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "billed"}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CallRecord | None:
@@ -47,8 +68,11 @@ class CallRecord:
                 provider=Provider(data["provider"]), key_source=KeySource(data["key_source"]),
                 model=data.get("model") or "", user_id=data.get("user_id"),
                 input_tokens=data.get("input_tokens"), output_tokens=data.get("output_tokens"),
+                cache_read_tokens=data.get("cache_read_tokens"), cache_write_tokens=data.get("cache_write_tokens"),
+                reasoning_tokens=data.get("reasoning_tokens"),
                 cost_usd=data.get("cost_usd"), latency_ms=data.get("latency_ms") or 0,
                 status=CallStatus(data.get("status") or CallStatus.OK), error=data.get("error"),
+                refused=bool(data.get("refused")),
             )
         except (KeyError, ValueError, TypeError):
             return None

@@ -24,7 +24,8 @@ from byok_core.record import CallRecord
 from byok_core.runtime import Runtime
 
 CSV_COLUMNS = ["timestamp", "user", "provider", "model", "key_source", "input_tokens", "output_tokens",
-               "latency_ms", "status", "cost_usd"]
+               "latency_ms", "status", "cost_usd",  # the documented columns, in this order; then additions:
+               "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"]
 NO_USER = "(no user)"  # calls made from the CLI without --user
 EXPORT_BATCH = 5_000
 PG_AGGREGATE_WORK_MEM = "64MB"
@@ -35,8 +36,9 @@ _T = UsageRecord.__table__
 def _values(record: CallRecord) -> dict[str, object]:
     return dict(user_id=record.user_id, kind=record.provider.kind, provider=record.provider, model=record.model,
                 key_source=record.key_source, input_tokens=record.input_tokens, output_tokens=record.output_tokens,
-                latency_ms=record.latency_ms, status=record.status, cost_usd=record.cost_usd,
-                error=record.error[:300] if record.error else None)
+                cache_read_tokens=record.cache_read_tokens, cache_write_tokens=record.cache_write_tokens,
+                reasoning_tokens=record.reasoning_tokens, latency_ms=record.latency_ms, status=record.status,
+                cost_usd=record.cost_usd, error=record.error[:300] if record.error else None)
 
 
 def insert(conn: sa.Connection, record: CallRecord) -> None:
@@ -131,11 +133,11 @@ DIMENSIONS = {
     "key_source": _T.c.key_source,
     "status": _T.c.status,
 }
-METRICS = ["calls", "input_tokens", "output_tokens", "cost_usd", "unknown_cost_calls"]
+TOKENS = ["input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"]
+METRICS = ["calls", *TOKENS, "cost_usd", "unknown_cost_calls"]
 _METRIC_COLUMNS = [
     sa.func.count().label("calls"),
-    sa.cast(sa.func.coalesce(sa.func.sum(_T.c.input_tokens), 0), sa.BigInteger).label("input_tokens"),
-    sa.cast(sa.func.coalesce(sa.func.sum(_T.c.output_tokens), 0), sa.BigInteger).label("output_tokens"),
+    *(sa.cast(sa.func.coalesce(sa.func.sum(_T.c[name]), 0), sa.BigInteger).label(name) for name in TOKENS),
     sa.func.sum(_T.c.cost_usd).label("cost_usd"),  # over known costs; NULL when none is known
     (sa.func.count() - sa.func.count(_T.c.cost_usd)).label("unknown_cost_calls"),
 ]
@@ -146,8 +148,16 @@ class Totals:
     calls: int
     input_tokens: int
     output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
     cost_usd: float | None  # sum of the known costs; None when no call's cost is known
     unknown_cost_calls: int
+
+    @property
+    def cached_share(self) -> float | None:
+        """The share of billed input read from the provider's cache (billed at a lower rate)."""
+        return self.cache_read_tokens / self.input_tokens if self.input_tokens else None
 
     @property
     def cost_label(self) -> str:
@@ -209,7 +219,7 @@ class UsageSummary:
     def totals(self) -> Totals:
         cube = self.cube
         cost = cube["cost_usd"].sum(min_count=1)
-        return Totals(int(cube["calls"].sum()), int(cube["input_tokens"].sum()), int(cube["output_tokens"].sum()),
+        return Totals(int(cube["calls"].sum()), *(int(cube[name].sum()) for name in TOKENS),
                       None if pd.isna(cost) else float(cost), int(cube["unknown_cost_calls"].sum()))
 
 
@@ -230,6 +240,7 @@ def summary(rt: Runtime, viewer: Actor, flt: UsageFilter) -> UsageSummary:
 _ROW_COLUMNS = [
     _T.c.ts.label("timestamp"), User.__table__.c.username.label("user"), _T.c.provider, _T.c.model,
     _T.c.key_source, _T.c.input_tokens, _T.c.output_tokens, _T.c.latency_ms, _T.c.status, _T.c.cost_usd,
+    _T.c.cache_read_tokens, _T.c.cache_write_tokens, _T.c.reasoning_tokens,
 ]
 
 
@@ -281,9 +292,11 @@ def write_csv(rt: Runtime, viewer: Actor, flt: UsageFilter, out: TextIO) -> int:
     writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180; a CR inside a cell is then quoted too
     writer.writerow(CSV_COLUMNS)
     count = 0
+    cost_at = CSV_COLUMNS.index("cost_usd")
     for row in iter_rows(rt, viewer, flt):
-        ts, *rest, cost = row
-        writer.writerow([ts.isoformat(), *(_cell(v) for v in rest), _plain_number(cost)])
+        cells = [_cell(v) for v in row]
+        cells[0], cells[cost_at] = row[0].isoformat(), _plain_number(row[cost_at])
+        writer.writerow(cells)
         count += 1
     return count
 

@@ -87,8 +87,14 @@ totals = summary.totals
 
 with st.container(horizontal=True):
     st.metric("Calls", f"{totals.calls:,}", border=True)
-    st.metric("Input tokens", f"{totals.input_tokens:,}", border=True)
-    st.metric("Output tokens", f"{totals.output_tokens:,}", border=True)
+    st.metric("Input tokens", f"{totals.input_tokens:,}", border=True,
+              help="All billed input: prompt, cache reads and writes, tool-use prompts.")
+    st.metric("Output tokens", f"{totals.output_tokens:,}", border=True,
+              help="All billed output, reasoning (thinking) included.")
+    st.metric("Cached input", "—" if totals.cached_share is None else f"{totals.cached_share:.0%}", border=True,
+              help="The share of billed input read from the provider's prompt cache, billed at a lower rate.")
+    st.metric("Reasoning tokens", f"{totals.reasoning_tokens:,}", border=True,
+              help="Output the model spent thinking; billed as output. Per model under 'Per model'.")
     st.metric("Estimated cost", totals.cost_label, border=True,
               help="Sum of the known costs; calls whose price is unknown are counted separately.")
 
@@ -107,6 +113,9 @@ if totals.calls:
                 "day": st.column_config.DateColumn("Day (UTC)"),
                 "cost_usd": st.column_config.NumberColumn("Known cost (USD)", format="%.4f"),
                 "unknown_cost_calls": st.column_config.NumberColumn("Calls of unknown cost"),
+                "cache_read_tokens": st.column_config.NumberColumn("Cache reads"),
+                "cache_write_tokens": st.column_config.NumberColumn("Cache writes"),
+                "reasoning_tokens": st.column_config.NumberColumn("Reasoning tokens"),
             })
 
 pages = max(1, math.ceil(totals.calls / PAGE_SIZE))

@@ -66,7 +66,8 @@ def run_stream(provider: Provider, handler, model: str = "m-1"):
         reply = Reply()
         deltas = list(CHAT_ADAPTERS[provider].stream(client, key_for(provider), model, MSGS, reply))
     assert deltas == reply.text
-    return deltas, (reply.input_tokens, reply.output_tokens), seen
+    usage = reply.usage
+    return deltas, (None, None) if usage is None else (usage.input_tokens, usage.output_tokens), seen
 
 
 def stream_response(body: bytes):
@@ -359,3 +360,51 @@ def test_openai_mid_stream_error_chunk():
         data({"error": {"message": "The server had an error", "type": "server_error"}}))
     with pytest.raises(ProviderDown, match="server had an error"):
         run_stream(Provider.OPENAI, stream_response(body))
+
+
+# --- billed usage, error reasons and retry hints (documented shapes: no real recording was found;
+#     tests/recordings/MANIFEST.json "not_found" says which) ---------------------------------------
+
+
+def test_openai_cached_prompt_tokens_are_priced_at_the_cached_rate():
+    from byok_core import pricing
+
+    def stream(details: dict) -> Reply:
+        usage = {"prompt_tokens": 2000, "completion_tokens": 10, "total_tokens": 2010, **details}
+        body = OPENAI_OK.split(b"data: [DONE]")[0].rsplit(b"data: ", 1)[0] + sse(data({"choices": [], "usage": usage}),
+                                                                                "data: [DONE]\n\n")
+        reply = Reply()
+        with httpx.Client(transport=httpx.MockTransport(stream_response(body))) as client:
+            list(CHAT_ADAPTERS[Provider.OPENAI].stream(client, key_for(Provider.OPENAI), "gpt-4o-mini", MSGS, reply))
+        return reply
+
+    cached = stream({"prompt_tokens_details": {"cached_tokens": 1536},
+                     "completion_tokens_details": {"reasoning_tokens": 4}}).usage
+    plain = stream({}).usage
+    assert (cached.input_tokens, cached.cache_read_tokens, cached.output_reasoning_tokens) == (2000, 1536, 4)
+    cost, full = (pricing.usage_cost(Provider.OPENAI, "gpt-4o-mini", u) for u in (cached, plain))
+    assert cost is not None and full is not None and cost < full * 0.7
+
+
+def test_a_gateways_upstream_reason_is_shown():
+    raw = json.dumps({"error": {"message": "upstream model is overloaded", "type": "overloaded"}})
+    body = {"error": {"code": 502, "message": "Provider returned error",
+                      "metadata": {"raw": raw, "provider_name": "Example"}}}
+    error = provider_error("OpenAI-compatible", key_for(Provider.OPENAI_COMPATIBLE), status=None, body=body)
+    assert "upstream model is overloaded" in str(error) and "Provider returned error" not in str(error)
+
+
+def test_one_retry_hint_when_the_provider_gives_its_own():
+    body = {"error": {"message": "Rate limit reached for gpt-4o in organization org-x on tokens per min. "
+                                 "Please try again in 20s. Visit https://platform.openai.com/account/rate-limits.",
+                      "type": "tokens", "code": "rate_limit_exceeded"}}
+    for headers in ({"retry-after": "20"}, {}):  # the provider's own words give the seconds too
+        error = provider_error("OpenAI", key_for(Provider.OPENAI), status=429, body=body, headers=headers)
+        text = str(error).lower()
+        assert text.count("try again") == 1 and "try again in 20 seconds" in text and "20s" not in text
+        assert isinstance(error, RateLimited) and error.retry_after == 20 and error.refused
+
+
+def test_an_http_error_is_a_refusal_and_an_error_event_is_not():
+    assert provider_error("OpenAI", key_for(Provider.OPENAI), status=400, body={}).refused
+    assert not provider_error("OpenAI", key_for(Provider.OPENAI), status=None, body={"error": {}}).refused

@@ -8,6 +8,8 @@ import pytest
 from callhelpers import dump_database, runtime_with, usage_rows
 from fakeproviders import FakeProvider
 
+from genai_prices import Usage
+
 from byok_core import accounts, chat, keys, pricing
 from byok_core.adapters.errors import KeyRejected, ProviderDown, RateLimited
 from byok_core.chat import ChatMessage, default_provider, list_models, stream_chat
@@ -57,7 +59,7 @@ def test_each_provider_streams_and_logs_one_row(environ, provider):
         assert (result.text, result.record.status, result.error) == ("Hello there, how are you?", "ok", None)
         record = result.record
         assert (record.input_tokens, record.output_tokens, record.key_source) == (11, 6, KeySource.ENV)
-        expected_cost = pricing.chat_cost(provider, MODEL[provider], 11, 6)
+        expected_cost = pricing.usage_cost(provider, MODEL[provider], Usage(input_tokens=11, output_tokens=6))
         assert expected_cost is not None and result.record.cost_usd == pytest.approx(expected_cost)
         [row] = usage_rows(rt)
         assert (row.provider, row.model, row.key_source, row.status) == (provider.value, MODEL[provider], "env", "ok")
@@ -92,6 +94,11 @@ def test_connection_cut_mid_stream_keeps_partial_text(environ, provider):
         assert result.record.status == "cut_off" and "cut off" in str(result.error)
         [row] = usage_rows(rt)
         assert row.status == "cut_off" and "cut off" in row.error
+        # the usage that arrived is kept: Anthropic's message_start (12 in), Gemini's running totals in
+        # every chunk; OpenAI sends its usage only in the last chunk, so there it stays unknown
+        expected = {Provider.ANTHROPIC: (12, 1), Provider.GOOGLE: (12, 2)}.get(provider, (None, None))
+        assert (row.input_tokens, row.output_tokens) == expected
+        assert (row.cost_usd is None) == (expected == (None, None))
 
 
 @pytest.mark.parametrize("provider", [Provider.OPENAI, Provider.ANTHROPIC, Provider.GOOGLE])
@@ -138,7 +145,8 @@ def test_http_errors_are_logged_with_their_kind(environ, provider, status, kind)
         if kind == "rate_limited":
             assert result.error.retry_after == 7 and "7 seconds" in str(result.error)
         [row] = usage_rows(rt)
-        assert (row.status, row.input_tokens, row.output_tokens, row.cost_usd) == (kind, None, None, None)
+        # refused with an HTTP error before any reply: not billed, a known $0 (not unknown)
+        assert (row.status, row.input_tokens, row.output_tokens, row.cost_usd) == (kind, None, None, 0.0)
         assert row.error == str(result.error)
 
 
@@ -245,7 +253,7 @@ def test_failed_search_ends_the_chat_before_the_model_is_called(environ):
                                     search_provider=Provider.TAVILY))
         assert isinstance(result.error, RateLimited) and "Tavily" in str(result.error)
         assert openai.requests == []
-        assert [(r.provider, r.status, r.cost_usd) for r in usage_rows(rt)] == [("tavily", "rate_limited", None)]
+        assert [(r.provider, r.status, r.cost_usd) for r in usage_rows(rt)] == [("tavily", "rate_limited", 0.0)]
 
 
 def test_search_that_cannot_run_ends_the_stream_without_raising(environ):

@@ -58,7 +58,7 @@ def test_search_errors_raise_and_are_logged(environ, status, error, kind):
             run_search(rt, user_id=None, provider=Provider.FIRECRAWL, query="cats")
         assert TEAM_KEY not in str(info.value) and TEAM_KEY[-8:] not in str(info.value)
         [row] = usage_rows(rt)
-        assert (row.status, row.cost_usd, row.key_source) == (kind, None, "env")
+        assert (row.status, row.cost_usd, row.key_source) == (kind, 0.0, "env")  # refused: not billed
         assert TEAM_KEY not in dump_database(rt)
 
 

@@ -204,11 +204,15 @@ def test_csv_export_columns_and_values(rt, people):
     out = io.StringIO()
     assert usage.write_csv(rt, Actor.operator(), UsageFilter(), out) == 3
     lines = out.getvalue().splitlines()
-    assert lines[0] == "timestamp,user,provider,model,key_source,input_tokens,output_tokens,latency_ms,status,cost_usd"
+    # the documented columns in their order, then the billed breakdown appended
+    assert lines[0] == ("timestamp,user,provider,model,key_source,input_tokens,output_tokens,latency_ms,status,cost_usd,"
+                        "cache_read_tokens,cache_write_tokens,reasoning_tokens")
     assert list(csv.reader(lines[1:])) == [
-        ["2026-04-01T12:00:01+00:00", "alice", "anthropic", "claude-x", "team", "1200", "345", "678", "ok", "0.0123"],
-        ["2026-04-01T12:00:02+00:00", "", "brave", "", "env", "", "", "90", "rate_limited", ""],
-        ["2026-04-01T12:00:03+00:00", "alice", "openai", "gpt-4o-mini", "user", "10", "5", "12", "ok", "0.0000114"],
+        ["2026-04-01T12:00:01+00:00", "alice", "anthropic", "claude-x", "team", "1200", "345", "678", "ok", "0.0123",
+         "", "", ""],
+        ["2026-04-01T12:00:02+00:00", "", "brave", "", "env", "", "", "90", "rate_limited", "", "", "", ""],
+        ["2026-04-01T12:00:03+00:00", "alice", "openai", "gpt-4o-mini", "user", "10", "5", "12", "ok", "0.0000114",
+         "", "", ""],
     ]
 
 

@@ -17,7 +17,7 @@ def people(rt):
     ann, bob, root = make_user(rt, "ann"), make_user(rt, "bob"), make_user(rt, "root", admin=True)
     for user, cost in ((ann, 0.75), (bob, 2.0), (bob, None)):
         log_call(rt, user_id=user.id, provider=Provider.OPENAI, model="gpt-4o", key_source=KeySource.TEAM,
-                          input_tokens=100, output_tokens=10, latency_ms=5, cost_usd=cost)
+                 input_tokens=100, output_tokens=10, latency_ms=5, cost_usd=cost)
     return ann, bob, root
 
 
@@ -38,7 +38,8 @@ def test_member_sees_only_own_calls_and_budget_warning(app, rt, people):
     ann, _, _ = people
     budgets.set_budget(rt, Actor.operator(), Owner.user(ann.id), 0.9)
     at = page(rt, ann, "usage")
-    assert metrics(at) == {"Calls": "1", "Input tokens": "100", "Output tokens": "10", "Estimated cost": "$0.7500"}
+    assert metrics(at) == {"Calls": "1", "Input tokens": "100", "Output tokens": "10", "Cached input": "0%",
+                           "Reasoning tokens": "0", "Estimated cost": "$0.7500"}
     assert list(at.dataframe[-1].value["user"]) == ["ann"]
     assert "83% used" in at.warning[0].value
     assert not [w for w in at.multiselect if w.label == "User"]  # members cannot pick other users
@@ -50,6 +51,19 @@ def test_admin_sees_the_team_with_unknown_cost_counted(app, rt, people):
     assert metrics(at)["Estimated cost"] == "$2.7500 + 1 call of unknown cost"
     at.multiselect(key="usage_users").set_value([people[0].id]).run()
     assert metrics(at)["Calls"] == "1"
+
+
+def test_cached_share_and_reasoning_tokens(app, rt, people):
+    ann = people[0]
+    log_call(rt, user_id=ann.id, provider=Provider.ANTHROPIC, model="claude-sonnet-4-5", key_source=KeySource.USER,
+             input_tokens=300, output_tokens=40, cache_read_tokens=240, cache_write_tokens=0, reasoning_tokens=25,
+             latency_ms=5, cost_usd=0.001)
+    at = page(rt, ann, "usage")
+    shown = metrics(at)
+    assert (shown["Input tokens"], shown["Cached input"], shown["Reasoning tokens"]) == ("400", "60%", "25")
+    per_model = next(d.value for d in at.dataframe if "model" in d.value.columns and "reasoning_tokens" in d.value)
+    assert dict(zip(per_model["model"], per_model["reasoning_tokens"], strict=True)) == {
+        "claude-sonnet-4-5": 25, "gpt-4o": 0}
 
 
 def test_member_over_budget_is_told_plainly(app, rt, people):

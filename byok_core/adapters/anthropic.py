@@ -18,6 +18,7 @@ MAX_TOKENS = 4096
 
 class AnthropicAdapter(ChatAdapter):
     provider = Provider.ANTHROPIC
+    usage_provider = "anthropic"
     default_model = "claude-haiku-4-5"
     fallback_models = ("claude-haiku-4-5", "claude-opus-4-1", "claude-sonnet-4-5", "claude-3-5-haiku-latest")
 
@@ -39,13 +40,14 @@ class AnthropicAdapter(ChatAdapter):
     def on_event(self, event: str, data: dict, reply: Reply) -> str | None:
         kind = data.get("type") or event
         if kind == "message_start":
-            usage = (data.get("message") or {}).get("usage") or {}
-            reply.input_tokens = usage.get("input_tokens", reply.input_tokens)
-            reply.output_tokens = usage.get("output_tokens", reply.output_tokens)
-        elif kind == "message_delta":  # usage here is cumulative
-            usage = data.get("usage") or {}
-            reply.input_tokens = usage.get("input_tokens") or reply.input_tokens
-            reply.output_tokens = usage.get("output_tokens", reply.output_tokens)
+            usage = (data.get("message") or {}).get("usage")
+            if isinstance(usage, dict):
+                reply.usage_object = {"usage": dict(usage)}
+        elif kind == "message_delta" and isinstance(data.get("usage"), dict):
+            # cumulative: the final figures overwrite message_start's, which keeps what is not repeated
+            merged = reply.usage_object["usage"] if reply.usage_object else {}
+            merged.update({k: v for k, v in data["usage"].items() if v is not None})
+            reply.usage_object = {"usage": merged}
         elif kind == "message_stop":
             reply.complete = True
         elif kind == "content_block_delta":

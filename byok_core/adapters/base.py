@@ -16,6 +16,7 @@ from html import unescape
 from typing import Any, ClassVar
 
 import httpx
+from genai_prices import Usage, extract_usage
 from httpx_sse import EventSource, SSEError
 
 from byok_core.adapters.errors import provider_error, transport_error
@@ -36,12 +37,12 @@ class ChatMessage:
 @dataclass
 class Reply:
     """What one streamed reply has told us so far; the adapter sets it from each event, so the text
-    and tokens received are there even when the stream fails."""
+    and the usage received are there even when the stream fails."""
 
     text: list[str] = field(default_factory=list)
-    input_tokens: int | None = None  # as the provider reported them; None where it did not
-    output_tokens: int | None = None
     complete: bool = False  # the provider's own end marker arrived
+    usage_object: dict[str, Any] | None = None  # the provider's own usage object, shaped as it sends it
+    usage: Usage | None = None  # what was billed, read from usage_object by genai-prices; None: not reported
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,10 @@ class _Adapter:
         """``headers``, for a key that an HTTP header can carry (one stored by an older version, or
         planted, might not be): else KeyRejected, before anything is sent."""
         if not is_printable_ascii(cred.secret.reveal()):
-            raise KeyRejected(f"The saved {self.provider.label} key {cred.mask} contains characters an API key "
-                              "never has; save it again on the Keys page.")
+            error = KeyRejected(f"The saved {self.provider.label} key {cred.mask} contains characters an API key "
+                                "never has; save it again on the Keys page.")
+            error.refused = True  # nothing was sent
+            raise error
         return self.headers(cred)
 
     def request_json(self, client: httpx.Client, cred: Credential, method: str, url: str, *,
@@ -111,6 +114,8 @@ class _Adapter:
 class ChatAdapter(_Adapter):
     """A chat provider: how to build the streaming request and read one event of the reply."""
 
+    usage_provider: ClassVar[str]  # genai-prices' provider id and API flavor for reading the usage object
+    usage_flavor: ClassVar[str] = "default"
     default_model: ClassVar[str | None] = None
     fallback_models: ClassVar[tuple[str, ...]] = ()  # shown when the models list cannot be fetched
     stops_at_end_marker: ClassVar[bool] = True  # False: completeness is only known when the stream ends
@@ -125,8 +130,20 @@ class ChatAdapter(_Adapter):
         raise NotImplementedError
 
     def on_event(self, event: str, data: dict, reply: Reply) -> str | None:
-        """Read one JSON event: update ``reply`` (tokens, completeness) and return the text delta, if any."""
+        """Read one JSON event: update ``reply`` (its usage object, completeness) and return the text
+        delta, if any. Usage is kept whole, as the provider sent it: genai-prices reads it."""
         raise NotImplementedError
+
+    def read_usage(self, reply: Reply) -> None:
+        """Billed tokens from the provider's own usage object, by genai-prices' extractor for this
+        provider's API (it knows cache reads and writes, thinking, tool-use prompts, server tools)."""
+        if reply.usage_object is None:
+            return
+        try:
+            extracted = extract_usage(reply.usage_object, provider_id=self.usage_provider, api_flavor=self.usage_flavor)
+        except (ValueError, LookupError, TypeError):  # a usage object it cannot read: the tokens stay unknown
+            return
+        reply.usage = extracted.usage
 
     def models_url(self, cred: Credential) -> str:
         raise NotImplementedError
@@ -173,7 +190,8 @@ class ChatAdapter(_Adapter):
                             data = None
                         if not isinstance(data, dict):
                             raise cut_off("it sent a line that is not JSON")
-                        if data.get("error"):
+                        if data.get("error"):  # an error event; it may carry the usage so far (OpenRouter)
+                            on_event(sse.event, data, reply)
                             raise provider_error(label, cred, status=None, body=data, model=model)
                         delta = on_event(sse.event, data, reply)
                         if delta:
@@ -187,6 +205,8 @@ class ChatAdapter(_Adapter):
             raise transport_error(label, exc) from None
         except httpx.TransportError:
             raise cut_off("the connection broke") from None
+        finally:
+            self.read_usage(reply)  # whatever usage arrived, also when the stream failed
         if not reply.complete:
             raise cut_off("the stream ended before the end marker")
 

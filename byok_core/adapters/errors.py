@@ -6,6 +6,8 @@ key first, and the key itself appears only as its mask."""
 from __future__ import annotations
 
 import email.utils
+import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -58,6 +60,25 @@ def scrub(text: str, secret: Secret | None, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+_RETRY_HINT = re.compile(r"[^.;]*\btry again in\s+(\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|sec|seconds?)\b[^.;]*[.;]?\s*",
+                         re.IGNORECASE)
+
+
+def _raw_reason(body: Any) -> str:
+    """The upstream provider's own reason that a gateway passes on (OpenRouter: error.metadata.raw)."""
+    error = body.get("error") if isinstance(body, dict) else None
+    metadata = error.get("metadata") if isinstance(error, dict) else None
+    raw = metadata.get("raw") if isinstance(metadata, dict) else None
+    if isinstance(raw, dict | list):
+        return _error_info(raw)[1]
+    if isinstance(raw, str) and raw.strip():
+        try:
+            return _error_info(json.loads(raw))[1] or raw
+        except ValueError:
+            return raw
+    return ""
+
+
 def _error_info(body: Any) -> tuple[set[str], str]:
     """Error codes (lower-cased) and the first human message found in a provider's error body."""
     codes: set[str] = set()
@@ -83,7 +104,18 @@ def _error_info(body: Any) -> tuple[set[str], str]:
             messages.append(body)
     else:
         walk(body, 0)
-    return codes, (messages[0] if messages else "")
+    raw = _raw_reason(body)
+    return codes, raw or (messages[0] if messages else "")
+
+
+def _split_retry_hint(detail: str) -> tuple[str, float | None]:
+    """The provider's text without its own "try again in N s" sentence, and those seconds: the
+    message then gives one retry hint, the app's."""
+    match = _RETRY_HINT.search(detail)
+    if match is None:
+        return detail, None
+    seconds = float(match.group(1)) / (1000 if match.group(2).lower().startswith("m") else 1)
+    return (detail[:match.start()] + detail[match.end():]).strip(), seconds
 
 
 def retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -107,8 +139,16 @@ def retry_after(headers: Mapping[str, str] | None) -> float | None:
 def provider_error(label: str, cred: Credential, *, status: int | None, body: Any,
                    headers: Mapping[str, str] | None = None, model: str = "") -> ProviderError:
     """The app's error for a provider's error status and/or body (an HTTP error or an error event)."""
+    error = _provider_error(label, cred, status=status, body=body, headers=headers, model=model)
+    error.refused = status is not None  # an HTTP error answer: the provider refused the request, nothing billed
+    return error
+
+
+def _provider_error(label: str, cred: Credential, *, status: int | None, body: Any,
+                    headers: Mapping[str, str] | None, model: str) -> ProviderError:
     codes, detail = _error_info(body)
-    detail = scrub(detail, cred.secret)
+    detail, hinted = _split_retry_hint(scrub(detail, cred.secret, limit=400))
+    detail = scrub(detail, None)  # shortened again, now that the hint is out
     said = f" ({label} said: {detail})" if detail else ""
     key = f"the key {cred.mask}"
     http = f" (HTTP {status})" if status else ""
@@ -119,6 +159,7 @@ def provider_error(label: str, cred: Credential, *, status: int | None, body: An
         return KeyRejected(f"{label} rejected {key}{said}; check it or save a new one on the Keys page.")
     if status == 429 or codes & _RATE_CODES:
         seconds = retry_after(headers)
+        seconds = hinted if seconds is None else seconds
         when = f"try again in {max(1, round(seconds))} seconds" if seconds is not None else "wait a minute and try again"
         return RateLimited(f"{label} is rate-limiting {key}{said}; {when}.", retry_after=seconds)
     if model and (status == 404 or codes & _MODEL_CODES):
@@ -132,9 +173,13 @@ def provider_error(label: str, cred: Credential, *, status: int | None, body: An
 
 def transport_error(label: str, exc: httpx.TransportError) -> ProviderError:
     """The app's error for a connection that failed or timed out."""
+    error: ProviderError
     if isinstance(exc, httpx.TimeoutException):
         phase = "connect" if isinstance(exc, httpx.ConnectTimeout) else "answer"
-        return ProviderTimeout(f"{label} did not {phase} in time; try again in a moment.")
-    if isinstance(exc, httpx.ConnectError):
-        return ProviderDown(f"Could not connect to {label}; check the network or the base URL and try again.")
-    return ProviderDown(f"The connection to {label} failed ({type(exc).__name__}); try again in a moment.")
+        error = ProviderTimeout(f"{label} did not {phase} in time; try again in a moment.")
+    elif isinstance(exc, httpx.ConnectError):
+        error = ProviderDown(f"Could not connect to {label}; check the network or the base URL and try again.")
+    else:
+        error = ProviderDown(f"The connection to {label} failed ({type(exc).__name__}); try again in a moment.")
+    error.refused = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)  # nothing reached the provider
+    return error

@@ -26,6 +26,7 @@ def _path_segment(model: str) -> str:
 
 class GoogleAdapter(ChatAdapter):
     provider = Provider.GOOGLE
+    usage_provider = "google"
     default_model = "gemini-2.5-flash"
     fallback_models = ("gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.5-pro", "gemini-2.0-flash")
     stops_at_end_marker = False
@@ -44,10 +45,8 @@ class GoogleAdapter(ChatAdapter):
         return f"{cred.base_url}/v1beta/models/{_path_segment(model)}:streamGenerateContent?alt=sse", body
 
     def on_event(self, event: str, data: dict, reply: Reply) -> str | None:
-        usage = data.get("usageMetadata")
-        if isinstance(usage, dict):
-            reply.input_tokens = usage.get("promptTokenCount", reply.input_tokens)
-            reply.output_tokens = usage.get("candidatesTokenCount", reply.output_tokens)
+        if isinstance(data.get("usageMetadata"), dict):  # cumulative in every chunk: the last one counts
+            reply.usage_object = {"usageMetadata": data["usageMetadata"]}
         blocked = (data.get("promptFeedback") or {}).get("blockReason")
         if blocked:
             raise RequestRejected(f"Google Gemini blocked the prompt ({blocked}); rephrase it and try again.")

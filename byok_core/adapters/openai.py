@@ -17,6 +17,7 @@ class OpenAIAdapter(ChatAdapter):
     default_model = "gpt-4o-mini"
     fallback_models = ("gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4o", "gpt-4o-mini", "o3-mini", "o4-mini")
     end_marker_data = "[DONE]"
+    usage_provider, usage_flavor = "openai", "chat"
 
     def headers(self, cred: Credential) -> dict[str, str]:
         return {"Authorization": f"Bearer {cred.secret.reveal()}"}
@@ -30,10 +31,8 @@ class OpenAIAdapter(ChatAdapter):
         }
 
     def on_event(self, event: str, data: dict, reply: Reply) -> str | None:
-        usage = data.get("usage")
-        if isinstance(usage, dict):
-            reply.input_tokens = usage.get("prompt_tokens")
-            reply.output_tokens = usage.get("completion_tokens")
+        if isinstance(data.get("usage"), dict):  # the last chunk (stream_options.include_usage)
+            reply.usage_object = {"usage": data["usage"]}
         choices = data.get("choices") or [{}]
         return (choices[0].get("delta") or {}).get("content") or None
 

@@ -54,6 +54,9 @@ def cmd_chat(args) -> int:
         print(f"[{source.rank}] {source.title} — {source.url}")
     sys.stdout.flush()
     tokens = f"{_n(record.input_tokens)} in / {_n(record.output_tokens)} out tokens"
+    details = [f"{n} {what}" for n, what in ((record.cache_read_tokens, "cached"),
+                                             (record.reasoning_tokens, "reasoning")) if n]
+    tokens += f" ({', '.join(details)})" if details else ""
     cost = f"${record.cost_usd:.6f}" if record.cost_usd is not None else "cost unknown"
     print(f"[{record.provider.value} {record.model}, {record.key_source.value} key, {tokens}, {cost}, "
           f"{record.latency_ms} ms, {record.status.value}]", file=sys.stderr)
