@@ -5,7 +5,9 @@ Sign-in state (one place, read by the shell on every rerun):
 * ``st.session_state[TOKEN_KEY]``: the session token of this browser tab's Streamlit session,
   set right after a successful sign-in (or seeded by tests, see tests/test_app_*.py).
 * otherwise the ``byok_session`` HttpOnly cookie (``st.context.cookies``) that the browser got
-  from ``POST /byok/session`` and sends again after a reload.
+  from ``POST /byok/session`` and sends again after a reload, but only when the websocket's
+  ``Origin`` is this very site (``same_origin``): a browser attaches the cookie to a websocket
+  opened by any page, and Streamlit accepts every localhost origin on any port.
 
 Either way the token is checked against the database on every rerun
 (``accounts.user_for_session``), so sign-out, a password change or disabling the account takes
@@ -14,11 +16,14 @@ effect at once.
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import streamlit as st
 
@@ -32,6 +37,8 @@ from byok_ui.server import COOKIE_NAME, SESSION_PATH, SIGNOUT_PATH
 TOKEN_KEY = "byok_session_token"
 _TICKET_KEY = "_byok_pending_ticket"
 _SIGNOUT_KEY = "_byok_pending_signout"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -102,8 +109,88 @@ def _cookie_token() -> str | None:
     return value if isinstance(value, str) else None
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_WS_SCHEMES = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
+
+
+def _host(name: str) -> str:
+    """A hostname for comparison: lower case, IP addresses in their one canonical spelling."""
+    try:
+        return ipaddress.ip_address(name).compressed
+    except ValueError:
+        return name.lower()
+
+
+def same_origin(headers: Mapping[str, str]) -> bool:
+    """True when the websocket handshake's ``Origin`` is the site the request was sent to.
+
+    ``headers`` are the handshake's headers (``st.context.headers``, or a plain dict; names in
+    any case). The Origin's host and port must equal the ``Host`` header's, hostnames compared
+    case-insensitively and IP addresses by value (``[::1]`` is ``[0:0::1]``), a missing port
+    meaning the scheme's default (http 80, https 443).
+
+    The scheme is compared too when it can be known: from ``X-Forwarded-Proto`` (``http``,
+    ``https``, or ``ws``/``wss`` as some proxies send for websockets; a list or any other value
+    counts as unknown, as it does for uvicorn). The header is read whichever peer sent it: a
+    page's script cannot set headers on a websocket handshake, so it only ever comes from a proxy
+    (or a non-browser client, which can send any Origin anyway), and it can only make the check
+    stricter. The server itself does not tell the script whether the connection was TLS, so
+    without that header the ``Host``'s missing port is read with the Origin's scheme; the one
+    difference this cannot see is http on port 80 against https on port 443 of the same host.
+
+    ``X-Forwarded-Host`` is not used, like uvicorn and Streamlit's own websocket check (which
+    compare with ``Host``): a proxy must pass the browser's ``Host`` through.
+
+    No ``Origin`` (or ``null``, or a scheme other than http/https) and no valid ``Host`` mean
+    False. Browsers always send ``Origin`` on a websocket handshake, so only a non-browser
+    client omits it; such a client holding the token could as well send a matching Origin, so
+    refusing costs no legitimate use and keeps the rule simple: no proof of the same origin,
+    no cookie. (AppTest sends no headers, but it sends no cookie either.)"""
+    h = {str(k).lower(): str(v) for k, v in headers.items()}
+    origin_header = h.get("origin", "").strip()
+    host_header = h.get("host", "").strip()
+    if not origin_header or not host_header:
+        return False
+    try:
+        origin = urlsplit(origin_header)
+        host = urlsplit("//" + host_header)
+        origin_port, host_port = origin.port, host.port  # ValueError for a malformed port
+    except ValueError:
+        return False
+    if (origin.scheme not in _DEFAULT_PORTS or not origin.hostname or origin.path or origin.query
+            or origin.fragment or origin.username is not None):
+        return False
+    if not host.hostname or host.path or host.query or host.fragment or host.username is not None:
+        return False
+    known = _WS_SCHEMES.get(h.get("x-forwarded-proto", "").strip().lower())
+    if known is not None and known != origin.scheme:
+        return False
+    scheme = known or origin.scheme
+    return (_host(origin.hostname) == _host(host.hostname)
+            and (origin_port or _DEFAULT_PORTS[origin.scheme]) == (host_port or _DEFAULT_PORTS[scheme]))
+
+
+def _same_origin_cookie_token() -> str | None:
+    """The cookie's token, if the browser sent one on a websocket opened by this very site."""
+    token = _cookie_token()
+    if not token:
+        return None
+    try:
+        headers = st.context.headers
+    except Exception:  # no browser request behind this session (AppTest)
+        return None
+    if same_origin(headers):
+        return token
+    log.warning("byok: session cookie ignored, the websocket is not same-origin (Origin %r, Host %r, "
+                "X-Forwarded-Proto %r); showing sign-in",
+                headers.get("Origin"), headers.get("Host"), headers.get("X-Forwarded-Proto"))
+    return None
+
+
 def current_user(rt: Runtime) -> User | None:
-    token = st.session_state.get(TOKEN_KEY) or _cookie_token()
+    """The signed-in user of this rerun: this tab's own token, else the cookie's when the websocket
+    is same-origin (``same_origin``), else single sign-on; None shows sign-in."""
+    token = st.session_state.get(TOKEN_KEY) or _same_origin_cookie_token()
     user = accounts.user_for_session(rt, token) if token else None
     if user is None:
         st.session_state.pop(TOKEN_KEY, None)

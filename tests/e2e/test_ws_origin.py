@@ -1,0 +1,148 @@
+"""The localhost session theft of issue 13, item 3, replayed against the running server.
+
+A page on another local port (say http://127.0.0.1:9999) can open a websocket to the app on
+127.0.0.1:<port>: Streamlit accepts any localhost Origin on any port, and the browser attaches the
+app's ``byok_session`` cookie (cookies are not bound to a port). This test does what that page's
+script would make the browser do: connect to ``/_stcore/stream`` with the cookie and the foreign
+``Origin``, send the start-up frame the Streamlit frontend sends (``rerun_script``), and read the
+page the server renders. It must be the sign-in page. The same frames with the app's own Origin
+must show "Signed in as", which proves the client drives the app like a browser does.
+
+    pytest -m e2e tests/e2e/test_ws_origin.py
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from google.protobuf import text_format
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+from websockets.sync.client import connect
+
+from byok_core import accounts
+from byok_core.crypto import gen_key
+from byok_core.identity import Role
+from byok_core.providers import Provider
+from byok_core.runtime import open_runtime
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+SIGNED_IN = "Signed in as **alice**"
+SIGN_IN_FORM = ("Username", "Password")  # the sign-in page's fields
+TIMEOUT = 30.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(url + "/_stcore/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The app on loopback with its own data folder and master key, and alice's session token."""
+    tmp = tmp_path_factory.mktemp("ws_origin")
+    port = _free_port()
+    machine = [v for p in Provider for v in (p.spec.key_env, p.spec.base_url_env) if v]
+    env = {k: v for k, v in os.environ.items()
+           if k not in machine and not k.startswith(("DATABASE_URL", "ENCRYPTION_KEY", "BYOK_", "STREAMLIT_"))}
+    env.update({"BYOK_DATA_DIR": str(tmp / "data"), "ENCRYPTION_KEY": gen_key()})
+    stderr_path = tmp / "stderr.log"
+    with open(stderr_path, "wb") as err, open(tmp / "stdout.log", "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
+             "--server.address", "127.0.0.1", "--server.headless", "true"],
+            cwd=ROOT, env=env, stdout=out, stderr=err,
+        )
+    rt = None
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while not _healthy(url):  # each probe waits up to a second for the answer
+            assert proc.poll() is None, f"the server exited:\n{stderr_path.read_text(errors='replace')}"
+            assert time.monotonic() < deadline, "timed out waiting for the server to answer"
+        # the server migrated the database at start-up; the same data folder and key from here
+        rt = open_runtime(env, migrate=False)
+        alice = accounts.create_user(rt, "alice", "alice-password-1", Role.MEMBER)
+        token = accounts.create_session(rt, alice)
+        yield {"port": port, "token": token, "stderr": stderr_path}
+    finally:
+        if rt is not None:
+            rt.engine.dispose()
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _start_up_frame() -> bytes:
+    """What the Streamlit frontend sends first on a new websocket: run the script for the default page."""
+    msg = BackMsg()
+    state = msg.rerun_script
+    state.query_string = ""
+    state.page_script_hash = ""
+    state.context_info.timezone = "UTC"
+    state.context_info.locale = "en-US"
+    return msg.SerializeToString()
+
+
+def render(port: int, origin: str, token: str) -> str:
+    """Open the app's websocket as a browser would from ``origin``, with the session cookie, and return
+    the text of every element of the first complete script run."""
+    texts: list[str] = []
+    with connect(f"ws://127.0.0.1:{port}/_stcore/stream", origin=origin, subprotocols=["streamlit"],
+                 additional_headers={"Cookie": f"byok_session={token}"}, open_timeout=TIMEOUT,
+                 max_size=None) as ws:
+        ws.send(_start_up_frame())
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, "the script run did not finish in time"
+            msg = ForwardMsg()
+            msg.ParseFromString(ws.recv(timeout=remaining))
+            kind = msg.WhichOneof("type")
+            if kind == "delta":
+                texts.append(text_format.MessageToString(msg.delta, as_utf8=True))
+            elif kind == "script_finished":
+                assert msg.script_finished != ForwardMsg.FINISHED_WITH_COMPILE_ERROR
+                if msg.script_finished == ForwardMsg.FINISHED_SUCCESSFULLY:
+                    return "\n".join(texts)
+                texts.clear()  # FINISHED_EARLY_FOR_RERUN: the next run draws the page again
+
+
+def test_the_app_s_own_origin_is_signed_in_by_the_cookie(server):
+    port = server["port"]
+    page = render(port, f"http://127.0.0.1:{port}", server["token"])
+    assert SIGNED_IN in page
+    assert "Something went wrong" not in page
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_a_page_on_another_local_port_gets_the_sign_in_page(server, host):
+    port, token = server["port"], server["token"]
+    other = _free_port()
+    page = render(port, f"http://{host}:{other}", token)
+    assert "Signed in as" not in page
+    assert all(field in page for field in SIGN_IN_FORM), page  # Streamlit accepted it; the app refused the cookie
+    console = server["stderr"].read_text(errors="replace")
+    assert f"'http://{host}:{other}'" in console and "session cookie ignored" in console
+    assert token not in console
+    # the cookie's session itself is untouched: the app's own origin is still signed in
+    assert SIGNED_IN in render(port, f"http://127.0.0.1:{port}", token)
