@@ -6,6 +6,7 @@ import hashlib
 import re
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -17,15 +18,17 @@ from byok_core import audit
 from byok_core.audit import AuditAction
 from byok_core.clock import utcnow
 from byok_core.errors import AuthError, NotFoundError, ValidationError
+from byok_core.identity import Role
+from byok_core.models import AppSetting, AuthSession, LoginTicket, User, rowcount, saved_id
 from byok_core.runtime import Runtime
-from byok_core.models import AppSetting, AuthSession, LoginTicket, Role, User
 
 # OWASP's recommended Argon2id configuration (m=19 MiB, t=2, p=1): ~70 ms a hash on one core,
 # where argon2-cffi's default (64 MiB, p=4) takes ~450 ms here. tests/test_accounts.py pins the floor.
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 _DUMMY_HASH = HASHER.hash("not a real password; equalizes timing for unknown users")
 
-SIGN_IN_FAILED = "Sign-in failed: wrong username or password. After several failures, wait a few seconds before trying again."
+SIGN_IN_FAILED = ("Sign-in failed: wrong username or password. After several failures, wait a few seconds before "
+                  "trying again.")
 FREE_ATTEMPTS = 3  # failures before delays start
 MAX_DELAY = timedelta(minutes=15)
 SESSION_TTL = timedelta(days=14)
@@ -41,7 +44,8 @@ def _hash_token(token: str) -> str:
 def validate_username(name: str) -> str:
     name = (name or "").strip()
     if not _USERNAME.match(name):
-        raise ValidationError("Usernames are 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit.")
+        raise ValidationError("Usernames are 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter "
+                              "or digit.")
     return name
 
 
@@ -56,7 +60,7 @@ def validate_password(password: str) -> str:
 def create_user(rt: Runtime, username: str, password: str, role: Role = Role.MEMBER,
                 actor: str = "operator") -> User:
     username = validate_username(username)
-    user = User(username=username, password_hash=HASHER.hash(validate_password(password)), role=Role(role).value)
+    user = User(username=username, password_hash=HASHER.hash(validate_password(password)), role=Role(role))
     try:
         with Session(rt.engine, expire_on_commit=False) as session, session.begin():
             session.add(user)
@@ -81,9 +85,9 @@ def get_user(rt: Runtime, username: str) -> User:
 
 
 def _update_user(rt: Runtime, username: str, actor: str, action: AuditAction, detail: str = "", *,
-                 revoke_tickets: bool = False, **values) -> None:
+                 revoke_tickets: bool = False, **values: Any) -> None:
     with Session(rt.engine) as session, session.begin():
-        changed = session.execute(sa.update(User).where(col(User.username) == username).values(**values)).rowcount
+        changed = rowcount(session.execute(sa.update(User).where(col(User.username) == username).values(**values)))
         if not changed:
             raise NotFoundError(f"No user named {username!r}.")
         if revoke_tickets:  # in the same transaction: no ticket issued before the change survives it
@@ -94,12 +98,12 @@ def _update_user(rt: Runtime, username: str, actor: str, action: AuditAction, de
 
 def set_disabled(rt: Runtime, username: str, disabled: bool, actor: str = "operator") -> None:
     """Disabling ends every session and revokes outstanding sign-in tickets."""
-    _update_user(rt, username, actor, AuditAction.USER_DISABLE if disabled else AuditAction.USER_ENABLE, disabled=disabled,
-                 revoke_tickets=disabled)
+    action = AuditAction.USER_DISABLE if disabled else AuditAction.USER_ENABLE
+    _update_user(rt, username, actor, action, disabled=disabled, revoke_tickets=disabled)
 
 
 def set_role(rt: Runtime, username: str, role: Role, actor: str = "operator") -> None:
-    _update_user(rt, username, actor, AuditAction.USER_ROLE, f"role {Role(role).value}", role=Role(role).value)
+    _update_user(rt, username, actor, AuditAction.USER_ROLE, f"role {Role(role).value}", role=Role(role))
 
 
 def set_password(rt: Runtime, username: str, new_password: str, actor: str = "operator") -> None:
@@ -139,16 +143,17 @@ def authenticate(rt: Runtime, username: str, password: str, now: datetime | None
     if not _verify(user.password_hash, password) or user.disabled:
         if user.failed_logins == FREE_ATTEMPTS:
             with Session(rt.engine) as session, session.begin():
-                audit.record(session, "system", AuditAction.USER_THROTTLED, user.username, f"{user.failed_logins} failures")
+                audit.record(session, "system", AuditAction.USER_THROTTLED, user.username,
+                             f"{user.failed_logins} failures")
         raise AuthError(SIGN_IN_FAILED)
-    values: dict = {"failed_logins": 0, "locked_until": None}
+    values: dict[str, Any] = {"failed_logins": 0, "locked_until": None}
     if HASHER.check_needs_rehash(user.password_hash):
         values["password_hash"] = HASHER.hash(password)
     with Session(rt.engine) as session, session.begin():
         # Only while the password just checked is still the stored one and the account is enabled.
-        reset = session.execute(sa.update(User).where(
+        reset = rowcount(session.execute(sa.update(User).where(
             col(User.id) == user.id, col(User.password_hash) == user.password_hash, col(User.disabled).is_(False),
-        ).values(**values)).rowcount
+        ).values(**values)))
     if not reset:
         raise AuthError(SIGN_IN_FAILED)
     user.failed_logins, user.locked_until = 0, None
@@ -210,7 +215,7 @@ def _add_session(session: Session, user_id: int, expires_at: datetime) -> str:
 def create_session(rt: Runtime, user: User, ttl: timedelta = SESSION_TTL) -> str:
     """A new random session token; only its SHA-256 is stored."""
     with Session(rt.engine) as session, session.begin():
-        return _add_session(session, user.id, utcnow() + ttl)
+        return _add_session(session, saved_id(user.id), utcnow() + ttl)
 
 
 def issue_login_ticket(rt: Runtime, user: User) -> str:
@@ -229,7 +234,7 @@ def issue_login_ticket(rt: Runtime, user: User) -> str:
             select(User.password_hash, User.disabled).where(col(User.id) == user.id).with_for_update()
         ).first()
         if current is not None and current.password_hash == user.password_hash and not current.disabled:
-            session.add(LoginTicket(ticket_hash=_hash_token(ticket), user_id=user.id,
+            session.add(LoginTicket(ticket_hash=_hash_token(ticket), user_id=saved_id(user.id),
                                     expires_at=now + LOGIN_TICKET_TTL))
     return ticket
 
@@ -247,13 +252,13 @@ def redeem_login_ticket(rt: Runtime, ticket: str | None, now: datetime | None = 
         if row is None:
             return None
         # Deleting (and counting) makes the ticket single-use even when two requests race.
-        used = session.execute(sa.delete(LoginTicket).where(col(LoginTicket.ticket_hash) == row.ticket_hash)).rowcount
+        used = rowcount(session.execute(sa.delete(LoginTicket).where(col(LoginTicket.ticket_hash) == row.ticket_hash)))
         user = session.get(User, row.user_id)
         if not used or row.expires_at <= now or user is None or user.disabled:
             return None
         if row.expires_at - LOGIN_TICKET_TTL < user.password_changed_at:  # issued before the change
             return None
-        return _add_session(session, user.id, now + SESSION_TTL)
+        return _add_session(session, saved_id(user.id), now + SESSION_TTL)
 
 
 def user_for_session(rt: Runtime, token: str | None, now: datetime | None = None) -> User | None:
@@ -306,12 +311,12 @@ def claim_first_admin(rt: Runtime, code: str, username: str, password: str) -> U
 
     The code is consumed in the same transaction, so two racing claims cannot both succeed."""
     username, password = validate_username(username), validate_password(password)
-    user = User(username=username, password_hash=HASHER.hash(password), role=Role.ADMIN.value)
+    user = User(username=username, password_hash=HASHER.hash(password), role=Role.ADMIN)
     with Session(rt.engine, expire_on_commit=False) as session, session.begin():
         digest = _hash_token((code or "").strip().lower())
-        consumed = session.execute(sa.delete(AppSetting).where(
+        consumed = rowcount(session.execute(sa.delete(AppSetting).where(
             col(AppSetting.name) == SETUP_CODE_PREFIX + digest[:32], col(AppSetting.value) == digest,
-        )).rowcount
+        )))
         if not consumed or session.exec(select(User.id).limit(1)).first() is not None:
             raise AuthError("That setup code is not valid. Use the code printed in the server's console.")
         session.add(user)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -18,12 +19,12 @@ from byok_core.audit import AuditAction
 from byok_core.clock import utcnow
 from byok_core.errors import BudgetExceeded, ValidationError
 from byok_core.identity import Actor, KeySource, Owner
-from byok_core.models import Budget, UsageRecord, User
+from byok_core.models import Budget, UsageRecord, User, rowcount, table
 from byok_core.runtime import Runtime
 
 WARN_AT = 0.8
 SHARED_SOURCES = [s for s in KeySource if s.shared]
-_T = UsageRecord.__table__
+_T = table(UsageRecord)
 
 
 def month_bounds(now: datetime) -> tuple[datetime, datetime]:
@@ -75,7 +76,7 @@ class BudgetStatus:
         return " ".join([*near, "Your own API keys are not limited."]) if near else None
 
 
-def _spend_query(now: datetime, *group_by: sa.ColumnElement) -> sa.Select:
+def _spend_query(now: datetime, *group_by: sa.ColumnElement[Any]) -> sa.Select[Any]:
     """Known cost of the shared-key calls in ``now``'s month (unknown costs add nothing)."""
     start, end = month_bounds(now)
     return (sa.select(*group_by, sa.func.coalesce(sa.func.sum(_T.c.cost_usd), 0.0))
@@ -92,7 +93,7 @@ def _spend(conn: sa.Connection, now: datetime, owner: Owner) -> float:
 
 def _budgets(conn: sa.Connection, *owners: Owner) -> dict[Owner, float]:
     """The monthly budgets set for ``owners`` (all budgets when none are named)."""
-    query = sa.select(Budget.owner_kind, Budget.owner_id, Budget.monthly_usd)
+    query = sa.select(col(Budget.owner_kind), col(Budget.owner_id), col(Budget.monthly_usd))
     if owners:
         query = query.where(sa.or_(*(_is(owner) for owner in owners)))
     return {Owner(kind, owner_id): usd for kind, owner_id, usd in conn.execute(query)}
@@ -125,9 +126,9 @@ def check(rt: Runtime, user_id: int | None, key_source: KeySource,
 def spend_report(rt: Runtime, now: datetime | None = None) -> list[BudgetLine]:
     """This month's shared-key spend: the team first, then every user with a budget or spend."""
     with rt.engine.connect() as conn:
-        spent = {uid: float(usd) for uid, usd in conn.execute(_spend_query(now or utcnow(), _T.c.user_id))}
+        spent = {row[0]: float(row[1]) for row in conn.execute(_spend_query(now or utcnow(), _T.c.user_id))}
         budgets = _budgets(conn)
-        names = dict(conn.execute(sa.select(User.id, User.username)).all())
+        names = {uid: name for uid, name in conn.execute(sa.select(col(User.id), col(User.username)))}
     team = Owner.team()
     users = {*(uid for uid in spent if uid is not None), *(o.id for o in budgets if not o.is_team)}
     return [BudgetLine(team, "team", budgets.get(team), sum(spent.values())),
@@ -152,7 +153,7 @@ def clear_budget(rt: Runtime, actor: Actor, owner: Owner) -> bool:
     """Remove a budget; returns whether there was one."""
     actor.check_admin("change budgets")
     with Session(rt.engine) as session, session.begin():
-        removed = session.execute(sa.delete(Budget).where(_is(owner))).rowcount
+        removed = rowcount(session.execute(sa.delete(Budget).where(_is(owner))))
         if removed:
             audit.record(session, actor.name, AuditAction.BUDGET_CLEAR, str(owner))
     return bool(removed)

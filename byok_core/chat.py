@@ -154,7 +154,8 @@ def stream_chat(rt: Runtime, *, user_id: int | None, provider: Provider, model: 
                       budget_warning=next((s.warning for s in statuses if s and s.warning), None))
 
 
-def list_models(rt: Runtime, *, user_id: int | None, provider: Provider, client: httpx.Client | None = None) -> list[str]:
+def list_models(rt: Runtime, *, user_id: int | None, provider: Provider,
+                client: httpx.Client | None = None) -> list[str]:
     """The provider's models as its API lists them, or a static list when that is not possible
     (no usable key, provider unreachable); never raises for those. Not logged as usage: listing
     models costs nothing. Callers that rerun often (Streamlit) should cache it for a few minutes."""

@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 from byok_core.adapters.base import SearchResult
 from byok_core.clock import utcnow
 from byok_core.errors import NotFoundError, ValidationError
-from byok_core.models import Conversation, Message
+from byok_core.models import Conversation, Message, rowcount, saved_id
 from byok_core.providers import Provider
 from byok_core.record import CallRecord
 from byok_core.runtime import Runtime
@@ -39,8 +39,8 @@ class ConversationInfo:
     updated_at: datetime
 
     @classmethod
-    def of(cls, row: Conversation) -> "ConversationInfo":
-        return cls(row.id, row.title, row.provider, row.model, row.created_at, row.updated_at)
+    def of(cls, row: Conversation) -> ConversationInfo:
+        return cls(saved_id(row.id), row.title, row.provider, row.model, row.created_at, row.updated_at)
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class StoredMessage:
             meta = {}
         if not isinstance(meta, dict):
             meta = {}
-        return cls(row.id, row.role, row.content, row.created_at, CallRecord.from_json(meta),
+        return cls(saved_id(row.id), row.role, row.content, row.created_at, CallRecord.from_json(meta),
                    _sources(meta.get("sources")), meta.get("budget_warning"))
 
 
@@ -70,7 +70,7 @@ def _sources(items: Any) -> list[SearchResult]:
     for item in items if isinstance(items, list) else []:
         try:
             found.append(SearchResult(str(item["title"]), str(item["url"]), str(item.get("snippet") or ""),
-                                      Provider(item["provider"]), int(item["rank"])))
+                                      Provider.parse(item["provider"]), int(item["rank"])))
         except (KeyError, TypeError, ValueError):
             continue
     return found
@@ -93,7 +93,7 @@ def _validate_title(title: str) -> str:
     return title
 
 
-def _owned(user_id: int, conversation_id: int):
+def _owned(user_id: int, conversation_id: int) -> sa.ColumnElement[bool]:
     return (col(Conversation.id) == conversation_id) & (col(Conversation.user_id) == user_id)
 
 
@@ -162,7 +162,7 @@ def messages(rt: Runtime, user_id: int, conversation_id: int) -> list[StoredMess
 
 
 def add_message(rt: Runtime, user_id: int, conversation_id: int, role: str, content: str,
-                meta: dict | None = None) -> StoredMessage:
+                meta: dict[str, Any] | None = None) -> StoredMessage:
     """Append a message (and mark the conversation active). ``meta`` must be JSON-serializable."""
     if role not in ROLES:
         raise ValidationError(f"A message's role is one of: {', '.join(ROLES)}.")
@@ -170,8 +170,8 @@ def add_message(rt: Runtime, user_id: int, conversation_id: int, role: str, cont
         raise ValidationError(f"Messages can be at most {MAX_MESSAGE:,} characters.")
     now = utcnow()
     with Session(rt.engine, expire_on_commit=False) as session, session.begin():
-        changed = session.execute(sa.update(Conversation).where(_owned(user_id, conversation_id))
-                                  .values(updated_at=now)).rowcount
+        changed = rowcount(session.execute(sa.update(Conversation).where(_owned(user_id, conversation_id))
+                                  .values(updated_at=now)))
         if not changed:
             raise NotFoundError(_NOT_FOUND)
         row = Message(conversation_id=conversation_id, role=role, content=content or "", created_at=now,

@@ -14,9 +14,9 @@ import os
 import secrets
 import stat
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -58,7 +58,7 @@ class MasterKey:
     aead: AESGCM = field(repr=False)
 
     @classmethod
-    def from_bytes(cls, master: bytes) -> "MasterKey":
+    def from_bytes(cls, master: bytes) -> MasterKey:
         key_id = hashlib.sha256(_hkdf(master, b"byok key-id")).hexdigest()[:12]
         return cls(key_id, AESGCM(_hkdf(master, b"byok v1 api-key encryption")))
 

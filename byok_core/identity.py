@@ -42,7 +42,9 @@ class Owner:
     id: int
 
     @classmethod
-    def user(cls, user_id: int) -> Owner:
+    def user(cls, user_id: int | None) -> Owner:
+        if user_id is None:  # a User not saved yet has no id
+            raise ValueError("Only a saved user can own keys or budgets.")
         return cls(OwnerKind.USER, user_id)
 
     @classmethod

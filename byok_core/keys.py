@@ -9,9 +9,10 @@ from __future__ import annotations
 import unicodedata
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -30,7 +31,7 @@ from byok_core.errors import (
     ValidationError,
 )
 from byok_core.identity import TEAM_ID, Actor, KeySource, Owner, OwnerKind
-from byok_core.models import ApiKey, AppSetting
+from byok_core.models import ApiKey, AppSetting, rowcount
 from byok_core.providers import Provider
 from byok_core.secret import Secret, is_printable_ascii, mask
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from byok_core.runtime import Runtime
 
 MAX_KEY_LENGTH = 512
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,8 @@ def validate_key(raw: str) -> str:
     if not value:
         raise ValidationError("The key is only white space: paste the API key from your provider's dashboard.")
     if len(value) > MAX_KEY_LENGTH:
-        raise ValidationError(f"The key is longer than {MAX_KEY_LENGTH} characters; check that you pasted only the key.")
+        raise ValidationError(f"The key is longer than {MAX_KEY_LENGTH} characters; check that you pasted only "
+                              "the key.")
     if any(unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp"} for ch in value):
         raise ValidationError("The key contains control characters; copy it again from your provider's dashboard.")
     if any(ch.isspace() for ch in value):
@@ -130,11 +133,11 @@ def _seal(rt: Runtime, plain: str, row: _Stored) -> str:
     return rt.keyring.encrypt(plain, _context(row.owner_kind, row.owner_id, row.provider, row.id, row.base_url))
 
 
-def _owned(owner: Owner):
+def _owned(owner: Owner) -> sa.ColumnElement[bool]:
     return (col(ApiKey.owner_kind) == owner.kind) & (col(ApiKey.owner_id) == owner.id)
 
 
-def _write_with_retry(rt: Runtime, work):
+def _write_with_retry(rt: Runtime, work: Callable[[Session], T]) -> T:
     """Run ``work(session)`` in a transaction, retrying when a concurrent writer got there first."""
     last: Exception | None = None
     for _ in range(20):
@@ -161,10 +164,10 @@ def store(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, raw_key: 
 
     def work(session: Session) -> KeyInfo:
         now = utcnow()
-        replaced = session.execute(
+        replaced = rowcount(session.execute(
             sa.update(ApiKey).where(_owned(owner), col(ApiKey.provider) == provider, col(ApiKey.active))
             .values(active=False, updated_at=now)
-        ).rowcount
+        ))
         row_id = uuid.uuid4().hex
         row = ApiKey(
             id=row_id, owner_kind=owner.kind, owner_id=owner.id, provider=provider, label=label,
@@ -188,7 +191,8 @@ def delete(rt: Runtime, actor: Actor, owner: Owner, key_row_id: str) -> None:
         if row is None:
             raise NotFoundError("No such key.")
         session.delete(row)
-        audit.record(session, actor.name, AuditAction.KEY_DELETE, f"{owner} {row.provider} {row.id}", f"mask {row.mask}")
+        audit.record(session, actor.name, AuditAction.KEY_DELETE, f"{owner} {row.provider} {row.id}",
+                     f"mask {row.mask}")
 
 
 def list_keys(rt: Runtime, actor: Actor, owner: Owner) -> list[KeyInfo]:
@@ -203,7 +207,8 @@ def list_keys(rt: Runtime, actor: Actor, owner: Owner) -> list[KeyInfo]:
 
 # Built once: the active user and team rows for one provider, in one indexed query.
 _CANDIDATES = sa.select(
-    ApiKey.id, ApiKey.owner_kind, ApiKey.owner_id, ApiKey.provider, ApiKey.ciphertext, ApiKey.base_url
+    col(ApiKey.id), col(ApiKey.owner_kind), col(ApiKey.owner_id), col(ApiKey.provider), col(ApiKey.ciphertext),
+    col(ApiKey.base_url),
 ).where(
     col(ApiKey.provider) == sa.bindparam("provider"),
     col(ApiKey.active),
@@ -212,10 +217,11 @@ _CANDIDATES = sa.select(
 )
 
 
-def _candidates(rt: Runtime, user_id: int | None, provider: Provider):
+def _candidates(rt: Runtime, user_id: int | None, provider: Provider) -> list[Any]:
     """Active rows for the provider, the user's before the team's."""
     with rt.engine.connect() as conn:
-        rows = conn.execute(_CANDIDATES, {"provider": provider.value, "user_id": -1 if user_id is None else user_id}).all()
+        params = {"provider": provider.value, "user_id": -1 if user_id is None else user_id}
+        rows = conn.execute(_CANDIDATES, params).all()
     return sorted(rows, key=lambda r: r.owner_kind is not OwnerKind.USER)
 
 
@@ -245,10 +251,11 @@ def sources(rt: Runtime, user_id: int | None) -> dict[Provider, KeySource | None
     """Where each provider's key would come from right now, without decrypting anything."""
     with rt.engine.connect() as conn:
         rows = conn.execute(
-            sa.select(ApiKey.provider, ApiKey.owner_kind).where(
+            sa.select(col(ApiKey.provider), col(ApiKey.owner_kind)).where(
                 col(ApiKey.active),
                 ((col(ApiKey.owner_kind) == OwnerKind.TEAM) & (col(ApiKey.owner_id) == TEAM_ID))
-                | ((col(ApiKey.owner_kind) == OwnerKind.USER) & (col(ApiKey.owner_id) == (-1 if user_id is None else user_id))),
+                | ((col(ApiKey.owner_kind) == OwnerKind.USER)
+                   & (col(ApiKey.owner_id) == (-1 if user_id is None else user_id))),
             )
         ).all()
     found = {(r.provider, r.owner_kind) for r in rows}
@@ -269,13 +276,13 @@ def stamp_used(conn: sa.Connection, key: ResolvedKey, test_status: CallStatus | 
     """Stamp last-used (and a key test's outcome) on the stored row behind ``key``, in ``conn``'s transaction."""
     if key.row_id is None:
         return
-    values: dict = {"last_used_at": utcnow()}
+    values: dict[str, Any] = {"last_used_at": utcnow()}
     if test_status is not None:
         values["last_test_status"] = test_status
     conn.execute(sa.update(ApiKey).where(col(ApiKey.id) == key.row_id).values(**values))
 
 
-def _record_unreadable(rt: Runtime, row, reason: str) -> None:
+def _record_unreadable(rt: Runtime, row: _Stored, reason: str) -> None:
     with Session(rt.engine) as session, session.begin():
         audit.record(session, "system", AuditAction.KEY_DECRYPT_FAILED,
                      f"{row.owner_kind}:{row.owner_id} {row.provider} {row.id}", reason)
@@ -286,7 +293,7 @@ def _record_unreadable(rt: Runtime, row, reason: str) -> None:
 
 @dataclass
 class VaultReport:
-    per_key_id: Counter = field(default_factory=Counter)  # stored values per master key id
+    per_key_id: Counter[str] = field(default_factory=Counter)  # stored values per master key id
     unreadable: list[tuple[str, str, str]] = field(default_factory=list)  # (row id, where, why)
     rotated: int = 0
     current: int = 0
@@ -331,7 +338,8 @@ def rotate(rt: Runtime, dry_run: bool = False) -> VaultReport:
             if not dry_run:
                 row.ciphertext = _seal(rt, plain, row)
                 row.key_id = primary
-                audit.record(session, "operator", AuditAction.KEY_ROTATE, f"{row.owner_kind}:{row.owner_id} {row.provider} {row.id}",
+                audit.record(session, "operator", AuditAction.KEY_ROTATE,
+                             f"{row.owner_kind}:{row.owner_id} {row.provider} {row.id}",
                              f"from master key {key_id} to {primary}")
             report.rotated += 1
     return report

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -15,7 +16,7 @@ from byok_core.identity import KeySource, OwnerKind, Role
 from byok_core.providers import Provider, ProviderKind
 
 
-class EnumText(sa.types.TypeDecorator):
+class EnumText(sa.types.TypeDecorator[StrEnum]):
     """A StrEnum stored as its plain value in a VARCHAR column, read back as the enum member."""
 
     impl = sa.String
@@ -25,14 +26,32 @@ class EnumText(sa.types.TypeDecorator):
         super().__init__(length)
         self.enum = enum
 
-    def process_bind_param(self, value, dialect):
+    def process_bind_param(self, value: str | None, dialect: sa.Dialect) -> str | None:
         return None if value is None else self.enum(value).value
 
-    def process_result_value(self, value, dialect):
+    def process_result_value(self, value: str | None, dialect: sa.Dialect) -> StrEnum | None:
         return None if value is None else self.enum(value)
 
 
-def enum_column(enum: type[StrEnum], length: int, *, nullable: bool = False, default=None) -> sa.Column:
+def table(model: type[SQLModel]) -> sa.Table:
+    """A model's Core table (SQLModel leaves ``__table__`` untyped)."""
+    return cast(sa.Table, model.__table__)  # type: ignore[attr-defined]
+
+
+def saved_id(value: int | None) -> int:
+    """A saved row's integer id (SQLModel types it ``int | None`` for rows not saved yet)."""
+    if value is None:
+        raise ValueError("The row has not been saved yet.")
+    return value
+
+
+def rowcount(result: sa.Result[Any]) -> int:
+    """Rows an UPDATE or DELETE changed (a Session's execute types its result without it)."""
+    return cast(sa.CursorResult[Any], result).rowcount
+
+
+def enum_column(enum: type[StrEnum], length: int, *, nullable: bool = False,
+                default: StrEnum | None = None) -> sa.Column[StrEnum]:
     return sa.Column(EnumText(enum, length), nullable=nullable, default=default)
 
 
@@ -171,7 +190,8 @@ class Message(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     conversation_id: int = Field(
-        sa_column=sa.Column(sa.Integer, sa.ForeignKey("conversations.id", ondelete="CASCADE"), index=True, nullable=False)
+        sa_column=sa.Column(sa.Integer, sa.ForeignKey("conversations.id", ondelete="CASCADE"), index=True,
+                            nullable=False)
     )
     role: str = Field(max_length=16)  # user | assistant
     content: str

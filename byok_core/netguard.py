@@ -15,6 +15,7 @@ import ipaddress
 import socket
 import ssl
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpcore
@@ -64,14 +65,16 @@ def check_url_syntax(url: str) -> str:
     if len(url) > 500:
         raise ValidationError("The base URL is longer than 500 characters.")
     if any(c.isspace() or ord(c) < 32 or ord(c) == 127 or c == "\\" for c in url):
-        raise ValidationError("The base URL cannot contain spaces, backslashes or control characters; type it as one plain address.")
+        raise ValidationError("The base URL cannot contain spaces, backslashes or control characters; type it as "
+                              "one plain address.")
     if "?" in url or "#" in url:
         raise ValidationError("The base URL cannot contain '?' or '#'; give only the address up to its path, e.g. https://openrouter.ai/api/v1.")
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ValidationError("The base URL must start with http:// or https:// and name a host, e.g. https://openrouter.ai/api/v1.")
     if "@" in parts.netloc:
-        raise ValidationError("The base URL cannot contain a user name, password or '@'; put the key in the key field instead.")
+        raise ValidationError("The base URL cannot contain a user name, password or '@'; put the key in the key "
+                              "field instead.")
     try:
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
         host = _host_of(httpx.URL(url))  # read by the parser that will send the request
@@ -228,7 +231,7 @@ class _PinnedBackend(httpcore.SyncBackend):
         self._host, self._addresses = host, addresses
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                    socket_options=None) -> httpcore.NetworkStream:
+                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
         if host.strip("[]").rstrip(".").lower() != self._host:
             raise httpcore.ConnectError(f"This connection is pinned to {self._host}; {host} was not checked.")
         last: Exception | None = None

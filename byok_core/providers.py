@@ -83,7 +83,7 @@ class Provider(StrEnum):
     def parse(cls, value: str) -> Provider:
         """Provider from its id, with a message listing the valid ids."""
         try:
-            return cls(value.strip().lower())
+            return cls(value.strip().lower())  # type: ignore[call-arg]  # by value: members carry their spec
         except ValueError:
             valid = ", ".join(p.value for p in cls)
             raise UnknownProviderError(f"Unknown provider {value!r}; use one of: {valid}.") from None

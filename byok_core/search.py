@@ -12,7 +12,7 @@ from byok_core.providers import Provider
 from byok_core.record import CallRecord
 from byok_core.runtime import Runtime
 
-__all__ = ["SearchResult", "run_search", "MAX_RESULTS"]
+__all__ = ["MAX_RESULTS", "SearchResult", "run_search"]
 
 MAX_QUERY = 400
 

@@ -11,15 +11,17 @@ import csv
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TextIO
+from typing import Any, TextIO
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlmodel import col
 
 from byok_core.errors import CallStatus
 from byok_core.identity import Actor
-from byok_core.models import UsageRecord, User
+from byok_core.models import UsageRecord, User, saved_id, table
 from byok_core.record import CallRecord
 from byok_core.runtime import Runtime
 
@@ -30,7 +32,7 @@ NO_USER = "(no user)"  # calls made from the CLI without --user
 EXPORT_BATCH = 5_000
 PG_AGGREGATE_WORK_MEM = "64MB"
 
-_T = UsageRecord.__table__
+_T = table(UsageRecord)
 
 
 def _values(record: CallRecord) -> dict[str, object]:
@@ -49,7 +51,8 @@ def insert(conn: sa.Connection, record: CallRecord) -> None:
 def start(conn: sa.Connection, record: CallRecord) -> int:
     """Log a call that is about to be made, as not finished (``CallStatus.PENDING``); its row id."""
     values = _values(record) | {"status": CallStatus.PENDING}
-    return int(conn.execute(sa.insert(UsageRecord).values(**values)).inserted_primary_key[0])
+    [row_id] = conn.execute(sa.insert(_T).values(**values)).inserted_primary_key or (None,)
+    return saved_id(row_id)
 
 
 def complete(conn: sa.Connection, row_id: int, record: CallRecord) -> None:
@@ -60,7 +63,7 @@ def complete(conn: sa.Connection, row_id: int, record: CallRecord) -> None:
 # --- filters -----------------------------------------------------------------------------------
 
 
-class utc_day(sa.sql.functions.FunctionElement):
+class utc_day(sa.sql.functions.FunctionElement[date]):
     """The UTC calendar day of a timestamp, as a date, on SQLite and PostgreSQL alike."""
 
     type = sa.Date()
@@ -68,13 +71,13 @@ class utc_day(sa.sql.functions.FunctionElement):
 
 
 @compiles(utc_day, "sqlite")
-def _utc_day_sqlite(element, compiler, **kw):
+def _utc_day_sqlite(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
     # SQLite stores UTCDateTime values as 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC.
     return f"substr({compiler.process(element.clauses, **kw)}, 1, 10)"
 
 
 @compiles(utc_day, "postgresql")
-def _utc_day_postgresql(element, compiler, **kw):
+def _utc_day_postgresql(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
     return f"CAST({compiler.process(element.clauses, **kw)} AT TIME ZONE 'UTC' AS DATE)"
 
 
@@ -174,7 +177,7 @@ def cost_label(cost_usd: float | None, unknown_cost_calls: int) -> str:
     return known
 
 
-def aggregate_query(viewer: Actor, flt: UsageFilter, *dims: str, dialect: str) -> sa.Select:
+def aggregate_query(viewer: Actor, flt: UsageFilter, *dims: str, dialect: str) -> sa.Select[Any]:
     """SELECT dims..., METRICS ... GROUP BY dims (in DIMENSIONS order, that of SQLite's ix_usage_cube)."""
     keys = [DIMENSIONS[d].label(d) for d in dims]
     where = flt.conditions(viewer, day_bounds=dialect == "sqlite")
@@ -191,7 +194,7 @@ def breakdown(rt: Runtime, viewer: Actor, flt: UsageFilter, *dims: str) -> pd.Da
             conn.exec_driver_sql(f"SET LOCAL work_mem = '{PG_AGGREGATE_WORK_MEM}'")
         frame = pd.DataFrame.from_records([tuple(r) for r in conn.execute(query).all()], columns=[*dims, *METRICS])
         if "user" in dims:
-            names = dict(conn.execute(sa.select(User.id, User.username)).all())
+            names = {uid: name for uid, name in conn.execute(sa.select(col(User.id), col(User.username)))}
             frame["user"] = frame["user"].map(names).fillna(NO_USER)  # accounts are disabled, never deleted
     if "day" in dims:
         frame["day"] = pd.to_datetime(frame["day"])
@@ -211,7 +214,7 @@ class UsageSummary:
         grouped = self.cube.groupby(list(dims), as_index=False, sort=True)
         return grouped[METRICS].sum(min_count=1)  # min_count: a group of unknown costs stays <NA>
 
-    def values(self, dim: str) -> list:
+    def values(self, dim: str) -> list[Any]:
         """The distinct values of one dimension, sorted: choices for the filter widgets."""
         return sorted(self.cube[dim].unique())
 
@@ -219,15 +222,17 @@ class UsageSummary:
     def totals(self) -> Totals:
         cube = self.cube
         cost = cube["cost_usd"].sum(min_count=1)
-        return Totals(int(cube["calls"].sum()), *(int(cube[name].sum()) for name in TOKENS),
-                      None if pd.isna(cost) else float(cost), int(cube["unknown_cost_calls"].sum()))
+        tokens = {name: int(cube[name].sum()) for name in TOKENS}
+        return Totals(calls=int(cube["calls"].sum()), **tokens, cost_usd=None if pd.isna(cost) else float(cost),
+                      unknown_cost_calls=int(cube["unknown_cost_calls"].sum()))
 
 
 def data_version(rt: Runtime) -> tuple[int | None, int | None]:
     """(lowest id, highest id) of the log: changes whenever a call is logged or old calls are pruned.
     Two primary-key lookups, so a page can cache ``summary`` under it."""
     with rt.engine.connect() as conn:
-        return tuple(conn.execute(sa.select(sa.func.min(UsageRecord.id), sa.func.max(UsageRecord.id))).one())
+        low, high = conn.execute(sa.select(sa.func.min(_T.c.id), sa.func.max(_T.c.id))).one()
+    return low, high
 
 
 def summary(rt: Runtime, viewer: Actor, flt: UsageFilter) -> UsageSummary:
@@ -238,14 +243,14 @@ def summary(rt: Runtime, viewer: Actor, flt: UsageFilter) -> UsageSummary:
 # --- rows --------------------------------------------------------------------------------------
 
 _ROW_COLUMNS = [
-    _T.c.ts.label("timestamp"), User.__table__.c.username.label("user"), _T.c.provider, _T.c.model,
+    _T.c.ts.label("timestamp"), table(User).c.username.label("user"), _T.c.provider, _T.c.model,
     _T.c.key_source, _T.c.input_tokens, _T.c.output_tokens, _T.c.latency_ms, _T.c.status, _T.c.cost_usd,
     _T.c.cache_read_tokens, _T.c.cache_write_tokens, _T.c.reasoning_tokens,
 ]
 
 
-def _rows_query(viewer: Actor, flt: UsageFilter) -> sa.Select:
-    users = User.__table__
+def _rows_query(viewer: Actor, flt: UsageFilter) -> sa.Select[Any]:
+    users = table(User)
     return (sa.select(*_ROW_COLUMNS).select_from(_T.outerjoin(users, users.c.id == _T.c.user_id))
             .where(*flt.conditions(viewer)))
 
@@ -260,7 +265,8 @@ def page(rt: Runtime, viewer: Actor, flt: UsageFilter, *, number: int = 1, size:
     return frame
 
 
-def iter_rows(rt: Runtime, viewer: Actor, flt: UsageFilter, batch: int = EXPORT_BATCH) -> Iterator[Sequence]:
+def iter_rows(rt: Runtime, viewer: Actor, flt: UsageFilter,
+              batch: int = EXPORT_BATCH) -> Iterator[sa.Row[Any]]:
     """Every row of the filter, oldest first, fetched ``batch`` rows at a time (server-side cursor)."""
     query = _rows_query(viewer, flt).order_by(_T.c.ts, _T.c.id)
     with rt.engine.connect() as conn:

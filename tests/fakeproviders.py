@@ -10,7 +10,8 @@ Faults are scripted per server, counted in text chunks sent: ``cut_after`` (drop
 ``close_after`` (end the HTTP body cleanly without the end marker), ``garbage_after`` (a data line
 that is not JSON), ``stall_after`` + ``stall`` (go silent), ``hold_after`` (wait for
 ``server.gate.set()``), ``stream_error`` (the provider's own error event after the text), or
-``status`` (+ ``error_body``/``error_headers``) for every request. ``expect_key`` answers 401, with a body that echoes the wrong key as some providers do.
+``status`` (+ ``error_body``/``error_headers``) for every request. ``expect_key`` answers 401, with a
+body that echoes the wrong key as some providers do.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def default_error_body(provider: Provider, status: int, message: str | None = No
     """An error body shaped like the provider's own documented ones."""
     message = message or _REASONS.get(status, "Error")
     if provider in (Provider.OPENAI, Provider.OPENAI_COMPATIBLE):
-        kind, code = {401: ("invalid_request_error", "invalid_api_key"), 404: ("invalid_request_error", "model_not_found"),
+        kind, code = {401: ("invalid_request_error", "invalid_api_key"),
+                      404: ("invalid_request_error", "model_not_found"),
                       429: ("requests", "rate_limit_exceeded")}.get(status, ("server_error" if status >= 500 else
                                                                                "invalid_request_error", None))
         return {"error": {"message": message, "type": kind, "param": None, "code": code}}
@@ -111,7 +113,7 @@ class FakeProvider:
 
     # --- lifecycle --------------------------------------------------------------------------
 
-    def __enter__(self) -> "FakeProvider":
+    def __enter__(self) -> FakeProvider:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         # serve_forever checks for shutdown() once per poll interval (0.5 s by default): poll
@@ -136,7 +138,8 @@ class FakeProvider:
         """The operator's base-URL override pointing at this server."""
         name = self.provider.spec.base_url_env
         if not name:
-            raise ValueError(f"{self.provider.value} has no base-URL variable; store a key with base_url=server.base_url")
+            raise ValueError(f"{self.provider.value} has no base-URL variable; "
+                             "store a key with base_url=server.base_url")
         return {name: self.base_url}
 
     def sent_keys(self) -> list[str]:
@@ -154,7 +157,8 @@ class FakeProvider:
                 return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
             head = [ev("message_start", {"type": "message_start", "message": {
                         "id": "msg_1", "type": "message", "role": "assistant", "content": [], "model": model,
-                        "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": n_in, "output_tokens": 1}}}),
+                        "stop_reason": None, "stop_sequence": None,
+                        "usage": {"input_tokens": n_in, "output_tokens": 1}}}),
                     ev("content_block_start", {"type": "content_block_start", "index": 0,
                                                "content_block": {"type": "text", "text": ""}}),
                     ev("ping", {"type": "ping"})]
@@ -278,7 +282,8 @@ def _handler(fake: FakeProvider):
             if fake.expect_key is not None and sent != fake.expect_key:
                 return self._json(401, default_error_body(fake.provider, 401, f"Incorrect API key provided: {sent}."))
             if fake.status is not None:
-                body_out = fake.error_body if fake.error_body is not None else default_error_body(fake.provider, fake.status)
+                body_out = (fake.error_body if fake.error_body is not None
+                            else default_error_body(fake.provider, fake.status))
                 return self._json(fake.status, body_out, fake.error_headers)
             if route == "chat":
                 return self._stream((body or {}).get("model") or self.path.split("/")[-1].split(":")[0])

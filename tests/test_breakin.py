@@ -9,9 +9,9 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
-from genai_prices import Usage
 from callhelpers import log_call, runtime_with, sealed_by_version_1, usage_rows
 from fakeproviders import FakeProvider
+from genai_prices import Usage
 
 from byok_core import accounts, budgets, keys, keytest, pricing, usage
 from byok_core.chat import ChatMessage, list_models, stream_chat
@@ -174,7 +174,8 @@ def test_csv_cells_cannot_start_a_formula(rt, model):
 
 def test_csv_numbers_are_left_alone(rt):
     log_call(rt, provider=Provider.OPENAI, key_source=KeySource.ENV, model="gpt-4o", input_tokens=5,
-             output_tokens=2, cost_usd=pricing.usage_cost(Provider.OPENAI, "gpt-4o", Usage(input_tokens=5, output_tokens=2)), latency_ms=3)
+             output_tokens=2, latency_ms=3,
+             cost_usd=pricing.usage_cost(Provider.OPENAI, "gpt-4o", Usage(input_tokens=5, output_tokens=2)))
     out = io.StringIO()
     usage.write_csv(rt, OP, usage.UsageFilter(), out)
     [row] = list(csv.DictReader(io.StringIO(out.getvalue())))

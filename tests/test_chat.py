@@ -7,7 +7,6 @@ import logging
 import pytest
 from callhelpers import dump_database, runtime_with, usage_rows
 from fakeproviders import FakeProvider
-
 from genai_prices import Usage
 
 from byok_core import accounts, chat, keys, pricing

@@ -205,8 +205,8 @@ def test_csv_export_columns_and_values(rt, people):
     assert usage.write_csv(rt, Actor.operator(), UsageFilter(), out) == 3
     lines = out.getvalue().splitlines()
     # the documented columns in their order, then the billed breakdown appended
-    assert lines[0] == ("timestamp,user,provider,model,key_source,input_tokens,output_tokens,latency_ms,status,cost_usd,"
-                        "cache_read_tokens,cache_write_tokens,reasoning_tokens")
+    assert lines[0] == ("timestamp,user,provider,model,key_source,input_tokens,output_tokens,latency_ms,status,"
+                        "cost_usd,cache_read_tokens,cache_write_tokens,reasoning_tokens")
     assert list(csv.reader(lines[1:])) == [
         ["2026-04-01T12:00:01+00:00", "alice", "anthropic", "claude-x", "team", "1200", "345", "678", "ok", "0.0123",
          "", "", ""],

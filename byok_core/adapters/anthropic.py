@@ -25,9 +25,9 @@ class AnthropicAdapter(ChatAdapter):
     def headers(self, cred: Credential) -> dict[str, str]:
         return {"x-api-key": cred.secret.reveal(), "anthropic-version": API_VERSION}
 
-    def chat_request(self, cred: Credential, model: str, messages: list[ChatMessage]) -> tuple[str, dict]:
+    def chat_request(self, cred: Credential, model: str, messages: list[ChatMessage]) -> tuple[str, dict[str, Any]]:
         system, rest = split_system(messages)
-        body: dict = {
+        body: dict[str, Any] = {
             "model": model,
             "max_tokens": MAX_TOKENS,
             "messages": [{"role": m.role, "content": m.content} for m in rest],
@@ -37,7 +37,7 @@ class AnthropicAdapter(ChatAdapter):
             body["system"] = system
         return f"{cred.base_url}/v1/messages", body
 
-    def on_event(self, event: str, data: dict, reply: Reply) -> str | None:
+    def on_event(self, event: str, data: dict[str, Any], reply: Reply) -> str | None:
         kind = data.get("type") or event
         if kind == "message_start":
             usage = (data.get("message") or {}).get("usage")

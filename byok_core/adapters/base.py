@@ -54,7 +54,8 @@ class SearchResult:
     rank: int  # 1-based, in the provider's order
 
 
-def new_client(connect_timeout: float, read_timeout: float, transport: httpx.BaseTransport | None = None) -> httpx.Client:
+def new_client(connect_timeout: float, read_timeout: float,
+               transport: httpx.BaseTransport | None = None) -> httpx.Client:
     """An HTTP client with timeouts on everything and no redirects (a redirect could carry a key
     header to another host)."""
     return httpx.Client(timeout=httpx.Timeout(read_timeout, connect=connect_timeout), transport=transport,
@@ -125,11 +126,11 @@ class ChatAdapter(_Adapter):
         """The one spelling of ``model`` that is sent, priced, budgeted and logged."""
         return model
 
-    def chat_request(self, cred: Credential, model: str, messages: list[ChatMessage]) -> tuple[str, dict]:
+    def chat_request(self, cred: Credential, model: str, messages: list[ChatMessage]) -> tuple[str, dict[str, Any]]:
         """URL and JSON body of the streaming request."""
         raise NotImplementedError
 
-    def on_event(self, event: str, data: dict, reply: Reply) -> str | None:
+    def on_event(self, event: str, data: dict[str, Any], reply: Reply) -> str | None:
         """Read one JSON event: update ``reply`` (its usage object, completeness) and return the text
         delta, if any. Usage is kept whole, as the provider sent it: genai-prices reads it."""
         raise NotImplementedError
@@ -167,10 +168,12 @@ class ChatAdapter(_Adapter):
         Raises a ProviderError; StreamCutOff unless the provider's end marker came."""
         url, body = self.chat_request(cred, model, messages)
         headers = self.auth_headers(cred)
-        label, on_event, end_data, stops = self.provider.label, self.on_event, self.end_marker_data, self.stops_at_end_marker
+        label, on_event = self.provider.label, self.on_event
+        end_data, stops = self.end_marker_data, self.stops_at_end_marker
 
         def cut_off(why: str) -> StreamCutOff:
-            return StreamCutOff(f"{label}'s reply was cut off ({why}); the text so far is kept, ask again for the rest.",
+            return StreamCutOff(f"{label}'s reply was cut off ({why}); the text so far is kept, ask again for the "
+                                "rest.",
                                 "".join(reply.text))
 
         try:

@@ -160,7 +160,8 @@ def _provider_error(label: str, cred: Credential, *, status: int | None, body: A
     if status == 429 or codes & _RATE_CODES:
         seconds = retry_after(headers)
         seconds = hinted if seconds is None else seconds
-        when = f"try again in {max(1, round(seconds))} seconds" if seconds is not None else "wait a minute and try again"
+        when = ("wait a minute and try again" if seconds is None
+                else f"try again in {max(1, round(seconds))} seconds")
         return RateLimited(f"{label} is rate-limiting {key}{said}; {when}.", retry_after=seconds)
     if model and (status == 404 or codes & _MODEL_CODES):
         return ModelNotFound(f"{label} does not offer the model {model!r}{said}; pick another model.")

@@ -37,14 +37,15 @@ class GoogleAdapter(ChatAdapter):
     def canonical_model(self, model: str) -> str:
         return _model_id(model)  # "models/gemini-2.5-pro" is the same call, price and budget as "gemini-2.5-pro"
 
-    def chat_request(self, cred: Credential, model: str, messages: list[ChatMessage]) -> tuple[str, dict]:
+    def chat_request(self, cred: Credential, model: str, messages: list[ChatMessage]) -> tuple[str, dict[str, Any]]:
         system, rest = split_system(messages)
-        body: dict = {"contents": [{"role": _ROLES.get(m.role, "user"), "parts": [{"text": m.content}]} for m in rest]}
+        body: dict[str, Any] = {
+            "contents": [{"role": _ROLES.get(m.role, "user"), "parts": [{"text": m.content}]} for m in rest]}
         if system:
             body["systemInstruction"] = {"parts": [{"text": system}]}
         return f"{cred.base_url}/v1beta/models/{_path_segment(model)}:streamGenerateContent?alt=sse", body
 
-    def on_event(self, event: str, data: dict, reply: Reply) -> str | None:
+    def on_event(self, event: str, data: dict[str, Any], reply: Reply) -> str | None:
         if isinstance(data.get("usageMetadata"), dict):  # cumulative in every chunk: the last one counts
             reply.usage_object = {"usageMetadata": data["usageMetadata"]}
         blocked = (data.get("promptFeedback") or {}).get("blockReason")

@@ -5,7 +5,7 @@ Streams with ``stream_options.include_usage``: the last JSON chunk carries only 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from byok_core.adapters.base import ChatAdapter, ChatMessage, Reply
 from byok_core.credential import Credential
@@ -14,15 +14,16 @@ from byok_core.providers import Provider
 
 class OpenAIAdapter(ChatAdapter):
     provider = Provider.OPENAI
-    default_model = "gpt-4o-mini"
-    fallback_models = ("gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4o", "gpt-4o-mini", "o3-mini", "o4-mini")
+    default_model: ClassVar[str | None] = "gpt-4o-mini"
+    fallback_models: ClassVar[tuple[str, ...]] = ("gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4o", "gpt-4o-mini",
+                                                  "o3-mini", "o4-mini")
     end_marker_data = "[DONE]"
     usage_provider, usage_flavor = "openai", "chat"
 
     def headers(self, cred: Credential) -> dict[str, str]:
         return {"Authorization": f"Bearer {cred.secret.reveal()}"}
 
-    def chat_request(self, cred: Credential, model: str, messages: list[ChatMessage]) -> tuple[str, dict]:
+    def chat_request(self, cred: Credential, model: str, messages: list[ChatMessage]) -> tuple[str, dict[str, Any]]:
         return f"{cred.base_url}/chat/completions", {
             "model": model,
             "messages": [{"role": m.role, "content": m.content} for m in messages],
@@ -30,7 +31,7 @@ class OpenAIAdapter(ChatAdapter):
             "stream_options": {"include_usage": True},
         }
 
-    def on_event(self, event: str, data: dict, reply: Reply) -> str | None:
+    def on_event(self, event: str, data: dict[str, Any], reply: Reply) -> str | None:
         if isinstance(data.get("usage"), dict):  # the last chunk (stream_options.include_usage)
             reply.usage_object = {"usage": data["usage"]}
         choices = data.get("choices") or [{}]

@@ -4,12 +4,14 @@ Without --user only the team's and the server's keys can pay."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from byok_core import accounts, chat
 from byok_core.chat import ChatMessage
-from byok_core.cli.common import print_table, runtime
+from byok_core.cli.common import Subparsers, print_table, runtime
 from byok_core.providers import Provider, ProviderKind
+from byok_core.runtime import Runtime
 from byok_core.search import MAX_RESULTS, run_search
 
 
@@ -17,7 +19,7 @@ def _ids(kind: ProviderKind) -> str:
     return ", ".join(p.value for p in Provider.of_kind(kind))
 
 
-def register(sub) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("chat", help="stream a reply to stdout; usage is logged as in the UI")
     p.add_argument("--provider", required=True, type=Provider.arg, metavar="P", help=_ids(ProviderKind.CHAT))
     p.add_argument("--model", default="", metavar="M", help="model id (default: the provider's default model)")
@@ -34,11 +36,11 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_search)
 
 
-def _user_id(rt, name: str | None) -> int | None:
+def _user_id(rt: Runtime, name: str | None) -> int | None:
     return accounts.get_user(rt, name).id if name else None
 
 
-def cmd_chat(args) -> int:
+def cmd_chat(args: argparse.Namespace) -> int:
     rt = runtime()
     stream = chat.stream_chat(rt, user_id=_user_id(rt, args.user), provider=args.provider, model=args.model,
                               messages=[ChatMessage("user", " ".join(args.prompt))], search_provider=args.search)
@@ -71,7 +73,7 @@ def _n(value: int | None) -> str:
     return "?" if value is None else str(value)
 
 
-def cmd_search(args) -> int:
+def cmd_search(args: argparse.Namespace) -> int:
     rt = runtime()
     results = run_search(rt, user_id=_user_id(rt, args.user), provider=args.provider, query=" ".join(args.query),
                          limit=args.limit)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
+from datetime import datetime
 
 from byok_core import keys, keytest
 from byok_core.cli.common import (
+    Subparsers,
     add_owner_args,
     owner_of,
     print_table,
@@ -16,11 +19,11 @@ from byok_core.identity import Actor
 from byok_core.providers import Provider
 
 
-def _fmt(dt) -> str:
+def _fmt(dt: datetime | None) -> str:
     return dt.strftime("%Y-%m-%d %H:%M") if dt else "never"
 
 
-def register(sub) -> None:
+def register(sub: Subparsers) -> None:
     group = sub.add_parser("keys", help="manage stored API keys").add_subparsers(dest="action", required=True)
     p = group.add_parser("set", help="store a key read from stdin (replaces the active one)")
     add_owner_args(p)
@@ -41,7 +44,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_test)
 
 
-def cmd_set(args) -> int:
+def cmd_set(args: argparse.Namespace) -> int:
     rt = runtime()
     owner = owner_of(rt, args)
     info = keys.store(rt, Actor.operator(), owner, args.provider, read_secret(f"{args.provider.label} key: "),
@@ -50,7 +53,7 @@ def cmd_set(args) -> int:
     return 0
 
 
-def cmd_list(args) -> int:
+def cmd_list(args: argparse.Namespace) -> int:
     rt = runtime()
     rows = keys.list_keys(rt, Actor.operator(), owner_of(rt, args))
     print_table(["id", "provider", "label", "mask", "active", "created", "last used"], [
@@ -60,14 +63,14 @@ def cmd_list(args) -> int:
     return 0
 
 
-def cmd_delete(args) -> int:
+def cmd_delete(args: argparse.Namespace) -> int:
     rt = runtime()
     keys.delete(rt, Actor.operator(), owner_of(rt, args), args.id)
     print(f"deleted key {args.id}")
     return 0
 
 
-def cmd_test(args) -> int:
+def cmd_test(args: argparse.Namespace) -> int:
     rt = runtime()
     outcome = keytest.test_key(rt, Actor.operator(), owner_of(rt, args), args.provider)
     if outcome.startswith("OK"):

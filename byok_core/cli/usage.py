@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from dataclasses import replace
 from datetime import date
 
 from byok_core import accounts, budgets, pricing, usage
-from byok_core.cli.common import add_owner_args, owner_of, print_table, runtime
+from byok_core.cli.common import Subparsers, add_owner_args, owner_of, print_table, runtime
 from byok_core.errors import ValidationError
 from byok_core.identity import Actor, KeySource
 from byok_core.providers import Provider, ProviderKind
 
 
-def register(sub) -> None:
+def register(sub: Subparsers) -> None:
     group = sub.add_parser("usage", help="usage log, retention, budgets and search prices").add_subparsers(
         dest="action", required=True)
 
@@ -49,9 +50,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_prices)
 
 
-def _day(value: str | None, flag: str) -> date | None:
-    if value is None:
-        return None
+def _day(value: str, flag: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
@@ -72,11 +71,11 @@ def _key_source(value: str) -> str:
         raise ValidationError(f"Unknown key source {value!r}; use user, team or env.") from None
 
 
-def cmd_export(args) -> int:
+def cmd_export(args: argparse.Namespace) -> int:
     if args.format != "csv":
         raise ValidationError(f"Unknown format {args.format!r}; only csv is supported.")
     flt = usage.UsageFilter(
-        since=_day(args.since, "--since"), until=_day(args.until, "--until"),
+        since=args.since and _day(args.since, "--since"), until=args.until and _day(args.until, "--until"),
         providers=[Provider.parse(p).value for p in args.provider], models=args.model,
         key_sources=[_key_source(s) for s in args.key_source], statuses=args.status,
     )
@@ -87,7 +86,7 @@ def cmd_export(args) -> int:
     return 0
 
 
-def cmd_prune(args) -> int:
+def cmd_prune(args: argparse.Namespace) -> int:
     before = _day(args.before, "--before")
     count = usage.prune(runtime(), before, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
@@ -97,7 +96,7 @@ def cmd_prune(args) -> int:
 
 
 
-def cmd_budget_set(args) -> int:
+def cmd_budget_set(args: argparse.Namespace) -> int:
     usd = _usd(args.usd)
     rt = runtime()
     budgets.set_budget(rt, Actor.operator(), owner_of(rt, args), usd)
@@ -105,7 +104,7 @@ def cmd_budget_set(args) -> int:
     return 0
 
 
-def cmd_budget_show(args) -> int:
+def cmd_budget_show(args: argparse.Namespace) -> int:
     print_table(["who", "monthly budget", "spent this month", "used"], [
         [line.name, "none" if line.budget_usd is None else f"${line.budget_usd:,.2f}", f"${line.spent_usd:,.2f}",
          "" if line.used is None else f"{line.used:.0%}"]
@@ -114,7 +113,7 @@ def cmd_budget_show(args) -> int:
     return 0
 
 
-def cmd_budget_clear(args) -> int:
+def cmd_budget_clear(args: argparse.Namespace) -> int:
     rt = runtime()
     who = "the team" if args.team else args.user
     removed = budgets.clear_budget(rt, Actor.operator(), owner_of(rt, args))
@@ -122,7 +121,7 @@ def cmd_budget_clear(args) -> int:
     return 0
 
 
-def cmd_prices(args) -> int:
+def cmd_prices(args: argparse.Namespace) -> int:
     rt = runtime()
     if args.set:
         provider, usd = Provider.parse(args.set[0]), _usd(args.set[1])

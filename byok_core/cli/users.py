@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from byok_core import accounts
-from byok_core.cli.common import print_table, read_secret, runtime
+from byok_core.cli.common import Subparsers, print_table, read_secret, runtime
 from byok_core.errors import ValidationError
-from byok_core.models import Role
+from byok_core.identity import Role
 
 
-def register(sub) -> None:
+def register(sub: Subparsers) -> None:
     users = sub.add_parser("users", help="manage accounts").add_subparsers(dest="action", required=True)
     p = users.add_parser("create", help="create an account; the password is read from stdin")
     p.add_argument("name")
@@ -33,14 +34,14 @@ def _read_password() -> str:
     return password
 
 
-def cmd_create(args) -> int:
+def cmd_create(args: argparse.Namespace) -> int:
     rt = runtime()
     user = accounts.create_user(rt, args.name, _read_password(), Role.ADMIN if args.admin else Role.MEMBER)
     print(f"created {user.role} {user.username}")
     return 0
 
 
-def cmd_list(args) -> int:
+def cmd_list(args: argparse.Namespace) -> int:
     rt = runtime()
     print_table(["name", "role", "status", "created"], [
         [u.username, u.role, "disabled" if u.disabled else "active", u.created_at.strftime("%Y-%m-%d %H:%M")]
@@ -49,14 +50,14 @@ def cmd_list(args) -> int:
     return 0
 
 
-def cmd_disable(args) -> int:
+def cmd_disable(args: argparse.Namespace) -> int:
     rt = runtime()
     accounts.set_disabled(rt, args.name, args.disabled)
     print(f"{'disabled' if args.disabled else 'enabled'} {args.name}")
     return 0
 
 
-def cmd_set_password(args) -> int:
+def cmd_set_password(args: argparse.Namespace) -> int:
     rt = runtime()
     accounts.set_password(rt, args.name, _read_password())
     print(f"password changed for {args.name}; their sessions are signed out")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+
 from byok_core import db, keys
-from byok_core.cli.common import runtime
+from byok_core.cli.common import Subparsers, runtime
 from byok_core.crypto import gen_key
 
 
-def register(sub) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("gen-key", help="print a new random master key (64 hex characters)")
     p.set_defaults(func=cmd_gen_key)
     p = sub.add_parser("doctor", help="check configuration, database, migrations and every stored key")
@@ -17,12 +19,12 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_rotate)
 
 
-def cmd_gen_key(args) -> int:
+def cmd_gen_key(args: argparse.Namespace) -> int:
     print(gen_key())
     return 0
 
 
-def cmd_doctor(args) -> int:
+def cmd_doctor(args: argparse.Namespace) -> int:
     before = db.current_revision(runtime(migrate=False).engine)
     rt = runtime()  # applies pending migrations, exactly as the app does at start
     problems = 0
@@ -35,7 +37,8 @@ def cmd_doctor(args) -> int:
     if db.current_revision(rt.engine) != head:
         print(f"migrations:  PROBLEM: the schema is not at {head}")
         return 1
-    print(f"migrations:  up to date ({head})" if before == head else f"migrations:  upgraded {before or 'empty database'} -> {head}")
+    upgraded = f"upgraded {before or 'empty database'} -> {head}"
+    print(f"migrations:  up to date ({head})" if before == head else f"migrations:  {upgraded}")
     report = keys.scan(rt)
     for key_id, count in sorted(report.per_key_id.items()):
         note = "current" if key_id == rt.keyring.primary.key_id else (
@@ -51,7 +54,7 @@ def cmd_doctor(args) -> int:
     return 1 if problems else 0
 
 
-def cmd_rotate(args) -> int:
+def cmd_rotate(args: argparse.Namespace) -> int:
     rt = runtime()
     report = keys.rotate(rt, dry_run=args.dry_run)
     verb = "would re-encrypt" if args.dry_run else "re-encrypted"

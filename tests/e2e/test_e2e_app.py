@@ -20,9 +20,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fakeproviders import FakeProvider
 
 from byok_core.providers import Provider
-from fakeproviders import FakeProvider
 
 pytestmark = pytest.mark.e2e
 
@@ -36,6 +36,7 @@ REPLY = "Streaming works: one token after another until the very end."
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
 expect.set_options(timeout=15_000)
 
 
