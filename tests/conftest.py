@@ -9,8 +9,9 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
+from argon2 import PasswordHasher
 
-from byok_core import db
+from byok_core import accounts, db
 from byok_core.crypto import gen_key
 from byok_core.runtime import open_runtime
 
@@ -25,6 +26,20 @@ def pg_admin_engine():
         conn.execute(sa.text("SELECT 1"))
     yield engine
     engine.dispose()
+
+
+# Argon2 at OWASP's cost takes ~70 ms a hash and tests create many users: tests about passwords and
+# sign-in (marked real_password_hashing) use the product's hasher, the rest a cheap one (the way
+# Django's test settings do). tests/test_accounts.py pins the product's parameters.
+_CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
+_CHEAP_DUMMY = _CHEAP_HASHER.hash("not a real password")
+
+
+@pytest.fixture(autouse=True)
+def password_hashing(request, monkeypatch):
+    if request.node.get_closest_marker("real_password_hashing") is None:
+        monkeypatch.setattr(accounts, "HASHER", _CHEAP_HASHER)
+        monkeypatch.setattr(accounts, "_DUMMY_HASH", _CHEAP_DUMMY)
 
 
 @pytest.fixture

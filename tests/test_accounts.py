@@ -14,6 +14,8 @@ from byok_core.models import Role
 
 PASSWORD = "correct horse battery"
 
+pytestmark = pytest.mark.real_password_hashing  # the product's Argon2 parameters and timing
+
 
 @pytest.fixture
 def alice(rt):

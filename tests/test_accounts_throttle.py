@@ -18,6 +18,8 @@ from byok_core.errors import AuthError
 PASSWORD = "correct horse battery"
 PARALLEL = 24
 
+pytestmark = pytest.mark.real_password_hashing  # the product's Argon2 parameters and timing
+
 
 @pytest.fixture
 def alice(rt):

@@ -13,83 +13,37 @@ must show "Signed in as", which proves the client drives the app like a browser 
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-import httpx
 import pytest
+from appserver import free_port, running_app
 from google.protobuf import text_format
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from websockets.sync.client import connect
 
 from byok_core import accounts
-from byok_core.crypto import gen_key
 from byok_core.identity import Role
-from byok_core.providers import Provider
 from byok_core.runtime import open_runtime
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 SIGNED_IN = "Signed in as **alice**"
 SIGN_IN_FORM = ("Username", "Password")  # the sign-in page's fields
 TIMEOUT = 30.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(url + "/_stcore/health", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """The app on loopback with its own data folder and master key, and alice's session token."""
-    tmp = tmp_path_factory.mktemp("ws_origin")
-    port = _free_port()
-    machine = [v for p in Provider for v in (p.spec.key_env, p.spec.base_url_env) if v]
-    env = {k: v for k, v in os.environ.items()
-           if k not in machine and not k.startswith(("DATABASE_URL", "ENCRYPTION_KEY", "BYOK_", "STREAMLIT_"))}
-    env.update({"BYOK_DATA_DIR": str(tmp / "data"), "ENCRYPTION_KEY": gen_key()})
-    stderr_path = tmp / "stderr.log"
-    with open(stderr_path, "wb") as err, open(tmp / "stdout.log", "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true"],
-            cwd=ROOT, env=env, stdout=out, stderr=err,
-        )
-    rt = None
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while not _healthy(url):  # each probe waits up to a second for the answer
-            assert proc.poll() is None, f"the server exited:\n{stderr_path.read_text(errors='replace')}"
-            assert time.monotonic() < deadline, "timed out waiting for the server to answer"
-        # the server migrated the database at start-up; the same data folder and key from here
-        rt = open_runtime(env, migrate=False)
-        alice = accounts.create_user(rt, "alice", "alice-password-1", Role.MEMBER)
-        token = accounts.create_session(rt, alice)
-        yield {"port": port, "token": token, "stderr": stderr_path}
-    finally:
-        if rt is not None:
-            rt.engine.dispose()
-        proc.terminate()
+    with running_app(tmp_path_factory.mktemp("ws_origin")) as app:
+        rt = open_runtime(app.env, migrate=False)  # the server migrated it at start
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            alice = accounts.create_user(rt, "alice", "alice-password-1", Role.MEMBER)
+            token = accounts.create_session(rt, alice)
+        finally:
+            rt.engine.dispose()
+        yield {"port": app.port, "token": token, "stderr": app.stderr}
 
 
 def _start_up_frame() -> bytes:
@@ -137,7 +91,7 @@ def test_the_app_s_own_origin_is_signed_in_by_the_cookie(server):
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
 def test_a_page_on_another_local_port_gets_the_sign_in_page(server, host):
     port, token = server["port"], server["token"]
-    other = _free_port()
+    other = free_port()
     page = render(port, f"http://{host}:{other}", token)
     assert "Signed in as" not in page
     assert all(field in page for field in SIGN_IN_FORM), page  # Streamlit accepted it; the app refused the cookie
