@@ -40,8 +40,9 @@ def seed(rt, usage_rows: int, conversations: int):
     from byok_core import accounts, keys
     from byok_core import conversations as convs
     from byok_core.clock import utcnow
-    from byok_core.keys import Actor, Owner
-    from byok_core.models import Role, UsageRecord
+    from byok_core.identity import Actor, Owner
+    from byok_core.identity import Role
+    from byok_core.models import UsageRecord
     from byok_core.providers import Provider
 
     admin = accounts.create_user(rt, "bench", "bench password", Role.ADMIN)

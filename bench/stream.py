@@ -7,7 +7,7 @@ format, no artificial delays) running in its own process (as a real provider wou
 it does not compete for this process's GIL), over one httpx client; both decode every event's JSON.
 
 * direct:   httpx ``client.stream`` + ``httpx_sse.EventSource``, reading ``choices[0].delta.content``.
-* adapter:  ``ADAPTERS[Provider.OPENAI].stream(...)`` with an already resolved key: the streaming
+* adapter:  ``CHAT_ADAPTERS[Provider.OPENAI].stream(...)`` with an already resolved key: the streaming
   code alone (SSE reading, end-marker and error checks, usage parsing).
 * stream_chat: ``byok_core.chat.stream_chat`` with a runtime on a temporary SQLite database and a
   stored (encrypted) team key: key resolution and decryption, the OpenAI adapter, and the usage row
@@ -40,9 +40,10 @@ import httpx  # noqa: E402
 from httpx_sse import EventSource  # noqa: E402
 
 from byok_core import chat, keys  # noqa: E402
-from byok_core.adapters import ADAPTERS  # noqa: E402
-from byok_core.adapters.base import new_client  # noqa: E402
+from byok_core.adapters import CHAT_ADAPTERS  # noqa: E402
+from byok_core.adapters.base import Reply, new_client  # noqa: E402
 from byok_core.crypto import gen_key  # noqa: E402
+from byok_core.identity import Actor, Owner  # noqa: E402
 from byok_core.providers import Provider  # noqa: E402
 from byok_core.runtime import open_runtime  # noqa: E402
 
@@ -76,11 +77,10 @@ def direct(client: httpx.Client, base_url: str) -> Timing:
 def through_adapter(key: keys.ResolvedKey, client: httpx.Client) -> Timing:
     started = time.perf_counter()
     first, last, count = None, 0.0, 0
-    for item in ADAPTERS[Provider.OPENAI].stream(client, key, MODEL, PROMPT):
-        if isinstance(item, str):
-            count += 1
-            last = time.perf_counter() - started
-            first = last if first is None else first
+    for _ in CHAT_ADAPTERS[Provider.OPENAI].stream(client, key.credential, MODEL, PROMPT, Reply()):
+        count += 1
+        last = time.perf_counter() - started
+        first = last if first is None else first
     return first, last, time.perf_counter() - started, count
 
 
@@ -93,7 +93,7 @@ def through_stream_chat(rt, client: httpx.Client) -> Timing:
         last = time.perf_counter() - started
         first = last if first is None else first
     end = time.perf_counter() - started
-    assert stream.result.status == "ok", stream.result.error
+    assert stream.result is not None and stream.result.record.ok, stream.result and stream.result.error
     return first, last, end, count
 
 
@@ -120,12 +120,12 @@ def main() -> None:
         base_url = server.stdout.readline().strip()
         rt = open_runtime({"BYOK_DATA_DIR": tmp, "DATABASE_URL": f"sqlite:///{tmp}/bench.db",
                            "ENCRYPTION_KEY": gen_key(), "OPENAI_BASE_URL": base_url})
-        keys.store(rt, keys.Actor.operator(), keys.Owner.team(), Provider.OPENAI, KEY)
+        keys.store(rt, Actor.operator(), Owner.team(), Provider.OPENAI, KEY)
         key = keys.resolve(rt, None, Provider.OPENAI)
         paths = {"direct": lambda c: direct(c, base_url), "adapter": lambda c: through_adapter(key, c),
                  "stream_chat": lambda c: through_stream_chat(rt, c)}
         runs: dict[str, list[Timing]] = {name: [] for name in paths}
-        with new_client() as client:
+        with new_client(rt.settings.connect_timeout, rt.settings.read_timeout) as client:
             for _ in range(5):  # warm up every path
                 for run in paths.values():
                     run(client)

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from byok_core import db, usage
 from byok_core.clock import utcnow
 from byok_core.crypto import gen_key
-from byok_core.keys import Actor
+from byok_core.identity import Actor
 from byok_core.models import UsageRecord, User
 from byok_core.runtime import open_runtime
 

@@ -19,8 +19,8 @@ import sqlalchemy as sa
 
 from byok_core import accounts, db, keys
 from byok_core.crypto import gen_key
-from byok_core.keys import Actor, Owner
-from byok_core.models import Role
+from byok_core.identity import Actor, Owner
+from byok_core.identity import Role
 from byok_core.providers import Provider, ProviderKind
 from byok_core.runtime import open_runtime
 
@@ -53,7 +53,7 @@ def measure(name: str, environ: dict, n: int) -> None:
         uid, provider = rng.choice(user_ids), rng.choice(CHAT)
         t0 = time.perf_counter()
         resolved = keys.resolve(rt, uid, provider)
-        resolved.secret.reveal()
+        resolved.credential.secret.reveal()
         samples.append((time.perf_counter() - t0) * 1000)
     samples.sort()
     p50, p99 = statistics.median(samples), samples[int(len(samples) * 0.99) - 1]

@@ -43,11 +43,6 @@ def _values(record: CallRecord) -> dict[str, object]:
                 cost_usd=record.cost_usd, error=record.error[:300] if record.error else None)
 
 
-def insert(conn: sa.Connection, record: CallRecord) -> None:
-    """Append a finished call to the log in ``conn``'s transaction."""
-    conn.execute(sa.insert(UsageRecord).values(**_values(record)))
-
-
 def start(conn: sa.Connection, record: CallRecord) -> int:
     """Log a call that is about to be made, as not finished (``CallStatus.PENDING``); its row id."""
     values = _values(record) | {"status": CallStatus.PENDING}

@@ -49,7 +49,7 @@ def log_call(rt, **fields) -> CallRecord:
     """Write one usage row as a finished call would (``calls.metered`` does this for real calls)."""
     record = CallRecord(**fields)
     with rt.engine.begin() as conn:
-        usage.insert(conn, record)
+        usage.complete(conn, usage.start(conn, record), record)
     return record
 
 
