@@ -33,6 +33,7 @@ CHROMIUM = os.environ.get("BYOK_E2E_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 OPENAI_KEY = "sk-e2e-PLAINTEXT-never-shown-9f3c"
+PROMPT = "Does streaming work?"
 REPLY = "Streaming works: one token after another until the very end."
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 ADMIN = ("admin", "admin password 1")
@@ -41,12 +42,19 @@ expect.set_options(timeout=15_000)
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def openai():
+    """The OpenAI the app calls. A reply stops after its first word until the test sets ``gate``
+    (once set, replies run straight through)."""
+    with FakeProvider(Provider.OPENAI, reply=REPLY, hold_after=1, models=["gpt-4o-mini", "gpt-4o"]) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, openai):
     if not Path(CHROMIUM).exists():
         pytest.fail(f"No Chromium at {CHROMIUM}: install Debian's chromium (apt-get install chromium) "
                     "or set BYOK_E2E_CHROMIUM; or leave the browser tests out with -m 'not e2e'.")
-    with FakeProvider(Provider.OPENAI, reply=REPLY, chunk_delay=0.12, models=["gpt-4o-mini", "gpt-4o"]) as openai, \
-            FakeProvider(Provider.TAVILY) as tavily, \
+    with FakeProvider(Provider.TAVILY) as tavily, \
             running_app(tmp_path_factory.mktemp("e2e"), **openai.env(), **tavily.env(),
                         TAVILY_API_KEY="tvly-server-key-e2e") as app:
         yield app
@@ -118,6 +126,7 @@ def admin(server, browser) -> Page:
     page.get_by_role("button", name="Create admin").click()
     expect(page.get_by_role("heading", name="Chat", exact=True)).to_be_visible()
     idle(page)
+    session_cookie(context)  # a reload or goto() before the cookie request completes would land signed out
     yield page
     context.close()
 
@@ -144,7 +153,7 @@ def test_a_saved_key_is_shown_only_as_its_mask(admin):
     shot(admin, "keys")
 
 
-def test_a_reply_streams_says_who_paid_and_survives_a_reload(server, admin):
+def test_a_reply_streams_says_who_paid_and_survives_a_reload(server, admin, openai):
     rt = open_runtime(server.env, migrate=False)
     try:  # the admin's own OpenAI key (the keys test saves one through the page; this test needs no order)
         me = accounts.get_user(rt, ADMIN[0])
@@ -154,19 +163,22 @@ def test_a_reply_streams_says_who_paid_and_survives_a_reload(server, admin):
     nav(admin, "Chat")
     expect(admin.get_by_role("combobox", name="Model")).to_have_value("gpt-4o-mini")
     box = admin.get_by_test_id("stChatInputTextArea")
-    box.fill("Does streaming work?")
+    box.fill(PROMPT)
     box.press("Enter")
-    assistant = admin.get_by_test_id("stChatMessage").filter(has_text="Streaming works")
-    expect(assistant).to_be_visible()
-    # seen part-way: the first words are there while the last ones have not arrived yet
-    assert "until the very end" not in assistant.inner_text()
+    assistant = admin.get_by_test_id("stChatMessage").filter(has_text="Streaming").filter(has_not_text=PROMPT)
+    try:
+        # seen part-way: the first word is on screen while the provider still holds back the rest
+        expect(assistant).to_be_visible()
+        assert "until the very end" not in assistant.inner_text()
+    finally:
+        openai.gate.set()
     expect(assistant).to_contain_text("until the very end.", timeout=20_000)
     expect(assistant).to_contain_text("Paid by your key")
     idle(admin)
     shot(admin, "chat")
     admin.reload()  # still signed in (the cookie), the conversation kept
     expect(admin.get_by_test_id("stSidebarNav")).to_be_visible()
-    expect(admin.get_by_role("button", name="Does streaming work?")).to_be_visible()
+    expect(admin.get_by_role("button", name=PROMPT)).to_be_visible()
     idle(admin)
     assert admin.get_by_role("textbox", name="Username", exact=True).count() == 0
 
