@@ -1,6 +1,6 @@
 """Loopback fake provider servers that speak each provider's documented wire format.
 
-    with FakeProvider(Provider.OPENAI, reply="Hello there", chunk_delay=0.01) as server:
+    with FakeProvider(Provider.OPENAI, reply="Hello there") as server:
         environ = {..., **server.env()}        # OPENAI_BASE_URL=http://127.0.0.1:PORT/v1
         ...
         server.requests[0].headers["authorization"]
@@ -88,7 +88,7 @@ def _split(reply: str) -> list[str]:
 
 class FakeProvider:
     def __init__(self, provider: Provider, *, reply: str = "Hello there", chunks: list[str] | None = None,
-                 chunk_delay: float = 0.0, input_tokens: int = 12, output_tokens: int | None = None,
+                 input_tokens: int = 12, output_tokens: int | None = None,
                  status: int | None = None, error_body: Any = None, error_headers: dict[str, str] | None = None,
                  expect_key: str | None = None, cut_after: int | None = None, close_after: int | None = None,
                  garbage_after: int | None = None, stall_after: int | None = None, stall: float = 30.0,
@@ -97,7 +97,7 @@ class FakeProvider:
                  results: list[tuple[str, str, str]] | None = None):
         self.provider = provider
         self.chunks = chunks if chunks is not None else _split(reply)
-        self.chunk_delay, self.input_tokens = chunk_delay, input_tokens
+        self.input_tokens = input_tokens
         self.output_tokens = output_tokens if output_tokens is not None else len(self.chunks)
         self.status, self.error_body, self.error_headers = status, error_body, error_headers or {}
         self.expect_key = expect_key
@@ -325,8 +325,6 @@ def _handler(fake: FakeProvider):
                     self._chunk(b"data: {this is not json\n\n")
                 if i < len(texts):
                     self._chunk(texts[i])
-                    if fake.chunk_delay:
-                        fake._stop.wait(fake.chunk_delay)
             if fake.stream_error:
                 self._chunk(fake._error_frame())
                 self._chunk(b"")
