@@ -116,16 +116,24 @@ class FakeProvider:
     def __enter__(self) -> FakeProvider:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
-        # serve_forever checks for shutdown() once per poll interval (0.5 s by default): poll
-        # often, so leaving the block does not wait for the rest of an idle interval
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._acceptor.start()
         return self
+
+    def _accept(self) -> None:
+        # handle_request() sleeps until a connection arrives and hands it to a new thread; unlike
+        # serve_forever() there is no poll interval for shutting down to wait out
+        assert self._server is not None
+        while not self._stop.is_set():
+            self._server.handle_request()
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self.gate.set()
         assert self._server is not None
-        self._server.shutdown()
+        socket.create_connection(self._server.server_address[:2]).close()  # wakes _accept to see _stop
+        self._acceptor.join(10)
+        assert not self._acceptor.is_alive(), "the fake provider's accept loop did not stop"
         self._server.server_close()
 
     @property
