@@ -40,8 +40,7 @@ def seed(rt, usage_rows: int, conversations: int):
     from byok_core import accounts, keys
     from byok_core import conversations as convs
     from byok_core.clock import utcnow
-    from byok_core.identity import Actor, Owner
-    from byok_core.identity import Role
+    from byok_core.identity import Actor, Owner, Role
     from byok_core.models import UsageRecord
     from byok_core.providers import Provider
 

@@ -19,8 +19,7 @@ import sqlalchemy as sa
 
 from byok_core import accounts, db, keys
 from byok_core.crypto import gen_key
-from byok_core.identity import Actor, Owner
-from byok_core.identity import Role
+from byok_core.identity import Actor, Owner, Role
 from byok_core.providers import Provider, ProviderKind
 from byok_core.runtime import open_runtime
 
