@@ -70,7 +70,7 @@ def _sources(items: Any) -> list[SearchResult]:
     for item in items if isinstance(items, list) else []:
         try:
             found.append(SearchResult(str(item["title"]), str(item["url"]), str(item.get("snippet") or ""),
-                                      Provider.parse(item["provider"]), int(item["rank"])))
+                                      Provider.parse(str(item["provider"])), int(item["rank"])))
         except (KeyError, TypeError, ValueError):
             continue
     return found

@@ -65,7 +65,7 @@ class CallRecord:
         """The record stored with a reply, or None when there is none (or it is not readable)."""
         try:
             return cls(
-                provider=Provider.parse(data["provider"]), key_source=KeySource(data["key_source"]),
+                provider=Provider.parse(str(data["provider"])), key_source=KeySource(data["key_source"]),
                 model=data.get("model") or "", user_id=data.get("user_id"),
                 input_tokens=data.get("input_tokens"), output_tokens=data.get("output_tokens"),
                 cache_read_tokens=data.get("cache_read_tokens"), cache_write_tokens=data.get("cache_write_tokens"),
