@@ -89,6 +89,7 @@ def test_search_prices(cli, rt):
 
 @pytest.mark.parametrize("argv", [
     ["usage", "export", "--since", "yesterday"],
+    ["usage", "export", "--until", ""],
     ["usage", "export", "--format", "xlsx"],
     ["usage", "export", "--provider", "nope"],
     ["usage", "export", "--key-source", "boss"],

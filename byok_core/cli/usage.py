@@ -75,7 +75,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.format != "csv":
         raise ValidationError(f"Unknown format {args.format!r}; only csv is supported.")
     flt = usage.UsageFilter(
-        since=args.since and _day(args.since, "--since"), until=args.until and _day(args.until, "--until"),
+        since=None if args.since is None else _day(args.since, "--since"),
+        until=None if args.until is None else _day(args.until, "--until"),
         providers=[Provider.parse(p).value for p in args.provider], models=args.model,
         key_sources=[_key_source(s) for s in args.key_source], statuses=args.status,
     )
