@@ -5,12 +5,14 @@ from __future__ import annotations
 from byok_core.audit import AuditAction
 from byok_core.errors import CallStatus
 from byok_core.identity import KeySource, Role
-from byok_core.providers import Provider
+from byok_core.providers import Provider, ProviderKind
 
 
 def provider_name(provider: Provider) -> str:
     return provider.label
 
+
+KIND = {ProviderKind.CHAT: "Chat", ProviderKind.SEARCH: "Web search"}
 
 # Who pays for a call, as in "Paid by your key".
 PAID_BY = {

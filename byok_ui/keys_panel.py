@@ -150,7 +150,7 @@ def render(rt: Runtime, actor: Actor, owner: Owner, *, prefix: str, user_id: int
         st.subheader("Where each provider's key comes from today", anchor=False)
         st.dataframe(
             pd.DataFrame({"Provider": [p.label for p in sources],
-                          "Kind": [p.kind.value for p in sources],
+                          "Kind": [words.KIND[p.kind] for p in sources],
                           "Key used": [words.KEY_USED[s] for s in sources.values()]}),
             hide_index=True, key=f"{prefix}_sources", alt="Which key each provider would use now",
         )

@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import streamlit as st
 
-from byok_core import accounts, budgets, usage
+from byok_core import accounts, budgets, usage, words
 from byok_core.clock import utcnow
-from byok_core.errors import BudgetExceeded
+from byok_core.errors import BudgetExceeded, CallStatus
 from byok_core.identity import KeySource
 from byok_core.providers import Provider
 from byok_ui import state
@@ -76,10 +76,13 @@ with st.container(horizontal=True):
     version = usage.data_version(rt)
     # the window's summary also offers the models and statuses seen in it
     summary, frames = cached_summary(rt, viewer, window, version)
-    providers = st.multiselect("Provider", [p.value for p in Provider], key="usage_providers")
+    providers = st.multiselect("Provider", [p.value for p in Provider], key="usage_providers",
+                               format_func=lambda value: Provider(value).label)
     models = st.multiselect("Model", summary.values("model"), key="usage_models", format_func=model_label)
-    sources = st.multiselect("Key source", [s.value for s in KeySource], key="usage_sources")
-    statuses = st.multiselect("Status", summary.values("status"), key="usage_statuses")
+    sources = st.multiselect("Paid by", [s.value for s in KeySource], key="usage_sources",
+                             format_func=lambda value: words.PAID_BY[KeySource(value)])
+    statuses = st.multiselect("Status", summary.values("status"), key="usage_statuses",
+                              format_func=lambda value: words.STATUS[CallStatus(value)])
 flt = replace(window, providers=providers, models=models, key_sources=sources, statuses=statuses)
 if providers or models or sources or statuses:
     summary, frames = cached_summary(rt, viewer, flt, version)
