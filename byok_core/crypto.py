@@ -1,8 +1,10 @@
 """Encryption at rest: AES-256-GCM under an HKDF subkey of a master key, Fernet-style small API.
 
-A stored value looks like ``v1:<key-id>:<base64url(nonce | ciphertext | tag)>``. The key id names
+A stored value looks like ``v2:<key-id>:<base64url(nonce | ciphertext | tag)>``. The key id names
 the master key that sealed it; the associated data binds it to the header and to the place it
-belongs (owner, provider, row), so a value copied anywhere else fails to decrypt.
+belongs (the caller's context: owner, provider, row and base URL, see keys.py), so a value copied
+anywhere else, or a row whose base URL was changed, fails to decrypt. ``decrypt`` also reads the
+first format, ``v1``, whose context had no base URL, for the one-time re-sealing at start.
 """
 
 from __future__ import annotations
