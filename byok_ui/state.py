@@ -210,7 +210,7 @@ def sign_out(rt: Runtime) -> None:
     """Revoke the server session; the browser is then told to drop the cookie (and, with single
     sign-on, Streamlit's identity cookie, or the next rerun would sign the same person in again)."""
     sso = oidc_configured() and bool(st.user.is_logged_in)
-    for token in {st.session_state.get(TOKEN_KEY), _cookie_token()}:
+    for token in {st.session_state.get(TOKEN_KEY), _same_origin_cookie_token()}:  # not a foreign page's cookie
         accounts.revoke_session(rt, token)
     for key in list(st.session_state.keys()):
         del st.session_state[key]

@@ -106,3 +106,24 @@ def test_header_names_in_any_case():
 ])
 def test_missing_or_malformed_headers_are_not_same_origin(headers):
     assert not same_origin(headers)
+
+
+def test_sign_out_from_another_origin_leaves_the_cookie_s_session_alone(rt, monkeypatch):
+    """A page on another local port, signed in with its own account, signs out: the browser's
+    cookie (the victim's session) is not revoked, as it is not trusted from there either."""
+    from types import SimpleNamespace
+
+    from byok_core import accounts
+    from byok_ui import state
+
+    victim = accounts.create_user(rt, "victim", "victim password 1")
+    token = accounts.create_session(rt, victim)
+    monkeypatch.setattr(state, "_cookie_token", lambda: token)
+    foreign = {"Origin": "http://127.0.0.1:9999", "Host": "127.0.0.1:8501"}
+    monkeypatch.setattr(state.st, "context", SimpleNamespace(headers=foreign, cookies={}))
+    state.sign_out(rt)
+    assert accounts.user_for_session(rt, token).id == victim.id
+    monkeypatch.setattr(state.st, "context", SimpleNamespace(headers={**foreign, "Origin": "http://127.0.0.1:8501"},
+                                                             cookies={}))
+    state.sign_out(rt)  # from the app's own page the same sign-out ends it
+    assert accounts.user_for_session(rt, token) is None
