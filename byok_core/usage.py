@@ -19,6 +19,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlmodel import col
 
+from byok_core import words
 from byok_core.errors import CallStatus
 from byok_core.identity import Actor
 from byok_core.models import UsageRecord, User, saved_id, table
@@ -166,7 +167,7 @@ def cost_label(cost_usd: float | None, unknown_cost_calls: int) -> str:
     """'$1.2345', '$1.2345 + 3 calls of unknown cost', or 'unknown (3 calls)'; never a made-up zero."""
     if cost_usd is None:
         return f"unknown ({unknown_cost_calls} calls)" if unknown_cost_calls else "$0.00"
-    known = f"${cost_usd:,.4f}"
+    known = words.usd(cost_usd)
     if unknown_cost_calls:
         return f"{known} + {unknown_cost_calls} call{'s' * (unknown_cost_calls != 1)} of unknown cost"
     return known

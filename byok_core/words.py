@@ -12,6 +12,16 @@ def provider_name(provider: Provider) -> str:
     return provider.label
 
 
+def usd(amount: float) -> str:
+    """A known amount of dollars as people read it: "$1,234.5678", "$0.0123", a tiny one to the
+    millionth ("$0.000005", never "$0.0000" for money that was spent), and "$0.00" for nothing."""
+    if amount == 0:
+        return "$0.00"
+    if abs(amount) < 0.01:
+        return f"${amount:.6f}".rstrip("0").rstrip(".")
+    return f"${amount:,.4f}"
+
+
 KIND = {ProviderKind.CHAT: "Chat", ProviderKind.SEARCH: "Web search"}
 
 # Who pays for a call, as in "Paid by your key".

@@ -43,11 +43,7 @@ def render_stream(deltas, every: float = 0.05) -> None:
 
 
 def fmt_cost(cost: float | None) -> str:
-    if cost is None:
-        return "cost unknown"
-    if cost < 0.01:
-        return f"${cost:.6f}".rstrip("0").rstrip(".") if cost else "$0.00"
-    return f"${cost:,.4f}"
+    return "cost unknown" if cost is None else words.usd(cost)
 
 
 def fmt_tokens(value: int | None) -> str:

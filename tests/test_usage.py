@@ -183,6 +183,8 @@ def test_unknown_costs_are_counted_not_zeroed(rt, people):
     brave = summary.by("provider").set_index("provider").loc["brave"]
     assert brave["cost_usd"] is pd.NA and brave["unknown_cost_calls"] == 1
     assert usage.cost_label(None, 3) == "unknown (3 calls)"
+    # money that was spent never reads as nothing: a tiny total keeps its digits
+    assert usage.cost_label(0.000005, 0) == "$0.000005" and usage.cost_label(0.0000114, 1).startswith("$0.000011 +")
 
 
 def test_pages_are_newest_first_and_complete(rt, people):
