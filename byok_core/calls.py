@@ -36,12 +36,13 @@ def prepare(rt: Runtime, user_id: int | None, provider: Provider) -> keys.Resolv
 
 
 def checked(rt: Runtime, key: keys.ResolvedKey) -> keys.ResolvedKey:
-    """``key`` after checking, with DNS, a URL its owner typed in (before every call to it).
-    Operator-set base URLs (environment overrides and defaults) are trusted as they are."""
+    """``key`` after checking a URL its owner typed in, before any call is prepared: its form and any
+    address written in it (the host name is resolved and checked once, right before each call, by
+    ``http``'s pinned transport). Operator-set base URLs (overrides and defaults) are trusted as they are."""
     if key.provider.user_supplies_url:
         if not key.credential.base_url:
             raise ValidationError(f"The {key.provider.label} key has no base URL; save it again with its endpoint.")
-        netguard.check_endpoint(key.credential.base_url, rt.settings.allow_private_endpoints)
+        netguard.check_endpoint(key.credential.base_url, rt.settings.allow_private_endpoints, resolve=False)
     return key
 
 
