@@ -27,6 +27,9 @@ class AuditAction(StrEnum):
     USER_THROTTLED = "user.throttled"
     BUDGET_SET = "budget.set"
     BUDGET_CLEAR = "budget.clear"
+    LIMITS_SET = "limits.set"
+    MODELS_SET = "models.set"
+    ALERTS_SET = "alerts.set"
 
 
 def record(session: Session, actor: str, action: AuditAction, target: str = "", detail: str = "") -> None:

@@ -1,47 +1,78 @@
-"""Monthly USD budgets on shared keys: one per user and one for the whole team.
+"""Monthly USD budgets on shared keys, one per user and one for the whole team, that hold under
+concurrency: every shared-key call is reserved before it is made and settled after.
 
-Only calls paid by the team's or the server's keys (key source "team" or "env") count, summed
-over the current calendar month in UTC, so budgets reset on the 1st. Calls on a person's own
-key are never counted nor refused. A call is refused once spend so far >= budget; from 80% on,
-the user gets a warning. Calls of unknown cost add nothing (their price is unknown)."""
+Only calls paid by the team's or the server's keys (key source "team" or "env") count, per
+calendar month in UTC, so budgets reset on the 1st. Calls on a person's own key are never counted
+nor refused.
+
+* ``admit``, before the call, in one transaction that serializes per budget (``db.serialized``:
+  ``BEGIN IMMEDIATE`` on SQLite, a row lock on each month's spend row on PostgreSQL, so it holds
+  across processes and replicas): checks the rate limits (``limits``), refuses the call if this
+  month's spend + open reservations + the call's worst case (``pricing.CostBound``) would pass a
+  budget, else writes a reservation and the call's usage row.
+* ``settle``, after it, in the transaction that completes the usage row: drops the reservation and
+  adds what the call counts (``CostBound.charge``: its cost, or a bound where that is unknown) to
+  the month's running spend (``BudgetMonth``), so a check reads a few rows, whatever the size of
+  the usage log. The log stays the truth (each row's ``charged_usd``); ``reconcile`` rebuilds the
+  running figures from it.
+* A reservation whose process died expires after RESERVATION_TTL.
+* At 80% and 100% of a budget, one alert per budget and month (``alerts``)."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from byok_core import audit
+from byok_core import audit, db, limits, usage
 from byok_core.audit import AuditAction
 from byok_core.clock import utcnow
 from byok_core.errors import BudgetExceeded, ValidationError
-from byok_core.identity import Actor, KeySource, Owner
-from byok_core.models import Budget, UsageRecord, User, rowcount, table
+from byok_core.identity import Actor, KeySource, Owner, OwnerKind
+from byok_core.models import Budget, BudgetMonth, Reservation, UsageRecord, User, rowcount, saved_id, table
+from byok_core.pricing import CostBound
+from byok_core.record import CallRecord
 from byok_core.runtime import Runtime
 
+log = logging.getLogger(__name__)
+
 WARN_AT = 0.8
+THRESHOLDS = (80, 100)  # percent of a budget at which admins are alerted, once per month each
+RESERVATION_TTL = timedelta(minutes=15)
 SHARED_SOURCES = [s for s in KeySource if s.shared]
-_T = table(UsageRecord)
+_T, _M, _R = table(UsageRecord), table(BudgetMonth), table(Reservation)
 
 
-def month_bounds(now: datetime) -> tuple[datetime, datetime]:
-    """Start of ``now``'s calendar month in UTC and start of the next one."""
-    now = now.astimezone(UTC)
-    start = datetime(now.year, now.month, 1, tzinfo=UTC)
-    return start, datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=UTC)
+def month_of(now: datetime) -> str:
+    """``now``'s calendar month in UTC, as the running figures key it: "2026-11"."""
+    return now.astimezone(UTC).strftime("%Y-%m")
+
+
+def _owners(user_id: int | None) -> tuple[Owner, ...]:
+    """The budgets a call by ``user_id`` counts against, team first (the order rows are locked in)."""
+    return (Owner.team(),) if user_id is None else (Owner.team(), Owner.user(user_id))
+
+
+def _whose(owner: Owner) -> str:
+    return "The team's" if owner.is_team else "Your"
 
 
 @dataclass(frozen=True)
 class BudgetLine:
-    """One budget (a user's or the team's) and this month's shared-key spend."""
+    """One budget (a user's or the team's) and this month's shared-key spend and open reservations."""
 
     owner: Owner
     name: str  # username, or "team"
     budget_usd: float | None  # None: no budget set
     spent_usd: float
+    reserved_usd: float = 0.0
 
     @property
     def used(self) -> float | None:
@@ -49,6 +80,13 @@ class BudgetLine:
         if self.budget_usd is None:
             return None
         return self.spent_usd / self.budget_usd if self.budget_usd else 1.0
+
+    @property
+    def left_usd(self) -> float | None:
+        """What is left to spend this month, reservations of calls in flight deducted."""
+        if self.budget_usd is None:
+            return None
+        return max(0.0, self.budget_usd - self.spent_usd - self.reserved_usd)
 
     @property
     def exceeded(self) -> bool:
@@ -59,14 +97,13 @@ class BudgetLine:
         return self.used is not None and self.used >= WARN_AT
 
     def describe(self) -> str:
-        whose = "The team's" if self.owner.is_team else "Your"
-        return (f"{whose} monthly budget for shared keys is {self.used:.0%} used "
+        return (f"{_whose(self.owner)} monthly budget for shared keys is {self.used:.0%} used "
                 f"(${self.spent_usd:,.2f} of ${self.budget_usd:,.2f}).")
 
 
 @dataclass(frozen=True)
 class BudgetStatus:
-    """The budgets that apply to one shared-key call; ``warning`` is set from 80% on."""
+    """The budgets that apply to someone's shared-key calls; ``warning`` is set from 80% on."""
 
     lines: tuple[BudgetLine, ...]
 
@@ -75,20 +112,15 @@ class BudgetStatus:
         near = [line.describe() for line in self.lines if line.near]
         return " ".join([*near, "Your own API keys are not limited."]) if near else None
 
+    @property
+    def left(self) -> str:
+        """One sentence on what is left, for the pages' sidebars."""
+        parts = [f"{'the team' if line.owner.is_team else 'you'}: ${line.left_usd:,.2f} of "
+                 f"${line.budget_usd:,.2f}" for line in self.lines if line.budget_usd is not None]
+        return f"Left this month on shared keys ({'; '.join(parts)})."
 
-def _spend_query(now: datetime, *group_by: sa.ColumnElement[Any]) -> sa.Select[Any]:
-    """Known cost of the shared-key calls in ``now``'s month (unknown costs add nothing)."""
-    start, end = month_bounds(now)
-    return (sa.select(*group_by, sa.func.coalesce(sa.func.sum(_T.c.cost_usd), 0.0))
-            .where(_T.c.key_source.in_(SHARED_SOURCES), _T.c.ts >= start, _T.c.ts < end).group_by(*group_by))
 
-
-def _spend(conn: sa.Connection, now: datetime, owner: Owner) -> float:
-    """This month's shared-key spend of one user, or of everyone for the team's budget."""
-    query = _spend_query(now)
-    if not owner.is_team:
-        query = query.where(_T.c.user_id == owner.id)
-    return float(conn.execute(query).scalar_one())
+# --- reading ------------------------------------------------------------------------------------
 
 
 def _budgets(conn: sa.Connection, *owners: Owner) -> dict[Owner, float]:
@@ -99,54 +131,241 @@ def _budgets(conn: sa.Connection, *owners: Owner) -> dict[Owner, float]:
     return {Owner(kind, owner_id): usd for kind, owner_id, usd in conn.execute(query)}
 
 
-def check(rt: Runtime, user_id: int | None, key_source: KeySource,
+def _spent(conn: sa.Connection, month: str, owners: Iterable[Owner] | None = None, *,
+           lock: bool = False) -> dict[Owner, float]:
+    query = sa.select(_M.c.owner_kind, _M.c.owner_id, _M.c.spent_usd).where(_M.c.month == month)
+    if owners is not None:
+        query = query.where(sa.or_(*((_M.c.owner_kind == o.kind) & (_M.c.owner_id == o.id) for o in owners)))
+    if lock:
+        query = query.order_by(_M.c.owner_kind, _M.c.owner_id).with_for_update()  # "team" < "user"
+    return {Owner(kind, owner_id): float(spent) for kind, owner_id, spent in conn.execute(query)}
+
+
+def _reserved(conn: sa.Connection, now: datetime, user_id: int | None = None, *,
+              everyone: bool = False) -> float:
+    """Open reservations: everyone's (the team's budget) or one user's."""
+    query = sa.select(sa.func.coalesce(sa.func.sum(_R.c.amount_usd), 0.0)).where(_R.c.expires_at > now)
+    if not everyone:
+        query = query.where(_R.c.user_id == user_id)
+    return float(conn.execute(query).scalar_one())
+
+
+def _lines(conn: sa.Connection, user_id: int | None, now: datetime) -> tuple[BudgetLine, ...]:
+    owners = _owners(user_id)
+    budgets = _budgets(conn, *owners)
+    spent = _spent(conn, month_of(now), owners)
+    return tuple(BudgetLine(o, "team" if o.is_team else "you", budgets[o], spent.get(o, 0.0),
+                            _reserved(conn, now, o.id if not o.is_team else None, everyone=o.is_team))
+                 for o in owners if o in budgets)
+
+
+def status(rt: Runtime, user_id: int | None, now: datetime | None = None) -> BudgetStatus | None:
+    """The budgets that apply to ``user_id``'s shared-key calls, or None when none does."""
+    with rt.engine.connect() as conn:
+        lines = _lines(conn, user_id, now or utcnow())
+    return BudgetStatus(lines) if lines else None
+
+
+def check(rt: Runtime, user_id: int | None, key_source: KeySource, bound: CostBound | None = None,
           now: datetime | None = None) -> BudgetStatus | None:
-    """Call before a provider call: None for own keys or when no budget applies, a BudgetStatus
-    (with a warning from 80%) otherwise; raises BudgetExceeded once a budget is used up."""
+    """A quick look before preparing a call, so a used-up budget is refused before anything starts:
+    None for own keys or when no budget applies, else the BudgetStatus. Raises BudgetExceeded as
+    ``admit`` would (``admit`` decides, under its lock)."""
     if not key_source.shared:
         return None
-    now = now or utcnow()
-    owners = [Owner.team()] if user_id is None else [Owner.user(user_id), Owner.team()]
     with rt.engine.connect() as conn:
-        budgets = _budgets(conn, *owners)
-        lines = tuple(BudgetLine(o, "team" if o.is_team else "you", budgets[o], _spend(conn, now, o))
-                      for o in owners if o in budgets)
-    if not lines:
-        return None
+        lines = _lines(conn, user_id, now or utcnow())
+    refusal = _refusal(lines, bound)
+    if refusal is not None:
+        raise BudgetExceeded(refusal[1])
+    return BudgetStatus(lines) if lines else None
+
+
+def _refusal(lines: Iterable[BudgetLine], bound: CostBound | None) -> tuple[BudgetLine | None, str] | None:
+    """Why a call must be refused, and the budget it would pass (None: its cost cannot be bounded)."""
     for line in lines:
+        assert line.budget_usd is not None
         if line.exceeded:
-            whose = "The team's" if line.owner.is_team else "Your"
-            raise BudgetExceeded(
-                f"{whose} monthly budget for shared (team or server) keys is used up (${line.spent_usd:,.2f} of "
-                f"${line.budget_usd:,.2f}), so this call was not made; your own API keys keep working, "
-                f"or ask an admin to raise the budget.")
-    return BudgetStatus(lines)
+            return line, (f"{_whose(line.owner)} monthly budget for shared (team or server) keys is used up "
+                          f"(${line.spent_usd:,.2f} of ${line.budget_usd:,.2f}); your own API keys keep working, "
+                          f"or ask an admin to raise the budget.")
+        if bound is None:
+            continue
+        if bound.usd is None:
+            return None, ("This model's price is unknown, so a call on a budgeted shared key cannot be kept within "
+                          "the budget; pick another model, use your own API key, or ask an admin to set a per-call "
+                          "price for it.")
+        if line.spent_usd + line.reserved_usd + bound.usd > line.budget_usd:
+            return line, (f"{_whose(line.owner)} monthly budget for shared keys has ${line.left_usd:,.2f} left of "
+                          f"${line.budget_usd:,.2f}, and this call could cost up to ${bound.usd:,.2f}; try a "
+                          f"shorter conversation or a cheaper model, use your own API key, or ask an admin to "
+                          f"raise the budget.")
+    return None
+
+
+# --- reserve, then settle -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A shared-key call that may go ahead: its usage row and its reservation, if a budget applies."""
+
+    row_id: int
+    reservation_id: int | None
+    bound: CostBound
+    month: str
+
+
+def _ensure_month_rows(conn: sa.Connection, owners: Iterable[Owner], month: str) -> None:
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    rows = [{"owner_kind": o.kind.value, "owner_id": o.id, "month": month, "spent_usd": 0.0, "alerted": 0}
+            for o in owners]
+    conn.execute(insert(_M).on_conflict_do_nothing(), rows)
+
+
+def admit(rt: Runtime, record: CallRecord, bound: CostBound, now: datetime | None = None) -> Admission:
+    """Let a shared-key call go ahead, or refuse it: one serialized transaction checks the rate
+    limits and every budget the call counts against (spend + open reservations + this call's worst
+    case), then writes its reservation and its usage row. Raises BudgetExceeded or SharedKeyLimit."""
+    now = now or utcnow()
+    month, owners = month_of(now), _owners(record.user_id)
+    with db.serialized(rt.engine) as conn:
+        _ensure_month_rows(conn, owners, month)
+        _spent(conn, month, owners, lock=True)
+        limits.check_rate(conn, record.user_id, now)
+        conn.execute(sa.delete(_R).where(_R.c.expires_at <= now))
+        lines = _lines(conn, record.user_id, now)
+        refusal = _refusal(lines, bound)
+        if refusal is None:
+            reservation_id = None
+            if lines and bound.usd:
+                reservation_id = saved_id(conn.execute(sa.insert(_R).values(
+                    user_id=record.user_id, month=month, amount_usd=bound.usd,
+                    expires_at=now + RESERVATION_TTL)).inserted_primary_key[0])  # type: ignore[index]
+            return Admission(usage.start(conn, record), reservation_id, bound, month)
+    line, message = refusal
+    if line is not None and line.near:  # calls are being refused near the limit: admins hear of it once a month
+        _alert(rt, [line.owner], month, 100)
+    raise BudgetExceeded(message)
+
+
+def settle(conn: sa.Connection, admission: Admission, record: CallRecord) -> list[tuple[Owner, int]]:
+    """After the call, in the transaction that completes its usage row: record what it counts
+    against budgets, drop its reservation and add the charge to the month's running spend.
+    Returns the (owner, threshold) alerts this call crossed into, not yet announced."""
+    charge = admission.bound.charge(record)
+    conn.execute(sa.update(_T).where(_T.c.id == admission.row_id).values(charged_usd=charge))
+    if admission.reservation_id is not None:
+        conn.execute(sa.delete(_R).where(_R.c.id == admission.reservation_id))
+    owners = _owners(record.user_id)
+    for owner in owners:
+        conn.execute(sa.update(_M).where(_M.c.owner_kind == owner.kind, _M.c.owner_id == owner.id,
+                                         _M.c.month == admission.month)
+                     .values(spent_usd=_M.c.spent_usd + charge))
+    return _crossed(conn, owners, admission.month)
+
+
+def _crossed(conn: sa.Connection, owners: Iterable[Owner], month: str) -> list[tuple[Owner, int]]:
+    """Mark, once per month, each threshold a budget has reached; the (owner, threshold) newly marked."""
+    budgets, spent = _budgets(conn, *owners), _spent(conn, month, owners)
+    crossed = []
+    for owner, budget in budgets.items():
+        used = spent.get(owner, 0.0) / budget * 100 if budget else 100.0
+        level = max((t for t in THRESHOLDS if used >= t), default=0)
+        if level and _mark(conn, owner, month, level):
+            crossed.append((owner, level))
+    return crossed
+
+
+def _mark(conn: sa.Connection, owner: Owner, month: str, level: int) -> bool:
+    return bool(rowcount(conn.execute(
+        sa.update(_M).where(_M.c.owner_kind == owner.kind, _M.c.owner_id == owner.id, _M.c.month == month,
+                            _M.c.alerted < level).values(alerted=level))))
+
+
+def _alert(rt: Runtime, owners: list[Owner], month: str, level: int) -> None:
+    """Mark and announce that ``owners``' budgets reached ``level`` (a refusal means 100%)."""
+    with rt.engine.begin() as conn:
+        marked = [(owner, level) for owner in owners if _mark(conn, owner, month, level)]
+    announce(rt, marked, month)
+
+
+def announce(rt: Runtime, crossed: list[tuple[Owner, int]], month: str) -> None:
+    """Send the alerts for newly crossed thresholds to the admins' webhook (in the background)."""
+    if not crossed:
+        return
+    from byok_core import alerts  # the webhook sender; only loaded when there is something to send
+
+    with rt.engine.connect() as conn:
+        budgets, spent = _budgets(conn, *(o for o, _ in crossed)), _spent(conn, month, (o for o, _ in crossed))
+        names = _names(conn)
+    for owner, level in crossed:
+        who = "The whole team's" if owner.is_team else f"{names.get(owner.id, f'User #{owner.id}')}'s"
+        verb = "is used up: shared-key calls are refused" if level >= 100 else f"has reached {level}%"
+        alerts.notify(rt, f"BYOK Dashboard: {who} monthly budget for shared keys {verb} "
+                          f"(${spent.get(owner, 0.0):,.2f} of ${budgets.get(owner, 0.0):,.2f} in {month}).")
+
+
+# --- reports and administration -----------------------------------------------------------------
+
+
+def _names(conn: sa.Connection) -> dict[int, str]:
+    return {int(uid): str(name) for uid, name in conn.execute(sa.select(table(User).c.id, table(User).c.username))}
 
 
 def spend_report(rt: Runtime, now: datetime | None = None) -> list[BudgetLine]:
-    """This month's shared-key spend: the team first, then every user with a budget or spend."""
+    """This month's shared-key spend and open reservations: the team first, then every user with a
+    budget, spend or a call in flight."""
+    now = now or utcnow()
     with rt.engine.connect() as conn:
-        spent = {row[0]: float(row[1]) for row in conn.execute(_spend_query(now or utcnow(), _T.c.user_id))}
+        spent = _spent(conn, month_of(now))
         budgets = _budgets(conn)
-        names = {uid: name for uid, name in conn.execute(sa.select(col(User.id), col(User.username)))}
+        names = _names(conn)
+        reserved = {uid: float(total) for uid, total in conn.execute(
+            sa.select(_R.c.user_id, sa.func.sum(_R.c.amount_usd)).where(_R.c.expires_at > now)
+            .group_by(_R.c.user_id))}
     team = Owner.team()
-    users = {*(uid for uid in spent if uid is not None), *(o.id for o in budgets if not o.is_team)}
-    return [BudgetLine(team, "team", budgets.get(team), sum(spent.values())),
-            *(BudgetLine(Owner.user(uid), names.get(uid, f"#{uid}"), budgets.get(Owner.user(uid)), spent.get(uid, 0.0))
+    users = {*(o.id for o in [*spent, *budgets] if not o.is_team), *(uid for uid in reserved if uid is not None)}
+    return [BudgetLine(team, "team", budgets.get(team), spent.get(team, 0.0), sum(reserved.values())),
+            *(BudgetLine(Owner.user(uid), names.get(uid, f"#{uid}"), budgets.get(Owner.user(uid)),
+                         spent.get(Owner.user(uid), 0.0), reserved.get(uid, 0.0))
               for uid in sorted(users, key=lambda uid: names.get(uid, "")))]
 
 
-def set_budget(rt: Runtime, actor: Actor, owner: Owner, monthly_usd: float) -> None:
-    """Set a user's or the team's monthly budget. Admins only."""
-    actor.check_admin("change budgets")
-    if not 0 <= monthly_usd < 1e9:
+def alerting(rt: Runtime, now: datetime | None = None) -> list[BudgetLine]:
+    """The budgets at 80% or more this month, for the admins' banner."""
+    return [line for line in spend_report(rt, now) if line.near]
+
+
+def to_cents(amount: Any) -> float:
+    """A USD amount as whole cents, or ValidationError: budgets are kept and shown in cents."""
+    try:
+        value = Decimal(str(amount).strip().lstrip("$").replace(",", ""))
+    except InvalidOperation:
+        raise ValidationError("A monthly budget is an amount in USD, such as 25 or 12.50.") from None
+    if not value.is_finite() or not 0 <= value < Decimal("1e9"):
         raise ValidationError("A monthly budget is an amount in USD, 0 or more.")
+    cents = value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    if cents != value:
+        raise ValidationError(f"Budgets are in whole cents: use ${cents:,.2f} instead of ${value}.")
+    return float(cents)
+
+
+def set_budget(rt: Runtime, actor: Actor, owner: Owner, monthly_usd: Any) -> None:
+    """Set a user's or the team's monthly budget, in whole cents. Admins only."""
+    actor.check_admin("change budgets")
+    usd = to_cents(monthly_usd)
     with Session(rt.engine) as session, session.begin():
         row = session.exec(select(Budget).where(_is(owner))).first() or Budget(
             owner_kind=owner.kind, owner_id=owner.id, monthly_usd=0)
-        row.monthly_usd = float(monthly_usd)
+        row.monthly_usd = usd
         session.add(row)
-        audit.record(session, actor.name, AuditAction.BUDGET_SET, str(owner), f"${monthly_usd:,.2f} a month")
+        audit.record(session, actor.name, AuditAction.BUDGET_SET, str(owner), f"${usd:,.2f} a month")
+
+
+def budget_of(rt: Runtime, owner: Owner) -> float | None:
+    with rt.engine.connect() as conn:
+        return _budgets(conn, owner).get(owner)
 
 
 def clear_budget(rt: Runtime, actor: Actor, owner: Owner) -> bool:
@@ -157,6 +376,48 @@ def clear_budget(rt: Runtime, actor: Actor, owner: Owner) -> bool:
         if removed:
             audit.record(session, actor.name, AuditAction.BUDGET_CLEAR, str(owner))
     return bool(removed)
+
+
+@dataclass(frozen=True)
+class Drift:
+    """A running monthly figure that did not match the usage log."""
+
+    owner: Owner
+    month: str
+    recorded_usd: float
+    logged_usd: float
+
+
+def _month_sql(conn: sa.Connection) -> sa.ColumnElement[str]:
+    if conn.dialect.name == "sqlite":
+        return sa.func.substr(_T.c.ts, 1, 7)
+    return sa.func.to_char(sa.func.timezone("UTC", _T.c.ts), "YYYY-MM")
+
+
+def reconcile(rt: Runtime, *, fix: bool = True) -> list[Drift]:
+    """Compare every running monthly figure with the usage log (the sum of ``charged_usd``), and
+    with ``fix`` set them to the log's; returns the figures that differed by more than a micro-dollar."""
+    with db.serialized(rt.engine) as conn:
+        month = _month_sql(conn)
+        charged = sa.func.coalesce(sa.func.sum(_T.c.charged_usd), 0.0)
+        shared = _T.c.key_source.in_(SHARED_SOURCES)
+        logged: dict[tuple[Owner, str], float] = {}
+        for m, total in conn.execute(sa.select(month, charged).where(shared).group_by(month)):
+            logged[(Owner.team(), m)] = float(total)
+        for uid, m, total in conn.execute(sa.select(_T.c.user_id, month, charged)
+                                          .where(shared, _T.c.user_id.is_not(None)).group_by(_T.c.user_id, month)):
+            logged[(Owner.user(uid), m)] = float(total)
+        recorded = {(Owner(OwnerKind(kind), oid), m): float(spent) for kind, oid, m, spent in conn.execute(
+            sa.select(_M.c.owner_kind, _M.c.owner_id, _M.c.month, _M.c.spent_usd).with_for_update())}
+        drifts = [Drift(owner, m, recorded.get((owner, m), 0.0), logged.get((owner, m), 0.0))
+                  for owner, m in sorted({*logged, *recorded}, key=lambda k: (k[1], k[0].kind, k[0].id))
+                  if abs(recorded.get((owner, m), 0.0) - logged.get((owner, m), 0.0)) > 1e-6]
+        if fix:
+            for d in drifts:
+                _ensure_month_rows(conn, [d.owner], d.month)
+                conn.execute(sa.update(_M).where(_M.c.owner_kind == d.owner.kind, _M.c.owner_id == d.owner.id,
+                                                 _M.c.month == d.month).values(spent_usd=d.logged_usd))
+    return drifts
 
 
 def _is(owner: Owner) -> sa.ColumnElement[bool]:

@@ -2,12 +2,13 @@
 
     key = calls.prepare(rt, user_id, provider)          # the key that pays, its endpoint checked
     record = CallRecord(provider, key.source, model, user_id)
-    with calls.metered(rt, key, record) as client:
+    with calls.metered(rt, key, record, bound=pricing.search_bound(rt, provider)) as client:
         ...                                              # adapter calls with key.credential
 
 The usage row is written before the call and completed after it; whatever happens inside, on exit
 the record has its latency, outcome and cost, and one transaction completes the row and stamps the
-key's last use."""
+key's last use. On a shared key the call is first admitted against the rate limits and budgets
+(reserving ``bound``, its worst-case cost) and settled to what it cost when the row is completed."""
 
 from __future__ import annotations
 
@@ -19,9 +20,11 @@ from contextlib import contextmanager
 import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
-from byok_core import keys, netguard, pricing, usage
+from byok_core import budgets, keys, netguard, pricing, usage
 from byok_core.adapters.base import new_client, shared_client
 from byok_core.errors import ProviderError, StreamCutOff, ValidationError
+from byok_core.identity import Owner
+from byok_core.pricing import CostBound
 from byok_core.providers import Provider
 from byok_core.record import CallRecord
 from byok_core.runtime import Runtime
@@ -68,18 +71,27 @@ def http(rt: Runtime, key: keys.ResolvedKey, client: httpx.Client | None = None)
 
 
 @contextmanager
-def metered(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, *, client: httpx.Client | None = None,
-            key_test: bool = False) -> Iterator[httpx.Client]:
+def metered(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, *, bound: CostBound | None = None,
+            client: httpx.Client | None = None, key_test: bool = False) -> Iterator[httpx.Client]:
     """Run one call with ``key``: yields the HTTP client (see ``http``).
 
     The usage row is written before the call (as not finished; a call that cannot be logged is not
     made) and completed after it, so every call that reached a provider stays logged even if the
-    last write fails. A ProviderError is recorded and raised again; a generator closed early (a
+    last write fails. On a shared key, ``budgets.admit`` writes it, after the rate limits and
+    budgets allow ``bound`` (None: a cost that cannot be bounded), or raises BudgetExceeded or
+    SharedKeyLimit before anything is sent. A ProviderError is recorded and raised again; a generator closed early (a
     reply stopped) is recorded as cut off; any other exception becomes a ProviderError, with its
     details kept out of messages and logs. A key test writes no usage row: it stamps the key's
     test status instead. Either way the key's last use is stamped."""
     with http(rt, key, client) as session:
-        row_id = None if key_test else _start(rt, record)
+        admission = None
+        if key_test:
+            row_id = None
+        elif key.source.shared:
+            admission = budgets.admit(rt, record, bound or CostBound(None))
+            row_id = admission.row_id
+        else:
+            row_id = _start(rt, record)
         started = time.perf_counter()
         try:
             yield session
@@ -99,7 +111,7 @@ def metered(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, *, client: h
             record.latency_ms = int((time.perf_counter() - started) * 1000)
             if not key_test:
                 record.cost_usd = pricing.call_cost(rt, record)
-            _finish(rt, key, record, row_id)
+            _finish(rt, key, record, row_id, admission)
 
 
 def _start(rt: Runtime, record: CallRecord) -> int:
@@ -107,16 +119,23 @@ def _start(rt: Runtime, record: CallRecord) -> int:
         return usage.start(conn, record)
 
 
-def _finish(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, row_id: int | None) -> None:
-    """Complete the usage row (or, for a key test, stamp its status) and the key's last use, in one
-    transaction; if that fails the call stays logged as not finished, and the reply is not lost."""
+def _finish(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, row_id: int | None,
+            admission: budgets.Admission | None) -> None:
+    """Complete the usage row (or, for a key test, stamp its status), settle its budgets and stamp
+    the key's last use, in one transaction; if that fails the call stays logged as not finished
+    (its reservation expires), and the reply is not lost."""
+    crossed: list[tuple[Owner, int]] = []
     try:
         with rt.engine.begin() as conn:
             if row_id is not None:
                 usage.complete(conn, row_id, record)
+            if admission is not None:
+                crossed = budgets.settle(conn, admission, record)
             keys.stamp_used(conn, key, test_status=record.status if row_id is None else None)
     except SQLAlchemyError as exc:
         log.error("could not record the outcome of usage row %s (%s); it stays logged as not finished",
                   row_id, type(exc).__name__)
+    if admission is not None:
+        budgets.announce(rt, crossed, admission.month)
     log.info("%s %s %s via %s key: %s in %d ms", "key test" if row_id is None else key.provider.kind.value,
              key.provider.value, record.model, key.source.value, record.status.value, record.latency_ms)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from byok_core import budgets, calls, keys
+from byok_core import budgets, calls, keys, limits, pricing
 from byok_core.adapters import chat_adapter
 from byok_core.adapters.base import ChatAdapter, ChatMessage, Reply, SearchResult
 from byok_core.errors import (
@@ -44,7 +44,7 @@ class ChatResult:
     record: CallRecord
     error: ByokError | None = None
     sources: list[SearchResult] = field(default_factory=list)
-    budget_warning: str | None = None  # set from 80% of a shared-key budget (byok_core.budgets)
+    budget_warning: str | None = None  # from 80% of a shared-key budget, read after the call was settled
 
 
 class ChatStream:
@@ -54,11 +54,9 @@ class ChatStream:
     partial text kept in ``result.text``. Stopping early logs the call as cut off."""
 
     def __init__(self, rt: Runtime, *, user_id: int | None, adapter: ChatAdapter, key: keys.ResolvedKey, model: str,
-                 messages: list[ChatMessage], search_key: keys.ResolvedKey | None, client: httpx.Client | None,
-                 budget_warning: str | None):
+                 messages: list[ChatMessage], search_key: keys.ResolvedKey | None, client: httpx.Client | None):
         self._rt, self._user_id, self._adapter, self._key = rt, user_id, adapter, key
         self._model, self._messages, self._search_key, self._client = model, messages, search_key, client
-        self._budget_warning = budget_warning
         self._started = False
         self.result: ChatResult | None = None
 
@@ -68,7 +66,16 @@ class ChatStream:
         self._started = True
         record = CallRecord(self._adapter.provider, self._key.source, self._model, self._user_id)
         reply = Reply()
-        self.result = ChatResult("", record, budget_warning=self._budget_warning)
+        self.result = ChatResult("", record)
+        try:
+            yield from self._run(record, reply)
+        finally:
+            if any(k is not None and k.source.shared for k in (self._key, self._search_key)):
+                status = budgets.status(self._rt, self._user_id)
+                self.result.budget_warning = status.warning if status else None
+
+    def _run(self, record: CallRecord, reply: Reply) -> Iterator[str]:
+        assert self.result is not None
         messages = self._messages
         if self._search_key is not None:
             try:
@@ -79,13 +86,16 @@ class ChatStream:
                 record.fail(exc)
                 return
             messages = with_sources(messages, self.result.sources)
+        bound = pricing.chat_bound(self._rt, self._adapter.provider, self._model, [m.content for m in messages],
+                                   self._adapter.max_output_tokens)
         try:
-            with calls.metered(self._rt, self._key, record, client=self._client) as client:
+            with calls.metered(self._rt, self._key, record, bound=bound, client=self._client) as client:
                 try:
                     yield from self._adapter.stream(client, self._key.credential, self._model, messages, reply)
                 finally:
                     record.bill(reply.usage)
                     self.result.text = "".join(reply.text)
+                    record.output_bytes = len(self.result.text.encode())
         except ByokError as exc:  # a provider's error, or an endpoint refused before anything was sent
             self.result.error = exc
             if not isinstance(exc, ProviderError):
@@ -134,24 +144,28 @@ def _validate(messages: list[ChatMessage]) -> list[ChatMessage]:
 
 def stream_chat(rt: Runtime, *, user_id: int | None, provider: Provider, model: str, messages: list[ChatMessage],
                 search_provider: Provider | None = None, client: httpx.Client | None = None) -> ChatStream:
-    """Prepare one chat call. Raises NoKeyError, KeyUnreadableError, BudgetExceeded or ValidationError
-    now, before any delta, when no call can be made; provider errors come later, in ``ChatStream.result``.
+    """Prepare one chat call. Raises NoKeyError, KeyUnreadableError, ValidationError, PermissionDenied
+    (a model not allowed on a shared key) or BudgetExceeded now, before any delta, when no call can be
+    made; provider errors (and a limit reached meanwhile) come later, in ``ChatStream.result``.
 
     An empty ``model`` means the provider's default. ``client`` is the test seam (a MockTransport)."""
     adapter = chat_adapter(provider)
     model = check_model(adapter.canonical_model((model or "").strip() or adapter.default_model or ""), provider)
     messages = _validate(messages)
     key = calls.prepare(rt, user_id, provider)
+    limits.check_model(rt, user_id, provider, key.source, model)
     search_key = None
     if search_provider is not None:
         if search_provider.kind is not ProviderKind.SEARCH:
             raise ValidationError(f"{search_provider.label} is not a search provider.")
         search_key = keys.resolve(rt, user_id, search_provider)
-    # Shared (team/server) keys: refused here, before any delta, once a monthly budget is used up.
-    statuses = [budgets.check(rt, user_id, k.source) for k in (key, search_key) if k is not None]
+        budgets.check(rt, user_id, search_key.source, pricing.search_bound(rt, search_provider))
+    # Shared (team/server) keys: refused here, before any delta, when a budget cannot cover the call
+    # (the sources a web search adds are counted when the call is admitted, after the search).
+    budgets.check(rt, user_id, key.source, pricing.chat_bound(rt, provider, model, [m.content for m in messages],
+                                                              adapter.max_output_tokens))
     return ChatStream(rt, user_id=user_id, adapter=adapter, key=key, model=model, messages=messages,
-                      search_key=search_key, client=client,
-                      budget_warning=next((s.warning for s in statuses if s and s.warning), None))
+                      search_key=search_key, client=client)
 
 
 def list_models(rt: Runtime, *, user_id: int | None, provider: Provider,

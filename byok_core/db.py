@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,22 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+
+
+@contextmanager
+def serialized(engine: Engine) -> Iterator[sa.Connection]:
+    """A transaction whose reads stay true until it commits, for check-then-write steps (budgets):
+    on SQLite it takes the database's write lock at its start (``BEGIN IMMEDIATE``); on PostgreSQL
+    the caller locks the rows it depends on (``SELECT … FOR UPDATE``)."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
 
 
 def _alembic_config(connection: sa.Connection) -> Config:

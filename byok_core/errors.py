@@ -12,7 +12,8 @@ Every message is one plain sentence a user can act on, and none ever contains a 
     ├── AuthError                sign-in failed; one message for every reason
     ├── NoKeyError               no user, team or server key for a provider
     ├── KeyUnreadableError       a stored key the configured master keys cannot decrypt
-    ├── BudgetExceeded           a shared key's monthly budget is used up
+    ├── BudgetExceeded           a shared key's monthly budget is used up (or cannot cover the call)
+    ├── SharedKeyLimit           a shared key's requests-per-minute limit; ``retry_after`` in seconds
     └── ProviderError            a provider call failed; ``status`` is what the usage log records
         ├── KeyRejected
         ├── RateLimited          (also no quota or credit left; ``retry_after`` in seconds)
@@ -94,7 +95,15 @@ class KeyUnreadableError(ByokError):
 
 
 class BudgetExceeded(ByokError):
-    """A shared (team or server) key's monthly budget is used up."""
+    """A shared (team or server) key's monthly budget is used up, or cannot cover this call's worst case."""
+
+
+class SharedKeyLimit(ByokError):
+    """Too many calls on shared keys this minute; ``retry_after`` says when the next one is allowed."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ProviderError(ByokError):

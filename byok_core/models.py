@@ -170,6 +170,9 @@ class UsageRecord(SQLModel, table=True):
     latency_ms: int = 0
     status: CallStatus = Field(default=CallStatus.OK, sa_column=enum_column(CallStatus, 32, default=CallStatus.OK))
     cost_usd: float | None = None  # None: price unknown (never a made-up zero)
+    # What the call counted against shared-key budgets (budgets.charge): its cost, or a bound where
+    # that is unknown or partial; None on a person's own key.
+    charged_usd: float | None = None
     error: str | None = Field(default=None, max_length=300)
 
 
@@ -210,6 +213,46 @@ class Budget(SQLModel, table=True):
     owner_kind: OwnerKind = Field(sa_column=enum_column(OwnerKind, 8))
     owner_id: int  # users.id, or identity.TEAM_ID for the team
     monthly_usd: float
+
+
+class BudgetMonth(SQLModel, table=True):
+    """The running shared-key spend of one owner (a user, or the whole team) in one calendar month
+    (UTC): the sum of the month's ``charged_usd``, kept so a budget check reads one row. ``alerted``
+    is the highest threshold (80, 100) already announced this month."""
+
+    __tablename__ = "budget_months"
+
+    owner_kind: OwnerKind = Field(sa_column=sa.Column(EnumText(OwnerKind, 8), primary_key=True))
+    owner_id: int = Field(primary_key=True)
+    month: str = Field(primary_key=True, max_length=7)  # "2026-11"
+    spent_usd: float = 0.0
+    alerted: int = 0
+
+
+class Reservation(SQLModel, table=True):
+    """The worst-case cost of a shared-key call in flight, held against its budgets until it settles
+    (or, for a call whose process died, until ``expires_at``)."""
+
+    __tablename__ = "budget_reservations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int | None = Field(default=None, index=True)  # None: the CLI without --user
+    month: str = Field(max_length=7)
+    amount_usd: float
+    expires_at: datetime = Field(index=True)
+
+
+class ModelAllowlist(SQLModel, table=True):
+    """The models a role, or one user, may use on shared keys of one provider (``fnmatch``
+    patterns, one per line). A user's list replaces their role's; no list: any model."""
+
+    __tablename__ = "model_allowlists"
+    __table_args__ = (sa.UniqueConstraint("subject", "provider", name="uq_model_allowlists"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    subject: str = Field(max_length=40)  # "role:member", "role:admin" or "user:<id>"
+    provider: Provider = Field(sa_column=enum_column(Provider, 32))
+    patterns: str = Field(max_length=4000)
 
 
 class AppSetting(SQLModel, table=True):

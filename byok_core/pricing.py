@@ -1,17 +1,27 @@
-"""Estimated cost of a call: genai-prices for chat tokens, a per-request price for searches.
+"""Estimated cost of a call: genai-prices for chat tokens, a per-request price for searches, and
+an admin's per-call price for a chat model genai-prices does not know.
 
-Unknown stays unknown (None), never a made-up zero."""
+Unknown stays unknown (None), never a made-up zero. ``CostBound`` is a call's worst case, reserved
+against shared-key budgets before it is made (``budgets``)."""
 
 from __future__ import annotations
 
-from genai_prices import Usage, calc_price
-from sqlmodel import Session
+import hashlib
+import json
+from dataclasses import dataclass
 
-from byok_core.errors import ValidationError
+import sqlalchemy as sa
+from genai_prices import Usage, calc_price
+from sqlmodel import Session, col
+
+from byok_core.errors import CallStatus, ValidationError
 from byok_core.models import AppSetting
 from byok_core.providers import Provider, ProviderKind
 from byok_core.record import CallRecord
 from byok_core.runtime import Runtime
+
+MESSAGE_OVERHEAD_TOKENS = 8  # role markers and separators per message, generously
+_MODEL_PRICE = "model_price."
 
 
 def usage_cost(provider: Provider, model: str, usage: Usage) -> float | None:
@@ -27,13 +37,68 @@ def usage_cost(provider: Provider, model: str, usage: Usage) -> float | None:
 
 def call_cost(rt: Runtime, record: CallRecord) -> float | None:
     """The estimated cost of a finished call. A call the provider refused before replying costs a
-    known $0 (providers do not bill refused requests). A chat is priced from the usage it billed,
-    unknown when it reported none; a search that was answered costs its price per request."""
+    known $0 (providers do not bill refused requests). A chat is priced from the usage it billed
+    (unknown when it reported none), or at the admin's per-call price for a model genai-prices does
+    not know; a search that was answered costs its price per request."""
     if record.refused:
         return 0.0
     if record.provider.kind is ProviderKind.CHAT:
-        return None if record.billed is None else usage_cost(record.provider, record.model, record.billed)
+        known = None if record.billed is None else usage_cost(record.provider, record.model, record.billed)
+        return known if known is not None else model_price(rt, record.provider, record.model)
     return search_price(rt, record.provider) if record.ok else None
+
+
+# --- the worst case of a call, and what it counts against a budget ------------------------------
+
+
+def prompt_tokens_bound(texts: list[str]) -> int:
+    """At most how many tokens ``texts`` make as a prompt: byte-level tokenizers never make more
+    than one token per UTF-8 byte, plus a few per message for roles and separators."""
+    return sum(len(text.encode()) + MESSAGE_OVERHEAD_TOKENS for text in texts)
+
+
+@dataclass(frozen=True)
+class CostBound:
+    """The most a call can cost (``usd``; None when its price is unknown), and what it was built from."""
+
+    usd: float | None
+    input_tokens: int = 0
+    output_cap: int = 0
+    per_call: bool = False  # priced per request (searches, admin-priced models), not per token
+
+    def charge(self, record: CallRecord) -> float:
+        """What a finished call counts against budgets: its cost when the provider reported it whole,
+        else a bound — the prompt's bound plus the text received (one token per byte at most) for a
+        stream that ended early, the whole reservation when nothing at all is known."""
+        if record.refused:
+            return 0.0
+        complete = record.status is not CallStatus.CUT_OFF
+        if record.cost_usd is not None and (complete or self.per_call):
+            return record.cost_usd
+        if self.per_call or self.usd is None:
+            return record.cost_usd if record.cost_usd is not None else (self.usd or 0.0)
+        output = min(self.output_cap, record.output_bytes)
+        estimate = usage_cost(record.provider, record.model, Usage(input_tokens=self.input_tokens,
+                                                                    output_tokens=output))
+        return max(record.cost_usd or 0.0, estimate if estimate is not None else self.usd)
+
+
+def chat_bound(rt: Runtime, provider: Provider, model: str, texts: list[str], output_cap: int) -> CostBound:
+    """The worst case of a chat call: the prompt's token bound and the output cap at genai-prices'
+    rates (with long-context tiers), or the admin's per-call price; ``usd`` None when neither is known."""
+    input_tokens = prompt_tokens_bound(texts)
+    worst = usage_cost(provider, model, Usage(input_tokens=input_tokens, output_tokens=output_cap))
+    if worst is not None:
+        return CostBound(worst, input_tokens, output_cap)
+    per_call = model_price(rt, provider, model)
+    return CostBound(per_call, input_tokens, output_cap, per_call=per_call is not None)
+
+
+def search_bound(rt: Runtime, provider: Provider) -> CostBound:
+    return CostBound(search_price(rt, provider), per_call=True)
+
+
+# --- admin-set prices ---------------------------------------------------------------------------
 
 
 def _setting_name(provider: Provider) -> str:
@@ -56,3 +121,38 @@ def set_search_price(rt: Runtime, provider: Provider, usd: float) -> None:
         raise ValidationError("Search prices are USD per request, from 0 up to 100.")
     with Session(rt.engine) as session, session.begin():
         session.merge(AppSetting(name=_setting_name(provider), value=repr(float(usd))))
+
+
+def _model_setting(provider: Provider, model: str) -> str:
+    return _MODEL_PRICE + hashlib.sha256(f"{provider.value}/{model}".encode()).hexdigest()[:32]
+
+
+def model_price(rt: Runtime, provider: Provider, model: str) -> float | None:
+    """The admin's per-call price for a chat model genai-prices does not know, if one is set."""
+    with Session(rt.engine) as session:
+        row = session.get(AppSetting, _model_setting(provider, model))
+    return None if row is None else float(json.loads(row.value)["usd"])
+
+
+def model_prices(rt: Runtime) -> list[tuple[Provider, str, float]]:
+    """Every per-call model price the admins set: (provider, model, USD)."""
+    with rt.engine.connect() as conn:
+        values = conn.execute(sa.select(col(AppSetting.value))
+                              .where(col(AppSetting.name).startswith(_MODEL_PRICE))).scalars().all()
+    entries = [json.loads(value) for value in values]
+    return sorted((Provider.parse(e["provider"]), e["model"], float(e["usd"])) for e in entries)
+
+
+def set_model_price(rt: Runtime, provider: Provider, model: str, usd: float | None) -> None:
+    """Set (or, with None, remove) the per-call price of a chat model genai-prices cannot price."""
+    if provider.kind is not ProviderKind.CHAT or not model:
+        raise ValidationError("Per-call prices are for chat models: pick a chat provider and a model name.")
+    name = _model_setting(provider, model)
+    with Session(rt.engine) as session, session.begin():
+        if usd is None:
+            session.execute(sa.delete(AppSetting).where(col(AppSetting.name) == name))
+            return
+        if not 0 <= usd < 100:
+            raise ValidationError("A per-call price is in USD, from 0 up to 100.")
+        session.merge(AppSetting(name=name, value=json.dumps({"provider": provider.value, "model": model,
+                                                               "usd": float(usd)})))

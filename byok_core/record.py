@@ -13,6 +13,8 @@ from byok_core.errors import ByokError, CallStatus
 from byok_core.identity import KeySource
 from byok_core.providers import Provider
 
+_WORKING_FIELDS = {"billed", "output_bytes"}  # used while the call runs, not kept with the reply
+
 
 @dataclass
 class CallRecord:
@@ -37,6 +39,7 @@ class CallRecord:
     error: str | None = None  # the message shown for a failed call (never holds a key)
     refused: bool = False  # the provider refused it before replying (or nothing was sent): not billed
     billed: Usage | None = field(default=None, repr=False, compare=False)  # genai-prices' reading, for pricing
+    output_bytes: int = field(default=0, repr=False, compare=False)  # UTF-8 bytes of reply text received
 
     @property
     def ok(self) -> bool:
@@ -58,7 +61,7 @@ class CallRecord:
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON values, as kept with a stored chat reply."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "billed"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _WORKING_FIELDS}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CallRecord | None:

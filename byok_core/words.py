@@ -68,6 +68,9 @@ AUDIT = {
     AuditAction.USER_THROTTLED: "slowed down sign-ins after failures",
     AuditAction.BUDGET_SET: "set a budget",
     AuditAction.BUDGET_CLEAR: "removed a budget",
+    AuditAction.LIMITS_SET: "set the rate limits",
+    AuditAction.MODELS_SET: "chose the models on shared keys",
+    AuditAction.ALERTS_SET: "changed the alert webhook",
 }
 
 

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from byok_core import usage
+from byok_core import budgets, usage
 from byok_core.models import UsageRecord
 from byok_core.record import CallRecord
 from byok_core.runtime import open_runtime
@@ -46,10 +46,17 @@ def dump_database(rt) -> str:
 
 
 def log_call(rt, **fields) -> CallRecord:
-    """Write one usage row as a finished call would (``calls.metered`` does this for real calls)."""
+    """Write one usage row as a finished call would (``calls.metered`` does this for real calls); a
+    shared-key call counts its cost against budgets, the running figures rebuilt from the log."""
     record = CallRecord(**fields)
     with rt.engine.begin() as conn:
-        usage.complete(conn, usage.start(conn, record), record)
+        row_id = usage.start(conn, record)
+        usage.complete(conn, row_id, record)
+        if record.key_source.shared:
+            conn.execute(sa.update(UsageRecord).where(col(UsageRecord.id) == row_id)
+                         .values(charged_usd=record.cost_usd or 0.0))
+    if record.key_source.shared:
+        budgets.reconcile(rt)
     return record
 
 

@@ -13,7 +13,6 @@ from byok_core.credential import Credential
 from byok_core.providers import Provider
 
 API_VERSION = "2023-06-01"
-MAX_TOKENS = 4096
 
 
 class AnthropicAdapter(ChatAdapter):
@@ -21,6 +20,7 @@ class AnthropicAdapter(ChatAdapter):
     usage_provider = "anthropic"
     default_model = "claude-haiku-4-5"
     fallback_models = ("claude-haiku-4-5", "claude-opus-4-1", "claude-sonnet-4-5", "claude-3-5-haiku-latest")
+    max_output_tokens = 4096  # what every Claude model accepts (Claude 3 Haiku's maximum)
 
     def headers(self, cred: Credential) -> dict[str, str]:
         return {"x-api-key": cred.secret.reveal(), "anthropic-version": API_VERSION}
@@ -29,7 +29,7 @@ class AnthropicAdapter(ChatAdapter):
         system, rest = split_system(messages)
         body: dict[str, Any] = {
             "model": model,
-            "max_tokens": MAX_TOKENS,
+            "max_tokens": self.max_output_tokens,
             "messages": [{"role": m.role, "content": m.content} for m in rest],
             "stream": True,
         }

@@ -40,7 +40,8 @@ class GoogleAdapter(ChatAdapter):
     def chat_request(self, cred: Credential, model: str, messages: list[ChatMessage]) -> tuple[str, dict[str, Any]]:
         system, rest = split_system(messages)
         body: dict[str, Any] = {
-            "contents": [{"role": _ROLES.get(m.role, "user"), "parts": [{"text": m.content}]} for m in rest]}
+            "contents": [{"role": _ROLES.get(m.role, "user"), "parts": [{"text": m.content}]} for m in rest],
+            "generationConfig": {"maxOutputTokens": self.max_output_tokens}}
         if system:
             body["systemInstruction"] = {"parts": [{"text": system}]}
         return f"{cred.base_url}/v1beta/models/{_path_segment(model)}:streamGenerateContent?alt=sse", body

@@ -19,6 +19,7 @@ class OpenAIAdapter(ChatAdapter):
                                                   "o3-mini", "o4-mini")
     end_marker_data = "[DONE]"
     usage_provider, usage_flavor = "openai", "chat"
+    cap_field: ClassVar[str] = "max_completion_tokens"  # OpenAI's name; reasoning models refuse max_tokens
 
     def headers(self, cred: Credential) -> dict[str, str]:
         return {"Authorization": f"Bearer {cred.secret.reveal()}"}
@@ -27,6 +28,7 @@ class OpenAIAdapter(ChatAdapter):
         return f"{cred.base_url}/chat/completions", {
             "model": model,
             "messages": [{"role": m.role, "content": m.content} for m in messages],
+            self.cap_field: self.max_output_tokens,
             "stream": True,
             "stream_options": {"include_usage": True},
         }
@@ -50,3 +52,4 @@ class OpenAICompatibleAdapter(OpenAIAdapter):
     provider = Provider.OPENAI_COMPATIBLE
     default_model = None
     fallback_models = ()
+    cap_field = "max_tokens"  # the name compatible servers (Ollama, vLLM, Groq, OpenRouter) all accept

@@ -1,0 +1,152 @@
+"""What people may do with shared (team or server) keys besides spending: how many calls a minute,
+and which models. Own keys are never limited.
+
+* Rate limits: calls per minute per user and for the whole team, counted over the last 60 seconds
+  of the usage log itself (an exact sliding window), inside ``budgets.admit``'s serialized
+  transaction, so they hold across processes and replicas with no other service.
+* Model allowlists: per role, and per user (a user's list replaces their role's), per provider;
+  ``fnmatch`` patterns such as ``gpt-4o-mini`` or ``claude-haiku-*``. No list: any model."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from fnmatch import fnmatchcase
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from byok_core import audit
+from byok_core.audit import AuditAction
+from byok_core.errors import PermissionDenied, SharedKeyLimit, ValidationError
+from byok_core.identity import Actor, KeySource, Role
+from byok_core.models import AppSetting, ModelAllowlist, UsageRecord, User, table
+from byok_core.providers import Provider, ProviderKind
+from byok_core.runtime import Runtime
+
+WINDOW = timedelta(minutes=1)
+USER_RPM, TEAM_RPM = "limits.user_rpm", "limits.team_rpm"
+MAX_PATTERNS = 50
+_T = table(UsageRecord)
+_SHARED = [s for s in KeySource if s.shared]
+
+
+# --- rate limits --------------------------------------------------------------------------------
+
+
+def _limit(conn: sa.Connection, name: str) -> int | None:
+    value = conn.execute(sa.select(col(AppSetting.value)).where(col(AppSetting.name) == name)).scalar_one_or_none()
+    return int(value) if value else None
+
+
+def rate_limits(rt: Runtime) -> tuple[int | None, int | None]:
+    """(calls per minute per user, calls per minute for the team); None: no limit."""
+    with rt.engine.connect() as conn:
+        return _limit(conn, USER_RPM), _limit(conn, TEAM_RPM)
+
+
+def set_rate_limits(rt: Runtime, actor: Actor, per_user: int | None, per_team: int | None) -> None:
+    """Set both limits (None or 0: no limit). Admins only."""
+    actor.check_admin("change rate limits")
+    for value in (per_user, per_team):
+        if value is not None and not 0 <= value <= 100_000:
+            raise ValidationError("A rate limit is a number of calls per minute, from 1 up to 100,000 (0: none).")
+    with Session(rt.engine) as session, session.begin():
+        for name, value in ((USER_RPM, per_user), (TEAM_RPM, per_team)):
+            if value:
+                session.merge(AppSetting(name=name, value=str(int(value))))
+            else:
+                session.execute(sa.delete(AppSetting).where(col(AppSetting.name) == name))
+        audit.record(session, actor.name, AuditAction.LIMITS_SET, "shared keys",
+                     f"{per_user or 'no limit'} per user, {per_team or 'no limit'} for the team, per minute")
+
+
+def check_rate(conn: sa.Connection, user_id: int | None, now: datetime) -> None:
+    """Raise SharedKeyLimit when another shared-key call now would pass a limit. Call it inside the
+    transaction that logs the call (``budgets.admit``), so the count and the new row are one step."""
+    since = now - WINDOW
+    recent = sa.select(sa.func.count(), sa.func.min(_T.c.ts)).where(_T.c.ts > since, _T.c.key_source.in_(_SHARED))
+    per_user, per_team = _limit(conn, USER_RPM), _limit(conn, TEAM_RPM)
+    checks = [(per_team, recent, "the team's shared keys are")]
+    if user_id is not None:
+        checks.insert(0, (per_user, recent.where(_T.c.user_id == user_id), "you are"))
+    for limit, query, who in checks:
+        if not limit:
+            continue
+        count, oldest = conn.execute(query).one()
+        if count >= limit:
+            wait = max(1, math.ceil((oldest + WINDOW - now).total_seconds()))
+            raise SharedKeyLimit(f"Too many calls on shared keys: {who} limited to {limit} a minute. "
+                                 f"Try again in {wait} s, or use your own API key.", retry_after=wait)
+
+
+# --- model allowlists ---------------------------------------------------------------------------
+
+
+def _subject(role: Role | None = None, user_id: int | None = None) -> str:
+    return f"role:{role.value}" if role is not None else f"user:{user_id}"
+
+
+def allowlist(rt: Runtime, provider: Provider, *, role: Role | None = None, user_id: int | None = None) -> list[str]:
+    """The patterns set for a role or one user on ``provider`` (empty: none set)."""
+    with Session(rt.engine) as session:
+        row = session.exec(select(ModelAllowlist).where(col(ModelAllowlist.subject) == _subject(role, user_id),
+                                                        col(ModelAllowlist.provider) == provider)).first()
+    return row.patterns.splitlines() if row else []
+
+
+def set_allowlist(rt: Runtime, actor: Actor, provider: Provider, patterns: list[str] | str, *,
+                  role: Role | None = None, user_id: int | None = None) -> list[str]:
+    """Set (empty: remove) a role's or a user's allowed models on ``provider``'s shared keys; the
+    patterns kept. Admins only."""
+    actor.check_admin("choose the models on shared keys")
+    if provider.kind is not ProviderKind.CHAT:
+        raise ValidationError("Model lists are for chat providers.")
+    if isinstance(patterns, str):
+        patterns = patterns.replace(",", "\n").splitlines()
+    kept = sorted({p.strip() for p in patterns if p.strip()})
+    if len(kept) > MAX_PATTERNS or any(len(p) > 120 or not p.isprintable() for p in kept):
+        raise ValidationError(f"List up to {MAX_PATTERNS} model names (or patterns such as claude-haiku-*), "
+                              "one per line.")
+    subject = _subject(role, user_id)
+    with Session(rt.engine) as session, session.begin():
+        session.execute(sa.delete(ModelAllowlist).where(col(ModelAllowlist.subject) == subject,
+                                                        col(ModelAllowlist.provider) == provider))
+        if kept:
+            session.add(ModelAllowlist(subject=subject, provider=provider, patterns="\n".join(kept)))
+        audit.record(session, actor.name, AuditAction.MODELS_SET, f"{subject} {provider.value}",
+                     ", ".join(kept) or "any model")
+    return kept
+
+
+def _patterns_for(rt: Runtime, user_id: int | None, provider: Provider) -> list[str] | None:
+    """The patterns that apply to ``user_id`` on ``provider``: their own list, else their role's;
+    None when neither is set (or for the CLI without a user)."""
+    if user_id is None:
+        return None
+    with Session(rt.engine) as session:
+        user = session.get(User, user_id)
+        if user is None:
+            return []
+        rows = {row.subject: row.patterns for row in session.exec(select(ModelAllowlist).where(
+            col(ModelAllowlist.provider) == provider,
+            col(ModelAllowlist.subject).in_([_subject(user_id=user_id), _subject(Role(user.role))])))}
+    found = rows.get(_subject(user_id=user_id), rows.get(_subject(Role(user.role))))
+    return None if found is None else found.splitlines()
+
+
+def allowed_models(rt: Runtime, user_id: int | None, provider: Provider, source: KeySource,
+                   models: list[str]) -> list[str]:
+    """The ``models`` ``user_id`` may use when ``source`` pays: all of them on an own key."""
+    patterns = _patterns_for(rt, user_id, provider) if source.shared else None
+    if patterns is None:
+        return models
+    return [m for m in models if any(fnmatchcase(m, p) for p in patterns)]
+
+
+def check_model(rt: Runtime, user_id: int | None, provider: Provider, source: KeySource, model: str) -> None:
+    """Raise PermissionDenied when ``user_id`` may not use ``model`` on the key that would pay."""
+    if not allowed_models(rt, user_id, provider, source, [model]):
+        payer = "the team's" if source is KeySource.TEAM else "the server's"
+        raise PermissionDenied(f"{model} is not among the models your admins allow on {payer} {provider.label} "
+                               f"key; pick another model, or add your own {provider.label} key on the Keys page.")

@@ -1,0 +1,309 @@
+"""Shared keys under control, through the real chat and search calls on both databases: budgets that
+hold under concurrency (reserve, then settle), reservation expiry, unknown prices, model allowlists,
+rate limits across processes, and alerts to a loopback webhook."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from callhelpers import dump_database, runtime_with, usage_rows
+from fakeproviders import FakeProvider
+from genai_prices import Usage
+
+from byok_core import accounts, alerts, budgets, keys, limits, pricing
+from byok_core.chat import ChatMessage, stream_chat
+from byok_core.clock import utcnow
+from byok_core.errors import BudgetExceeded, PermissionDenied, SharedKeyLimit, ValidationError
+from byok_core.identity import Actor, KeySource, Owner, Role
+from byok_core.models import BudgetMonth, Reservation, table
+from byok_core.providers import Provider
+from byok_core.record import CallRecord
+from byok_core.search import run_search
+
+ADMIN = Actor.operator()
+HI = [ChatMessage("user", "Say hello")]
+ENV_KEY = "sk-fake.env-LEDGER-eeeeeeeeeeeeeeeeeeeeee4444"
+OWN_KEY = "sk-fake.own-LEDGER-aaaaaaaaaaaaaaaaaaaaaa1111"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def chat(rt, user_id, model="gpt-4o-mini", messages=HI):
+    stream = stream_chat(rt, user_id=user_id, provider=Provider.OPENAI, model=model, messages=messages)
+    text = "".join(stream)
+    return stream.result, text
+
+
+def spent(rt, owner: Owner) -> float:
+    line = next(line for line in budgets.spend_report(rt) if line.owner == owner)
+    return line.spent_usd
+
+
+def open_reservations(rt) -> int:
+    with rt.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(table(Reservation))).scalar_one()
+
+
+def wait_until(condition, timeout=20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.01)
+
+
+def test_concurrent_calls_never_overrun_the_budget(environ):
+    with FakeProvider(Provider.OPENAI, hold_after=0) as server, \
+            runtime_with(environ, **server.env(), OPENAI_API_KEY=ENV_KEY) as rt:
+        alice = accounts.create_user(rt, "alice", "alice-password")
+        bound = pricing.chat_bound(rt, Provider.OPENAI, "gpt-4o-mini", ["Say hello"], 8192)
+        budgets.set_budget(rt, ADMIN, Owner.user(alice.id), "0.02")  # room for 4 of these calls' worst case
+        budget = budgets.budget_of(rt, Owner.user(alice.id))
+        fits = int(budget // bound.usd)
+        refused: list[Exception] = []
+
+        def one_call():
+            try:
+                result, _ = chat(rt, alice.id)
+            except BudgetExceeded as exc:  # refused before the stream started
+                refused.append(exc)
+                return None
+            if result.error is not None:  # refused when admitted, under the lock
+                refused.append(result.error)
+            return result
+
+        with ThreadPoolExecutor(20) as pool:
+            futures = [pool.submit(one_call) for _ in range(20)]
+            # every call is either refused or held by the provider, mid-reply, with its reservation open
+            wait_until(lambda: len(refused) + len(server.requests) >= 20)
+            assert len(server.requests) == fits and open_reservations(rt) == fits
+            server.gate.set()
+            results = [f.result() for f in futures]
+
+        ok = [r for r in results if r is not None and r.error is None]
+        assert len(ok) == fits >= 3 and all(isinstance(e, BudgetExceeded) for e in refused)
+        assert open_reservations(rt) == 0
+        total = spent(rt, Owner.user(alice.id))
+        assert total == pytest.approx(sum(r.record.cost_usd for r in ok)) and total <= budget
+        assert budgets.reconcile(rt, fix=False) == []  # the running figure is the log's
+
+
+@pytest.mark.parametrize("stop", ["provider cuts", "person stops"])
+def test_a_cut_off_reply_settles_to_a_bound_on_what_was_received(environ, stop):
+    fake = {"cut_after": 2} if stop == "provider cuts" else {}
+    with FakeProvider(Provider.OPENAI, chunks=["Hel", "lo ", "there"], **fake) as server, \
+            runtime_with(environ, **server.env(), OPENAI_API_KEY=ENV_KEY) as rt:
+        budgets.set_budget(rt, ADMIN, Owner.team(), 5)
+        stream = stream_chat(rt, user_id=None, provider=Provider.OPENAI, model="gpt-4o-mini", messages=HI)
+        if stop == "person stops":
+            deltas = iter(stream)
+            next(deltas)
+            deltas.close()  # Stop: the generator is closed mid-reply
+        else:
+            list(stream)
+        record = stream.result.record
+        assert record.status == "cut_off" and record.cost_usd is None  # the usage never arrived
+        [row] = usage_rows(rt)
+        bound = pricing.chat_bound(rt, Provider.OPENAI, "gpt-4o-mini", ["Say hello"], 8192)
+        expected = pricing.usage_cost(Provider.OPENAI, "gpt-4o-mini", Usage(
+            input_tokens=bound.input_tokens, output_tokens=len(stream.result.text.encode())))
+        assert stream.result.text and row.charged_usd == pytest.approx(expected) and 0 < expected < bound.usd
+        assert spent(rt, Owner.team()) == pytest.approx(expected) and open_reservations(rt) == 0
+
+
+def test_a_crashed_calls_reservation_expires(rt):
+    alice = accounts.create_user(rt, "alice", "alice-password")
+    budgets.set_budget(rt, ADMIN, Owner.user(alice.id), 1)
+    record = CallRecord(Provider.BRAVE, KeySource.TEAM, user_id=alice.id)
+    worst = pricing.CostBound(0.75, per_call=True)
+    crashed_at = utcnow() - budgets.RESERVATION_TTL - timedelta(seconds=1)
+    budgets.admit(rt, record, worst, now=crashed_at)  # its process died: never settled
+    with pytest.raises(BudgetExceeded, match=r"\$0.25 left of \$1.00"):  # still held just before it expires
+        budgets.admit(rt, record, worst, now=crashed_at + budgets.RESERVATION_TTL - timedelta(seconds=1))
+    now = utcnow()
+    assert budgets.status(rt, alice.id, now).lines[0].reserved_usd == 0  # expired
+    budgets.admit(rt, record, worst, now=now)
+    assert open_reservations(rt) == 1  # the expired one was removed, this one is held
+
+
+def test_unknown_price_is_refused_on_a_budgeted_shared_key_unless_priced_per_call(environ):
+    with FakeProvider(Provider.OPENAI) as server, runtime_with(environ, **server.env(), OPENAI_API_KEY=ENV_KEY) as rt:
+        assert chat(rt, None, model="my-finetune")[0].error is None  # no budget: allowed, cost unknown
+        budgets.set_budget(rt, ADMIN, Owner.team(), 10)
+        with pytest.raises(BudgetExceeded, match="price is unknown"):
+            chat(rt, None, model="my-finetune")
+        assert len(server.requests) == 1
+        pricing.set_model_price(rt, Provider.OPENAI, "my-finetune", 0.02)
+        result, _ = chat(rt, None, model="my-finetune")
+        assert result.error is None and result.record.cost_usd == 0.02 and usage_rows(rt)[-1].charged_usd == 0.02
+        assert pricing.model_prices(rt) == [(Provider.OPENAI, "my-finetune", 0.02)]
+
+
+def test_model_allowlist_is_enforced_by_the_server_on_shared_keys_only(environ):
+    with FakeProvider(Provider.OPENAI) as server, runtime_with(environ, **server.env(), OPENAI_API_KEY=ENV_KEY) as rt:
+        alice = accounts.create_user(rt, "alice", "alice-password")
+        boss = accounts.create_user(rt, "boss", "boss-password", role=Role.ADMIN)
+        limits.set_allowlist(rt, ADMIN, Provider.OPENAI, "gpt-4o-mini\n  gpt-4.1-*  ", role=Role.MEMBER)
+        with pytest.raises(PermissionDenied, match="gpt-4o is not among the models"):
+            chat(rt, alice.id, model="gpt-4o")
+        assert server.requests == []
+        assert chat(rt, alice.id, model="gpt-4o-mini")[0].error is None
+        assert chat(rt, boss.id, model="gpt-4o")[0].error is None  # admins have no list
+        assert limits.allowed_models(rt, alice.id, Provider.OPENAI, KeySource.ENV,
+                                     ["gpt-4o", "gpt-4o-mini", "gpt-4.1-nano"]) == ["gpt-4o-mini", "gpt-4.1-nano"]
+        limits.set_allowlist(rt, ADMIN, Provider.OPENAI, ["gpt-4o"], user_id=alice.id)  # replaces her role's
+        assert chat(rt, alice.id, model="gpt-4o")[0].error is None
+        with pytest.raises(PermissionDenied):
+            chat(rt, alice.id, model="gpt-4o-mini")
+        keys.store(rt, ADMIN, Owner.user(alice.id), Provider.OPENAI, OWN_KEY)  # own keys are never restricted
+        assert chat(rt, alice.id, model="gpt-4o-mini")[0].record.key_source == KeySource.USER
+        with pytest.raises(PermissionDenied):
+            limits.set_allowlist(rt, Actor.of(alice), Provider.OPENAI, ["gpt-4o"], role=Role.MEMBER)
+
+
+CALLER = """
+import json, sys
+from byok_core.chat import ChatMessage, stream_chat
+from byok_core.providers import Provider
+from byok_core.runtime import open_runtime
+rt = open_runtime(migrate=False)
+outcomes = []
+for _ in range(int(sys.argv[1])):
+    stream = stream_chat(rt, user_id=int(sys.argv[2]), provider=Provider.OPENAI, model="gpt-4o-mini",
+                         messages=[ChatMessage("user", "Say hello")])
+    list(stream)
+    error = stream.result.error
+    outcomes.append("ok" if error is None else f"{type(error).__name__}: {error}")
+print(json.dumps(outcomes))
+"""
+
+
+def test_rate_limit_holds_across_two_processes(environ):
+    with FakeProvider(Provider.OPENAI) as server, runtime_with(environ, **server.env(), OPENAI_API_KEY=ENV_KEY) as rt:
+        alice = accounts.create_user(rt, "alice", "alice-password")
+        limits.set_rate_limits(rt, ADMIN, per_user=4, per_team=None)
+        env = {**environ, **server.env(), "OPENAI_API_KEY": ENV_KEY, "PYTHONPATH": str(REPO)}
+        procs = [subprocess.Popen([sys.executable, "-c", CALLER, "3", str(alice.id)], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        outcomes = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+            outcomes += json.loads(out)
+        assert outcomes.count("ok") == 4 == len(server.requests)
+        assert all(o.startswith("SharedKeyLimit: Too many calls on shared keys: you are limited to 4 a minute. "
+                                "Try again in ") for o in outcomes if o != "ok")
+        # the team's limit counts everyone; own keys are never limited
+        limits.set_rate_limits(rt, ADMIN, per_user=None, per_team=4)
+        with pytest.raises(SharedKeyLimit) as caught:
+            run_search_as(rt, environ, None)
+        assert 1 <= caught.value.retry_after <= 60 and "the team's shared keys are limited" in str(caught.value)
+        keys.store(rt, ADMIN, Owner.user(alice.id), Provider.OPENAI, OWN_KEY)
+        assert chat(rt, alice.id)[0].error is None
+
+
+def run_search_as(rt, environ, user_id):
+    with FakeProvider(Provider.BRAVE) as brave, runtime_with(environ, **brave.env(), BRAVE_API_KEY=ENV_KEY) as srt:
+        return run_search(srt, user_id=user_id, provider=Provider.BRAVE, query="limits")
+
+
+class Receiver:
+    """A loopback webhook that keeps what it is sent."""
+
+    def __init__(self):
+        self.bodies: list[dict] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                outer.bodies.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+                self.send_response(200)
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/T000/B000/secret-token-xyz"
+
+    def close(self):
+        self.server.shutdown()
+
+
+def join_alerts() -> None:
+    for thread in threading.enumerate():
+        if thread.name == "byok-alert":
+            thread.join(10)
+
+
+def test_alerts_go_to_the_webhook_once_per_threshold_and_month(environ):
+    receiver = Receiver()
+    try:
+        with FakeProvider(Provider.BRAVE) as server, runtime_with(
+                environ, **server.env(), BRAVE_API_KEY=ENV_KEY, BYOK_ALLOW_PRIVATE_ENDPOINTS="1") as rt:
+            alerts.set_webhook(rt, ADMIN, receiver.url)
+            pricing.set_search_price(rt, Provider.BRAVE, 0.3)
+            budgets.set_budget(rt, ADMIN, Owner.team(), 1)
+            for _ in range(3):  # 30%, 60%, 90%: the 80% alert
+                run_search(rt, user_id=None, provider=Provider.BRAVE, query="alerts")
+            join_alerts()
+            assert [b["text"] for b in receiver.bodies] == [
+                f"BYOK Dashboard: The whole team's monthly budget for shared keys has reached 80% ($0.90 of $1.00 "
+                f"in {budgets.month_of(utcnow())})."]
+            assert [line.name for line in budgets.alerting(rt)] == ["team"]
+            for _ in range(2):  # 0.90 + 0.30 > 1: refused, and admins hear it once
+                with pytest.raises(BudgetExceeded):
+                    run_search(rt, user_id=None, provider=Provider.BRAVE, query="alerts")
+            join_alerts()
+            assert len(receiver.bodies) == 2
+            assert "is used up: shared-key calls are refused" in receiver.bodies[1]["text"]
+            assert alerts.describe(rt) == "http://127.0.0.1/…"
+            assert "secret-token-xyz" not in dump_database(rt)  # stored encrypted
+    finally:
+        receiver.close()
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data", "http://[fd00:ec2::254]/hook",
+                                 "http://metadata.google.internal./x"])
+def test_the_guard_refuses_a_metadata_webhook(environ, url):
+    with runtime_with(environ, BYOK_ALLOW_PRIVATE_ENDPOINTS="1") as rt:
+        with pytest.raises(ValidationError):
+            alerts.set_webhook(rt, ADMIN, url)
+        assert alerts.webhook(rt) is None
+
+
+def test_a_private_webhook_is_refused_unless_allowed_and_failures_are_not_fatal(environ, caplog):
+    receiver = Receiver()
+    try:
+        with runtime_with(environ) as rt, pytest.raises(ValidationError):
+            alerts.set_webhook(rt, ADMIN, receiver.url)
+        with runtime_with(environ, BYOK_ALLOW_PRIVATE_ENDPOINTS="1") as rt:
+            alerts.set_webhook(rt, ADMIN, receiver.url)
+        with runtime_with(environ) as rt:  # the operator tightened the guard since: nothing is sent
+            alerts.notify(rt, "hello").join(10)
+            assert receiver.bodies == [] and "budget alert not delivered" in caplog.text
+            assert "secret-token-xyz" not in caplog.text
+    finally:
+        receiver.close()
+
+
+def test_reconcile_rebuilds_the_running_figures_from_the_log(rt):
+    alice = accounts.create_user(rt, "alice", "alice-password")
+    record = CallRecord(Provider.BRAVE, KeySource.TEAM, user_id=alice.id, cost_usd=0.25)
+    admission = budgets.admit(rt, record, pricing.CostBound(0.25, per_call=True))
+    with rt.engine.begin() as conn:
+        budgets.settle(conn, admission, record)
+        conn.execute(sa.update(table(BudgetMonth)).values(spent_usd=7.0))  # drifted
+    drifts = budgets.reconcile(rt)
+    assert {(d.owner, d.recorded_usd, d.logged_usd) for d in drifts} == {
+        (Owner.team(), 7.0, 0.25), (Owner.user(alice.id), 7.0, 0.25)}
+    assert budgets.reconcile(rt) == [] and spent(rt, Owner.user(alice.id)) == 0.25
