@@ -1,6 +1,8 @@
 """`byok`: the operator's command line over the same core as the UI.
 
-Each module in COMMANDS adds its subcommands with ``register(subparsers)`` and sets ``func``.
+COMMANDS names every command, the module that runs it and its one-line help, so that ``byok --help``
+imports nothing else. Only the module of the command being run is imported: its ``PARSERS[name]``
+adds the command's arguments and sets ``func``; the command functions import the core they use.
 Every failure is one sentence on stderr and a non-zero exit code, never a traceback."""
 
 from __future__ import annotations
@@ -8,18 +10,44 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
 from importlib import import_module
 
 from byok_core.errors import ByokError
 
-COMMANDS = ["vault", "users", "keys", "usage", "calls"]
+# command: (its module in byok_core.cli, one-line help), in the order `byok --help` lists them
+COMMANDS: dict[str, tuple[str, str]] = {
+    "gen-key": ("vault", "print a new random master key (64 hex characters)"),
+    "doctor": ("vault", "check configuration, database, migrations and every stored key"),
+    "rotate-master-key": ("vault", "re-encrypt every stored key under the current ENCRYPTION_KEY"),
+    "users": ("users", "manage accounts"),
+    "keys": ("keys", "manage stored API keys"),
+    "usage": ("usage", "usage log, retention, budgets and search prices"),
+    "chat": ("calls", "stream a reply to stdout; usage is logged as in the UI"),
+    "search": ("calls", "run a web search and print the normalized results"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names: its first positional argument (``byok`` itself takes only -h)."""
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            return argv[i + 1] if i + 1 < len(argv) else None
+        if not arg.startswith("-"):
+            return arg
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for ``argv``: every command is listed with its help, and only the one ``argv`` names
+    gets its arguments (its module is imported). Without ``argv``, every command gets them."""
+    chosen = None if argv is None else _command_in(argv)
     parser = argparse.ArgumentParser(prog="byok", description="BYOK Dashboard: keys, users, chat, search and usage.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
-        import_module(f"byok_core.cli.{name}").register(sub)
+    for name, (module, help_line) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_line)
+        if argv is None or name == chosen:
+            import_module(f"byok_core.cli.{module}").PARSERS[name](command)
     return parser
 
 
@@ -37,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
 
     settings.cache_clear()  # read the environment afresh for each command (tests run several in one process)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     try:
         return args.func(args) or 0
     except ByokError as exc:

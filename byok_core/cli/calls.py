@@ -6,21 +6,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from byok_core import accounts, chat
-from byok_core.chat import ChatMessage
-from byok_core.cli.common import Subparsers, print_table, runtime
+from byok_core.cli.common import Parsers, print_table, runtime
 from byok_core.providers import Provider, ProviderKind
-from byok_core.runtime import Runtime
-from byok_core.search import MAX_RESULTS, run_search
+
+if TYPE_CHECKING:
+    from byok_core.runtime import Runtime
 
 
 def _ids(kind: ProviderKind) -> str:
     return ", ".join(p.value for p in Provider.of_kind(kind))
 
 
-def register(sub: Subparsers) -> None:
-    p = sub.add_parser("chat", help="stream a reply to stdout; usage is logged as in the UI")
+def chat_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--provider", required=True, type=Provider.arg, metavar="P", help=_ids(ProviderKind.CHAT))
     p.add_argument("--model", default="", metavar="M", help="model id (default: the provider's default model)")
     p.add_argument("--user", metavar="NAME", help="use this user's keys first (default: team and server keys only)")
@@ -28,7 +27,11 @@ def register(sub: Subparsers) -> None:
                    help=f"search the web first and cite the results ({_ids(ProviderKind.SEARCH)})")
     p.add_argument("prompt", nargs="+", metavar="PROMPT")
     p.set_defaults(func=cmd_chat)
-    p = sub.add_parser("search", help="run a web search and print the normalized results")
+
+
+def search_args(p: argparse.ArgumentParser) -> None:
+    from byok_core.adapters.base import MAX_RESULTS
+
     p.add_argument("--provider", required=True, type=Provider.arg, metavar="P", help=_ids(ProviderKind.SEARCH))
     p.add_argument("--user", metavar="NAME", help="use this user's key first (default: team and server keys only)")
     p.add_argument("--limit", type=int, default=10, metavar="N", help=f"number of results, 1 to {MAX_RESULTS}")
@@ -36,14 +39,23 @@ def register(sub: Subparsers) -> None:
     p.set_defaults(func=cmd_search)
 
 
+PARSERS: Parsers = {"chat": chat_args, "search": search_args}
+
+
 def _user_id(rt: Runtime, name: str | None) -> int | None:
-    return accounts.get_user(rt, name).id if name else None
+    if not name:
+        return None
+    from byok_core import accounts
+
+    return accounts.get_user(rt, name).id
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
+    from byok_core import chat
+
     rt = runtime()
     stream = chat.stream_chat(rt, user_id=_user_id(rt, args.user), provider=args.provider, model=args.model,
-                              messages=[ChatMessage("user", " ".join(args.prompt))], search_provider=args.search)
+                              messages=[chat.ChatMessage("user", " ".join(args.prompt))], search_provider=args.search)
     for delta in stream:
         sys.stdout.write(delta)
         sys.stdout.flush()
@@ -74,6 +86,8 @@ def _n(value: int | None) -> str:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from byok_core.search import run_search
+
     rt = runtime()
     results = run_search(rt, user_id=_user_id(rt, args.user), provider=args.provider, query=" ".join(args.query),
                          limit=args.limit)

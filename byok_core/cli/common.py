@@ -1,26 +1,36 @@
-"""Helpers shared by the CLI modules: opening the runtime, reading secrets, picking an owner."""
+"""Helpers shared by the CLI modules: opening the runtime, reading secrets, picking an owner.
+
+Light to import: the core modules are imported by the functions that use them."""
 
 from __future__ import annotations
 
 import argparse
 import functools
-import getpass
 import sys
-from typing import TYPE_CHECKING, TypeAlias
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from byok_core import accounts
 from byok_core.errors import ValidationError
-from byok_core.identity import Owner
-from byok_core.runtime import Runtime, Settings, open_runtime
+
+if TYPE_CHECKING:
+    from byok_core.identity import Owner
+    from byok_core.runtime import Runtime, Settings
+
+# each command module's PARSERS: command name -> what adds its arguments and sets ``func``
+Parsers = dict[str, Callable[[argparse.ArgumentParser], None]]
 
 
 @functools.cache
 def settings() -> Settings:
     """The environment, read once per command."""
+    from byok_core.runtime import Settings
+
     return Settings.from_env()
 
 
 def runtime(*, migrate: bool = True) -> Runtime:
+    from byok_core.runtime import open_runtime
+
     return open_runtime(settings=settings(), migrate=migrate)
 
 
@@ -29,15 +39,10 @@ def read_secret(prompt: str) -> str:
     if sys.stdin is None:
         raise ValidationError("Pipe the value on standard input.")
     if sys.stdin.isatty():
+        import getpass
+
         return getpass.getpass(prompt)
     return sys.stdin.readline().rstrip("\r\n")
-
-
-# what ``add_subparsers`` returns: each command module registers its commands on it
-if TYPE_CHECKING:
-    Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
-else:
-    Subparsers = argparse._SubParsersAction
 
 
 def add_owner_args(parser: argparse.ArgumentParser, *, team: bool = True) -> None:
@@ -48,6 +53,9 @@ def add_owner_args(parser: argparse.ArgumentParser, *, team: bool = True) -> Non
 
 
 def owner_of(rt: Runtime, args: argparse.Namespace) -> Owner:
+    from byok_core import accounts
+    from byok_core.identity import Owner
+
     if getattr(args, "team", False):
         return Owner.team()
     return Owner.user(accounts.get_user(rt, args.user).id)

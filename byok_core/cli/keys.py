@@ -6,15 +6,7 @@ import argparse
 import sys
 from datetime import datetime
 
-from byok_core import keys, keytest
-from byok_core.cli.common import (
-    Subparsers,
-    add_owner_args,
-    owner_of,
-    print_table,
-    read_secret,
-    runtime,
-)
+from byok_core.cli.common import Parsers, add_owner_args, owner_of, print_table, read_secret, runtime
 from byok_core.identity import Actor
 from byok_core.providers import Provider
 
@@ -23,8 +15,8 @@ def _fmt(dt: datetime | None) -> str:
     return dt.strftime("%Y-%m-%d %H:%M") if dt else "never"
 
 
-def register(sub: Subparsers) -> None:
-    group = sub.add_parser("keys", help="manage stored API keys").add_subparsers(dest="action", required=True)
+def keys_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_subparsers(dest="action", required=True)
     p = group.add_parser("set", help="store a key read from stdin (replaces the active one)")
     add_owner_args(p)
     p.add_argument("--provider", required=True, type=Provider.arg, metavar="P", help=", ".join(Provider))
@@ -44,7 +36,12 @@ def register(sub: Subparsers) -> None:
     p.set_defaults(func=cmd_test)
 
 
+PARSERS: Parsers = {"keys": keys_args}
+
+
 def cmd_set(args: argparse.Namespace) -> int:
+    from byok_core import keys
+
     rt = runtime()
     owner = owner_of(rt, args)
     info = keys.store(rt, Actor.operator(), owner, args.provider, read_secret(f"{args.provider.label} key: "),
@@ -54,6 +51,8 @@ def cmd_set(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from byok_core import keys
+
     rt = runtime()
     rows = keys.list_keys(rt, Actor.operator(), owner_of(rt, args))
     print_table(["id", "provider", "label", "mask", "active", "created", "last used"], [
@@ -64,6 +63,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
+    from byok_core import keys
+
     rt = runtime()
     keys.delete(rt, Actor.operator(), owner_of(rt, args), args.id)
     print(f"deleted key {args.id}")
@@ -71,6 +72,8 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
+    from byok_core import keytest
+
     rt = runtime()
     outcome = keytest.test_key(rt, Actor.operator(), owner_of(rt, args), args.provider)
     if outcome.startswith("OK"):

@@ -7,16 +7,14 @@ import sys
 from dataclasses import replace
 from datetime import date
 
-from byok_core import accounts, budgets, pricing, usage
-from byok_core.cli.common import Subparsers, add_owner_args, owner_of, print_table, runtime
+from byok_core.cli.common import Parsers, add_owner_args, owner_of, print_table, runtime
 from byok_core.errors import ValidationError
 from byok_core.identity import Actor, KeySource
 from byok_core.providers import Provider, ProviderKind
 
 
-def register(sub: Subparsers) -> None:
-    group = sub.add_parser("usage", help="usage log, retention, budgets and search prices").add_subparsers(
-        dest="action", required=True)
+def usage_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_subparsers(dest="action", required=True)
 
     p = group.add_parser("export", help="write the usage rows of a filter to stdout, oldest first")
     p.add_argument("--format", default="csv", help="csv (the only format)")
@@ -50,6 +48,9 @@ def register(sub: Subparsers) -> None:
     p.set_defaults(func=cmd_prices)
 
 
+PARSERS: Parsers = {"usage": usage_args}
+
+
 def _day(value: str, flag: str) -> date:
     try:
         return date.fromisoformat(value)
@@ -72,6 +73,8 @@ def _key_source(value: str) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from byok_core import accounts, usage
+
     if args.format != "csv":
         raise ValidationError(f"Unknown format {args.format!r}; only csv is supported.")
     flt = usage.UsageFilter(
@@ -88,6 +91,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
+    from byok_core import usage
+
     before = _day(args.before, "--before")
     count = usage.prune(runtime(), before, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
@@ -95,9 +100,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
-
-
 def cmd_budget_set(args: argparse.Namespace) -> int:
+    from byok_core import budgets
+
     usd = _usd(args.usd)
     rt = runtime()
     budgets.set_budget(rt, Actor.operator(), owner_of(rt, args), usd)
@@ -106,6 +111,8 @@ def cmd_budget_set(args: argparse.Namespace) -> int:
 
 
 def cmd_budget_show(args: argparse.Namespace) -> int:
+    from byok_core import budgets
+
     print_table(["who", "monthly budget", "spent this month", "used"], [
         [line.name, "none" if line.budget_usd is None else f"${line.budget_usd:,.2f}", f"${line.spent_usd:,.2f}",
          "" if line.used is None else f"{line.used:.0%}"]
@@ -115,6 +122,8 @@ def cmd_budget_show(args: argparse.Namespace) -> int:
 
 
 def cmd_budget_clear(args: argparse.Namespace) -> int:
+    from byok_core import budgets
+
     rt = runtime()
     who = "the team" if args.team else args.user
     removed = budgets.clear_budget(rt, Actor.operator(), owner_of(rt, args))
@@ -123,6 +132,8 @@ def cmd_budget_clear(args: argparse.Namespace) -> int:
 
 
 def cmd_prices(args: argparse.Namespace) -> int:
+    from byok_core import pricing
+
     rt = runtime()
     if args.set:
         provider, usd = Provider.parse(args.set[0]), _usd(args.set[1])

@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from byok_core import accounts
-from byok_core.cli.common import Subparsers, print_table, read_secret, runtime
+from byok_core.cli.common import Parsers, print_table, read_secret, runtime
 from byok_core.errors import ValidationError
 from byok_core.identity import Role
 
 
-def register(sub: Subparsers) -> None:
-    users = sub.add_parser("users", help="manage accounts").add_subparsers(dest="action", required=True)
+def users_args(parser: argparse.ArgumentParser) -> None:
+    users = parser.add_subparsers(dest="action", required=True)
     p = users.add_parser("create", help="create an account; the password is read from stdin")
     p.add_argument("name")
     p.add_argument("--admin", action="store_true", help="give the account the admin role")
@@ -27,6 +26,9 @@ def register(sub: Subparsers) -> None:
     p.set_defaults(func=cmd_set_password)
 
 
+PARSERS: Parsers = {"users": users_args}
+
+
 def _read_password() -> str:
     password = read_secret("Password: ")
     if sys.stdin is not None and sys.stdin.isatty() and read_secret("Again: ") != password:
@@ -35,6 +37,8 @@ def _read_password() -> str:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
+    from byok_core import accounts
+
     rt = runtime()
     user = accounts.create_user(rt, args.name, _read_password(), Role.ADMIN if args.admin else Role.MEMBER)
     print(f"created {user.role} {user.username}")
@@ -42,6 +46,8 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from byok_core import accounts
+
     rt = runtime()
     print_table(["name", "role", "status", "created"], [
         [u.username, u.role, "disabled" if u.disabled else "active", u.created_at.strftime("%Y-%m-%d %H:%M")]
@@ -51,6 +57,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_disable(args: argparse.Namespace) -> int:
+    from byok_core import accounts
+
     rt = runtime()
     accounts.set_disabled(rt, args.name, args.disabled)
     print(f"{'disabled' if args.disabled else 'enabled'} {args.name}")
@@ -58,6 +66,8 @@ def cmd_disable(args: argparse.Namespace) -> int:
 
 
 def cmd_set_password(args: argparse.Namespace) -> int:
+    from byok_core import accounts
+
     rt = runtime()
     accounts.set_password(rt, args.name, _read_password())
     print(f"password changed for {args.name}; their sessions are signed out")

@@ -4,27 +4,31 @@ from __future__ import annotations
 
 import argparse
 
-from byok_core import db, keys
-from byok_core.cli.common import Subparsers, runtime
-from byok_core.crypto import gen_key
+from byok_core.cli.common import Parsers, runtime
 
 
-def register(sub: Subparsers) -> None:
-    p = sub.add_parser("gen-key", help="print a new random master key (64 hex characters)")
-    p.set_defaults(func=cmd_gen_key)
-    p = sub.add_parser("doctor", help="check configuration, database, migrations and every stored key")
-    p.set_defaults(func=cmd_doctor)
-    p = sub.add_parser("rotate-master-key", help="re-encrypt every stored key under the current ENCRYPTION_KEY")
+def _rotate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="report what would change, write nothing")
     p.set_defaults(func=cmd_rotate)
 
 
+PARSERS: Parsers = {
+    "gen-key": lambda p: p.set_defaults(func=cmd_gen_key),
+    "doctor": lambda p: p.set_defaults(func=cmd_doctor),
+    "rotate-master-key": _rotate_args,
+}
+
+
 def cmd_gen_key(args: argparse.Namespace) -> int:
+    from byok_core.crypto import gen_key
+
     print(gen_key())
     return 0
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
+    from byok_core import db, keys
+
     before = db.current_revision(runtime(migrate=False).engine)
     rt = runtime()  # applies pending migrations, exactly as the app does at start
     problems = 0
@@ -55,6 +59,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
+    from byok_core import keys
+
     rt = runtime()
     report = keys.rotate(rt, dry_run=args.dry_run)
     verb = "would re-encrypt" if args.dry_run else "re-encrypted"
