@@ -15,6 +15,7 @@ from genai_prices import Usage, calc_price
 from sqlmodel import Session, col
 
 from byok_core.errors import CallStatus, ValidationError
+from byok_core.identity import Actor
 from byok_core.models import AppSetting
 from byok_core.providers import Provider, ProviderKind
 from byok_core.record import CallRecord
@@ -143,10 +144,11 @@ def model_prices(rt: Runtime) -> list[tuple[Provider, str, float]]:
     return sorted((Provider.parse(e["provider"]), e["model"], float(e["usd"])) for e in entries)
 
 
-def set_model_price(rt: Runtime, provider: Provider, model: str, usd: float | None) -> None:
-    """Set (or, with None, remove) the per-call price of a chat model genai-prices cannot price."""
-    if provider.kind is not ProviderKind.CHAT or not model:
-        raise ValidationError("Per-call prices are for chat models: pick a chat provider and a model name.")
+def set_model_price(rt: Runtime, actor: Actor, provider: Provider, model: str, usd: float | None) -> None:
+    """Set (or, with None, remove) the per-call price of a chat model genai-prices cannot price. Admins only."""
+    actor.check_admin("set model prices")
+    if provider.kind is not ProviderKind.CHAT or not model or len(model) > 120 or not model.isprintable():
+        raise ValidationError("Per-call prices are for chat models: pick a chat provider and type the model's name.")
     name = _model_setting(provider, model)
     with Session(rt.engine) as session, session.begin():
         if usd is None:

@@ -1,13 +1,14 @@
-"""Budgets (admins): monthly USD limits on calls paid by the team's or the server's keys."""
+"""Budgets (admins): what shared keys (the team's and the server's) may cost, how fast, on which
+models, and who hears of it when a budget runs low."""
 
 import pandas as pd
 import streamlit as st
 
-from byok_core import accounts, budgets, pricing
+from byok_core import accounts, alerts, budgets, limits, pricing
 from byok_core.errors import ByokError
-from byok_core.identity import Owner
+from byok_core.identity import Owner, Role
 from byok_core.providers import Provider, ProviderKind
-from byok_ui import state
+from byok_ui import budget_view, state
 
 c = state.ctx()
 if not c.user.is_admin:  # defence in depth: the shell never routes members here
@@ -16,53 +17,156 @@ if not c.user.is_admin:  # defence in depth: the shell never routes members here
 rt = c.rt
 
 st.title("Budgets", anchor=False)
-st.caption("A budget caps what calls on shared keys (the team's or the server's) may cost each calendar month "
-           "(UTC). At 80% the user is warned; at 100% shared-key calls are refused until the 1st. "
-           "Calls on a person's own keys never count and are never refused. Calls of unknown cost add nothing.")
-
+st.caption("Calls on shared keys (the team's or the server's) are shared money. Each calendar month (UTC), a "
+           "budget caps what they may cost, for one person or the whole team. Before each call its worst case is "
+           "set aside (the prompt, and the most the reply may be), so calls made at the same moment can never "
+           "pass a budget together; after the call only what it cost counts. From 80% people are warned, and "
+           "a call that does not fit is refused. Calls on a person's own keys never count and are never refused.")
+budget_view.show_left(c)
 state.show_flash("budgets")
 
-report = budgets.spend_report(rt)
-st.dataframe(pd.DataFrame({
-    "Who": [line.name for line in report],
-    "Monthly budget (USD)": [line.budget_usd for line in report],
-    "Spent this month (USD)": [line.spent_usd for line in report],
-    "Used": [line.used for line in report],
-}), hide_index=True, key="budgets_report", column_config={
-    "Monthly budget (USD)": st.column_config.NumberColumn(format="$%.2f", help="Empty: no budget"),
-    "Spent this month (USD)": st.column_config.NumberColumn(format="$%.2f"),
-    "Used": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0),
-})
-
-targets = {Owner.team(): "The whole team"} | {Owner.user(u.id): u.username for u in accounts.list_users(rt)}
+users = accounts.list_users(rt)
+targets = {Owner.team(): "The whole team"} | {Owner.user(u.id): u.username for u in users}
+CHAT = Provider.of_kind(ProviderKind.CHAT)
 
 
-def _apply(clear: bool) -> None:
-    owner = st.session_state.budgets_target
+def _run(action, message: str) -> None:
+    """Run an admin action from a button; its outcome shows as a flash after the rerun."""
     try:
-        if clear:
-            done = budgets.clear_budget(rt, c.actor, owner)
-            message = "Budget removed." if done else "There was no budget to remove."
-        else:
-            budgets.set_budget(rt, c.actor, owner, float(st.session_state.budgets_usd))
-            message = f"Budget for {targets[owner]} set."
+        action()
     except ByokError as exc:
         state.flash("budgets", str(exc), ok=False)
     else:
         state.flash("budgets", message)
 
 
-with st.container(border=True, horizontal=True, vertical_alignment="bottom"):
-    st.selectbox("Budget for", list(targets), format_func=targets.get, key="budgets_target")
-    st.number_input("USD per month", min_value=0.0, value=50.0, step=5.0, key="budgets_usd")
-    st.button("Set budget", type="primary", on_click=_apply, args=(False,), key="budgets_set")
-    st.button("Remove budget", on_click=_apply, args=(True,), key="budgets_clear")
+def _load_budget() -> None:
+    current = budgets.budget_of(rt, st.session_state.budgets_target)
+    st.session_state.budgets_usd = f"{current:.2f}" if current is not None else ""
 
-st.subheader("Search prices", anchor=False)
-st.caption("Searches are priced per request; change the prices on the Admin page (Search prices).")
-searches = Provider.of_kind(ProviderKind.SEARCH)
-st.dataframe(pd.DataFrame({
-    "Provider": [p.label for p in searches],
-    "USD per request": [pricing.search_price(rt, p) for p in searches],
-    "Default": [p.spec.price_per_request for p in searches],
-}), hide_index=True, key="budgets_prices")
+
+def _load_models() -> None:
+    subject, provider = st.session_state.models_subject, st.session_state.models_provider
+    role, user_id = (subject, None) if isinstance(subject, Role) else (None, subject)
+    st.session_state.models_patterns = "\n".join(limits.allowlist(rt, provider, role=role, user_id=user_id))
+
+
+tab_budgets, tab_limits, tab_alerts, tab_prices = st.tabs(["Budgets", "Rate limits and models", "Alerts", "Prices"])
+
+with tab_budgets:
+    report = budgets.spend_report(rt)
+    st.dataframe(pd.DataFrame({
+        "Who": [targets.get(line.owner, line.name) for line in report],
+        "Monthly budget": [line.budget_usd for line in report],
+        "Spent this month": [line.spent_usd for line in report],
+        "Calls in flight": [line.reserved_usd for line in report],
+        "Left": [line.left_usd for line in report],
+        "Used": [line.used for line in report],
+    }), hide_index=True, key="budgets_report", column_config={
+        "Monthly budget": st.column_config.NumberColumn(format="$%.2f", help="Empty: no budget"),
+        "Spent this month": st.column_config.NumberColumn(format="$%.2f"),
+        "Calls in flight": st.column_config.NumberColumn(
+            format="$%.2f", help="The worst case set aside for calls running now"),
+        "Left": st.column_config.NumberColumn(format="$%.2f"),
+        "Used": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0),
+    })
+    if "budgets_usd" not in st.session_state:
+        st.session_state.budgets_target = Owner.team()
+        _load_budget()
+    with st.container(border=True, horizontal=True, vertical_alignment="bottom"):
+        st.selectbox("Budget for", list(targets), format_func=targets.get, key="budgets_target",
+                     on_change=_load_budget)
+        st.text_input("USD per month", key="budgets_usd", placeholder="e.g. 25.00", width=140)
+        st.button("Set budget", type="primary", key="budgets_set", on_click=_run, args=(
+            lambda: budgets.set_budget(rt, c.actor, st.session_state.budgets_target, st.session_state.budgets_usd),
+            "Budget set."))
+        st.button("Remove budget", key="budgets_clear", on_click=_run, args=(
+            lambda: budgets.clear_budget(rt, c.actor, st.session_state.budgets_target), "Budget removed."))
+
+with tab_limits:
+    per_user, per_team = limits.rate_limits(rt)
+    st.caption("Calls per minute on shared keys, counted over the last 60 seconds. 0 means no limit.")
+    with st.container(border=True, horizontal=True, vertical_alignment="bottom"):
+        st.number_input("Per person", min_value=0, max_value=100_000, value=per_user or 0, key="limits_user")
+        st.number_input("For the whole team", min_value=0, max_value=100_000, value=per_team or 0,
+                        key="limits_team")
+        st.button("Save limits", type="primary", key="limits_save", on_click=_run, args=(
+            lambda: limits.set_rate_limits(rt, c.actor, st.session_state.limits_user or None,
+                                           st.session_state.limits_team or None), "Rate limits saved."))
+
+    st.subheader("Models on shared keys", anchor=False)
+    st.caption("Which models people may use when a shared key pays: one model name or pattern per line, such as "
+               "gpt-4o-mini or claude-haiku-*. A person's own list replaces their role's; an empty list allows "
+               "every model. Own keys are never restricted.")
+    subjects = {Role.MEMBER: "Members", Role.ADMIN: "Admins"} | {u.id: u.username for u in users}
+    if "models_patterns" not in st.session_state:
+        st.session_state.models_subject, st.session_state.models_provider = Role.MEMBER, CHAT[0]
+        _load_models()
+    with st.container(border=True):
+        with st.container(horizontal=True):
+            st.selectbox("For", list(subjects), format_func=subjects.get, key="models_subject", on_change=_load_models)
+            st.selectbox("Provider", CHAT, format_func=lambda p: p.label, key="models_provider",
+                         on_change=_load_models)
+        st.text_area("Allowed models", key="models_patterns", height=120, placeholder="any model")
+
+        def _save_models() -> None:
+            subject = st.session_state.models_subject
+            role, user_id = (subject, None) if isinstance(subject, Role) else (None, subject)
+            kept = limits.set_allowlist(rt, c.actor, st.session_state.models_provider,
+                                        st.session_state.models_patterns, role=role, user_id=user_id)
+            st.session_state.models_patterns = "\n".join(kept)
+
+        st.button("Save models", type="primary", key="models_save", on_click=_run,
+                  args=(_save_models, "Model list saved."))
+
+with tab_alerts:
+    st.caption("At 80% and at 100% of any budget, one message a month per budget goes to this webhook: "
+               "Slack, Mattermost, Microsoft Teams and ntfy accept it. The address is kept encrypted.")
+    current = alerts.describe(rt)
+    st.markdown(f"Webhook: **{current}**" if current else "No webhook yet: alerts show only on this page.")
+    with st.container(border=True, horizontal=True, vertical_alignment="bottom"):
+        st.text_input("Webhook URL", type="password", key="alerts_url", placeholder="https://hooks.slack.com/…")
+
+        def _save_webhook() -> None:
+            alerts.set_webhook(rt, c.actor, st.session_state.alerts_url)
+            st.session_state.alerts_url = ""
+
+        st.button("Save webhook", type="primary", key="alerts_save", on_click=_run,
+                  args=(_save_webhook, "Webhook saved."))
+        if current:
+            st.button("Send a test", key="alerts_test", on_click=_run, args=(
+                lambda: alerts.send(rt, "BYOK Dashboard: a test of the budget alerts."), "Test sent."))
+            st.button("Remove webhook", key="alerts_remove", on_click=_run,
+                      args=(lambda: alerts.set_webhook(rt, c.actor, None), "Webhook removed."))
+
+with tab_prices:
+    st.caption("A chat model that genai-prices does not know cannot be kept within a budget: calls to it on a "
+               "budgeted shared key are refused, unless it has a price per call here.")
+    priced = pricing.model_prices(rt)
+    if priced:
+        st.dataframe(pd.DataFrame({
+            "Provider": [p.label for p, _, _ in priced], "Model": [m for _, m, _ in priced],
+            "USD per call": [usd for _, _, usd in priced],
+        }), hide_index=True, key="prices_models",
+            column_config={"USD per call": st.column_config.NumberColumn(format="$%.4f")})
+    with st.container(border=True, horizontal=True, vertical_alignment="bottom"):
+        st.selectbox("Provider", CHAT, format_func=lambda p: p.label, key="prices_provider")
+        st.text_input("Model", key="prices_model", max_chars=120)
+        st.number_input("USD per call", min_value=0.0, max_value=99.0, value=0.01, step=0.01, format="%.4f",
+                        key="prices_usd")
+        st.button("Set price", type="primary", key="prices_set", on_click=_run, args=(
+            lambda: pricing.set_model_price(rt, c.actor, st.session_state.prices_provider,
+                                            st.session_state.prices_model.strip(), st.session_state.prices_usd),
+            "Price set."))
+        st.button("Remove price", key="prices_remove", on_click=_run, args=(
+            lambda: pricing.set_model_price(rt, c.actor, st.session_state.prices_provider,
+                                            st.session_state.prices_model.strip(), None), "Price removed."))
+
+    st.subheader("Search prices", anchor=False)
+    st.caption("Searches are priced per request; change the prices on the Admin page (Search prices).")
+    searches = Provider.of_kind(ProviderKind.SEARCH)
+    st.dataframe(pd.DataFrame({
+        "Provider": [p.label for p in searches],
+        "USD per request": [pricing.search_price(rt, p) for p in searches],
+        "Default": [p.spec.price_per_request for p in searches],
+    }), hide_index=True, key="budgets_prices")

@@ -2,13 +2,13 @@
 
 import streamlit as st
 
-from byok_core import chat, keys, words
+from byok_core import chat, keys, limits, words
 from byok_core import conversations as convs
 from byok_core.adapters import CHAT_ADAPTERS
 from byok_core.errors import ByokError, NotFoundError
 from byok_core.identity import Owner
 from byok_core.providers import Provider, ProviderKind
-from byok_ui import chat_view, state
+from byok_ui import budget_view, chat_view, state
 
 c = state.ctx()
 rt, uid = c.rt, c.user.id
@@ -113,10 +113,14 @@ with st.sidebar:
 st.title(chat_view.md_escape(current.title) if current else "Chat", anchor=False)
 state.show_flash("chat")
 
+where = keys.sources(rt, uid)
 with st.container(horizontal=True, vertical_alignment="bottom"):
     provider = st.selectbox("Provider", CHAT_PROVIDERS, format_func=lambda p: p.label, key="chat_provider",
                             width=220)
+    paid_by = where.get(provider)
     options = model_options(rt, uid, provider, key_version(provider))
+    if paid_by is not None:  # on a shared key, only the models the admins allow (the server refuses the rest)
+        options = limits.allowed_models(rt, uid, provider, paid_by, options)
     typed = st.session_state.get(model_key(provider))
     if typed and typed not in options:
         options = [typed, *options]
@@ -144,13 +148,13 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
                 st.session_state.chat_confirm_delete = current.id
                 st.rerun()
 
-where = keys.sources(rt, uid)
 payer = {p: where.get(p) for p in (provider, search_provider) if p is not None}
 st.caption(" · ".join(
     f"{p.label}: " + (f"paid by {words.PAID_BY[s]}" if s else "no key yet") for p, s in payer.items()
 ))
 if any(s is None for s in payer.values()):
     chat_view.keys_link("Add a key on the Keys page")
+budget_view.show_left(c)
 
 # --- history -------------------------------------------------------------------------------
 history = convs.messages(rt, uid, current.id) if current else []

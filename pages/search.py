@@ -7,13 +7,14 @@ from byok_core import search
 from byok_core.errors import ByokError
 from byok_core.keys import sources as key_sources
 from byok_core.providers import Provider, ProviderKind
-from byok_ui import chat_view, state
+from byok_ui import budget_view, chat_view, state
 
 c = state.ctx()
 
 SEARCH_PROVIDERS = Provider.of_kind(ProviderKind.SEARCH)
 
 st.title("Search", anchor=False)
+budget_view.show_left(c)
 
 if "search_providers" not in st.session_state:
     available = key_sources(c.rt, c.user.id)

@@ -141,7 +141,7 @@ def test_unknown_price_is_refused_on_a_budgeted_shared_key_unless_priced_per_cal
         with pytest.raises(BudgetExceeded, match="price is unknown"):
             chat(rt, None, model="my-finetune")
         assert len(server.requests) == 1
-        pricing.set_model_price(rt, Provider.OPENAI, "my-finetune", 0.02)
+        pricing.set_model_price(rt, ADMIN, Provider.OPENAI, "my-finetune", 0.02)
         result, _ = chat(rt, None, model="my-finetune")
         assert result.error is None and result.record.cost_usd == 0.02 and usage_rows(rt)[-1].charged_usd == 0.02
         assert pricing.model_prices(rt) == [(Provider.OPENAI, "my-finetune", 0.02)]
