@@ -8,6 +8,7 @@ Every failure is one sentence on stderr and a non-zero exit code, never a traceb
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 from collections.abc import Sequence
@@ -61,11 +62,24 @@ def _debug() -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from byok_core.cli.common import settings
+    """Run one command: ``argv``, or as the `byok` program (no ``argv``) this process's arguments."""
+    if argv is not None:
+        return _run(argv)
+    try:
+        return _run(sys.argv[1:])
+    finally:
+        # The process ends next, with everything committed (the connections are closed) and atexit and
+        # the flushing of stdout still to come. Freezing the collector only spares the interpreter a last
+        # full collection of every object the imports made (~0.2 s after `byok chat` has printed its
+        # reply), memory that the operating system takes back anyway.
+        gc.freeze()
+
+
+def _run(argv: list[str]) -> int:
+    from byok_core.cli.common import close_runtimes, settings
 
     settings.cache_clear()  # read the environment afresh for each command (tests run several in one process)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv).parse_args(argv)
     try:
         return args.func(args) or 0
@@ -80,3 +94,5 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"byok: unexpected {type(exc).__name__}; rerun with BYOK_DEBUG=1 for details.", file=sys.stderr)
         return 2
+    finally:
+        close_runtimes()

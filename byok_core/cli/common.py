@@ -28,10 +28,22 @@ def settings() -> Settings:
     return Settings.from_env()
 
 
+_opened: list[Runtime] = []
+
+
 def runtime(*, migrate: bool = True) -> Runtime:
+    """The runtime for this command; ``close_runtimes`` closes its database connections at the end."""
     from byok_core.runtime import open_runtime
 
-    return open_runtime(settings=settings(), migrate=migrate)
+    rt = open_runtime(settings=settings(), migrate=migrate)
+    _opened.append(rt)
+    return rt
+
+
+def close_runtimes() -> None:
+    """Close the connections of every runtime opened (each write has been committed by then)."""
+    while _opened:
+        _opened.pop().engine.dispose()
 
 
 def read_secret(prompt: str) -> str:
