@@ -4,6 +4,7 @@ SQLite and PostgreSQL, and keeps that data."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -12,6 +13,7 @@ from callhelpers import sealed_by_version_1
 from conftest import PG_URL
 
 from byok_core import budgets, db, keys
+from byok_core.clock import utcnow
 from byok_core.identity import Actor, Owner
 from byok_core.providers import Provider
 from byok_core.runtime import open_runtime
@@ -92,5 +94,36 @@ def test_first_format_keys_are_rebound_to_their_base_url_on_the_first_start(empt
             assert (resolved.credential.secret.reveal(), resolved.credential.base_url) == (KEY, base_url)
         with rt.engine.connect() as conn:
             assert all(v.startswith("v2:") for v in conn.execute(sa.text("SELECT ciphertext FROM api_keys")).scalars())
+    finally:
+        rt.engine.dispose()
+
+
+def test_the_running_monthly_spend_is_built_from_the_existing_log(empty_database, tmp_path, master_key):
+    engine = db.create_engine(empty_database)
+    now = utcnow()
+    last_month = (now.replace(day=1) - timedelta(days=1)).replace(hour=12)
+    with engine.begin() as conn:  # an install at 0004 with shared-key and own-key calls in two months
+        command.upgrade(db._alembic_config(conn), "0004")
+        conn.execute(sa.text("INSERT INTO users (username, password_hash, role, disabled, created_at, "
+                             "password_changed_at, failed_logins) VALUES ('ann', 'x', 'member', false, "
+                             "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0)"))
+        ann = conn.execute(sa.text("SELECT id FROM users")).scalar_one()
+        rows = [(ann, "team", 1.25, now), (ann, "env", None, now), (None, "team", 0.5, now),
+                (ann, "user", 9.0, now), (ann, "team", 2.0, last_month)]
+        for user_id, source, cost, ts in rows:
+            conn.execute(sa.text("INSERT INTO usage_records (ts, user_id, kind, provider, model, key_source, "
+                                 "latency_ms, status, cost_usd) VALUES (:ts, :u, 'chat', 'openai', 'gpt-4o', :s, "
+                                 "1, 'ok', :c)"), {"ts": ts, "u": user_id, "s": source, "c": cost})
+    engine.dispose()
+
+    rt = open_runtime({"BYOK_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": empty_database,
+                       "ENCRYPTION_KEY": master_key})
+    try:
+        report = {line.owner: line.spent_usd for line in budgets.spend_report(rt)}
+        assert report == {Owner.team(): 1.75, Owner.user(ann): 1.25}  # own-key calls never count
+        assert budgets.reconcile(rt, fix=False) == []  # last month's figures were built too
+        with rt.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT spent_usd FROM budget_months WHERE owner_kind = 'user' AND "
+                                        "month = :m"), {"m": budgets.month_of(last_month)}).scalar_one() == 2.0
     finally:
         rt.engine.dispose()
