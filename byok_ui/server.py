@@ -9,26 +9,98 @@
   redirect target, so there is nothing to abuse as an open redirect.
 * The cookie is ``Secure`` when the request arrived over https (directly, or through a proxy
   uvicorn trusts for ``X-Forwarded-Proto``) or when ``BYOK_COOKIE_SECURE=1``.
+
+Operations (no cookie, no session; ``Cache-Control: no-store``):
+
+* ``GET /healthz``: 200 ``ok`` while the process serves HTTP. Touches nothing else (liveness).
+* ``GET /readyz``: 200 ``{"ready": true}`` when the runtime opens (the master key loads and the
+  configuration is valid), the database answers and its schema is at this release's Alembic head;
+  else 503 ``{"ready": false, "reason": ...}`` with a fixed, short reason, never an exception's
+  text. One check runs at a time and an answer takes at most ``READY_TIMEOUT`` seconds.
+* ``GET /metrics``: Prometheus text (byok_core/metrics.py) for ``Authorization: Bearer
+  $BYOK_METRICS_TOKEN``; 401 for a missing or wrong token, 404 when the variable is not set.
+
+Every route lives under Streamlit's ``server.baseUrlPath`` (``--server.baseUrlPath=team`` serves
+``/team/byok/session``, ``/team/healthz``, ...), read when requests arrive, as Streamlit's own
+routes do; the session cookie's ``Path`` is that base path too.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import hmac
 import json
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 from urllib.parse import urlsplit
 
+from alembic.util import CommandError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Match, Route, compile_path
+from starlette.types import Scope
 
-from byok_core import accounts
+from byok_core import accounts, db, metrics
+from byok_core.crypto import load_keyring
+from byok_core.errors import ConfigError
+from byok_core.runtime import Settings
 from byok_ui.runtime import get_runtime
 
 COOKIE_NAME = "byok_session"
 SESSION_PATH = "/byok/session"
 SIGNOUT_PATH = "/byok/signout"
+HEALTH_PATH = "/healthz"
+READY_PATH = "/readyz"
+METRICS_PATH = "/metrics"
+READY_TIMEOUT = 5.0
 _MAX_BODY = 1024
+
+log = logging.getLogger(__name__)
+
+
+def base_path() -> str:
+    """Streamlit's ``server.baseUrlPath`` as a path prefix: ``""`` or ``"/team"``.
+
+    Read on each call, not at import: ``streamlit run`` loads its configuration before it imports
+    the app, but a server started another way (uvicorn) loads it later."""
+    from streamlit import config
+
+    name = str(config.get_option("server.baseUrlPath") or "").strip().strip("/")
+    return f"/{name}" if name else ""
+
+
+def app_path(path: str) -> str:
+    """``path`` (one of the paths above) as the browser must request it, under the base path."""
+    return base_path() + path
+
+
+class BasePathRoute(Route):
+    """A Route at ``base_path() + path``, the prefix looked up when a request arrives (Streamlit
+    builds its own routes from the same option, once its configuration is loaded)."""
+
+    def __init__(self, path: str, endpoint: Any, *, methods: list[str]) -> None:
+        super().__init__(path, endpoint, methods=methods)
+        self.suffix = path
+        self._base = ""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        base = base_path()
+        if base != self._base:
+            self._base, self.path = base, base + self.suffix
+            self.path_regex, self.path_format, self.param_convertors = compile_path(self.path)
+        return super().matches(scope)
+
+
+def _cookie_path() -> str:
+    """The app's own path: under a base path the cookie goes to that app only (its pages, its
+    websocket and these routes), not to other apps on the same host."""
+    return base_path() or "/"
 
 
 def _secure(request: Request) -> bool:
@@ -74,7 +146,7 @@ async def session_route(request: Request) -> Response:
     if token is None:
         return _no_store(JSONResponse({"error": "invalid or expired ticket"}, status_code=400))
     response = Response(status_code=204)
-    response.set_cookie(COOKIE_NAME, token, max_age=int(accounts.SESSION_TTL.total_seconds()), path="/",
+    response.set_cookie(COOKIE_NAME, token, max_age=int(accounts.SESSION_TTL.total_seconds()), path=_cookie_path(),
                         httponly=True, samesite="lax", secure=_secure(request))
     return _no_store(response)
 
@@ -84,8 +156,108 @@ async def signout_route(request: Request) -> Response:
         return _no_store(JSONResponse({"error": "cross-site request refused"}, status_code=403))
     await run_in_threadpool(accounts.revoke_session, get_runtime(), request.cookies.get(COOKIE_NAME))
     response = Response(status_code=204)
-    response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="lax", secure=_secure(request))
+    response.delete_cookie(COOKIE_NAME, path=_cookie_path(), httponly=True, samesite="lax", secure=_secure(request))
     return _no_store(response)
+
+
+# --- operations ----------------------------------------------------------------------------
+
+
+async def health_route(_request: Request) -> Response:
+    return _no_store(PlainTextResponse("ok"))
+
+
+@functools.cache
+def _head_revision() -> str:
+    return db.head_revision()  # the migrations shipped with this release do not change while it runs
+
+
+def _unopened_reason() -> str:
+    """Why the runtime does not open, told apart without the exception's text."""
+    try:
+        settings = Settings.from_env()
+    except ConfigError:
+        return "configuration is invalid"
+    try:
+        load_keyring(settings.environ, settings.data_dir)
+    except Exception:
+        return "master key does not load"
+    return "configuration is invalid"  # e.g. DATABASE_URL
+
+
+def _database_reason(exc: Exception) -> str:
+    log.warning("readyz: %s", type(exc).__name__)  # never the text: it can hold the database URL
+    if isinstance(exc, CommandError):  # Alembic: e.g. a revision from a newer release
+        return "database migrations are not current"
+    if isinstance(exc, OperationalError | InterfaceError):
+        return "database unreachable"
+    if isinstance(exc, SQLAlchemyError):
+        return "database error"
+    return "the server cannot open its runtime"
+
+
+def readiness() -> str | None:
+    """None when this server can take users, else a short fixed reason (the console has more)."""
+    try:
+        rt = get_runtime()  # once open, cached; until then each check tries again
+    except ConfigError:
+        return _unopened_reason()
+    except Exception as exc:  # opening connects and migrates
+        return _database_reason(exc)
+    try:
+        current = db.current_revision(rt.engine)
+    except Exception as exc:
+        return _database_reason(exc)
+    if current != _head_revision():
+        return "database migrations are not current"
+    return None
+
+
+_ready_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="byok-readyz")
+_ready_lock = threading.Lock()
+_ready_check: Future[str | None] | None = None
+
+
+async def _readiness_once() -> str | None:
+    """``readiness()`` on a thread of its own, one check at a time: probes that arrive while a
+    check runs share its answer, so a database that hangs holds one thread, not one per probe."""
+    global _ready_check
+    with _ready_lock:
+        if _ready_check is None or _ready_check.done():
+            _ready_check = _ready_pool.submit(readiness)
+        check = _ready_check
+    try:
+        return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(check)), READY_TIMEOUT)
+    except TimeoutError:
+        return "readiness check timed out"
+    except Exception as exc:  # a bug in the check itself: still a short answer, details in the log
+        log.warning("readyz: the check failed (%s)", type(exc).__name__)
+        return "readiness check failed"
+
+
+async def ready_route(_request: Request) -> Response:
+    reason = await _readiness_once()
+    if reason is None:
+        return _no_store(JSONResponse({"ready": True}))
+    return _no_store(JSONResponse({"ready": False, "reason": reason}, status_code=503))
+
+
+def bearer_matches(authorization: str | None, expected: str) -> bool:
+    """True when an ``Authorization`` header carries ``Bearer <expected>`` (compared in constant time)."""
+    scheme, _, given = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), expected.encode("utf-8"))
+
+
+async def metrics_route(request: Request) -> Response:
+    token = metrics.token_from_env()
+    if token is None:  # not configured: as if there were no such route
+        return _no_store(PlainTextResponse("Not Found", status_code=404))
+    if not bearer_matches(request.headers.get("authorization"), token.reveal()):
+        return _no_store(PlainTextResponse("Unauthorized", status_code=401,
+                                           headers={"WWW-Authenticate": 'Bearer realm="byok metrics"'}))
+    return _no_store(Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE))
 
 
 class SecurityHeaders(BaseHTTPMiddleware):
@@ -100,6 +272,9 @@ class SecurityHeaders(BaseHTTPMiddleware):
 
 
 ROUTES = [
-    Route(SESSION_PATH, session_route, methods=["POST"]),
-    Route(SIGNOUT_PATH, signout_route, methods=["POST"]),
+    BasePathRoute(SESSION_PATH, session_route, methods=["POST"]),
+    BasePathRoute(SIGNOUT_PATH, signout_route, methods=["POST"]),
+    BasePathRoute(HEALTH_PATH, health_route, methods=["GET"]),
+    BasePathRoute(READY_PATH, ready_route, methods=["GET"]),
+    BasePathRoute(METRICS_PATH, metrics_route, methods=["GET"]),
 ]

@@ -5,9 +5,10 @@ Sign-in state (one place, read by the shell on every rerun):
 * ``st.session_state[TOKEN_KEY]``: the session token of this browser tab's Streamlit session,
   set right after a successful sign-in (or seeded by tests, see tests/test_app_*.py).
 * otherwise the ``byok_session`` HttpOnly cookie (``st.context.cookies``) that the browser got
-  from ``POST /byok/session`` and sends again after a reload, but only when the websocket's
-  ``Origin`` is this very site (``same_origin``): a browser attaches the cookie to a websocket
-  opened by any page, and Streamlit accepts every localhost origin on any port.
+  from ``POST /byok/session`` (under the server's base path) and sends again after a reload, but
+  only when the websocket's ``Origin`` is this very site (``same_origin``): a browser attaches the
+  cookie to a websocket opened by any page, and Streamlit accepts every localhost origin on any port.
+* otherwise single sign-on (``st.user``), when ``[auth]`` is configured.
 
 Either way the token is checked against the database on every rerun
 (``accounts.user_for_session``), so sign-out, a password change or disabling the account takes
@@ -32,7 +33,7 @@ from byok_core.errors import ByokError, NotFoundError
 from byok_core.identity import Actor
 from byok_core.models import User
 from byok_core.runtime import Runtime
-from byok_ui.server import COOKIE_NAME, SESSION_PATH, SIGNOUT_PATH
+from byok_ui.server import COOKIE_NAME, SESSION_PATH, SIGNOUT_PATH, app_path
 
 TOKEN_KEY = "byok_session_token"
 _TICKET_KEY = "_byok_pending_ticket"
@@ -88,7 +89,10 @@ def oidc_configured() -> bool:
 
 
 def _oidc_user(rt: Runtime) -> User | None:
-    """The local, enabled account whose username is the OIDC email; None otherwise."""
+    """The local, enabled account whose username is the OIDC email; None otherwise.
+
+    With ``BYOK_OIDC_ADMIN_GROUPS`` set, its role follows the sign-in's groups claim
+    (``accounts.apply_oidc_role``; written and audited only when it changes)."""
     if not oidc_configured() or not st.user.is_logged_in:
         return None
     email = str(st.user.get("email") or "").strip()
@@ -98,7 +102,7 @@ def _oidc_user(rt: Runtime) -> User | None:
         user = accounts.get_user(rt, email)
     except NotFoundError:
         return None
-    return None if user.disabled else user
+    return None if user.disabled else accounts.apply_oidc_role(rt, user, st.user)
 
 
 def _cookie_token() -> str | None:
@@ -231,9 +235,9 @@ def emit_cookie_actions() -> None:
     """Send the browser the pending cookie request (set after sign-in, or clear after sign-out)."""
     ticket = st.session_state.pop(_TICKET_KEY, None)
     if ticket:
-        st.html(_post_js(SESSION_PATH, {"ticket": ticket}), unsafe_allow_javascript=True, width="content")
+        st.html(_post_js(app_path(SESSION_PATH), {"ticket": ticket}), unsafe_allow_javascript=True, width="content")
     elif st.session_state.pop(_SIGNOUT_KEY, None):
-        st.html(_post_js(SIGNOUT_PATH, {}), unsafe_allow_javascript=True, width="content")
+        st.html(_post_js(app_path(SIGNOUT_PATH), {}), unsafe_allow_javascript=True, width="content")
 
 
 # --- errors --------------------------------------------------------------------------------

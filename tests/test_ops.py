@@ -1,0 +1,323 @@
+"""Operations: /healthz, /readyz, /metrics (byok_core/metrics.py), routes under a base path, and
+roles from single sign-on groups (accounts.apply_oidc_role)."""
+
+from __future__ import annotations
+
+import threading
+
+import prometheus_client
+import pytest
+import sqlalchemy as sa
+from apptest import app_test, clear_runtime, make_user, open_page, use_environment
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.testclient import TestClient
+
+from byok_core import accounts, audit, db, metrics
+from byok_core.errors import CallStatus
+from byok_core.identity import KeySource, Role
+from byok_core.providers import Provider
+from byok_core.record import CallRecord
+from byok_core.runtime import open_runtime
+from byok_ui import server, state
+from byok_ui.server import ROUTES, SecurityHeaders
+
+TOKEN = "scrape-token-7d41c0b9e2f35a68"
+
+
+@pytest.fixture
+def client(monkeypatch, environ, rt):
+    use_environment(monkeypatch, environ)  # the routes open the same database as `rt`
+    monkeypatch.delenv(metrics.TOKEN_ENV, raising=False)
+    yield TestClient(Starlette(routes=ROUTES, middleware=[Middleware(SecurityHeaders)]), base_url="http://testserver")
+    clear_runtime()
+
+
+def sample(name: str, **labels: str) -> float:
+    return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+# --- metrics.observe --------------------------------------------------------------------------
+
+
+def test_observe_counts_calls_errors_latency_and_known_spend():
+    openai = {"provider": "openai"}
+    before = {
+        "ok": sample("byok_provider_calls_total", **openai, kind="chat", status="ok"),
+        "limited": sample("byok_provider_calls_total", **openai, kind="chat", status="rate_limited"),
+        "errors": sample("byok_provider_errors_total", **openai, status="rate_limited"),
+        "count": sample("byok_provider_call_duration_seconds_count", **openai),
+        "sum": sample("byok_provider_call_duration_seconds_sum", **openai),
+        "le1": sample("byok_provider_call_duration_seconds_bucket", **openai, le="1.0"),
+        "team": sample("byok_spend_usd_total", **openai, key_source="team"),
+        "user": sample("byok_spend_usd_total", **openai, key_source="user"),
+    }
+    metrics.observe(CallRecord(Provider.OPENAI, KeySource.TEAM, "gpt-4o-mini", 1, cost_usd=0.25, latency_ms=800))
+    metrics.observe(CallRecord(Provider.OPENAI, KeySource.USER, "gpt-4o-mini", 1, cost_usd=None, latency_ms=3000,
+                               status=CallStatus.RATE_LIMITED))
+    assert sample("byok_provider_calls_total", **openai, kind="chat", status="ok") == before["ok"] + 1
+    assert sample("byok_provider_calls_total", **openai, kind="chat", status="rate_limited") == before["limited"] + 1
+    assert sample("byok_provider_errors_total", **openai, status="rate_limited") == before["errors"] + 1
+    assert sample("byok_provider_call_duration_seconds_count", **openai) == before["count"] + 2
+    assert sample("byok_provider_call_duration_seconds_sum", **openai) == pytest.approx(before["sum"] + 3.8)
+    assert sample("byok_provider_call_duration_seconds_bucket", **openai, le="1.0") == before["le1"] + 1
+    assert sample("byok_spend_usd_total", **openai, key_source="team") == pytest.approx(before["team"] + 0.25)
+    assert sample("byok_spend_usd_total", **openai, key_source="user") == before["user"]  # unknown cost adds nothing
+
+
+def test_observe_tells_searches_and_key_tests_apart():
+    search = sample("byok_provider_calls_total", provider="tavily", kind="search", status="ok")
+    tests = sample("byok_provider_calls_total", provider="tavily", kind="key_test", status="key_rejected")
+    metrics.observe(CallRecord(Provider.TAVILY, KeySource.ENV, cost_usd=0.008))
+    metrics.observe(CallRecord(Provider.TAVILY, KeySource.USER, status=CallStatus.KEY_REJECTED), key_test=True)
+    assert sample("byok_provider_calls_total", provider="tavily", kind="search", status="ok") == search + 1
+    assert sample("byok_provider_calls_total", provider="tavily", kind="key_test", status="key_rejected") == tests + 1
+
+
+def test_odd_costs_never_break_a_call():
+    for cost in (0.0, -1.0, float("nan"), float("inf")):
+        metrics.observe(CallRecord(Provider.BRAVE, KeySource.TEAM, cost_usd=cost))
+    assert sample("byok_spend_usd_total", provider="brave", key_source="team") == 0.0
+
+
+def test_metrics_live_in_a_registry_of_their_own():
+    metrics.observe(CallRecord(Provider.SERPER, KeySource.ENV))
+    assert metrics.REGISTRY is not prometheus_client.REGISTRY
+    assert b"byok_provider_calls_total" in metrics.exposition()
+    assert b"byok_" not in prometheus_client.generate_latest(prometheus_client.REGISTRY)
+
+
+# --- GET /metrics ---------------------------------------------------------------------------
+
+
+def test_metrics_need_the_bearer_token(client, monkeypatch):
+    assert client.get("/metrics").status_code == 404  # no token configured: no endpoint
+    monkeypatch.setenv(metrics.TOKEN_ENV, TOKEN)
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"},
+                    {"Authorization": f"Bearer {TOKEN}x"}, {"Authorization": "Bearer"},
+                    {"Authorization": "Bearer caf\u00e9".encode("latin-1")}):
+        r = client.get("/metrics", headers=headers)
+        assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+        assert "byok_provider" not in r.text
+    metrics.observe(CallRecord(Provider.ANTHROPIC, KeySource.TEAM, "claude", cost_usd=0.5))
+    r = client.get("/metrics", headers={"Authorization": f"bearer  {TOKEN}"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    assert r.headers["cache-control"] == "no-store"
+    assert 'byok_spend_usd_total{key_source="team",provider="anthropic"}' in r.text
+    assert "# TYPE byok_provider_call_duration_seconds histogram" in r.text
+    assert TOKEN not in r.text
+
+
+# --- GET /healthz, /readyz --------------------------------------------------------------------
+
+
+def test_healthz_answers_without_a_database(client, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "mysql://nowhere/db")  # not even a supported database
+    clear_runtime()
+    r = client.get("/healthz")
+    assert r.status_code == 200 and r.text == "ok" and r.headers["cache-control"] == "no-store"
+
+
+def test_readyz_when_everything_is_in_place(client):
+    r = client.get("/readyz")
+    assert r.status_code == 200 and r.json() == {"ready": True}
+
+
+def _set_version(rt, version: str) -> None:
+    with rt.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = :v"), {"v": version})
+
+
+def test_readyz_reports_migrations_that_are_not_current(client, rt):
+    assert client.get("/readyz").status_code == 200
+    _set_version(rt, "9999_from_the_future")  # as if a newer release had migrated the database further
+    try:
+        running = client.get("/readyz")
+        clear_runtime()  # this replica restarts: opening it cannot migrate to an unknown revision
+        restarted = client.get("/readyz")
+    finally:
+        _set_version(rt, db.head_revision())  # PostgreSQL tests share one migrated schema
+    for r in (running, restarted):
+        assert r.status_code == 503 and r.json() == {"ready": False, "reason": "database migrations are not current"}
+
+
+def _refused(r, *secrets: str) -> str:
+    assert r.status_code == 503 and r.headers["cache-control"] == "no-store"
+    assert r.json()["ready"] is False and "Traceback" not in r.text
+    assert not any(s in r.text for s in secrets)
+    return str(r.json()["reason"])
+
+
+def test_readyz_when_the_master_key_does_not_load(client, monkeypatch):
+    bad = "not-a-master-key-0123456789abcdef"
+    monkeypatch.setenv("ENCRYPTION_KEY", bad)
+    clear_runtime()
+    assert _refused(client.get("/readyz"), bad) == "master key does not load"
+
+
+def test_readyz_when_the_database_is_unreachable(client, monkeypatch):
+    password = "pg-password-never-shown"
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://byok:{password}@127.0.0.1:9/byok?connect_timeout=2")
+    clear_runtime()
+    assert _refused(client.get("/readyz"), password, "127.0.0.1") == "database unreachable"
+
+
+def test_readyz_with_an_invalid_database_url(client, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "mysql://user:hunter22@db/byok")
+    clear_runtime()
+    assert _refused(client.get("/readyz"), "hunter22", "mysql") == "configuration is invalid"
+
+
+def test_readyz_answers_in_time_and_runs_one_check_at_a_time(client, monkeypatch):
+    release, calls = threading.Event(), []
+
+    def hanging() -> str | None:
+        calls.append(1)
+        release.wait(10)
+        return None
+
+    monkeypatch.setattr(server, "readiness", hanging)
+    monkeypatch.setattr(server, "READY_TIMEOUT", 0.2)
+    try:
+        for _ in range(3):
+            assert _refused(client.get("/readyz")) == "readiness check timed out"
+        assert len(calls) == 1  # the probes waited on the one check already running
+    finally:
+        release.set()
+
+
+# --- a base path (server.baseUrlPath) ---------------------------------------------------------
+
+
+@pytest.fixture
+def under_team():
+    from streamlit import config
+
+    before = config.get_option("server.baseUrlPath")
+    config.set_option("server.baseUrlPath", "/team/")
+    yield
+    config.set_option("server.baseUrlPath", before)
+
+
+def test_routes_and_cookie_follow_the_base_path(client, rt, under_team, monkeypatch):
+    assert server.app_path(server.SESSION_PATH) == "/team/byok/session"
+    alice = make_user(rt, "alice")
+    ticket = accounts.issue_login_ticket(rt, alice)
+    assert client.post("/byok/session", json={"ticket": ticket}).status_code == 404
+    r = client.post("/team/byok/session", json={"ticket": ticket}, headers={"Origin": "http://testserver"})
+    assert r.status_code == 204 and "Path=/team;" in r.headers["set-cookie"]
+    r = client.post("/team/byok/signout", json={}, headers={"Origin": "http://testserver"})
+    assert r.status_code == 204 and "Path=/team;" in r.headers["set-cookie"] and "Max-Age=0" in r.headers["set-cookie"]
+    assert client.get("/team/healthz").text == "ok" and client.get("/healthz").status_code == 404
+    assert client.get("/team/readyz").status_code == 200
+    monkeypatch.setenv(metrics.TOKEN_ENV, TOKEN)
+    assert client.get("/team/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+
+
+def test_without_a_base_path_the_cookie_is_for_the_whole_site(client, rt):
+    ticket = accounts.issue_login_ticket(rt, make_user(rt, "alice"))
+    r = client.post("/byok/session", json={"ticket": ticket})
+    assert r.status_code == 204 and "Path=/;" in r.headers["set-cookie"]
+    assert server.app_path(server.SIGNOUT_PATH) == "/byok/signout"
+
+
+def test_the_page_posts_the_ticket_under_the_base_path(app, rt, under_team):
+    at = app_test()
+    at.session_state["_byok_pending_ticket"] = "a-ticket"
+    at.run()
+    assert not at.exception
+    scripts = [h.proto.body for h in at.get("html")]
+    assert any('fetch("/team/byok/session"' in body for body in scripts), scripts
+    assert state._post_js("/team/byok/signout", {}).startswith('<script>fetch("/team/byok/signout"')
+
+
+# --- roles from single sign-on groups ---------------------------------------------------------
+
+
+def test_oidc_roles_read_from_the_environment():
+    assert accounts.OidcRoles.from_env({}) is None
+    assert accounts.OidcRoles.from_env({"BYOK_OIDC_ADMIN_GROUPS": " , "}) is None
+    roles = accounts.OidcRoles.from_env({"BYOK_OIDC_ADMIN_GROUPS": "byok-admins, ops ,"})
+    assert roles == accounts.OidcRoles(frozenset({"byok-admins", "ops"}), "groups")
+    roles = accounts.OidcRoles.from_env({"BYOK_OIDC_ADMIN_GROUPS": "admin", "BYOK_OIDC_GROUPS_CLAIM": "roles"})
+    assert roles is not None and roles.claim == "roles"
+
+
+@pytest.mark.parametrize(("claims", "role"), [
+    ({"groups": ["staff", "ops"]}, Role.ADMIN),
+    ({"groups": "ops"}, Role.ADMIN),
+    ({"groups": ["staff"]}, Role.MEMBER),
+    ({"groups": ["OPS"]}, Role.MEMBER),  # names are compared exactly
+    ({"groups": []}, Role.MEMBER),
+    ({"groups": {"ops": True}}, Role.MEMBER),  # not a list of names
+    ({}, Role.MEMBER),  # no claim at all: less access
+    ({"realm_access": {"roles": ["ops"]}}, Role.MEMBER),  # only with the dotted claim name
+])
+def test_oidc_role_for_claims(claims, role):
+    assert accounts.OidcRoles(frozenset({"ops"})).role_for(claims) is role
+
+
+def test_dotted_claim_names_reach_into_objects():
+    roles = accounts.OidcRoles(frozenset({"ops"}), "realm_access.roles")
+    assert roles.role_for({"realm_access": {"roles": ["ops"]}}) is Role.ADMIN
+    assert roles.role_for({"realm_access": ["ops"]}) is Role.MEMBER
+    assert roles.role_for({"realm_access.roles": ["ops"]}) is Role.ADMIN  # a claim really named so comes first
+
+
+def _role_events(rt) -> list[tuple[str, str, str]]:
+    return [(e.actor, e.target, e.detail) for e in audit.recent(rt) if e.action == "user.role"]
+
+
+def test_sign_in_applies_the_groups_role_and_audits_changes_only(environ, rt):
+    ann = make_user(rt, "ann@example.com")
+    boss = make_user(rt, "boss@example.com", admin=True)
+    assert accounts.apply_oidc_role(rt, ann, {"groups": ["ops"]}).role is Role.MEMBER  # not configured: untouched
+    mapped = open_runtime({**environ, "BYOK_OIDC_ADMIN_GROUPS": "ops"}, migrate=False)
+    try:
+        assert accounts.apply_oidc_role(mapped, ann, {"groups": ["ops"]}).is_admin
+        assert accounts.get_user(rt, "ann@example.com").is_admin
+        accounts.apply_oidc_role(mapped, accounts.get_user(rt, "ann@example.com"), {"groups": ["ops", "x"]})
+        accounts.apply_oidc_role(mapped, boss, {"email": "boss@example.com"})  # the IdP sent no groups
+        assert not accounts.get_user(rt, "boss@example.com").is_admin
+    finally:
+        mapped.engine.dispose()
+    assert _role_events(rt) == [
+        ("oidc", "boss@example.com", "role member (single sign-on: no 'groups' claim)"),
+        ("oidc", "ann@example.com", "role admin (single sign-on groups)"),
+    ]
+
+
+def test_a_stale_copy_of_the_user_changes_the_role_once(environ, rt):
+    ann = make_user(rt, "ann@example.com")
+    mapped = open_runtime({**environ, "BYOK_OIDC_ADMIN_GROUPS": "ops"}, migrate=False)
+    try:
+        first, second = accounts.get_user(rt, ann.username), accounts.get_user(rt, ann.username)
+        accounts.apply_oidc_role(mapped, first, {"groups": ["ops"]})
+        assert accounts.apply_oidc_role(mapped, second, {"groups": ["ops"]}).is_admin  # two reruns racing
+    finally:
+        mapped.engine.dispose()
+    assert len(_role_events(rt)) == 1
+
+
+OIDC_SECRETS = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32,
+                "client_id": "id", "client_secret": "secret",
+                "server_metadata_url": "https://idp.example/.well-known/openid-configuration"}
+
+
+def test_single_sign_on_opens_the_admin_pages_to_the_admin_group(app, rt, environ, monkeypatch):
+    use_environment(monkeypatch, {**environ, "BYOK_OIDC_ADMIN_GROUPS": "byok-admins"})
+    make_user(rt, "ann@example.com")
+    at = app_test()
+    at.secrets["auth"] = OIDC_SECRETS
+    at.user = {"is_logged_in": True, "email": "ann@example.com", "groups": ["staff", "byok-admins"]}
+    at.run()
+    assert not at.exception and any("(admin)" in c.value for c in at.sidebar.caption)
+    open_page(at, "admin").run()
+    assert not at.exception
+    at = app_test()
+    at.secrets["auth"] = OIDC_SECRETS
+    at.user = {"is_logged_in": True, "email": "ann@example.com", "groups": ["staff"]}
+    at.run()
+    assert any("(member)" in c.value for c in at.sidebar.caption)
+    with pytest.raises(ValueError):
+        open_page(at, "admin")
