@@ -1,0 +1,142 @@
+"""The app served under a sub-path (`streamlit run streamlit_app.py --server.baseUrlPath=team`), as
+behind a proxy that forwards only /team/: in a real Chromium, sign-in sets the session cookie for
+/team (the page posts its ticket to /team/byok/session), a page opened by URL keeps the session,
+and sign-out clears it; /team/healthz, /team/readyz and /team/metrics answer there and not at /.
+
+    pytest -m e2e tests/e2e/test_subpath.py     # needs /usr/bin/chromium (or BYOK_E2E_CHROMIUM)
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from appserver import ROOT, free_port, wait_for
+from playwright.sync_api import Page, expect, sync_playwright
+
+from byok_core import accounts
+from byok_core.crypto import gen_key
+from byok_core.identity import Role
+from byok_core.providers import Provider
+from byok_core.runtime import open_runtime
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = os.environ.get("BYOK_E2E_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+USER = ("lead", "lead password 1")
+TOKEN = "e2e-metrics-token-5b0f2a9c41d7"
+
+expect.set_options(timeout=15_000)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextmanager
+def app_under(tmp: Path, base: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """The server at http://127.0.0.1:PORT/<base>: yields that URL and the server's environment."""
+    machine = [v for p in Provider for v in (p.spec.key_env, p.spec.base_url_env) if v]
+    env = {k: v for k, v in os.environ.items()
+           if k not in machine and not k.startswith(("DATABASE_URL", "ENCRYPTION_KEY", "BYOK_", "STREAMLIT_"))}
+    env |= {"BYOK_DATA_DIR": str(tmp / "data"), "ENCRYPTION_KEY": gen_key(), "BYOK_METRICS_TOKEN": TOKEN}
+    port = free_port()
+    stderr = tmp / "stderr.log"
+    with open(stderr, "wb") as err, open(tmp / "stdout.log", "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
+             "--server.address", "127.0.0.1", "--server.headless", "true", f"--server.baseUrlPath={base}"],
+            cwd=ROOT, env=env, stdout=out, stderr=err,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}/{base}"
+        wait_for(lambda: proc.poll() is not None or _answers(url + "/_stcore/health"), 60, "the server to answer")
+        assert proc.poll() is None, f"the server exited:\n{stderr.read_text(errors='replace')}"
+        yield url, env
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"No Chromium at {CHROMIUM}: install Debian's chromium (apt-get install chromium) "
+                    "or set BYOK_E2E_CHROMIUM; or leave the browser tests out with -m 'not e2e'.")
+    with app_under(tmp_path_factory.mktemp("subpath"), "team") as (url, env):
+        rt = open_runtime(env)  # the server migrated the database when it started
+        try:
+            accounts.create_user(rt, USER[0], USER[1], Role.ADMIN)
+        finally:
+            rt.engine.dispose()
+        yield url
+
+
+@pytest.fixture(scope="module")
+def page(server) -> Iterator[Page]:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(viewport={"width": 1280, "height": 860})
+        yield context.new_page()
+        browser.close()
+
+
+def idle(page: Page) -> None:
+    page.wait_for_selector(IDLE, timeout=30_000)
+
+
+def session_cookie(page: Page) -> dict | None:
+    return next((c for c in page.context.cookies() if c["name"] == "byok_session"), None)
+
+
+def test_sign_in_open_a_page_and_sign_out_under_the_sub_path(server, page):
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    page.goto(server + "/")
+    page.get_by_role("textbox", name="Username", exact=True).fill(USER[0])
+    page.get_by_role("textbox", name="Password", exact=True).fill(USER[1])
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.get_by_test_id("stSidebarNav")).to_be_visible()
+    idle(page)
+    cookie = wait_for(lambda: session_cookie(page), 10, "the session cookie")
+    assert cookie["path"] == "/team" and cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    assert server + "/byok/session" in posts
+
+    page.goto(server + "/keys")  # a new websocket: only the cookie can sign this one in
+    expect(page.get_by_role("heading", name="Keys", exact=True).first).to_be_visible()
+    idle(page)
+    assert page.get_by_role("textbox", name="Username", exact=True).count() == 0
+    assert page.get_by_test_id("stException").count() == 0
+
+    page.get_by_test_id("stSidebar").get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("textbox", name="Username", exact=True)).to_be_visible()
+    wait_for(lambda: session_cookie(page) is None, 10, "the cookie to be cleared")
+    assert server + "/byok/signout" in posts
+    page.goto(server + "/keys")
+    expect(page.get_by_role("textbox", name="Username", exact=True)).to_be_visible()
+
+
+def test_health_readiness_and_metrics_under_the_sub_path(server):
+    site = server.rsplit("/team", 1)[0]
+    assert httpx.get(server + "/healthz").text == "ok"
+    assert httpx.get(server + "/readyz").json() == {"ready": True}
+    assert httpx.get(server + "/metrics").status_code == 401
+    r = httpx.get(server + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 200 and "# TYPE byok_provider_calls_total counter" in r.text
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert httpx.get(site + path).status_code == 404
