@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.testclient import TestClient
 
-from byok_core import accounts, audit, db, metrics
+from byok_core import accounts, audit, calls, db, keys, metrics, pricing
 from byok_core.errors import CallStatus
 from byok_core.identity import KeySource, Role
 from byok_core.providers import Provider
@@ -85,6 +85,30 @@ def test_metrics_live_in_a_registry_of_their_own():
     assert metrics.REGISTRY is not prometheus_client.REGISTRY
     assert b"byok_provider_calls_total" in metrics.exposition()
     assert b"byok_" not in prometheus_client.generate_latest(prometheus_client.REGISTRY)
+
+
+@pytest.mark.skipif(not hasattr(calls, "metrics"), reason="calls.metered does not call metrics.observe yet")
+def test_metered_calls_are_observed(environ):
+    from callhelpers import runtime_with
+    from fakeproviders import FakeProvider
+
+    from byok_core import keytest
+    from byok_core.identity import Actor, Owner
+    from byok_core.search import run_search
+
+    labels = {"provider": "serper", "status": "ok"}
+    searches = sample("byok_provider_calls_total", **labels, kind="search")
+    tests = sample("byok_provider_calls_total", **labels, kind="key_test")
+    spent = sample("byok_spend_usd_total", provider="serper", key_source="team")
+    with FakeProvider(Provider.SERPER) as fake, runtime_with(environ, **fake.env()) as rt:
+        keys.store(rt, Actor.operator(), Owner.team(), Provider.SERPER, "serper-team-key-0123456789")
+        run_search(rt, user_id=None, provider=Provider.SERPER, query="cats")
+        keytest.test_key(rt, Actor.operator(), Owner.team(), Provider.SERPER)
+        price = pricing.search_price(rt, Provider.SERPER)
+    assert sample("byok_provider_calls_total", **labels, kind="search") == searches + 1
+    assert sample("byok_provider_calls_total", **labels, kind="key_test") == tests + 1
+    assert price
+    assert sample("byok_spend_usd_total", provider="serper", key_source="team") == pytest.approx(spent + price)
 
 
 # --- GET /metrics ---------------------------------------------------------------------------
