@@ -4,17 +4,19 @@ is imported, in a fresh `byok` process each, so that a heavy import creeping bac
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import re
 import subprocess
 import sys
 from importlib import import_module
+from typing import NamedTuple
 
 import pytest
 from callhelpers import usage_rows
 from fakeproviders import FakeProvider
 
-from byok_core.cli import COMMANDS, build_parser
+from byok_core.cli import COMMANDS, build_parser, main
 from byok_core.crypto import gen_key
 from byok_core.providers import Provider
 from byok_core.runtime import open_runtime
@@ -22,7 +24,9 @@ from byok_core.runtime import open_runtime
 # the byok process, as the console script runs it; the modules it imported go to stderr at exit
 PROCESS = """
 import atexit, sys
-atexit.register(lambda: sys.stderr.write("\\nIMPORTED " + " ".join(sorted(sys.modules)) + "\\n"))
+import gc
+atexit.register(lambda: sys.stderr.write(f"\\nGC {gc.isenabled()} {gc.get_freeze_count()}"
+                                         f"\\nIMPORTED {' '.join(sorted(sys.modules))}\\n"))
 from byok_core.cli import main
 raise SystemExit(main())
 """
@@ -30,20 +34,28 @@ DATABASE = {"sqlalchemy", "sqlmodel", "alembic", "psycopg"}
 HEAVY = {"pandas", "numpy", "httpx", "genai_prices", "argon2", "cryptography", *DATABASE}
 
 
-def byok(*argv: str, env: dict[str, str] | None = None, cwd: str | None = None) -> tuple[int, str, str, set[str]]:
-    """Run `byok ARGV` in a new process: (exit code, stdout, stderr without the list, top-level packages imported)."""
+class Run(NamedTuple):
+    code: int
+    out: str
+    err: str
+    imported: set[str]  # top-level packages, and byok_core's modules
+    collector: tuple[bool, int]  # at exit: is the garbage collector on, how many objects are frozen
+
+
+def byok(*argv: str, env: dict[str, str] | None = None, cwd: str | None = None) -> Run:
+    """Run `byok ARGV` in a new process."""
     environ = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
     proc = subprocess.run([sys.executable, "-c", PROCESS, *argv], capture_output=True, text=True, timeout=60,
                           env={**environ, **(env or {})}, cwd=cwd)
-    err, _, modules = proc.stderr.rpartition("\nIMPORTED ")
-    assert modules, proc.stderr
-    names = modules.split()
-    packages = {m.partition(".")[0] for m in names} | {m for m in names if m.startswith("byok_core")}
-    return proc.returncode, proc.stdout, err, packages
+    err, _, tail = proc.stderr.rpartition("\nGC ")
+    assert tail, proc.stderr
+    enabled, frozen, _, *names = tail.split()
+    imported = {m.partition(".")[0] for m in names} | {m for m in names if m.startswith("byok_core")}
+    return Run(proc.returncode, proc.stdout, err, imported, (enabled == "True", int(frozen)))
 
 
 def test_help_imports_nothing_heavy(tmp_path):
-    code, out, _, imported = byok("--help", cwd=str(tmp_path))
+    code, out, _, imported, _ = byok("--help", cwd=str(tmp_path))
     assert code == 0 and out.startswith("usage: byok")
     for name, (_, help_line) in COMMANDS.items():
         assert re.search(rf"^\s+{re.escape(name)}\s", out, re.MULTILINE), name
@@ -59,7 +71,7 @@ def test_help_imports_nothing_heavy(tmp_path):
     ["chat", "--help"], ["search", "--help"],
 ])
 def test_a_commands_help_imports_only_its_own_module(argv, tmp_path):
-    code, out, _, imported = byok(*argv, cwd=str(tmp_path))
+    code, out, _, imported, _ = byok(*argv, cwd=str(tmp_path))
     assert code == 0 and out.startswith("usage: byok")
     assert not imported & DATABASE and "pandas" not in imported
     module = f"byok_core.cli.{COMMANDS[argv[0]][0]}"
@@ -68,32 +80,33 @@ def test_a_commands_help_imports_only_its_own_module(argv, tmp_path):
 
 
 def test_gen_key_needs_no_database(tmp_path):
-    code, out, _, imported = byok("gen-key", cwd=str(tmp_path))
+    code, out, _, imported, _ = byok("gen-key", cwd=str(tmp_path))
     assert code == 0 and re.fullmatch(r"[0-9a-f]{64}\n", out)
     assert not imported & DATABASE and not imported & {"pandas", "httpx"}
     assert not (tmp_path / "data").exists()
 
 
 def test_an_unknown_command_lists_the_commands(tmp_path):
-    code, _, err, imported = byok("chta", "hi", cwd=str(tmp_path))
+    code, _, err, imported, _ = byok("chta", "hi", cwd=str(tmp_path))
     assert code == 2 and "invalid choice: 'chta'" in err and "'chat'" in err
     assert not imported & HEAVY
 
 
 @pytest.fixture
 def chat_process(tmp_path):
-    """`byok chat` run as a process on a migrated SQLite database: (exit code, stdout, stderr, imported, env)."""
+    """`byok chat` run as a process on a migrated SQLite database: (its Run, its environment)."""
     env = {"BYOK_DATA_DIR": str(tmp_path / "data"), "ENCRYPTION_KEY": gen_key(), "OPENAI_API_KEY": "sk-fake.start-0"}
-    assert byok("doctor", env=env, cwd=str(tmp_path))[0] == 0  # migrates the new database
+    assert byok("doctor", env=env, cwd=str(tmp_path)).code == 0  # migrates the new database
     with FakeProvider(Provider.OPENAI, reply="Hello there", input_tokens=5, output_tokens=2) as server:
-        result = byok("chat", "--provider", "openai", "--model", "gpt-4o-mini", "hi", env={**env, **server.env()},
-                      cwd=str(tmp_path))
-    return (*result, env)
+        run = byok("chat", "--provider", "openai", "--model", "gpt-4o-mini", "hi", env={**env, **server.env()},
+                   cwd=str(tmp_path))
+    return run, env
 
 
 def test_a_chat_process_writes_its_reply_and_its_usage_row(chat_process):
-    code, out, err, _, env = chat_process
-    assert (code, out) == (0, "Hello there\n"), err
+    run, env = chat_process
+    assert (run.code, run.out) == (0, "Hello there\n"), run.err
+    assert run.collector[0] and run.collector[1] > 100_000  # on again, with what the start made frozen
     rt = open_runtime(env, migrate=False)
     [row] = usage_rows(rt)
     assert (row.status, row.input_tokens, row.output_tokens) == ("ok", 5, 2) and row.cost_usd
@@ -103,9 +116,15 @@ def test_a_chat_process_writes_its_reply_and_its_usage_row(chat_process):
 @pytest.mark.xfail(strict=True, reason="waits for byok_core/usage.py to import pandas where it is used and "
                                         "byok_core/db.py to check the schema without Alembic (issue 14)")
 def test_chat_imports_neither_pandas_nor_alembic(chat_process):
-    code, _, _, imported, _ = chat_process
-    assert code == 0
-    assert "pandas" not in imported and "alembic" not in imported and "byok_core.accounts" not in imported
+    run, _ = chat_process
+    assert run.code == 0
+    assert not {"pandas", "alembic", "byok_core.accounts"} & run.imported
+
+
+def test_main_with_arguments_leaves_the_collector_alone(capsys):
+    frozen = gc.get_freeze_count()
+    assert main(["gen-key"]) == 0 and re.fullmatch(r"[0-9a-f]{64}\n", capsys.readouterr().out)
+    assert gc.isenabled() and gc.get_freeze_count() == frozen  # tests call main in their own process
 
 
 def test_the_command_table_names_what_each_module_sets_up():

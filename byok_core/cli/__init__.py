@@ -62,9 +62,14 @@ def _debug() -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command: ``argv``, or as the `byok` program (no ``argv``) this process's arguments."""
+    """Run one command: ``argv``, or as the `byok` program (no ``argv``) this process's arguments.
+
+    The program keeps the garbage collector off its start (see ``common.pause_collector``) and its exit."""
     if argv is not None:
         return _run(argv)
+    from byok_core.cli.common import pause_collector
+
+    pause_collector()
     try:
         return _run(sys.argv[1:])
     finally:
