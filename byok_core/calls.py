@@ -20,7 +20,7 @@ from contextlib import contextmanager
 import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
-from byok_core import budgets, keys, netguard, pricing, usage
+from byok_core import budgets, keys, metrics, netguard, pricing, usage
 from byok_core.adapters.base import new_client, shared_client
 from byok_core.errors import ProviderError, StreamCutOff, ValidationError
 from byok_core.identity import Owner
@@ -112,6 +112,7 @@ def metered(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, *, bound: Co
             if not key_test:
                 record.cost_usd = pricing.call_cost(rt, record)
             _finish(rt, key, record, row_id, admission)
+            metrics.observe(record, key_test=key_test)
 
 
 def _start(rt: Runtime, record: CallRecord) -> int:
