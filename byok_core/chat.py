@@ -24,7 +24,7 @@ from byok_core.errors import (
 from byok_core.providers import Provider, ProviderKind
 from byok_core.record import CallRecord
 from byok_core.runtime import Runtime
-from byok_core.search import run_search
+from byok_core.search import search
 
 __all__ = ["ChatMessage", "ChatResult", "ChatStream", "default_provider", "list_models", "stream_chat"]
 
@@ -44,6 +44,8 @@ class ChatResult:
     record: CallRecord
     error: ByokError | None = None
     sources: list[SearchResult] = field(default_factory=list)
+    search_record: CallRecord | None = None  # the web search made first, if any: who paid, what it cost
+    model_called: bool = True  # False: the model was never called (the search failed, or the call was refused)
     budget_warning: str | None = None  # from 80% of a shared-key budget, read after the call was settled
 
 
@@ -78,12 +80,16 @@ class ChatStream:
         assert self.result is not None
         messages = self._messages
         if self._search_key is not None:
+            searched = self.result.search_record = CallRecord(self._search_key.provider, self._search_key.source,
+                                                              user_id=self._user_id)
             try:
-                self.result.sources = run_search(self._rt, user_id=self._user_id, provider=self._search_key.provider,
-                                                 query=_search_query(messages), limit=MAX_SOURCES, client=self._client)
+                self.result.sources = search(self._rt, user_id=self._user_id, provider=searched.provider,
+                                             query=_search_query(messages), limit=MAX_SOURCES, client=self._client,
+                                             record=searched).results
             except ByokError as exc:  # a provider error is already logged as the search's own row
-                self.result.error = exc
-                record.fail(exc)
+                self.result.error, self.result.model_called = exc, False
+                if not isinstance(exc, ProviderError):
+                    searched.fail(exc)
                 return
             messages = with_sources(messages, self.result.sources)
         bound = pricing.chat_bound(self._rt, self._adapter.provider, self._model, [m.content for m in messages],
@@ -98,7 +104,8 @@ class ChatStream:
                     record.output_bytes = len(self.result.text.encode())
         except ByokError as exc:  # a provider's error, or an endpoint refused before anything was sent
             self.result.error = exc
-            if not isinstance(exc, ProviderError):
+            if not isinstance(exc, ProviderError):  # refused before anything was sent
+                self.result.model_called = False
                 record.fail(exc)
 
 

@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 from byok_core.adapters.base import SearchResult
 from byok_core.clock import utcnow
 from byok_core.errors import NotFoundError, ValidationError
-from byok_core.models import Conversation, Message, rowcount, saved_id
+from byok_core.models import Conversation, Message, ReplyStatus, rowcount, saved_id
 from byok_core.providers import Provider
 from byok_core.record import CallRecord
 from byok_core.runtime import Runtime
@@ -49,9 +49,15 @@ class StoredMessage:
     role: str
     content: str
     created_at: datetime
-    record: CallRecord | None = None  # assistant replies: the call that produced it
+    record: CallRecord | None = None  # assistant replies: the model call that produced it, if it was made
     sources: list[SearchResult] = field(default_factory=list)  # web search results the reply cites
     budget_warning: str | None = None
+    status: ReplyStatus = ReplyStatus.DONE
+    search_record: CallRecord | None = None  # the web search made before the reply, if any
+    error: str | None = None  # why a failed reply failed, in plain words
+    provider: Provider | None = None  # a reply's provider and model, known from its start
+    model: str = ""
+    stop_requested: bool = False
 
     @classmethod
     def of(cls, row: Message) -> StoredMessage:
@@ -61,8 +67,21 @@ class StoredMessage:
             meta = {}
         if not isinstance(meta, dict):
             meta = {}
-        return cls(saved_id(row.id), row.role, row.content, row.created_at, CallRecord.from_json(meta),
-                   _sources(meta.get("sources")), meta.get("budget_warning"))
+        record = CallRecord.from_json(meta) if meta.get("model_called", True) else None
+        search = meta.get("search")
+        try:
+            provider = Provider.parse(str(meta["provider"])) if meta.get("provider") else None
+        except ValueError:
+            provider = None
+        return cls(saved_id(row.id), row.role, row.content, row.created_at, record, _sources(meta.get("sources")),
+                   meta.get("budget_warning"), ReplyStatus(row.status),
+                   CallRecord.from_json(search) if isinstance(search, dict) else None,
+                   meta.get("failure") or (record.error if record else None), provider, str(meta.get("model") or ""),
+                   bool(row.stop_requested))
+
+    @property
+    def running(self) -> bool:
+        return self.status is ReplyStatus.STREAMING
 
 
 def _sources(items: Any) -> list[SearchResult]:
@@ -97,13 +116,17 @@ def _owned(user_id: int, conversation_id: int) -> sa.ColumnElement[bool]:
     return (col(Conversation.id) == conversation_id) & (col(Conversation.user_id) == user_id)
 
 
-def list_conversations(rt: Runtime, user_id: int, limit: int = 200) -> list[ConversationInfo]:
-    """The user's conversations, most recently active first."""
+def list_conversations(rt: Runtime, user_id: int, limit: int = 200, title: str = "") -> list[ConversationInfo]:
+    """The user's conversations, most recently active first; with ``title``, those whose title
+    contains it (any case)."""
+    query = select(Conversation).where(col(Conversation.user_id) == user_id)
+    words = " ".join((title or "").split())[:MAX_TITLE]
+    if words:
+        escaped = words.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(sa.func.lower(col(Conversation.title)).like(f"%{escaped}%", escape="\\"))
     with Session(rt.engine) as session:
-        rows = session.exec(
-            select(Conversation).where(col(Conversation.user_id) == user_id)
-            .order_by(col(Conversation.updated_at).desc(), col(Conversation.id).desc()).limit(limit)
-        )
+        rows = session.exec(query.order_by(col(Conversation.updated_at).desc(), col(Conversation.id).desc())
+                            .limit(limit))
         return [ConversationInfo.of(r) for r in rows]
 
 
@@ -183,5 +206,27 @@ def add_message(rt: Runtime, user_id: int, conversation_id: int, role: str, cont
 def add_reply(rt: Runtime, user_id: int, conversation_id: int, text: str, record: CallRecord,
               sources: Sequence[SearchResult] = (), budget_warning: str | None = None) -> StoredMessage:
     """Append an assistant reply with the record of the call that produced it (never a key)."""
-    meta = {**record.to_json(), "sources": [asdict(s) for s in sources], "budget_warning": budget_warning}
-    return add_message(rt, user_id, conversation_id, "assistant", text, meta)
+    return add_message(rt, user_id, conversation_id, "assistant", text, reply_meta(record, sources, budget_warning))
+
+
+def reply_meta(record: CallRecord | None, sources: Sequence[SearchResult] = (), budget_warning: str | None = None,
+               search: CallRecord | None = None, error: str | None = None) -> dict[str, Any]:
+    """What is kept with a reply (never a key): the model call's record (None: never made), the web
+    search's, the sources, the budget warning and a failure's reason."""
+    return {**(record.to_json() if record else {"model_called": False}), "sources": [asdict(s) for s in sources],
+            "budget_warning": budget_warning, "search": search.to_json() if search else None, "failure": error}
+
+
+def to_markdown(rt: Runtime, user_id: int, conversation_id: int) -> str:
+    """One conversation as a Markdown document: its title, then each turn, with who paid each reply."""
+    info = get(rt, user_id, conversation_id)
+    lines = [f"# {info.title}", "", f"Exported from BYOK Dashboard on {utcnow():%Y-%m-%d %H:%M} UTC.", ""]
+    for m in messages(rt, user_id, conversation_id):
+        who = "You" if m.role == "user" else (f"{m.record.provider.label} {m.record.model}" if m.record
+                                              else "Assistant")
+        lines += [f"## {who} · {m.created_at:%Y-%m-%d %H:%M}", "", m.content or "", ""]
+        if m.status is ReplyStatus.FAILED and m.error:
+            lines += [f"> Failed: {m.error}", ""]
+        if m.sources:
+            lines += [f"{s.rank}. [{s.title}]({s.url})" for s in m.sources] + [""]
+    return "\n".join(lines)

@@ -188,8 +188,23 @@ class Conversation(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class ReplyStatus(StrEnum):
+    """Where an assistant reply stands. A user's message is always DONE."""
+
+    STREAMING = "streaming"  # a worker is writing it (``heartbeat_at`` says it is alive)
+    DONE = "done"
+    STOPPED = "stopped"  # the person pressed Stop: the text so far is kept, and stays in the context
+    FAILED = "failed"  # the call failed or was refused: shown with its reason, never sent again
+    INTERRUPTED = "interrupted"  # its worker's process stopped mid-reply
+
+
 class Message(SQLModel, table=True):
     __tablename__ = "messages"
+    __table_args__ = (
+        # one reply at a time per conversation, whichever process or replica starts it
+        sa.Index("ux_messages_one_streaming", "conversation_id", unique=True,
+                 sqlite_where=sa.text("status = 'streaming'"), postgresql_where=sa.text("status = 'streaming'")),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     conversation_id: int = Field(
@@ -201,6 +216,10 @@ class Message(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     # For assistant replies: provider, model, key source, tokens, cost, status, sources (JSON text).
     meta: str = Field(default="{}")
+    status: ReplyStatus = Field(default=ReplyStatus.DONE,
+                                sa_column=enum_column(ReplyStatus, 16, default=ReplyStatus.DONE))
+    heartbeat_at: datetime | None = None  # a streaming reply's worker was alive then
+    stop_requested: bool = False
 
 
 class Budget(SQLModel, table=True):

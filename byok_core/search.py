@@ -2,25 +2,38 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import httpx
 
-from byok_core import calls, pricing
+from byok_core import calls, keys, pricing
 from byok_core.adapters import search_adapter
 from byok_core.adapters.base import MAX_RESULTS, SearchResult
 from byok_core.errors import ValidationError
-from byok_core.providers import Provider
+from byok_core.identity import KeySource
+from byok_core.providers import Provider, ProviderKind
 from byok_core.record import CallRecord
 from byok_core.runtime import Runtime
 
-__all__ = ["MAX_RESULTS", "SearchResult", "run_search"]
+__all__ = ["MAX_RESULTS", "SearchOutcome", "SearchResult", "default_provider", "run_search", "search"]
 
 MAX_QUERY = 400
+# A search is paid by the person's own key first, then the team's, then the server's: the default
+# provider is the first, in registry order (Firecrawl, Brave, Tavily, Serper), with the best such key.
+_PREFERENCE = (KeySource.USER, KeySource.TEAM, KeySource.ENV)
 
 
-def run_search(rt: Runtime, *, user_id: int | None, provider: Provider, query: str, limit: int = 10,
-               client: httpx.Client | None = None) -> list[SearchResult]:
+@dataclass(frozen=True)
+class SearchOutcome:
+    results: list[SearchResult]
+    record: CallRecord  # who paid, what it cost
+
+
+def search(rt: Runtime, *, user_id: int | None, provider: Provider, query: str, limit: int = 10,
+           client: httpx.Client | None = None, record: CallRecord | None = None) -> SearchOutcome:
     """Run one search (1 to 20 results). Raises NoKeyError, ValidationError, BudgetExceeded, SharedKeyLimit,
-    or a ProviderError subclass; every call made, successful or not, is one usage row."""
+    or a ProviderError subclass; every call made, successful or not, is one usage row. ``record``, when
+    given, is the one filled in, so a caller has it even when the search fails."""
     adapter = search_adapter(provider)
     query = " ".join((query or "").split())
     if not query:
@@ -29,6 +42,22 @@ def run_search(rt: Runtime, *, user_id: int | None, provider: Provider, query: s
         raise ValidationError(f"Keep the search under {MAX_QUERY} characters.")
     limit = max(1, min(MAX_RESULTS, int(limit)))
     key = calls.prepare(rt, user_id, provider)
-    record = CallRecord(provider, key.source, user_id=user_id)
+    record = record or CallRecord(provider, key.source, user_id=user_id)
+    record.key_source = key.source
     with calls.metered(rt, key, record, bound=pricing.search_bound(rt, provider), client=client) as c:
-        return adapter.search(c, key.credential, query, limit)
+        results = adapter.search(c, key.credential, query, limit)
+    return SearchOutcome(results, record)
+
+
+def run_search(rt: Runtime, *, user_id: int | None, provider: Provider, query: str, limit: int = 10,
+               client: httpx.Client | None = None) -> list[SearchResult]:
+    """``search``'s results only."""
+    return search(rt, user_id=user_id, provider=provider, query=query, limit=limit, client=client).results
+
+
+def default_provider(rt: Runtime, user_id: int | None) -> Provider | None:
+    """The search provider a person's searches use unless they pick one: the first with their own
+    key, else the first with a team key, else the first with a server key; None when there is none."""
+    found = keys.sources(rt, user_id)
+    providers = Provider.of_kind(ProviderKind.SEARCH)
+    return next((p for source in _PREFERENCE for p in providers if found.get(p) is source), None)

@@ -251,7 +251,8 @@ def test_failed_search_ends_the_chat_before_the_model_is_called(environ):
         _, result = run(stream_chat(rt, user_id=None, provider=Provider.OPENAI, model="gpt-4o-mini", messages=HI,
                                     search_provider=Provider.TAVILY))
         assert isinstance(result.error, RateLimited) and "Tavily" in str(result.error)
-        assert openai.requests == []
+        assert not result.model_called and result.search_record.status == "rate_limited"
+        assert result.search_record.cost_usd == 0.0 and openai.requests == []
         assert [(r.provider, r.status, r.cost_usd) for r in usage_rows(rt)] == [("tavily", "rate_limited", 0.0)]
 
 
@@ -262,8 +263,8 @@ def test_search_that_cannot_run_ends_the_stream_without_raising(environ):
         only_assistant = [ChatMessage("assistant", "How can I help?")]
         _, result = run(stream_chat(rt, user_id=None, provider=Provider.OPENAI, model="gpt-4o-mini",
                                     messages=only_assistant, search_provider=Provider.BRAVE))
-        assert isinstance(result.error, ValidationError) and result.record.status == "error"
-        assert openai.requests == [] and usage_rows(rt) == []
+        assert isinstance(result.error, ValidationError) and result.search_record.status == "error"
+        assert not result.model_called and openai.requests == [] and usage_rows(rt) == []
 
 
 def test_stopping_early_logs_one_cut_off_row(environ):

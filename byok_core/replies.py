@@ -1,0 +1,386 @@
+"""Chat replies written on the server, not in a browser tab.
+
+``send`` (and ``retry``, ``regenerate``, ``edit``) add the turn to the conversation and start a
+worker thread that runs the chat call and writes the reply's text to the database as it arrives
+(every FLUSH_SECONDS, not per token). A page shows it live — from the worker's buffer (``live``)
+when it runs in the same process, from the database otherwise — and picks it up again after a
+reload, in a second tab, or on another replica. Closing the tab does not cancel a paid call;
+``stop`` does (the call is logged as cut off, the text so far is kept). One reply per conversation
+at a time, enforced by the database (a unique index over streaming replies). Each process beats
+the heart of its running replies every HEARTBEAT_SECONDS; a reply whose heart stopped for
+STALE_AFTER (its process died) is marked interrupted, never left spinning.
+
+What is sent to the model is exactly the conversation's visible successful turns (a prompt with a
+reply that finished or was stopped) plus the new prompt: failed turns stay on screen, out of the
+context."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from byok_core import chat
+from byok_core import conversations as convs
+from byok_core.adapters.base import ChatMessage
+from byok_core.chat import ChatResult
+from byok_core.clock import utcnow
+from byok_core.errors import ByokError, NotFoundError, ValidationError
+from byok_core.models import Conversation, Message, ReplyStatus, table
+from byok_core.providers import Provider
+from byok_core.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 0.5
+HEARTBEAT_SECONDS = 5.0
+STALE_AFTER = timedelta(seconds=30)
+_M = table(Message)
+_C = table(Conversation)
+_KEPT = (ReplyStatus.DONE, ReplyStatus.STOPPED)  # replies whose turn goes to the model again
+
+
+class ReplyRunning(ValidationError):
+    """A reply is already being written in this conversation."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to call for a reply."""
+
+    provider: Provider
+    model: str
+    search_provider: Provider | None = None
+
+
+# --- what the model is sent ---------------------------------------------------------------------
+
+
+def context(history: list[convs.StoredMessage]) -> list[ChatMessage]:
+    """The visible successful turns: each prompt whose reply finished or was stopped, with that reply."""
+    sent: list[ChatMessage] = []
+    for prompt, reply in itertools.pairwise(history):
+        if (prompt.role, reply.role) == ("user", "assistant") and reply.status in _KEPT and reply.content:
+            sent += [ChatMessage("user", prompt.content), ChatMessage("assistant", reply.content)]
+    return sent
+
+
+# --- the live buffer of a reply running in this process -----------------------------------------
+
+
+@dataclass
+class Live:
+    """A reply being written by a worker in this process: its text so far, and whether it is done."""
+
+    rt: Runtime
+    message_id: int
+    chunks: list[str] = field(default_factory=list)
+    done: bool = False
+    stop: threading.Event = field(default_factory=threading.Event)
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def add(self, delta: str) -> None:
+        with self.changed:
+            self.chunks.append(delta)
+            self.changed.notify_all()
+
+    def finish(self) -> None:
+        with self.changed:
+            self.done = True
+            self.changed.notify_all()
+
+    def follow(self, timeout: float = 1.0) -> Iterator[tuple[str, bool]]:
+        """(text so far, done) each time it changes, or every ``timeout`` seconds while it does not."""
+        seen = -1
+        while True:
+            with self.changed:
+                if len(self.chunks) == seen and not self.done:
+                    self.changed.wait(timeout)
+                seen, done, text = len(self.chunks), self.done, "".join(self.chunks)
+            yield text, done
+            if done:
+                return
+
+
+_live: dict[int, Live] = {}
+_live_lock = threading.Lock()
+_heart: threading.Thread | None = None
+
+
+def live(message_id: int) -> Live | None:
+    """The live buffer of a reply whose worker runs in this process, if it is still running."""
+    with _live_lock:
+        return _live.get(message_id)
+
+
+def _beat_forever() -> None:
+    """Every HEARTBEAT_SECONDS: mark this process's running replies alive, and pass on Stop requests
+    made from any process."""
+    while True:
+        time.sleep(HEARTBEAT_SECONDS)
+        with _live_lock:
+            running = list(_live.values())
+        by_rt: dict[int, list[Live]] = {}
+        for item in running:
+            by_rt.setdefault(id(item.rt), []).append(item)
+        for group in by_rt.values():
+            ids = [item.message_id for item in group]
+            try:
+                with group[0].rt.engine.begin() as conn:
+                    conn.execute(sa.update(_M).where(_M.c.id.in_(ids), _M.c.status == ReplyStatus.STREAMING)
+                                 .values(heartbeat_at=utcnow()))
+                    stopped = set(conn.execute(sa.select(_M.c.id).where(_M.c.id.in_(ids), _M.c.stop_requested))
+                                  .scalars())
+            except sa.exc.SQLAlchemyError as exc:
+                log.warning("could not mark running replies alive (%s)", type(exc).__name__)
+                continue
+            for item in group:
+                if item.message_id in stopped:
+                    item.stop.set()
+
+
+def _register(item: Live) -> None:
+    global _heart
+    with _live_lock:
+        _live[item.message_id] = item
+        if _heart is None:
+            _heart = threading.Thread(target=_beat_forever, name="byok-reply-heartbeat", daemon=True)
+            _heart.start()
+
+
+def _unregister(item: Live) -> None:
+    with _live_lock:
+        _live.pop(item.message_id, None)
+
+
+# --- starting a reply ---------------------------------------------------------------------------
+
+
+def _owned_conversation(conn: sa.Connection, user_id: int, conversation_id: int) -> None:
+    found = conn.execute(sa.select(_C.c.id).where(_C.c.id == conversation_id, _C.c.user_id == user_id)).first()
+    if found is None:
+        raise NotFoundError("No such conversation.")
+
+
+def mark_interrupted(rt: Runtime, conversation_id: int) -> None:
+    """Mark the conversation's replies whose worker stopped beating as interrupted."""
+    with rt.engine.begin() as conn:
+        conn.execute(sa.update(_M).where(
+            _M.c.conversation_id == conversation_id, _M.c.status == ReplyStatus.STREAMING,
+            sa.or_(_M.c.heartbeat_at.is_(None), _M.c.heartbeat_at < utcnow() - STALE_AFTER))
+            .values(status=ReplyStatus.INTERRUPTED))
+
+
+def history(rt: Runtime, user_id: int, conversation_id: int) -> list[convs.StoredMessage]:
+    """The conversation's messages, replies whose process died marked interrupted first."""
+    mark_interrupted(rt, conversation_id)
+    return convs.messages(rt, user_id, conversation_id)
+
+
+def _begin(rt: Runtime, user_id: int, conversation_id: int, request: Request, *, prompt: str | None = None,
+           drop: tuple[int, ...] = (), edit: tuple[int, str] | None = None) -> int:
+    """In one transaction: drop replaced messages, edit or add the prompt, and add the streaming reply;
+    ReplyRunning when one is already being written (the unique index says so, on any replica)."""
+    mark_interrupted(rt, conversation_id)
+    now = utcnow()
+    meta = convs.reply_meta(None) | {"provider": request.provider.value, "model": request.model}
+    try:
+        with rt.engine.begin() as conn:
+            _owned_conversation(conn, user_id, conversation_id)
+            if drop:
+                conn.execute(sa.delete(_M).where(_M.c.conversation_id == conversation_id, _M.c.id.in_(drop),
+                                                 _M.c.status != ReplyStatus.STREAMING))
+            if edit is not None:
+                conn.execute(sa.update(_M).where(_M.c.conversation_id == conversation_id, _M.c.id == edit[0])
+                             .values(content=edit[1]))
+            if prompt is not None:
+                conn.execute(sa.insert(_M).values(conversation_id=conversation_id, role="user", content=prompt,
+                                                  created_at=now, meta="{}", status=ReplyStatus.DONE))
+            reply_id = conn.execute(sa.insert(_M).values(
+                conversation_id=conversation_id, role="assistant", content="", created_at=now,
+                meta=_json(meta), status=ReplyStatus.STREAMING, heartbeat_at=now,
+                stop_requested=False)).inserted_primary_key[0]  # type: ignore[index]
+            conn.execute(sa.update(_C).where(_C.c.id == conversation_id)
+                         .values(updated_at=now, provider=request.provider, model=request.model[:120]))
+    except IntegrityError:
+        raise ReplyRunning("A reply is still being written in this conversation: wait for it, or press Stop.") \
+            from None
+    return int(reply_id)
+
+
+def _json(meta: dict[str, object]) -> str:
+    return json.dumps(meta, default=str)
+
+
+def _checked_prompt(prompt: str) -> str:
+    if not (prompt or "").strip():
+        raise ValidationError("Write a message first.")
+    if len(prompt) > convs.MAX_MESSAGE:
+        raise ValidationError(f"Messages can be at most {convs.MAX_MESSAGE:,} characters.")
+    return prompt
+
+
+def send(rt: Runtime, user_id: int, conversation_id: int, prompt: str, request: Request, *,
+         client: httpx.Client | None = None) -> int:
+    """Add ``prompt`` and start its reply; the reply's message id."""
+    turns = context(history(rt, user_id, conversation_id))
+    reply_id = _begin(rt, user_id, conversation_id, request, prompt=_checked_prompt(prompt))
+    _run(rt, user_id, reply_id, request, [*turns, ChatMessage("user", prompt)], client)
+    return reply_id
+
+
+def _last_turn(rt: Runtime, user_id: int, conversation_id: int) -> tuple[list[convs.StoredMessage],
+                                                                           convs.StoredMessage,
+                                                                           convs.StoredMessage | None]:
+    """(the messages before the last prompt, the last prompt, its reply if any)."""
+    messages = history(rt, user_id, conversation_id)
+    last = max((i for i, m in enumerate(messages) if m.role == "user"), default=None)
+    if last is None:
+        raise ValidationError("There is no message to send again yet.")
+    reply = messages[last + 1] if last + 1 < len(messages) else None
+    if reply is not None and reply.running:
+        raise ReplyRunning("A reply is still being written in this conversation: wait for it, or press Stop.")
+    return messages[:last], messages[last], reply
+
+
+def retry(rt: Runtime, user_id: int, conversation_id: int, request: Request, *,
+          client: httpx.Client | None = None) -> int:
+    """Send the last prompt again, in place of its reply (a failed one, or one to regenerate)."""
+    before, prompt, reply = _last_turn(rt, user_id, conversation_id)
+    reply_id = _begin(rt, user_id, conversation_id, request, drop=(reply.id,) if reply else ())
+    _run(rt, user_id, reply_id, request, [*context(before), ChatMessage("user", prompt.content)], client)
+    return reply_id
+
+
+regenerate = retry
+
+
+def edit(rt: Runtime, user_id: int, conversation_id: int, prompt: str, request: Request, *,
+         client: httpx.Client | None = None) -> int:
+    """Replace the last prompt with ``prompt`` and send it, in place of its reply."""
+    before, last, reply = _last_turn(rt, user_id, conversation_id)
+    prompt = _checked_prompt(prompt)
+    reply_id = _begin(rt, user_id, conversation_id, request, drop=(reply.id,) if reply else (),
+                      edit=(last.id, prompt))
+    _run(rt, user_id, reply_id, request, [*context(before), ChatMessage("user", prompt)], client)
+    return reply_id
+
+
+def stop(rt: Runtime, user_id: int, message_id: int) -> None:
+    """Ask the worker writing ``message_id`` to stop, whichever process runs it."""
+    with rt.engine.begin() as conn:
+        owned = sa.select(_C.c.id).where(_C.c.user_id == user_id)
+        conn.execute(sa.update(_M).where(_M.c.id == message_id, _M.c.conversation_id.in_(owned),
+                                         _M.c.status == ReplyStatus.STREAMING).values(stop_requested=True))
+    running = live(message_id)
+    if running is not None:
+        running.stop.set()
+
+
+# --- the worker ---------------------------------------------------------------------------------
+
+
+def _run(rt: Runtime, user_id: int, reply_id: int, request: Request, messages: list[ChatMessage],
+         client: httpx.Client | None) -> None:
+    """Prepare the call (a refusal fails the reply now) and start its worker."""
+    try:
+        stream = chat.stream_chat(rt, user_id=user_id, provider=request.provider, model=request.model,
+                                  messages=messages, search_provider=request.search_provider, client=client)
+    except ByokError as exc:
+        _finish(rt, reply_id, ReplyStatus.FAILED, "", None, str(exc))
+        return
+    item = Live(rt, reply_id)
+    _register(item)
+    threading.Thread(target=_work, args=(item, stream), name=f"byok-reply-{reply_id}", daemon=True).start()
+
+
+def _work(item: Live, stream: chat.ChatStream) -> None:
+    rt, reply_id = item.rt, item.message_id
+    deltas = iter(stream)  # a generator: closing it stops the call
+    flushed = time.monotonic()
+    try:
+        for delta in deltas:
+            item.add(delta)
+            if time.monotonic() - flushed >= FLUSH_SECONDS:
+                flushed = time.monotonic()
+                if _flush(rt, reply_id, "".join(item.chunks)):
+                    item.stop.set()
+            if item.stop.is_set():
+                deltas.close()  # type: ignore[attr-defined]  # logged as cut off, the text so far kept
+                break
+        result = stream.result
+        if item.stop.is_set():
+            status = ReplyStatus.STOPPED
+        elif result is not None and result.error is None:
+            status = ReplyStatus.DONE
+        else:
+            status = ReplyStatus.FAILED
+        _finish(rt, reply_id, status, "".join(item.chunks), result, None)
+    except Exception as exc:  # a bug: the reply fails with a plain message, and its text is kept
+        log.error("reply %s failed unexpectedly: %s", reply_id, type(exc).__name__)
+        _finish(rt, reply_id, ReplyStatus.FAILED, "".join(item.chunks), stream.result,
+                "The reply could not be finished; try again.")
+    finally:
+        item.finish()
+        _unregister(item)
+
+
+def _flush(rt: Runtime, reply_id: int, text: str) -> bool:
+    """Write the text so far; whether a Stop was asked for (from any process)."""
+    try:
+        with rt.engine.begin() as conn:
+            conn.execute(sa.update(_M).where(_M.c.id == reply_id).values(content=text, heartbeat_at=utcnow()))
+            return bool(conn.execute(sa.select(_M.c.stop_requested).where(_M.c.id == reply_id)).scalar())
+    except sa.exc.SQLAlchemyError as exc:  # the text is written again at the next flush, and at the end
+        log.warning("could not save reply %s so far (%s)", reply_id, type(exc).__name__)
+        return False
+
+
+def _finish(rt: Runtime, reply_id: int, status: ReplyStatus, text: str, result: ChatResult | None,
+            error: str | None) -> None:
+    meta = convs.reply_meta(None, error=error)
+    if result is not None:
+        meta = convs.reply_meta(result.record if result.model_called else None, result.sources,
+                                result.budget_warning, result.search_record,
+                                error or (str(result.error) if result.error and status is ReplyStatus.FAILED else None))
+    for attempt in range(3):  # the reply's end must be written: it is what stops every page's spinner
+        try:
+            with rt.engine.begin() as conn:
+                old = conn.execute(sa.select(_M.c.meta).where(_M.c.id == reply_id)).scalar()
+                started = _loads(old)
+                meta |= {k: v for k, v in started.items() if k in ("provider", "model")}
+                conn.execute(sa.update(_M).where(_M.c.id == reply_id).values(
+                    content=text, status=status, meta=_json(meta), heartbeat_at=None))
+            return
+        except sa.exc.SQLAlchemyError as exc:
+            log.error("could not save the end of reply %s (%s), attempt %d", reply_id, type(exc).__name__,
+                      attempt + 1)
+            time.sleep(0.5 * (attempt + 1))
+
+
+def _loads(text: str | None) -> dict[str, object]:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def reply(rt: Runtime, user_id: int, message_id: int) -> convs.StoredMessage:
+    """One reply as stored now (for pages following a reply another process writes)."""
+    with Session(rt.engine) as session:
+        row = session.exec(select(Message).join(Conversation, col(Conversation.id) == col(Message.conversation_id))
+                           .where(col(Message.id) == message_id, col(Conversation.user_id) == user_id)).first()
+    if row is None:
+        raise NotFoundError("No such message.")
+    return convs.StoredMessage.of(row)

@@ -1,0 +1,140 @@
+"""Replies written by a server-side worker, against a loopback provider on both databases: what is
+sent after a failure, a retry, a regenerate and an edit; Stop; one reply at a time; a reply whose
+process died is marked interrupted."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from apptest import make_user
+from callhelpers import runtime_with, usage_rows
+from fakeproviders import FakeProvider
+
+from byok_core import conversations as convs
+from byok_core import keys, replies
+from byok_core.clock import utcnow
+from byok_core.identity import Actor, Owner
+from byok_core.models import Message, ReplyStatus, table
+from byok_core.providers import Provider
+
+KEY = "sk-fake.own-REPLIES-aaaaaaaaaaaaaaaaaaaaaa1111"
+ASK = replies.Request(Provider.OPENAI, "gpt-4o-mini")
+
+
+def finished(rt, user_id, reply_id) -> convs.StoredMessage:
+    running = replies.live(reply_id)
+    if running is not None:
+        for _text, _done in running.follow():
+            pass
+    return replies.reply(rt, user_id, reply_id)
+
+
+def sent(server) -> list[tuple[str, str]]:
+    """The messages the provider received in its last request."""
+    return [(m["role"], m["content"]) for m in server.requests[-1].body["messages"]]
+
+
+@pytest.fixture
+def setup(environ):
+    with FakeProvider(Provider.OPENAI, reply="Hello there") as server, runtime_with(environ, **server.env()) as rt:
+        ann = make_user(rt, "ann")
+        keys.store(rt, Actor.operator(), Owner.user(ann.id), Provider.OPENAI, KEY)
+        conv = convs.create(rt, ann.id, "Test")
+        yield rt, server, ann, conv
+
+
+def test_a_reply_is_written_by_the_worker_and_kept(setup):
+    rt, server, ann, conv = setup
+    reply = finished(rt, ann.id, replies.send(rt, ann.id, conv.id, "Hi", ASK))
+    assert (reply.status, reply.content, reply.record.status, reply.record.key_source) == (
+        ReplyStatus.DONE, "Hello there", "ok", "user")
+    assert sent(server) == [("user", "Hi")]
+    assert [(m.role, m.content) for m in convs.messages(rt, ann.id, conv.id)] == [("user", "Hi"),
+                                                                                  ("assistant", "Hello there")]
+    assert [r.status for r in usage_rows(rt)] == ["ok"]
+
+
+def test_failed_turns_stay_visible_and_out_of_the_context_retry_regenerate_edit(setup):
+    rt, server, ann, conv = setup
+    finished(rt, ann.id, replies.send(rt, ann.id, conv.id, "First", ASK))
+    server.status = 429
+    failed = finished(rt, ann.id, replies.send(rt, ann.id, conv.id, "Second", ASK))
+    assert failed.status is ReplyStatus.FAILED and "rate" in failed.error.lower()
+    server.status = None
+    finished(rt, ann.id, replies.send(rt, ann.id, conv.id, "Third", ASK))
+    # the failed turn was not sent again: only the visible successful turns and the new prompt
+    assert sent(server) == [("user", "First"), ("assistant", "Hello there"), ("user", "Third")]
+    shown = [(m.role, m.content, m.status) for m in convs.messages(rt, ann.id, conv.id)]
+    assert ("user", "Second", ReplyStatus.DONE) in shown and ("assistant", "", ReplyStatus.FAILED) in shown
+
+    server.status = 429
+    finished(rt, ann.id, replies.send(rt, ann.id, conv.id, "Fourth", ASK))
+    server.status = None
+    retried = finished(rt, ann.id, replies.retry(rt, ann.id, conv.id, ASK))
+    assert retried.status is ReplyStatus.DONE
+    assert sent(server) == [("user", "First"), ("assistant", "Hello there"), ("user", "Third"),
+                            ("assistant", "Hello there"), ("user", "Fourth")]
+    messages = convs.messages(rt, ann.id, conv.id)
+    assert [m.content for m in messages if m.role == "user"].count("Fourth") == 1
+    assert messages[-1].id == retried.id and messages[-2].content == "Fourth"  # replaced, not added
+
+    before = len(server.requests)
+    regenerated = finished(rt, ann.id, replies.regenerate(rt, ann.id, conv.id, ASK))
+    assert len(server.requests) == before + 1 and sent(server)[-1] == ("user", "Fourth")
+    assert len(convs.messages(rt, ann.id, conv.id)) == len(messages) and regenerated.status is ReplyStatus.DONE
+
+    finished(rt, ann.id, replies.edit(rt, ann.id, conv.id, "Fourth, edited", ASK))
+    assert sent(server)[-1] == ("user", "Fourth, edited")
+    assert [m.content for m in convs.messages(rt, ann.id, conv.id) if m.role == "user"][-1] == "Fourth, edited"
+
+
+def test_a_refused_turn_fails_visibly_before_any_call(setup):
+    rt, server, ann, conv = setup
+    reply = finished(rt, ann.id, replies.send(rt, ann.id, conv.id, "Hi", replies.Request(Provider.ANTHROPIC, "")))
+    assert reply.status is ReplyStatus.FAILED and "Anthropic" in reply.error and reply.record is None
+    assert server.requests == [] and usage_rows(rt) == []
+
+
+def test_stop_keeps_the_text_and_logs_a_cut_off_call(environ):
+    with FakeProvider(Provider.OPENAI, chunks=["Hel", "lo ", "there"], hold_after=1) as server, \
+            runtime_with(environ, **server.env()) as rt:
+        ann = make_user(rt, "ann")
+        keys.store(rt, Actor.operator(), Owner.user(ann.id), Provider.OPENAI, KEY)
+        conv = convs.create(rt, ann.id, "Test")
+        reply_id = replies.send(rt, ann.id, conv.id, "Hi", ASK)
+        following = replies.live(reply_id).follow()
+        assert next(t for t, _ in following if t) == "Hel"
+        with pytest.raises(replies.ReplyRunning):  # one reply at a time
+            replies.send(rt, ann.id, conv.id, "Another", ASK)
+        replies.stop(rt, ann.id, reply_id)
+        server.gate.set()
+        reply = finished(rt, ann.id, reply_id)
+        assert reply.status is ReplyStatus.STOPPED and reply.content.startswith("Hel")
+        assert [r.status for r in usage_rows(rt)] == ["cut_off"]
+        # a stopped reply stays in the conversation, and the next prompt may go
+        finished(rt, ann.id, replies.send(rt, ann.id, conv.id, "Next", ASK))
+        assert sent(server)[:2] == [("user", "Hi"), ("assistant", reply.content)]
+
+
+def test_a_reply_whose_process_died_is_marked_interrupted(setup):
+    rt, _server, ann, conv = setup
+    with rt.engine.begin() as conn:  # what a replica that died mid-reply leaves behind
+        conn.execute(sa.insert(table(Message)).values(
+            conversation_id=conv.id, role="assistant", content="half a rep", created_at=utcnow(), meta="{}",
+            status=ReplyStatus.STREAMING, heartbeat_at=utcnow() - replies.STALE_AFTER - timedelta(seconds=1),
+            stop_requested=False))
+    [reply] = replies.history(rt, ann.id, conv.id)
+    assert reply.status is ReplyStatus.INTERRUPTED and reply.content == "half a rep"
+    finished(rt, ann.id, replies.send(rt, ann.id, conv.id, "Hi", ASK))  # it no longer blocks a new reply
+
+
+def test_someone_elses_reply_cannot_be_read_or_stopped(setup):
+    rt, _server, ann, conv = setup
+    bob = make_user(rt, "bob")
+    reply_id = finished(rt, ann.id, replies.send(rt, ann.id, conv.id, "Hi", ASK)).id
+    with pytest.raises(convs.NotFoundError):
+        replies.reply(rt, bob.id, reply_id)
+    with pytest.raises(convs.NotFoundError):
+        replies.send(rt, bob.id, conv.id, "Hi", ASK)
