@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import streamlit as st
 
-from byok_core import words
+from byok_core import replies, words
 from byok_core.adapters.base import SearchResult
+from byok_core.clock import utcnow
+from byok_core.conversations import StoredMessage
 from byok_core.errors import ByokError, CallStatus, KeyUnreadableError, NoKeyError, ProviderError
+from byok_core.models import ReplyStatus
 from byok_core.record import CallRecord
 
 KEYS_PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "keys.py")
@@ -30,16 +34,23 @@ def no_images(text: str) -> str:
     return (text or "").replace("![", "!\\[")
 
 
-def render_stream(deltas, every: float = 0.05) -> None:
-    """Show a streamed reply as it arrives, images neutralised on the whole text so far (an
-    image's ``![`` can be split across deltas); redrawn at most every ``every`` seconds."""
-    placeholder, text, shown_at = st.empty(), "", 0.0
-    for delta in deltas:
-        text += delta
-        if time.monotonic() - shown_at >= every:
+def follow_live(running: replies.Live, waiting_for: str, since: datetime, every: float = 0.05) -> None:
+    """Show a reply a worker in this process is writing, as it arrives, until it is done: "Waiting
+    for OpenAI… 4 s" before the first text; images neutralised on the whole text so far (an image's
+    ``![`` can be split across deltas); redrawn at most every ``every`` seconds."""
+    placeholder, shown_at = st.empty(), 0.0
+    for text, done in running.follow(timeout=1.0):
+        if done:
+            return
+        if not text:
+            placeholder.caption(waiting(waiting_for, since))
+        elif time.monotonic() - shown_at >= every:
             placeholder.markdown(no_images(text))
             shown_at = time.monotonic()
-    placeholder.markdown(no_images(text))
+
+
+def waiting(label: str, since: datetime) -> str:
+    return f"Waiting for {label}… {max(0, int((utcnow() - since).total_seconds()))} s"
 
 
 def fmt_cost(cost: float | None) -> str:
@@ -107,13 +118,39 @@ def show_sources(sources: list[SearchResult]) -> None:
         st.markdown("\n".join(f"{n}. {source_line(s)}" for n, s in enumerate(sources, 1)))
 
 
-def show_reply_footer(record: CallRecord | None, sources: list[SearchResult], budget_warning: str | None) -> None:
-    show_sources(sources)
-    if record is not None:
-        st.caption(caption(record))
-        show_status(record.status, record.error)
-    if budget_warning:
-        st.info(budget_warning, icon=":material/savings:")
+def search_caption(record: CallRecord) -> str:
+    """The line on a chat's web search: which provider, who paid (or whose key was tried), cost."""
+    verb = "paid by" if record.ok else "tried with"
+    return (f"Web search: {words.provider_name(record.provider)}, {verb} {words.PAID_BY[record.key_source]} · "
+            f"{fmt_cost(record.cost_usd)}")
+
+
+def total_caption(*records: CallRecord) -> str:
+    known = [r.cost_usd for r in records if r.cost_usd is not None]
+    unknown = len(records) - len(known)
+    return f"Total {words.usd(sum(known))}" + (f" + {unknown} of unknown cost" if unknown else "")
+
+
+def show_reply_footer(message: StoredMessage) -> None:
+    """Sources, who paid for the search and the model and what they cost, and any warning or failure."""
+    show_sources(message.sources)
+    made = [r for r in (message.search_record, message.record) if r is not None]
+    if message.search_record is not None:
+        st.caption(search_caption(message.search_record))
+    if message.record is not None:
+        st.caption(caption(message.record))
+    if len(made) == 2:
+        st.caption(total_caption(*made))
+    if message.status is ReplyStatus.STOPPED:
+        st.caption("Stopped: the text so far is kept.")
+    elif message.status is ReplyStatus.INTERRUPTED:
+        st.warning("The server stopped while writing this reply; the text so far is kept. Retry to ask again.",
+                   icon=":material/sync_problem:")
+    elif message.status is ReplyStatus.FAILED:
+        failed = next((r for r in reversed(made) if not r.ok), None)
+        show_status(failed.status if failed else CallStatus.ERROR, message.error)
+    if message.budget_warning:
+        st.info(message.budget_warning, icon=":material/savings:")
 
 
 def show_start_error(exc: ByokError) -> None:

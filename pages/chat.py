@@ -1,12 +1,16 @@
-"""Chat: provider and model pickers, streamed replies, conversations kept per user."""
+"""Chat: conversations with their own URL (?c=<id>), replies written on the server (they survive a
+reload, a second tab or a dropped connection), failed turns kept with Retry, Stop, Regenerate and Edit."""
+
+from datetime import datetime
 
 import streamlit as st
 
-from byok_core import chat, keys, limits, words
+from byok_core import chat, keys, limits, replies, search, words
 from byok_core import conversations as convs
 from byok_core.adapters import CHAT_ADAPTERS
 from byok_core.errors import ByokError, NotFoundError
 from byok_core.identity import Owner
+from byok_core.models import ReplyStatus
 from byok_core.providers import Provider, ProviderKind
 from byok_ui import budget_view, chat_view, state
 
@@ -15,6 +19,7 @@ rt, uid = c.rt, c.user.id
 
 CHAT_PROVIDERS = Provider.of_kind(ProviderKind.CHAT)
 SEARCH_PROVIDERS = Provider.of_kind(ProviderKind.SEARCH)
+POLL_SECONDS = 0.5  # how often a page follows a reply another process writes
 
 
 @st.cache_data(ttl=600, max_entries=500, show_spinner=False)
@@ -45,20 +50,33 @@ def default_model_index(provider: Provider, options: list[str]) -> int | None:
     return options.index(default) if default in options else (0 if options else None)
 
 
-def _select_conversation(conv_id: int | None) -> None:
-    st.session_state.chat_conv = conv_id
-    st.session_state.pop("chat_confirm_delete", None)
+def fmt_when(moment: datetime) -> str:
+    """A conversation's last activity, short: the time today, else the day."""
+    local = moment.astimezone()
+    return local.strftime("%H:%M") if local.date() == datetime.now().astimezone().date() else local.strftime("%b %d")
+
+
+# --- the conversation the URL names ------------------------------------------------------
+
+
+def _open(conv_id: int | None) -> None:
     if conv_id is None:
-        return
+        st.query_params.pop("c", None)
+    else:
+        st.query_params["c"] = str(conv_id)
+    st.session_state.pop("chat_confirm_delete", None)
+
+
+def _current() -> convs.ConversationInfo | None:
+    raw = st.query_params.get("c")
+    if not raw:
+        return None
     try:
-        info = convs.get(rt, uid, conv_id)
-    except NotFoundError:
-        st.session_state.chat_conv = None
-        return
-    if info.provider is not None:
-        st.session_state.chat_provider = info.provider
-        if info.model:
-            st.session_state[model_key(info.provider)] = info.model
+        return convs.get(rt, uid, int(raw))
+    except (ValueError, NotFoundError):  # someone else's conversation looks exactly like a missing one
+        st.query_params.pop("c", None)
+        state.flash("chat", "That conversation does not exist; here is a new chat.", ok=False)
+        return None
 
 
 def _rename(conv_id: int) -> None:
@@ -73,41 +91,65 @@ def _delete(conv_id: int) -> None:
         convs.delete(rt, uid, conv_id)
     except ByokError as exc:
         state.flash("chat", str(exc), ok=False)
-    _select_conversation(None)
+    _open(None)
 
 
-# --- state -------------------------------------------------------------------------------
-if "chat_provider" not in st.session_state:
-    st.session_state.chat_provider = chat.default_provider(rt, uid) or Provider.OPENAI
-current_id = st.session_state.get("chat_conv")
-current = None
-if current_id is not None:
+def _request() -> replies.Request:
+    provider = st.session_state.chat_provider
+    searching = st.session_state.get("chat_search_provider") if st.session_state.get("chat_search") else None
+    return replies.Request(provider, st.session_state.get(model_key(provider)) or "", searching)
+
+
+def _act(action, *args) -> None:
+    """Start a reply from a button (Retry, Regenerate, Edit, Stop); a refusal shows as a flash."""
     try:
-        current = convs.get(rt, uid, current_id)
-    except NotFoundError:
-        st.session_state.chat_conv = current_id = None
-# The chat input's value for this run, read before anything is drawn so that a first message
-# creates its conversation in time for the title and the sidebar list.
+        action(*args)
+    except ByokError as exc:
+        state.flash("chat", str(exc), ok=False)
+
+
+current = _current()
+if "chat_provider" not in st.session_state:
+    st.session_state.chat_provider = (current.provider if current and current.provider
+                                      else chat.default_provider(rt, uid) or Provider.OPENAI)
+if current is not None and current.model and st.session_state.get("chat_opened") != current.id:
+    st.session_state.chat_opened = current.id  # a conversation opens with the model it last used
+    if current.provider is not None:
+        st.session_state.chat_provider = current.provider
+        st.session_state[model_key(current.provider)] = current.model
+if "chat_search_provider" not in st.session_state:
+    st.session_state.chat_search_provider = search.default_provider(rt, uid) or SEARCH_PROVIDERS[0]
+
+# A prompt just sent: the conversation (new, or this one) gets the turn and its reply starts
+# before anything is drawn, so the title, the list and the reply all show it.
 prompt = st.session_state.get("chat_prompt")
-chosen_model = st.session_state.get(model_key(st.session_state.chat_provider))
-if prompt and current is None and chosen_model:
-    current = convs.create(rt, uid, convs.title_from(prompt), provider=st.session_state.chat_provider,
-                           model=chosen_model)
-    st.session_state.chat_conv = current_id = current.id
-conversation_list = convs.list_conversations(rt, uid, limit=100)
+if prompt:
+    request = _request()
+    try:
+        if not request.model:
+            raise ByokError("Choose or type a model first.")
+        if current is None:
+            current = convs.create(rt, uid, convs.title_from(prompt), provider=request.provider, model=request.model)
+            _open(current.id)
+        replies.send(rt, uid, current.id, prompt, request)
+    except ByokError as exc:
+        state.flash("chat", str(exc), ok=False)
 
 # --- sidebar: conversations ----------------------------------------------------------------
 with st.sidebar:
     st.subheader("Conversations", anchor=False)
-    st.button("New chat", icon=":material/add_comment:", on_click=_select_conversation, args=(None,),
-              key="chat_new", width="stretch")
+    st.button("New chat", icon=":material/add_comment:", on_click=_open, args=(None,), key="chat_new",
+              width="stretch")
+    found = st.text_input("Find a conversation", key="chat_find", placeholder="Search titles",
+                          label_visibility="collapsed", icon=":material/search:")
+    listed = convs.list_conversations(rt, uid, limit=100, title=found)
     with st.container(height=360, border=False):
-        for info in conversation_list:
-            st.button(chat_view.md_escape(info.title), key=f"chat_conv_{info.id}", on_click=_select_conversation,
-                      args=(info.id,),
-                      type="primary" if info.id == current_id else "tertiary", width="stretch")
-        if not conversation_list:
-            st.caption("No conversations yet.")
+        for info in listed:
+            st.button(f"{chat_view.md_escape(info.title)} · {fmt_when(info.updated_at)}", key=f"chat_conv_{info.id}",
+                      on_click=_open, args=(info.id,), help=f"Last active {info.updated_at:%Y-%m-%d %H:%M} UTC",
+                      type="primary" if current and info.id == current.id else "tertiary", width="stretch")
+        if not listed:
+            st.caption("No conversation has that in its title." if found else "No conversations yet.")
 
 # --- header: pickers -----------------------------------------------------------------------
 st.title(chat_view.md_escape(current.title) if current else "Chat", anchor=False)
@@ -127,23 +169,29 @@ with st.container(horizontal=True, vertical_alignment="bottom"):
     index = default_model_index(provider, options)
     if index is None:
         st.session_state.pop(model_key(provider), None)
-    model = st.selectbox("Model", options, index=index, key=model_key(provider), accept_new_options=True, width=300,
-                         placeholder="type a model name",
-                         help="Pick from the provider's list, or type any model name.")
+    st.selectbox("Model", options, index=index, key=model_key(provider), accept_new_options=True, width=300,
+                 placeholder="type a model name", help="Pick from the provider's list, or type any model name.")
     use_search = st.toggle("Web search", key="chat_search",
                            help="Search the web first and give the results to the model as numbered sources.")
     search_provider = None
     if use_search:
-        search_provider = st.selectbox("Search with", SEARCH_PROVIDERS, format_func=lambda p: p.label,
-                                       key="chat_search_provider", width=180)
+        search_provider = st.selectbox(
+            "Search with", SEARCH_PROVIDERS, format_func=lambda p: p.label, key="chat_search_provider", width=180,
+            help="Starts with the first provider you have a key for: your own, then the team's, then the server's.")
     if current is not None:
         with st.popover("Conversation", icon=":material/more_horiz:"):
             st.text_input("Title", value=current.title, key=f"chat_rename_{current.id}", max_chars=200)
             st.button("Rename", key="chat_rename_btn", on_click=_rename, args=(current.id,))
+            st.download_button("Export as Markdown", convs.to_markdown(rt, uid, current.id),
+                               file_name=f"conversation-{current.id}.md", mime="text/markdown",
+                               icon=":material/download:", key="chat_export", on_click="ignore")
             if st.session_state.get("chat_confirm_delete") == current.id:
                 st.warning("Delete this conversation and all its messages?")
-                st.button("Yes, delete", type="primary", key="chat_delete_yes", on_click=_delete,
-                          args=(current.id,))
+                with st.container(horizontal=True):
+                    st.button("Cancel", key="chat_delete_no",
+                              on_click=lambda: st.session_state.pop("chat_confirm_delete", None))
+                    st.button("Delete", icon=":material/delete:", key="chat_delete_yes", on_click=_delete,
+                              args=(current.id,))
             elif st.button("Delete conversation", icon=":material/delete:", key="chat_delete"):
                 st.session_state.chat_confirm_delete = current.id
                 st.rerun()
@@ -157,36 +205,56 @@ if any(s is None for s in payer.values()):
 budget_view.show_left(c)
 
 # --- history -------------------------------------------------------------------------------
-history = convs.messages(rt, uid, current.id) if current else []
-for message in history:
-    with st.chat_message(message.role):
-        st.markdown(chat_view.no_images(message.content))
-        if message.role == "assistant":
-            chat_view.show_reply_footer(message.record, message.sources, message.budget_warning)
-if not history and not prompt:
-    st.caption("Ask anything. Replies stream in as they arrive; every reply says which key paid for it.")
+history = replies.history(rt, uid, current.id) if current else []
+running = next((m for m in history if m.running), None)
+st.chat_input("A reply is being written…" if running else "Your message", key="chat_prompt", max_chars=100_000,
+              disabled=running is not None)
+last_prompt = max((i for i, m in enumerate(history) if m.role == "user"), default=None)
 
-# --- new message ---------------------------------------------------------------------------
-st.chat_input("Your message", key="chat_prompt", max_chars=100_000)
-if prompt:
-    if not model or current is None:
-        st.error("Choose or type a model first.")
-        st.stop()
-    convs.set_model(rt, uid, current.id, provider, model)
-    convs.add_message(rt, uid, current.id, "user", prompt)
-    messages = [chat.ChatMessage(m.role, m.content) for m in history if m.content]
-    messages.append(chat.ChatMessage("user", prompt))
-    with st.chat_message("user"):
-        st.markdown(chat_view.no_images(prompt))
-    with st.chat_message("assistant"):
-        try:
-            stream = chat.stream_chat(rt, user_id=uid, provider=provider, model=model, messages=messages,
-                                      search_provider=search_provider)
-        except ByokError as exc:
-            chat_view.show_start_error(exc)
-        else:
-            chat_view.render_stream(stream)
-            result = stream.result
-            assert result is not None  # set by the iteration
-            convs.add_reply(rt, uid, current.id, result.text, result.record, result.sources, result.budget_warning)
-            chat_view.show_reply_footer(result.record, result.sources, result.budget_warning)
+
+@st.fragment(run_every=POLL_SECONDS)
+def follow_elsewhere(reply_id: int, label: str, since: datetime) -> None:
+    """A reply another process writes: read it from the database until it is done."""
+    assert current is not None
+    replies.mark_interrupted(rt, current.id)
+    now = replies.reply(rt, uid, reply_id)
+    if not now.running:
+        st.rerun(scope="app")
+    if now.content:
+        st.markdown(chat_view.no_images(now.content))
+    else:
+        st.caption(chat_view.waiting(label, since))
+
+
+for i, message in enumerate(history):
+    with st.chat_message(message.role):
+        if message.role == "user":
+            st.markdown(chat_view.no_images(message.content))
+            if i == last_prompt and running is None:
+                with st.popover("Edit", icon=":material/edit:"):
+                    st.text_area("Your message", value=message.content, key=f"chat_edit_{message.id}",
+                                 max_chars=100_000)
+                    st.button("Send again", type="primary", key="chat_edit_send", on_click=lambda mid=message.id: _act(
+                        replies.edit, rt, uid, current.id, st.session_state[f"chat_edit_{mid}"], _request()))
+            continue
+        if message.running:
+            label = message.provider.label if message.provider else "the provider"
+            st.button("Stop", icon=":material/stop_circle:", key="chat_stop", disabled=message.stop_requested,
+                      on_click=_act, args=(replies.stop, rt, uid, message.id))
+            live = replies.live(message.id)
+            if live is not None:
+                chat_view.follow_live(live, label, message.created_at)
+                st.rerun()  # done: draw it as stored, and free the message box
+            follow_elsewhere(message.id, label, message.created_at)
+            continue
+        if message.content:
+            st.markdown(chat_view.no_images(message.content))
+        chat_view.show_reply_footer(message)
+        if i == len(history) - 1 and running is None:
+            failed = message.status in (ReplyStatus.FAILED, ReplyStatus.INTERRUPTED)
+            st.button("Retry" if failed else "Regenerate", icon=":material/refresh:", key="chat_again",
+                      type="primary" if failed else "secondary",
+                      on_click=_act, args=(replies.retry, rt, uid, current.id, _request()))
+if not history:
+    st.caption("Ask anything. Replies are written on the server: they keep going if you reload or close the tab, "
+               "and every reply says which key paid for it.")

@@ -1,11 +1,11 @@
-"""Web search on one or several providers; one normalized table per provider, side by side."""
+"""Web search on one or several providers: one full-width table per provider, in tabs, with who paid
+and what it cost."""
 
 import pandas as pd
 import streamlit as st
 
-from byok_core import search
+from byok_core import search, words
 from byok_core.errors import ByokError
-from byok_core.keys import sources as key_sources
 from byok_core.providers import Provider, ProviderKind
 from byok_ui import budget_view, chat_view, state
 
@@ -14,11 +14,10 @@ c = state.ctx()
 SEARCH_PROVIDERS = Provider.of_kind(ProviderKind.SEARCH)
 
 st.title("Search", anchor=False)
-budget_view.show_left(c)
+budget_area = st.container()  # filled at the end, so a warning counts the searches just made
 
 if "search_providers" not in st.session_state:
-    available = key_sources(c.rt, c.user.id)
-    st.session_state.search_providers = [p for p in SEARCH_PROVIDERS if available.get(p)][:1] or [SEARCH_PROVIDERS[0]]
+    st.session_state.search_providers = [search.default_provider(c.rt, c.user.id) or SEARCH_PROVIDERS[0]]
 
 with st.form("search_form", border=False):
     with st.container(horizontal=True, vertical_alignment="bottom"):
@@ -39,32 +38,38 @@ def results_frame(results) -> pd.DataFrame:
     })
 
 
+def show_results(provider: Provider) -> None:
+    try:
+        with st.spinner(f"Searching {provider.label}…"):
+            found = search.search(c.rt, user_id=c.user.id, provider=provider, query=query.strip(), limit=int(limit))
+    except ByokError as exc:
+        chat_view.show_start_error(exc)
+        return
+    record = found.record
+    count = len(found.results)
+    st.caption(f"{count} result{'s' * (count != 1)} · paid by {words.PAID_BY[record.key_source]} · "
+               f"{chat_view.fmt_cost(record.cost_usd)}")
+    if not found.results:
+        return
+    st.dataframe(
+        results_frame(found.results), hide_index=True, key=f"search_results_{provider.value}",
+        alt=f"Search results from {provider.label}", width="stretch",
+        column_config={
+            "URL": st.column_config.LinkColumn("URL", width="medium"),
+            "Snippet": st.column_config.TextColumn("Snippet", width="large"),
+            "#": st.column_config.NumberColumn("#", width="small"),
+        },
+    )
+
+
 if submitted:
     if not query.strip():
         st.error("Type a query first.")
     elif not chosen:
         st.error("Choose at least one search provider.")
     else:
-        columns = st.columns(len(chosen))
-        for column, provider in zip(columns, chosen, strict=False):
-            with column:
-                st.subheader(provider.label, anchor=False)
-                try:
-                    with st.spinner(f"Searching {provider.label}…"):
-                        results = search.run_search(c.rt, user_id=c.user.id, provider=provider, query=query.strip(),
-                                                    limit=int(limit))
-                except ByokError as exc:
-                    chat_view.show_start_error(exc)
-                    continue
-                if not results:
-                    st.caption("No results.")
-                    continue
-                st.dataframe(
-                    results_frame(results), hide_index=True, key=f"search_results_{provider.value}",
-                    alt=f"Search results from {provider.label}",
-                    column_config={
-                        "URL": st.column_config.LinkColumn("URL", width="medium"),
-                        "Snippet": st.column_config.TextColumn("Snippet", width="large"),
-                        "#": st.column_config.NumberColumn("#", width="small"),
-                    },
-                )
+        for tab, provider in zip(st.tabs([p.label for p in chosen]), chosen, strict=True):
+            with tab:
+                show_results(provider)
+with budget_area:
+    budget_view.show_left(c)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import sqlalchemy as sa
 from apptest import app_test, make_user, open_page, sign_in, use_environment
 from fakeproviders import FakeProvider
 from markdown_it import MarkdownIt
@@ -11,7 +12,9 @@ from markdown_it import MarkdownIt
 from byok_core import conversations as convs
 from byok_core import keys
 from byok_core.adapters.base import SearchResult
+from byok_core.clock import utcnow
 from byok_core.identity import Actor, Owner
+from byok_core.models import Message, ReplyStatus, table
 from byok_core.providers import Provider
 from byok_ui import chat_view
 
@@ -62,7 +65,7 @@ def test_reply_is_streamed_stored_and_says_who_paid(app, rt, environ, monkeypatc
     stored = convs.messages(rt, ann.id, conv.id)
     assert [m.role for m in stored] == ["user", "assistant"]
     assert stored[1].record.key_source == "user" and stored[1].record.status == "ok"
-    assert any(b.label == "Say hello" for b in at.button)  # listed in the sidebar
+    assert any(b.label.startswith("Say hello · ") for b in at.button)  # listed in the sidebar, with its time
 
 
 def test_unknown_price_is_shown_as_unknown_and_team_key_named(app, rt, environ, monkeypatch):
@@ -117,14 +120,15 @@ def test_conversations_are_private_and_can_be_renamed_and_deleted(app, rt):
     convs.add_message(rt, ann.id, mine.id, "user", "the secret content")
     at = page(rt, bob)
     assert all("secret" not in b.label for b in at.button)
-    at.session_state["chat_conv"] = mine.id  # even a forged id shows nothing of ann's
+    at.query_params["c"] = str(mine.id)  # ann's conversation's URL shows nothing of ann's
     at.run()
     assert not at.exception
-    assert "secret" not in repr(at._tree)
+    assert "secret" not in repr(at._tree) and "does not exist" in at.error[0].value
+    assert "c" not in at.query_params
 
     at = page(rt, ann)
     at.button(key=f"chat_conv_{mine.id}").click().run()
-    assert at.title[0].value == "ann's secret plans"
+    assert at.title[0].value == "ann's secret plans" and at.query_params["c"] == str(mine.id)
     assert at.chat_message[0].markdown[0].value == "the secret content"
     at.text_input(key=f"chat_rename_{mine.id}").set_value("renamed")
     at.button(key="chat_rename_btn").click().run()
@@ -163,8 +167,10 @@ def test_search_page_side_by_side(app, rt, environ, monkeypatch):
         at.session_state["search_providers"] = [Provider.BRAVE, Provider.TAVILY]
         at.button(key="FormSubmitter:search_form-Search").click().run()
         assert not at.exception
-    assert [s.value for s in at.subheader] == ["Brave Search", "Tavily"]
+    assert [t.label for t in at.tabs] == ["Brave Search", "Tavily"]  # full width, one tab each
     assert len(at.dataframe) == 2
+    assert [c.value for c in at.caption if "paid by" in c.value] == [
+        "3 results · paid by your key · $0.005", "3 results · paid by your key · $0.008"]
     frame = at.dataframe[0].value
     assert list(frame["URL"])[:1] == ["https://example.com/one"]
     assert set(frame.columns) >= {"Title", "URL", "Snippet", "Provider"}
@@ -204,3 +210,87 @@ def test_planted_sources_render_no_image_and_link_only_http():
     assert re.findall(r'href="([^"]*)"', html) == [  # only http(s) links, each to the host the URL names
         "https://ok.example/b", "https://ok.example/c%29!%5Ba%5D%28http://evil.example/i.png"]
     assert html.count("<li>") == len(PLANTED)  # one line each: nothing broke out of its list item
+
+
+def test_a_failed_turn_stays_with_retry_and_is_never_sent_again(app, rt, environ, monkeypatch):
+    ann = make_user(rt, "ann")
+    keys.store(rt, Actor.of(ann), Owner.user(ann.id), Provider.OPENAI, "sk-ann-key-1234")
+    with FakeProvider(Provider.OPENAI, reply="Fine") as fake:
+        chat_env(environ, monkeypatch, fake)
+        at = page(rt, ann)
+        ask(at, "one")
+        fake.status = 429
+        ask(at, "two")
+        assert at.warning and at.button(key="chat_again").label == "Retry"
+        fake.status = None
+        ask(at, "three")
+        assert [(m["role"], m["content"]) for m in fake.requests[-1].body["messages"]] == [
+            ("user", "one"), ("assistant", "Fine"), ("user", "three")]
+        shown = [m.markdown[0].value for m in at.chat_message if m.markdown]
+        assert shown == ["one", "Fine", "two", "three", "Fine"]  # the failed turn stays on screen
+        assert at.button(key="chat_again").label == "Regenerate"
+        fake.status = 500
+        at.button(key="chat_again").click().run()
+        assert at.button(key="chat_again").label == "Retry"
+        fake.status = None
+        at.button(key="chat_again").click().run()
+        assert at.chat_message[-1].markdown[0].value == "Fine"
+        assert [(m["role"], m["content"]) for m in fake.requests[-1].body["messages"]][-1] == ("user", "three")
+        assert len(convs.messages(rt, ann.id, convs.list_conversations(rt, ann.id)[0].id)) == 6
+
+
+def test_a_reply_written_by_another_process_is_followed_and_blocks_the_message_box(app, rt):
+    ann = make_user(rt, "ann")
+    conv = convs.create(rt, ann.id, "Elsewhere", provider=Provider.ANTHROPIC, model="claude-haiku-4-5")
+    convs.add_message(rt, ann.id, conv.id, "user", "Hi")
+    with rt.engine.begin() as conn:  # a reply another replica is writing, its heart beating
+        conn.execute(sa.insert(table(Message)).values(
+            conversation_id=conv.id, role="assistant", content="", created_at=utcnow(), status=ReplyStatus.STREAMING,
+            meta='{"provider": "anthropic", "model": "claude-haiku-4-5"}', heartbeat_at=utcnow(),
+            stop_requested=False))
+    at = app_test()
+    sign_in(at, rt, ann)
+    at.query_params["c"] = str(conv.id)
+    at.run()
+    open_page(at, "chat").run()
+    assert at.chat_input(key="chat_prompt").disabled
+    assert any(c.value.startswith("Waiting for Anthropic… ") for c in at.caption)
+    at.button(key="chat_stop").click().run()
+    assert convs.messages(rt, ann.id, conv.id)[-1].stop_requested  # the other process sees it
+    with rt.engine.begin() as conn:
+        conn.execute(sa.update(table(Message)).where(table(Message).c.role == "assistant").values(
+            content="Written elsewhere", status=ReplyStatus.STOPPED))
+    at.run()
+    assert [m.markdown[0].value for m in at.chat_message] == ["Hi", "Written elsewhere"]
+    assert not at.chat_input(key="chat_prompt").disabled
+
+
+def test_web_search_defaults_to_a_provider_with_a_key_and_its_cost_is_shown(app, rt, environ, monkeypatch):
+    boss, ann = make_user(rt, "boss", admin=True), make_user(rt, "ann")
+    keys.store(rt, Actor.of(ann), Owner.user(ann.id), Provider.OPENAI, "sk-ann-key-1234")
+    keys.store(rt, Actor.of(boss), Owner.team(), Provider.BRAVE, "brave-team-key-1234")
+    with FakeProvider(Provider.OPENAI, reply="See [1].") as chat_fake, FakeProvider(Provider.BRAVE) as search_fake:
+        chat_env(environ, monkeypatch, chat_fake, search_fake)
+        at = page(rt, ann)
+        at.toggle(key="chat_search").set_value(True).run()
+        assert at.selectbox(key="chat_search_provider").value is Provider.BRAVE  # not Firecrawl: no key
+        ask(at, "what is an example?")
+    captions = [c.value for c in [m for m in at.chat_message if m.name == "assistant"][-1].caption]
+    assert captions[0] == "Web search: Brave Search, paid by the team's key · $0.005"
+    assert captions[1].startswith("Paid by your key · OpenAI gpt-4o-mini")
+    assert captions[2].startswith("Total $0.0")
+
+
+def test_conversations_newest_first_found_by_title_and_exported(app, rt):
+    ann = make_user(rt, "ann")
+    older = convs.create(rt, ann.id, "Holiday plans")
+    newer = convs.create(rt, ann.id, "Tax questions")
+    convs.add_message(rt, ann.id, older.id, "user", "Where to go?")
+    convs.add_message(rt, ann.id, newer.id, "user", "What is VAT?")
+    at = page(rt, ann)
+    listed = [b.label for b in at.button if b.key and b.key.startswith("chat_conv_")]
+    assert [label.split(" · ")[0] for label in listed] == ["Tax questions", "Holiday plans"]
+    at.text_input(key="chat_find").set_value("HOLIDAY").run()
+    assert [b.key for b in at.button if b.key and b.key.startswith("chat_conv_")] == [f"chat_conv_{older.id}"]
+    exported = convs.to_markdown(rt, ann.id, older.id)
+    assert exported.startswith("# Holiday plans") and "## You · " in exported and "Where to go?" in exported
