@@ -98,7 +98,7 @@ def metered(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, *, bound: Co
         except ProviderError as exc:
             record.fail(exc)
             raise
-        except GeneratorExit:
+        except (GeneratorExit, KeyboardInterrupt):  # a reply stopped: by the person, or Ctrl-C at the CLI
             record.fail(StreamCutOff("The reply was stopped before it finished; the text so far is kept."))
             raise
         except Exception as exc:  # a bug or an odd answer: never show or log its text, which could hold a key

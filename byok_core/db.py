@@ -5,18 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 from byok_core.errors import ConfigError
 
+if TYPE_CHECKING:  # Alembic takes ~80 ms to import: loaded only to migrate, not on the usual start
+    from alembic.config import Config
+
 BUSY_TIMEOUT_MS = 10_000
+MIGRATIONS = Path(__file__).parent / "migrations"
+# The newest migration's revision, so the usual start (nothing to migrate) needs one query and no
+# Alembic; tests/test_migrations.py checks it is Alembic's head.
+SCHEMA_REVISION = "0006"
 
 
 def normalize_url(url: str) -> str:
@@ -70,31 +73,49 @@ def serialized(engine: Engine) -> Iterator[sa.Connection]:
 
 
 def _alembic_config(connection: sa.Connection) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
     return cfg
 
 
 def head_revision() -> str:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    cfg.set_main_option("script_location", str(MIGRATIONS))
     head = ScriptDirectory.from_config(cfg).get_current_head()
     assert head is not None  # the package ships its migrations
     return head
 
 
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def _stamped(engine: Engine) -> list[str] | None:
+    """The revisions in Alembic's version table (None before the first migration)."""
+    with engine.connect() as conn:
+        try:
+            return list(conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars())
+        except sa.exc.DBAPIError:
+            return None
+
+
 def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest migration; a no-op when it is already there.
+    """Bring the schema to the newest migration; a no-op when it is already there (one query).
 
     On PostgreSQL an advisory lock makes replicas that start together take turns."""
-    if current_revision(engine) == head_revision():
+    if _stamped(engine) == [SCHEMA_REVISION] or current_revision(engine) == head_revision():
         return
+    from alembic import command
+
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(427001)"))

@@ -127,3 +127,7 @@ def test_the_running_monthly_spend_is_built_from_the_existing_log(empty_database
                                         "month = :m"), {"m": budgets.month_of(last_month)}).scalar_one() == 2.0
     finally:
         rt.engine.dispose()
+
+
+def test_the_revision_the_start_checks_is_the_newest_migration():
+    assert db.head_revision() == db.SCHEMA_REVISION
