@@ -75,8 +75,10 @@ def test_budget_set_show_clear(cli, logged):
     assert cli("usage", "budget", "set", "--user", "alice", "2.5")[1] == (
         "monthly budget for alice: $2.50 on shared keys\n")
     code, out, _ = cli("usage", "budget", "show")
-    assert code == 0 and out.splitlines()[1].split() == ["team", "$100.00", "$0.00", "0%"]
-    assert out.splitlines()[2].split() == ["alice", "$2.50", "$0.00", "0%"]
+    assert code == 0 and out.splitlines()[1].split() == ["team", "$100.00", "$0.00", "$0.00", "$100.00", "0%"]
+    assert out.splitlines()[2].split() == ["alice", "$2.50", "$0.00", "$0.00", "$2.50", "0%"]
+    code, _, err = cli("usage", "budget", "set", "--user", "alice", "0.005")
+    assert code == 1 and "whole cents" in err
     assert cli("usage", "budget", "clear", "--user", "alice")[1] == "removed the monthly budget for alice\n"
     assert cli("usage", "budget", "clear", "--user", "alice")[1] == "alice had no budget\n"
 

@@ -97,3 +97,21 @@ def test_installed_command_refuses_a_bad_master_key_without_traceback(tmp_path):
     assert result.returncode == 1
     assert result.stderr.startswith("byok: ENCRYPTION_KEY must be 64 hexadecimal") and "byok gen-key" in result.stderr
     assert "Traceback" not in result.stderr and "abc123" not in result.stderr
+
+
+def test_doctor_rebuilds_the_running_budget_figures_from_the_usage_log(cli, rt):
+    from callhelpers import log_call
+
+    from byok_core import budgets
+    from byok_core.identity import KeySource, Owner
+    from byok_core.models import BudgetMonth, table
+    from byok_core.providers import Provider
+
+    cli("doctor")  # migrated
+    log_call(rt, user_id=None, provider=Provider.BRAVE, key_source=KeySource.ENV, cost_usd=0.25)
+    with rt.engine.begin() as conn:  # a running figure that drifted from the log
+        conn.execute(table(BudgetMonth).update().values(spent_usd=9.0))
+    code, out, _ = cli("doctor")
+    assert code == 0 and "running spend was $9.0000, the usage log says $0.2500" in out
+    assert [line.spent_usd for line in budgets.spend_report(rt) if line.owner == Owner.team()] == [0.25]
+    assert "matches the usage log\n" in cli("doctor")[1]

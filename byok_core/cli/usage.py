@@ -113,8 +113,9 @@ def cmd_budget_set(args: argparse.Namespace) -> int:
 def cmd_budget_show(args: argparse.Namespace) -> int:
     from byok_core import budgets
 
-    print_table(["who", "monthly budget", "spent this month", "used"], [
+    print_table(["who", "monthly budget", "spent this month", "calls in flight", "left", "used"], [
         [line.name, "none" if line.budget_usd is None else f"${line.budget_usd:,.2f}", f"${line.spent_usd:,.2f}",
+         f"${line.reserved_usd:,.2f}", "" if line.left_usd is None else f"${line.left_usd:,.2f}",
          "" if line.used is None else f"{line.used:.0%}"]
         for line in budgets.spend_report(runtime())
     ])

@@ -27,7 +27,7 @@ def cmd_gen_key(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from byok_core import db, keys
+    from byok_core import budgets, db, keys
 
     before = db.current_revision(runtime(migrate=False).engine)
     rt = runtime()  # applies pending migrations, exactly as the app does at start
@@ -54,6 +54,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         problems += 1
         print(f"PROBLEM: key {row_id} ({where}) cannot be decrypted: {why}. It is kept; "
               "set ENCRYPTION_KEY_FALLBACKS to the master key that sealed it, or save the key again.")
+    drifts = budgets.reconcile(rt)  # the usage log is the truth; the running figures follow it
+    for d in drifts:
+        print(f"budgets:     {d.owner} {d.month}: running spend was ${d.recorded_usd:,.4f}, the usage log says "
+              f"${d.logged_usd:,.4f}; set to the log's")
+    print(f"budgets:     running monthly spend matches the usage log{' now' if drifts else ''}")
     print("healthy" if not problems else f"{problems} problem(s) found")
     return 1 if problems else 0
 
