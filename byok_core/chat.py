@@ -60,14 +60,20 @@ class ChatStream:
         self._rt, self._user_id, self._adapter, self._key = rt, user_id, adapter, key
         self._model, self._messages, self._search_key, self._client = model, messages, search_key, client
         self._started = False
+        self._reply = Reply()
         self.result: ChatResult | None = None
+
+    def hang_up(self) -> None:
+        """End the reply now, from any thread (Stop): the call is logged as cut off, the text so far kept."""
+        if self._reply.hang_up is not None:
+            self._reply.hang_up()
 
     def __iter__(self) -> Iterator[str]:
         if self._started:
             raise RuntimeError("A ChatStream can be iterated only once.")
         self._started = True
         record = CallRecord(self._adapter.provider, self._key.source, self._model, self._user_id)
-        reply = Reply()
+        reply = self._reply
         self.result = ChatResult("", record)
         try:
             yield from self._run(record, reply)

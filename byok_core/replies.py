@@ -84,6 +84,7 @@ class Live:
 
     rt: Runtime
     message_id: int
+    stream: chat.ChatStream
     chunks: list[str] = field(default_factory=list)
     done: bool = False
     stop: threading.Event = field(default_factory=threading.Event)
@@ -93,6 +94,11 @@ class Live:
         with self.changed:
             self.chunks.append(delta)
             self.changed.notify_all()
+
+    def request_stop(self) -> None:
+        """Stop now: the worker ends the call, even one still waiting for its first word."""
+        self.stop.set()
+        self.stream.hang_up()
 
     def finish(self) -> None:
         with self.changed:
@@ -145,8 +151,8 @@ def _beat_forever() -> None:
                 log.warning("could not mark running replies alive (%s)", type(exc).__name__)
                 continue
             for item in group:
-                if item.message_id in stopped:
-                    item.stop.set()
+                if item.message_id in stopped and not item.stop.is_set():
+                    item.request_stop()
 
 
 def _register(item: Live) -> None:
@@ -284,7 +290,7 @@ def stop(rt: Runtime, user_id: int, message_id: int) -> None:
                                          _M.c.status == ReplyStatus.STREAMING).values(stop_requested=True))
     running = live(message_id)
     if running is not None:
-        running.stop.set()
+        running.request_stop()
 
 
 # --- the worker ---------------------------------------------------------------------------------
@@ -299,7 +305,7 @@ def _run(rt: Runtime, user_id: int, reply_id: int, request: Request, messages: l
     except ByokError as exc:
         _finish(rt, reply_id, ReplyStatus.FAILED, "", None, str(exc))
         return
-    item = Live(rt, reply_id)
+    item = Live(rt, reply_id, stream)
     _register(item)
     threading.Thread(target=_work, args=(item, stream), name=f"byok-reply-{reply_id}", daemon=True).start()
 
@@ -313,8 +319,8 @@ def _work(item: Live, stream: chat.ChatStream) -> None:
             item.add(delta)
             if time.monotonic() - flushed >= FLUSH_SECONDS:
                 flushed = time.monotonic()
-                if _flush(rt, reply_id, "".join(item.chunks)):
-                    item.stop.set()
+                if _flush(rt, reply_id, "".join(item.chunks)) and not item.stop.is_set():
+                    item.request_stop()
             if item.stop.is_set():
                 deltas.close()  # type: ignore[attr-defined]  # logged as cut off, the text so far kept
                 break

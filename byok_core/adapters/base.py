@@ -7,10 +7,12 @@ streams) lives here, once; errors are translated in ``adapters/errors.py``. Adap
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
-from collections.abc import Iterator, Mapping
+import socket
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from html import unescape
 from typing import Any, ClassVar
@@ -43,6 +45,7 @@ class Reply:
     complete: bool = False  # the provider's own end marker arrived
     usage_object: dict[str, Any] | None = None  # the provider's own usage object, shaped as it sends it
     usage: Usage | None = None  # what was billed, read from usage_object by genai-prices; None: not reported
+    hang_up: Callable[[], None] | None = field(default=None, repr=False)  # ends the stream from another thread
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,7 @@ class ChatAdapter(_Adapter):
 
         try:
             with client.stream("POST", url, headers=headers, json=body) as response:
+                reply.hang_up = functools.partial(_hang_up, response)
                 if response.status_code >= 400:
                     response.read()
                     raise provider_error(label, cred, status=response.status_code, body=_body(response),
@@ -215,6 +219,16 @@ class ChatAdapter(_Adapter):
             self.read_usage(reply)  # whatever usage arrived, also when the stream failed
         if not reply.complete:
             raise cut_off("the stream ended before the end marker")
+
+
+def _hang_up(response: httpx.Response) -> None:
+    """Stop a streaming response from another thread (the person pressed Stop): shutting its socket
+    down wakes the read that waits for the next event, which then ends as a broken connection."""
+    network = response.extensions.get("network_stream")
+    sock = network.get_extra_info("socket") if network is not None else None
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):  # already closed
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def split_system(messages: list[ChatMessage]) -> tuple[str, list[ChatMessage]]:
