@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 from appserver import ROOT, running_app, wait_for
+from browser import chromium, idle, nav, need_chromium, no_errors, session_cookie, sign_in
 from callhelpers import log_call
 from fakeproviders import FakeProvider
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from byok_core import accounts, keys
 from byok_core.identity import Actor, KeySource, Owner, Role
@@ -29,16 +30,10 @@ from byok_core.runtime import open_runtime
 pytestmark = pytest.mark.e2e
 
 SHOTS = Path(os.environ.get("BYOK_SCREENSHOTS_DIR") or ROOT / "test-artifacts" / "screenshots")
-CHROMIUM = os.environ.get("BYOK_E2E_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 OPENAI_KEY = "sk-e2e-PLAINTEXT-never-shown-9f3c"
 PROMPT = "Does streaming work?"
 REPLY = "Streaming works: one token after another until the very end."
-IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 ADMIN = ("admin", "admin password 1")
-
-expect.set_options(timeout=15_000)
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +46,7 @@ def openai():
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, openai):
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"No Chromium at {CHROMIUM}: install Debian's chromium (apt-get install chromium) "
-                    "or set BYOK_E2E_CHROMIUM; or leave the browser tests out with -m 'not e2e'.")
+    need_chromium()
     with FakeProvider(Provider.TAVILY) as tavily, \
             running_app(tmp_path_factory.mktemp("e2e"), **openai.env(), **tavily.env(),
                         TAVILY_API_KEY="tvly-server-key-e2e") as app:
@@ -62,21 +55,12 @@ def server(tmp_path_factory, openai):
 
 @pytest.fixture(scope="module")
 def browser() -> Browser:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    with chromium() as b:
         yield b
-        b.close()
 
 
-def idle(page: Page) -> None:
-    page.wait_for_selector(IDLE, timeout=30_000)
 
 
-def no_errors(page: Page) -> None:
-    """No page ever shows a traceback or the generic server-error message."""
-    assert page.get_by_test_id("stException").count() == 0
-    assert "Something went wrong on the server" not in page.content()
-    assert "Traceback" not in page.content()
 
 
 def shot(page: Page, name: str) -> None:
@@ -87,28 +71,10 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"))
 
 
-def nav(page: Page, title: str) -> None:
-    page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True).click()
-    expect(page.get_by_role("heading", name=title, exact=True).first).to_be_visible()
-    idle(page)
-    no_errors(page)
 
 
-def session_cookie(context: BrowserContext) -> dict:
-    """The HttpOnly cookie, once the page's request for it has completed."""
-    return wait_for(lambda: next((c for c in context.cookies() if c["name"] == "byok_session"), None), 10,
-                    "the session cookie")
 
 
-def sign_in(page: Page, url: str, username: str, password: str) -> None:
-    page.goto(url)
-    expect(page.get_by_role("textbox", name="Username", exact=True)).to_be_visible()
-    page.get_by_role("textbox", name="Username", exact=True).fill(username)
-    page.get_by_role("textbox", name="Password", exact=True).fill(password)
-    page.get_by_role("button", name="Sign in", exact=True).click()
-    expect(page.get_by_test_id("stSidebarNav")).to_be_visible()
-    idle(page)
-    session_cookie(page.context)  # later navigation by URL needs it
 
 
 @pytest.fixture(scope="module")

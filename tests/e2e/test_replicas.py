@@ -25,15 +25,15 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 
 import httpx
 import pytest
 import sqlalchemy as sa
 from appserver import ROOT, RunningApp, free_port, running_app, wait_for
+from browser import chromium, idle, nav, need_chromium, no_errors
 from fakeproviders import FakeProvider
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from byok_core import accounts, db
 from byok_core.crypto import gen_key
@@ -47,17 +47,11 @@ pytestmark = [
     pytest.mark.skipif(not PG_URL, reason="replicas share a PostgreSQL database: set TEST_DATABASE_URL"),
 ]
 
-CHROMIUM = os.environ.get("BYOK_E2E_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 MEMBER = ("carol", "carol password 1")
 OPENAI_KEY = "sk-replicas-PLAINTEXT-7d2e"
 FIRST, SECOND = "Written on the first replica?", "And this one after it stopped?"
 REPLY = "Both replicas read the same database."
-IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 CONNECTED = "[data-testid='stApp'][data-test-connection-state='CONNECTED']"
-
-expect.set_options(timeout=15_000)
 
 
 def _nginx_conf() -> ModuleType:
@@ -93,9 +87,7 @@ def tools() -> str:
     if not os.access(nginx, os.X_OK):
         pytest.fail("No nginx: install Debian's nginx (apt-get install nginx); the replica test needs it "
                     "whenever TEST_DATABASE_URL is set.")
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"No Chromium at {CHROMIUM}: install Debian's chromium (apt-get install chromium) "
-                    "or set BYOK_E2E_CHROMIUM.")
+    need_chromium()
     return nginx
 
 
@@ -166,26 +158,14 @@ def proxy(tmp_path_factory, tools, replicas) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser(tools) -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    with chromium() as b:
         yield b
-        b.close()
 
 
-def idle(page: Page) -> None:
-    page.wait_for_selector(IDLE, timeout=30_000)
 
 
-def no_errors(page: Page) -> None:
-    assert page.get_by_test_id("stException").count() == 0
-    assert "Something went wrong on the server" not in page.content()
 
 
-def nav(page: Page, title: str) -> None:
-    page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True).click()
-    expect(page.get_by_role("heading", name=title, exact=True).first).to_be_visible()
-    idle(page)
-    no_errors(page)
 
 
 def upstream(page: Page, proxy: str) -> str:

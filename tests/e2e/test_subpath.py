@@ -18,7 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 from appserver import ROOT, free_port, wait_for
-from playwright.sync_api import Page, expect, sync_playwright
+from browser import DESKTOP, chromium, idle, need_chromium
+from playwright.sync_api import Page, expect
 
 from byok_core import accounts
 from byok_core.crypto import gen_key
@@ -28,14 +29,8 @@ from byok_core.runtime import open_runtime
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = os.environ.get("BYOK_E2E_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 USER = ("lead", "lead password 1")
 TOKEN = "e2e-metrics-token-5b0f2a9c41d7"
-
-expect.set_options(timeout=15_000)
 
 
 def _answers(url: str) -> bool:
@@ -75,9 +70,7 @@ def app_under(tmp: Path, base: str) -> Iterator[tuple[str, dict[str, str]]]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"No Chromium at {CHROMIUM}: install Debian's chromium (apt-get install chromium) "
-                    "or set BYOK_E2E_CHROMIUM; or leave the browser tests out with -m 'not e2e'.")
+    need_chromium()
     with app_under(tmp_path_factory.mktemp("subpath"), "team") as (url, env):
         rt = open_runtime(env)  # the server migrated the database when it started
         try:
@@ -89,18 +82,11 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(server) -> Iterator[Page]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1280, "height": 860})
-        yield context.new_page()
-        browser.close()
+    with chromium() as browser:
+        yield browser.new_context(viewport=DESKTOP).new_page()
 
 
-def idle(page: Page) -> None:
-    page.wait_for_selector(IDLE, timeout=30_000)
-
-
-def session_cookie(page: Page) -> dict | None:
+def cookie_of(page: Page) -> dict | None:
     return next((c for c in page.context.cookies() if c["name"] == "byok_session"), None)
 
 
@@ -113,7 +99,7 @@ def test_sign_in_open_a_page_and_sign_out_under_the_sub_path(server, page):
     page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_test_id("stSidebarNav")).to_be_visible()
     idle(page)
-    cookie = wait_for(lambda: session_cookie(page), 10, "the session cookie")
+    cookie = wait_for(lambda: cookie_of(page), 10, "the session cookie")
     assert cookie["path"] == "/team" and cookie["httpOnly"] and cookie["sameSite"] == "Lax"
     assert server + "/byok/session" in posts
 
@@ -125,7 +111,7 @@ def test_sign_in_open_a_page_and_sign_out_under_the_sub_path(server, page):
 
     page.get_by_test_id("stSidebar").get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("textbox", name="Username", exact=True)).to_be_visible()
-    wait_for(lambda: session_cookie(page) is None, 10, "the cookie to be cleared")
+    wait_for(lambda: cookie_of(page) is None, 10, "the cookie to be cleared")
     assert server + "/byok/signout" in posts
     page.goto(server + "/keys")
     expect(page.get_by_role("textbox", name="Username", exact=True)).to_be_visible()

@@ -1,0 +1,73 @@
+"""What the browser tests share: Debian's Chromium driven by Playwright, and waits on the app's own
+state (a script run finished, an element shown), never fixed sleeps."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from appserver import wait_for
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+CHROMIUM = os.environ.get("BYOK_E2E_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+DESKTOP = {"width": 1280, "height": 860}
+
+expect.set_options(timeout=15_000)
+
+
+def need_chromium() -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"No Chromium at {CHROMIUM}: install Debian's chromium (apt-get install chromium) "
+                    "or set BYOK_E2E_CHROMIUM; or leave the browser tests out with -m 'not e2e'.")
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    need_chromium()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def idle(page: Page) -> None:
+    page.wait_for_selector(IDLE, timeout=30_000)
+
+
+def no_errors(page: Page) -> None:
+    """No page ever shows a traceback or the generic server-error message."""
+    assert page.get_by_test_id("stException").count() == 0
+    assert "Something went wrong on the server" not in page.content()
+    assert "Traceback" not in page.content()
+
+
+def nav(page: Page, title: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True).click()
+    expect(page.get_by_role("heading", name=title, exact=True).first).to_be_visible()
+    idle(page)
+    no_errors(page)
+
+
+def session_cookie(context: BrowserContext) -> dict:
+    """The HttpOnly cookie, once the page's request for it has completed."""
+    return wait_for(lambda: next((c for c in context.cookies() if c["name"] == "byok_session"), None), 10,
+                    "the session cookie")
+
+
+def sign_in(page: Page, url: str, username: str, password: str) -> None:
+    page.goto(url)
+    expect(page.get_by_role("textbox", name="Username", exact=True)).to_be_visible()
+    page.get_by_role("textbox", name="Username", exact=True).fill(username)
+    page.get_by_role("textbox", name="Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.get_by_test_id("stSidebarNav")).to_be_visible()
+    idle(page)
+    session_cookie(page.context)  # later navigation by URL needs it
