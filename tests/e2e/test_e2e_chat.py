@@ -1,0 +1,174 @@
+"""End to end in a real Chromium: chat replies written on the server (a reload mid-reply picks it up
+and it finishes; Stop), failed turns kept out of what is sent (a 429, then Retry), the web search
+default, and the Search page's budget warning. One started app for the module; each test signs in
+a person of its own."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from appserver import running_app
+from browser import DESKTOP, chromium, idle, need_chromium, no_errors, sign_in
+from callhelpers import log_call
+from fakeproviders import FakeProvider
+from playwright.sync_api import Browser, Page, expect
+
+from byok_core import accounts, budgets, keys, pricing
+from byok_core.identity import Actor, KeySource, Owner
+from byok_core.providers import Provider
+from byok_core.runtime import open_runtime
+
+pytestmark = pytest.mark.e2e
+
+REPLY = "Streaming works: one token after another until the very end."
+BRAVE_KEY = "brave-team-key-e2e-0123456789"
+_names = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def openai():
+    """Replies stop after their first word while ``gate`` is clear."""
+    with FakeProvider(Provider.OPENAI, reply=REPLY, hold_after=1) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, openai):
+    need_chromium()
+    with FakeProvider(Provider.BRAVE) as brave, \
+            running_app(tmp_path_factory.mktemp("e2e-chat"), **openai.env(), **brave.env()) as app:
+        rt = open_runtime(app.env)
+        try:
+            keys.store(rt, Actor.operator(), Owner.team(), Provider.BRAVE, BRAVE_KEY)
+        finally:
+            rt.engine.dispose()
+        yield app
+
+
+@pytest.fixture(scope="module")
+def browser() -> Browser:
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture
+def rt(server):
+    runtime = open_runtime(server.env, migrate=False)
+    yield runtime
+    runtime.engine.dispose()
+
+
+@pytest.fixture
+def person(server, browser, rt, openai):
+    """A member with their own OpenAI key, signed in on the Chat page; the provider's gate clear."""
+    name = f"member{next(_names)}"
+    user = accounts.create_user(rt, name, "member password 1")
+    keys.store(rt, Actor.of(user), Owner.user(user.id), Provider.OPENAI, f"sk-e2e-{name}-0123456789")
+    openai.status = None
+    openai.gate.clear()
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    sign_in(page, server.url, name, "member password 1")
+    yield page, user
+    openai.gate.set()
+    context.close()
+
+
+def send(page: Page, text: str) -> None:
+    box = page.get_by_test_id("stChatInputTextArea")
+    expect(box).to_be_enabled()
+    box.fill(text)
+    box.press("Enter")
+
+
+def main(page: Page):
+    return page.get_by_test_id("stMainBlockContainer")
+
+
+def replies(page: Page):
+    return page.get_by_test_id("stChatMessage").filter(has=page.locator("[data-testid='stChatMessageAvatarAssistant']"))
+
+
+def sent_turns(openai) -> list[tuple[str, str]]:
+    return [(m["role"], m["content"]) for m in openai.requests[-1].body["messages"]]
+
+
+def test_a_reload_mid_reply_picks_it_up_and_it_finishes(person, openai):
+    page, _ = person
+    send(page, "Does a reload lose the reply?")
+    expect(replies(page).last).to_contain_text("Streaming")  # the first word; the provider holds the rest
+    expect(page.get_by_test_id("stChatInputTextArea")).to_be_disabled()
+    assert "c=" in page.url  # the conversation has a URL
+    page.reload()
+    expect(replies(page).last).to_contain_text("Streaming")  # picked up again, still being written
+    expect(page.get_by_test_id("stChatInputTextArea")).to_be_disabled()
+    assert "until the very end" not in replies(page).last.inner_text()
+    openai.gate.set()
+    expect(replies(page).last).to_contain_text("until the very end.", timeout=20_000)
+    expect(replies(page).last).to_contain_text("Paid by your key")
+    expect(page.get_by_test_id("stChatInputTextArea")).to_be_enabled()
+    idle(page)
+    no_errors(page)
+
+
+def test_stop_ends_the_reply_and_keeps_the_text(person, openai):
+    page, _ = person
+    send(page, "Please stop me")
+    expect(replies(page).last).to_contain_text("Streaming")
+    main(page).get_by_role("button", name="Stop").click()
+    expect(replies(page).last).to_contain_text("Stopped: the text so far is kept.")
+    expect(page.get_by_test_id("stChatInputTextArea")).to_be_enabled()  # while the provider still holds
+    assert "until the very end" not in replies(page).last.inner_text()
+    idle(page)
+    no_errors(page)
+
+
+def test_a_rate_limited_turn_stays_on_screen_is_never_sent_again_and_can_be_retried(person, openai):
+    page, _ = person
+    openai.gate.set()
+    openai.status = 429
+    send(page, "first question")
+    expect(replies(page).last).to_contain_text("Rate limited")
+    expect(main(page).get_by_role("button", name="Retry")).to_be_visible()
+    openai.status = None
+    send(page, "second question")
+    expect(replies(page).last).to_contain_text("until the very end.")
+    assert sent_turns(openai) == [("user", "second question")]  # the failed turn was left out
+    expect(page.get_by_test_id("stChatMessage").filter(has_text="first question")).to_be_visible()  # still shown
+
+    openai.status = 500
+    send(page, "third question")
+    expect(main(page).get_by_role("button", name="Retry")).to_be_visible()
+    openai.status = None
+    idle(page)
+    main(page).get_by_role("button", name="Retry").click()
+    expect(main(page).get_by_role("button", name="Regenerate")).to_be_visible()
+    expect(replies(page).last).to_contain_text("until the very end.")
+    assert sent_turns(openai) == [("user", "second question"), ("assistant", REPLY), ("user", "third question")]
+    assert page.get_by_test_id("stChatMessage").filter(has_text="third question").count() == 1
+    idle(page)
+    no_errors(page)
+
+
+def test_web_search_starts_with_the_provider_someone_has_a_key_for(person):
+    page, _ = person
+    page.get_by_test_id("stCheckbox").get_by_text("Web search").click()
+    expect(page.get_by_role("combobox", name="Search with")).to_have_value("Brave Search")
+    idle(page)
+    no_errors(page)
+
+
+def test_the_search_page_warns_near_the_budget(person, rt):
+    page, user = person
+    budgets.set_budget(rt, Actor.operator(), Owner.user(user.id), 1)
+    pricing.set_search_price(rt, Provider.BRAVE, 0.05)
+    log_call(rt, user_id=user.id, provider=Provider.BRAVE, key_source=KeySource.TEAM, cost_usd=0.78)
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Search", exact=True).click()
+    expect(page.get_by_text("Left this month on shared keys (you: $0.22 of $1.00).")).to_be_visible()
+    page.get_by_role("textbox", name="Query", exact=True).fill("budgets")
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(page.get_by_text("paid by the team's key · $0.05")).to_be_visible()
+    expect(page.get_by_text("Your monthly budget for shared keys is 83% used ($0.83 of $1.00).")).to_be_visible()
+    idle(page)
+    no_errors(page)
