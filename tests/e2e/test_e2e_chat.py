@@ -15,6 +15,7 @@ from fakeproviders import FakeProvider
 from playwright.sync_api import Browser, Page, expect
 
 from byok_core import accounts, budgets, keys, pricing
+from byok_core import conversations as convs
 from byok_core.identity import Actor, KeySource, Owner
 from byok_core.providers import Provider
 from byok_core.runtime import open_runtime
@@ -170,5 +171,24 @@ def test_the_search_page_warns_near_the_budget(person, rt):
     page.get_by_role("button", name="Search", exact=True).click()
     expect(page.get_by_text("paid by the team's key · $0.05")).to_be_visible()
     expect(page.get_by_text("Your monthly budget for shared keys is 83% used ($0.83 of $1.00).")).to_be_visible()
+    idle(page)
+    no_errors(page)
+
+
+def test_back_and_forward_keep_you_in_the_conversation(person, rt):
+    page, user = person
+    first, second = convs.create(rt, user.id, "First trip"), convs.create(rt, user.id, "Second trip")
+    page.goto(f"{page.url.split('?')[0]}?c={first.id}")
+    expect(page.get_by_role("heading", name="First trip")).to_be_visible()
+    idle(page)
+    page.get_by_test_id("stSidebar").get_by_role("button", name="Second trip").click()
+    expect(page.get_by_role("heading", name="Second trip")).to_be_visible()
+    assert page.url.endswith(f"?c={second.id}")
+    idle(page)
+    page.go_back()
+    expect(page.get_by_role("heading", name="First trip")).to_be_visible()
+    idle(page)
+    page.go_forward()
+    expect(page.get_by_role("heading", name="Second trip")).to_be_visible()
     idle(page)
     no_errors(page)
