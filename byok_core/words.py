@@ -22,6 +22,24 @@ def usd(amount: float) -> str:
     return f"${amount:,.4f}"
 
 
+def count(value: int | None) -> str:
+    """A count as people read it: "12,345", or "—" when unknown."""
+    return "—" if value is None else f"{value:,}"
+
+
+def duration(ms: int | float | None) -> str:
+    """How long something took: "0.4 s", "12 s", "2 min 5 s"; "—" when unknown."""
+    if ms is None:
+        return "—"
+    seconds = ms / 1000
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+
+
 KIND = {ProviderKind.CHAT: "Chat", ProviderKind.SEARCH: "Web search"}
 
 # Who pays for a call, as in "Paid by your key".

@@ -57,19 +57,18 @@ def fmt_cost(cost: float | None) -> str:
     return "cost unknown" if cost is None else words.usd(cost)
 
 
-def fmt_tokens(value: int | None) -> str:
-    return "?" if value is None else f"{value:,}"
-
-
 def caption(record: CallRecord) -> str:
     """The line under a reply: who paid (or whose key was tried), model, tokens, cost, time."""
     verb = "Paid by" if record.ok else "Tried with"  # a failed call may cost nothing
     parts = [f"{verb} {words.PAID_BY[record.key_source]}"]
     if record.model:
         parts.append(f"{words.provider_name(record.provider)} {record.model}")
-    parts.append(f"{fmt_tokens(record.input_tokens)} in / {fmt_tokens(record.output_tokens)} out tokens")
+    if record.input_tokens is None and record.output_tokens is None:
+        parts.append("tokens unknown")
+    else:
+        parts.append(f"{words.count(record.input_tokens)} tokens in, {words.count(record.output_tokens)} out")
     parts.append(fmt_cost(record.cost_usd))
-    parts.append(f"{record.latency_ms:,} ms")
+    parts.append(words.duration(record.latency_ms))
     return " · ".join(parts)
 
 

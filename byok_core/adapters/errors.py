@@ -151,7 +151,6 @@ def _provider_error(label: str, cred: Credential, *, status: int | None, body: A
     detail = scrub(detail, None)  # shortened again, now that the hint is out
     said = f" ({label} said: {detail})" if detail else ""
     key = f"the key {cred.mask}"
-    http = f" (HTTP {status})" if status else ""
     if codes & _QUOTA_CODES or status in _QUOTA_STATUS:
         return RateLimited(f"{label} says {key} has no quota or credit left{said}; "
                            "add credit with the provider or use another key.")
@@ -166,10 +165,10 @@ def _provider_error(label: str, cred: Credential, *, status: int | None, body: A
     if model and (status == 404 or codes & _MODEL_CODES):
         return ModelNotFound(f"{label} does not offer the model {model!r}{said}; pick another model.")
     if (status or 0) >= 500 or codes & _DOWN_CODES:
-        return ProviderDown(f"{label} is having trouble right now{http}{said}; try again in a minute.")
+        return ProviderDown(f"{label} is overloaded or having trouble right now{said}; try again in a minute.")
     if status == 404:
-        return RequestRejected(f"{label} has no such endpoint (HTTP 404){said}; check the base URL.")
-    return RequestRejected(f"{label} refused the request{http}{said}; check the model and the input.")
+        return RequestRejected(f"{label} has nothing at that address{said}; check the base URL.")
+    return RequestRejected(f"{label} refused the request{said}; check the model and the input.")
 
 
 def transport_error(label: str, exc: httpx.TransportError) -> ProviderError:
