@@ -28,10 +28,12 @@ def count(value: int | None) -> str:
 
 
 def duration(ms: int | float | None) -> str:
-    """How long something took: "0.4 s", "12 s", "2 min 5 s"; "—" when unknown."""
+    """How long something took: "under 0.1 s", "0.4 s", "12 s", "2 min 5 s"; "—" when unknown."""
     if ms is None:
         return "—"
     seconds = ms / 1000
+    if seconds < 0.1:
+        return "under 0.1 s"
     if seconds < 10:
         return f"{seconds:.1f} s"
     if seconds < 60:

@@ -156,28 +156,39 @@ st.title(chat_view.md_escape(current.title) if current else "Chat", anchor=False
 state.show_flash("chat")
 
 where = keys.sources(rt, uid)
-with st.container(horizontal=True, vertical_alignment="bottom"):
-    provider = st.selectbox("Provider", CHAT_PROVIDERS, format_func=lambda p: p.label, key="chat_provider",
-                            width=220)
-    paid_by = where.get(provider)
-    options = model_options(rt, uid, provider, key_version(provider))
-    if paid_by is not None:  # on a shared key, only the models the admins allow (the server refuses the rest)
-        options = limits.allowed_models(rt, uid, provider, paid_by, options)
-    typed = st.session_state.get(model_key(provider))
-    if typed and typed not in options:
-        options = [typed, *options]
-    index = default_model_index(provider, options)
-    if index is None:
-        st.session_state.pop(model_key(provider), None)
-    st.selectbox("Model", options, index=index, key=model_key(provider), accept_new_options=True, width=300,
-                 placeholder="type a model name", help="Pick from the provider's list, or type any model name.")
-    use_search = st.toggle("Web search", key="chat_search",
-                           help="Search the web first and give the results to the model as numbered sources.")
-    search_provider = None
-    if use_search:
-        search_provider = st.selectbox(
-            "Search with", SEARCH_PROVIDERS, format_func=lambda p: p.label, key="chat_search_provider", width=180,
-            help="Starts with the first provider you have a key for: your own, then the team's, then the server's.")
+def pickers_label() -> str:
+    """What the settings button says: the provider and model a message goes to, and the search."""
+    chosen = st.session_state.get("chat_provider") or Provider.OPENAI
+    model = st.session_state.get(model_key(chosen)) or CHAT_ADAPTERS[chosen].default_model
+    parts = [chosen.label, model or "choose a model"]
+    if st.session_state.get("chat_search"):
+        parts.append(f"web search with {st.session_state.get('chat_search_provider', SEARCH_PROVIDERS[0]).label}")
+    return " · ".join(parts)
+
+
+# One compact row, on a phone too: the pickers live in a popover named after what they chose.
+with st.container(horizontal=True, vertical_alignment="center"):
+    with st.popover(pickers_label(), icon=":material/tune:", help="Provider, model and web search"):
+        provider = st.selectbox("Provider", CHAT_PROVIDERS, format_func=lambda p: p.label, key="chat_provider")
+        paid_by = where.get(provider)
+        options = model_options(rt, uid, provider, key_version(provider))
+        if paid_by is not None:  # on a shared key, only the models the admins allow (the server refuses the rest)
+            options = limits.allowed_models(rt, uid, provider, paid_by, options)
+        typed = st.session_state.get(model_key(provider))
+        if typed and typed not in options:
+            options = [typed, *options]
+        index = default_model_index(provider, options)
+        if index is None:
+            st.session_state.pop(model_key(provider), None)
+        st.selectbox("Model", options, index=index, key=model_key(provider), accept_new_options=True,
+                     placeholder="type a model name", help="Pick from the provider's list, or type any model name.")
+        use_search = st.toggle("Web search", key="chat_search",
+                               help="Search the web first and give the results to the model as numbered sources.")
+        search_provider = None
+        if use_search:
+            search_provider = st.selectbox(
+                "Search with", SEARCH_PROVIDERS, format_func=lambda p: p.label, key="chat_search_provider",
+                help="Starts with the first provider you have a key for: your own, then the team's, then the server's.")
     if current is not None:
         with st.popover("Conversation", icon=":material/more_horiz:"):
             st.text_input("Title", value=current.title, key=f"chat_rename_{current.id}", max_chars=200)

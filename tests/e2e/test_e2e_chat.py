@@ -154,8 +154,9 @@ def test_a_rate_limited_turn_stays_on_screen_is_never_sent_again_and_can_be_retr
 
 def test_web_search_starts_with_the_provider_someone_has_a_key_for(person):
     page, _ = person
+    page.get_by_role("button", name="OpenAI · gpt-4o-mini").click()  # the pickers' popover
     page.get_by_test_id("stCheckbox").get_by_text("Web search").click()
-    expect(page.get_by_role("combobox", name="Search with")).to_have_value("Brave Search")
+    expect(page.get_by_role("button", name="OpenAI · gpt-4o-mini · web search with Brave Search")).to_be_visible()
     idle(page)
     no_errors(page)
 
