@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import warnings
 from contextlib import contextmanager
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from byok_core import budgets, usage
-from byok_core.models import UsageRecord
+from byok_core import accounts, audit, budgets, conversations, keys, usage
+from byok_core.audit import AuditAction
+from byok_core.errors import CallStatus
+from byok_core.identity import Actor, KeySource, Owner, Role
+from byok_core.models import ApiKey, Message, ReplyStatus, UsageRecord
+from byok_core.providers import Provider
 from byok_core.record import CallRecord
 from byok_core.runtime import open_runtime
 
@@ -67,3 +72,54 @@ def sealed_by_version_1(keyring, plain: str, context: str) -> str:
     nonce = os.urandom(12)
     sealed = keyring.primary.aead.encrypt(nonce, plain.encode(), f"{header}|{context}".encode())
     return f"{header}:{base64.urlsafe_b64encode(nonce + sealed).decode().rstrip('=')}"
+
+
+# --- every kind of value a page can show, and the raw spellings none may show ---------------------
+
+PAGES = {"admin": ["Chat", "Search", "Keys", "Usage", "Account", "Admin", "Budgets"],
+         "member": ["Chat", "Search", "Keys", "Usage", "Account"]}
+_EDGE = r"(?<![\w./-]){}(?![\w./-])"
+RAW = re.compile("|".join([
+    *(re.escape(s.value) for s in CallStatus if "_" in s.value),
+    *(re.escape(a.value) for a in AuditAction),
+    *(_EDGE.format(re.escape(p.value)) for p in Provider),
+    *(_EDGE.format(w) for w in ("env", "None", "nan", "NaN", "NaT", "<NA>", "pending", "streaming")),
+    r"key_source", r"\b[a-z]+_tokens\b", r"latency_ms", r"cost_usd", r"user_id", r"unknown_cost_calls",
+    r"(?m:^count$)",  # a chart's axis titled after the column it counts
+    re.escape("(no user)"),
+]))
+
+
+def seed_every_kind(rt, admin: tuple[str, str], member: tuple[str, str]) -> None:
+    """A bit of everything: calls of every status and payer on every provider, a CLI call, failed
+    and stopped replies, keys with test results, budgets, and an audit event of every action."""
+    boss = accounts.create_user(rt, *admin, Role.ADMIN)
+    mia = accounts.create_user(rt, *member)
+    keys.store(rt, Actor.of(boss), Owner.team(), Provider.BRAVE, "brave-team-key-0123456789")
+    keys.store(rt, Actor.of(mia), Owner.user(mia.id), Provider.OPENAI, "sk-mia-key-0123456789abcd")
+    keys.store(rt, Actor.of(mia), Owner.user(mia.id), Provider.TAVILY, "tvly-mia-key-0123456789abcd")
+    with rt.engine.begin() as conn:  # keys whose last test failed in two ways
+        conn.execute(sa.update(ApiKey).where(col(ApiKey.provider) == Provider.OPENAI)
+                     .values(last_test_status=CallStatus.KEY_REJECTED))
+        conn.execute(sa.update(ApiKey).where(col(ApiKey.provider) == Provider.TAVILY)
+                     .values(last_test_status=CallStatus.PROVIDER_DOWN))
+    budgets.set_budget(rt, Actor.operator(), Owner.user(mia.id), 5)
+    statuses = list(CallStatus)
+    for i, provider in enumerate(Provider):
+        for j, source in enumerate(KeySource):
+            status = statuses[(i + j) % len(statuses)]
+            log_call(rt, user_id=None if (i, j) == (0, 2) else (mia.id if j % 2 else boss.id), provider=provider,
+                     model="" if provider.kind == "search" else "some-model", key_source=source, status=status,
+                     input_tokens=None if i % 2 else 120, output_tokens=None if i % 2 else 30,
+                     cost_usd=None if i % 3 == 0 else 0.0123, latency_ms=1234)
+    conv = conversations.create(rt, mia.id, "Mixed turns")
+    conversations.add_message(rt, mia.id, conv.id, "user", "one")
+    failed = CallRecord(Provider.OPENAI, KeySource.USER, "gpt-4o-mini", mia.id, status=CallStatus.PROVIDER_DOWN,
+                        error="OpenAI is overloaded or having trouble right now; try again in a minute.")
+    conversations.add_message(rt, mia.id, conv.id, "assistant", "",
+                              conversations.reply_meta(failed, error=failed.error))
+    with rt.engine.begin() as conn:
+        conn.execute(sa.update(Message).where(col(Message.role) == "assistant").values(status=ReplyStatus.FAILED))
+    with Session(rt.engine) as session, session.begin():
+        for action in AuditAction:
+            audit.record(session, admin[0], action, "team brave 6d0eb0c1", "")

@@ -42,6 +42,13 @@ def idle(page: Page) -> None:
     page.wait_for_selector(IDLE, timeout=30_000)
 
 
+def settled(page: Page) -> None:
+    """The script run is over and every element is drawn (charts and tables load their code lazily,
+    showing placeholders until then)."""
+    idle(page)
+    expect(page.get_by_test_id("stSkeleton")).to_have_count(0)
+
+
 def no_errors(page: Page) -> None:
     """No page ever shows a traceback or the generic server-error message."""
     assert page.get_by_test_id("stException").count() == 0

@@ -1,0 +1,68 @@
+"""Every page, as an admin and as a member, over data with every status, payer, provider and audit
+action: what the page shows — text, labels, choices, metrics and every table cell (which a browser
+draws on a canvas) — never holds a raw enum value, a column name or a "None"
+(tests/e2e/test_e2e_words.py reads the same in Chromium, chart axes included)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from apptest import app_test, open_page, sign_in
+from callhelpers import PAGES, RAW, seed_every_kind
+
+from byok_core import accounts, conversations
+
+ADMIN, MEMBER = ("wendy", "wendy password 1"), ("mia", "mia password 1")
+_TEXT_ELEMENTS = ("title", "header", "subheader", "markdown", "caption", "text", "info", "warning", "error",
+                  "success", "exception")
+_WIDGETS = ("button", "selectbox", "multiselect", "radio", "text_input", "number_input", "text_area", "toggle",
+            "checkbox", "date_input", "tabs", "expander")
+
+
+def shown_cells(frame: pd.DataFrame) -> list[str]:
+    """The headers and cells as a table shows them: an empty cell in an object column reads "None"."""
+    cells = [str(c) for c in frame.columns]
+    for name in frame.columns:
+        column = frame[name]
+        textual = column.dtype == object or pd.api.types.is_string_dtype(column)
+        for value in column:
+            if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
+                cells.append("None" if textual else "")
+            else:
+                cells.append(str(value))
+    return cells
+
+
+def shown(at) -> list[str]:
+    """Everything an AppTest run put on the page, as text."""
+    found: list[str] = []
+    for kind in _TEXT_ELEMENTS:
+        found += [str(e.value) for e in getattr(at, kind)]
+    for kind in _WIDGETS:
+        for widget in getattr(at, kind):
+            found += [str(getattr(widget, "label", "") or ""), str(getattr(widget, "help", "") or "")]
+            found += [str(o) for o in getattr(widget, "options", []) or []]
+    for metric in at.metric:
+        found += [metric.label, str(metric.value)]
+    for frame in at.dataframe:
+        found += shown_cells(frame.value)
+    return found
+
+
+@pytest.mark.parametrize("who", ["admin", "member"])
+def test_every_page_speaks_plain_words(app, rt, who):
+    seed_every_kind(rt, ADMIN, MEMBER)
+    user = accounts.get_user(rt, (ADMIN if who == "admin" else MEMBER)[0])
+    raw: dict[str, list[str]] = {}
+    for title in PAGES[who]:
+        at = app_test()
+        sign_in(at, rt, user)
+        if title == "Chat" and who == "member":  # her conversation with a failed turn
+            at.query_params["c"] = str(conversations.list_conversations(rt, user.id)[0].id)
+        at.run()
+        open_page(at, title.lower()).run()
+        assert not at.exception, (title, at.exception)
+        bad = sorted({m.group(0) for text in shown(at) for m in RAW.finditer(text)})
+        if bad:
+            raw[title] = bad
+    assert not raw, f"raw values on screen ({who}): {raw}"
