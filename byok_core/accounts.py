@@ -6,9 +6,11 @@ import hashlib
 import logging
 import re
 import secrets
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,7 +24,7 @@ from byok_core.audit import AuditAction
 from byok_core.clock import utcnow
 from byok_core.errors import AuthError, NotFoundError, ValidationError
 from byok_core.identity import Role
-from byok_core.models import AppSetting, AuthSession, LoginTicket, User, rowcount, saved_id
+from byok_core.models import AppSetting, AuditEvent, AuthSession, LoginTicket, User, rowcount, saved_id
 from byok_core.runtime import Runtime
 
 # OWASP's recommended Argon2id configuration (m=19 MiB, t=2, p=1): ~70 ms a hash on one core,
@@ -30,14 +32,21 @@ from byok_core.runtime import Runtime
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 _DUMMY_HASH = HASHER.hash("not a real password; equalizes timing for unknown users")
 
-SIGN_IN_FAILED = ("Sign-in failed: wrong username or password. After several failures, wait a few seconds before "
-                  "trying again.")
+SIGN_IN_FAILED = ("Sign-in failed: wrong username or password (after several failed tries, wait a few seconds "
+                  "before the next one).")
+# Said only after the right password, so it tells nobody which accounts exist.
+ACCOUNT_DISABLED = "Your account is disabled; ask an admin to enable it."
+USERNAME_RULES = ("Usernames are 1 to 64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit; "
+                  "capitals do not make a different name.")
 FREE_ATTEMPTS = 3  # failures before delays start
 MAX_DELAY = timedelta(minutes=15)
 SESSION_TTL = timedelta(days=14)
 LOGIN_TICKET_TTL = timedelta(seconds=60)
 SETUP_CODE_PREFIX = "setup_code."  # one row per code printed (each replica prints its own)
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+# Not in audit.AuditAction yet (audit.py is not this module's): written as its stored value, and
+# words.audit_sentence reads it. Adding USER_RENAME = "user.rename" there changes nothing stored.
+USER_RENAME = "user.rename"
 OIDC_ADMIN_GROUPS_ENV = "BYOK_OIDC_ADMIN_GROUPS"
 OIDC_GROUPS_CLAIM_ENV = "BYOK_OIDC_GROUPS_CLAIM"
 
@@ -48,12 +57,41 @@ def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _typed(name: str | None) -> str:
+    """A name as typed, the way it is stored: NFKC (full-width letters become plain ones), trimmed."""
+    return unicodedata.normalize("NFKC", name or "").strip()
+
+
+def username_key(name: str) -> str:
+    """What tells usernames apart: ``bob``, ``BOB`` and full-width ``bob`` have one key (User.key_of)."""
+    return User.key_of(_typed(name))
+
+
 def validate_username(name: str) -> str:
-    name = (name or "").strip()
+    """The username to store (NFKC, trimmed; its capitals kept for display), or ValidationError."""
+    name = _typed(name)
     if not _USERNAME.match(name):
-        raise ValidationError("Usernames are 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter "
-                              "or digit.")
+        raise ValidationError(USERNAME_RULES)
     return name
+
+
+def _find(session: Session, name: str | None) -> User | None:
+    """The account a typed name means: the one spelled exactly so, else the one whose key it has.
+
+    Without collisions from before migration 0007 both are the same account. With them, each
+    colliding account keeps its exact spelling and any other spelling reaches the oldest (which
+    holds the plain key). A later one's ``<key>#<id>`` is never matched by a typed name."""
+    typed = _typed(name)
+    key = User.key_of(typed)
+    if not typed or "#" in key:
+        return None
+    rows = session.exec(select(User).where(sa.or_(col(User.username) == typed, col(User.username_key) == key))).all()
+    return next((u for u in rows if u.username == typed), rows[0] if rows else None)
+
+
+def _taken(name: str) -> ValidationError:
+    return ValidationError(f"The username {name!r} is taken (capitals do not make a different name); "
+                           "choose another.")
 
 
 def validate_password(password: str) -> str:
@@ -67,40 +105,112 @@ def validate_password(password: str) -> str:
 def create_user(rt: Runtime, username: str, password: str, role: Role = Role.MEMBER,
                 actor: str = "operator") -> User:
     username = validate_username(username)
-    user = User(username=username, password_hash=HASHER.hash(validate_password(password)), role=Role(role))
+    user = User(username=username, username_key=User.key_of(username),
+                password_hash=HASHER.hash(validate_password(password)), role=Role(role))
     try:
         with Session(rt.engine, expire_on_commit=False) as session, session.begin():
             session.add(user)
             session.flush()
             audit.record(session, actor, AuditAction.USER_CREATE, username, f"role {user.role}")
-    except IntegrityError:
-        raise ValidationError(f"The username {username!r} is taken; choose another.") from None
+    except IntegrityError:  # the same name in other capitals or width, even from a parallel request
+        raise _taken(username) from None
     return user
 
 
 def list_users(rt: Runtime) -> list[User]:
     with Session(rt.engine) as session:
-        return list(session.exec(select(User).order_by(col(User.username))))
+        return list(session.exec(select(User).order_by(col(User.username_key), col(User.id))))
+
+
+def find_user(rt: Runtime, username: str | None) -> User | None:
+    """The account ``username`` means in any capitals or width (see ``_find``), or None."""
+    with Session(rt.engine) as session:
+        return _find(session, username)
 
 
 def get_user(rt: Runtime, username: str) -> User:
-    with Session(rt.engine) as session:
-        user = session.exec(select(User).where(col(User.username) == username)).first()
+    user = find_user(rt, username)
     if user is None:
-        raise NotFoundError(f"No user named {username!r}.")
+        raise NotFoundError(f"No user named {_typed(username)!r}; check the spelling (byok users list shows them).")
     return user
 
 
 def _update_user(rt: Runtime, username: str, actor: str, action: AuditAction, detail: str = "", *,
                  revoke_tickets: bool = False, **values: Any) -> None:
     with Session(rt.engine) as session, session.begin():
-        changed = rowcount(session.execute(sa.update(User).where(col(User.username) == username).values(**values)))
-        if not changed:
-            raise NotFoundError(f"No user named {username!r}.")
+        user = _find(session, username)
+        changed = user is not None and rowcount(session.execute(
+            sa.update(User).where(col(User.id) == user.id).values(**values)))
+        if user is None or not changed:
+            raise NotFoundError(f"No user named {_typed(username)!r}; check the spelling.")
         if revoke_tickets:  # in the same transaction: no ticket issued before the change survives it
-            user_id = select(User.id).where(col(User.username) == username).scalar_subquery()
-            session.execute(sa.delete(LoginTicket).where(col(LoginTicket.user_id) == user_id))
-        audit.record(session, actor, action, username, detail)
+            session.execute(sa.delete(LoginTicket).where(col(LoginTicket.user_id) == user.id))
+        audit.record(session, actor, action, user.username, detail)
+
+
+def rename_user(rt: Runtime, username: str, new_name: str, actor: str = "operator") -> User:
+    """Give an account another name (its keys, conversations, usage and sessions stay with it).
+
+    A new name that differs from another account's only in capitals or width is refused. When
+    the renamed account held a name that others from before migration 0007 collided with, the
+    oldest of them takes the plain key: it is then reached by every spelling."""
+    new_name = validate_username(new_name)
+    try:
+        with Session(rt.engine, expire_on_commit=False) as session, session.begin():
+            user = _find(session, username)
+            if user is None:
+                raise NotFoundError(f"No user named {_typed(username)!r}; check the spelling.")
+            old_name, old_key = user.username, user.username_key or ""
+            if new_name == old_name:
+                return user
+            user.username, user.username_key = new_name, User.key_of(new_name)
+            session.flush()  # IntegrityError here: the name is another account's
+            if "#" not in old_key and old_key != user.username_key:
+                _promote_oldest_clash(session, old_key)
+            session.add(AuditEvent(actor=actor[:80], action=USER_RENAME, target=new_name, detail=f"from {old_name}"))
+    except IntegrityError:
+        raise _taken(new_name) from None
+    return user
+
+
+def _promote_oldest_clash(session: Session, key: str) -> None:
+    """``key`` was just freed: the oldest account parked at ``<key>#<id>`` gets it."""
+    parked = session.exec(select(User).where(col(User.username_key).startswith(key + "#", autoescape=True))
+                          .order_by(col(User.id))).all()
+    heir = next((u for u in parked if User.key_of(u.username) == key), None)
+    if heir is not None:
+        heir.username_key = key
+        session.flush()
+
+
+@dataclass(frozen=True)
+class NameClash:
+    """Accounts from before usernames ignored capitals whose names are now one name, oldest first.
+    Each signs in with its exact spelling; other spellings reach the first."""
+
+    usernames: tuple[str, ...]
+
+    def sentence(self, how: str = "") -> str:
+        """One sentence for an admin; ``how`` says where to rename (" with `byok users rename`")."""
+        names = [repr(n) for n in self.usernames]
+        listed = ", ".join(names[:-1]) + " and " + names[-1]
+        return (f"The usernames {listed} now count as one name, so rename all but one of them{how} (until then "
+                f"each signs in with its exact spelling, and any other spelling signs in to {self.usernames[0]!r}).")
+
+
+def name_clashes(rt: Runtime) -> list[NameClash]:
+    """Accounts whose names collide (only possible for accounts made before migration 0007)."""
+    with Session(rt.engine) as session:
+        parked = session.exec(select(User).where(col(User.username_key).contains("#"))).all()
+        if not parked:
+            return []
+        keys = {User.key_of(u.username) for u in parked}
+        holders = session.exec(select(User).where(col(User.username_key).in_(keys))).all()
+    groups: dict[str, list[User]] = {}
+    for user in [*holders, *parked]:
+        groups.setdefault(User.key_of(user.username), []).append(user)
+    return [NameClash(tuple(u.username for u in sorted(users, key=lambda u: (u.username_key != key, u.id or 0))))
+            for key, users in sorted(groups.items()) if len(users) > 1]
 
 
 def set_disabled(rt: Runtime, username: str, disabled: bool, actor: str = "operator") -> None:
@@ -137,17 +247,20 @@ def _delay_after(failures: int) -> timedelta:
 
 
 def authenticate(rt: Runtime, username: str, password: str, now: datetime | None = None) -> User:
-    """The user, or AuthError with one message for unknown user, wrong password, disabled or throttled.
+    """The user, or AuthError with one message for unknown user, wrong password or throttled; a
+    disabled account is told so (ACCOUNT_DISABLED), but only after its right password.
+
+    ``username`` in any capitals or width (``_find``).
 
     Each attempt is counted as a failure *before* the password is checked, by one conditional
     UPDATE that succeeds only while the account is not locked (``_claim_attempt``); a success then
     resets the counter. So parallel guesses cannot outrun the throttle: with no time passing, at
     most FREE_ATTEMPTS passwords are verified, however many requests arrive together."""
     now = now or utcnow()
-    user = _claim_attempt(rt, (username or "").strip(), password, now)
+    user = _claim_attempt(rt, username, password, now)
     if user is None:
         raise AuthError(SIGN_IN_FAILED)
-    if not _verify(user.password_hash, password) or user.disabled:
+    if not _verify(user.password_hash, password):
         if user.failed_logins == FREE_ATTEMPTS:
             with Session(rt.engine) as session, session.begin():
                 audit.record(session, "system", AuditAction.USER_THROTTLED, user.username,
@@ -157,12 +270,15 @@ def authenticate(rt: Runtime, username: str, password: str, now: datetime | None
     if HASHER.check_needs_rehash(user.password_hash):
         values["password_hash"] = HASHER.hash(password)
     with Session(rt.engine) as session, session.begin():
-        # Only while the password just checked is still the stored one and the account is enabled.
+        # Only while the password just checked is still the stored one. The update comes first, so
+        # the row is locked (SQLite: the database) and ``disabled`` read below cannot go stale.
         reset = rowcount(session.execute(sa.update(User).where(
-            col(User.id) == user.id, col(User.password_hash) == user.password_hash, col(User.disabled).is_(False),
-        ).values(**values)))
+            col(User.id) == user.id, col(User.password_hash) == user.password_hash).values(**values)))
+        disabled = session.execute(select(User.disabled).where(col(User.id) == user.id)).scalar()
     if not reset:
         raise AuthError(SIGN_IN_FAILED)
+    if disabled:  # the right password: telling its owner reveals nothing a guesser could use
+        raise AuthError(ACCOUNT_DISABLED)
     user.failed_logins, user.locked_until = 0, None
     user.password_hash = values.get("password_hash", user.password_hash)
     return user
@@ -183,7 +299,7 @@ def _claim_attempt(rt: Runtime, username: str, password: str, now: datetime) -> 
     has to upgrade a read transaction to a write one."""
     for _ in range(_CLAIM_TRIES):
         with Session(rt.engine, expire_on_commit=False) as session:
-            user = session.exec(select(User).where(col(User.username) == username)).first()
+            user = _find(session, username)
         if user is None:
             _verify(_DUMMY_HASH, password)
             return None
@@ -268,10 +384,30 @@ def redeem_login_ticket(rt: Runtime, ticket: str | None, now: datetime | None = 
         return _add_session(session, saved_id(user.id), now + SESSION_TTL)
 
 
-def user_for_session(rt: Runtime, token: str | None, now: datetime | None = None) -> User | None:
-    """The signed-in user for a cookie token, if the session is live and the account enabled."""
+class SessionEnd(StrEnum):
+    """Why a session that existed no longer signs anyone in (told to the browser that held it)."""
+
+    DISABLED = "disabled"
+    PASSWORD_CHANGED = "password_changed"
+    SIGNED_OUT = "signed_out"
+    EXPIRED = "expired"
+
+
+SESSION_ENDED = {
+    SessionEnd.DISABLED: "You were signed out because your account was disabled; ask an admin to enable it.",
+    SessionEnd.PASSWORD_CHANGED: "You were signed out because your password was changed; sign in with the new "
+                                 "password (if you did not change it, ask an admin).",
+    SessionEnd.SIGNED_OUT: "You were signed out in another tab or window; sign in again to go on.",
+    SessionEnd.EXPIRED: "Your sign-in expired after 14 days; sign in again to go on.",
+}
+
+
+def session_status(rt: Runtime, token: str | None,
+                   now: datetime | None = None) -> tuple[User | None, SessionEnd | None]:
+    """The signed-in user for a session token, or why that session ended (None for a token that
+    never was one: nothing to tell)."""
     if not token or len(token) > 200:
-        return None
+        return None, None
     now = now or utcnow()
     with Session(rt.engine) as session:
         row = session.exec(
@@ -279,11 +415,22 @@ def user_for_session(rt: Runtime, token: str | None, now: datetime | None = None
             .where(col(AuthSession.token_hash) == _hash_token(token))
         ).first()
     if row is None:
-        return None
+        return None, None
     user, auth = row
-    if auth.revoked_at or auth.expires_at <= now or user.disabled or auth.created_at < user.password_changed_at:
-        return None
-    return user
+    if user.disabled:
+        return None, SessionEnd.DISABLED
+    if auth.created_at < user.password_changed_at:
+        return None, SessionEnd.PASSWORD_CHANGED
+    if auth.revoked_at:
+        return None, SessionEnd.SIGNED_OUT
+    if auth.expires_at <= now:
+        return None, SessionEnd.EXPIRED
+    return user, None
+
+
+def user_for_session(rt: Runtime, token: str | None, now: datetime | None = None) -> User | None:
+    """The signed-in user for a cookie token, if the session is live and the account enabled."""
+    return session_status(rt, token, now)[0]
 
 
 def revoke_session(rt: Runtime, token: str | None) -> None:
@@ -318,7 +465,8 @@ def claim_first_admin(rt: Runtime, code: str, username: str, password: str) -> U
 
     The code is consumed in the same transaction, so two racing claims cannot both succeed."""
     username, password = validate_username(username), validate_password(password)
-    user = User(username=username, password_hash=HASHER.hash(password), role=Role.ADMIN)
+    user = User(username=username, username_key=User.key_of(username), password_hash=HASHER.hash(password),
+                role=Role.ADMIN)
     with Session(rt.engine, expire_on_commit=False) as session, session.begin():
         digest = _hash_token((code or "").strip().lower())
         consumed = rowcount(session.execute(sa.delete(AppSetting).where(

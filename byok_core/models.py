@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -56,10 +57,23 @@ def enum_column(enum: type[StrEnum], length: int, *, nullable: bool = False,
 
 
 class User(SQLModel, table=True):
+    """An account. ``username`` is shown as it was typed (in NFKC form); ``username_key`` tells
+    accounts apart: names that differ only in capitals or character width (``bob``, ``BOB``,
+    full-width ``bob``) have one key, which the database keeps unique.
+
+    Accounts created before migration 0007 whose names collided keep working: the oldest holds the
+    plain key, each later one the key ``<key>#<id>`` (``#`` is never in a username, so it cannot
+    collide), until an admin renames it (``accounts.name_clashes`` lists them)."""
+
     __tablename__ = "users"
+    __table_args__ = (sa.Index("ux_users_username_key", "username_key", unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(sa_column=sa.Column(sa.String(64), unique=True, nullable=False))
+    # Filled from ``username`` on insert when not given (rows made by hand in tests and scripts too).
+    username_key: str | None = Field(default=None, sa_column=sa.Column(
+        sa.String(200), nullable=False,
+        default=lambda context: User.key_of(context.get_current_parameters()["username"])))
     password_hash: str = Field(repr=False)
     role: Role = Field(default=Role.MEMBER, sa_column=enum_column(Role, 16, default=Role.MEMBER))
     disabled: bool = False
@@ -71,6 +85,12 @@ class User(SQLModel, table=True):
     @property
     def is_admin(self) -> bool:
         return self.role == Role.ADMIN
+
+    @staticmethod
+    def key_of(name: str) -> str:
+        """The key a username is told apart by: NFKC, case-folded, NFKC again (Unicode's
+        NFKC_Casefold as the standard library can do it), around the trimmed name."""
+        return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name.strip()).casefold())
 
 
 class ApiKey(SQLModel, table=True):

@@ -1,11 +1,23 @@
 """The page shell run on every rerun: runtime, sign-in gate, per-role navigation.
 
-Pages a user may not open are simply not passed to ``st.navigation``, so their URLs do not
-exist for that user (``visibility="hidden"`` would not be access control).
+Pages a user may not open are never passed to ``st.navigation``, so their scripts cannot run for
+that user (``visibility="hidden"`` would not be access control). Their URLs still answer, with a
+stand-in page, so no one meets Streamlit's "Page not found" pop-up:
+
+* signed out, every page's URL shows sign-in (or first-run setup); once signed in, the same URL
+  is the page that was asked for (the rerun keeps the URL, and the page behind it is now real);
+* signed in, a page the role may not open (a member's ``/admin``) says so in one sentence, and
+  ``/signin`` or ``/setup`` go to the first page.
+
+Each tab is titled "<page> · BYOK Dashboard", and the favicon is a local SVG (inlined as a data
+URL), so loading the app asks nothing of any other host.
 """
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
@@ -17,46 +29,95 @@ from byok_ui import state
 from byok_ui.runtime import open_or_explain
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
+APP_NAME = "BYOK Dashboard"
+FAVICON = "data:image/svg+xml;base64," + base64.b64encode(
+    (Path(__file__).resolve().parent / "static" / "favicon.svg").read_bytes()).decode()
 
 
-def _page(file: str, title: str, icon: str, help: str, **kw) -> st.Page:
-    return st.Page(PAGES / file, title=title, icon=icon, help=help, **kw)
+def tab_title(page_title: str) -> str:
+    return f"{page_title} · {APP_NAME}"
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    """One page of the app: its script, title, icon, help and URL path."""
+
+    file: str
+    title: str
+    icon: str
+    help: str
+    url_path: str
+    admin_only: bool = False
+    section: str = ""
+
+
+PAGE_SPECS = (
+    PageSpec("chat.py", "Chat", ":material/chat:",
+             "Chat with OpenAI, Anthropic, Gemini or your own endpoint; every reply says which key paid.", "chat"),
+    PageSpec("search.py", "Search", ":material/travel_explore:",
+             "Run a web search on one or several search providers and compare the results.", "search"),
+    PageSpec("keys.py", "Keys", ":material/key:",
+             "Save, test, replace and delete your API keys. Keys are write-only: only a mask is shown.", "keys"),
+    PageSpec("usage.py", "Usage", ":material/monitoring:",
+             "Every provider call with tokens, latency and estimated cost. Filters, charts, CSV export.", "usage"),
+    PageSpec("account.py", "Account", ":material/person:", "Change your password or sign out.", "account",
+             section="Account"),
+    PageSpec("admin.py", "Admin", ":material/admin_panel_settings:",
+             "Users, team keys and the audit log. Admins only.", "admin", admin_only=True, section="Admin"),
+    PageSpec("budgets.py", "Budgets", ":material/savings:",
+             "Monthly spending limits on the team's shared keys. Admins only.", "budgets", admin_only=True,
+             section="Admin"),
+)
+DEFAULT = PAGE_SPECS[0]
+SIGNED_OUT_PATHS = ("signin", "setup")
+
+
+def _stand_in(script: str, title: str, icon: str, url_path: str, *, default: bool = False) -> st.Page:
+    return st.Page(PAGES / script, title=title, icon=icon, url_path=url_path, default=default)
 
 
 def signed_out_pages(rt: Runtime) -> list[st.Page]:
+    """Sign-in (or, with no users yet, first-run setup) at every page's URL; the first page's is
+    the default, so signing in at ``/`` lands on it."""
     if not accounts.has_users(rt):
-        return [_page("setup.py", "First-run setup", ":material/rocket_launch:",
-                      "Create the first admin with the setup code printed in the server's console.",
-                      url_path="setup", default=True)]
-    return [_page("sign_in.py", "Sign in", ":material/login:", "Sign in with your username and password.",
-                  url_path="signin", default=True)]
+        script, title, icon = "setup.py", "First-run setup", ":material/rocket_launch:"
+    else:
+        script, title, icon = "sign_in.py", "Sign in", ":material/login:"
+    paths = [DEFAULT.url_path, *(p.url_path for p in PAGE_SPECS[1:]), *SIGNED_OUT_PATHS]
+    return [_stand_in(script, title, icon, path, default=path == DEFAULT.url_path) for path in paths]
+
+
+def _not_for_your_role(spec: PageSpec) -> Callable[[], None]:
+    def page() -> None:
+        st.error(f"Only admins can open the {spec.title} page; ask an admin if you need something there.",
+                 icon=":material/block:")
+    return page
+
+
+def _to_first_page(first: st.Page) -> Callable[[], None]:
+    def page() -> None:
+        st.switch_page(first)
+    return page
 
 
 def member_pages(is_admin: bool) -> dict[str, list[st.Page]]:
-    pages = {
-        "": [
-            _page("chat.py", "Chat", ":material/chat:",
-                  "Chat with OpenAI, Anthropic, Gemini or your own endpoint; every reply says which key paid.",
-                  default=True),
-            _page("search.py", "Search", ":material/travel_explore:",
-                  "Run a web search on one or several search providers and compare the results."),
-            _page("keys.py", "Keys", ":material/key:",
-                  "Save, test, replace and delete your API keys. Keys are write-only: only a mask is shown."),
-            _page("usage.py", "Usage", ":material/monitoring:",
-                  "Every provider call with tokens, latency and estimated cost. Filters, charts, CSV export."),
-        ],
-        "Account": [
-            _page("account.py", "Account", ":material/person:", "Change your password or sign out."),
-        ],
-    }
-    if is_admin:
-        pages["Admin"] = [
-            _page("admin.py", "Admin", ":material/admin_panel_settings:",
-                  "Users, team keys and the audit log. Admins only."),
-            _page("budgets.py", "Budgets", ":material/savings:",
-                  "Monthly spending limits on the team's shared keys. Admins only."),
-        ]
-    return pages
+    """The signed-in navigation: the pages of the role, in sidebar sections, plus hidden stand-ins
+    at the URLs of the pages it may not open and of sign-in."""
+    sections: dict[str, list[st.Page]] = {}
+    hidden: list[st.Page] = []
+    for spec in PAGE_SPECS:
+        if spec.admin_only and not is_admin:
+            hidden.append(st.Page(_not_for_your_role(spec), title=spec.title, icon=spec.icon, url_path=spec.url_path,
+                                  visibility="hidden"))
+            continue
+        sections.setdefault(spec.section, []).append(st.Page(
+            PAGES / spec.file, title=spec.title, icon=spec.icon, help=spec.help, url_path=spec.url_path,
+            default=spec is DEFAULT))
+    first = sections[DEFAULT.section][0]
+    hidden += [st.Page(_to_first_page(first), title=DEFAULT.title, url_path=path, visibility="hidden")
+               for path in SIGNED_OUT_PATHS]
+    sections[DEFAULT.section] += hidden  # hidden pages show in no section
+    return sections
 
 
 def _sidebar(rt: Runtime, user: User) -> None:
@@ -69,15 +130,19 @@ def _sidebar(rt: Runtime, user: User) -> None:
 
 
 def main() -> None:
-    st.set_page_config(page_title="BYOK Dashboard", page_icon=":material/key:", layout="wide")
+    # The favicon comes before st.navigation: otherwise the page's Material icon becomes the
+    # favicon, which the browser would fetch from a Google font server.
+    st.set_page_config(page_title=APP_NAME, page_icon=FAVICON, layout="wide")
     rt = open_or_explain()
     user = state.current_user(rt)
     state.emit_cookie_actions()
     if user is None:
         page = st.navigation(signed_out_pages(rt), position="hidden")
+        st.set_page_config(page_title=tab_title(page.title))
         page.run()
         return
     page = st.navigation(member_pages(user.is_admin), position="sidebar")
+    st.set_page_config(page_title=tab_title(page.title))
     _sidebar(rt, user)
     with state.page_context(state.Ctx(rt, user)), state.shows_errors():
         page.run()

@@ -11,8 +11,8 @@ Sign-in state (one place, read by the shell on every rerun):
 * otherwise single sign-on (``st.user``), when ``[auth]`` is configured.
 
 Either way the token is checked against the database on every rerun
-(``accounts.user_for_session``), so sign-out, a password change or disabling the account takes
-effect at once.
+(``accounts.session_status``), so sign-out, a password change or disabling the account takes
+effect at once, and the sign-in page then says why (``signed_out_reason``).
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ from byok_ui.server import COOKIE_NAME, SESSION_PATH, SIGNOUT_PATH, app_path
 TOKEN_KEY = "byok_session_token"
 _TICKET_KEY = "_byok_pending_ticket"
 _SIGNOUT_KEY = "_byok_pending_signout"
+_ENDED_KEY = "_byok_session_ended"  # why this tab's session ended (accounts.SessionEnd)
+_SIGNED_OUT_HERE_KEY = "_byok_signed_out_here"  # this tab signed out: its stale cookie needs no explaining
 
 log = logging.getLogger(__name__)
 
@@ -193,13 +195,25 @@ def _same_origin_cookie_token() -> str | None:
 
 def current_user(rt: Runtime) -> User | None:
     """The signed-in user of this rerun: this tab's own token, else the cookie's when the websocket
-    is same-origin (``same_origin``), else single sign-on; None shows sign-in."""
+    is same-origin (``same_origin``), else single sign-on; None shows sign-in.
+
+    A session that existed but ended (password changed, account disabled, signed out elsewhere,
+    expired) leaves its reason for the sign-in page (``signed_out_reason``)."""
     token = st.session_state.get(TOKEN_KEY) or _same_origin_cookie_token()
-    user = accounts.user_for_session(rt, token) if token else None
+    user, ended = accounts.session_status(rt, token) if token else (None, None)
     if user is None:
         st.session_state.pop(TOKEN_KEY, None)
+        if ended is not None and not st.session_state.get(_SIGNED_OUT_HERE_KEY):
+            st.session_state[_ENDED_KEY] = ended
         user = _oidc_user(rt)
     return user
+
+
+def signed_out_reason() -> str | None:
+    """Why this tab was signed out, in one sentence, until it signs in again; None when it was not
+    (a first visit, or it signed out itself)."""
+    ended = st.session_state.get(_ENDED_KEY)
+    return accounts.SESSION_ENDED.get(ended) if ended else None
 
 
 def start_session(rt: Runtime, user: User) -> None:
@@ -207,7 +221,8 @@ def start_session(rt: Runtime, user: User) -> None:
     token = accounts.create_session(rt, user)
     st.session_state[TOKEN_KEY] = token
     st.session_state[_TICKET_KEY] = accounts.issue_login_ticket(rt, user)
-    st.session_state.pop(_SIGNOUT_KEY, None)
+    for key in (_SIGNOUT_KEY, _ENDED_KEY, _SIGNED_OUT_HERE_KEY):
+        st.session_state.pop(key, None)
 
 
 def sign_out(rt: Runtime) -> None:
@@ -219,6 +234,7 @@ def sign_out(rt: Runtime) -> None:
     for key in list(st.session_state.keys()):
         del st.session_state[key]
     st.session_state[_SIGNOUT_KEY] = True
+    st.session_state[_SIGNED_OUT_HERE_KEY] = True
     if sso:
         st.logout()
 

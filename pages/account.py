@@ -27,7 +27,7 @@ if changed:
         else:
             # Every session of this account ended with the change; this tab gets a fresh one.
             state.start_session(c.rt, accounts.get_user(c.rt, c.user.username))
-            state.flash("account", "Password changed. You were signed out everywhere else.")
+            state.flash("account", "Password changed; you were signed out everywhere else.")
             st.rerun()
 state.show_flash("account")
 

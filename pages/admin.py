@@ -29,9 +29,26 @@ def _act(fn, success: str, *args) -> None:
 
 
 def _create_user() -> None:
-    name = st.session_state.get("admin_new_name", "")
+    """Create the account; the form keeps what was typed when it is refused, and empties on success."""
     role = Role.ADMIN if st.session_state.get("admin_new_admin") else Role.MEMBER
-    _act(accounts.create_user, f"Created {name.strip()!r}.", name, st.session_state.get("admin_new_pw", ""), role)
+    try:
+        user = accounts.create_user(rt, st.session_state.get("admin_new_name", ""),
+                                    st.session_state.get("admin_new_pw", ""), role, actor=me)
+    except ByokError as exc:
+        state.flash("admin_create", str(exc), ok=False)
+        return
+    state.flash("admin_create", f"Created {user.username!r}.")
+    st.session_state.update(admin_new_name="", admin_new_pw="", admin_new_admin=False)
+
+
+def _rename(name: str) -> None:
+    try:
+        user = accounts.rename_user(rt, name, st.session_state.get("admin_rename_to", ""), actor=me)
+    except ByokError as exc:
+        state.flash("admin", str(exc), ok=False)
+        return
+    state.flash("admin", f"Renamed {name!r} to {user.username!r}.")
+    st.session_state.update(admin_pick=user.username, admin_rename_to="")
 
 
 def _reset_password(name: str) -> None:
@@ -40,6 +57,8 @@ def _reset_password(name: str) -> None:
 
 
 with users_tab:
+    for clash in accounts.name_clashes(rt):
+        st.warning(clash.sentence(" under Manage a user"), icon=":material/warning:")
     state.show_flash("admin")
     users = accounts.list_users(rt)
     st.dataframe(
@@ -54,12 +73,14 @@ with users_tab:
     left, right = st.columns(2)
     with left, st.container(border=True):
         st.markdown("**Create a user**")
-        with st.form("admin_create", clear_on_submit=True, border=False):
+        with st.form("admin_create", border=False):
             st.text_input("Username", key="admin_new_name", max_chars=64,
                           help="For single sign-on, use the person's email address as the username.")
+            st.caption(accounts.USERNAME_RULES)
             st.text_input("Initial password (at least 8 characters)", type="password", key="admin_new_pw")
             st.checkbox("Admin", key="admin_new_admin")
             st.form_submit_button("Create user", type="primary", on_click=_create_user)
+        state.show_flash("admin_create")
     with right, st.container(border=True):
         st.markdown("**Manage a user**")
         names = [u.username for u in users]
@@ -82,6 +103,10 @@ with users_tab:
             with st.form("admin_reset", clear_on_submit=True, border=False):
                 st.text_input("New password", type="password", key="admin_reset_pw")
                 st.form_submit_button("Reset password", on_click=_reset_password, args=(name,))
+            with st.form("admin_rename", border=False):
+                st.text_input("New username", key="admin_rename_to", max_chars=64,
+                              help="Keys, conversations and usage stay with the account.")
+                st.form_submit_button("Rename", on_click=_rename, args=(name,))
 
 with team_tab:
     st.caption("Team keys pay for members who have no key of their own for a provider.")
@@ -89,14 +114,19 @@ with team_tab:
 
 
 def _save_price(provider: Provider) -> None:
+    price = float(st.session_state.get(f"admin_price_{provider.value}") or 0)
     try:
-        pricing.set_search_price(rt, provider, float(st.session_state.get(f"admin_price_{provider.value}") or 0))
+        pricing.set_search_price(rt, provider, price)
     except ByokError as exc:
-        state.flash("admin", str(exc), ok=False)
+        state.flash("admin_prices", str(exc), ok=False)
+    else:
+        state.flash("admin_prices", f"Saved: each {provider.label} request now counts as {words.usd(price)}.")
 
 
 with prices_tab:
-    st.caption("Search providers bill per request; these prices feed the usage page's cost estimates.")
+    st.caption("Search providers bill per request; these prices feed the usage page's cost estimates. "
+               "A price is saved as soon as you change it.")
+    state.show_flash("admin_prices")
     for provider in Provider.of_kind(ProviderKind.SEARCH):
         price = pricing.search_price(rt, provider)
         st.number_input(f"{provider.label}: USD per request", min_value=0.0, max_value=99.0, step=0.001,
@@ -105,13 +135,11 @@ with prices_tab:
 
 with audit_tab:
     events = audit.recent(rt, limit=300)
+    names = {u.id: u.username for u in users if u.id is not None}
     st.dataframe(
         pd.DataFrame({
             "Time": [state.fmt_time(e.ts) for e in events],
-            "Actor": [e.actor for e in events],
-            "Action": [words.audit_action(e.action) for e in events],
-            "Target": [e.target for e in events],
-            "Detail": [e.detail for e in events],
+            "What happened": [words.audit_sentence(e, names) for e in events],
         }),
-        hide_index=True, key="admin_audit", alt="Audit log, newest first",
+        hide_index=True, key="admin_audit", alt="Audit log, newest first", width="stretch",
     )

@@ -14,6 +14,11 @@ from byok_core.models import Role
 
 PASSWORD = "correct horse battery"
 
+
+def wide(text: str) -> str:
+    """``text`` in full-width letters (U+FF01 to U+FF5E), which NFKC turns back into plain ones."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
 pytestmark = pytest.mark.real_password_hashing  # the product's Argon2 parameters and timing
 
 
@@ -119,3 +124,55 @@ def test_first_run_setup_code_is_one_time(rt):
     with pytest.raises(AuthError):  # every printed code is used up once an admin exists
         accounts.claim_first_admin(rt, other_replica_code, "third", PASSWORD)
     assert accounts.issue_setup_code(rt) is None  # users exist: no more codes
+
+
+# --- issue 11: usernames in any capitals or width, renames, why a session ended ------------------
+
+
+@pytest.mark.parametrize("typed", ["alice", "ALICE", "Alice", " alice ", wide("alice"), wide("ALICE")])
+def test_a_username_in_any_capitals_or_width_is_one_account(rt, alice, typed):
+    assert accounts.authenticate(rt, typed, PASSWORD).id == alice.id
+    assert accounts.get_user(rt, typed).id == alice.id
+    with pytest.raises(ValidationError, match="taken"):
+        accounts.create_user(rt, typed, PASSWORD)
+
+
+def test_a_name_is_stored_as_typed_in_plain_letters(rt):
+    made = accounts.create_user(rt, wide("Carol.K"), PASSWORD)  # full width in, plain letters stored
+    assert (made.username, made.username_key) == ("Carol.K", "carol.k")
+    assert [u.username for u in accounts.list_users(rt)] == ["Carol.K"]
+    accounts.set_disabled(rt, "CAROL.K", True)  # every lookup by name ignores capitals
+    assert accounts.get_user(rt, "carol.k").disabled
+
+
+def test_a_rename_keeps_the_account_and_frees_the_old_name(rt, alice):
+    token = accounts.create_session(rt, alice)
+    renamed = accounts.rename_user(rt, "ALICE", "Alicia", actor="boss")
+    assert (renamed.id, renamed.username) == (alice.id, "Alicia")
+    assert accounts.user_for_session(rt, token).username == "Alicia"  # still signed in
+    assert accounts.authenticate(rt, "alicia", PASSWORD).id == alice.id
+    assert accounts.find_user(rt, "alice") is None
+    accounts.create_user(rt, "alice", "another password")  # the old name is free again
+    with pytest.raises(ValidationError, match="taken"):
+        accounts.rename_user(rt, "Alicia", "ALICE")
+    with pytest.raises(ValidationError, match="Usernames are"):
+        accounts.rename_user(rt, "Alicia", "not valid")
+    accounts.rename_user(rt, "alicia", "ALICIA")  # only the capitals change: its own name
+    assert accounts.get_user(rt, "alicia").username == "ALICIA"
+
+
+def test_a_session_that_ended_says_why(rt, alice):
+    live = accounts.create_session(rt, alice)
+    assert accounts.session_status(rt, live)[0].id == alice.id
+    assert accounts.session_status(rt, "never-issued") == (None, None)
+    assert accounts.session_status(rt, live, now=utcnow() + accounts.SESSION_TTL + timedelta(1)) == (
+        None, accounts.SessionEnd.EXPIRED)
+    accounts.revoke_session(rt, live)
+    assert accounts.session_status(rt, live) == (None, accounts.SessionEnd.SIGNED_OUT)
+    changed = accounts.create_session(rt, alice)
+    accounts.set_password(rt, "alice", "a brand new password", actor="boss")
+    assert accounts.session_status(rt, changed) == (None, accounts.SessionEnd.PASSWORD_CHANGED)
+    current = accounts.create_session(rt, accounts.get_user(rt, "alice"))
+    accounts.set_disabled(rt, "alice", True)
+    assert accounts.session_status(rt, current) == (None, accounts.SessionEnd.DISABLED)
+    assert all(text.count(";") == 1 and text.endswith(".") for text in accounts.SESSION_ENDED.values())

@@ -101,12 +101,29 @@ def test_unknown_user_gets_the_same_answer_and_a_dummy_verification(rt, alice, v
     assert verified[accounts._DUMMY_HASH] == 1 and verified[alice.password_hash] == 0
 
 
-def test_disabled_account_counts_failures_and_says_the_same(rt, alice):
+def test_a_disabled_account_is_told_so_only_after_its_right_password(rt, alice, verified):
     accounts.set_disabled(rt, "alice", True)
-    with pytest.raises(AuthError) as disabled:
-        accounts.authenticate(rt, "alice", PASSWORD)
-    assert str(disabled.value) == accounts.SIGN_IN_FAILED
+    with pytest.raises(AuthError) as wrong:  # a guesser learns nothing: the usual answer, counted
+        accounts.authenticate(rt, "alice", "wrong password")
+    assert str(wrong.value) == accounts.SIGN_IN_FAILED
     assert accounts.get_user(rt, "alice").failed_logins == 1
+    with pytest.raises(AuthError) as right:  # its owner is told what to do
+        accounts.authenticate(rt, "ALICE", PASSWORD)
+    assert str(right.value) == accounts.ACCOUNT_DISABLED
+    assert accounts.get_user(rt, "alice").failed_logins == 0  # the right password resets the count
+    assert verified[alice.password_hash] == 2
+
+
+def test_a_disabled_and_locked_account_says_nothing_even_to_the_right_password(rt, alice, verified):
+    t0 = utcnow()
+    for _ in range(accounts.FREE_ATTEMPTS):
+        with pytest.raises(AuthError):
+            accounts.authenticate(rt, "alice", "wrong password", now=t0)
+    accounts.set_disabled(rt, "alice", True)
+    before = verified[alice.password_hash]
+    with pytest.raises(AuthError) as locked:
+        accounts.authenticate(rt, "alice", PASSWORD, now=t0)
+    assert str(locked.value) == accounts.SIGN_IN_FAILED and verified[alice.password_hash] == before
 
 
 def test_delays_keep_the_documented_schedule(rt, alice):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from apptest import app_test, make_user, open_page, sign_in, use_environment
 
-from byok_core import accounts
+from byok_core import accounts, audit
 from byok_ui.state import TOKEN_KEY
 
 
@@ -16,6 +16,11 @@ def texts(at) -> str:
         parts += [str(e.value) for e in getattr(at, kind)]
     parts += [w.label for w in at.text_input] + [b.label for b in at.button]
     return "\n".join(parts)
+
+
+def wide(text: str) -> str:
+    """``text`` in full-width letters (U+FF01 to U+FF5E), which NFKC turns back into plain ones."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
 
 
 def nav_titles(at) -> set[str]:
@@ -176,12 +181,14 @@ def test_oidc_refuses_unknown_disabled_or_unverified_users(app, rt):
     make_user(rt, "off@example.com")
     accounts.set_disabled(rt, "off@example.com", True)
     make_user(rt, "unverified@example.com")
-    for at in (oidc_app("stranger@example.com"), oidc_app("off@example.com"),
-               oidc_app("unverified@example.com", email_verified=False)):
+    for at in (oidc_app("stranger@example.com"), oidc_app("unverified@example.com", email_verified=False)):
         at.run()
         assert not at.exception
         assert "Sign in with single sign-on" in [b.label for b in at.button]
         assert at.warning and "no enabled account" in at.warning[0].value
+    at = oidc_app("OFF@example.com").run()  # the identity provider vouched for who this is: told why
+    assert not at.exception and not at.sidebar.caption
+    assert [w.value for w in at.warning] == ["The account off@example.com is disabled; ask an admin to enable it."]
     at = oidc_app("", logged_in=False).run()
     assert "Sign in with single sign-on" in [b.label for b in at.button] and not at.warning
 
@@ -212,9 +219,10 @@ def test_admin_manages_users(app, rt):
 
     at.selectbox(key="admin_pick").select("boss").run()  # an admin cannot lock themselves out
     assert at.button(key="admin_disable").disabled and at.button(key="admin_role").disabled
-    audit_log = next(d.value for d in at.dataframe if "Action" in d.value.columns)
-    assert {"created an account", "changed a role", "disabled an account", "enabled an account",
-            "set a password"} <= set(audit_log["Action"])  # in words, not "user.create"
+    audit_log = next(d.value for d in at.dataframe if "What happened" in d.value.columns)
+    assert list(audit_log["What happened"])[:5] == [  # newest first, as sentences (not "user.create")
+        "boss set a new password for newbie", "boss enabled newbie's account", "boss disabled newbie's account",
+        "boss made newbie an admin", "boss created newbie's account as a member"]
     assert "newbie password" not in repr(at._tree) and "reset password 9" not in audit_log.to_csv()
 
 
@@ -225,3 +233,243 @@ def test_oidc_sign_out_ends_the_identity_too(app, rt):
     at.button(key="shell_sign_out").click().run()
     assert not at.exception
     assert "Sign in with single sign-on" in [b.label for b in at.button]
+
+
+# --- issue 11: usernames in any capitals, deep links, pages a role may not open, why a session ended ---
+
+
+def open_url(at, url_path: str):
+    """Request the page at ``/<url_path>`` on the next run, as a browser opening that URL does
+    (AppTest.switch_page only finds page files the navigation registered)."""
+    from streamlit.util import calc_hash
+
+    at._page_hash = calc_hash(url_path)
+    return at
+
+
+def sign_in_form(at, username: str, password: str):
+    at.text_input[0].set_value(username)
+    at.text_input[1].set_value(password)
+    return at.button[0].click().run()
+
+
+def test_sign_in_ignores_capitals_and_width(app, rt):
+    make_user(rt, "bob", password="bob's password")
+    at = app_test().run()
+    assert "Forgot your password? Ask an admin to reset it." in [c.value for c in at.caption]
+    sign_in_form(at, " " + wide("BOB") + " ", "bob's password")  # full-width capitals, spaces around
+    assert not at.exception and at.title[0].value == "Chat"
+    assert any("**bob**" in c.value for c in at.sidebar.caption)
+
+
+def test_a_signed_out_deep_link_signs_in_to_that_page(app, rt):
+    make_user(rt, "ann", password="ann's password")
+    at = open_url(app_test(), "keys").run()
+    assert not at.exception
+    assert [t.label for t in at.text_input] == ["Username", "Password"]
+    sign_in_form(at, "Ann", "ann's password")
+    assert not at.exception
+    assert at.title[0].value == "Keys"  # the page asked for, not Chat
+    assert at.run().title[0].value == "Keys"
+
+
+def test_a_signed_out_deep_link_to_an_admin_page_then_says_it_is_for_admins(app, rt):
+    make_user(rt, "ann", password="ann's password")
+    at = open_url(app_test(), "budgets").run()
+    sign_in_form(at, "ann", "ann's password")
+    assert not at.exception and not at.title
+    assert [e.value for e in at.error] == [
+        "Only admins can open the Budgets page; ask an admin if you need something there."]
+
+
+@pytest.mark.parametrize("page, title", [("admin", "Admin"), ("budgets", "Budgets")])
+def test_a_member_opening_an_admin_page_reads_one_sentence(app, rt, page, title):
+    make_user(rt, "root", admin=True)
+    member = make_user(rt, "mem")
+    at = app_test()
+    sign_in(at, rt, member)
+    open_url(at.run(), page).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        f"Only admins can open the {title} page; ask an admin if you need something there."]
+    assert not at.title and not at.dataframe and "root" not in repr(at._tree)
+
+
+def test_a_signed_in_visit_to_sign_in_goes_to_the_first_page(app, rt):
+    user = make_user(rt, "ann")
+    at = app_test()
+    sign_in(at, rt, user)
+    open_url(at, "signin").run()
+    assert not at.exception and at.title[0].value == "Chat"
+
+
+def test_a_disabled_account_is_told_so_after_its_right_password(app, rt):
+    make_user(rt, "cy", password="cy's password")
+    accounts.set_disabled(rt, "cy", True)
+    at = app_test().run()
+    sign_in_form(at, "cy", "not cy's password")
+    assert [e.value for e in at.error] == [accounts.SIGN_IN_FAILED]
+    sign_in_form(at, "cy", "cy's password")
+    assert [e.value for e in at.error] == ["Your account is disabled; ask an admin to enable it."]
+    assert TOKEN_KEY not in at.session_state
+
+
+@pytest.mark.parametrize("end, told", [
+    ("password", "You were signed out because your password was changed; sign in with the new password "
+                 "(if you did not change it, ask an admin)."),
+    ("disable", "You were signed out because your account was disabled; ask an admin to enable it."),
+    ("sign_out", "You were signed out in another tab or window; sign in again to go on."),
+])
+def test_a_session_ended_elsewhere_is_told_why_on_its_next_rerun(app, rt, end, told):
+    user = make_user(rt, "dee", password="old password 1")
+    at = app_test()
+    token = sign_in(at, rt, user)
+    at.run()
+    assert at.title[0].value == "Chat" and not at.info
+    if end == "password":
+        accounts.set_password(rt, "DEE", "new password 2", actor="boss")
+    elif end == "disable":
+        accounts.set_disabled(rt, "dee", True)
+    else:
+        accounts.revoke_session(rt, token)
+    at.run()
+    assert not at.exception
+    assert [t.label for t in at.text_input] == ["Username", "Password"]
+    assert [i.value for i in at.info] == [told]
+    if end != "disable":  # signing in again ends the explanation
+        sign_in_form(at, "dee", "new password 2" if end == "password" else "old password 1")
+        assert at.title[0].value == "Chat" and not at.info
+
+
+def test_signing_out_here_needs_no_explanation(app, rt):
+    user = make_user(rt, "eve")
+    at = app_test()
+    sign_in(at, rt, user)
+    at.run()
+    at.button(key="shell_sign_out").click().run()
+    assert [t.label for t in at.text_input] == ["Username", "Password"] and not at.info
+
+
+def admin_page(rt, name: str = "boss"):
+    boss = make_user(rt, name, admin=True)
+    at = app_test()
+    sign_in(at, rt, boss)
+    at.run()
+    return open_page(at, "admin").run()
+
+
+def test_a_refused_username_keeps_what_was_typed_and_the_rules_show_first(app, rt):
+    make_user(rt, "bob")
+    at = admin_page(rt)
+    assert accounts.USERNAME_RULES in [c.value for c in at.caption]  # before any error
+    at.text_input(key="admin_new_name").set_value("bad name")
+    at.text_input(key="admin_new_pw").set_value("a fine password")
+    at.checkbox(key="admin_new_admin").check()
+    at.button(key="FormSubmitter:admin_create-Create user").click().run()
+    assert [e.value for e in at.error] == [accounts.USERNAME_RULES]
+    assert at.text_input(key="admin_new_name").value == "bad name"
+    assert at.text_input(key="admin_new_pw").value == "a fine password"
+    assert at.checkbox(key="admin_new_admin").value
+
+    at.text_input(key="admin_new_name").set_value("BOB")  # the same name as bob's
+    at.button(key="FormSubmitter:admin_create-Create user").click().run()
+    assert [e.value for e in at.error] == [
+        "The username 'BOB' is taken (capitals do not make a different name); choose another."]
+    assert at.text_input(key="admin_new_name").value == "BOB"
+
+    at.text_input(key="admin_new_name").set_value("Carol")
+    at.button(key="FormSubmitter:admin_create-Create user").click().run()
+    assert [s.value for s in at.success] == ["Created 'Carol'."] and not at.error
+    assert accounts.get_user(rt, "carol").is_admin
+    assert (at.text_input(key="admin_new_name").value, at.text_input(key="admin_new_pw").value) == ("", "")
+    assert not at.checkbox(key="admin_new_admin").value
+
+
+def test_search_prices_save_with_a_confirmation(app, rt):
+    from byok_core import pricing
+    from byok_core.providers import Provider
+
+    at = admin_page(rt)
+    assert not at.success
+    at.number_input(key="admin_price_brave").set_value(0.0075).run()
+    assert not at.exception
+    assert [s.value for s in at.success] == ["Saved: each Brave Search request now counts as $0.0075."]
+    assert pricing.search_price(rt, Provider.BRAVE) == 0.0075
+
+
+def test_an_admin_renames_an_account_and_it_keeps_signing_in(app, rt):
+    make_user(rt, "bob", password="bob's password")
+    at = admin_page(rt)
+    at.selectbox(key="admin_pick").select("bob").run()
+    at.text_input(key="admin_rename_to").set_value("Robert")
+    at.button(key="FormSubmitter:admin_rename-Rename").click().run()
+    assert not at.exception
+    assert [s.value for s in at.success] == ["Renamed 'bob' to 'Robert'."]
+    assert at.selectbox(key="admin_pick").value == "Robert"
+    assert accounts.authenticate(rt, "robert", "bob's password").username == "Robert"
+    audit_log = next(d.value for d in at.dataframe if "What happened" in d.value.columns)
+    assert audit_log["What happened"].iloc[0] == "boss renamed bob to Robert"
+
+
+def test_the_admin_page_lists_names_that_collide_from_before(app, rt):
+    import sqlalchemy as sa
+
+    older, newer = make_user(rt, "bob"), make_user(rt, "bobby")
+    with rt.engine.begin() as conn:  # as migration 0007 leaves two accounts made before it
+        conn.execute(sa.text("UPDATE users SET username = 'BOB', username_key = :k WHERE id = :id"),
+                     {"k": f"bob#{newer.id}", "id": newer.id})
+    at = admin_page(rt)
+    assert [w.value for w in at.warning] == [
+        "The usernames 'bob' and 'BOB' now count as one name, so rename all but one of them under Manage a user "
+        "(until then each signs in with its exact spelling, and any other spelling signs in to 'bob')."]
+    at.selectbox(key="admin_pick").select("BOB").run()
+    at.text_input(key="admin_rename_to").set_value("bob2")
+    at.button(key="FormSubmitter:admin_rename-Rename").click().run()
+    assert not at.warning and accounts.get_user(rt, "bob").id == older.id
+
+
+def test_audit_events_read_as_sentences(rt):
+    from byok_core import keys, words
+    from byok_core.audit import AuditAction as A
+    from byok_core.identity import Actor, Owner
+    from byok_core.models import AuditEvent
+    from byok_core.providers import Provider
+
+    boss = make_user(rt, "admin", admin=True)
+    keys.store(rt, Actor.of(boss), Owner.team(), Provider.BRAVE, "brave-team-key-0123456789ab12")
+    stored = [e for e in audit.recent(rt) if e.action == A.KEY_STORE]
+    assert [words.audit_sentence(e) for e in stored] == ["admin saved the team's Brave Search key bra…ab12"]
+
+    names = {5: "bob", 1: "admin"}
+
+    def said(actor: str, action: str, target: str = "", detail: str = "") -> str:
+        return words.audit_sentence(AuditEvent(actor=actor, action=action, target=target, detail=detail), names)
+
+    assert said("bob", A.KEY_REPLACE, "user 5 openai 0a1b", "mask sk-…9f3c") == \
+        "bob replaced their own OpenAI key with sk-…9f3c"
+    assert said("admin", A.KEY_DELETE, "user 5 anthropic 0a1b", "mask sk-…9f3c") == \
+        "admin deleted bob's Anthropic key sk-…9f3c"
+    assert said("operator", A.KEY_ROTATE, "team:0 tavily 0a1b", "from master key a to b") == \
+        "An operator (command line) re-encrypted the team's Tavily key under the new master key"
+    assert said("system", A.KEY_DECRYPT_FAILED, "user:7 openai 0a1b", "wrong master key") == \
+        "The app could not decrypt a removed account's OpenAI key: wrong master key"
+    assert said("setup", A.USER_CREATE, "admin", "role admin (first-run setup)") == \
+        "First-run setup created admin's account as an admin"
+    assert said("oidc", A.USER_ROLE, "bob", "role admin (single sign-on groups)") == \
+        "Single sign-on made bob an admin from their single sign-on groups"
+    assert said("bob", A.USER_PASSWORD, "bob") == "bob changed their password"
+    assert said("system", A.USER_THROTTLED, "bob", "3 failures") == \
+        "Sign-ins to bob's account were slowed down after 3 failed tries"
+    assert said("admin", "user.rename", "robert", "from bob") == "admin renamed bob to robert"
+    assert said("admin", A.BUDGET_SET, "user 5", "$25.00 a month") == \
+        "admin set bob's budget on shared keys to $25.00 a month"
+    assert said("admin", A.BUDGET_CLEAR, "team") == "admin removed the team's budget on shared keys"
+    assert said("admin", A.MODELS_SET, "role:member openai", "gpt-4o-mini") == \
+        "admin let members use only these OpenAI models on shared keys: gpt-4o-mini"
+    assert said("admin", A.MODELS_SET, "user:5 anthropic", "any model") == \
+        "admin let bob use any Anthropic model on shared keys"
+    assert said("admin", A.ALERTS_SET, "webhook", "hooks.example.com") == \
+        "admin sent budget alerts to a webhook at hooks.example.com"
+    # a target not in the form its action writes: the action's words alone, never the raw target
+    assert said("admin", A.USER_CREATE, "team brave 6d0eb0c1") == "admin created an account"
+    assert said("admin", A.BUDGET_SET, "team brave 6d0eb0c1") == "admin set a budget"

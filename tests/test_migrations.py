@@ -12,14 +12,31 @@ from alembic import command
 from callhelpers import sealed_by_version_1
 from conftest import PG_URL
 
-from byok_core import budgets, db, keys
+from byok_core import accounts, budgets, db, keys
+from byok_core.cli import main as cli_main_argv
 from byok_core.clock import utcnow
+from byok_core.errors import ValidationError
 from byok_core.identity import Actor, Owner
 from byok_core.providers import Provider
 from byok_core.runtime import open_runtime
 
 ENGINES = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+def cli_main(argv: list[str], environ: dict[str, str]) -> int:
+    """`byok ...` in this process, with ``environ`` as the machine's environment."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("ENCRYPTION_KEY_FILE", "ENCRYPTION_KEY_FALLBACKS"):
+            mp.delenv(name, raising=False)
+        for name, value in environ.items():
+            mp.setenv(name, value)
+        return cli_main_argv(argv)
 KEY = "sk-fake.first-format-0123456789abcdef1111"
+
+
+def wide(text: str) -> str:
+    """``text`` in full-width letters (U+FF01 to U+FF5E), which NFKC turns back into plain ones."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
 
 
 @pytest.fixture(params=ENGINES)
@@ -131,3 +148,78 @@ def test_the_running_monthly_spend_is_built_from_the_existing_log(empty_database
 
 def test_the_revision_the_start_checks_is_the_newest_migration():
     assert db.head_revision() == db.SCHEMA_REVISION
+
+
+def _add_user(conn, name: str) -> int:
+    conn.execute(sa.text("INSERT INTO users (username, password_hash, role, disabled, created_at, "
+                         "password_changed_at, failed_logins) VALUES (:n, :h, 'member', false, CURRENT_TIMESTAMP, "
+                         "CURRENT_TIMESTAMP, 0)"), {"n": name, "h": accounts.HASHER.hash(f"{name} password")})
+    return int(conn.execute(sa.text("SELECT id FROM users WHERE username = :n"), {"n": name}).scalar_one())
+
+
+def test_usernames_that_collide_are_reported_and_keep_working(empty_database, tmp_path, master_key, capsys, caplog):
+    engine = db.create_engine(empty_database)
+    with engine.begin() as conn:  # an install at 0006 where case mattered: bob, BOB and Bob are three people
+        command.upgrade(db._alembic_config(conn), "0006")
+        ids = {name: _add_user(conn, name) for name in ("ann", "bob", "BOB", "Bob", "carl")}
+        conn.execute(sa.text("INSERT INTO budgets (owner_kind, owner_id, monthly_usd) VALUES ('user', :id, 7)"),
+                     {"id": ids["BOB"]})
+    engine.dispose()
+
+    environ = {"BYOK_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": empty_database, "ENCRYPTION_KEY": master_key}
+    rt = open_runtime(environ)  # the first start of this version: migration 0007
+    try:
+        assert "the usernames 'bob', 'BOB', 'Bob' now count as one name" in caplog.text  # said at the upgrade
+        with rt.engine.connect() as conn:  # nothing merged, nothing lost
+            rows = dict(conn.execute(sa.text("SELECT username, username_key FROM users")).all())
+        assert rows == {"ann": "ann", "bob": "bob", "BOB": f"bob#{ids['BOB']}", "Bob": f"bob#{ids['Bob']}",
+                        "carl": "carl"}
+        # each signs in with its exact spelling; any other spelling reaches the oldest
+        for typed, owner in (("bob", "bob"), ("BOB", "BOB"), ("Bob", "Bob"), ("bOb", "bob"), (wide("BOb"), "bob"),
+                             ("CARL", "carl")):
+            assert accounts.authenticate(rt, typed, f"{owner} password").username == owner, typed
+        assert accounts.find_user(rt, f"bob#{ids['BOB']}") is None  # the parked key is never typed
+        assert {line.owner: line.budget_usd for line in budgets.spend_report(rt)}[Owner.user(ids["BOB"])] == 7.0
+        assert [c.usernames for c in accounts.name_clashes(rt)] == [("bob", "BOB", "Bob")]
+
+        # byok doctor lists them as a problem, with what to do
+        code = cli_main(["doctor"], environ)
+        out = capsys.readouterr().out
+        assert code == 1
+        assert ("PROBLEM: The usernames 'bob', 'BOB' and 'Bob' now count as one name, so rename all but one of them "
+                "with `byok users rename NAME NEW_NAME` or on the Admin page") in out
+
+        # the database refuses a new collision, whatever the app does
+        with pytest.raises(sa.exc.IntegrityError), rt.engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO users (username, username_key, password_hash, role, disabled, "
+                                 "created_at, password_changed_at, failed_logins) VALUES ('bOB', 'bob', 'x', "
+                                 "'member', false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0)"))
+        with pytest.raises(ValidationError, match="taken"):
+            accounts.create_user(rt, "bOB", "another password")
+
+        # renaming settles it: when the oldest leaves the name, the next oldest takes the plain key
+        accounts.rename_user(rt, "BOB", "robert", actor="boss")
+        accounts.rename_user(rt, "bob", "bobby", actor="boss")
+        assert accounts.name_clashes(rt) == []
+        assert accounts.authenticate(rt, "BOB", "Bob password").id == ids["Bob"]
+        assert accounts.authenticate(rt, "Robert", "BOB password").id == ids["BOB"]
+        assert cli_main(["doctor"], environ) == 0
+        assert "usernames:   every account has a name of its own" in capsys.readouterr().out
+    finally:
+        rt.engine.dispose()
+
+
+def test_usernames_migration_goes_back_down(empty_database):
+    engine = db.create_engine(empty_database)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(db._alembic_config(conn), "0006")
+            _add_user(conn, "ann")
+            command.upgrade(db._alembic_config(conn), "0007")
+            command.downgrade(db._alembic_config(conn), "0006")
+        assert "username_key" not in {c["name"] for c in sa.inspect(engine).get_columns("users")}
+        with engine.begin() as conn:
+            command.upgrade(db._alembic_config(conn), "0007")
+            assert conn.execute(sa.text("SELECT username_key FROM users")).scalar_one() == "ann"
+    finally:
+        engine.dispose()

@@ -1,4 +1,4 @@
-"""`byok users create|list|disable|enable|set-password`."""
+"""`byok users create|list|disable|enable|set-password|rename`."""
 
 from __future__ import annotations
 
@@ -24,6 +24,10 @@ def users_args(parser: argparse.ArgumentParser) -> None:
     p = users.add_parser("set-password", help="reset a password (read from stdin); signs the user out everywhere")
     p.add_argument("name")
     p.set_defaults(func=cmd_set_password)
+    p = users.add_parser("rename", help="give an account a new name (its keys, chats and usage stay with it)")
+    p.add_argument("name")
+    p.add_argument("new_name")
+    p.set_defaults(func=cmd_rename)
 
 
 PARSERS: Parsers = {"users": users_args}
@@ -71,4 +75,14 @@ def cmd_set_password(args: argparse.Namespace) -> int:
     rt = runtime()
     accounts.set_password(rt, args.name, _read_password())
     print(f"password changed for {args.name}; their sessions are signed out")
+    return 0
+
+
+def cmd_rename(args: argparse.Namespace) -> int:
+    from byok_core import accounts
+
+    rt = runtime()
+    old = accounts.get_user(rt, args.name).username
+    user = accounts.rename_user(rt, args.name, args.new_name)
+    print(f"renamed {old} to {user.username}")
     return 0

@@ -27,7 +27,7 @@ def cmd_gen_key(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from byok_core import budgets, db, keys
+    from byok_core import accounts, budgets, db, keys
 
     before = db.current_revision(runtime(migrate=False).engine)
     rt = runtime()  # applies pending migrations, exactly as the app does at start
@@ -54,6 +54,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         problems += 1
         print(f"PROBLEM: key {row_id} ({where}) cannot be decrypted: {why}. It is kept; "
               "set ENCRYPTION_KEY_FALLBACKS to the master key that sealed it, or save the key again.")
+    clashes = accounts.name_clashes(rt)
+    for clash in clashes:
+        problems += 1
+        print(f"PROBLEM: {clash.sentence(' with `byok users rename NAME NEW_NAME` or on the Admin page')}")
+    if not clashes:
+        print("usernames:   every account has a name of its own")
     drifts = budgets.reconcile(rt)  # the usage log is the truth; the running figures follow it
     for d in drifts:
         print(f"budgets:     {d.owner} {d.month}: running spend was ${d.recorded_usd:,.4f}, the usage log says "

@@ -1,0 +1,131 @@
+"""End to end in a real Chromium: signing in (issue 11). A username in other capitals signs in to
+the same account; a page opened by URL while signed out shows sign-in and then that very page; a
+member who opens an admin page reads one sentence instead of Streamlit's "Page not found" pop-up;
+every tab has its page's title; and loading the app asks nothing of any host but the app's own
+(the favicon is local). One started app for the module; each test has a browser context of its own.
+
+    pytest -m e2e tests/e2e/test_e2e_signin.py     # needs /usr/bin/chromium (or BYOK_E2E_CHROMIUM)
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+from appserver import running_app
+from browser import DESKTOP, chromium, idle, nav, need_chromium, no_errors, session_cookie, sign_in
+from playwright.sync_api import Browser, Page, expect
+
+from byok_core import accounts
+from byok_core.identity import Role
+from byok_core.runtime import open_runtime
+
+pytestmark = pytest.mark.e2e
+
+ADMIN = ("boss", "boss password 1")
+MEMBER = ("bob", "bob password 1")
+NOT_FOUND = "Page not found"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    need_chromium()
+    with running_app(tmp_path_factory.mktemp("e2e-signin")) as app:
+        rt = open_runtime(app.env)
+        try:
+            accounts.create_user(rt, *ADMIN, Role.ADMIN)
+            accounts.create_user(rt, *MEMBER)
+        finally:
+            rt.engine.dispose()
+        yield app
+
+
+@pytest.fixture(scope="module")
+def browser() -> Browser:
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport=DESKTOP)
+    yield context.new_page()
+    context.close()
+
+
+def fill_sign_in(page: Page, username: str, password: str) -> None:
+    page.get_by_role("textbox", name="Username", exact=True).fill(username)
+    page.get_by_role("textbox", name="Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+
+
+def test_a_username_in_other_capitals_signs_in_to_the_same_account(server, page):
+    sign_in(page, server.url, MEMBER[0].upper(), MEMBER[1])  # "BOB"
+    expect(page.get_by_test_id("stSidebar").get_by_text("Signed in as bob (member)")).to_be_visible()
+    no_errors(page)
+
+
+def test_a_signed_out_deep_link_signs_in_to_that_page(server, page):
+    page.goto(server.url + "/keys")
+    expect(page.get_by_role("textbox", name="Username", exact=True)).to_be_visible()
+    idle(page)
+    expect(page).to_have_title("Sign in · BYOK Dashboard")
+    expect(page.get_by_text("Forgot your password? Ask an admin to reset it.")).to_be_visible()
+    assert page.get_by_text(NOT_FOUND).count() == 0
+
+    fill_sign_in(page, *MEMBER)
+    expect(page.get_by_role("heading", name="Keys", exact=True)).to_be_visible()
+    idle(page)
+    assert urlsplit(page.url).path == "/keys"
+    expect(page).to_have_title("Keys · BYOK Dashboard")
+    assert page.get_by_text(NOT_FOUND).count() == 0
+    no_errors(page)
+    session_cookie(page.context)
+    page.reload()  # the cookie keeps the page and the session
+    expect(page.get_by_role("heading", name="Keys", exact=True)).to_be_visible()
+
+
+def test_a_member_opening_an_admin_page_reads_one_sentence(server, page):
+    sign_in(page, server.url, *MEMBER)
+    for path, title in (("/admin", "Admin"), ("/budgets", "Budgets")):
+        page.goto(server.url + path)
+        expect(page.get_by_text(f"Only admins can open the {title} page; ask an admin if you need something "
+                                "there.")).to_be_visible()
+        idle(page)
+        assert page.get_by_text(NOT_FOUND).count() == 0
+        assert page.get_by_role("heading", name=title, exact=True).count() == 0
+        assert "Audit log" not in page.content()
+        nav_links = page.get_by_test_id("stSidebarNav").inner_text()
+        assert "Admin" not in nav_links and "Budgets" not in nav_links
+        no_errors(page)
+
+
+def test_every_tab_is_titled_after_its_page(server, page):
+    sign_in(page, server.url, *ADMIN)
+    expect(page).to_have_title("Chat · BYOK Dashboard")
+    for title in ("Search", "Keys", "Usage", "Account", "Admin", "Budgets", "Chat"):
+        nav(page, title)
+        expect(page).to_have_title(f"{title} · BYOK Dashboard")
+
+
+def test_no_request_leaves_the_app_while_it_loads(server, browser):
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    requested: list[str] = []
+    context.on("request", lambda request: requested.append(request.url))
+    try:
+        page.goto(server.url + "/usage")  # signed out: sign-in, then the page asked for
+        expect(page.get_by_role("textbox", name="Username", exact=True)).to_be_visible()
+        idle(page)
+        fill_sign_in(page, *ADMIN)
+        expect(page.get_by_role("heading", name="Usage", exact=True)).to_be_visible()
+        idle(page)
+        nav(page, "Admin")
+        nav(page, "Chat")
+        favicon = page.locator("link[rel~='icon']").first.get_attribute("href") or ""
+        assert favicon.startswith("data:image/svg+xml"), favicon  # the app's own icon, inline
+        elsewhere = sorted({u for u in requested if urlsplit(u).scheme in ("http", "https", "ws", "wss")
+                            and urlsplit(u).hostname != "127.0.0.1"})
+        assert requested and elsewhere == []
+    finally:
+        context.close()
