@@ -8,8 +8,9 @@ Viewers are checked here, not in the UI: members see their own calls, admins the
 from __future__ import annotations
 
 import csv
+import hashlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TextIO
 
@@ -17,6 +18,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.util import ClauseAdapter
 from sqlmodel import col
 
 from byok_core import words
@@ -124,13 +126,14 @@ class UsageFilter:
 
 # --- aggregates --------------------------------------------------------------------------------
 
-DIMENSIONS = {
+DIMENSIONS: dict[str, sa.ColumnElement[Any]] = {
     "day": utc_day(_T.c.ts),
-    "provider": _T.c.provider,
+    # read as plain text: making an enum member of each value costs more than the query's own hashing
+    "provider": sa.type_coerce(_T.c.provider, sa.String()),
     "model": _T.c.model,
     "user": _T.c.user_id,
-    "key_source": _T.c.key_source,
-    "status": _T.c.status,
+    "key_source": sa.type_coerce(_T.c.key_source, sa.String()),
+    "status": sa.type_coerce(_T.c.status, sa.String()),
 }
 TOKENS = ["input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"]
 METRICS = ["calls", *TOKENS, "cost_usd", "unknown_cost_calls"]
@@ -173,18 +176,24 @@ def cost_label(cost_usd: float | None, unknown_cost_calls: int) -> str:
     return known
 
 
-def aggregate_query(viewer: Actor, flt: UsageFilter, *dims: str, dialect: str) -> sa.Select[Any]:
-    """SELECT dims..., METRICS ... GROUP BY dims (in DIMENSIONS order, that of SQLite's ix_usage_cube)."""
+def aggregate_query(viewer: Actor, flt: UsageFilter, *dims: str, dialect: str,
+                    where: Sequence[sa.ColumnElement[bool]] = (), rows: sa.Subquery | None = None) -> sa.Select[Any]:
+    """SELECT dims..., METRICS ... GROUP BY dims (in DIMENSIONS order, that of SQLite's ix_usage_cube).
+
+    ``where`` narrows the filter further; ``rows`` (a subquery of whole usage rows) takes the place
+    of the table."""
     keys = [DIMENSIONS[d].label(d) for d in dims]
-    where = flt.conditions(viewer, day_bounds=dialect == "sqlite")
-    return sa.select(*keys, *_METRIC_COLUMNS).where(*where).group_by(*keys)
+    conditions = flt.conditions(viewer, day_bounds=dialect == "sqlite")
+    query = sa.select(*keys, *_METRIC_COLUMNS).where(*conditions, *where).group_by(*keys)
+    return query if rows is None else ClauseAdapter(rows).traverse(query)
 
 
-def breakdown(rt: Runtime, viewer: Actor, flt: UsageFilter, *dims: str) -> pd.DataFrame:
+def breakdown(rt: Runtime, viewer: Actor, flt: UsageFilter, *dims: str,
+              where: Sequence[sa.ColumnElement[bool]] = (), rows: sa.Subquery | None = None) -> pd.DataFrame:
     """One row per value of ``dims`` (names from DIMENSIONS) with the METRICS, sorted by ``dims``.
 
     'day' comes back as a UTC datetime64 column, 'user' as the username (NO_USER for CLI calls)."""
-    query = aggregate_query(viewer, flt, *dims, dialect=rt.engine.dialect.name)
+    query = aggregate_query(viewer, flt, *dims, dialect=rt.engine.dialect.name, where=where, rows=rows)
     with rt.engine.connect() as conn:
         if conn.dialect.name == "postgresql":  # room to hash-aggregate instead of sorting every row
             conn.exec_driver_sql(f"SET LOCAL work_mem = '{PG_AGGREGATE_WORK_MEM}'")
@@ -210,6 +219,21 @@ class UsageSummary:
         grouped = self.cube.groupby(list(dims), as_index=False, sort=True)
         return grouped[METRICS].sum(min_count=1)  # min_count: a group of unknown costs stays <NA>
 
+    def narrow(self, flt: UsageFilter) -> UsageSummary:
+        """This summary for only ``flt``'s providers, models, key sources and statuses: the cube is
+        grouped by each, so this equals asking SQL again (the filter's days and users are not applied)."""
+        keep = pd.Series(True, index=self.cube.index)
+        for dim, wanted in (("provider", flt.providers), ("model", flt.models), ("key_source", flt.key_sources),
+                            ("status", flt.statuses)):
+            if wanted:
+                keep &= self.cube[dim].isin([str(v) for v in wanted])
+        return self if keep.all() else UsageSummary(self.cube[keep].reset_index(drop=True))
+
+    def fingerprint(self) -> str:
+        """A digest of the cube's every value: what is drawn from it can be cached under this."""
+        hashes = pd.util.hash_pandas_object(self.cube, index=False).to_numpy()
+        return hashlib.blake2b(hashes.tobytes() + ",".join(self.cube.columns).encode(), digest_size=16).hexdigest()
+
     def values(self, dim: str) -> list[Any]:
         """The distinct values of one dimension, sorted: choices for the filter widgets."""
         return sorted(self.cube[dim].unique())
@@ -223,17 +247,111 @@ class UsageSummary:
                       unknown_cost_calls=int(cube["unknown_cost_calls"].sum()))
 
 
-def data_version(rt: Runtime) -> tuple[int | None, int | None]:
-    """(lowest id, highest id) of the log: changes whenever a call is logged or old calls are pruned.
-    Two primary-key lookups, so a page can cache ``summary`` under it."""
+@dataclass(frozen=True)
+class DataVersion:
+    """The ends of the log: ``high_id`` changes whenever a call is logged; ``low_id`` and ``oldest``
+    when the oldest calls are pruned (``prune`` deletes every call before a day, so any pruning moves
+    ``oldest``)."""
+
+    low_id: int | None
+    high_id: int | None
+    oldest: datetime | None
+
+    def settled_key(self, now: datetime) -> tuple[date, int | None, datetime | None]:
+        """What ``settled_part`` depends on as of ``now``: it changes when a day settles and when old calls
+        are pruned, never when a call is logged."""
+        return settled_before(now), self.low_id, self.oldest
+
+
+def _first(column: sa.ColumnElement[Any], fn: Any) -> sa.ScalarSelect[Any]:
+    return sa.select(fn(column)).scalar_subquery()
+
+
+def data_version(rt: Runtime) -> DataVersion:
+    """Three index lookups, whatever the log's size. Each end is its own scalar subquery: SQLite
+    reads min() or max() from an index only when it is the statement's lone aggregate (``SELECT
+    min(id), max(id)`` scans the whole log); PostgreSQL does either way."""
+    query = sa.select(_first(_T.c.id, sa.func.min), _first(_T.c.id, sa.func.max), _first(_T.c.ts, sa.func.min))
     with rt.engine.connect() as conn:
-        low, high = conn.execute(sa.select(sa.func.min(_T.c.id), sa.func.max(_T.c.id))).one()
-    return low, high
+        low, high, oldest = conn.execute(query).one()
+    return DataVersion(low, high, oldest)
 
 
-def summary(rt: Runtime, viewer: Actor, flt: UsageFilter) -> UsageSummary:
-    """Everything the usage page shows about a filter, from one GROUP BY query."""
-    return UsageSummary(breakdown(rt, viewer, flt, *DIMENSIONS))
+# --- settled days ------------------------------------------------------------------------------
+#
+# A summary is mostly days that are over. Their part of the cube (``settled_part``) can be kept as
+# long as those days' calls stay as they are, and only the rest computed again on each look
+# (``summary(..., settled=...)``), which costs what today's calls cost, not the window's. What can
+# still change a settled day, and what covers it:
+# * a call logged later but dated in a settled day (an import, a clock stepped back, a transaction
+#   that committed late): calls with ids above the settled part's ``last_id`` are read again;
+# * a call finishing (``complete`` updates its row): a day settles SETTLED_AFTER after it ends; a call
+#   still running by then shows as not finished until the settled part expires (the page keeps it
+#   an hour);
+# * pruning deletes the oldest calls, which moves ``DataVersion.oldest`` and so ``settled_key``.
+
+SETTLED_AFTER = timedelta(hours=1)
+
+
+def settled_before(now: datetime) -> date:
+    """The first UTC day that has not settled: today, once SETTLED_AFTER has passed since midnight."""
+    return (now.astimezone(UTC) - SETTLED_AFTER).date()
+
+
+@dataclass(frozen=True)
+class Settled:
+    """A filter's cube over its calls dated before the UTC day ``before`` with ids up to ``last_id``:
+    the calls of the settled days that had been logged when it was computed."""
+
+    before: date
+    last_id: int
+    cube: pd.DataFrame
+
+
+def _days(flt: UsageFilter, before: date, settled: bool) -> UsageFilter:
+    """``flt`` narrowed to the days before ``before`` (``settled``) or to the others. Narrowing the
+    filter's own bounds, not adding conditions, gives SQLite one range of ix_usage_cube to read."""
+    if settled:
+        last = before - timedelta(days=1)
+        return replace(flt, until=min(flt.until, last) if flt.until else last)
+    return replace(flt, since=max(flt.since, before) if flt.since else before)
+
+
+def _logged_after(last_id: int, dialect: str) -> sa.Subquery:
+    """The rows with ids above ``last_id``, read by id. The LIMIT keeps SQLite from merging this into
+    the aggregate around it, where it would read the window's days in ix_usage_cube instead."""
+    rows = sa.select(_T).where(_T.c.id > last_id)
+    return (rows.limit(-1) if dialect == "sqlite" else rows).subquery("logged_after")
+
+
+def settled_part(rt: Runtime, viewer: Actor, flt: UsageFilter, before: date) -> Settled:
+    """The part of ``summary(rt, viewer, flt)`` from the calls dated before ``before``, as logged now."""
+    with rt.engine.connect() as conn:
+        last_id = conn.execute(sa.select(sa.func.max(_T.c.id))).scalar() or 0
+    cube = breakdown(rt, viewer, _days(flt, before, settled=True), *DIMENSIONS, where=[_T.c.id <= last_id])
+    return Settled(before, last_id, cube)
+
+
+def _combine(settled: pd.DataFrame, late: pd.DataFrame, recent: pd.DataFrame) -> pd.DataFrame:
+    """The cube of the three parts: the settled days, then the recent ones (each part is sorted, and
+    its days come first), with the groups of calls that came late summed in."""
+    cube = pd.concat([settled, recent], ignore_index=True) if not (settled.empty or recent.empty) else (
+        recent if settled.empty else settled)
+    if late.empty:
+        return cube
+    both = pd.concat([cube, late], ignore_index=True) if not cube.empty else late
+    return both.groupby(list(DIMENSIONS), as_index=False, sort=True)[METRICS].sum(min_count=1)
+
+
+def summary(rt: Runtime, viewer: Actor, flt: UsageFilter, settled: Settled | None = None) -> UsageSummary:
+    """Everything the usage page shows about a filter, from one GROUP BY query; given the filter's
+    ``settled`` part (``settled_part``, computed earlier), from the calls logged or dated after it."""
+    if settled is None:
+        return UsageSummary(breakdown(rt, viewer, flt, *DIMENSIONS))
+    recent = breakdown(rt, viewer, _days(flt, settled.before, settled=False), *DIMENSIONS)
+    late = breakdown(rt, viewer, _days(flt, settled.before, settled=True), *DIMENSIONS,
+                     rows=_logged_after(settled.last_id, rt.engine.dialect.name))
+    return UsageSummary(_combine(settled.cube, late, recent))
 
 
 # --- rows --------------------------------------------------------------------------------------
