@@ -101,10 +101,11 @@ AUDIT = {
 
 
 def audit_action(action: str) -> str:
-    """An audit action in words (an unknown one as it is stored)."""
+    """An audit action in words (an unknown one, or one added to AuditAction without words here, as it
+    is stored)."""
     try:
         return AUDIT[AuditAction(action)]
-    except ValueError:
+    except (ValueError, KeyError):
         return action
 
 
