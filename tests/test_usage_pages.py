@@ -3,14 +3,20 @@ test_budgets_page.py."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+import sqlalchemy as sa
 from apptest import app_test, make_user, open_page, sign_in
 from callhelpers import log_call
+from sqlmodel import col
 
-from byok_core import budgets
+from byok_core import budgets, usage
+from byok_core.clock import utcnow
 from byok_core.identity import Actor, Owner
-from byok_core.models import KeySource
+from byok_core.models import KeySource, UsageRecord
 from byok_core.providers import Provider
+from byok_core.record import CallRecord
 
 
 @pytest.fixture
@@ -72,3 +78,38 @@ def test_member_over_budget_is_told_plainly(app, rt, people):
     budgets.set_budget(rt, Actor.operator(), Owner.user(ann.id), 0.5)
     at = page(rt, ann, "usage")
     assert "used up" in at.error[0].value and "own API keys keep working" in at.error[0].value
+
+
+def test_days_that_are_over_are_kept_and_todays_calls_read_again(app, rt, people, monkeypatch):
+    """An admin's view after a call is logged or finishes shows it without summing the days that are
+    over again; pruning them does, once."""
+    for _ in range(2):  # two searches three days ago
+        log_call(rt, provider=Provider.BRAVE, key_source=KeySource.ENV, latency_ms=5, cost_usd=None)
+    with rt.engine.begin() as conn:
+        conn.execute(sa.update(UsageRecord).where(col(UsageRecord.provider) == Provider.BRAVE)
+                     .values(ts=utcnow() - timedelta(days=3)))
+    computed = []
+    real = usage.settled_part
+    monkeypatch.setattr(usage, "settled_part", lambda *a, **kw: computed.append(a[2]) or real(*a, **kw))
+    at = page(rt, people[2], "usage")
+    assert (metrics(at)["Calls"], len(computed)) == ("5", 1)
+
+    log_call(rt, user_id=people[0].id, provider=Provider.OPENAI, model="gpt-4o", key_source=KeySource.USER,
+             input_tokens=7, output_tokens=1, latency_ms=5, cost_usd=0.25)
+    running = CallRecord(Provider.OPENAI, KeySource.USER, model="gpt-4o", user_id=people[0].id)
+    with rt.engine.begin() as conn:  # a call under way: logged as not finished, cost unknown
+        row_id = usage.start(conn, running)
+    at.run()
+    assert (metrics(at)["Calls"], metrics(at)["Estimated cost"]) == ("7", "$3.0000 + 4 calls of unknown cost")
+    running.cost_usd = 0.5
+    with rt.engine.begin() as conn:
+        usage.complete(conn, row_id, running)
+    at.run()
+    assert metrics(at)["Estimated cost"] == "$3.5000 + 3 calls of unknown cost"
+    at.multiselect(key="usage_providers").set_value(["brave"]).run()  # the same cube, narrowed
+    assert metrics(at)["Calls"] == "2"
+    assert len(computed) == 1
+
+    usage.prune(rt, utcnow().date() - timedelta(days=1))
+    at.multiselect(key="usage_providers").set_value([]).run()
+    assert (metrics(at)["Calls"], len(computed)) == ("5", 2)
