@@ -1,5 +1,7 @@
 """Usage page at scale: seed N usage rows, then time the page's SQL aggregation against a naive
-load-everything-into-pandas approach, on a fresh SQLite file and a fresh PostgreSQL schema.
+load-everything-into-pandas approach, on a fresh SQLite file and a fresh PostgreSQL schema; then
+what a look at the page costs after a call is logged: with the settled days cached (the page's way)
+and without (the whole window summed again), and the data-version check that decides it.
 
     python bench/usage.py --rows 1000000 [--pg postgresql://postgres@127.0.0.1:5432/test | --no-pg]
 
@@ -10,6 +12,7 @@ the timing, as tracemalloc slows code down); the process's peak RSS (getrusage) 
 from __future__ import annotations
 
 import argparse
+import pickle
 import random
 import resource
 import sys
@@ -28,8 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from byok_core import db, usage
 from byok_core.clock import utcnow
 from byok_core.crypto import gen_key
-from byok_core.identity import Actor
+from byok_core.identity import Actor, KeySource
 from byok_core.models import UsageRecord, User
+from byok_core.providers import Provider
+from byok_core.record import CallRecord
 from byok_core.runtime import open_runtime
 
 DAYS = 90
@@ -96,14 +101,39 @@ def seed(rt, n: int) -> float:
 
 
 def page_queries(rt, flt):
-    """What the usage page runs for an admin: the summary (which also gives the filter choices),
-    its roll-ups and the first page of rows."""
+    """What the usage page ran for an admin before its settled days were cached: the summary (which
+    also gives the filter choices), its roll-ups and the first page of rows."""
     admin = Actor.operator()
     usage.page(rt, admin, flt)
     result = usage.summary(rt, admin, flt)
     for dims in [*([d] for d in usage.DIMENSIONS), ["day", "provider"]]:
         result.by(*dims)
     return result.totals
+
+
+def cached_page_queries(rt, flt, settled: usage.Settled):
+    """What the usage page runs for an admin on a later look: the data-version check, the calls
+    since its cached settled days, its roll-ups and the first page of rows."""
+    admin = Actor.operator()
+    usage.data_version(rt).settled_key(utcnow())
+    usage.page(rt, admin, flt)
+    result = usage.summary(rt, admin, flt, settled)
+    for dims in [*([d] for d in usage.DIMENSIONS), ["day", "provider"]]:
+        result.by(*dims)
+    return result.totals
+
+
+def log_one_call(rt) -> None:
+    record = CallRecord(Provider.OPENAI, KeySource.TEAM, model="gpt-4o", user_id=1, input_tokens=100,
+                        output_tokens=10, latency_ms=500, cost_usd=0.001)
+    with rt.engine.begin() as conn:
+        usage.complete(conn, usage.start(conn, record), record)
+
+
+def old_data_version(rt):
+    """The check the page made before: one statement with both ends (SQLite scans an index for it)."""
+    with rt.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.min(UsageRecord.id), sa.func.max(UsageRecord.id))).one()
 
 
 def naive(rt, flt):
@@ -122,11 +152,13 @@ def naive(rt, flt):
     return result | {"totals": frame.agg({"id": "size", "cost_usd": "sum"})}
 
 
-def timed(fn, *args, repeat: int = 3) -> float:
-    """Best wall time of ``repeat`` runs (after one warm-up)."""
+def timed(fn, *args, repeat: int = 3, before_each=None) -> float:
+    """Best wall time of ``repeat`` runs (after one warm-up); ``before_each`` runs untimed before each."""
     fn(*args)
     best = float("inf")
     for _ in range(repeat):
+        if before_each:
+            before_each()
         started = time.perf_counter()
         fn(*args)
         best = min(best, time.perf_counter() - started)
@@ -152,6 +184,26 @@ def run(name: str, url: str, rows: int, workdir: Path) -> None:
         print(f"  usage page queries: {fast:.3f} s   naive pandas: {slow:.3f} s   ratio: {slow / fast:.0f}x")
         print(f"  peak memory (tracemalloc): page {peak_mib(page_queries, rt, flt):.1f} MiB, "
               f"naive {peak_mib(naive, rt, flt):.1f} MiB")
+        admin = Actor.operator()
+        one_query = timed(usage.summary, rt, admin, flt)
+        print(f"  summary, one query: {one_query:.3f} s")
+        old_check, new_check = timed(old_data_version, rt, repeat=20), timed(usage.data_version, rt, repeat=20)
+        print(f"  data-version check: {new_check * 1000:.2f} ms (min(id), max(id) in one statement: "
+              f"{old_check * 1000:.2f} ms)")
+        settled_at = time.perf_counter()
+        settled = usage.settled_part(rt, admin, flt, usage.settled_before(utcnow()))
+        settled_s = time.perf_counter() - settled_at
+        print(f"  settled days summed once: {settled_s:.3f} s; cached as {len(pickle.dumps(settled)) / 2**20:.1f} MiB "
+              f"({len(settled.cube):,} groups)")
+        log = lambda: log_one_call(rt)  # noqa: E731
+        cached = timed(usage.summary, rt, admin, flt, settled, before_each=log)
+        uncached = timed(usage.summary, rt, admin, flt, before_each=log)
+        print(f"  summary after a call is logged: {cached * 1000:.0f} ms with the settled days cached, "
+              f"{uncached * 1000:.0f} ms without")
+        cached = timed(cached_page_queries, rt, flt, settled, before_each=log)
+        uncached = timed(page_queries, rt, flt, before_each=log)
+        print(f"  page queries after a call is logged: {cached * 1000:.0f} ms with the settled days cached, "
+              f"{uncached * 1000:.0f} ms without")
     finally:
         rt.engine.dispose()
 
