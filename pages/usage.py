@@ -11,7 +11,7 @@ import streamlit as st
 from byok_core import accounts, budgets, usage, words
 from byok_core.clock import utcnow
 from byok_core.errors import BudgetExceeded, CallStatus
-from byok_core.identity import KeySource
+from byok_core.identity import Actor, KeySource
 from byok_core.providers import Provider
 from byok_ui import state
 
@@ -81,7 +81,9 @@ with st.container(horizontal=True):
         names = {u.id: u.username for u in accounts.list_users(rt)} | {None: usage.NO_USER}
         user_ids = st.multiselect("User", list(names), format_func=names.get, key="usage_users")
     window = usage.UsageFilter(since=since, until=until, user_ids=user_ids)
-    settled = settled_part(rt, viewer, window, usage.data_version(rt).settled_key(utcnow()))
+    # whose calls the viewer sees is all the summary depends on: every admin shares the team's entries
+    seen_by = Actor.operator() if viewer.is_admin else Actor("member", viewer.user_id, False)
+    settled = settled_part(rt, seen_by, window, usage.data_version(rt).settled_key(utcnow()))
     # the window's summary also offers the models and statuses seen in it
     window_summary = usage.summary(rt, viewer, window, settled)
     providers = st.multiselect("Provider", [p.value for p in Provider], key="usage_providers",

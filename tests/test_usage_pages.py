@@ -82,7 +82,7 @@ def test_member_over_budget_is_told_plainly(app, rt, people):
 
 def test_days_that_are_over_are_kept_and_todays_calls_read_again(app, rt, people, monkeypatch):
     """An admin's view after a call is logged or finishes shows it without summing the days that are
-    over again; pruning them does, once."""
+    over again (nor does another admin's); pruning them does, once."""
     for _ in range(2):  # two searches three days ago
         log_call(rt, provider=Provider.BRAVE, key_source=KeySource.ENV, latency_ms=5, cost_usd=None)
     with rt.engine.begin() as conn:
@@ -93,6 +93,8 @@ def test_days_that_are_over_are_kept_and_todays_calls_read_again(app, rt, people
     monkeypatch.setattr(usage, "settled_part", lambda *a, **kw: computed.append(a[2]) or real(*a, **kw))
     at = page(rt, people[2], "usage")
     assert (metrics(at)["Calls"], len(computed)) == ("5", 1)
+    page(rt, make_user(rt, "ada", admin=True), "usage")  # admins share the team's cached days
+    assert len(computed) == 1
 
     log_call(rt, user_id=people[0].id, provider=Provider.OPENAI, model="gpt-4o", key_source=KeySource.USER,
              input_tokens=7, output_tokens=1, latency_ms=5, cost_usd=0.25)
