@@ -1,4 +1,4 @@
-"""The key service: store, replace, delete, list and resolve API keys (DESIGN §2).
+"""The key service: store, replace, restore, delete, list and resolve API keys (DESIGN §2).
 
 Plaintext keys exist only as ``Secret`` values between ``resolve`` and the outbound call; the
 database holds ciphertext bound to (owner, provider, row id) and a short mask.
@@ -11,8 +11,9 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from byok_core.runtime import Runtime
 
 MAX_KEY_LENGTH = 512
+KEEP_REPLACED = timedelta(days=30)  # a replaced key can be restored this long, then it is purged
 T = TypeVar("T")
 
 
@@ -55,11 +57,30 @@ class KeyInfo:
     created_at: datetime
     last_used_at: datetime | None
     last_test_status: CallStatus | None
+    replaced_at: datetime | None = None  # when a newer key (or a restored one) took its place; None: active
 
     @classmethod
     def of(cls, row: ApiKey) -> KeyInfo:
         return cls(row.id, row.provider, row.label, row.mask, row.base_url, row.active,
-                   row.created_at, row.last_used_at, row.last_test_status)
+                   row.created_at, row.last_used_at, row.last_test_status,
+                   None if row.active else row.updated_at)
+
+    @property
+    def name(self) -> str:
+        """What people call the key's provider (``display_name``)."""
+        return display_name(self.provider, self.label, self.base_url)
+
+    def restorable_until(self) -> datetime | None:
+        """Until when a replaced key can be restored (None for the active key)."""
+        return None if self.replaced_at is None else self.replaced_at + KEEP_REPLACED
+
+
+def display_name(provider: Provider, label: str = "", base_url: str | None = None) -> str:
+    """What people call a key's provider: an OpenAI-compatible endpoint by the key's label (else its
+    host name), every other provider by its own name."""
+    if provider.user_supplies_url:
+        return label or (urlsplit(base_url).hostname if base_url else None) or provider.label
+    return provider.label
 
 
 @dataclass(frozen=True)
@@ -149,10 +170,10 @@ def _write_with_retry(rt: Runtime, work: Callable[[Session], T]) -> T:
     raise ValidationError("The database is busy; please try again.") from last
 
 
-def store(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, raw_key: str,
-          label: str = "", base_url: str | None = None) -> KeyInfo:
-    """Save a key; it replaces (deactivates) the owner's active key for the provider atomically."""
-    actor.check_may_manage(owner)
+def check_new(rt: Runtime, provider: Provider, raw_key: str, label: str = "",
+              base_url: str | None = None) -> tuple[str, str, str | None]:
+    """A new key as it would be stored: (key, label, base URL), or ValidationError saying what to change.
+    Nothing is resolved or sent: the endpoint's addresses are checked right before each call."""
     value = validate_key(raw_key)
     label = _validate_label(label)
     if provider.user_supplies_url:
@@ -161,26 +182,91 @@ def store(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, raw_key: 
         base_url = netguard.check_endpoint(base_url, rt.settings.allow_private_endpoints, resolve=False)
     elif base_url:
         raise ValidationError(f"{provider.label} keys use the server's endpoint; leave the base URL empty.")
+    return value, label, base_url
+
+
+def store(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, raw_key: str,
+          label: str = "", base_url: str | None = None, *, tested: CallStatus | None = None) -> KeyInfo:
+    """Save a key; it replaces (deactivates) the owner's active key for the provider atomically.
+
+    The replaced key is kept, encrypted and inactive, for ``KEEP_REPLACED`` (see ``restore``); a key
+    saved without a label takes the replaced key's. ``tested``: the outcome of a key test made just
+    before (stamped as the key's last test and use)."""
+    actor.check_may_manage(owner)
+    value, label, base_url = check_new(rt, provider, raw_key, label, base_url)
 
     def work(session: Session) -> KeyInfo:
         now = utcnow()
-        replaced = rowcount(session.execute(
-            sa.update(ApiKey).where(_owned(owner), col(ApiKey.provider) == provider, col(ApiKey.active))
-            .values(active=False, updated_at=now)
-        ))
+        _purge(session, owner, now)
+        old = session.exec(select(ApiKey).where(_owned(owner), col(ApiKey.provider) == provider,
+                                                col(ApiKey.active))).first()
+        if old is not None:
+            session.execute(sa.update(ApiKey).where(col(ApiKey.id) == old.id).values(active=False, updated_at=now))
         row_id = uuid.uuid4().hex
         row = ApiKey(
-            id=row_id, owner_kind=owner.kind, owner_id=owner.id, provider=provider, label=label,
+            id=row_id, owner_kind=owner.kind, owner_id=owner.id, provider=provider,
+            label=label or (old.label if old is not None else ""),
             ciphertext=rt.keyring.encrypt(value, _context(owner.kind, owner.id, provider, row_id, base_url)),
             key_id=rt.keyring.primary.key_id, mask=mask(value), base_url=base_url, created_at=now, updated_at=now,
+            last_test_status=tested, last_used_at=now if tested is not None else None,
         )
         session.add(row)
         session.flush()
-        audit.record(session, actor.name, AuditAction.KEY_REPLACE if replaced else AuditAction.KEY_STORE,
+        audit.record(session, actor.name, AuditAction.KEY_REPLACE if old is not None else AuditAction.KEY_STORE,
                      f"{owner} {provider.value} {row_id}", f"mask {row.mask}")
         return KeyInfo.of(row)
 
     return _write_with_retry(rt, work)
+
+
+def restore(rt: Runtime, actor: Actor, owner: Owner, key_row_id: str) -> KeyInfo:
+    """Make a replaced key active again (kept ``KEEP_REPLACED`` after it was replaced); the key in
+    use now becomes the replaced one, restorable in its turn. Someone else's id, an active key and
+    one replaced too long ago all fail alike."""
+    actor.check_may_manage(owner)
+
+    def work(session: Session) -> KeyInfo:
+        now = utcnow()
+        row = session.exec(select(ApiKey).where(
+            col(ApiKey.id) == key_row_id, _owned(owner), ~col(ApiKey.active),
+            col(ApiKey.updated_at) >= now - KEEP_REPLACED)).first()
+        if row is None:
+            raise NotFoundError("That key can no longer be restored: save it again instead.")
+        current = session.exec(select(ApiKey).where(_owned(owner), col(ApiKey.provider) == row.provider,
+                                                    col(ApiKey.active))).first()
+        if current is not None:
+            session.execute(sa.update(ApiKey).where(col(ApiKey.id) == current.id)
+                            .values(active=False, updated_at=now))
+        session.execute(sa.update(ApiKey).where(col(ApiKey.id) == row.id).values(active=True, updated_at=now))
+        session.flush()
+        audit.record(session, actor.name, AuditAction.KEY_REPLACE, f"{owner} {row.provider.value} {row.id}",
+                     f"mask {row.mask} (a replaced key, restored)")
+        session.refresh(row)
+        return KeyInfo.of(row)
+
+    return _write_with_retry(rt, work)
+
+
+def _purge(session: Session, owner: Owner | None, now: datetime) -> int:
+    """Delete (and audit) replaced keys kept longer than ``KEEP_REPLACED``, in ``session``'s transaction."""
+    expired = (~col(ApiKey.active)) & (col(ApiKey.updated_at) < now - KEEP_REPLACED)
+    where = expired if owner is None else expired & _owned(owner)
+    rows = session.execute(sa.select(col(ApiKey.id), col(ApiKey.owner_kind), col(ApiKey.owner_id),
+                                     col(ApiKey.provider), col(ApiKey.mask)).where(where)).all()
+    purged = 0
+    for row in rows:
+        if rowcount(session.execute(sa.delete(ApiKey).where(col(ApiKey.id) == row.id, expired))):
+            purged += 1  # a concurrent purge may have got there first: one audit event per deleted row
+            whose = "team" if row.owner_kind is OwnerKind.TEAM else f"user {row.owner_id}"
+            audit.record(session, "system", AuditAction.KEY_DELETE, f"{whose} {row.provider.value} {row.id}",
+                         f"mask {row.mask}, replaced more than {KEEP_REPLACED.days} days ago")
+    return purged
+
+
+def purge_replaced(rt: Runtime, owner: Owner | None = None) -> int:
+    """Delete the replaced keys (of ``owner``, or everyone's) kept longer than ``KEEP_REPLACED``, each
+    audited; how many. Saving and listing keys do it for their owner; safe to run at any time."""
+    return _write_with_retry(rt, lambda session: _purge(session, owner, utcnow()))
 
 
 def delete(rt: Runtime, actor: Actor, owner: Owner, key_row_id: str) -> None:
@@ -196,13 +282,18 @@ def delete(rt: Runtime, actor: Actor, owner: Owner, key_row_id: str) -> None:
 
 
 def list_keys(rt: Runtime, actor: Actor, owner: Owner) -> list[KeyInfo]:
-    """The owner's keys, newest first: masks and metadata only."""
+    """The owner's keys: active ones first, then replaced ones, most recently replaced first; masks
+    and metadata only. Replaced keys past ``KEEP_REPLACED`` are purged first (a write only when
+    there are some)."""
     actor.check_may_manage(owner)
     with Session(rt.engine) as session:
-        rows = session.exec(
-            select(ApiKey).where(_owned(owner)).order_by(col(ApiKey.active).desc(), col(ApiKey.created_at).desc())
-        )
-        return [KeyInfo.of(r) for r in rows]
+        rows = list(session.exec(select(ApiKey).where(_owned(owner)).order_by(
+            col(ApiKey.active).desc(), col(ApiKey.updated_at).desc(), col(ApiKey.created_at).desc())))
+    cutoff = utcnow() - KEEP_REPLACED
+    if any(not r.active and r.updated_at < cutoff for r in rows):
+        purge_replaced(rt, owner)
+        rows = [r for r in rows if r.active or r.updated_at >= cutoff]
+    return [KeyInfo.of(r) for r in rows]
 
 
 # Built once: the active user and team rows for one provider, in one indexed query.

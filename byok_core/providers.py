@@ -28,6 +28,7 @@ class ProviderSpec:
     key_hint: str = ""  # what a key usually looks like, shown next to the form
     pricing_id: str | None = None  # chat: genai-prices' provider id (None: not priced)
     price_per_request: float | None = None  # search: default USD per request (admins may change it)
+    key_url: str | None = None  # where a person gets a key (None: it depends on the endpoint)
 
 
 class Provider(StrEnum):
@@ -42,30 +43,35 @@ class Provider(StrEnum):
 
     OPENAI = "openai", ProviderSpec(
         "OpenAI", ProviderKind.CHAT, "openai:OpenAIAdapter", "OPENAI_API_KEY", "OPENAI_BASE_URL",
-        "https://api.openai.com/v1", "starts with sk-", pricing_id="openai")
+        "https://api.openai.com/v1", "starts with sk-", pricing_id="openai",
+        key_url="https://platform.openai.com/api-keys")
     ANTHROPIC = "anthropic", ProviderSpec(
         "Anthropic", ProviderKind.CHAT, "anthropic:AnthropicAdapter", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL",
-        "https://api.anthropic.com", "starts with sk-ant-", pricing_id="anthropic")
+        "https://api.anthropic.com", "starts with sk-ant-", pricing_id="anthropic",
+        key_url="https://console.anthropic.com/settings/keys")
     GOOGLE = "google", ProviderSpec(
         "Google Gemini", ProviderKind.CHAT, "google:GoogleAdapter", "GOOGLE_GENERATIVE_AI_API_KEY",
-        "GOOGLE_GEMINI_BASE_URL", "https://generativelanguage.googleapis.com", "starts with AIza", pricing_id="google")
+        "GOOGLE_GEMINI_BASE_URL", "https://generativelanguage.googleapis.com", "starts with AIza", pricing_id="google",
+        key_url="https://aistudio.google.com/apikey")
     OPENAI_COMPATIBLE = "openai-compatible", ProviderSpec(
         "OpenAI-compatible", ProviderKind.CHAT, "openai:OpenAICompatibleAdapter",
         key_hint="your endpoint's key (OpenRouter, Groq, Ollama, vLLM, ...)")
     FIRECRAWL = "firecrawl", ProviderSpec(
         "Firecrawl", ProviderKind.SEARCH, "firecrawl:FirecrawlAdapter", "FIRECRAWL_API_KEY", "FIRECRAWL_BASE_URL",
-        "https://api.firecrawl.dev", "starts with fc-",
+        "https://api.firecrawl.dev", "starts with fc-", key_url="https://www.firecrawl.dev/app/api-keys",
         price_per_request=0.01)  # 2 credits per search of up to 10 results, ~$0.005 a credit
     BRAVE = "brave", ProviderSpec(
         "Brave Search", ProviderKind.SEARCH, "brave:BraveAdapter", "BRAVE_API_KEY", "BRAVE_BASE_URL",
-        "https://api.search.brave.com", price_per_request=0.005)  # $5 per 1,000 requests
+        "https://api.search.brave.com", "starts with BSA", key_url="https://api-dashboard.search.brave.com/app/keys",
+        price_per_request=0.005)  # $5 per 1,000 requests
     TAVILY = "tavily", ProviderSpec(
         "Tavily", ProviderKind.SEARCH, "tavily:TavilyAdapter", "TAVILY_API_KEY", "TAVILY_BASE_URL",
-        "https://api.tavily.com", "starts with tvly-",
+        "https://api.tavily.com", "starts with tvly-", key_url="https://app.tavily.com/home",
         price_per_request=0.008)  # 1 credit per basic search, $0.008 a credit pay-as-you-go
     SERPER = "serper", ProviderSpec(
         "Serper", ProviderKind.SEARCH, "serper:SerperAdapter", "SERPER_API_KEY", "SERPER_BASE_URL",
-        "https://google.serper.dev", price_per_request=0.001)  # $50 per 50,000 queries
+        "https://google.serper.dev", "40 digits and letters from a to f",
+        key_url="https://serper.dev/api-key", price_per_request=0.001)  # $50 per 50,000 queries
 
     @property
     def label(self) -> str:

@@ -1,149 +1,239 @@
-"""The keys component: one form per provider, the saved-keys table, Test and Delete.
+"""The keys component: one card per provider with everything about its key.
 
-Used by the Keys page (the signed-in user's own keys) and the Admin page (the team's keys).
-Keys are write-only: the password input is cleared on submit and only masks are ever shown.
-Actions run in widget callbacks, before the page is drawn, so the table is always current.
+Used by the Keys page (the signed-in user's own keys) and the Admin page (the team's keys). A card
+shows the key in use (mask, label, dates, last test), its endpoint, what a key looks like and where
+to get one; it holds Test, Delete (asks first, with Cancel), Restore for the key replaced last, and
+the form that adds or replaces the key. Saving tests the key first (``keytest.save``): a rejected key
+is not saved, and when the provider cannot be reached the card offers "Save without testing".
+
+Keys are write-only: the key field is emptied whenever a form is sent and only masks are shown. A
+key that waits for "Save without testing" is held only in that button's callback arguments (a
+``Secret``, on the server), so it is gone as soon as the button is no longer on screen. Actions run
+in widget callbacks, before the page is drawn, so every card is current.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
 
 import pandas as pd
 import streamlit as st
 
 from byok_core import keys, keytest, words
+from byok_core.clock import utcnow
 from byok_core.errors import ByokError
 from byok_core.identity import Actor, KeySource, Owner
 from byok_core.keys import KeyInfo
 from byok_core.providers import Provider, ProviderKind
 from byok_core.runtime import Runtime
+from byok_core.secret import Secret
 from byok_ui import state
 from byok_ui.state import fmt_time
 
 
-def _card(prefix: str, provider: Provider) -> str:
-    """The flash name of a provider's card: outcomes show next to the button that was pressed."""
+@dataclass(frozen=True)
+class _Untested:
+    """A key whose test could not be made, waiting for "Save without testing"."""
+
+    secret: Secret  # repr shows only the mask
+    label: str
+    base_url: str | None
+
+
+def _form(prefix: str, provider: Provider) -> str:
+    """The name of a provider's card, form and widgets; outcomes show on the card that was used."""
     return f"{prefix}_{provider.value}"
 
 
-def _save(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, prefix: str) -> None:
-    form = f"{prefix}_{provider.value}"
-    raw = st.session_state.get(f"{form}_key", "")
-    label = st.session_state.get(f"{form}_label", "")
-    base_url = st.session_state.get(f"{form}_url", "") or None
+def _save(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, prefix: str,
+          untested: _Untested | None = None) -> None:
+    form = _form(prefix, provider)
+    if untested is None:
+        raw = st.session_state.get(f"{form}_key", "")
+        label = st.session_state.get(f"{form}_label", "")
+        base_url = st.session_state.get(f"{form}_url", "") or None
+    else:
+        raw, label, base_url = untested.secret.reveal(), untested.label, untested.base_url
     st.session_state[f"{form}_key"] = ""  # never keep or send the key back to the browser
     try:
-        info = keys.store(rt, actor, owner, provider, raw, label=label, base_url=base_url)
-    except ByokError as exc:
-        state.flash(_card(prefix, provider), f"{provider.label}: {exc}", ok=False)
-    else:
-        state.flash(_card(prefix, provider), f"Saved the {provider.label} key {info.mask}.")
+        outcome = keytest.save(rt, actor, owner, provider, raw, label, base_url, test=untested is None)
+    except ByokError as exc:  # input that cannot be saved: the form stays open with what was typed
+        state.flash(form, str(exc), ok=False)
+        st.session_state[f"{form}_open"] = True
+        return
+    state.flash(form, outcome.message, ok=outcome.ok)
+    if outcome.saved is not None:
+        for field in ("label", "url"):  # drawn again empty (the base URL: the new key's)
+            st.session_state.pop(f"{form}_{field}", None)
+        st.session_state[f"{form}_open"] = False
+        return
+    st.session_state[f"{form}_open"] = True
+    if outcome.can_save_untested:
+        st.session_state[f"_untested_{form}"] = _Untested(Secret(raw.strip()), label, base_url)
 
 
 def _test(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, prefix: str) -> None:
+    form = _form(prefix, provider)
     try:
-        message = keytest.test_key(rt, actor, owner, provider)
+        outcome = keytest.check(rt, actor, owner, provider)
     except ByokError as exc:
-        state.flash(_card(prefix, provider), f"{provider.label} test failed: {exc}", ok=False)
-    else:  # a rejected key is an answer, not an exception: say it plainly either way
-        state.flash(_card(prefix, provider), f"{provider.label}: {message}", ok=message.startswith("OK"))
-
-
-def _delete(rt: Runtime, actor: Actor, owner: Owner, key_id: str, prefix: str) -> None:
-    st.session_state.pop(f"{prefix}_confirm", None)
-    try:
-        keys.delete(rt, actor, owner, key_id)
-    except ByokError as exc:
-        state.flash(prefix, str(exc), ok=False)
+        state.flash(form, str(exc), ok=False)
     else:
-        state.flash(prefix, "The key was deleted.")
+        state.flash(form, outcome.message, ok=outcome.ok)
 
 
-def _ask_delete(prefix: str) -> None:
-    st.session_state[f"{prefix}_confirm"] = st.session_state.get(f"{prefix}_pick")
+def _ask_delete(form: str, key_id: str) -> None:
+    st.session_state[f"{form}_confirm"] = key_id
 
 
-def _cancel_delete(prefix: str) -> None:
-    st.session_state.pop(f"{prefix}_confirm", None)
+def _cancel_delete(form: str) -> None:
+    st.session_state.pop(f"{form}_confirm", None)
 
 
-def keys_table(infos: list[KeyInfo]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "Provider": [i.provider.label for i in infos],
-            "Label": [i.label for i in infos],
-            "Key": [i.mask for i in infos],
-            "Status": ["active" if i.active else "replaced" for i in infos],
-            "Base URL": [i.base_url or "" for i in infos],
-            "Created": [fmt_time(i.created_at) for i in infos],
-            "Last used": [fmt_time(i.last_used_at) for i in infos],
-            "Last test": [words.STATUS[i.last_test_status] if i.last_test_status else "" for i in infos],
-        }
-    )
+def _delete(rt: Runtime, actor: Actor, owner: Owner, info: KeyInfo, form: str) -> None:
+    st.session_state.pop(f"{form}_confirm", None)
+    try:
+        keys.delete(rt, actor, owner, info.id)
+    except ByokError as exc:
+        state.flash(form, str(exc), ok=False)
+    else:
+        state.flash(form, f"Deleted the {info.name} key {info.mask}.")
 
 
-def _describe(info: KeyInfo) -> str:
-    status = "active" if info.active else "replaced"
+def _restore(rt: Runtime, actor: Actor, owner: Owner, info: KeyInfo, current: KeyInfo | None, form: str) -> None:
+    try:
+        restored = keys.restore(rt, actor, owner, info.id)
+    except ByokError as exc:
+        state.flash(form, str(exc), ok=False)
+        return
+    days = keys.KEEP_REPLACED.days
+    state.flash(form, f"The {restored.name} key {restored.mask} is in use again" + (
+        f", and the key {current.mask} it replaced can be restored for {days} days." if current else "."))
+
+
+def _ago(when: datetime) -> str:
+    days = (utcnow() - when).days
+    return "less than a day ago" if days < 1 else "1 day ago" if days == 1 else f"{days} days ago"
+
+
+def _in_use(info: KeyInfo) -> str:
     label = f" “{info.label}”" if info.label else ""
-    return f"{info.provider.label} · {info.mask}{label} · {status} · {fmt_time(info.created_at)}"
+    test = f" · last test: {words.KEY_TEST[info.last_test_status]}" if info.last_test_status else ""
+    return (f":material/key: Saved key `{info.mask}`{label} · added {fmt_time(info.created_at)} · "
+            f"last used {fmt_time(info.last_used_at)}{test}")
 
 
-def _provider_card(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, active: KeyInfo | None,
+def _endpoint(rt: Runtime, provider: Provider, active: KeyInfo | None) -> str | None:
+    """The endpoint worth showing: an OpenAI-compatible key's own, or an operator's override."""
+    if provider.user_supplies_url:
+        return f"Endpoint: `{active.base_url}`" if active is not None and active.base_url else None
+    url = rt.settings.base_urls.get(provider)
+    if not url or url == provider.spec.default_base_url:
+        return None
+    return f"Endpoint: `{url}` (set by the server's operator)"
+
+
+def _outcome(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, prefix: str) -> None:
+    """The card's last outcome, once, with "Save without testing" when the test could not be made."""
+    form = _form(prefix, provider)
+    state.show_flash(form)
+    untested = st.session_state.pop(f"_untested_{form}", None)
+    if isinstance(untested, _Untested):
+        st.button("Save without testing", key=f"{form}_untested", icon=":material/save:", on_click=_save,
+                  args=(rt, actor, owner, provider, prefix, untested),
+                  help=f"Saves the key {untested.secret.mask} as it is; press Test later to check it.")
+
+
+def _actions(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, prefix: str, active: KeyInfo) -> None:
+    form = _form(prefix, provider)
+    if st.session_state.get(f"{form}_confirm") == active.id:
+        st.warning(f"Delete the {active.name} key {active.mask}? This cannot be undone.", icon=":material/warning:")
+        with st.container(horizontal=True):
+            st.button("Yes, delete", key=f"{form}_yes", icon=":material/delete:", on_click=_delete,
+                      args=(rt, actor, owner, active, form))
+            st.button("Cancel", key=f"{form}_no", on_click=_cancel_delete, args=(form,))
+        return
+    with st.container(horizontal=True):
+        st.button("Test", key=f"{form}_test", icon=":material/network_check:",
+                  on_click=_test, args=(rt, actor, owner, provider, prefix),
+                  help="Checks the key with the provider's cheapest authenticated call.")
+        st.button("Delete", key=f"{form}_del", icon=":material/delete:", on_click=_ask_delete, args=(form, active.id))
+
+
+def _replaced(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, prefix: str, active: KeyInfo | None,
+              replaced: list[KeyInfo]) -> None:
+    """Restore for the key replaced last; the older ones listed."""
+    if not replaced:
+        return
+    form, newest = _form(prefix, provider), replaced[0]
+    assert newest.replaced_at is not None
+    st.button(f"Restore the key {newest.mask} replaced {_ago(newest.replaced_at)}", key=f"{form}_restore",
+              icon=":material/undo:", on_click=_restore, args=(rt, actor, owner, newest, active, form),
+              help=f"Makes that key the one in use again. Replaced keys are kept, encrypted, for "
+                   f"{keys.KEEP_REPLACED.days} days.")
+    if len(replaced) > 1:
+        older = ", ".join(f"{i.mask} ({_ago(i.replaced_at)})" for i in replaced[1:] if i.replaced_at)
+        st.caption(f"Older replaced keys, kept for {keys.KEEP_REPLACED.days} days after they were replaced: {older}.")
+
+
+def _key_form(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, prefix: str,
+              active: KeyInfo | None) -> None:
+    form = _form(prefix, provider)
+    spec = provider.spec
+    if provider.user_supplies_url and active is not None and f"{form}_url" not in st.session_state:
+        st.session_state[f"{form}_url"] = active.base_url or ""  # replacing a key usually keeps its endpoint
+    with st.expander("Replace key" if active else "Add key", icon=":material/edit:", key=f"{form}_open",
+                     on_change="rerun"), st.form(form, border=False):
+        st.text_input("API key", type="password", key=f"{form}_key", autocomplete="off",
+                      placeholder=spec.key_hint or "paste the key",
+                      help="Stored encrypted. It is never shown again, only a mask.")
+        keep = f"leave empty to keep “{active.label}”" if active is not None and active.label else ""
+        st.text_input("Label (optional)", key=f"{form}_label", max_chars=100, placeholder=keep)
+        if provider.user_supplies_url:
+            st.text_input("Base URL", key=f"{form}_url", placeholder="https://openrouter.ai/api/v1",
+                          help="The endpoint's OpenAI-compatible API root. Only your own key is ever "
+                               "sent to a URL typed here.")
+        if spec.key_hint:
+            st.caption(f"Hint: {spec.key_hint}.")
+        st.form_submit_button("Save key", type="primary", on_click=_save, args=(rt, actor, owner, provider, prefix),
+                              help="Tests the key with the provider first; a key the provider rejects is not saved.")
+
+
+def _provider_card(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, mine: list[KeyInfo],
                    prefix: str, source: KeySource | None) -> None:
-    form = f"{prefix}_{provider.value}"
+    form = _form(prefix, provider)
+    active = next((i for i in mine if i.active), None)
+    replaced = [i for i in mine if not i.active]  # the most recently replaced first
     with st.container(border=True, key=f"{form}_card"):
-        st.markdown(f"**{provider.label}**")
-        state.show_flash(_card(prefix, provider))
+        with st.container(horizontal=True, vertical_alignment="center"):
+            title = provider.label if active is None or active.name == provider.label else \
+                f"{provider.label} · {active.name}"
+            st.markdown(f"**{title}**")
+            if provider.spec.key_url:
+                st.link_button("Get a key", provider.spec.key_url, icon=":material/open_in_new:", type="tertiary",
+                               help=f"Opens the page where {provider.label} gives out API keys.")
+        _outcome(rt, actor, owner, provider, prefix)
         if active is not None:
-            label = f" “{active.label}”" if active.label else ""
-            st.caption(f":material/key: Saved key `{active.mask}`{label}, last used {fmt_time(active.last_used_at)}")
+            st.caption(_in_use(active))
         elif source is not None and source is not KeySource.USER:
             st.caption(f"No key saved here. Calls now use {words.KEY_USED[source]}.")
         else:
-            st.caption("No key saved." + (f" Hint: {provider.spec.key_hint}." if provider.spec.key_hint else ""))
-        with st.expander("Replace key" if active else "Add key", icon=":material/edit:"), \
-                st.form(form, clear_on_submit=True, border=False):
-                st.text_input("API key", type="password", key=f"{form}_key", autocomplete="off",
-                              placeholder=provider.spec.key_hint or "paste the key",
-                              help="Stored encrypted. It is never shown again, only a mask.")
-                st.text_input("Label (optional)", key=f"{form}_label", max_chars=100)
-                if provider.user_supplies_url:
-                    st.text_input("Base URL", key=f"{form}_url", placeholder="https://openrouter.ai/api/v1",
-                                  help="The endpoint's OpenAI-compatible API root. Only your own key is ever "
-                                       "sent to a URL typed here.")
-                st.form_submit_button("Save key", type="primary", on_click=_save,
-                                      args=(rt, actor, owner, provider, prefix))
+            st.caption("No key saved.")
+        endpoint = _endpoint(rt, provider, active)
+        if endpoint:
+            st.caption(endpoint)
         if active is not None:
-            st.button("Test", key=f"{form}_test", icon=":material/network_check:",
-                      on_click=_test, args=(rt, actor, owner, provider, prefix),
-                      help="Checks the key with the provider's cheapest authenticated call.")
+            _actions(rt, actor, owner, provider, prefix, active)
+        _replaced(rt, actor, owner, provider, prefix, active, replaced)
+        _key_form(rt, actor, owner, provider, prefix, active)
 
 
 def render(rt: Runtime, actor: Actor, owner: Owner, *, prefix: str, user_id: int | None = None) -> None:
     """The whole keys component for ``owner``. ``user_id`` adds the 'where keys come from' view."""
-    state.show_flash(prefix)
     infos = keys.list_keys(rt, actor, owner)
-    active = {i.provider: i for i in infos if i.active}
     sources = keys.sources(rt, user_id) if user_id is not None else {}
-
-    st.subheader("Saved keys", anchor=False)
-    if infos:
-        st.dataframe(keys_table(infos), hide_index=True, key=f"{prefix}_table",
-                     alt="Saved keys: provider, label, masked key, status, dates")
-        by_id = {i.id: i for i in infos}
-        confirm = st.session_state.get(f"{prefix}_confirm")
-        if confirm in by_id:
-            st.warning(f"Delete {_describe(by_id[confirm])}? This cannot be undone.", icon=":material/warning:")
-            with st.container(horizontal=True):
-                st.button("Yes, delete", type="primary", key=f"{prefix}_yes", on_click=_delete,
-                          args=(rt, actor, owner, confirm, prefix))
-                st.button("Cancel", key=f"{prefix}_no", on_click=_cancel_delete, args=(prefix,))
-        else:
-            with st.container(horizontal=True, vertical_alignment="bottom"):
-                st.selectbox("Key to delete", list(by_id), format_func=lambda k: _describe(by_id[k]),
-                             key=f"{prefix}_pick", width=520)
-                st.button("Delete…", key=f"{prefix}_del", icon=":material/delete:", on_click=_ask_delete,
-                          args=(prefix,))
-    else:
+    if not infos:
         st.caption("No keys saved yet.")
 
     if sources:
@@ -161,4 +251,5 @@ def render(rt: Runtime, actor: Actor, owner: Owner, *, prefix: str, user_id: int
         columns = st.columns(2)
         for index, provider in enumerate(providers):
             with columns[index % 2]:
-                _provider_card(rt, actor, owner, provider, active.get(provider), prefix, sources.get(provider))
+                _provider_card(rt, actor, owner, provider, [i for i in infos if i.provider is provider], prefix,
+                               sources.get(provider))

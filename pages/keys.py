@@ -8,7 +8,8 @@ from byok_ui import keys_panel, state
 c = state.ctx()
 st.title("Keys", anchor=False)
 st.caption(
-    "Keys are encrypted at rest and write-only: after saving you only see a mask. Your own key is used "
+    "Keys are encrypted at rest and write-only: after saving you only see a mask. A key is tested with its "
+    "provider before it is saved, and a replaced key can be restored for 30 days. Your own key is used "
     "first, then the team's key, then the server's."
 )
 keys_panel.render(c.rt, c.actor, Owner.user(c.user.id), prefix="mykeys", user_id=c.user.id)

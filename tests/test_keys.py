@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import threading
+from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
+from callhelpers import usage_rows
+from fakeproviders import FakeProvider
 from sqlmodel import Session, select
 
-from byok_core import accounts, audit, keys
+from byok_core import accounts, audit, keys, keytest
+from byok_core.clock import utcnow
 from byok_core.crypto import gen_key
 from byok_core.errors import (
+    CallStatus,
     KeyUnreadableError,
     NoKeyError,
     NotFoundError,
@@ -280,3 +288,265 @@ def test_rotation_interrupted_half_way_leaves_every_row_readable(environ, people
     assert sorted(keys.scan(rt).per_key_id.values()) == [2, 2]  # two rotated, two still old
     assert keys.rotate(rt).rotated == 2  # a rerun finishes the job
     assert keys.scan(rt).per_key_id == {rt.keyring.primary.key_id: 4}
+
+
+# --- replaced keys: the label carries over, restore for 30 days, then purged ----------------------
+
+
+def _age(rt, row_id: str, days: float) -> None:
+    """Make a replaced key look replaced ``days`` ago."""
+    with rt.engine.begin() as conn:
+        conn.execute(sa.update(ApiKey).where(ApiKey.id == row_id).values(updated_at=utcnow() - timedelta(days=days)))
+
+
+def test_the_label_carries_over_when_a_replacement_has_none(rt, people):
+    alice, _, _ = people
+    owner = Owner.user(alice.user_id)
+    keys.store(rt, alice, owner, Provider.OPENAI, ALICE_KEY, label="work")
+    second = keys.store(rt, alice, owner, Provider.OPENAI, "sk-fake.alice-second-key-000000000000")
+    assert second.label == "work"
+    third = keys.store(rt, alice, owner, Provider.OPENAI, "sk-fake.alice-third-key-0000000000000", label="home")
+    assert third.label == "home"
+    keys.store(rt, alice, owner, Provider.ANTHROPIC, "sk-fake.alice-anthropic-key-00000000000")
+    assert {(k.provider, k.label) for k in keys.list_keys(rt, alice, owner) if k.active} == {
+        (Provider.OPENAI, "home"), (Provider.ANTHROPIC, "")}  # another provider's label never does
+
+
+def test_restore_swaps_the_replaced_key_back_and_is_audited(rt, people):
+    alice, _, _ = people
+    owner = Owner.user(alice.user_id)
+    first = keys.store(rt, alice, owner, Provider.OPENAI, ALICE_KEY, label="work")
+    second = keys.store(rt, alice, owner, Provider.OPENAI, "sk-fake.alice-second-key-000000000000")
+    listed = keys.list_keys(rt, alice, owner)
+    assert [(k.id, k.active) for k in listed] == [(second.id, True), (first.id, False)]
+    assert listed[1].replaced_at is not None and listed[0].replaced_at is None
+    restored = keys.restore(rt, alice, owner, first.id)
+    assert restored.active and restored.replaced_at is None and restored.mask == "sk-…1111"
+    assert [(k.id, k.active) for k in keys.list_keys(rt, alice, owner)] == [(first.id, True), (second.id, False)]
+    assert keys.resolve(rt, alice.user_id, Provider.OPENAI).credential.secret.reveal() == ALICE_KEY
+    event = audit.recent(rt.engine)[0]
+    assert (event.actor, event.action) == ("alice", "key.replace")
+    assert event.detail == "mask sk-…1111 (a replaced key, restored)"
+    assert first.id in event.target
+    keys.restore(rt, alice, owner, second.id)  # and back again
+    secret = keys.resolve(rt, alice.user_id, Provider.OPENAI).credential.secret
+    assert secret.reveal() == "sk-fake.alice-second-key-000000000000"
+    assert_no_plaintext(dump_database(rt))
+
+
+def test_a_deleted_active_key_leaves_the_replaced_one_restorable(rt, people):
+    alice, _, _ = people
+    owner = Owner.user(alice.user_id)
+    first = keys.store(rt, alice, owner, Provider.BRAVE, "BSA-alice-first-key-0123456789")
+    second = keys.store(rt, alice, owner, Provider.BRAVE, "BSA-alice-second-key-0123456789")
+    keys.delete(rt, alice, owner, second.id)
+    with pytest.raises(NoKeyError):
+        keys.resolve(rt, alice.user_id, Provider.BRAVE)
+    keys.restore(rt, alice, owner, first.id)
+    secret = keys.resolve(rt, alice.user_id, Provider.BRAVE).credential.secret
+    assert secret.reveal() == "BSA-alice-first-key-0123456789"
+
+
+def test_only_ones_own_recently_replaced_key_can_be_restored(rt, people):
+    alice, bob, admin = people
+    owner = Owner.user(alice.user_id)
+    first = keys.store(rt, alice, owner, Provider.OPENAI, ALICE_KEY)
+    second = keys.store(rt, alice, owner, Provider.OPENAI, "sk-fake.alice-second-key-000000000000")
+    with pytest.raises(NotFoundError) as theirs:
+        keys.restore(rt, bob, Owner.user(bob.user_id), first.id)
+    with pytest.raises(NotFoundError) as missing:
+        keys.restore(rt, alice, owner, "0" * 32)
+    with pytest.raises(NotFoundError) as active:
+        keys.restore(rt, alice, owner, second.id)
+    assert str(theirs.value) == str(missing.value) == str(active.value)
+    with pytest.raises(PermissionDenied):
+        keys.restore(rt, bob, owner, first.id)
+    with pytest.raises(NotFoundError):  # the team's replaced keys are the team's
+        keys.restore(rt, admin, Owner.team(), first.id)
+    _age(rt, first.id, 29.9)
+    keys.restore(rt, alice, owner, first.id)  # still within 30 days
+    _age(rt, second.id, 30.01)
+    with pytest.raises(NotFoundError, match="can no longer be restored"):
+        keys.restore(rt, alice, owner, second.id)
+    assert keys.resolve(rt, alice.user_id, Provider.OPENAI).credential.secret.reveal() == ALICE_KEY
+
+
+def test_replaced_keys_are_purged_after_30_days_and_audited(rt, people):
+    alice, bob, admin = people
+    owner = Owner.user(alice.user_id)
+    old = keys.store(rt, alice, owner, Provider.OPENAI, ALICE_KEY)
+    recent = keys.store(rt, alice, owner, Provider.OPENAI, "sk-fake.alice-second-key-000000000000")
+    current = keys.store(rt, alice, owner, Provider.OPENAI, "sk-fake.alice-third-key-0000000000000")
+    bobs = keys.store(rt, bob, Owner.user(bob.user_id), Provider.OPENAI, BOB_KEY)
+    keys.store(rt, bob, Owner.user(bob.user_id), Provider.OPENAI, "sk-fake.bob-second-key-00000000000000")
+    _age(rt, old.id, 31)
+    _age(rt, recent.id, 29)
+    _age(rt, bobs.id, 31)
+    assert [k.id for k in keys.list_keys(rt, alice, owner)] == [current.id, recent.id]  # listing purges hers
+    with Session(rt.engine) as session:
+        assert session.get(ApiKey, old.id) is None
+        assert session.get(ApiKey, bobs.id) is not None  # Bob's wait for his own list, a save or a full purge
+    purge = [e for e in audit.recent(rt.engine) if e.actor == "system"]
+    assert [(e.action, e.detail) for e in purge] == [("key.delete", "mask sk-…1111, replaced more than 30 days ago")]
+    assert old.id in purge[0].target
+    assert keys.purge_replaced(rt) == 1  # everyone's: Bob's old key
+    assert keys.purge_replaced(rt) == 0
+    with Session(rt.engine) as session:
+        assert session.get(ApiKey, bobs.id) is None
+    _age(rt, recent.id, 30.5)
+    keys.store(rt, admin, owner, Provider.ANTHROPIC, "sk-fake.alice-anthropic-key-00000000000")  # a save purges too
+    with Session(rt.engine) as session:
+        assert session.get(ApiKey, recent.id) is None
+    assert len([e for e in audit.recent(rt.engine) if e.actor == "system"]) == 3
+
+
+def test_concurrent_restores_and_saves_leave_exactly_one_active_key(rt, people):
+    alice, _, _ = people
+    owner = Owner.user(alice.user_id)
+    first = keys.store(rt, alice, owner, Provider.OPENAI, ALICE_KEY)
+    second = keys.store(rt, alice, owner, Provider.OPENAI, "sk-fake.alice-second-key-000000000000")
+    barrier = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def act(i: int) -> None:
+        try:
+            barrier.wait()
+            if i % 2:
+                keys.restore(rt, alice, owner, (first if i % 4 == 1 else second).id)
+            else:
+                keys.store(rt, alice, owner, Provider.OPENAI, f"sk-fake.concurrent-{i}-xxxxxxxxxxxxxxxx")
+        except NotFoundError:
+            pass  # that key was made active by another thread first
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=act, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sum(k.active for k in keys.list_keys(rt, alice, owner)) == 1
+
+
+# --- save tests the key first ------------------------------------------------------------------
+
+
+@contextmanager
+def openai_runtime(environ, **fake):
+    with FakeProvider(Provider.OPENAI, **fake) as server:
+        runtime = open_runtime({**environ, **server.env()}, migrate=False)
+        try:
+            yield runtime, server
+        finally:
+            runtime.engine.dispose()
+
+
+def test_save_tests_the_key_and_stores_it_with_its_test(environ, people, caplog):
+    caplog.set_level(logging.DEBUG)
+    alice, _, _ = people
+    with openai_runtime(environ, expect_key=ALICE_KEY) as (rt, server):
+        outcome = keytest.save(rt, alice, Owner.user(alice.user_id), Provider.OPENAI, ALICE_KEY, label="work")
+        assert outcome.ok and outcome.status is CallStatus.OK and outcome.saved is not None
+        assert outcome.message == "Saved the OpenAI key sk-…1111 and tested it: 3 models visible."
+        assert server.sent_keys() == [ALICE_KEY]
+        [info] = keys.list_keys(rt, alice, Owner.user(alice.user_id))
+        assert (info.id, info.last_test_status, info.label) == (outcome.saved.id, CallStatus.OK, "work")
+        assert info.last_used_at is not None
+        assert usage_rows(rt) == []  # a key test is not a chat or search call
+        for text in (repr(outcome), dump_database(rt), caplog.text):
+            assert_no_plaintext(text)
+
+
+def test_a_rejected_key_is_not_saved_and_the_old_one_stays_active(environ, people, caplog):
+    caplog.set_level(logging.DEBUG)
+    alice, _, _ = people
+    owner = Owner.user(alice.user_id)
+    with openai_runtime(environ, expect_key=ALICE_KEY) as (rt, _server):
+        keytest.save(rt, alice, owner, Provider.OPENAI, ALICE_KEY)
+        outcome = keytest.save(rt, alice, owner, Provider.OPENAI, BOB_KEY, label="typo")
+        assert not outcome.ok and outcome.saved is None and not outcome.can_save_untested
+        assert outcome.status is CallStatus.KEY_REJECTED
+        assert outcome.message == ("Not saved: OpenAI rejected the key sk-…2222, so check that you copied all of it; "
+                                   "your key sk-…1111 stays in use.")
+        assert [(k.mask, k.active) for k in keys.list_keys(rt, alice, owner)] == [("sk-…1111", True)]
+        assert keys.resolve(rt, alice.user_id, Provider.OPENAI).credential.secret.reveal() == ALICE_KEY
+        for text in (repr(outcome), dump_database(rt), caplog.text):
+            assert_no_plaintext(text)
+
+
+@pytest.mark.parametrize("fault, status", [(503, CallStatus.PROVIDER_DOWN), (429, CallStatus.RATE_LIMITED),
+                                           (400, CallStatus.BAD_REQUEST)])
+def test_a_key_that_cannot_be_tested_can_be_saved_untested(environ, people, fault, status):
+    alice, _, _ = people
+    owner = Owner.user(alice.user_id)
+    with openai_runtime(environ, status=fault) as (rt, _server):
+        outcome = keytest.save(rt, alice, owner, Provider.OPENAI, ALICE_KEY)
+        assert (outcome.ok, outcome.saved, outcome.status, outcome.can_save_untested) == (False, None, status, True)
+        assert outcome.message.startswith("Not saved yet: the key sk-…1111 could not be tested because OpenAI ")
+        assert outcome.message.endswith(" or save it without testing.")
+        assert keys.list_keys(rt, alice, owner) == []
+        untested = keytest.save(rt, alice, owner, Provider.OPENAI, ALICE_KEY, test=False)
+        assert untested.ok and untested.saved is not None and untested.status is None
+        assert keys.list_keys(rt, alice, owner)[0].last_test_status is None
+        assert_no_plaintext(repr(outcome) + repr(untested) + dump_database(rt))
+
+
+def test_a_timeout_and_a_refused_connection_offer_saving_untested(environ, people):
+    alice, _, _ = people
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rt = open_runtime({**environ, "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1"}, migrate=False)
+    try:
+        outcome = keytest.save(rt, alice, Owner.user(alice.user_id), Provider.OPENAI, ALICE_KEY)
+        assert (outcome.status, outcome.can_save_untested) == (CallStatus.PROVIDER_DOWN, True)
+        assert "cannot be reached" in outcome.message
+    finally:
+        rt.engine.dispose()
+
+    def too_slow(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    with openai_runtime(environ) as (rt, _server), httpx.Client(transport=httpx.MockTransport(too_slow)) as client:
+        outcome = keytest.save(rt, alice, Owner.user(alice.user_id), Provider.OPENAI, ALICE_KEY, client=client)
+        assert (outcome.status, outcome.can_save_untested) == (CallStatus.TIMEOUT, True)
+        assert outcome.message == ("Not saved yet: the key sk-…1111 could not be tested because OpenAI did not answer "
+                                   "in time, so try again in a minute or save it without testing.")
+        assert keys.list_keys(rt, alice, Owner.user(alice.user_id)) == []
+
+
+def test_an_openai_compatible_endpoint_is_named_by_its_label_and_checked_before_sending(environ, people):
+    alice, _, _ = people
+    owner = Owner.user(alice.user_id)
+    with FakeProvider(Provider.OPENAI_COMPATIBLE, expect_key=ALICE_KEY) as server:
+        rt = open_runtime({**environ, "BYOK_ALLOW_PRIVATE_ENDPOINTS": "1"}, migrate=False)
+        try:
+            outcome = keytest.save(rt, alice, owner, Provider.OPENAI_COMPATIBLE, ALICE_KEY, "Groq", server.base_url)
+            assert outcome.message == "Saved the Groq key sk-…1111 and tested it: 2 models visible."
+            rejected = keytest.save(rt, alice, owner, Provider.OPENAI_COMPATIBLE, BOB_KEY, "", server.base_url)
+            assert rejected.message.startswith("Not saved: Groq rejected the key sk-…2222")  # the label in use
+            checked = keytest.check(rt, alice, owner, Provider.OPENAI_COMPATIBLE)
+            assert checked.message == "The Groq key sk-…1111 works: 2 models visible."
+        finally:
+            rt.engine.dispose()
+    assert keys.display_name(Provider.OPENAI_COMPATIBLE, "", "https://api.groq.com/openai/v1") == "api.groq.com"
+    strict = open_runtime(environ, migrate=False)  # private addresses not allowed: nothing is sent, nothing saved
+    try:
+        with pytest.raises(ValidationError, match="BYOK_ALLOW_PRIVATE_ENDPOINTS"):
+            keytest.save(strict, alice, owner, Provider.OPENAI_COMPATIBLE, TEAM_KEY, "", "http://127.0.0.1:9/v1")
+        assert all(k.mask != "sk-…3333" for k in keys.list_keys(strict, alice, owner))
+    finally:
+        strict.engine.dispose()
+
+
+def test_save_checks_the_owner_before_anything_is_sent(environ, people):
+    alice, bob, _ = people
+    with openai_runtime(environ) as (rt, server):
+        with pytest.raises(PermissionDenied):
+            keytest.save(rt, bob, Owner.user(alice.user_id), Provider.OPENAI, BOB_KEY)
+        with pytest.raises(PermissionDenied):
+            keytest.save(rt, bob, Owner.team(), Provider.OPENAI, BOB_KEY)
+        with pytest.raises(ValidationError, match="spaces"):
+            keytest.save(rt, alice, Owner.user(alice.user_id), Provider.OPENAI, "sk has spaces")
+        assert server.requests == []
