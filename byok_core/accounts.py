@@ -24,7 +24,7 @@ from byok_core.audit import AuditAction
 from byok_core.clock import utcnow
 from byok_core.errors import AuthError, NotFoundError, ValidationError
 from byok_core.identity import Role
-from byok_core.models import AppSetting, AuditEvent, AuthSession, LoginTicket, User, rowcount, saved_id
+from byok_core.models import AppSetting, AuthSession, LoginTicket, User, rowcount, saved_id
 from byok_core.runtime import Runtime
 
 # OWASP's recommended Argon2id configuration (m=19 MiB, t=2, p=1): ~70 ms a hash on one core,
@@ -44,9 +44,6 @@ SESSION_TTL = timedelta(days=14)
 LOGIN_TICKET_TTL = timedelta(seconds=60)
 SETUP_CODE_PREFIX = "setup_code."  # one row per code printed (each replica prints its own)
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-# Not in audit.AuditAction yet (audit.py is not this module's): written as its stored value, and
-# words.audit_sentence reads it. Adding USER_RENAME = "user.rename" there changes nothing stored.
-USER_RENAME = "user.rename"
 OIDC_ADMIN_GROUPS_ENV = "BYOK_OIDC_ADMIN_GROUPS"
 OIDC_GROUPS_CLAIM_ENV = "BYOK_OIDC_GROUPS_CLAIM"
 
@@ -167,7 +164,7 @@ def rename_user(rt: Runtime, username: str, new_name: str, actor: str = "operato
             session.flush()  # IntegrityError here: the name is another account's
             if "#" not in old_key and old_key != user.username_key:
                 _promote_oldest_clash(session, old_key)
-            session.add(AuditEvent(actor=actor[:80], action=USER_RENAME, target=new_name, detail=f"from {old_name}"))
+            audit.record(session, actor, AuditAction.USER_RENAME, new_name, f"from {old_name}")
     except IntegrityError:
         raise _taken(new_name) from None
     return user

@@ -25,6 +25,7 @@ class AuditAction(StrEnum):
     USER_ROLE = "user.role"
     USER_PASSWORD = "user.password"
     USER_THROTTLED = "user.throttled"
+    USER_RENAME = "user.rename"
     BUDGET_SET = "budget.set"
     BUDGET_CLEAR = "budget.clear"
     LIMITS_SET = "limits.set"

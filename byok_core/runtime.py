@@ -99,4 +99,5 @@ def open_runtime(environ: Mapping[str, str] | None = None, *, settings: Settings
     if migrate:
         db.upgrade(engine)
         keys.rebind(rt)  # stored data a migration could not update without the master key
+        keys.purge_replaced(rt)  # replaced keys kept longer than 30 days
     return rt

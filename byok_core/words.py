@@ -94,6 +94,7 @@ AUDIT = {
     AuditAction.USER_THROTTLED: "slowed down sign-ins after failures",
     AuditAction.BUDGET_SET: "set a budget",
     AuditAction.BUDGET_CLEAR: "removed a budget",
+    AuditAction.USER_RENAME: "renamed an account",
     AuditAction.LIMITS_SET: "set the rate limits",
     AuditAction.MODELS_SET: "chose the models on shared keys",
     AuditAction.ALERTS_SET: "changed the alert webhook",
@@ -117,7 +118,6 @@ def audit_action(action: str) -> str:
 _ACTORS = {"operator": "An operator (command line)", "system": "The app", "setup": "First-run setup",
            "oidc": "Single sign-on"}
 _KEY_VERBS = {AuditAction.KEY_STORE: "saved", AuditAction.KEY_DELETE: "deleted"}
-_RENAME = "user.rename"  # accounts.USER_RENAME (not an AuditAction yet)
 
 
 def _owner_of(tokens: list[str], names: Mapping[int, str], actor: str) -> tuple[str, list[str]] | None:
@@ -193,7 +193,7 @@ def _user_sentence(who: str, action: str, target: str, detail: str, actor: str) 
     if action == AuditAction.USER_THROTTLED:
         tries = detail.split()[0] if detail.split() and detail.split()[0].isdigit() else "several"
         return f"Sign-ins to {target}'s account were slowed down after {tries} failed tries"
-    if action == _RENAME and detail.startswith("from ") and _is_username(detail[5:]):
+    if action == AuditAction.USER_RENAME and detail.startswith("from ") and _is_username(detail[5:]):
         return f"{who} renamed {detail[5:]} to {target}"
     return None
 
@@ -241,7 +241,7 @@ def audit_sentence(event: AuditEvent, names: Mapping[int, str] | None = None) ->
                 else _user_sentence(who, action, target, detail, actor) if action.startswith("user.")
                 else _settings_sentence(who, action, target, detail, names, actor))
     if sentence is None:
-        sentence = f"{who} renamed an account" if action == _RENAME else f"{who} {audit_action(action)}"
+        sentence = f"{who} renamed an account" if action == AuditAction.USER_RENAME else f"{who} {audit_action(action)}"
     return sentence
 
 # A key test's outcome on the Keys page, as in "Last test: the provider rejected the key".
