@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from byok_core import db, usage
+from byok_core import db, usage, usage_log
 from byok_core.clock import utcnow
 from byok_core.crypto import gen_key
 from byok_core.identity import Actor, KeySource
@@ -127,7 +127,7 @@ def log_one_call(rt) -> None:
     record = CallRecord(Provider.OPENAI, KeySource.TEAM, model="gpt-4o", user_id=1, input_tokens=100,
                         output_tokens=10, latency_ms=500, cost_usd=0.001)
     with rt.engine.begin() as conn:
-        usage.complete(conn, usage.start(conn, record), record)
+        usage_log.complete(conn, usage_log.start(conn, record), record)
 
 
 def old_data_version(rt):

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from byok_core import audit, db, limits, usage
+from byok_core import audit, db, limits, usage_log
 from byok_core.audit import AuditAction
 from byok_core.clock import utcnow
 from byok_core.errors import BudgetExceeded, ValidationError
@@ -242,7 +242,7 @@ def admit(rt: Runtime, record: CallRecord, bound: CostBound, now: datetime | Non
                 reservation_id = saved_id(conn.execute(sa.insert(_R).values(
                     user_id=record.user_id, month=month, amount_usd=bound.usd,
                     expires_at=now + RESERVATION_TTL)).inserted_primary_key[0])  # type: ignore[index]
-            return Admission(usage.start(conn, record), reservation_id, bound, month)
+            return Admission(usage_log.start(conn, record), reservation_id, bound, month)
     line, message = refusal
     if line is not None and line.near:  # calls are being refused near the limit: admins hear of it once a month
         _alert(rt, [line.owner], month, 100)

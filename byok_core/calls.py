@@ -20,7 +20,7 @@ from contextlib import contextmanager
 import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
-from byok_core import budgets, keys, metrics, netguard, pricing, usage
+from byok_core import budgets, keys, metrics, netguard, pricing, usage_log
 from byok_core.adapters.base import new_client, shared_client
 from byok_core.errors import ProviderError, StreamCutOff, ValidationError
 from byok_core.identity import Owner
@@ -117,7 +117,7 @@ def metered(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, *, bound: Co
 
 def _start(rt: Runtime, record: CallRecord) -> int:
     with rt.engine.begin() as conn:
-        return usage.start(conn, record)
+        return usage_log.start(conn, record)
 
 
 def _finish(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, row_id: int | None,
@@ -129,7 +129,7 @@ def _finish(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, row_id: int 
     try:
         with rt.engine.begin() as conn:
             if row_id is not None:
-                usage.complete(conn, row_id, record)
+                usage_log.complete(conn, row_id, record)
             if admission is not None:
                 crossed = budgets.settle(conn, admission, record)
             keys.stamp_used(conn, key, test_status=record.status if row_id is None else None)

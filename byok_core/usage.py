@@ -22,10 +22,8 @@ from sqlalchemy.sql.util import ClauseAdapter
 from sqlmodel import col
 
 from byok_core import words
-from byok_core.errors import CallStatus
 from byok_core.identity import Actor
-from byok_core.models import UsageRecord, User, saved_id, table
-from byok_core.record import CallRecord
+from byok_core.models import UsageRecord, User, table
 from byok_core.runtime import Runtime
 
 CSV_COLUMNS = ["timestamp", "user", "provider", "model", "key_source", "input_tokens", "output_tokens",
@@ -36,26 +34,6 @@ EXPORT_BATCH = 5_000
 PG_AGGREGATE_WORK_MEM = "64MB"
 
 _T = table(UsageRecord)
-
-
-def _values(record: CallRecord) -> dict[str, object]:
-    return dict(user_id=record.user_id, kind=record.provider.kind, provider=record.provider, model=record.model,
-                key_source=record.key_source, input_tokens=record.input_tokens, output_tokens=record.output_tokens,
-                cache_read_tokens=record.cache_read_tokens, cache_write_tokens=record.cache_write_tokens,
-                reasoning_tokens=record.reasoning_tokens, latency_ms=record.latency_ms, status=record.status,
-                cost_usd=record.cost_usd, error=record.error[:300] if record.error else None)
-
-
-def start(conn: sa.Connection, record: CallRecord) -> int:
-    """Log a call that is about to be made, as not finished (``CallStatus.PENDING``); its row id."""
-    values = _values(record) | {"status": CallStatus.PENDING}
-    [row_id] = conn.execute(sa.insert(_T).values(**values)).inserted_primary_key or (None,)
-    return saved_id(row_id)
-
-
-def complete(conn: sa.Connection, row_id: int, record: CallRecord) -> None:
-    """Record how the call logged as ``row_id`` ended."""
-    conn.execute(sa.update(UsageRecord).where(_T.c.id == row_id).values(**_values(record)))
 
 
 # --- filters -----------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from byok_core import accounts, audit, budgets, conversations, keys, usage
+from byok_core import accounts, audit, budgets, conversations, keys, usage_log
 from byok_core.audit import AuditAction
 from byok_core.errors import CallStatus
 from byok_core.identity import Actor, KeySource, Owner, Role
@@ -55,8 +55,8 @@ def log_call(rt, **fields) -> CallRecord:
     shared-key call counts its cost against budgets, the running figures rebuilt from the log."""
     record = CallRecord(**fields)
     with rt.engine.begin() as conn:
-        row_id = usage.start(conn, record)
-        usage.complete(conn, row_id, record)
+        row_id = usage_log.start(conn, record)
+        usage_log.complete(conn, row_id, record)
         if record.key_source.shared:
             conn.execute(sa.update(UsageRecord).where(col(UsageRecord.id) == row_id)
                          .values(charged_usd=record.cost_usd or 0.0))

@@ -113,8 +113,6 @@ def test_a_chat_process_writes_its_reply_and_its_usage_row(chat_process):
     rt.engine.dispose()
 
 
-@pytest.mark.xfail(strict=True, reason="waits for byok_core/usage.py to import pandas where it is used and "
-                                        "byok_core/db.py to check the schema without Alembic (issue 14)")
 def test_chat_imports_neither_pandas_nor_alembic(chat_process):
     run, _ = chat_process
     assert run.code == 0

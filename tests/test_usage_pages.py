@@ -11,7 +11,7 @@ from apptest import app_test, make_user, open_page, sign_in
 from callhelpers import log_call
 from sqlmodel import col
 
-from byok_core import budgets, usage
+from byok_core import budgets, usage, usage_log
 from byok_core.clock import utcnow
 from byok_core.identity import Actor, Owner
 from byok_core.models import KeySource, UsageRecord
@@ -100,12 +100,12 @@ def test_days_that_are_over_are_kept_and_todays_calls_read_again(app, rt, people
              input_tokens=7, output_tokens=1, latency_ms=5, cost_usd=0.25)
     running = CallRecord(Provider.OPENAI, KeySource.USER, model="gpt-4o", user_id=people[0].id)
     with rt.engine.begin() as conn:  # a call under way: logged as not finished, cost unknown
-        row_id = usage.start(conn, running)
+        row_id = usage_log.start(conn, running)
     at.run()
     assert (metrics(at)["Calls"], metrics(at)["Estimated cost"]) == ("7", "$3.0000 + 4 calls of unknown cost")
     running.cost_usd = 0.5
     with rt.engine.begin() as conn:
-        usage.complete(conn, row_id, running)
+        usage_log.complete(conn, row_id, running)
     at.run()
     assert metrics(at)["Estimated cost"] == "$3.5000 + 3 calls of unknown cost"
     at.multiselect(key="usage_providers").set_value(["brave"]).run()  # the same cube, narrowed
