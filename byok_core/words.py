@@ -57,6 +57,14 @@ PAID_BY = {
     KeySource.ENV: "the server's key",
 }
 
+# Who paid, as a table's column says it about anyone's call (Usage page).
+PAYER = {
+    KeySource.USER: "Own key",
+    KeySource.TEAM: "Team key",
+    KeySource.ENV: "Server key",
+}
+NO_USER = "Command line"  # a call made with `byok` without --user
+
 # Where a provider's key comes from today (the Keys page); None: no key at all.
 KEY_USED = {
     KeySource.USER: "your own key",

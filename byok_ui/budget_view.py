@@ -13,8 +13,13 @@ def show_left(c: Ctx) -> None:
     banner for admins while a budget is at 80% or more."""
     status = budgets.status(c.rt, c.user.id)
     if status is not None:
-        if any(line.exceeded for line in status.lines):
-            st.error(f"{status.warning} Shared-key calls are refused until the 1st.", icon=":material/savings:")
+        used_up = [line for line in status.lines if line.exceeded]
+        if used_up:
+            whose = " and ".join("the team's" if line.owner.is_team else "your" for line in used_up)
+            st.error(f"{whose[0].upper()}{whose[1:]} monthly budget for shared keys is used up "
+                     f"({'; '.join(f'${ln.spent_usd:,.2f} of ${ln.budget_usd:,.2f}' for ln in used_up)}): calls on "
+                     "shared keys are refused until the 1st; your own API keys keep working.",
+                     icon=":material/savings:")
         elif status.warning:
             st.warning(status.warning, icon=":material/savings:")
         else:

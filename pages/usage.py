@@ -6,24 +6,46 @@ import math
 from dataclasses import replace
 from datetime import timedelta
 
+import pandas as pd
 import streamlit as st
 
-from byok_core import accounts, budgets, usage, words
+from byok_core import accounts, usage, words
 from byok_core.clock import utcnow
-from byok_core.errors import BudgetExceeded, CallStatus
+from byok_core.errors import CallStatus
 from byok_core.identity import Actor, KeySource
 from byok_core.providers import Provider
-from byok_ui import state
+from byok_ui import budget_view, state
 
 PAGE_SIZE = 50
 
 
 def model_label(model: str) -> str:
-    return model or "(search)"  # searches have no model
+    return model or "Web search"  # searches have no model
 
 
 TITLES = {"day": "Per day", "provider": "Per provider", "model": "Per model", "user": "Per user",
-          "key_source": "Per key source", "status": "Per status"}
+          "key_source": "Per payer", "status": "Per status"}
+# Column names as people read them, and how each column's values are written.
+HEADINGS = {"timestamp": "Time (UTC)", "day": "Day (UTC)", "user": "User", "provider": "Provider", "model": "Model",
+            "key_source": "Paid by", "status": "Status", "calls": "Calls", "input_tokens": "Input tokens",
+            "output_tokens": "Output tokens", "cache_read_tokens": "Cache reads",
+            "cache_write_tokens": "Cache writes", "reasoning_tokens": "Reasoning tokens",
+            "cost_usd": "Cost (USD)", "unknown_cost_calls": "Calls of unknown cost", "latency_ms": "Time taken"}
+VALUES = {"provider": lambda v: Provider.parse(v).label, "model": model_label,
+          "key_source": lambda v: words.PAYER[KeySource(v)], "status": lambda v: words.STATUS[CallStatus(v)],
+          "user": lambda v: words.NO_USER if v in (None, usage.NO_USER) else v, "latency_ms": words.duration}
+
+
+def for_people(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table with people's words: labels for ids, "—" for an unknown count, readable headings."""
+    shown = frame.copy()
+    for name, word in VALUES.items():
+        if name in shown:
+            shown[name] = shown[name].map(lambda v, word=word: word(v) if v is not None and v == v else "—")
+    for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"):
+        if name in shown and shown[name].isna().any():
+            shown[name] = shown[name].map(lambda v: words.count(None if pd.isna(v) else int(v)))
+    return shown.rename(columns=HEADINGS)
 
 
 # The window's settled days (usage.settled_part) are kept until a day settles or old calls are
@@ -40,18 +62,23 @@ def settled_part(_rt, viewer, window: usage.UsageFilter, key: tuple) -> usage.Se
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
 def frames_of(_summary: usage.UsageSummary, fingerprint: str) -> dict:
     frames = {dim: _summary.by(dim) for dim in TITLES}
-    frames["cost_per_day"] = _summary.by("day", "provider").astype({"cost_usd": float})
-    frames["tokens_by_model"] = frames["model"].assign(model=frames["model"]["model"].map(model_label)).melt(
-        id_vars="model", value_vars=["input_tokens", "output_tokens"], var_name="tokens", value_name="count")
-    return frames
+    cost = _summary.by("day", "provider").astype({"cost_usd": float})
+    frames["cost_per_day"] = cost.assign(provider=cost["provider"].map(VALUES["provider"]))
+    tokens = frames["model"].assign(model=frames["model"]["model"].map(model_label))
+    frames["tokens_by_model"] = tokens.rename(columns={"input_tokens": "Input", "output_tokens": "Output"}).melt(
+        id_vars="model", value_vars=["Input", "Output"], var_name="tokens", value_name="count")
+    return {name: frame if name in ("cost_per_day", "tokens_by_model") else for_people(frame)
+            for name, frame in frames.items()}
 
 
-def bar_chart(data, x: str, x_type: str, y: str, color: str) -> None:
-    """A stacked bar chart from a plain Vega-Lite spec (Altair's validation costs ~50 ms a chart)."""
+def bar_chart(data, x: tuple[str, str, str], y: tuple[str, str], color: tuple[str, str]) -> None:
+    """A stacked bar chart from a plain Vega-Lite spec (Altair's validation costs ~50 ms a chart); each
+    axis is (field, title[, type]) so people read titles, not column names."""
     st.vega_lite_chart(data, {
         "mark": {"type": "bar", "tooltip": True},
-        "encoding": {"x": {"field": x, "type": x_type}, "y": {"field": y, "type": "quantitative"},
-                     "color": {"field": color, "type": "nominal"}},
+        "encoding": {"x": {"field": x[0], "title": x[1], "type": x[2]},
+                     "y": {"field": y[0], "title": y[1], "type": "quantitative"},
+                     "color": {"field": color[0], "title": color[1], "type": "nominal"}},
     })
 
 
@@ -61,15 +88,7 @@ st.title("Usage", anchor=False)
 st.caption("Every chat and search call, priced with genai-prices (chat) and per-request prices (search). "
            "Days are UTC. A cost shown as unknown was not priced, and is never counted as zero.")
 
-try:
-    status = budgets.check(rt, c.user.id, KeySource.TEAM)
-except BudgetExceeded as exc:
-    st.error(str(exc), icon=":material/savings:")
-else:
-    if status and status.warning:
-        st.warning(status.warning, icon=":material/savings:")
-    elif status:
-        st.caption(" ".join(line.describe() for line in status.lines))
+budget_view.show_left(c)
 
 today = utcnow().date()
 with st.container(horizontal=True):
@@ -78,21 +97,24 @@ with st.container(horizontal=True):
     since, until = ((*tuple(picked), None, None))[:2]
     user_ids = []
     if viewer.is_admin:
-        names = {u.id: u.username for u in accounts.list_users(rt)} | {None: usage.NO_USER}
-        user_ids = st.multiselect("User", list(names), format_func=names.get, key="usage_users")
+        names = {u.id: u.username for u in accounts.list_users(rt)} | {None: words.NO_USER}
+        user_ids = st.multiselect("User", list(names), format_func=names.get, key="usage_users",
+                                  placeholder="Everyone")
     window = usage.UsageFilter(since=since, until=until, user_ids=user_ids)
     # whose calls the viewer sees is all the summary depends on: every admin shares the team's entries
     seen_by = Actor.operator() if viewer.is_admin else Actor("member", viewer.user_id, False)
     settled = settled_part(rt, seen_by, window, usage.data_version(rt).settled_key(utcnow()))
     # the window's summary also offers the models and statuses seen in it
     window_summary = usage.summary(rt, viewer, window, settled)
-    providers = st.multiselect("Provider", [p.value for p in Provider], key="usage_providers",
-                               format_func=lambda value: Provider(value).label)
-    models = st.multiselect("Model", window_summary.values("model"), key="usage_models", format_func=model_label)
-    sources = st.multiselect("Paid by", [s.value for s in KeySource], key="usage_sources",
-                             format_func=lambda value: words.PAID_BY[KeySource(value)])
-    statuses = st.multiselect("Status", window_summary.values("status"), key="usage_statuses",
-                              format_func=lambda value: words.STATUS[CallStatus(value)])
+with st.container(horizontal=True):  # the narrowing filters on a row of their own, each wide enough
+    providers = st.multiselect("Provider", [p.value for p in Provider], key="usage_providers", width=240,
+                               format_func=lambda value: Provider(value).label, placeholder="Any provider")
+    models = st.multiselect("Model", window_summary.values("model"), key="usage_models", format_func=model_label,
+                            width=240, placeholder="Any model")
+    sources = st.multiselect("Paid by", [s.value for s in KeySource], key="usage_sources", width=200,
+                             format_func=lambda value: words.PAYER[KeySource(value)], placeholder="Anyone's key")
+    statuses = st.multiselect("Status", window_summary.values("status"), key="usage_statuses", width=220,
+                              format_func=lambda value: words.STATUS[CallStatus(value)], placeholder="Any outcome")
 flt = replace(window, providers=providers, models=models, key_sources=sources, statuses=statuses)
 summary = window_summary.narrow(flt)  # the cube has every filtered dimension: no second query
 frames = frames_of(summary, summary.fingerprint())
@@ -115,21 +137,23 @@ if totals.calls:
     left, right = st.columns(2)
     with left:
         st.markdown("**Known cost per day (USD), by provider**")
-        bar_chart(frames["cost_per_day"], "day", "temporal", "cost_usd", "provider")
+        bar_chart(frames["cost_per_day"], ("day", "Day (UTC)", "temporal"), ("cost_usd", "Known cost (USD)"),
+                  ("provider", "Provider"))
     with right:
         st.markdown("**Tokens by model**")
-        bar_chart(frames["tokens_by_model"], "model", "nominal", "count", "tokens")
+        bar_chart(frames["tokens_by_model"], ("model", "Model", "nominal"), ("count", "Tokens"), ("tokens", "Tokens"))
 
     for tab, dim in zip(st.tabs(list(TITLES.values())), TITLES, strict=False):
         with tab:
             st.dataframe(frames[dim], hide_index=True, column_config={
-                "day": st.column_config.DateColumn("Day (UTC)"),
-                "cost_usd": st.column_config.NumberColumn("Known cost (USD)", format="%.4f"),
-                "unknown_cost_calls": st.column_config.NumberColumn("Calls of unknown cost"),
-                "cache_read_tokens": st.column_config.NumberColumn("Cache reads"),
-                "cache_write_tokens": st.column_config.NumberColumn("Cache writes"),
-                "reasoning_tokens": st.column_config.NumberColumn("Reasoning tokens"),
+                "Day (UTC)": st.column_config.DateColumn("Day (UTC)"),
+                "Cost (USD)": st.column_config.NumberColumn("Known cost (USD)", format="%.4f"),
             })
+
+if not totals.calls:
+    st.info("No calls in these days with these filters: a chat or a search shows up here as soon as it is made.",
+            icon=":material/info:")
+    st.stop()
 
 pages = max(1, math.ceil(totals.calls / PAGE_SIZE))
 with st.container(horizontal=True, vertical_alignment="bottom"):
@@ -145,7 +169,8 @@ def _csv() -> str:
 
 st.download_button("Download CSV", _csv, file_name=f"usage-{since or 'all'}-{until or today}.csv",
                    mime="text/csv", icon=":material/download:", on_click="ignore", key="usage_csv")
-st.dataframe(usage.page(rt, viewer, flt, number=int(number), size=PAGE_SIZE), hide_index=True, column_config={
-    "timestamp": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm:ss"),
-    "cost_usd": st.column_config.NumberColumn("Cost (USD)", format="%.6f", help="Empty: unknown"),
-})
+st.dataframe(for_people(usage.page(rt, viewer, flt, number=int(number), size=PAGE_SIZE)), hide_index=True,
+             column_config={
+                 "Time (UTC)": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+                 "Cost (USD)": st.column_config.NumberColumn("Cost (USD)", format="%.6f", help="Empty: unknown"),
+             })

@@ -47,7 +47,7 @@ def test_member_sees_only_own_calls_and_budget_warning(app, rt, people):
     at = page(rt, ann, "usage")
     assert metrics(at) == {"Calls": "1", "Input tokens": "100", "Output tokens": "10", "Cached input": "0%",
                            "Reasoning tokens": "0", "Estimated cost": "$0.7500"}
-    assert list(at.dataframe[-1].value["user"]) == ["ann"]
+    assert list(at.dataframe[-1].value["User"]) == ["ann"]
     assert "83% used" in at.warning[0].value
     assert not [w for w in at.multiselect if w.label == "User"]  # members cannot pick other users
 
@@ -68,8 +68,8 @@ def test_cached_share_and_reasoning_tokens(app, rt, people):
     at = page(rt, ann, "usage")
     shown = metrics(at)
     assert (shown["Input tokens"], shown["Cached input"], shown["Reasoning tokens"]) == ("400", "60%", "25")
-    per_model = next(d.value for d in at.dataframe if "model" in d.value.columns and "reasoning_tokens" in d.value)
-    assert dict(zip(per_model["model"], per_model["reasoning_tokens"], strict=True)) == {
+    per_model = next(d.value for d in at.dataframe if "Model" in d.value.columns and "Reasoning tokens" in d.value)
+    assert dict(zip(per_model["Model"], per_model["Reasoning tokens"], strict=True)) == {
         "claude-sonnet-4-5": 25, "gpt-4o": 0}
 
 
