@@ -13,7 +13,7 @@ from callhelpers import log_call, runtime_with, sealed_by_version_1, usage_rows
 from fakeproviders import FakeProvider
 from genai_prices import Usage
 
-from byok_core import accounts, budgets, keys, keytest, pricing, usage
+from byok_core import accounts, budgets, keys, keytest, pricing, usage, usage_log
 from byok_core.chat import ChatMessage, list_models, stream_chat
 from byok_core.errors import BudgetExceeded, KeyUnreadableError, ValidationError
 from byok_core.identity import Actor, KeySource, Owner, OwnerKind
@@ -80,7 +80,7 @@ def test_a_call_that_reached_the_provider_is_logged_even_if_the_last_write_fails
         def broken(*args, **kwargs):
             raise sa.exc.OperationalError("UPDATE usage_records", {}, Exception("disk full"))
 
-        monkeypatch.setattr(usage, "complete", broken)
+        monkeypatch.setattr(usage_log, "complete", broken)
         chat(rt, Provider.OPENAI, "gpt-4o-mini")
         assert len(server.requests) == 1
         [row] = usage_rows(rt)
