@@ -141,22 +141,22 @@ def _spent(conn: sa.Connection, month: str, owners: Iterable[Owner] | None = Non
     return {Owner(kind, owner_id): float(spent) for kind, owner_id, spent in conn.execute(query)}
 
 
-def _reserved(conn: sa.Connection, now: datetime, user_id: int | None = None, *,
-              everyone: bool = False) -> float:
-    """Open reservations: everyone's (the team's budget) or one user's."""
-    query = sa.select(sa.func.coalesce(sa.func.sum(_R.c.amount_usd), 0.0)).where(_R.c.expires_at > now)
-    if not everyone:
-        query = query.where(_R.c.user_id == user_id)
-    return float(conn.execute(query).scalar_one())
-
-
 def _lines(conn: sa.Connection, user_id: int | None, now: datetime) -> tuple[BudgetLine, ...]:
+    """The budgets on ``user_id``'s shared-key calls with this month's spend and open reservations:
+    one statement (a budget check is one round trip, whatever the size of the usage log)."""
+    b = table(Budget)
+    spent = (sa.select(_M.c.spent_usd).where(_M.c.owner_kind == b.c.owner_kind, _M.c.owner_id == b.c.owner_id,
+                                             _M.c.month == month_of(now)).scalar_subquery())
+    reserved = (sa.select(sa.func.coalesce(sa.func.sum(_R.c.amount_usd), 0.0))
+                .where(_R.c.expires_at > now,
+                       sa.or_(b.c.owner_kind == OwnerKind.TEAM.value, _R.c.user_id == b.c.owner_id))
+                .scalar_subquery())
     owners = _owners(user_id)
-    budgets = _budgets(conn, *owners)
-    spent = _spent(conn, month_of(now), owners)
-    return tuple(BudgetLine(o, "team" if o.is_team else "you", budgets[o], spent.get(o, 0.0),
-                            _reserved(conn, now, o.id if not o.is_team else None, everyone=o.is_team))
-                 for o in owners if o in budgets)
+    rows = conn.execute(sa.select(b.c.owner_kind, b.c.owner_id, b.c.monthly_usd, spent, reserved)
+                        .where(sa.or_(*(_is(o) for o in owners)))).all()
+    found = {Owner(OwnerKind(kind), oid): (usd, got, held) for kind, oid, usd, got, held in rows}
+    return tuple(BudgetLine(o, "team" if o.is_team else "you", found[o][0], float(found[o][1] or 0.0),
+                            float(found[o][2])) for o in owners if o in found)
 
 
 def status(rt: Runtime, user_id: int | None, now: datetime | None = None) -> BudgetStatus | None:
