@@ -74,3 +74,13 @@ def make_user(rt: Runtime, name: str, admin: bool = False, password: str = "corr
 
 def env_without_machine_vars() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in _MACHINE_VARS}
+
+
+def page_as(rt: Runtime, user: User, name: str = "chat"):
+    """An AppTest signed in as ``user`` with page ``name`` open (and no exception on it)."""
+    at = app_test()
+    sign_in(at, rt, user)
+    at.run()
+    open_page(at, name).run()
+    assert not at.exception, at.exception
+    return at

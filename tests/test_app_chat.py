@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import sqlalchemy as sa
-from apptest import app_test, make_user, open_page, sign_in, use_environment
+from apptest import app_test, make_user, open_page, page_as, sign_in, use_environment
 from fakeproviders import FakeProvider
 from markdown_it import MarkdownIt
 
@@ -17,15 +17,6 @@ from byok_core.identity import Actor, Owner
 from byok_core.models import Message, ReplyStatus, table
 from byok_core.providers import Provider
 from byok_ui import chat_view
-
-
-def page(rt, user, name="chat"):
-    at = app_test()
-    sign_in(at, rt, user)
-    at.run()
-    open_page(at, name).run()
-    assert not at.exception
-    return at
 
 
 def ask(at, text: str):
@@ -46,7 +37,7 @@ def test_reply_is_streamed_stored_and_says_who_paid(app, rt, environ, monkeypatc
     keys.store(rt, Actor.of(ann), Owner.user(ann.id), Provider.OPENAI, "sk-ann-key-1234")
     with FakeProvider(Provider.OPENAI, reply="Hello from the fake model") as fake:
         chat_env(environ, monkeypatch, fake)
-        at = page(rt, ann)
+        at = page_as(rt, ann)
         assert at.selectbox(key="chat_provider").value is Provider.OPENAI  # default: first usable key
         assert at.selectbox(key="chat_model_openai").value == "gpt-4o-mini"
         at.selectbox(key="chat_provider").set_value(Provider.ANTHROPIC).run()
@@ -73,7 +64,7 @@ def test_unknown_price_is_shown_as_unknown_and_team_key_named(app, rt, environ, 
     keys.store(rt, Actor.of(boss), Owner.team(), Provider.OPENAI, "sk-team-key-1234")
     with FakeProvider(Provider.OPENAI, reply="ok", models=["house-model-x"]) as fake:
         chat_env(environ, monkeypatch, fake)
-        at = page(rt, mem)
+        at = page_as(rt, mem)
         ask(at, "hi")
     caption = [m for m in at.chat_message if m.name == "assistant"][-1].caption[-1].value
     assert "Paid by the team's key" in caption and "cost unknown" in caption
@@ -81,7 +72,7 @@ def test_unknown_price_is_shown_as_unknown_and_team_key_named(app, rt, environ, 
 
 def test_no_key_links_to_the_keys_page(app, rt):
     ann = make_user(rt, "ann")
-    at = page(rt, ann)
+    at = page_as(rt, ann)
     at.selectbox(key="chat_model_openai").set_value("gpt-4o-mini")
     ask(at, "hello?")
     assert at.error and "No API key for OpenAI" in at.error[0].value
@@ -93,7 +84,7 @@ def test_rejected_key_and_rate_limit_and_cut_off_in_plain_words(app, rt, environ
     keys.store(rt, Actor.of(ann), Owner.user(ann.id), Provider.OPENAI, "sk-wrong-key-0000")
     with FakeProvider(Provider.OPENAI, expect_key="sk-right-key") as fake:
         chat_env(environ, monkeypatch, fake)
-        at = page(rt, ann)
+        at = page_as(rt, ann)
         ask(at, "one")
         assert at.error and "sk-wrong-key-0000" not in at.error[-1].value
         assert any("Keys page" in link.value for link in at.page_link)
@@ -101,12 +92,12 @@ def test_rejected_key_and_rate_limit_and_cut_off_in_plain_words(app, rt, environ
         assert footer.startswith("Tried with your key")  # not "Paid by": the call failed
     with FakeProvider(Provider.OPENAI, status=429, error_headers={"retry-after": "17"}) as fake:
         chat_env(environ, monkeypatch, fake)
-        at = page(rt, ann)
+        at = page_as(rt, ann)
         ask(at, "two")
         assert at.warning and at.warning[-1].value.count("17 seconds") == 1  # said once, not twice
     with FakeProvider(Provider.OPENAI, reply="partial text that goes on", cut_after=2) as fake:
         chat_env(environ, monkeypatch, fake)
-        at = page(rt, ann)
+        at = page_as(rt, ann)
         ask(at, "three")
         assert at.warning and at.warning[-1].value.count("the text so far is kept") == 1
     [conv] = [c for c in convs.list_conversations(rt, ann.id) if c.title == "three"]
@@ -118,7 +109,7 @@ def test_conversations_are_private_and_can_be_renamed_and_deleted(app, rt):
     ann, bob = make_user(rt, "ann"), make_user(rt, "bob")
     mine = convs.create(rt, ann.id, "ann's secret plans")
     convs.add_message(rt, ann.id, mine.id, "user", "the secret content")
-    at = page(rt, bob)
+    at = page_as(rt, bob)
     assert all("secret" not in b.label for b in at.button)
     at.query_params["c"] = str(mine.id)  # ann's conversation's URL shows nothing of ann's
     at.run()
@@ -126,7 +117,7 @@ def test_conversations_are_private_and_can_be_renamed_and_deleted(app, rt):
     assert "secret" not in repr(at._tree) and "does not exist" in at.error[0].value
     assert "c" not in at.query_params
 
-    at = page(rt, ann)
+    at = page_as(rt, ann)
     at.button(key=f"chat_conv_{mine.id}").click().run()
     assert at.title[0].value == "ann's secret plans" and at.query_params["c"] == str(mine.id)
     assert at.chat_message[0].markdown[0].value == "the secret content"
@@ -147,7 +138,7 @@ def test_web_search_sources_are_listed_under_the_reply(app, rt, environ, monkeyp
     keys.store(rt, Actor.of(ann), Owner.user(ann.id), Provider.TAVILY, "tvly-ann-key-1234")
     with FakeProvider(Provider.OPENAI, reply="See [1].") as chat_fake, FakeProvider(Provider.TAVILY) as search_fake:
         chat_env(environ, monkeypatch, chat_fake, search_fake)
-        at = page(rt, ann)
+        at = page_as(rt, ann)
         at.toggle(key="chat_search").set_value(True).run()
         at.selectbox(key="chat_search_provider").set_value(Provider.TAVILY).run()
         ask(at, "what is an example?")
@@ -162,7 +153,7 @@ def test_search_page_side_by_side(app, rt, environ, monkeypatch):
     keys.store(rt, Actor.of(ann), Owner.user(ann.id), Provider.BRAVE, "brave-ann-key-1234")
     with FakeProvider(Provider.TAVILY) as tavily, FakeProvider(Provider.BRAVE) as brave:
         chat_env(environ, monkeypatch, tavily, brave)
-        at = page(rt, ann, "search")
+        at = page_as(rt, ann, "search")
         at.text_input(key="search_query").set_value("example")
         at.session_state["search_providers"] = [Provider.BRAVE, Provider.TAVILY]
         at.button(key="FormSubmitter:search_form-Search").click().run()
@@ -184,7 +175,7 @@ def test_images_in_replies_prompts_and_titles_are_not_loaded(app, rt, environ, m
     leak = "![x](http://127.0.0.1:9/leak?q=secret)"
     with FakeProvider(Provider.OPENAI, reply=f"Here you go {leak}") as fake:
         chat_env(environ, monkeypatch, fake)
-        at = page(rt, ann)
+        at = page_as(rt, ann)
         ask(at, f"show {leak}")
     shown = [md.value for m in at.chat_message for md in m.markdown]
     assert any("Here you go" in text for text in shown)
@@ -217,7 +208,7 @@ def test_a_failed_turn_stays_with_retry_and_is_never_sent_again(app, rt, environ
     keys.store(rt, Actor.of(ann), Owner.user(ann.id), Provider.OPENAI, "sk-ann-key-1234")
     with FakeProvider(Provider.OPENAI, reply="Fine") as fake:
         chat_env(environ, monkeypatch, fake)
-        at = page(rt, ann)
+        at = page_as(rt, ann)
         ask(at, "one")
         fake.status = 429
         ask(at, "two")
@@ -271,7 +262,7 @@ def test_web_search_defaults_to_a_provider_with_a_key_and_its_cost_is_shown(app,
     keys.store(rt, Actor.of(boss), Owner.team(), Provider.BRAVE, "brave-team-key-1234")
     with FakeProvider(Provider.OPENAI, reply="See [1].") as chat_fake, FakeProvider(Provider.BRAVE) as search_fake:
         chat_env(environ, monkeypatch, chat_fake, search_fake)
-        at = page(rt, ann)
+        at = page_as(rt, ann)
         at.toggle(key="chat_search").set_value(True).run()
         assert at.selectbox(key="chat_search_provider").value is Provider.BRAVE  # not Firecrawl: no key
         ask(at, "what is an example?")
@@ -287,7 +278,7 @@ def test_conversations_newest_first_found_by_title_and_exported(app, rt):
     newer = convs.create(rt, ann.id, "Tax questions")
     convs.add_message(rt, ann.id, older.id, "user", "Where to go?")
     convs.add_message(rt, ann.id, newer.id, "user", "What is VAT?")
-    at = page(rt, ann)
+    at = page_as(rt, ann)
     listed = [b.label for b in at.button if b.key and b.key.startswith("chat_conv_")]
     assert [label.split(" · ")[0] for label in listed] == ["Tax questions", "Holiday plans"]
     at.text_input(key="chat_find").set_value("HOLIDAY").run()

@@ -4,7 +4,7 @@ prices) and what is left of a budget, shown to members on Chat and Search."""
 from __future__ import annotations
 
 import pytest
-from apptest import app_test, make_user, open_page, sign_in
+from apptest import app_test, make_user, open_page, page_as, sign_in
 from callhelpers import log_call
 
 from byok_core import alerts, budgets, limits, pricing
@@ -24,13 +24,6 @@ def people(rt):
     return ann, bob, root
 
 
-def page(rt, user, name):
-    at = app_test()
-    sign_in(at, rt, user)
-    at.run()
-    open_page(at, name).run()
-    assert not at.exception, at.exception
-    return at
 
 
 def texts(at) -> str:
@@ -41,7 +34,7 @@ def texts(at) -> str:
 def test_budgets_are_set_in_cents_and_the_chosen_budget_is_loaded(app, rt, people):
     ann, _, root = people
     budgets.set_budget(rt, OP, Owner.user(ann.id), 12.5)
-    at = page(rt, root, "budgets")
+    at = page_as(rt, root, "budgets")
     at.selectbox(key="budgets_target").set_value(Owner.user(ann.id)).run()
     assert at.text_input(key="budgets_usd").value == "12.50"  # her budget, loaded
     at.text_input(key="budgets_usd").set_value("0.005")
@@ -59,7 +52,7 @@ def test_budgets_are_set_in_cents_and_the_chosen_budget_is_loaded(app, rt, peopl
 
 def test_rate_limits_and_model_lists_are_saved_and_loaded(app, rt, people):
     ann, _, root = people
-    at = page(rt, root, "budgets")
+    at = page_as(rt, root, "budgets")
     at.number_input(key="limits_user").set_value(5)
     at.button(key="limits_save").click().run()
     assert limits.rate_limits(rt) == (5, None)
@@ -73,7 +66,7 @@ def test_rate_limits_and_model_lists_are_saved_and_loaded(app, rt, people):
 
 
 def test_webhook_is_guarded_and_never_shown(app, rt, people):
-    at = page(rt, people[2], "budgets")
+    at = page_as(rt, people[2], "budgets")
     at.text_input(key="alerts_url").set_value("http://169.254.169.254/latest")
     at.button(key="alerts_save").click().run()
     assert at.error and alerts.webhook(rt) is None
@@ -85,7 +78,7 @@ def test_webhook_is_guarded_and_never_shown(app, rt, people):
 
 
 def test_per_call_price_for_a_model_genai_prices_does_not_know(app, rt, people):
-    at = page(rt, people[2], "budgets")
+    at = page_as(rt, people[2], "budgets")
     at.text_input(key="prices_model").set_value("my-finetune")
     at.number_input(key="prices_usd").set_value(0.02)
     at.button(key="prices_set").click().run()
@@ -97,10 +90,10 @@ def test_members_see_what_is_left_and_admins_the_banner(app, rt, people):
     budgets.set_budget(rt, OP, Owner.user(ann.id), 10)
     budgets.set_budget(rt, OP, Owner.user(bob.id), 2.2)  # 91%
     for name in ("chat", "search"):
-        shown = texts(page(rt, ann, name))
+        shown = texts(page_as(rt, ann, name))
         assert "Left this month on shared keys (you: $9.25 of $10.00)." in shown, name
-    assert "91% used" in texts(page(rt, bob, "search"))
-    assert "Budgets at 80% or more this month: bob." in texts(page(rt, root, "budgets"))
+    assert "91% used" in texts(page_as(rt, bob, "search"))
+    assert "Budgets at 80% or more this month: bob." in texts(page_as(rt, root, "budgets"))
 
 
 def test_members_cannot_open_budgets(app, rt, people):

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from apptest import app_test, make_user, open_page, sign_in
+from apptest import make_user, page_as
 from callhelpers import log_call
 from sqlmodel import col
 
@@ -28,13 +28,6 @@ def people(rt):
     return ann, bob, root
 
 
-def page(rt, user, name):
-    at = app_test()
-    sign_in(at, rt, user)
-    at.run()
-    open_page(at, name).run()
-    assert not at.exception, at.exception
-    return at
 
 
 def metrics(at) -> dict[str, str]:
@@ -44,7 +37,7 @@ def metrics(at) -> dict[str, str]:
 def test_member_sees_only_own_calls_and_budget_warning(app, rt, people):
     ann, _, _ = people
     budgets.set_budget(rt, Actor.operator(), Owner.user(ann.id), 0.9)
-    at = page(rt, ann, "usage")
+    at = page_as(rt, ann, "usage")
     assert metrics(at) == {"Calls": "1", "Input tokens": "100", "Output tokens": "10", "Cached input": "0%",
                            "Reasoning tokens": "0", "Estimated cost": "$0.7500"}
     assert list(at.dataframe[-1].value["User"]) == ["ann"]
@@ -53,7 +46,7 @@ def test_member_sees_only_own_calls_and_budget_warning(app, rt, people):
 
 
 def test_admin_sees_the_team_with_unknown_cost_counted(app, rt, people):
-    at = page(rt, people[2], "usage")
+    at = page_as(rt, people[2], "usage")
     assert metrics(at)["Calls"] == "3"
     assert metrics(at)["Estimated cost"] == "$2.7500 + 1 call of unknown cost"
     at.multiselect(key="usage_users").set_value([people[0].id]).run()
@@ -65,7 +58,7 @@ def test_cached_share_and_reasoning_tokens(app, rt, people):
     log_call(rt, user_id=ann.id, provider=Provider.ANTHROPIC, model="claude-sonnet-4-5", key_source=KeySource.USER,
              input_tokens=300, output_tokens=40, cache_read_tokens=240, cache_write_tokens=0, reasoning_tokens=25,
              latency_ms=5, cost_usd=0.001)
-    at = page(rt, ann, "usage")
+    at = page_as(rt, ann, "usage")
     shown = metrics(at)
     assert (shown["Input tokens"], shown["Cached input"], shown["Reasoning tokens"]) == ("400", "60%", "25")
     per_model = next(d.value for d in at.dataframe if "Model" in d.value.columns and "Reasoning tokens" in d.value)
@@ -76,7 +69,7 @@ def test_cached_share_and_reasoning_tokens(app, rt, people):
 def test_member_over_budget_is_told_plainly(app, rt, people):
     ann = people[0]
     budgets.set_budget(rt, Actor.operator(), Owner.user(ann.id), 0.5)
-    at = page(rt, ann, "usage")
+    at = page_as(rt, ann, "usage")
     assert "used up" in at.error[0].value and "own API keys keep working" in at.error[0].value
 
 
@@ -91,9 +84,9 @@ def test_days_that_are_over_are_kept_and_todays_calls_read_again(app, rt, people
     computed = []
     real = usage.settled_part
     monkeypatch.setattr(usage, "settled_part", lambda *a, **kw: computed.append(a[2]) or real(*a, **kw))
-    at = page(rt, people[2], "usage")
+    at = page_as(rt, people[2], "usage")
     assert (metrics(at)["Calls"], len(computed)) == ("5", 1)
-    page(rt, make_user(rt, "ada", admin=True), "usage")  # admins share the team's cached days
+    page_as(rt, make_user(rt, "ada", admin=True), "usage")  # admins share the team's cached days
     assert len(computed) == 1
 
     log_call(rt, user_id=people[0].id, provider=Provider.OPENAI, model="gpt-4o", key_source=KeySource.USER,

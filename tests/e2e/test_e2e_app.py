@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 from appserver import ROOT, running_app, wait_for
-from browser import chromium, idle, nav, need_chromium, no_errors, session_cookie, sign_in
+from browser import idle, nav, need_chromium, no_errors, session_cookie, sign_in
 from callhelpers import log_call
 from fakeproviders import FakeProvider
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from byok_core import accounts, keys
 from byok_core.identity import Actor, KeySource, Owner, Role
@@ -52,11 +52,6 @@ def server(tmp_path_factory, openai):
                         TAVILY_API_KEY="tvly-server-key-e2e") as app:
         yield app
 
-
-@pytest.fixture(scope="module")
-def browser() -> Browser:
-    with chromium() as b:
-        yield b
 
 
 

@@ -9,10 +9,10 @@ import itertools
 
 import pytest
 from appserver import running_app
-from browser import DESKTOP, chromium, idle, need_chromium, no_errors, sign_in
+from browser import DESKTOP, idle, need_chromium, no_errors, sign_in
 from callhelpers import log_call
 from fakeproviders import FakeProvider
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from byok_core import accounts, budgets, keys, pricing
 from byok_core import conversations as convs
@@ -47,17 +47,6 @@ def server(tmp_path_factory, openai):
         yield app
 
 
-@pytest.fixture(scope="module")
-def browser() -> Browser:
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture
-def rt(server):
-    runtime = open_runtime(server.env, migrate=False)
-    yield runtime
-    runtime.engine.dispose()
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ import itertools
 
 import pytest
 from appserver import running_app
-from browser import DESKTOP, chromium, idle, nav, need_chromium, no_errors, sign_in
+from browser import DESKTOP, idle, nav, need_chromium, no_errors, sign_in
 from fakeproviders import FakeProvider
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from byok_core import accounts, keys
 from byok_core.errors import CallStatus
@@ -41,17 +41,6 @@ def server(tmp_path_factory, openai):
         yield app
 
 
-@pytest.fixture(scope="module")
-def browser() -> Browser:
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture
-def rt(server):
-    runtime = open_runtime(server.env, migrate=False)
-    yield runtime
-    runtime.engine.dispose()
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 import pytest
 from appserver import running_app
-from browser import DESKTOP, chromium, idle, nav, need_chromium, no_errors, session_cookie, sign_in
-from playwright.sync_api import Browser, Page, expect
+from browser import DESKTOP, idle, nav, need_chromium, no_errors, session_cookie, sign_in
+from playwright.sync_api import Page, expect
 
 from byok_core import accounts
 from byok_core.identity import Role
@@ -39,11 +39,6 @@ def server(tmp_path_factory):
             rt.engine.dispose()
         yield app
 
-
-@pytest.fixture(scope="module")
-def browser() -> Browser:
-    with chromium() as b:
-        yield b
 
 
 @pytest.fixture
