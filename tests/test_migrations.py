@@ -3,6 +3,7 @@ SQLite and PostgreSQL, and keeps that data."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from datetime import timedelta
 
@@ -10,7 +11,6 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from callhelpers import sealed_by_version_1
-from conftest import PG_URL
 
 from byok_core import accounts, budgets, db, keys
 from byok_core.cli import main as cli_main_argv
@@ -20,6 +20,7 @@ from byok_core.identity import Actor, Owner
 from byok_core.providers import Provider
 from byok_core.runtime import open_runtime
 
+PG_URL = os.environ.get("TEST_DATABASE_URL", "")  # as tests/conftest.py reads it
 ENGINES = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
 
