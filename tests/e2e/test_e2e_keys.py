@@ -62,8 +62,10 @@ def keys_page(page: Page) -> Locator:
 
 
 def fill(card: Locator, key: str, label: str) -> None:
+    idle(card.page)  # the form just opened: its rerun is over before typing
     card.get_by_role("textbox", name="API key", exact=True).fill(key)
     card.get_by_role("textbox", name="Label (optional)", exact=True).fill(label)
+    idle(card.page)
     card.get_by_role("button", name="Save key").click()
 
 
