@@ -41,6 +41,8 @@ def follow_live(running: replies.Live, waiting_for: str, since: datetime, every:
     placeholder, shown_at = st.empty(), 0.0
     for text, done in running.follow(timeout=1.0):
         if done:
+            if text:  # the last words now, not after the page's next full run
+                placeholder.markdown(no_images(text))
             return
         if not text:
             placeholder.caption(waiting(waiting_for, since))

@@ -193,7 +193,7 @@ with st.container(horizontal=True, vertical_alignment="center"):
         with st.popover("Conversation", icon=":material/more_horiz:"):
             st.text_input("Title", value=current.title, key=f"chat_rename_{current.id}", max_chars=200)
             st.button("Rename", key="chat_rename_btn", on_click=_rename, args=(current.id,))
-            st.download_button("Export as Markdown", convs.to_markdown(rt, uid, current.id),
+            st.download_button("Export as Markdown", lambda conv_id=current.id: convs.to_markdown(rt, uid, conv_id),
                                file_name=f"conversation-{current.id}.md", mime="text/markdown",
                                icon=":material/download:", key="chat_export", on_click="ignore")
             if st.session_state.get("chat_confirm_delete") == current.id:
