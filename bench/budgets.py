@@ -44,7 +44,7 @@ from byok_core.search import run_search  # noqa: E402
 
 CALLS, PRICE, BUDGET = 50, 0.01, "0.10"  # a budget that allows 10 calls
 MODEL = "bench-model"  # priced per call by the admin, so the worst case is the real cost
-ENV_KEY = "sk-bench-shared-key-0000000000000000"
+ENV_KEY = "sk-bench.shared-key.0000000000000000"  # fake; dots keep it from looking real
 OP = Actor.operator()
 
 

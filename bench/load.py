@@ -83,7 +83,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-KEY = "sk-bench-load-000000000000000000000000000000"
+KEY = "sk-bench.load.000000000000000000000000000000"  # fake; dots keep it from looking real
 MODEL = "gpt-4o-mini"
 PASSWORD = "load-bench-password-1"
 PAGE_CYCLE = ("Search", "Keys", "Usage", "Account", "Chat")
