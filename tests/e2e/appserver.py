@@ -40,7 +40,8 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _healthy(url: str) -> bool:
+def answers(url: str) -> bool:
+    """Whether the app at ``url`` (its base path included) says it is healthy."""
     try:
         return httpx.get(url + "/_stcore/health", timeout=1).status_code == 200
     except httpx.HTTPError:
@@ -60,8 +61,9 @@ class RunningApp:
 
 
 @contextmanager
-def running_app(tmp: Path, **extra_env: str) -> Iterator[RunningApp]:
-    """`streamlit run streamlit_app.py` with nothing from this machine's provider or app settings."""
+def running_app(tmp: Path, base_path: str = "", **extra_env: str) -> Iterator[RunningApp]:
+    """`streamlit run streamlit_app.py` with nothing from this machine's provider or app settings;
+    with ``base_path``, served under it (``server.baseUrlPath``) and ``url`` includes it."""
     machine = [v for p in Provider for v in (p.spec.key_env, p.spec.base_url_env) if v]
     env = {k: v for k, v in os.environ.items()
            if k not in machine and not k.startswith(("DATABASE_URL", "ENCRYPTION_KEY", "BYOK_", "STREAMLIT_"))}
@@ -71,12 +73,13 @@ def running_app(tmp: Path, **extra_env: str) -> Iterator[RunningApp]:
     with open(stderr, "wb") as err, open(tmp / "stdout.log", "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true"],
+             "--server.address", "127.0.0.1", "--server.headless", "true",
+             *([f"--server.baseUrlPath={base_path}"] if base_path else [])],
             cwd=ROOT, env=env, stdout=out, stderr=err,
         )
     try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: proc.poll() is not None or _healthy(url), 60, "the server to answer")
+        url = f"http://127.0.0.1:{port}" + (f"/{base_path}" if base_path else "")
+        wait_for(lambda: proc.poll() is not None or answers(url), 60, "the server to answer")
         assert proc.poll() is None, f"the server exited:\n{stderr.read_text(errors='replace')}"
         yield RunningApp(url, port, env, stderr)
     finally:

@@ -27,10 +27,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from types import ModuleType
 
-import httpx
 import pytest
 import sqlalchemy as sa
-from appserver import ROOT, RunningApp, free_port, running_app, wait_for
+from appserver import ROOT, RunningApp, answers, free_port, running_app, wait_for
 from browser import chromium, idle, nav, need_chromium, no_errors
 from fakeproviders import FakeProvider
 from playwright.sync_api import Browser, Page, expect
@@ -61,13 +60,6 @@ def _nginx_conf() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url + "/_stcore/health", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @dataclass(frozen=True)
@@ -145,7 +137,7 @@ def proxy(tmp_path_factory, tools, replicas) -> Iterator[str]:
         proc = subprocess.Popen([tools, "-p", f"{run}/", "-c", str(conf)], stdout=err, stderr=err)
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: proc.poll() is not None or _answers(url), 30, "nginx to answer")
+        wait_for(lambda: proc.poll() is not None or answers(url), 30, "nginx to answer")
         assert proc.poll() is None, f"nginx exited:\n{stderr.read_text(errors='replace')}"
         yield url
     finally:
@@ -181,9 +173,9 @@ def chat(page: Page, prompt: str, replies: int) -> None:
     box.fill(prompt)
     box.press("Enter")
     expect(page.get_by_test_id("stChatMessage").filter(has_text=prompt)).to_be_visible()
-    answers = page.get_by_test_id("stChatMessage").filter(has_text=REPLY)
-    expect(answers).to_have_count(replies, timeout=20_000)
-    expect(answers.nth(replies - 1)).to_contain_text("Paid by your key")
+    shown = page.get_by_test_id("stChatMessage").filter(has_text=REPLY)
+    expect(shown).to_have_count(replies, timeout=20_000)
+    expect(shown.nth(replies - 1)).to_contain_text("Paid by your key")
     idle(page)
     no_errors(page)
 

@@ -8,23 +8,16 @@ and sign-out clears it; /team/healthz, /team/readyz and /team/metrics answer the
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import pytest
-from appserver import ROOT, free_port, wait_for
+from appserver import running_app, wait_for
 from browser import DESKTOP, chromium, idle, need_chromium
 from playwright.sync_api import Page, expect
 
 from byok_core import accounts
-from byok_core.crypto import gen_key
 from byok_core.identity import Role
-from byok_core.providers import Provider
 from byok_core.runtime import open_runtime
 
 pytestmark = pytest.mark.e2e
@@ -33,51 +26,16 @@ USER = ("lead", "lead password 1")
 TOKEN = "e2e-metrics-token-5b0f2a9c41d7"
 
 
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-@contextmanager
-def app_under(tmp: Path, base: str) -> Iterator[tuple[str, dict[str, str]]]:
-    """The server at http://127.0.0.1:PORT/<base>: yields that URL and the server's environment."""
-    machine = [v for p in Provider for v in (p.spec.key_env, p.spec.base_url_env) if v]
-    env = {k: v for k, v in os.environ.items()
-           if k not in machine and not k.startswith(("DATABASE_URL", "ENCRYPTION_KEY", "BYOK_", "STREAMLIT_"))}
-    env |= {"BYOK_DATA_DIR": str(tmp / "data"), "ENCRYPTION_KEY": gen_key(), "BYOK_METRICS_TOKEN": TOKEN}
-    port = free_port()
-    stderr = tmp / "stderr.log"
-    with open(stderr, "wb") as err, open(tmp / "stdout.log", "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true", f"--server.baseUrlPath={base}"],
-            cwd=ROOT, env=env, stdout=out, stderr=err,
-        )
-    try:
-        url = f"http://127.0.0.1:{port}/{base}"
-        wait_for(lambda: proc.poll() is not None or _answers(url + "/_stcore/health"), 60, "the server to answer")
-        assert proc.poll() is None, f"the server exited:\n{stderr.read_text(errors='replace')}"
-        yield url, env
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     need_chromium()
-    with app_under(tmp_path_factory.mktemp("subpath"), "team") as (url, env):
-        rt = open_runtime(env)  # the server migrated the database when it started
+    with running_app(tmp_path_factory.mktemp("subpath"), "team", BYOK_METRICS_TOKEN=TOKEN) as app:
+        rt = open_runtime(app.env)  # the server migrated the database when it started
         try:
             accounts.create_user(rt, USER[0], USER[1], Role.ADMIN)
         finally:
             rt.engine.dispose()
-        yield url
+        yield app.url
 
 
 @pytest.fixture(scope="module")
