@@ -179,12 +179,15 @@ def _owned_conversation(conn: sa.Connection, user_id: int, conversation_id: int)
 
 
 def mark_interrupted(rt: Runtime, conversation_id: int) -> None:
-    """Mark the conversation's replies whose worker stopped beating as interrupted."""
+    """Mark the conversation's replies whose worker stopped beating as interrupted. Every page run
+    calls this: it only reads unless there is one (an UPDATE would take SQLite's write lock)."""
+    stale = sa.and_(_M.c.conversation_id == conversation_id, _M.c.status == ReplyStatus.STREAMING,
+                    sa.or_(_M.c.heartbeat_at.is_(None), _M.c.heartbeat_at < utcnow() - STALE_AFTER))
+    with rt.engine.connect() as conn:
+        if conn.execute(sa.select(_M.c.id).where(stale).limit(1)).first() is None:
+            return
     with rt.engine.begin() as conn:
-        conn.execute(sa.update(_M).where(
-            _M.c.conversation_id == conversation_id, _M.c.status == ReplyStatus.STREAMING,
-            sa.or_(_M.c.heartbeat_at.is_(None), _M.c.heartbeat_at < utcnow() - STALE_AFTER))
-            .values(status=ReplyStatus.INTERRUPTED))
+        conn.execute(sa.update(_M).where(stale).values(status=ReplyStatus.INTERRUPTED))
 
 
 def history(rt: Runtime, user_id: int, conversation_id: int) -> list[convs.StoredMessage]:
