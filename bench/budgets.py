@@ -163,7 +163,7 @@ def run(engine_name: str, url: str, rows: int, workdir: Path) -> None:
             record = CallRecord(Provider.OPENAI, KeySource.TEAM, MODEL, uid, cost_usd=0.0)
             admission = budgets.admit(rt, record, bound)
             with rt.engine.begin() as conn:
-                budgets.settle(conn, admission, record)
+                budgets.settle(conn, admission, record, admission.bound.charge(record))
 
         print(f"  {'usage rows':>10} | {'check (new)':>11} | {'admit+settle':>12} | {'old check (sum)':>15}")
         seeded = 0

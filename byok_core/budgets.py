@@ -20,6 +20,7 @@ nor refused.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,7 +29,6 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from byok_core import audit, db, limits, usage_log
@@ -217,7 +217,7 @@ class Admission:
 
 
 def _ensure_month_rows(conn: sa.Connection, owners: Iterable[Owner], month: str) -> None:
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    insert = importlib.import_module(f"sqlalchemy.dialects.{conn.dialect.name}").insert  # with ON CONFLICT
     rows = [{"owner_kind": o.kind.value, "owner_id": o.id, "month": month, "spent_usd": 0.0, "alerted": 0}
             for o in owners]
     conn.execute(insert(_M).on_conflict_do_nothing(), rows)
@@ -249,11 +249,11 @@ def admit(rt: Runtime, record: CallRecord, bound: CostBound, now: datetime | Non
     raise BudgetExceeded(message)
 
 
-def settle(conn: sa.Connection, admission: Admission, record: CallRecord) -> list[tuple[Owner, int]]:
-    """After the call, in the transaction that completes its usage row: record what it counts
-    against budgets, drop its reservation and add the charge to the month's running spend.
-    Returns the (owner, threshold) alerts this call crossed into, not yet announced."""
-    charge = admission.bound.charge(record)
+def settle(conn: sa.Connection, admission: Admission, record: CallRecord, charge: float) -> list[tuple[Owner, int]]:
+    """After the call, in the transaction that completes its usage row: record ``charge`` (what the
+    call counts against budgets, ``admission.bound.charge(record)``, worked out before that
+    transaction: pricing may load a price table), drop its reservation and add the charge to the
+    month's running spend. Returns the (owner, threshold) alerts this call crossed into, not yet announced."""
     conn.execute(sa.update(_T).where(_T.c.id == admission.row_id).values(charged_usd=charge))
     if admission.reservation_id is not None:
         conn.execute(sa.delete(_R).where(_R.c.id == admission.reservation_id))

@@ -126,12 +126,13 @@ def _finish(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, row_id: int 
     the key's last use, in one transaction; if that fails the call stays logged as not finished
     (its reservation expires), and the reply is not lost."""
     crossed: list[tuple[Owner, int]] = []
+    charge = admission.bound.charge(record) if admission is not None else 0.0
     try:
         with rt.engine.begin() as conn:
             if row_id is not None:
                 usage_log.complete(conn, row_id, record)
             if admission is not None:
-                crossed = budgets.settle(conn, admission, record)
+                crossed = budgets.settle(conn, admission, record, charge)
             keys.stamp_used(conn, key, test_status=record.status if row_id is None else None)
     except SQLAlchemyError as exc:
         log.error("could not record the outcome of usage row %s (%s); it stays logged as not finished",

@@ -6,12 +6,13 @@ against shared-key budgets before it is made (``budgets``)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from genai_prices import Usage, calc_price
 from sqlmodel import Session, col
 
 from byok_core.errors import CallStatus, ValidationError
@@ -20,6 +21,9 @@ from byok_core.models import AppSetting
 from byok_core.providers import Provider, ProviderKind
 from byok_core.record import CallRecord
 from byok_core.runtime import Runtime
+
+if TYPE_CHECKING:
+    from genai_prices import Usage
 
 MESSAGE_OVERHEAD_TOKENS = 8  # role markers and separators per message, generously
 _MODEL_PRICE = "model_price."
@@ -30,6 +34,8 @@ def usage_cost(provider: Provider, model: str, usage: Usage) -> float | None:
     included), or None when genai-prices does not know the model."""
     if provider.spec.pricing_id is None or not model:
         return None
+    from genai_prices import calc_price  # its price table takes ~45 ms to load: only when a call is priced
+
     try:
         return float(calc_price(usage, model_ref=model, provider_id=provider.spec.pricing_id).total_price)
     except LookupError:
@@ -58,14 +64,29 @@ def prompt_tokens_bound(texts: list[str]) -> int:
     return sum(len(text.encode()) + MESSAGE_OVERHEAD_TOKENS for text in texts)
 
 
-@dataclass(frozen=True)
 class CostBound:
-    """The most a call can cost (``usd``; None when its price is unknown), and what it was built from."""
+    """The most a call can cost (``usd``; None when its price is unknown), and what it was built from.
 
-    usd: float | None
-    input_tokens: int = 0
-    output_cap: int = 0
-    per_call: bool = False  # priced per request (searches, admin-priced models), not per token
+    ``usd`` and ``per_call`` are worked out by ``price`` on first use: a call that counts against no
+    budget and ends complete never needs them, and pricing loads genai-prices' table (~45 ms)."""
+
+    def __init__(self, usd: float | None = None, *, input_tokens: int = 0, output_cap: int = 0,
+                 per_call: bool = False, price: Callable[[], tuple[float | None, bool]] | None = None) -> None:
+        self.input_tokens, self.output_cap = input_tokens, output_cap
+        self._price = price or (lambda: (usd, per_call))
+
+    @functools.cached_property
+    def _priced(self) -> tuple[float | None, bool]:
+        return self._price()
+
+    @property
+    def usd(self) -> float | None:
+        return self._priced[0]
+
+    @property
+    def per_call(self) -> bool:
+        """Priced per request (searches, admin-priced models), not per token."""
+        return self._priced[1]
 
     def charge(self, record: CallRecord) -> float:
         """What a finished call counts against budgets: its cost when the provider reported it whole,
@@ -79,24 +100,33 @@ class CostBound:
         if self.per_call or self.usd is None:
             return record.cost_usd if record.cost_usd is not None else (self.usd or 0.0)
         output = min(self.output_cap, record.output_bytes)
-        estimate = usage_cost(record.provider, record.model, Usage(input_tokens=self.input_tokens,
-                                                                    output_tokens=output))
+        estimate = usage_cost(record.provider, record.model, _usage(self.input_tokens, output))
         return max(record.cost_usd or 0.0, estimate if estimate is not None else self.usd)
+
+
+def _usage(input_tokens: int, output_tokens: int) -> Usage:
+    from genai_prices import Usage
+
+    return Usage(input_tokens=input_tokens, output_tokens=output_tokens)
 
 
 def chat_bound(rt: Runtime, provider: Provider, model: str, texts: list[str], output_cap: int) -> CostBound:
     """The worst case of a chat call: the prompt's token bound and the output cap at genai-prices'
     rates (with long-context tiers), or the admin's per-call price; ``usd`` None when neither is known."""
     input_tokens = prompt_tokens_bound(texts)
-    worst = usage_cost(provider, model, Usage(input_tokens=input_tokens, output_tokens=output_cap))
-    if worst is not None:
-        return CostBound(worst, input_tokens, output_cap)
-    per_call = model_price(rt, provider, model)
-    return CostBound(per_call, input_tokens, output_cap, per_call=per_call is not None)
+
+    def price() -> tuple[float | None, bool]:
+        worst = usage_cost(provider, model, _usage(input_tokens, output_cap))
+        if worst is not None:
+            return worst, False
+        per_call = model_price(rt, provider, model)
+        return per_call, per_call is not None
+
+    return CostBound(input_tokens=input_tokens, output_cap=output_cap, price=price)
 
 
 def search_bound(rt: Runtime, provider: Provider) -> CostBound:
-    return CostBound(search_price(rt, provider), per_call=True)
+    return CostBound(price=lambda: (search_price(rt, provider), True))
 
 
 # --- admin-set prices ---------------------------------------------------------------------------

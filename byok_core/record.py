@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
-
-from genai_prices import Usage
+from typing import TYPE_CHECKING, Any
 
 from byok_core.errors import ByokError, CallStatus
 from byok_core.identity import KeySource
 from byok_core.providers import Provider
+
+if TYPE_CHECKING:
+    from genai_prices import Usage
 
 _WORKING_FIELDS = {"billed", "output_bytes"}  # used while the call runs, not kept with the reply
 

@@ -301,7 +301,7 @@ def test_reconcile_rebuilds_the_running_figures_from_the_log(rt):
     record = CallRecord(Provider.BRAVE, KeySource.TEAM, user_id=alice.id, cost_usd=0.25)
     admission = budgets.admit(rt, record, pricing.CostBound(0.25, per_call=True))
     with rt.engine.begin() as conn:
-        budgets.settle(conn, admission, record)
+        budgets.settle(conn, admission, record, admission.bound.charge(record))
         conn.execute(sa.update(table(BudgetMonth)).values(spent_usd=7.0))  # drifted
     drifts = budgets.reconcile(rt)
     assert {(d.owner, d.recorded_usd, d.logged_usd) for d in drifts} == {

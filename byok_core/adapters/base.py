@@ -12,13 +12,13 @@ import functools
 import json
 import re
 import socket
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from html import unescape
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
-from genai_prices import Usage, extract_usage
 from httpx_sse import EventSource, SSEError
 
 from byok_core.adapters.errors import provider_error, transport_error
@@ -26,6 +26,9 @@ from byok_core.credential import Credential
 from byok_core.errors import KeyRejected, ProviderDown, StreamCutOff
 from byok_core.providers import Provider
 from byok_core.secret import is_printable_ascii
+
+if TYPE_CHECKING:
+    from genai_prices import Usage
 
 MAX_RESULTS = 20
 
@@ -65,11 +68,27 @@ def new_client(connect_timeout: float, read_timeout: float,
                         follow_redirects=False, headers={"User-Agent": "byok-dashboard"})
 
 
-@functools.lru_cache(maxsize=8)
+_building = threading.Lock()
+
+
 def shared_client(connect_timeout: float, read_timeout: float) -> httpx.Client:
     """One client per timeout pair for the whole process: it keeps provider connections alive between
-    calls and skips building a TLS context per call (tens of milliseconds); httpx clients are thread-safe."""
+    calls and skips building a TLS context per call (tens of milliseconds); httpx clients are thread-safe.
+    A caller waits for a build already under way (``warm_up``) rather than starting a second one."""
+    with _building:
+        return _shared_client(connect_timeout, read_timeout)
+
+
+@functools.lru_cache(maxsize=8)
+def _shared_client(connect_timeout: float, read_timeout: float) -> httpx.Client:
     return new_client(connect_timeout, read_timeout)
+
+
+def warm_up(connect_timeout: float, read_timeout: float) -> None:
+    """Build the shared client in the background while the caller does other work (the `byok`
+    command opens its database meanwhile): loading the CA certificates takes ~20 ms, outside the GIL."""
+    threading.Thread(target=shared_client, args=(connect_timeout, read_timeout), name="byok-warm-up",
+                     daemon=True).start()
 
 
 def _body(response: httpx.Response) -> Any:
@@ -146,6 +165,8 @@ class ChatAdapter(_Adapter):
         provider's API (it knows cache reads and writes, thinking, tool-use prompts, server tools)."""
         if reply.usage_object is None:
             return
+        from genai_prices import extract_usage  # loaded after the last text, not before the first (~20 ms)
+
         try:
             extracted = extract_usage(reply.usage_object, provider_id=self.usage_provider, api_flavor=self.usage_flavor)
         except (ValueError, LookupError, TypeError):  # a usage object it cannot read: the tokens stay unknown
