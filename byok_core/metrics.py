@@ -15,52 +15,79 @@ from zero again (``rate()``/``increase()`` in PromQL handle that)."""
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Mapping
-
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from typing import TYPE_CHECKING, NamedTuple
 
 from byok_core.errors import CallStatus
 from byok_core.record import CallRecord
 from byok_core.secret import Secret
 
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry, Counter, Histogram
+
 TOKEN_ENV = "BYOK_METRICS_TOKEN"
-CONTENT_TYPE = CONTENT_TYPE_LATEST
 KEY_TEST = "key_test"
 # Provider calls take from a few hundred milliseconds (a search, a key test) to minutes (a long reply).
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 
-REGISTRY = CollectorRegistry()
-CALLS = Counter("byok_provider_calls", "Provider calls, by provider, kind (chat, search, key_test) and status.",
-                ["provider", "kind", "status"], registry=REGISTRY)
-ERRORS = Counter("byok_provider_errors", "Provider calls that failed, by provider and error kind (status).",
-                 ["provider", "status"], registry=REGISTRY)
-LATENCY = Histogram("byok_provider_call_duration_seconds", "Duration of provider calls in seconds, by provider.",
-                    ["provider"], buckets=LATENCY_BUCKETS, registry=REGISTRY)
-SPEND = Counter("byok_spend_usd", "Known spend in US dollars (estimated from genai-prices), by provider and who "
-                "paid (user, team, env). Calls of unknown cost add nothing.",
-                ["provider", "key_source"], registry=REGISTRY)
+
+class _Metrics(NamedTuple):
+    registry: CollectorRegistry
+    calls: Counter
+    errors: Counter
+    latency: Histogram
+    spend: Counter
+
+
+@functools.cache
+def _metrics() -> _Metrics:
+    """The registry and its collectors, made on the first call counted (prometheus-client is not
+    loaded before a `byok` command's first text)."""
+    from prometheus_client import CollectorRegistry, Counter, Histogram
+
+    registry = CollectorRegistry()
+    return _Metrics(
+        registry,
+        Counter("byok_provider_calls", "Provider calls, by provider, kind (chat, search, key_test) and status.",
+                ["provider", "kind", "status"], registry=registry),
+        Counter("byok_provider_errors", "Provider calls that failed, by provider and error kind (status).",
+                ["provider", "status"], registry=registry),
+        Histogram("byok_provider_call_duration_seconds", "Duration of provider calls in seconds, by provider.",
+                  ["provider"], buckets=LATENCY_BUCKETS, registry=registry),
+        Counter("byok_spend_usd", "Known spend in US dollars (estimated from genai-prices), by provider and who "
+                "paid (user, team, env). Calls of unknown cost add nothing.", ["provider", "key_source"],
+                registry=registry),
+    )
+
+
+def registry() -> CollectorRegistry:
+    return _metrics().registry
 
 
 def observe(record: CallRecord, *, key_test: bool = False) -> None:
     """Count one finished call (``key_test``: the cheap call that checks a key, not a chat or search)."""
+    m = _metrics()
     provider = record.provider.value
     status = record.status.value
     kind = KEY_TEST if key_test else record.provider.kind.value
-    CALLS.labels(provider, kind, status).inc()
+    m.calls.labels(provider, kind, status).inc()
     if record.status is not CallStatus.OK:
-        ERRORS.labels(provider, status).inc()
-    LATENCY.labels(provider).observe(max(record.latency_ms, 0) / 1000)
+        m.errors.labels(provider, status).inc()
+    m.latency.labels(provider).observe(max(record.latency_ms, 0) / 1000)
     cost = record.cost_usd
     if cost is not None and math.isfinite(cost) and cost > 0:
-        SPEND.labels(provider, record.key_source.value).inc(cost)
+        m.spend.labels(provider, record.key_source.value).inc(cost)
 
 
-def exposition() -> bytes:
-    """The registry in Prometheus' text format (served with ``CONTENT_TYPE``)."""
-    return generate_latest(REGISTRY)
+def exposition() -> tuple[bytes, str]:
+    """The registry in Prometheus' text format, and the content type to serve it with."""
+    from prometheus_client import generate_latest
+    from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+    return generate_latest(registry()), CONTENT_TYPE_LATEST
 
 
 def token_from_env(environ: Mapping[str, str] | None = None) -> Secret | None:

@@ -257,7 +257,8 @@ async def metrics_route(request: Request) -> Response:
     if not bearer_matches(request.headers.get("authorization"), token.reveal()):
         return _no_store(PlainTextResponse("Unauthorized", status_code=401,
                                            headers={"WWW-Authenticate": 'Bearer realm="byok metrics"'}))
-    return _no_store(Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE))
+    body, content_type = metrics.exposition()
+    return _no_store(Response(body, media_type=content_type))
 
 
 class SecurityHeaders(BaseHTTPMiddleware):
