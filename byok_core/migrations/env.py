@@ -3,7 +3,9 @@
 from alembic import context
 from sqlmodel import SQLModel
 
-import byok_core.models  # noqa: F401  (registers the tables)
+from byok_core.models import add_partial_indexes  # registers the tables too
+
+add_partial_indexes()
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=SQLModel.metadata, render_as_batch=True)
