@@ -21,11 +21,21 @@ from byok_core.crypto import gen_key
 from byok_core.providers import Provider
 from byok_core.runtime import open_runtime
 
-# the byok process, as the console script runs it; the modules it imported go to stderr at exit
+# the byok process, as the console script runs it; the modules it imported go to stderr at exit,
+# and those it had imported when it first wrote to stdout (a chat's first text)
 PROCESS = """
 import atexit, sys
 import gc
+first = []
+class Stdout:
+    def __getattr__(self, name):
+        return getattr(sys.__stdout__, name)
+    def write(self, text):
+        first.extend([] if first else ["-", *sys.modules])
+        return sys.__stdout__.write(text)
+sys.stdout = Stdout()
 atexit.register(lambda: sys.stderr.write(f"\\nGC {gc.isenabled()} {gc.get_freeze_count()}"
+                                         f"\\nFIRST {' '.join(first)}"
                                          f"\\nIMPORTED {' '.join(sorted(sys.modules))}\\n"))
 from byok_core.cli import main
 raise SystemExit(main())
@@ -39,6 +49,7 @@ class Run(NamedTuple):
     out: str
     err: str
     imported: set[str]  # top-level packages, and byok_core's modules
+    at_first_output: set[str]  # every module imported when it first wrote to stdout
     collector: tuple[bool, int]  # at exit: is the garbage collector on, how many objects are frozen
 
 
@@ -49,13 +60,14 @@ def byok(*argv: str, env: dict[str, str] | None = None, cwd: str | None = None) 
                           env={**environ, **(env or {})}, cwd=cwd)
     err, _, tail = proc.stderr.rpartition("\nGC ")
     assert tail, proc.stderr
-    enabled, frozen, _, *names = tail.split()
-    imported = {m.partition(".")[0] for m in names} | {m for m in names if m.startswith("byok_core")}
-    return Run(proc.returncode, proc.stdout, err, imported, (enabled == "True", int(frozen)))
+    counts, _, names = tail.partition("\nIMPORTED")
+    enabled, frozen, _, *first = counts.split()
+    imported = {m.partition(".")[0] for m in names.split()} | {m for m in names.split() if m.startswith("byok_core")}
+    return Run(proc.returncode, proc.stdout, err, imported, set(first[1:]), (enabled == "True", int(frozen)))
 
 
 def test_help_imports_nothing_heavy(tmp_path):
-    code, out, _, imported, _ = byok("--help", cwd=str(tmp_path))
+    code, out, _, imported, *_ = byok("--help", cwd=str(tmp_path))
     assert code == 0 and out.startswith("usage: byok")
     for name, (_, help_line) in COMMANDS.items():
         assert re.search(rf"^\s+{re.escape(name)}\s", out, re.MULTILINE), name
@@ -71,7 +83,7 @@ def test_help_imports_nothing_heavy(tmp_path):
     ["chat", "--help"], ["search", "--help"],
 ])
 def test_a_commands_help_imports_only_its_own_module(argv, tmp_path):
-    code, out, _, imported, _ = byok(*argv, cwd=str(tmp_path))
+    code, out, _, imported, *_ = byok(*argv, cwd=str(tmp_path))
     assert code == 0 and out.startswith("usage: byok")
     assert not imported & DATABASE and "pandas" not in imported
     module = f"byok_core.cli.{COMMANDS[argv[0]][0]}"
@@ -80,14 +92,14 @@ def test_a_commands_help_imports_only_its_own_module(argv, tmp_path):
 
 
 def test_gen_key_needs_no_database(tmp_path):
-    code, out, _, imported, _ = byok("gen-key", cwd=str(tmp_path))
+    code, out, _, imported, *_ = byok("gen-key", cwd=str(tmp_path))
     assert code == 0 and re.fullmatch(r"[0-9a-f]{64}\n", out)
     assert not imported & DATABASE and not imported & {"pandas", "httpx"}
     assert not (tmp_path / "data").exists()
 
 
 def test_an_unknown_command_lists_the_commands(tmp_path):
-    code, _, err, imported, _ = byok("chta", "hi", cwd=str(tmp_path))
+    code, _, err, imported, *_ = byok("chta", "hi", cwd=str(tmp_path))
     assert code == 2 and "invalid choice: 'chta'" in err and "'chat'" in err
     assert not imported & HEAVY
 
@@ -117,6 +129,15 @@ def test_chat_imports_neither_pandas_nor_alembic(chat_process):
     run, _ = chat_process
     assert run.code == 0
     assert not {"pandas", "alembic", "byok_core.accounts"} & run.imported
+
+
+def test_chat_prices_and_counts_the_call_after_its_first_text(chat_process):
+    """Before the first text a chat on SQLite loads neither the price table nor the metrics library
+    nor the PostgreSQL dialect; afterwards the call is priced (the row's cost) and counted."""
+    run, _ = chat_process
+    assert run.code == 0 and "byok_core.chat" in run.at_first_output
+    assert not {"genai_prices", "prometheus_client", "sqlalchemy.dialects.postgresql"} & run.at_first_output
+    assert {"genai_prices", "prometheus_client"} <= run.imported
 
 
 def test_main_with_arguments_leaves_the_collector_alone(capsys):

@@ -8,7 +8,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from byok_core.cli.common import Parsers, print_table, runtime
+from byok_core.cli.common import Parsers, print_table, runtime, settings
 from byok_core.providers import Provider, ProviderKind
 
 if TYPE_CHECKING:
@@ -50,9 +50,17 @@ def _user_id(rt: Runtime, name: str | None) -> int | None:
     return accounts.get_user(rt, name).id
 
 
+def _warm_up() -> None:
+    """Start building the HTTP client while the database opens (see ``adapters.base.warm_up``)."""
+    from byok_core.adapters.base import warm_up
+
+    warm_up(settings().connect_timeout, settings().read_timeout)
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
     from byok_core import chat
 
+    _warm_up()
     rt = runtime()
     stream = chat.stream_chat(rt, user_id=_user_id(rt, args.user), provider=args.provider, model=args.model,
                               messages=[chat.ChatMessage("user", " ".join(args.prompt))], search_provider=args.search)
@@ -88,6 +96,7 @@ def _n(value: int | None) -> str:
 def cmd_search(args: argparse.Namespace) -> int:
     from byok_core.search import run_search
 
+    _warm_up()
     rt = runtime()
     results = run_search(rt, user_id=_user_id(rt, args.user), provider=args.provider, query=" ".join(args.query),
                          limit=args.limit)
