@@ -4,6 +4,7 @@ through the real Streamlit server with the websocket protocol a browser speaks.
     python bench/load.py [--sessions 1,5,10,20] [--window 2] [--reruns 5] [--chats 3]
                          [--chunks 40] [--gap 0.025] [--set runner.postScriptGC=true ...]
                          [--app-dir DIR] [--profile /tmp/load [--profile-clock wall]]
+                         [--database-url postgresql://... [--replicas 2]]
     python bench/load.py --soak 30 --sessions 20 > /tmp/soak.txt
 
 Set-up, in a temporary folder and with nothing from this machine's configuration: ``streamlit
@@ -13,6 +14,13 @@ key, a team OpenAI key stored in it, and ``OPENAI_BASE_URL`` pointing at a loopb
 process of its own (so that it competes with neither the server's GIL nor this one's). The
 provider speaks OpenAI's streaming format and sends a reply's first word at once, then one more
 every ``--gap`` seconds (``--chunks`` words: 40 x 25 ms, about 1 s, by default).
+
+``--database-url`` runs the app on PostgreSQL instead, in a database the bench makes on that server
+for the run and drops afterwards. ``--replicas N`` starts N app processes on that database behind a
+private nginx with sticky sessions (deploy/nginx.conf, as deploy/run-replicas.sh runs it); the tabs
+connect through nginx, each with its own routing cookie, as browsers do. The server's CPU and RSS
+are then the replicas' together; nginx's CPU and how many tabs each replica served are listed under
+the table. Every replica is warmed up before measuring.
 
 Every person is a member, signed in the way the browser is: a one-time ticket POSTed to
 ``/byok/session`` gives the ``byok_session`` cookie, which goes with the websocket handshake
@@ -76,7 +84,8 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -301,10 +310,15 @@ def free_port() -> int:
 
 
 class Server:
-    """``streamlit run streamlit_app.py`` on loopback, its data in ``tmp``; CPU and RSS from /proc."""
+    """``streamlit run streamlit_app.py`` on loopback, its data in ``tmp``; CPU and RSS from /proc.
+
+    With ``replicas`` > 1: that many app processes on one PostgreSQL database (``database_url``)
+    behind a private nginx with sticky sessions (deploy/nginx.conf, as deploy/run-replicas.sh runs
+    it); ``url`` is nginx's, and CPU and RSS are the replicas' together (nginx's CPU is reported
+    with the bench's own)."""
 
     def __init__(self, tmp: Path, provider_url: str, options: list[str], profile: str | None, app_dir: Path,
-                 profile_clock: str = "cpu"):
+                 profile_clock: str = "cpu", replicas: int = 1, database_url: str | None = None):
         from byok_core.crypto import gen_key
         from byok_core.providers import Provider
 
@@ -312,45 +326,92 @@ class Server:
         env = {k: v for k, v in os.environ.items()
                if k not in machine and not k.startswith(("DATABASE_URL", "ENCRYPTION_KEY", "BYOK_", "STREAMLIT_"))}
         self.env = env | {"BYOK_DATA_DIR": str(tmp / "data"), "ENCRYPTION_KEY": gen_key(),
-                          "OPENAI_BASE_URL": provider_url}
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+                          "OPENAI_BASE_URL": provider_url} | ({"DATABASE_URL": database_url} if database_url else {})
         self.stderr = tmp / "server-stderr.log"
         self.profile = profile
         self._section = ""
-        run = ["-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(self.port),
-               "--server.address", "127.0.0.1", "--server.headless", "true"]
-        for option in options:
-            name, _, value = option.partition("=")
-            run += [f"--{name}", value]
-        argv = [sys.executable, *run] if profile is None else \
-            [sys.executable, str(Path(__file__).resolve()), "--serve-profiled", profile, profile_clock, "--", *run]
-        with open(self.stderr, "wb") as err:
-            self.proc = subprocess.Popen(argv, cwd=app_dir, env=self.env, stdout=err, stderr=err)
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.nginx: subprocess.Popen[bytes] | None = None
+        ports = [free_port() for _ in range(replicas)]
+        try:
+            for i, port in enumerate(ports):
+                run = ["-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
+                       "--server.address", "127.0.0.1", "--server.headless", "true"]
+                for option in options:
+                    name, _, value = option.partition("=")
+                    run += [f"--{name}", value]
+                argv = [sys.executable, *run] if profile is None else \
+                    [sys.executable, str(Path(__file__).resolve()), "--serve-profiled", profile, profile_clock, "--",
+                     *run]
+                replica_env = self.env | ({"BYOK_DATA_DIR": str(tmp / f"data-{i + 1}")} if replicas > 1 else {})
+                with open(self.stderr, "ab") as err:
+                    self.procs.append(subprocess.Popen(argv, cwd=app_dir, env=replica_env, stdout=err, stderr=err))
+            for port in ports:
+                self._wait_healthy(f"http://127.0.0.1:{port}", self.procs)
+            self.url = f"http://127.0.0.1:{ports[0]}"
+            if replicas > 1:
+                self.url = self._start_nginx(tmp / "nginx", [f"127.0.0.1:{port}" for port in ports])
+        except BaseException:
+            self.close()
+            raise
+
+    def _start_nginx(self, run: Path, upstreams: list[str]) -> str:
+        import importlib.util
+        import shutil
+
+        spec = importlib.util.spec_from_file_location("nginx_conf", ROOT / "deploy" / "nginx_conf.py")
+        assert spec is not None and spec.loader is not None
+        nginx_conf = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(nginx_conf)
+        run.mkdir()
+        port = free_port()
+        (run / "nginx.conf").write_text(nginx_conf.render(f"127.0.0.1:{port}", upstreams))
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        with open(run / "stderr.log", "wb") as err:
+            self.nginx = subprocess.Popen([binary, "-p", f"{run}/", "-c", str(run / "nginx.conf")],
+                                          stdout=err, stderr=err)
+        url = f"http://127.0.0.1:{port}"
+        self._wait_healthy(url, [self.nginx])
+        return url
+
+    def _wait_healthy(self, url: str, procs: list[subprocess.Popen[bytes]]) -> None:
         import httpx
 
         deadline = time.monotonic() + 60
         while True:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"the server exited:\n{self.stderr.read_text(errors='replace')}")
+            if any(proc.poll() is not None for proc in procs):
+                raise SystemExit(f"a server exited:\n{self.stderr.read_text(errors='replace')}")
             try:
-                if httpx.get(self.url + "/_stcore/health", timeout=1).status_code == 200:
-                    break
+                if httpx.get(url + "/_stcore/health", timeout=1).status_code == 200:
+                    return
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise SystemExit("the server did not answer within 60 s")
+                raise SystemExit(f"{url} did not answer within 60 s")
             time.sleep(0.1)
 
+    @property
+    def replica_pids(self) -> list[int]:
+        return [proc.pid for proc in self.procs]
+
     def cpu(self) -> float:
-        """Seconds of CPU (user + system) the server process has used so far."""
-        return process_cpu(self.proc.pid)
+        """Seconds of CPU (user + system) the app's processes have used so far."""
+        return sum(process_cpu(pid) for pid in self.replica_pids)
+
+    def nginx_cpu(self) -> float:
+        """nginx's CPU, its master and workers (0 without replicas)."""
+        if self.nginx is None:
+            return 0.0
+        children = Path(f"/proc/{self.nginx.pid}/task/{self.nginx.pid}/children").read_text().split()
+        return sum(process_cpu(pid) for pid in [self.nginx.pid, *map(int, children)])
 
     def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        total = 0.0
+        for pid in self.replica_pids:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+        return total
 
     def mark(self, command: str) -> None:
         """Start (``start LABEL``) or stop (``stop``) a profile section, when profiling; a stop
@@ -370,15 +431,17 @@ class Server:
             time.sleep(0.1)
 
     def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        for proc in [*self.procs, *([self.nginx] if self.nginx else [])]:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def sign_in_people(server: Server, count: int) -> list[str]:
-    """``count`` members and a stored team key; each person's cookie from a ticket POSTed to /byok/session."""
+    """``count`` members and a stored team key; each person's Cookie header: the session cookie from a
+    ticket POSTed to /byok/session."""
     import httpx
 
     from byok_core import accounts, keys
@@ -396,7 +459,8 @@ def sign_in_people(server: Server, count: int) -> list[str]:
             response = httpx.post(server.url + "/byok/session", json={"ticket": ticket},
                                   headers={"Origin": server.url})
             response.raise_for_status()
-            cookies.append(response.cookies["byok_session"])
+            # a browser also holds nginx's routing cookie (replicas); one value per person, as nginx would pick
+            cookies.append(f"byok_session={response.cookies['byok_session']}; byok_route=load{i:03d}")
     finally:
         rt.engine.dispose()
     return cookies
@@ -420,8 +484,9 @@ class Tab:
     """One browser tab: the app's websocket, with the person's cookie, speaking Streamlit's protocol."""
 
     def __init__(self, url: str, cookie: str):
-        self.url, self.cookie = url, cookie
+        self.url, self.cookie = url, cookie  # the Cookie header
         self.ws: Any = None
+        self.upstream = ""  # the replica behind nginx that serves this tab (its X-Upstream header)
         self.pages: dict[str, str] = {}  # page name → page script hash, from the navigation message
         self.page = ""
         self.query = ""  # the page's query string as the app last set it (the Chat page: ?c=<conversation>)
@@ -434,8 +499,9 @@ class Tab:
         sent = time.perf_counter()
         self.ws = await connect(self.url.replace("http", "ws", 1) + "/_stcore/stream", origin=self.url,  # type: ignore[arg-type]
                                 subprotocols=["streamlit"],  # type: ignore[list-item]
-                                additional_headers={"Cookie": f"byok_session={self.cookie}"},
+                                additional_headers={"Cookie": self.cookie},
                                 max_size=None, open_timeout=TIMEOUT, ping_interval=None)
+        self.upstream = self.ws.response.headers.get("X-Upstream", "")
         run = await self._run("", (SIGNED_IN,), sent=sent)
         if SIGNED_IN not in run.marks:
             raise SystemExit("the first page is not signed in: the session cookie did not work")
@@ -550,15 +616,22 @@ class Tags:
         return f"q{self.n:07d}x"
 
 
-async def warm_up(server: Server, cookie: str, chunks: int, tags: Tags) -> None:
-    """One person opens every page and sends a message (not measured): the server's first runs
-    import the pages and fill its caches."""
-    tab = Tab(server.url, cookie)
-    await tab.open()
-    for page in PAGE_CYCLE:
-        await tab.switch(page)
-    await tab.chat(tags(), chunks)
-    await tab.close()
+async def warm_up(server: Server, cookies: list[str], chunks: int, tags: Tags) -> None:
+    """On every replica, one person opens every page and sends a message (not measured): a server's
+    first runs import the pages and fill its caches."""
+    warmed: set[str] = set()
+    for cookie in cookies:
+        tab = Tab(server.url, cookie)
+        await tab.open()
+        if tab.upstream not in warmed:
+            warmed.add(tab.upstream)
+            for page in PAGE_CYCLE:
+                await tab.switch(page)
+            await tab.chat(tags(), chunks)
+        await tab.close()
+        if len(warmed) == len(server.procs):
+            return
+    raise SystemExit(f"nginx sent {len(cookies)} people to {len(warmed)} of {len(server.procs)} replicas")
 
 
 async def at_random_moment(window: float, action: Any) -> Any:
@@ -613,6 +686,7 @@ async def measure_level(server: Server, cookies: list[str], provider_url: str, a
 
     level = Level(n)
     started, own, provider, served = time.monotonic(), time.process_time(), process_cpu(provider_pid), server.cpu()
+    proxied = server.nginx_cpu()
     tabs = [Tab(server.url, cookie) for cookie in cookies[:n]]
     window = args.window
 
@@ -673,8 +747,12 @@ async def measure_level(server: Server, cookies: list[str], provider_url: str, a
     wall = time.monotonic() - started
     own, provider = time.process_time() - own, process_cpu(provider_pid) - provider
     level.others = (f"N={n}: this client used {own / wall:.0%} of a core, the provider {provider / wall:.0%}, "
-                    f"the server {(server.cpu() - served) / wall:.0%} (over the level's {wall:.0f} s, raw rounds "
-                    "included)")
+                    f"the server {(server.cpu() - served) / wall:.0%}"
+                    + (f", nginx {(server.nginx_cpu() - proxied) / wall:.0%}" if server.nginx else "")
+                    + f" (over the level's {wall:.0f} s, raw rounds included)")
+    if server.nginx:
+        spread = Counter(tab.upstream for tab in tabs)
+        level.others += "; tabs per replica: " + ", ".join(f"{a} {c}" for a, c in sorted(spread.items()))
     for tab in tabs:
         await tab.close()
     return level
@@ -797,28 +875,39 @@ def main() -> None:
                         help="cpu: each thread's CPU time; wall: elapsed time, waits included")
     parser.add_argument("--app-dir", type=Path, default=ROOT,
                         help="run the app from this copy of the project (e.g. `git archive` of a commit, or a patch)")
+    parser.add_argument("--replicas", type=int, default=1,
+                        help="app processes behind nginx with sticky sessions (needs --database-url)")
+    parser.add_argument("--database-url", metavar="POSTGRESQL_URL",
+                        help="run on PostgreSQL: the bench makes a database of its own on this server, and drops it")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
+    if args.replicas > 1 and not args.database_url:
+        parser.error("--replicas needs --database-url: replicas share one PostgreSQL database")
+    if args.replicas > 1 and args.profile:
+        parser.error("--profile profiles one process: leave out --replicas")
     sys.path.insert(0, str(args.app_dir.resolve()))
     random.seed(args.seed)
     levels = [int(n) for n in args.sessions.split(",")]
 
-    with tempfile.TemporaryDirectory(prefix="byok-load-") as tmp, \
+    with tempfile.TemporaryDirectory(prefix="byok-load-") as tmp, scratch_database(args.database_url) as database, \
             subprocess.Popen([sys.executable, __file__, "--provider-server", str(args.chunks), str(args.gap)],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as provider:
         assert provider.stdout is not None and provider.stdin is not None
         provider_url = provider.stdout.readline().strip()
-        server = Server(Path(tmp), provider_url, args.set, args.profile, args.app_dir.resolve(), args.profile_clock)
+        server = Server(Path(tmp), provider_url, args.set, args.profile, args.app_dir.resolve(), args.profile_clock,
+                        args.replicas, database)
         try:
             cookies = sign_in_people(server, max(levels))
             print(f"{sys.argv[0]} {' '.join(sys.argv[1:])}")
             print(f"app: {args.app_dir.resolve()} at {_commit(args.app_dir)}")
-            print(f"server: streamlit {_streamlit_version()} on 127.0.0.1, one process, "
+            processes = "one process" if args.replicas == 1 else f"{args.replicas} processes behind nginx"
+            print(f"server: streamlit {_streamlit_version()} on 127.0.0.1, {processes}, "
+                  f"{'PostgreSQL' if database else 'SQLite'}, "
                   f"{os.cpu_count()} CPUs; options: {' '.join(args.set) or '.streamlit/config.toml only'}; "
                   f"reply: {args.chunks} chunks {args.gap * 1000:.0f} ms apart; "
                   f"each person acts once within every {args.window:g} s", flush=True)
             tags = Tags()
-            asyncio.run(warm_up(server, cookies[0], args.chunks, tags))
+            asyncio.run(warm_up(server, cookies, args.chunks, tags))
             if args.soak:
                 asyncio.run(soak(server, cookies[:max(levels)], args, args.soak, tags))
             else:
@@ -835,6 +924,27 @@ def main() -> None:
         finally:
             server.close()
             provider.stdin.close()
+
+
+@contextmanager
+def scratch_database(server_url: str | None) -> Iterator[str | None]:
+    """A new, empty PostgreSQL database on ``server_url``'s server for this run (dropped at the end),
+    as a URL; None without a server (the app's SQLite file)."""
+    if server_url is None:
+        yield None
+        return
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"byok_load_{os.getpid()}"
+    conninfo = make_url(server_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield make_url(conninfo).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def _commit(app_dir: Path) -> str:
