@@ -53,6 +53,27 @@ def webhook(rt: Runtime) -> str | None:
         return None
 
 
+def reseal(rt: Runtime, dry_run: bool = False) -> str:
+    """For `byok rotate-master-key`: re-encrypt the webhook URL under the current master key.
+    What was found: "none", "current", "rotated" (or, with ``dry_run``, would be) or "unreadable"
+    (left as it is: no configured master key opens it)."""
+    with Session(rt.engine) as session, session.begin():
+        row = session.get(AppSetting, SETTING)
+        if row is None:
+            return "none"
+        if not rt.keyring.needs_rotation(row.value):
+            return "current"
+        try:
+            url = rt.keyring.decrypt(row.value, _CONTEXT)
+        except DecryptionError:
+            return "unreadable"
+        if not dry_run:
+            row.value = rt.keyring.encrypt(url, _CONTEXT)
+            audit.record(session, "operator", AuditAction.ALERTS_SET, "webhook",
+                         f"re-encrypted under master key {rt.keyring.primary.key_id}")
+    return "rotated"
+
+
 def describe(rt: Runtime) -> str | None:
     """The webhook as it may be shown: its scheme and host only."""
     url = webhook(rt)

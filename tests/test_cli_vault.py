@@ -115,3 +115,29 @@ def test_doctor_rebuilds_the_running_budget_figures_from_the_usage_log(cli, rt):
     assert code == 0 and "running spend was $9.0000, the usage log says $0.2500" in out
     assert [line.spent_usd for line in budgets.spend_report(rt) if line.owner == Owner.team()] == [0.25]
     assert "matches the usage log\n" in cli("doctor")[1]
+
+
+def test_rotate_master_key_re_encrypts_the_alert_webhook(cli, environ):
+    from callhelpers import runtime_with
+
+    from byok_core import alerts
+    from byok_core.identity import Actor
+
+    hook = "https://hooks.example.com/services/T0/B0/hook-secret-path-4711"
+    with runtime_with(environ) as rt:
+        alerts.set_webhook(rt, Actor.operator(), hook)
+    new = {"ENCRYPTION_KEY": gen_key(), "ENCRYPTION_KEY_FALLBACKS": environ["ENCRYPTION_KEY"]}
+    assert "alert webhook: sealed with a fallback master key" in cli("doctor", env=new)[1]
+    code, out, _ = cli("rotate-master-key", "--dry-run", env=new)
+    assert code == 0 and "alert webhook: would re-encrypt" in out
+    code, out, _ = cli("rotate-master-key", env=new)
+    assert code == 0 and "alert webhook: re-encrypted" in out and "hook-secret" not in out
+    assert "alert webhook: already current" in cli("rotate-master-key", env=new)[1]
+    with runtime_with(environ, ENCRYPTION_KEY=new["ENCRYPTION_KEY"], ENCRYPTION_KEY_FALLBACKS="") as rt:
+        assert alerts.webhook(rt) == hook  # the old master key can go: the webhook still opens
+    code, out, _ = cli("rotate-master-key", env={"ENCRYPTION_KEY": gen_key()})  # neither key opens it
+    assert code == 1 and "alert webhook: cannot be decrypted" in out and "hook-secret" not in out
+    code, out, _ = cli("doctor", env={"ENCRYPTION_KEY": gen_key()})
+    assert code == 1 and "alert webhook: PROBLEM" in out
+    with runtime_with(environ, ENCRYPTION_KEY=new["ENCRYPTION_KEY"], ENCRYPTION_KEY_FALLBACKS="") as rt:
+        assert alerts.webhook(rt) == hook  # left untouched

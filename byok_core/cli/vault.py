@@ -27,7 +27,7 @@ def cmd_gen_key(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from byok_core import accounts, budgets, db, keys
+    from byok_core import accounts, alerts, budgets, db, keys
 
     before = db.current_revision(runtime(migrate=False).engine)
     rt = runtime()  # applies pending migrations, exactly as the app does at start
@@ -54,6 +54,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         problems += 1
         print(f"PROBLEM: key {row_id} ({where}) cannot be decrypted: {why}. It is kept; "
               "set ENCRYPTION_KEY_FALLBACKS to the master key that sealed it, or save the key again.")
+    webhook = alerts.reseal(rt, dry_run=True)
+    problems += webhook == "unreadable"
+    print("alert webhook: " + {
+        "none": "none set", "current": "sealed with the current master key",
+        "rotated": "sealed with a fallback master key: run `byok rotate-master-key`",
+        "unreadable": "PROBLEM: it cannot be decrypted with any configured master key; it is kept, but no "
+                      "alert is sent until it is saved again on the Budgets page",
+    }[webhook])
     clashes = accounts.name_clashes(rt)
     for clash in clashes:
         problems += 1
@@ -70,7 +78,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
-    from byok_core import keys
+    from byok_core import alerts, keys
 
     rt = runtime()
     report = keys.rotate(rt, dry_run=args.dry_run)
@@ -80,4 +88,10 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     print(f"{verb} {report.rotated}; already current {report.current}; unreadable {len(report.unreadable)}")
     for row_id, where, why in report.unreadable:
         print(f"unreadable: key {row_id} ({where}): {why}; left untouched")
-    return 1 if report.unreadable else 0
+    webhook = alerts.reseal(rt, dry_run=args.dry_run)
+    print("alert webhook: " + {
+        "none": "none set", "current": "already current", "rotated": verb,
+        "unreadable": "cannot be decrypted with any configured master key; left untouched (save it again on "
+                      "the Budgets page, or set ENCRYPTION_KEY_FALLBACKS to the key that sealed it)",
+    }[webhook])
+    return 1 if report.unreadable or webhook == "unreadable" else 0
