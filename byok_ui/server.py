@@ -20,6 +20,10 @@ Operations (no cookie, no session; ``Cache-Control: no-store``):
 * ``GET /metrics``: Prometheus text (byok_core/metrics.py) for ``Authorization: Bearer
   $BYOK_METRICS_TOKEN``; 401 for a missing or wrong token, 404 when the variable is not set.
 
+An address that names no page (``GET /chta``, a typo or an old bookmark) is redirected to the
+app's first page with ``?missing=chta``, which the shell turns into one sentence, instead of
+Streamlit's "Page not found" pop-up about the app's ``pages/`` directory.
+
 Every route lives under Streamlit's ``server.baseUrlPath`` (``--server.baseUrlPath=team`` serves
 ``/team/byok/session``, ``/team/healthz``, ...), read when requests arrive, as Streamlit's own
 routes do; the session cookie's ``Path`` is that base path too.
@@ -32,6 +36,7 @@ import functools
 import hmac
 import json
 import logging
+import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -42,7 +47,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Match, Route, compile_path
 from starlette.types import Scope
 
@@ -58,6 +63,10 @@ SIGNOUT_PATH = "/byok/signout"
 HEALTH_PATH = "/healthz"
 READY_PATH = "/readyz"
 METRICS_PATH = "/metrics"
+MISSING_PARAM = "missing"
+PAGE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what an address of one page could be
+# Streamlit's own one-segment paths (sign-in with OIDC returns to /oauth2callback): never redirected
+STREAMLIT_PATHS = {"_stcore", "static", "media", "component", "app", "auth", "oauth2callback"}
 READY_TIMEOUT = 5.0
 _MAX_BODY = 1024
 
@@ -261,6 +270,28 @@ async def metrics_route(request: Request) -> Response:
     return _no_store(Response(body, media_type=content_type))
 
 
+class UnknownPageRoute(BasePathRoute):
+    """``GET /<name>`` for a name that is no page of the app, none of the routes above (matched
+    first) and none of Streamlit's own."""
+
+    def __init__(self) -> None:
+        super().__init__("/{name}", unknown_page_route, methods=["GET"])
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        from byok_ui.shell import PAGE_SPECS, SIGNED_OUT_PATHS  # the shell imports this module
+
+        match, child = super().matches(scope)
+        name = child.get("path_params", {}).get("name", "")
+        known = {spec.url_path for spec in PAGE_SPECS} | set(SIGNED_OUT_PATHS) | STREAMLIT_PATHS
+        if match is Match.NONE or not PAGE_NAME.fullmatch(name) or name in known:
+            return Match.NONE, {}
+        return match, child
+
+
+async def unknown_page_route(request: Request) -> Response:
+    return RedirectResponse(f"{app_path('/')}?{MISSING_PARAM}={request.path_params['name']}", status_code=302)
+
+
 class SecurityHeaders(BaseHTTPMiddleware):
     """Conservative headers on every HTTP response (the websocket is not touched)."""
 
@@ -278,4 +309,5 @@ ROUTES = [
     BasePathRoute(HEALTH_PATH, health_route, methods=["GET"]),
     BasePathRoute(READY_PATH, ready_route, methods=["GET"]),
     BasePathRoute(METRICS_PATH, metrics_route, methods=["GET"]),
+    UnknownPageRoute(),  # last: it answers only what nothing above does
 ]

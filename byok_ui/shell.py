@@ -7,7 +7,9 @@ stand-in page, so no one meets Streamlit's "Page not found" pop-up:
 * signed out, every page's URL shows sign-in (or first-run setup); once signed in, the same URL
   is the page that was asked for (the rerun keeps the URL, and the page behind it is now real);
 * signed in, a page the role may not open (a member's ``/admin``) says so in one sentence, and
-  ``/signin`` or ``/setup`` go to the first page.
+  ``/signin`` or ``/setup`` go to the first page;
+* an address that is no page at all (``/chta``) is redirected by the server to the first page
+  with ``?missing=chta`` (byok_ui/server.py), which says so once in a sentence.
 
 Each tab is titled "<page> · BYOK Dashboard", and the favicon is a local SVG (inlined as a data
 URL), so loading the app asks nothing of any other host.
@@ -27,6 +29,7 @@ from byok_core.models import User
 from byok_core.runtime import Runtime
 from byok_ui import state
 from byok_ui.runtime import open_or_explain
+from byok_ui.server import MISSING_PARAM, PAGE_NAME
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 APP_NAME = "BYOK Dashboard"
@@ -129,6 +132,16 @@ def _sidebar(rt: Runtime, user: User) -> None:
             st.rerun()
 
 
+def say_missing(instead: str) -> None:
+    """Once, after the server redirected an address that is no page: say so, and drop it from the URL."""
+    missing = st.query_params.get(MISSING_PARAM)
+    if missing is None:
+        return
+    del st.query_params[MISSING_PARAM]
+    if PAGE_NAME.fullmatch(missing):
+        st.info(f"There is no page at /{missing}; {instead}", icon=":material/explore_off:")
+
+
 def main() -> None:
     # The favicon comes before st.navigation: otherwise the page's Material icon becomes the
     # favicon, which the browser would fetch from a Google font server.
@@ -139,10 +152,12 @@ def main() -> None:
     if user is None:
         page = st.navigation(signed_out_pages(rt), position="hidden")
         st.set_page_config(page_title=tab_title(page.title))
+        say_missing("sign in to open the app.")
         page.run()
         return
     page = st.navigation(member_pages(user.is_admin), position="sidebar")
     st.set_page_config(page_title=tab_title(page.title))
+    say_missing(f"here is {page.title} instead; the menu has every page.")
     _sidebar(rt, user)
     with state.page_context(state.Ctx(rt, user)), state.shows_errors():
         page.run()

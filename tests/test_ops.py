@@ -254,6 +254,26 @@ def test_the_page_posts_the_ticket_under_the_base_path(app, rt, under_team):
     assert state._post_js("/team/byok/signout", {}).startswith('<script>fetch("/team/byok/signout"')
 
 
+# --- addresses that are no page ------------------------------------------------------------------
+
+
+def test_an_address_that_is_no_page_goes_to_the_first_page_which_says_so(client):
+    r = client.get("/chta", follow_redirects=False)
+    assert r.status_code == 302 and r.headers["location"] == "/?missing=chta"
+    r = client.get("/chta/", follow_redirects=False)  # Starlette drops the slash first
+    assert r.status_code == 307 and r.headers["location"].endswith("/chta")
+    for known in ("chat", "keys", "admin", "signin", "oauth2callback", "_stcore", "static", "favicon.png",
+                  "a%20b", "x" * 65):
+        assert client.get(f"/{known}", follow_redirects=False).status_code == 404, known  # Streamlit's to answer
+    assert client.post("/chta").status_code == 405
+
+
+def test_under_a_base_path_the_redirect_stays_under_it(client, under_team):
+    r = client.get("/team/chta", follow_redirects=False)
+    assert r.status_code == 302 and r.headers["location"] == "/team/?missing=chta"
+    assert client.get("/team/chat", follow_redirects=False).status_code == 404
+
+
 # --- roles from single sign-on groups ---------------------------------------------------------
 
 

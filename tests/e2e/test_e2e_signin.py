@@ -124,3 +124,22 @@ def test_no_request_leaves_the_app_while_it_loads(server, browser):
         assert requested and elsewhere == []
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("signed_in", [True, False])
+def test_an_unknown_address_says_so_in_a_sentence_instead_of_a_pop_up(server, page, signed_in):
+    if signed_in:
+        sign_in(page, server.url, *MEMBER)
+    page.goto(server.url + "/chta")  # a typo of /chat
+    expect(page.get_by_text("There is no page at /chta", exact=False)).to_be_visible()
+    idle(page)
+    assert page.get_by_text(NOT_FOUND).count() == 0
+    assert urlsplit(page.url).path == "/"
+    if signed_in:
+        expect(page.get_by_role("heading", name="Chat", exact=True)).to_be_visible()
+    else:
+        expect(page.get_by_role("textbox", name="Username", exact=True)).to_be_visible()
+    no_errors(page)
+    page.reload()  # said once: the address no longer carries it
+    idle(page)
+    assert page.get_by_text("There is no page at").count() == 0
