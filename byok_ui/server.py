@@ -55,6 +55,7 @@ from byok_core import accounts, db, metrics
 from byok_core.crypto import load_keyring
 from byok_core.errors import ConfigError
 from byok_core.runtime import Settings
+from byok_ui.page_specs import PAGE_SPECS, SIGNED_OUT_PATHS
 from byok_ui.runtime import get_runtime
 
 COOKIE_NAME = "byok_session"
@@ -278,8 +279,6 @@ class UnknownPageRoute(BasePathRoute):
         super().__init__("/{name}", unknown_page_route, methods=["GET"])
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        from byok_ui.shell import PAGE_SPECS, SIGNED_OUT_PATHS  # the shell imports this module
-
         match, child = super().matches(scope)
         name = child.get("path_params", {}).get("name", "")
         known = {spec.url_path for spec in PAGE_SPECS} | set(SIGNED_OUT_PATHS) | STREAMLIT_PATHS

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
@@ -28,6 +27,7 @@ from byok_core import accounts
 from byok_core.models import User
 from byok_core.runtime import Runtime
 from byok_ui import state
+from byok_ui.page_specs import DEFAULT, PAGE_SPECS, SIGNED_OUT_PATHS, PageSpec
 from byok_ui.runtime import open_or_explain
 from byok_ui.server import MISSING_PARAM, PAGE_NAME
 
@@ -41,38 +41,6 @@ def tab_title(page_title: str) -> str:
     return f"{page_title} · {APP_NAME}"
 
 
-@dataclass(frozen=True)
-class PageSpec:
-    """One page of the app: its script, title, icon, help and URL path."""
-
-    file: str
-    title: str
-    icon: str
-    help: str
-    url_path: str
-    admin_only: bool = False
-    section: str = ""
-
-
-PAGE_SPECS = (
-    PageSpec("chat.py", "Chat", ":material/chat:",
-             "Chat with OpenAI, Anthropic, Gemini or your own endpoint; every reply says which key paid.", "chat"),
-    PageSpec("search.py", "Search", ":material/travel_explore:",
-             "Run a web search on one or several search providers and compare the results.", "search"),
-    PageSpec("keys.py", "Keys", ":material/key:",
-             "Save, test, replace and delete your API keys. Keys are write-only: only a mask is shown.", "keys"),
-    PageSpec("usage.py", "Usage", ":material/monitoring:",
-             "Every provider call with tokens, latency and estimated cost. Filters, charts, CSV export.", "usage"),
-    PageSpec("account.py", "Account", ":material/person:", "Change your password or sign out.", "account",
-             section="Account"),
-    PageSpec("admin.py", "Admin", ":material/admin_panel_settings:",
-             "Users, team keys and the audit log. Admins only.", "admin", admin_only=True, section="Admin"),
-    PageSpec("budgets.py", "Budgets", ":material/savings:",
-             "Monthly spending limits on the team's shared keys. Admins only.", "budgets", admin_only=True,
-             section="Admin"),
-)
-DEFAULT = PAGE_SPECS[0]
-SIGNED_OUT_PATHS = ("signin", "setup")
 
 
 def _stand_in(script: str, title: str, icon: str, url_path: str, *, default: bool = False) -> st.Page:
