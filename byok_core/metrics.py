@@ -15,9 +15,9 @@ from zero again (``rate()``/``increase()`` in PromQL handle that)."""
 
 from __future__ import annotations
 
-import functools
 import math
 import os
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -42,10 +42,22 @@ class _Metrics(NamedTuple):
     spend: Counter
 
 
-@functools.cache
+_made: _Metrics | None = None
+_making = threading.Lock()
+
+
 def _metrics() -> _Metrics:
-    """The registry and its collectors, made on the first call counted (prometheus-client is not
-    loaded before a `byok` command's first text)."""
+    """The registry and its collectors, made once, on the first call counted (prometheus-client is
+    not loaded before a `byok` command's first text)."""
+    global _made
+    if _made is None:
+        with _making:
+            if _made is None:
+                _made = _make()
+    return _made
+
+
+def _make() -> _Metrics:
     from prometheus_client import CollectorRegistry, Counter, Histogram
 
     registry = CollectorRegistry()
