@@ -65,6 +65,7 @@ HEALTH_PATH = "/healthz"
 READY_PATH = "/readyz"
 METRICS_PATH = "/metrics"
 MISSING_PARAM = "missing"
+NEXT_COOKIE = "byok_next"
 PAGE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what an address of one page could be
 # Streamlit's own one-segment paths (sign-in with OIDC returns to /oauth2callback): never redirected
 STREAMLIT_PATHS = {"_stcore", "static", "media", "component", "app", "auth", "oauth2callback"}
@@ -289,6 +290,48 @@ class UnknownPageRoute(BasePathRoute):
 
 async def unknown_page_route(request: Request) -> Response:
     return RedirectResponse(f"{app_path('/')}?{MISSING_PARAM}={request.path_params['name']}", status_code=302)
+
+
+class SignOnReturnsToPage(BaseHTTPMiddleware):
+    """``GET /auth/login`` from a page (its ``Referer``, same origin): remember the page in the
+    ``byok_next`` cookie (HttpOnly, 10 minutes). ``GET /oauth2callback`` redirecting to ``/``: go to
+    that page instead, and drop the cookie. Only names of the app's pages are kept or followed, so
+    the cookie cannot send anyone elsewhere."""
+
+    async def dispatch(self, request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        if request.method != "GET":
+            return response
+        path = request.url.path
+        if path == app_path("/auth/login"):
+            page = _page_of(request.headers.get("referer"), request.headers.get("host", ""))
+            if page is not None:
+                response.set_cookie(NEXT_COOKIE, page, max_age=600, path=_cookie_path(), httponly=True,
+                                    secure=_secure(request), samesite="lax")
+        elif path == app_path("/oauth2callback"):
+            page = request.cookies.get(NEXT_COOKIE)
+            if page in _return_pages() and response.headers.get("location") == app_path("/"):
+                response.headers["location"] = app_path(f"/{page}")
+            if page is not None:
+                response.delete_cookie(NEXT_COOKIE, path=_cookie_path())
+        return response
+
+
+def _return_pages() -> set[str]:
+    """The pages a sign-on may return to (not the first page: the callback goes there anyway)."""
+    return {spec.url_path for spec in PAGE_SPECS[1:]}
+
+
+def _page_of(referer: str | None, host: str) -> str | None:
+    """The app page a same-origin ``referer`` names, if any."""
+    if not referer:
+        return None
+    parts = urlsplit(referer)
+    base = base_path()
+    if parts.netloc.lower() != host.lower() or not parts.path.startswith(base + "/"):
+        return None
+    page = parts.path[len(base) + 1:].rstrip("/")
+    return page if page in _return_pages() else None
 
 
 class SecurityHeaders(BaseHTTPMiddleware):

@@ -274,6 +274,69 @@ def test_under_a_base_path_the_redirect_stays_under_it(client, under_team):
     assert client.get("/team/chat", follow_redirects=False).status_code == 404
 
 
+# --- single sign-on returns to the page it started from ---------------------------------------
+
+
+@pytest.fixture
+def sso_client(monkeypatch, environ, rt):
+    """Streamlit's own auth routes (not configured here: /auth/login and /oauth2callback both
+    redirect to the app's first page, as the callback does after a sign-on) behind the middleware."""
+    from starlette.middleware.sessions import SessionMiddleware
+    from streamlit import config
+    from streamlit.web.server.starlette.starlette_auth_routes import create_auth_routes
+
+    use_environment(monkeypatch, environ)
+
+    def make(base: str = "") -> TestClient:
+        config.set_option("server.baseUrlPath", base)
+        app = Starlette(routes=create_auth_routes(base), middleware=[
+            Middleware(server.SignOnReturnsToPage), Middleware(SessionMiddleware, secret_key="test-only")])
+        return TestClient(app, base_url="http://testserver")
+
+    before = config.get_option("server.baseUrlPath")
+    yield make
+    config.set_option("server.baseUrlPath", before)
+    clear_runtime()
+
+
+def test_single_sign_on_returns_to_the_page_it_started_from(sso_client):
+    client = sso_client()
+    r = client.get("/auth/login?provider=default", headers={"Referer": "http://testserver/keys"},
+                   follow_redirects=False)
+    assert r.status_code == 302
+    cookie = r.headers["set-cookie"]
+    assert cookie.startswith("byok_next=keys;") and "HttpOnly" in cookie and "Path=/;" in cookie
+    r = client.get("/oauth2callback?code=x&state=y", follow_redirects=False)
+    assert r.status_code == 302 and r.headers["location"] == "/keys"
+    assert 'byok_next=""' in r.headers["set-cookie"] and "Max-Age=0" in r.headers["set-cookie"]
+    r = client.get("/oauth2callback?code=x&state=y", follow_redirects=False)  # the cookie is gone: the first page
+    assert r.headers["location"] == "/" and "set-cookie" not in r.headers
+
+
+@pytest.mark.parametrize("referer", [None, "http://evil.example/keys", "http://testserver/nonsense",
+                                     "http://testserver/", "http://testserver/chat"])
+def test_a_sign_on_from_elsewhere_remembers_nothing(sso_client, referer):
+    client = sso_client()
+    r = client.get("/auth/login", headers={"Referer": referer} if referer else {}, follow_redirects=False)
+    assert "byok_next" not in r.headers.get("set-cookie", "")
+
+
+def test_a_planted_return_cookie_cannot_send_anyone_elsewhere(sso_client):
+    client = sso_client()
+    client.cookies.set("byok_next", "https://evil.example/")
+    r = client.get("/oauth2callback", follow_redirects=False)
+    assert r.headers["location"] == "/" and "Max-Age=0" in r.headers["set-cookie"]
+
+
+def test_under_a_base_path_the_sign_on_returns_under_it(sso_client):
+    client = sso_client("team")
+    r = client.get("/team/auth/login", headers={"Referer": "http://testserver/team/usage?x=1"},
+                   follow_redirects=False)
+    assert "byok_next=usage;" in r.headers["set-cookie"] and "Path=/team;" in r.headers["set-cookie"]
+    r = client.get("/team/oauth2callback", follow_redirects=False)
+    assert r.headers["location"] == "/team/usage"
+
+
 # --- roles from single sign-on groups ---------------------------------------------------------
 
 
