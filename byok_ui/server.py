@@ -40,7 +40,7 @@ import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from alembic.util import CommandError
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
@@ -55,7 +55,7 @@ from byok_core import accounts, db, metrics
 from byok_core.crypto import load_keyring
 from byok_core.errors import ConfigError
 from byok_core.runtime import Settings
-from byok_ui.page_specs import PAGE_SPECS, SIGNED_OUT_PATHS
+from byok_ui.page_specs import DEFAULT, PAGE_SPECS, SIGNED_OUT_PATHS
 from byok_ui.runtime import get_runtime
 
 COOKIE_NAME = "byok_session"
@@ -66,9 +66,10 @@ READY_PATH = "/readyz"
 METRICS_PATH = "/metrics"
 MISSING_PARAM = "missing"
 NEXT_COOKIE = "byok_next"
-PAGE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what an address of one page could be
-# Streamlit's own one-segment paths (sign-in with OIDC returns to /oauth2callback): never redirected
-STREAMLIT_PATHS = {"_stcore", "static", "media", "component", "app", "auth", "oauth2callback"}
+SHOWN_ADDRESS = re.compile(r"[A-Za-z0-9_-]{1,64}(/[A-Za-z0-9_-]{1,64}){0,3}")  # a missing address safe to show
+# The parts of Streamlit's own paths (sign-in with OIDC returns to /oauth2callback) and of this
+# module's: never redirected
+STREAMLIT_PATHS = {"_stcore", "static", "media", "component", "app", "auth", "oauth2callback", "byok"}
 READY_TIMEOUT = 5.0
 _MAX_BODY = 1024
 
@@ -273,23 +274,43 @@ async def metrics_route(request: Request) -> Response:
 
 
 class UnknownPageRoute(BasePathRoute):
-    """``GET /<name>`` for a name that is no page of the app, none of the routes above (matched
-    first) and none of Streamlit's own."""
+    """``GET`` of an address that is no page: the routes above are matched first, and Streamlit's
+    own (``STREAMLIT_PATHS``, its files at the root) are let through (``page_redirect``)."""
 
     def __init__(self) -> None:
-        super().__init__("/{name}", unknown_page_route, methods=["GET"])
+        super().__init__("/{path:path}", unknown_page_route, methods=["GET"])
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         match, child = super().matches(scope)
-        name = child.get("path_params", {}).get("name", "")
-        known = {spec.url_path for spec in PAGE_SPECS} | set(SIGNED_OUT_PATHS) | STREAMLIT_PATHS
-        if match is Match.NONE or not PAGE_NAME.fullmatch(name) or name in known:
+        if match is Match.NONE or page_redirect(child["path_params"]["path"]) is None:
             return Match.NONE, {}
         return match, child
 
 
+def page_redirect(path: str) -> str | None:
+    """Where a GET of ``path`` (under the base path, without its leading ``/``) goes instead: a
+    page's address with a slash too many, or Chat's (the first page is served at ``/``, not at
+    ``/chat``), goes to the page; any other address that is no page goes to the first page with
+    ``?missing=<path>``. None: a page, or Streamlit's to answer."""
+    rest = path.strip("/")
+    parts = rest.split("/")
+    # Streamlit's paths, also under a page's address: its page at /keys looks for its server at
+    # /keys/_stcore/health before /_stcore/health, and must not be answered there
+    if not rest or STREAMLIT_PATHS.intersection(parts) or "." in parts[-1]:
+        return None
+    if rest == DEFAULT.url_path:
+        return app_path("/")
+    if rest in {spec.url_path for spec in PAGE_SPECS} | set(SIGNED_OUT_PATHS):
+        return None if rest == path else app_path(f"/{rest}")
+    return f"{app_path('/')}?{urlencode({MISSING_PARAM: rest[:200]})}"
+
+
 async def unknown_page_route(request: Request) -> Response:
-    return RedirectResponse(f"{app_path('/')}?{MISSING_PARAM}={request.path_params['name']}", status_code=302)
+    target = page_redirect(request.path_params["path"])
+    assert target is not None  # the route matched only such addresses
+    if request.url.query and "?" not in target:  # /chat?c=12: the conversation goes along
+        target += f"?{request.url.query}"
+    return RedirectResponse(target, status_code=302)
 
 
 class SignOnReturnsToPage(BaseHTTPMiddleware):

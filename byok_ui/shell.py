@@ -29,7 +29,7 @@ from byok_core.runtime import Runtime
 from byok_ui import state
 from byok_ui.page_specs import DEFAULT, PAGE_SPECS, SIGNED_OUT_PATHS, PageSpec
 from byok_ui.runtime import open_or_explain
-from byok_ui.server import MISSING_PARAM, PAGE_NAME
+from byok_ui.server import MISSING_PARAM, SHOWN_ADDRESS
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 APP_NAME = "BYOK Dashboard"
@@ -106,8 +106,8 @@ def say_missing(instead: str) -> None:
     if missing is None:
         return
     del st.query_params[MISSING_PARAM]
-    if PAGE_NAME.fullmatch(missing):
-        st.info(f"There is no page at /{missing}; {instead}", icon=":material/explore_off:")
+    where = f"/{missing}" if SHOWN_ADDRESS.fullmatch(missing) else "that address"
+    st.info(f"There is no page at {where}; {instead}", icon=":material/explore_off:")
 
 
 def main() -> None:

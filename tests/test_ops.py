@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from apptest import app_test, clear_runtime, make_user, open_page, use_environment
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.responses import PlainTextResponse
 from starlette.testclient import TestClient
 
 from byok_core import accounts, audit, db, keys, metrics, pricing
@@ -257,21 +258,45 @@ def test_the_page_posts_the_ticket_under_the_base_path(app, rt, under_team):
 # --- addresses that are no page ------------------------------------------------------------------
 
 
-def test_an_address_that_is_no_page_goes_to_the_first_page_which_says_so(client):
-    r = client.get("/chta", follow_redirects=False)
-    assert r.status_code == 302 and r.headers["location"] == "/?missing=chta"
-    r = client.get("/chta/", follow_redirects=False)  # Starlette drops the slash first
-    assert r.status_code == 307 and r.headers["location"].endswith("/chta")
-    for known in ("chat", "keys", "admin", "signin", "oauth2callback", "_stcore", "static", "favicon.png",
-                  "a%20b", "x" * 65):
-        assert client.get(f"/{known}", follow_redirects=False).status_code == 404, known  # Streamlit's to answer
-    assert client.post("/chta").status_code == 405
+@pytest.fixture
+def site(client):
+    """The routes in front of a stand-in for Streamlit's own, which answer everything else (its
+    files are mounted at the root), as in the app."""
+    from starlette.routing import Mount
+
+    async def streamlit(scope, receive, send):
+        await PlainTextResponse("Streamlit")(scope, receive, send)
+
+    app = Starlette(routes=[*ROUTES, Mount("/", app=streamlit)], middleware=[Middleware(SecurityHeaders)])
+    return TestClient(app, base_url="http://testserver")
 
 
-def test_under_a_base_path_the_redirect_stays_under_it(client, under_team):
-    r = client.get("/team/chta", follow_redirects=False)
-    assert r.status_code == 302 and r.headers["location"] == "/team/?missing=chta"
-    assert client.get("/team/chat", follow_redirects=False).status_code == 404
+def goes(client: TestClient, path: str) -> str | None:
+    """Where a GET of ``path`` is redirected, or None when Streamlit answers it."""
+    r = client.get(path, follow_redirects=False)
+    assert r.status_code == 302 or r.text == "Streamlit", (path, r.status_code)
+    return r.headers["location"] if r.status_code == 302 else None
+
+
+def test_an_address_that_is_no_page_goes_to_the_first_page_which_says_so(site):
+    assert goes(site, "/chta") == "/?missing=chta"
+    assert goes(site, "/chta/") == "/?missing=chta"
+    assert goes(site, "/keys/extra") == "/?missing=keys%2Fextra"  # several parts: a blank page otherwise
+    assert goes(site, "/caf%C3%A9") == "/?missing=caf%C3%A9" and goes(site, "/a%20b") == "/?missing=a+b"
+    assert goes(site, "/" + "x" * 300) == "/?missing=" + "x" * 200
+    assert goes(site, "/chat") == "/" and goes(site, "/chat?c=12") == "/?c=12"  # Chat is served at /
+    assert goes(site, "/keys/") == "/keys"
+    for through in ("/", "/keys", "/admin", "/signin", "/oauth2callback?code=x", "/_stcore/health", "/favicon.png",
+                    "/static/js/index.js", "/media/abc.png", "/app/static/x.txt", "/auth/login",
+                    "/keys/_stcore/health", "/keys/_stcore/stream", "/keys/static/js/index.js", "/keys/x.png"):
+        assert goes(site, through) is None, through  # the app's pages, and Streamlit's own, answer as they are
+    assert site.post("/chta").text == "Streamlit"  # only GETs are redirected
+
+
+def test_under_a_base_path_the_redirect_stays_under_it(site, under_team):
+    assert goes(site, "/team/chta") == "/team/?missing=chta"
+    assert goes(site, "/team/chat") == "/team/"
+    assert goes(site, "/team/keys") is None
 
 
 # --- single sign-on returns to the page it started from ---------------------------------------

@@ -126,12 +126,12 @@ def test_no_request_leaves_the_app_while_it_loads(server, browser):
         context.close()
 
 
-@pytest.mark.parametrize("signed_in", [True, False])
-def test_an_unknown_address_says_so_in_a_sentence_instead_of_a_pop_up(server, page, signed_in):
+@pytest.mark.parametrize("signed_in, address", [(True, "/chta"), (False, "/chta"), (True, "/keys/extra")])
+def test_an_unknown_address_says_so_in_a_sentence_instead_of_a_pop_up(server, page, signed_in, address):
     if signed_in:
         sign_in(page, server.url, *MEMBER)
-    page.goto(server.url + "/chta")  # a typo of /chat
-    expect(page.get_by_text("There is no page at /chta", exact=False)).to_be_visible()
+    page.goto(server.url + address)  # a typo of /chat; a page's address with more after it
+    expect(page.get_by_text(f"There is no page at {address}", exact=False)).to_be_visible()
     idle(page)
     assert page.get_by_text(NOT_FOUND).count() == 0
     assert urlsplit(page.url).path == "/"
@@ -143,3 +143,12 @@ def test_an_unknown_address_says_so_in_a_sentence_instead_of_a_pop_up(server, pa
     page.reload()  # said once: the address no longer carries it
     idle(page)
     assert page.get_by_text("There is no page at").count() == 0
+
+
+def test_chat_s_own_address_opens_chat(server, page):
+    sign_in(page, server.url, *MEMBER)
+    page.goto(server.url + "/chat")  # Streamlit serves the first page at / only
+    expect(page.get_by_role("heading", name="Chat", exact=True)).to_be_visible()
+    idle(page)
+    assert page.get_by_text(NOT_FOUND).count() == 0 and page.get_by_text("There is no page").count() == 0
+    assert urlsplit(page.url).path == "/"
