@@ -346,6 +346,8 @@ def to_cents(amount: Any) -> float:
     if not value.is_finite() or not 0 <= value < Decimal("1e9"):
         raise ValidationError("A monthly budget is an amount in USD, 0 or more.")
     cents = value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    if value > 0 and cents == 0:  # $0.00 would refuse every shared-key call: the nearest budget that does not
+        cents = Decimal("0.01")
     if cents != value:
         raise ValidationError(f"Budgets are in whole cents: use ${cents:,.2f} instead of ${value}.")
     return float(cents)

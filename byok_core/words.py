@@ -234,7 +234,7 @@ def _settings_sentence(who: str, action: str, target: str, detail: str, names: M
         return f"{who} let {whom} use only these {provider.label} models on shared keys: {detail}"
     if action == AuditAction.ALERTS_SET and detail:
         return f"{who} removed the budget alert webhook" if detail == "removed" else (
-            f"{who} sent budget alerts to a webhook at {detail}")
+            f"{who} set the budget alert webhook to an address at {detail}")
     return None
 
 

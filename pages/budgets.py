@@ -59,15 +59,15 @@ with tab_budgets:
         "Who": [targets.get(line.owner, line.name) for line in report],
         "Monthly budget": [line.budget_usd for line in report],
         "Spent this month": [line.spent_usd for line in report],
-        "Calls in flight": [line.reserved_usd for line in report],
+        "Set aside for running calls": [line.reserved_usd for line in report],
         "Left": [line.left_usd for line in report],
         "Used": [line.used for line in report],
     }), hide_index=True, key="budgets_report", column_config={
-        "Monthly budget": st.column_config.NumberColumn(format="$%.2f", help="Empty: no budget"),
-        "Spent this month": st.column_config.NumberColumn(format="$%.2f"),
-        "Calls in flight": st.column_config.NumberColumn(
-            format="$%.2f", help="The worst case set aside for calls running now"),
-        "Left": st.column_config.NumberColumn(format="$%.2f"),
+        "Monthly budget": st.column_config.NumberColumn(format="dollar", help="Empty: no budget"),
+        "Spent this month": st.column_config.NumberColumn(format="dollar"),
+        "Set aside for running calls": st.column_config.NumberColumn(
+            format="dollar", help="The most the calls running now can cost, held until they end"),
+        "Left": st.column_config.NumberColumn(format="dollar"),
         "Used": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0),
     })
     if "budgets_usd" not in st.session_state:

@@ -469,7 +469,7 @@ def test_audit_events_read_as_sentences(rt):
     assert said("admin", A.MODELS_SET, "user:5 anthropic", "any model") == \
         "admin let bob use any Anthropic model on shared keys"
     assert said("admin", A.ALERTS_SET, "webhook", "hooks.example.com") == \
-        "admin sent budget alerts to a webhook at hooks.example.com"
+        "admin set the budget alert webhook to an address at hooks.example.com"
     # a target not in the form its action writes: the action's words alone, never the raw target
     assert said("admin", A.USER_CREATE, "team brave 6d0eb0c1") == "admin created an account"
     assert said("admin", A.BUDGET_SET, "team brave 6d0eb0c1") == "admin set a budget"

@@ -40,6 +40,9 @@ def test_budgets_are_set_in_cents_and_the_chosen_budget_is_loaded(app, rt, peopl
     at.text_input(key="budgets_usd").set_value("0.005")
     at.button(key="budgets_set").click().run()
     assert "whole cents" in at.error[0].value and budgets.budget_of(rt, Owner.user(ann.id)) == 12.5
+    at.text_input(key="budgets_usd").set_value("0.0002")  # $0.00 would refuse every call: not suggested
+    at.button(key="budgets_set").click().run()
+    assert "use $0.01 instead of $0.0002" in at.error[0].value
     at.text_input(key="budgets_usd").set_value("$1,000.25")
     at.button(key="budgets_set").click().run()
     assert at.success and budgets.budget_of(rt, Owner.user(ann.id)) == 1000.25

@@ -239,7 +239,7 @@ class ChatAdapter(_Adapter):
         finally:
             self.read_usage(reply)  # whatever usage arrived, also when the stream failed
         if not reply.complete:
-            raise cut_off("the stream ended before the end marker")
+            raise cut_off("it stopped sending before the reply was complete")
 
 
 def _hang_up(response: httpx.Response) -> None:
