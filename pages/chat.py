@@ -180,7 +180,8 @@ with st.container(horizontal=True, vertical_alignment="center"):
         index = default_model_index(provider, options)
         if index is None:
             st.session_state.pop(model_key(provider), None)
-        st.selectbox("Model", options, index=index, key=model_key(provider), accept_new_options=True,
+        st.selectbox("Model", options, key=model_key(provider), accept_new_options=True,
+                     index=None if model_key(provider) in st.session_state else index,  # the state's value wins
                      placeholder="type a model name", help="Pick from the provider's list, or type any model name.")
         use_search = st.toggle("Web search", key="chat_search",
                                help="Search the web first and give the results to the model as numbered sources.")

@@ -285,3 +285,28 @@ def test_conversations_newest_first_found_by_title_and_exported(app, rt):
     assert [b.key for b in at.button if b.key and b.key.startswith("chat_conv_")] == [f"chat_conv_{older.id}"]
     exported = convs.to_markdown(rt, ann.id, older.id)
     assert exported.startswith("# Holiday plans") and "## You · " in exported and "Where to go?" in exported
+
+
+def test_opening_a_conversation_picks_its_model_without_a_streamlit_warning(app, rt):
+    """The conversation's model is put in the picker's state; giving the picker an index as well
+    made Streamlit log a warning with a stack trace on every such run."""
+    import logging
+
+    warnings: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            warnings.append(record.getMessage())
+
+    ann = make_user(rt, "ann")
+    conv = convs.create(rt, ann.id, "Model talk", provider=Provider.ANTHROPIC, model="claude-sonnet-4-5")
+    policies = logging.getLogger("streamlit.elements.lib.policies")
+    policies.addHandler(handler := Collect())
+    try:
+        at = page_as(rt, ann)
+        at.query_params["c"] = str(conv.id)
+        at.run()
+    finally:
+        policies.removeHandler(handler)
+    assert at.session_state["chat_model_anthropic"] == "claude-sonnet-4-5"
+    assert not [w for w in warnings if "default value" in w], warnings
