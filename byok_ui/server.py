@@ -282,8 +282,10 @@ class UnknownPageRoute(BasePathRoute):
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         match, child = super().matches(scope)
-        if match is Match.NONE or page_redirect(child["path_params"]["path"]) is None:
+        target = None if match is Match.NONE else page_redirect(child["path_params"]["path"])
+        if target is None:
             return Match.NONE, {}
+        child["path_params"]["target"] = target  # worked out once, for the endpoint
         return match, child
 
 
@@ -306,8 +308,7 @@ def page_redirect(path: str) -> str | None:
 
 
 async def unknown_page_route(request: Request) -> Response:
-    target = page_redirect(request.path_params["path"])
-    assert target is not None  # the route matched only such addresses
+    target = request.path_params["target"]
     if request.url.query and "?" not in target:  # /chat?c=12: the conversation goes along
         target += f"?{request.url.query}"
     return RedirectResponse(target, status_code=302)
