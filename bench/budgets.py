@@ -137,8 +137,8 @@ def run(engine_name: str, url: str, rows: int, workdir: Path) -> None:
         rt = open_runtime(env)
         stack.callback(rt.engine.dispose)
         pricing.set_model_price(rt, OP, Provider.OPENAI, MODEL, PRICE)
-        pricing.set_search_price(rt, Provider.BRAVE, PRICE)
-        people = {name: accounts.create_user(rt, name, "bench-password-1") for name in ("ann", "ben", "cat", "dan")}
+        pricing.set_search_price(rt, OP, Provider.BRAVE, PRICE)
+        people = {name: accounts.create_user(rt, OP, name, "bench-password-1") for name in ("ann", "ben", "cat", "dan")}
         for user in people.values():
             budgets.set_budget(rt, OP, Owner.user(user.id), BUDGET)
 

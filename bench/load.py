@@ -454,7 +454,7 @@ def sign_in_people(server: Server, count: int) -> list[str]:
     try:
         keys.store(rt, Actor.operator(), Owner.team(), Provider.OPENAI, KEY)
         for i in range(count):
-            user = accounts.create_user(rt, f"load{i:03d}", PASSWORD, Role.MEMBER)
+            user = accounts.create_user(rt, Actor.operator(), f"load{i:03d}", PASSWORD, Role.MEMBER)
             ticket = accounts.issue_login_ticket(rt, user)
             response = httpx.post(server.url + "/byok/session", json={"ticket": ticket},
                                   headers={"Origin": server.url})

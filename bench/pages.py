@@ -44,8 +44,8 @@ def seed(rt, usage_rows: int, conversations: int):
     from byok_core.models import UsageRecord
     from byok_core.providers import Provider
 
-    admin = accounts.create_user(rt, "bench", "bench password", Role.ADMIN)
-    others = [accounts.create_user(rt, f"user{i}", "bench password") for i in range(5)]
+    admin = accounts.create_user(rt, Actor.operator(), "bench", "bench password", Role.ADMIN)
+    others = [accounts.create_user(rt, Actor.operator(), f"user{i}", "bench password") for i in range(5)]
     actor = Actor.of(admin)
     keys.store(rt, actor, Owner.user(admin.id), Provider.OPENAI, "sk-bench-key-0001", label="mine")
     keys.store(rt, actor, Owner.user(admin.id), Provider.ANTHROPIC, "sk-ant-bench-0002")

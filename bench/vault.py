@@ -27,10 +27,10 @@ CHAT = Provider.of_kind(ProviderKind.CHAT)
 
 
 def seed(rt) -> list[int]:
-    admin = accounts.create_user(rt, "bench-admin", "bench-password", Role.ADMIN)
+    admin = accounts.create_user(rt, Actor.operator(), "bench-admin", "bench-password", Role.ADMIN)
     user_ids = []
     for i in range(50):
-        user = accounts.create_user(rt, f"user{i}", "bench-password")
+        user = accounts.create_user(rt, Actor.operator(), f"user{i}", "bench-password")
         user_ids.append(user.id)
         for p in CHAT[: i % 3]:  # some users bring keys, others fall back to the team's
             keys.store(rt, Actor.of(user), Owner.user(user.id), p, f"sk-bench-{i}-{p.value}-0123456789",

@@ -7,7 +7,7 @@ import logging
 import re
 import secrets
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -22,8 +22,8 @@ from sqlmodel import Session, col, select
 from byok_core import audit
 from byok_core.audit import AuditAction
 from byok_core.clock import utcnow
-from byok_core.errors import AuthError, NotFoundError, ValidationError
-from byok_core.identity import Role
+from byok_core.errors import AuthError, NotFoundError, PermissionDenied, ValidationError
+from byok_core.identity import Actor, Role
 from byok_core.models import AppSetting, AuthSession, LoginTicket, User, rowcount, saved_id
 from byok_core.runtime import Runtime
 
@@ -99,8 +99,9 @@ def validate_password(password: str) -> str:
     return password
 
 
-def create_user(rt: Runtime, username: str, password: str, role: Role = Role.MEMBER,
-                actor: str = "operator") -> User:
+def create_user(rt: Runtime, actor: Actor, username: str, password: str, role: Role = Role.MEMBER) -> User:
+    """A new account. Admins only (the CLI acts as ``Actor.operator()``)."""
+    actor.check_admin("create accounts")
     username = validate_username(username)
     user = User(username=username, username_key=User.key_of(username),
                 password_hash=HASHER.hash(validate_password(password)), role=Role(role))
@@ -108,7 +109,7 @@ def create_user(rt: Runtime, username: str, password: str, role: Role = Role.MEM
         with Session(rt.engine, expire_on_commit=False) as session, session.begin():
             session.add(user)
             session.flush()
-            audit.record(session, actor, AuditAction.USER_CREATE, username, f"role {user.role}")
+            audit.record(session, actor.name, AuditAction.USER_CREATE, username, f"role {user.role}")
     except IntegrityError:  # the same name in other capitals or width, even from a parallel request
         raise _taken(username) from None
     return user
@@ -132,25 +133,49 @@ def get_user(rt: Runtime, username: str) -> User:
     return user
 
 
-def _update_user(rt: Runtime, username: str, actor: str, action: AuditAction, detail: str = "", *,
-                 revoke_tickets: bool = False, **values: Any) -> None:
+_SignIns = Callable[[Session, int], None]  # what else a change ends, in its own transaction
+
+
+def _update_user(rt: Runtime, actor: Actor, username: str, action: AuditAction, detail: str = "", *,
+                 ends: _SignIns | None = None, not_self: str = "", **values: Any) -> None:
+    """Change ``username``'s row and audit it; ``ends`` runs in the same transaction, so nothing
+    issued before the change survives it. ``not_self``: what an admin may not do to themselves."""
     with Session(rt.engine) as session, session.begin():
         user = _find(session, username)
+        if user is not None and not_self and user.id == actor.user_id:
+            raise PermissionDenied(f"You cannot {not_self} yourself; ask another admin.")
         changed = user is not None and rowcount(session.execute(
             sa.update(User).where(col(User.id) == user.id).values(**values)))
         if user is None or not changed:
             raise NotFoundError(f"No user named {_typed(username)!r}; check the spelling.")
-        if revoke_tickets:  # in the same transaction: no ticket issued before the change survives it
-            session.execute(sa.delete(LoginTicket).where(col(LoginTicket.user_id) == user.id))
-        audit.record(session, actor, action, user.username, detail)
+        if ends is not None:
+            ends(session, saved_id(user.id))
+        audit.record(session, actor.name, action, user.username, detail)
 
 
-def rename_user(rt: Runtime, username: str, new_name: str, actor: str = "operator") -> User:
-    """Give an account another name (its keys, conversations, usage and sessions stay with it).
+def _delete_tickets(session: Session, user_id: int) -> None:
+    session.execute(sa.delete(LoginTicket).where(col(LoginTicket.user_id) == user_id))
+
+
+def _end_sessions(session: Session, user_id: int) -> None:
+    """Revoke every session (kept, so an open tab is told its account was disabled) and ticket."""
+    session.execute(sa.update(AuthSession).where(col(AuthSession.user_id) == user_id,
+                                                 col(AuthSession.revoked_at).is_(None)).values(revoked_at=utcnow()))
+    _delete_tickets(session, user_id)
+
+
+def _forget_sessions(session: Session, user_id: int) -> None:
+    """Delete the sessions of an account being enabled: all ended when it was disabled."""
+    session.execute(sa.delete(AuthSession).where(col(AuthSession.user_id) == user_id))
+
+
+def rename_user(rt: Runtime, actor: Actor, username: str, new_name: str) -> User:
+    """Give an account another name (its keys, conversations, usage and sessions stay with it). Admins only.
 
     A new name that differs from another account's only in capitals or width is refused. When
     the renamed account held a name that others from before migration 0007 collided with, the
     oldest of them takes the plain key: it is then reached by every spelling."""
+    actor.check_admin("rename accounts")
     new_name = validate_username(new_name)
     try:
         with Session(rt.engine, expire_on_commit=False) as session, session.begin():
@@ -164,7 +189,7 @@ def rename_user(rt: Runtime, username: str, new_name: str, actor: str = "operato
             session.flush()  # IntegrityError here: the name is another account's
             if "#" not in old_key and old_key != user.username_key:
                 _promote_oldest_clash(session, old_key)
-            audit.record(session, actor, AuditAction.USER_RENAME, new_name, f"from {old_name}")
+            audit.record(session, actor.name, AuditAction.USER_RENAME, new_name, f"from {old_name}")
     except IntegrityError:
         raise _taken(new_name) from None
     return user
@@ -210,30 +235,44 @@ def name_clashes(rt: Runtime) -> list[NameClash]:
             for key, users in sorted(groups.items()) if len(users) > 1]
 
 
-def set_disabled(rt: Runtime, username: str, disabled: bool, actor: str = "operator") -> None:
-    """Disabling ends every session and revokes outstanding sign-in tickets."""
+def set_disabled(rt: Runtime, actor: Actor, username: str, disabled: bool) -> None:
+    """Disable or enable an account; admins only, and not their own. Disabling ends every session
+    and sign-in ticket for good: enabling again deletes those sessions, it never revives them."""
+    actor.check_admin("disable or enable accounts")
     action = AuditAction.USER_DISABLE if disabled else AuditAction.USER_ENABLE
-    _update_user(rt, username, actor, action, disabled=disabled, revoke_tickets=disabled)
+    _update_user(rt, actor, username, action, ends=_end_sessions if disabled else _forget_sessions,
+                 not_self="disable or enable", disabled=disabled)
 
 
-def set_role(rt: Runtime, username: str, role: Role, actor: str = "operator") -> None:
-    _update_user(rt, username, actor, AuditAction.USER_ROLE, f"role {Role(role).value}", role=Role(role))
+def set_role(rt: Runtime, actor: Actor, username: str, role: Role) -> None:
+    """Make an account an admin or a member; admins only, and not their own."""
+    actor.check_admin("change roles")
+    _update_user(rt, actor, username, AuditAction.USER_ROLE, f"role {Role(role).value}", not_self="change the role of",
+                 role=Role(role))
 
 
-def set_password(rt: Runtime, username: str, new_password: str, actor: str = "operator") -> None:
-    """Set a password (admin reset or the user's own change); every session and outstanding
-    sign-in ticket of the user ends."""
+def set_password(rt: Runtime, actor: Actor, username: str, new_password: str) -> None:
+    """An admin's reset of someone's password (``change_own_password`` is a member's own)."""
+    actor.check_admin("reset passwords")
+    _set_password(rt, actor, username, new_password)
+
+
+def _set_password(rt: Runtime, actor: Actor, username: str, new_password: str) -> None:
+    """Every session and outstanding sign-in ticket of the user ends."""
     digest = HASHER.hash(validate_password(new_password))
-    _update_user(rt, username, actor, AuditAction.USER_PASSWORD, password_hash=digest, password_changed_at=utcnow(),
-                 failed_logins=0, locked_until=None, revoke_tickets=True)
+    _update_user(rt, actor, username, AuditAction.USER_PASSWORD, password_hash=digest, password_changed_at=utcnow(),
+                 failed_logins=0, locked_until=None, ends=_delete_tickets)
 
 
-def change_own_password(rt: Runtime, user: User, old_password: str, new_password: str) -> None:
-    try:
-        HASHER.verify(user.password_hash, old_password)
-    except (VerificationError, InvalidHashError):
-        raise AuthError("The current password is wrong.") from None
-    set_password(rt, user.username, new_password, actor=user.username)
+def change_own_password(rt: Runtime, actor: Actor, old_password: str, new_password: str) -> None:
+    """The signed-in ``actor`` changes their own password, given the current one."""
+    with Session(rt.engine) as session:
+        user = None if actor.user_id is None else session.get(User, actor.user_id)
+    if user is None:
+        raise PermissionDenied("Only a signed-in user can change their own password.")
+    if not _verify(user.password_hash, old_password):
+        raise AuthError("The current password is wrong.")
+    _set_password(rt, actor, user.username, new_password)
 
 
 def _delay_after(failures: int) -> timedelta:

@@ -31,6 +31,7 @@ class AuditAction(StrEnum):
     LIMITS_SET = "limits.set"
     MODELS_SET = "models.set"
     ALERTS_SET = "alerts.set"
+    PRICE_SET = "price.set"
 
 
 def record(session: Session, actor: str, action: AuditAction, target: str = "", detail: str = "") -> None:

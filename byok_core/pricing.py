@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
+from byok_core import audit
+from byok_core.audit import AuditAction
 from byok_core.errors import CallStatus, ValidationError
 from byok_core.identity import Actor
-from byok_core.models import AppSetting
+from byok_core.models import AppSetting, rowcount
 from byok_core.providers import Provider, ProviderKind
 from byok_core.record import CallRecord
 from byok_core.runtime import Runtime
@@ -147,11 +149,14 @@ def search_price(rt: Runtime, provider: Provider) -> float | None:
     return provider.spec.price_per_request
 
 
-def set_search_price(rt: Runtime, provider: Provider, usd: float) -> None:
+def set_search_price(rt: Runtime, actor: Actor, provider: Provider, usd: float) -> None:
+    """Set the USD per request of a search provider. Admins only; audited."""
+    actor.check_admin("set search prices")
     if provider.kind is not ProviderKind.SEARCH or not 0 <= usd < 100:
         raise ValidationError("Search prices are USD per request, from 0 up to 100.")
     with Session(rt.engine) as session, session.begin():
         session.merge(AppSetting(name=_setting_name(provider), value=repr(float(usd))))
+        audit.record(session, actor.name, AuditAction.PRICE_SET, f"search {provider.value}", repr(float(usd)))
 
 
 def _model_setting(provider: Provider, model: str) -> str:
@@ -175,16 +180,20 @@ def model_prices(rt: Runtime) -> list[tuple[Provider, str, float]]:
 
 
 def set_model_price(rt: Runtime, actor: Actor, provider: Provider, model: str, usd: float | None) -> None:
-    """Set (or, with None, remove) the per-call price of a chat model genai-prices cannot price. Admins only."""
+    """Set (or, with None, remove) the per-call price of a chat model genai-prices cannot price.
+    Admins only; audited."""
     actor.check_admin("set model prices")
     if provider.kind is not ProviderKind.CHAT or not model or len(model) > 120 or not model.isprintable():
         raise ValidationError("Per-call prices are for chat models: pick a chat provider and type the model's name.")
+    if usd is not None and not 0 <= usd < 100:
+        raise ValidationError("A per-call price is in USD, from 0 up to 100.")
     name = _model_setting(provider, model)
     with Session(rt.engine) as session, session.begin():
         if usd is None:
-            session.execute(sa.delete(AppSetting).where(col(AppSetting.name) == name))
-            return
-        if not 0 <= usd < 100:
-            raise ValidationError("A per-call price is in USD, from 0 up to 100.")
-        session.merge(AppSetting(name=name, value=json.dumps({"provider": provider.value, "model": model,
-                                                               "usd": float(usd)})))
+            if not rowcount(session.execute(sa.delete(AppSetting).where(col(AppSetting.name) == name))):
+                return  # there was no price: nothing changed, nothing to audit
+        else:
+            session.merge(AppSetting(name=name, value=json.dumps({"provider": provider.value, "model": model,
+                                                                   "usd": float(usd)})))
+        audit.record(session, actor.name, AuditAction.PRICE_SET, f"model {provider.value} {model}",
+                     "removed" if usd is None else repr(float(usd)))

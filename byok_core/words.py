@@ -106,6 +106,7 @@ AUDIT = {
     AuditAction.LIMITS_SET: "set the rate limits",
     AuditAction.MODELS_SET: "chose the models on shared keys",
     AuditAction.ALERTS_SET: "changed the alert webhook",
+    AuditAction.PRICE_SET: "changed a price",
 }
 
 
@@ -232,9 +233,30 @@ def _settings_sentence(who: str, action: str, target: str, detail: str, names: M
         if detail == "any model":
             return f"{who} let {whom} use any {provider.label} model on shared keys"
         return f"{who} let {whom} use only these {provider.label} models on shared keys: {detail}"
+    if action == AuditAction.PRICE_SET:
+        return _price_sentence(who, target, detail)
     if action == AuditAction.ALERTS_SET and detail:
         return f"{who} removed the budget alert webhook" if detail == "removed" else (
             f"{who} set the budget alert webhook to an address at {detail}")
+    return None
+
+
+def _price_sentence(who: str, target: str, detail: str) -> str | None:
+    """pricing.py writes "search <provider>" or "model <provider> <model>", and the USD or "removed"."""
+    kind, _, rest = target.partition(" ")
+    provider_id, _, model = rest.partition(" ")
+    provider = _provider(provider_id)
+    try:
+        price = "" if detail == "removed" else usd(float(detail))
+    except ValueError:
+        return None
+    if provider is None:
+        return None
+    if kind == "search" and not model and price:
+        return f"{who} set the price of a {provider.label} search to {price} a request"
+    if kind == "model" and model:
+        return (f"{who} set the per-call price of {provider.label} model {model} to {price}" if price
+                else f"{who} removed the per-call price of {provider.label} model {model}")
     return None
 
 

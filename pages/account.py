@@ -21,7 +21,7 @@ if changed:
         st.error("The two new passwords differ; type the same password twice.")
     else:
         try:
-            accounts.change_own_password(c.rt, c.user, old, new)
+            accounts.change_own_password(c.rt, c.actor, old, new)
         except ByokError as exc:
             st.error(str(exc))
         else:

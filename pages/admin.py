@@ -13,7 +13,7 @@ c = state.ctx()
 if not c.user.is_admin:  # defence in depth: the shell never routes members here
     st.error("This page is for admins.")
     st.stop()
-rt, me = c.rt, c.user.username
+rt, me, actor = c.rt, c.user.username, c.actor  # the core checks and audits every change as ``actor``
 
 st.title("Admin", anchor=False)
 users_tab, team_tab, prices_tab, audit_tab = st.tabs(["Users", "Team keys", "Search prices", "Audit log"])
@@ -21,7 +21,7 @@ users_tab, team_tab, prices_tab, audit_tab = st.tabs(["Users", "Team keys", "Sea
 
 def _act(fn, success: str, *args) -> None:
     try:
-        fn(rt, *args, actor=me)
+        fn(rt, actor, *args)
     except ByokError as exc:
         state.flash("admin", str(exc), ok=False)
     else:
@@ -32,8 +32,8 @@ def _create_user() -> None:
     """Create the account; the form keeps what was typed when it is refused, and empties on success."""
     role = Role.ADMIN if st.session_state.get("admin_new_admin") else Role.MEMBER
     try:
-        user = accounts.create_user(rt, st.session_state.get("admin_new_name", ""),
-                                    st.session_state.get("admin_new_pw", ""), role, actor=me)
+        user = accounts.create_user(rt, actor, st.session_state.get("admin_new_name", ""),
+                                    st.session_state.get("admin_new_pw", ""), role)
     except ByokError as exc:
         state.flash("admin_create", str(exc), ok=False)
         return
@@ -43,7 +43,7 @@ def _create_user() -> None:
 
 def _rename(name: str) -> None:
     try:
-        user = accounts.rename_user(rt, name, st.session_state.get("admin_rename_to", ""), actor=me)
+        user = accounts.rename_user(rt, actor, name, st.session_state.get("admin_rename_to", ""))
     except ByokError as exc:
         state.flash("admin", str(exc), ok=False)
         return
@@ -110,13 +110,13 @@ with users_tab:
 
 with team_tab:
     st.caption("Team keys pay for members who have no key of their own for a provider.")
-    keys_panel.render(rt, c.actor, Owner.team(), prefix="teamkeys")
+    keys_panel.render(rt, actor, Owner.team(), prefix="teamkeys")
 
 
 def _save_price(provider: Provider) -> None:
     price = float(st.session_state.get(f"admin_price_{provider.value}") or 0)
     try:
-        pricing.set_search_price(rt, provider, price)
+        pricing.set_search_price(rt, actor, provider, price)
     except ByokError as exc:
         state.flash("admin_prices", str(exc), ok=False)
     else:

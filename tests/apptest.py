@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 
 from byok_core import accounts
+from byok_core.identity import Actor
 from byok_core.models import User
 from byok_core.providers import Provider
 from byok_core.runtime import Runtime
@@ -69,7 +70,7 @@ def sign_in(at, rt: Runtime, user: User) -> str:
 def make_user(rt: Runtime, name: str, admin: bool = False, password: str = "correct horse battery") -> User:
     from byok_core.identity import Role
 
-    return accounts.create_user(rt, name, password, Role.ADMIN if admin else Role.MEMBER)
+    return accounts.create_user(rt, Actor.operator(), name, password, Role.ADMIN if admin else Role.MEMBER)
 
 
 def env_without_machine_vars() -> dict[str, str]:

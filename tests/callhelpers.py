@@ -93,8 +93,8 @@ RAW = re.compile("|".join([
 def seed_every_kind(rt, admin: tuple[str, str], member: tuple[str, str]) -> None:
     """A bit of everything: calls of every status and payer on every provider, a CLI call, failed
     and stopped replies, keys with test results, budgets, and an audit event of every action."""
-    boss = accounts.create_user(rt, *admin, Role.ADMIN)
-    mia = accounts.create_user(rt, *member)
+    boss = accounts.create_user(rt, Actor.operator(), *admin, Role.ADMIN)
+    mia = accounts.create_user(rt, Actor.operator(), *member)
     keys.store(rt, Actor.of(boss), Owner.team(), Provider.BRAVE, "brave-team-key-0123456789")
     keys.store(rt, Actor.of(mia), Owner.user(mia.id), Provider.OPENAI, "sk-mia-key-0123456789abcd")
     keys.store(rt, Actor.of(mia), Owner.user(mia.id), Provider.TAVILY, "tvly-mia-key-0123456789abcd")

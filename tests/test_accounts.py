@@ -10,6 +10,7 @@ from argon2 import extract_parameters
 from byok_core import accounts
 from byok_core.clock import utcnow
 from byok_core.errors import AuthError, ValidationError
+from byok_core.identity import Actor
 from byok_core.models import Role
 
 PASSWORD = "correct horse battery"
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.real_password_hashing  # the product's Argon2 parameter
 
 @pytest.fixture
 def alice(rt):
-    return accounts.create_user(rt, "alice", PASSWORD)
+    return accounts.create_user(rt, Actor.operator(), "alice", PASSWORD)
 
 
 def test_argon2id_parameters_meet_owasp_minimum(alice):
@@ -66,12 +67,14 @@ def test_throttling_grows_and_blocks_even_the_right_password(rt, alice):
 
 def test_disabled_user_cannot_sign_in_or_use_a_session(rt, alice):
     token = accounts.create_session(rt, alice)
-    accounts.set_disabled(rt, "alice", True)
+    accounts.set_disabled(rt, Actor.operator(), "alice", True)
     with pytest.raises(AuthError):
         accounts.authenticate(rt, "alice", PASSWORD)
     assert accounts.user_for_session(rt, token) is None
-    accounts.set_disabled(rt, "alice", False)
-    assert accounts.user_for_session(rt, token).id == alice.id
+    accounts.set_disabled(rt, Actor.operator(), "alice", False)
+    assert accounts.user_for_session(rt, token) is None  # ended, not paused: enabling does not revive it
+    assert accounts.session_status(rt, token) == (None, None)  # nothing to tell a tab from before
+    assert accounts.user_for_session(rt, accounts.create_session(rt, alice)).id == alice.id
 
 
 def test_sessions_expire_revoke_and_end_on_password_change(rt, alice):
@@ -82,13 +85,13 @@ def test_sessions_expire_revoke_and_end_on_password_change(rt, alice):
     accounts.revoke_session(rt, token)
     assert accounts.user_for_session(rt, token) is None
     other = accounts.create_session(rt, alice)
-    accounts.change_own_password(rt, alice, PASSWORD, "a brand new password")
+    accounts.change_own_password(rt, Actor.of(alice), PASSWORD, "a brand new password")
     assert accounts.user_for_session(rt, other) is None
     with pytest.raises(AuthError):
         accounts.authenticate(rt, "alice", PASSWORD)
     assert accounts.authenticate(rt, "alice", "a brand new password").id == alice.id
     with pytest.raises(AuthError, match="current password"):
-        accounts.change_own_password(rt, alice, "wrong", "another new password")
+        accounts.change_own_password(rt, Actor.of(alice), "wrong", "another new password")
 
 
 def test_session_tokens_are_stored_hashed(rt, alice):
@@ -104,12 +107,12 @@ def test_session_tokens_are_stored_hashed(rt, alice):
 ])
 def test_account_validation(rt, name, password, message):
     with pytest.raises(ValidationError, match=message):
-        accounts.create_user(rt, name, password)
+        accounts.create_user(rt, Actor.operator(), name, password)
 
 
 def test_duplicate_username_is_refused(rt, alice):
     with pytest.raises(ValidationError, match="taken"):
-        accounts.create_user(rt, "alice", "another password")
+        accounts.create_user(rt, Actor.operator(), "alice", "another password")
 
 
 def test_first_run_setup_code_is_one_time(rt):
@@ -134,30 +137,30 @@ def test_a_username_in_any_capitals_or_width_is_one_account(rt, alice, typed):
     assert accounts.authenticate(rt, typed, PASSWORD).id == alice.id
     assert accounts.get_user(rt, typed).id == alice.id
     with pytest.raises(ValidationError, match="taken"):
-        accounts.create_user(rt, typed, PASSWORD)
+        accounts.create_user(rt, Actor.operator(), typed, PASSWORD)
 
 
 def test_a_name_is_stored_as_typed_in_plain_letters(rt):
-    made = accounts.create_user(rt, wide("Carol.K"), PASSWORD)  # full width in, plain letters stored
+    made = accounts.create_user(rt, Actor.operator(), wide("Carol.K"), PASSWORD)  # full width in, plain letters stored
     assert (made.username, made.username_key) == ("Carol.K", "carol.k")
     assert [u.username for u in accounts.list_users(rt)] == ["Carol.K"]
-    accounts.set_disabled(rt, "CAROL.K", True)  # every lookup by name ignores capitals
+    accounts.set_disabled(rt, Actor.operator(), "CAROL.K", True)  # every lookup by name ignores capitals
     assert accounts.get_user(rt, "carol.k").disabled
 
 
 def test_a_rename_keeps_the_account_and_frees_the_old_name(rt, alice):
     token = accounts.create_session(rt, alice)
-    renamed = accounts.rename_user(rt, "ALICE", "Alicia", actor="boss")
+    renamed = accounts.rename_user(rt, Actor.operator(), "ALICE", "Alicia")
     assert (renamed.id, renamed.username) == (alice.id, "Alicia")
     assert accounts.user_for_session(rt, token).username == "Alicia"  # still signed in
     assert accounts.authenticate(rt, "alicia", PASSWORD).id == alice.id
     assert accounts.find_user(rt, "alice") is None
-    accounts.create_user(rt, "alice", "another password")  # the old name is free again
+    accounts.create_user(rt, Actor.operator(), "alice", "another password")  # the old name is free again
     with pytest.raises(ValidationError, match="taken"):
-        accounts.rename_user(rt, "Alicia", "ALICE")
+        accounts.rename_user(rt, Actor.operator(), "Alicia", "ALICE")
     with pytest.raises(ValidationError, match="Usernames are"):
-        accounts.rename_user(rt, "Alicia", "not valid")
-    accounts.rename_user(rt, "alicia", "ALICIA")  # only the capitals change: its own name
+        accounts.rename_user(rt, Actor.operator(), "Alicia", "not valid")
+    accounts.rename_user(rt, Actor.operator(), "alicia", "ALICIA")  # only the capitals change: its own name
     assert accounts.get_user(rt, "alicia").username == "ALICIA"
 
 
@@ -170,9 +173,9 @@ def test_a_session_that_ended_says_why(rt, alice):
     accounts.revoke_session(rt, live)
     assert accounts.session_status(rt, live) == (None, accounts.SessionEnd.SIGNED_OUT)
     changed = accounts.create_session(rt, alice)
-    accounts.set_password(rt, "alice", "a brand new password", actor="boss")
+    accounts.set_password(rt, Actor.operator(), "alice", "a brand new password")
     assert accounts.session_status(rt, changed) == (None, accounts.SessionEnd.PASSWORD_CHANGED)
     current = accounts.create_session(rt, accounts.get_user(rt, "alice"))
-    accounts.set_disabled(rt, "alice", True)
+    accounts.set_disabled(rt, Actor.operator(), "alice", True)
     assert accounts.session_status(rt, current) == (None, accounts.SessionEnd.DISABLED)
     assert all(text.count(";") == 1 and text.endswith(".") for text in accounts.SESSION_ENDED.values())

@@ -14,6 +14,7 @@ from argon2 import PasswordHasher
 from byok_core import accounts
 from byok_core.clock import utcnow
 from byok_core.errors import AuthError
+from byok_core.identity import Actor
 
 PASSWORD = "correct horse battery"
 PARALLEL = 24
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.real_password_hashing  # the product's Argon2 parameter
 
 @pytest.fixture
 def alice(rt):
-    return accounts.create_user(rt, "alice", PASSWORD)
+    return accounts.create_user(rt, Actor.operator(), "alice", PASSWORD)
 
 
 @pytest.fixture
@@ -102,7 +103,7 @@ def test_unknown_user_gets_the_same_answer_and_a_dummy_verification(rt, alice, v
 
 
 def test_a_disabled_account_is_told_so_only_after_its_right_password(rt, alice, verified):
-    accounts.set_disabled(rt, "alice", True)
+    accounts.set_disabled(rt, Actor.operator(), "alice", True)
     with pytest.raises(AuthError) as wrong:  # a guesser learns nothing: the usual answer, counted
         accounts.authenticate(rt, "alice", "wrong password")
     assert str(wrong.value) == accounts.SIGN_IN_FAILED
@@ -119,7 +120,7 @@ def test_a_disabled_and_locked_account_says_nothing_even_to_the_right_password(r
     for _ in range(accounts.FREE_ATTEMPTS):
         with pytest.raises(AuthError):
             accounts.authenticate(rt, "alice", "wrong password", now=t0)
-    accounts.set_disabled(rt, "alice", True)
+    accounts.set_disabled(rt, Actor.operator(), "alice", True)
     before = verified[alice.password_hash]
     with pytest.raises(AuthError) as locked:
         accounts.authenticate(rt, "alice", PASSWORD, now=t0)
@@ -148,12 +149,12 @@ def test_delays_keep_the_documented_schedule(rt, alice):
 def test_password_change_or_disable_revokes_outstanding_tickets(rt, alice, change):
     ticket = accounts.issue_login_ticket(rt, alice)
     if change == "set_password":
-        accounts.set_password(rt, "alice", "a brand new password", actor="admin")
+        accounts.set_password(rt, Actor.operator(), "alice", "a brand new password")
     elif change == "change_own_password":
-        accounts.change_own_password(rt, alice, PASSWORD, "a brand new password")
+        accounts.change_own_password(rt, Actor.of(alice), PASSWORD, "a brand new password")
     else:
-        accounts.set_disabled(rt, "alice", True)
-        accounts.set_disabled(rt, "alice", False)  # even re-enabled, the old ticket is gone
+        accounts.set_disabled(rt, Actor.operator(), "alice", True)
+        accounts.set_disabled(rt, Actor.operator(), "alice", False)  # even re-enabled, the old ticket is gone
     with rt.engine.connect() as conn:  # deleted in the change's own transaction
         assert conn.exec_driver_sql("SELECT count(*) FROM login_tickets").scalar() == 0
     assert accounts.redeem_login_ticket(rt, ticket) is None
@@ -166,7 +167,7 @@ def test_ticket_issued_before_a_password_change_is_refused_even_if_not_deleted(r
     # Second line: a ticket row issued 5 s before the change is still there (as if a replica's
     # insert had raced the change's delete); it is live, but it predates password_changed_at.
     t_issue = utcnow() - timedelta(seconds=5)
-    accounts.set_password(rt, "alice", "a brand new password")
+    accounts.set_password(rt, Actor.operator(), "alice", "a brand new password")
     ticket = "t" * 43
     with rt.engine.begin() as conn:
         conn.execute(accounts.LoginTicket.__table__.insert().values(
@@ -178,5 +179,5 @@ def test_ticket_issued_before_a_password_change_is_refused_even_if_not_deleted(r
 def test_ticket_for_a_sign_in_that_a_password_change_overtook_does_not_redeem(rt, alice):
     # Signed in with the old password; the password changes before the ticket is issued.
     signed_in = accounts.authenticate(rt, "alice", PASSWORD)
-    accounts.set_password(rt, "alice", "a brand new password", actor="admin")
+    accounts.set_password(rt, Actor.operator(), "alice", "a brand new password")
     assert accounts.redeem_login_ticket(rt, accounts.issue_login_ticket(rt, signed_in)) is None

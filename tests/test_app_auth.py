@@ -6,6 +6,7 @@ import pytest
 from apptest import app_test, make_user, open_page, sign_in, use_environment
 
 from byok_core import accounts, audit
+from byok_core.identity import Actor
 from byok_ui.state import TOKEN_KEY
 
 
@@ -104,7 +105,7 @@ def test_revoked_or_disabled_session_is_signed_out(app, rt):
     sign_in(at, rt, user)
     at.run()
     assert at.title[0].value == "Chat"
-    accounts.set_disabled(rt, "cy", True)
+    accounts.set_disabled(rt, Actor.operator(), "cy", True)
     at.run()
     assert [t.label for t in at.text_input] == ["Username", "Password"]
 
@@ -179,7 +180,7 @@ def test_oidc_maps_the_email_to_an_existing_enabled_user(app, rt):
 def test_oidc_refuses_unknown_disabled_or_unverified_users(app, rt):
     make_user(rt, "someone")
     make_user(rt, "off@example.com")
-    accounts.set_disabled(rt, "off@example.com", True)
+    accounts.set_disabled(rt, Actor.operator(), "off@example.com", True)
     make_user(rt, "unverified@example.com")
     for at in (oidc_app("stranger@example.com"), oidc_app("unverified@example.com", email_verified=False)):
         at.run()
@@ -305,7 +306,7 @@ def test_a_signed_in_visit_to_sign_in_goes_to_the_first_page(app, rt):
 
 def test_a_disabled_account_is_told_so_after_its_right_password(app, rt):
     make_user(rt, "cy", password="cy's password")
-    accounts.set_disabled(rt, "cy", True)
+    accounts.set_disabled(rt, Actor.operator(), "cy", True)
     at = app_test().run()
     sign_in_form(at, "cy", "not cy's password")
     assert [e.value for e in at.error] == [accounts.SIGN_IN_FAILED]
@@ -327,9 +328,9 @@ def test_a_session_ended_elsewhere_is_told_why_on_its_next_rerun(app, rt, end, t
     at.run()
     assert at.title[0].value == "Chat" and not at.info
     if end == "password":
-        accounts.set_password(rt, "DEE", "new password 2", actor="boss")
+        accounts.set_password(rt, Actor.operator(), "DEE", "new password 2")
     elif end == "disable":
-        accounts.set_disabled(rt, "dee", True)
+        accounts.set_disabled(rt, Actor.operator(), "dee", True)
     else:
         accounts.revoke_session(rt, token)
     at.run()

@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 
 from byok_core import accounts
 from byok_core.clock import utcnow
+from byok_core.identity import Actor
 from byok_ui.server import COOKIE_NAME, ROUTES, SecurityHeaders
 
 
@@ -97,7 +98,7 @@ def test_expired_or_disabled_tickets_are_refused(rt, alice):
     assert accounts.redeem_login_ticket(rt, "x" * 10) is None
     assert accounts.redeem_login_ticket(rt, None) is None
     ticket = accounts.issue_login_ticket(rt, alice)
-    accounts.set_disabled(rt, "alice", True)
+    accounts.set_disabled(rt, Actor.operator(), "alice", True)
     assert accounts.redeem_login_ticket(rt, ticket) is None
 
 

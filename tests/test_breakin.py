@@ -159,7 +159,7 @@ def test_every_call_survives_a_stored_key_no_provider_would_accept(environ, monk
 @pytest.mark.parametrize("model", ["=HYPERLINK(\"http://evil.example\",\"x\")", "+cmd", "-2+3", "@SUM(A1)",
                                    "\tTAB", "\rCR"])
 def test_csv_cells_cannot_start_a_formula(rt, model):
-    alice = accounts.create_user(rt, "alice", "alice-password")
+    alice = accounts.create_user(rt, Actor.operator(), "alice", "alice-password")
     with rt.engine.begin() as conn:  # a model name the provider accepted, as logged before validation
         conn.execute(sa.insert(usage.UsageRecord).values(
             user_id=alice.id, kind="chat", provider="openai", model=model, key_source="user", latency_ms=1,

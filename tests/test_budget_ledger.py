@@ -63,7 +63,7 @@ def wait_until(condition, timeout=20.0) -> None:
 def test_concurrent_calls_never_overrun_the_budget(environ):
     with FakeProvider(Provider.OPENAI, hold_after=0) as server, \
             runtime_with(environ, **server.env(), OPENAI_API_KEY=ENV_KEY) as rt:
-        alice = accounts.create_user(rt, "alice", "alice-password")
+        alice = accounts.create_user(rt, Actor.operator(), "alice", "alice-password")
         bound = pricing.chat_bound(rt, Provider.OPENAI, "gpt-4o-mini", ["Say hello"], 8192)
         budgets.set_budget(rt, ADMIN, Owner.user(alice.id), "0.02")  # room for 4 of these calls' worst case
         budget = budgets.budget_of(rt, Owner.user(alice.id))
@@ -120,7 +120,7 @@ def test_a_cut_off_reply_settles_to_a_bound_on_what_was_received(environ, stop):
 
 
 def test_a_crashed_calls_reservation_expires(rt):
-    alice = accounts.create_user(rt, "alice", "alice-password")
+    alice = accounts.create_user(rt, Actor.operator(), "alice", "alice-password")
     budgets.set_budget(rt, ADMIN, Owner.user(alice.id), 1)
     record = CallRecord(Provider.BRAVE, KeySource.TEAM, user_id=alice.id)
     worst = pricing.CostBound(0.75, per_call=True)
@@ -149,8 +149,8 @@ def test_unknown_price_is_refused_on_a_budgeted_shared_key_unless_priced_per_cal
 
 def test_model_allowlist_is_enforced_by_the_server_on_shared_keys_only(environ):
     with FakeProvider(Provider.OPENAI) as server, runtime_with(environ, **server.env(), OPENAI_API_KEY=ENV_KEY) as rt:
-        alice = accounts.create_user(rt, "alice", "alice-password")
-        boss = accounts.create_user(rt, "boss", "boss-password", role=Role.ADMIN)
+        alice = accounts.create_user(rt, Actor.operator(), "alice", "alice-password")
+        boss = accounts.create_user(rt, Actor.operator(), "boss", "boss-password", role=Role.ADMIN)
         limits.set_allowlist(rt, ADMIN, Provider.OPENAI, "gpt-4o-mini\n  gpt-4.1-*  ", role=Role.MEMBER)
         with pytest.raises(PermissionDenied, match="gpt-4o is not among the models"):
             chat(rt, alice.id, model="gpt-4o")
@@ -188,7 +188,7 @@ print(json.dumps(outcomes))
 
 def test_rate_limit_holds_across_two_processes(environ):
     with FakeProvider(Provider.OPENAI) as server, runtime_with(environ, **server.env(), OPENAI_API_KEY=ENV_KEY) as rt:
-        alice = accounts.create_user(rt, "alice", "alice-password")
+        alice = accounts.create_user(rt, Actor.operator(), "alice", "alice-password")
         limits.set_rate_limits(rt, ADMIN, per_user=4, per_team=None)
         env = {**environ, **server.env(), "OPENAI_API_KEY": ENV_KEY, "PYTHONPATH": str(REPO)}
         procs = [subprocess.Popen([sys.executable, "-c", CALLER, "3", str(alice.id)], env=env,
@@ -251,7 +251,7 @@ def test_alerts_go_to_the_webhook_once_per_threshold_and_month(environ):
         with FakeProvider(Provider.BRAVE) as server, runtime_with(
                 environ, **server.env(), BRAVE_API_KEY=ENV_KEY, BYOK_ALLOW_PRIVATE_ENDPOINTS="1") as rt:
             alerts.set_webhook(rt, ADMIN, receiver.url)
-            pricing.set_search_price(rt, Provider.BRAVE, 0.3)
+            pricing.set_search_price(rt, Actor.operator(), Provider.BRAVE, 0.3)
             budgets.set_budget(rt, ADMIN, Owner.team(), 1)
             for _ in range(3):  # 30%, 60%, 90%: the 80% alert
                 run_search(rt, user_id=None, provider=Provider.BRAVE, query="alerts")
@@ -297,7 +297,7 @@ def test_a_private_webhook_is_refused_unless_allowed_and_failures_are_not_fatal(
 
 
 def test_reconcile_rebuilds_the_running_figures_from_the_log(rt):
-    alice = accounts.create_user(rt, "alice", "alice-password")
+    alice = accounts.create_user(rt, Actor.operator(), "alice", "alice-password")
     record = CallRecord(Provider.BRAVE, KeySource.TEAM, user_id=alice.id, cost_usd=0.25)
     admission = budgets.admit(rt, record, pricing.CostBound(0.25, per_call=True))
     with rt.engine.begin() as conn:

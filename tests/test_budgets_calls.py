@@ -26,7 +26,7 @@ def spent(rt, user_id, usd) -> None:
 
 def test_chat_on_shared_key_warns_then_is_refused_but_own_key_works(environ):
     with FakeProvider(Provider.OPENAI) as server, runtime_with(environ, **server.env(), OPENAI_API_KEY=ENV_KEY) as rt:
-        alice = accounts.create_user(rt, "alice", "alice-password")
+        alice = accounts.create_user(rt, Actor.operator(), "alice", "alice-password")
         budgets.set_budget(rt, Actor.operator(), Owner.user(alice.id), 1.0)
         spent(rt, alice.id, 0.9)
         stream = stream_chat(rt, user_id=alice.id, provider=Provider.OPENAI, model="gpt-4o-mini", messages=HI)

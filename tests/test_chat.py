@@ -44,8 +44,8 @@ def assert_no_key_anywhere(rt, *texts: str) -> None:
 
 @pytest.fixture
 def users(rt):
-    alice = accounts.create_user(rt, "alice", "alice-password")
-    bob = accounts.create_user(rt, "bob", "bob-password")
+    alice = accounts.create_user(rt, Actor.operator(), "alice", "alice-password")
+    bob = accounts.create_user(rt, Actor.operator(), "bob", "bob-password")
     return alice.id, bob.id
 
 

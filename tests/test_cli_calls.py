@@ -45,7 +45,7 @@ def test_chat_streams_to_stdout_and_logs_usage(cli_env, rt, capsys):
 
 
 def test_chat_with_user_and_search(cli_env, rt, capsys):
-    alice = accounts.create_user(rt, "alice", "alice-password")
+    alice = accounts.create_user(rt, Actor.operator(), "alice", "alice-password")
     keys.store(rt, Actor.operator(), Owner.user(alice.id), Provider.ANTHROPIC, ALICE_KEY)
     keys.store(rt, Actor.operator(), Owner.team(), Provider.SERPER, TEAM_KEY)
     with FakeProvider(Provider.ANTHROPIC, reply="See [1].") as llm, FakeProvider(Provider.SERPER) as serper:
@@ -59,7 +59,7 @@ def test_chat_with_user_and_search(cli_env, rt, capsys):
 
 
 def test_chat_without_user_cannot_use_a_users_key(cli_env, rt, capsys):
-    alice = accounts.create_user(rt, "alice", "alice-password")
+    alice = accounts.create_user(rt, Actor.operator(), "alice", "alice-password")
     keys.store(rt, Actor.operator(), Owner.user(alice.id), Provider.OPENAI, ALICE_KEY)
     assert main(["chat", "--provider", "openai", "hi"]) == 1
     out, err = capsys.readouterr()
@@ -131,7 +131,7 @@ def test_chat_warns_near_the_team_budget(cli_env, rt, capsys):
     from byok_core import budgets
     from byok_core.models import KeySource
 
-    alice = accounts.create_user(rt, "alice", "alice-password")
+    alice = accounts.create_user(rt, Actor.operator(), "alice", "alice-password")
     budgets.set_budget(rt, Actor.operator(), Owner.team(), 1.0)
     log_call(rt, user_id=alice.id, provider=Provider.OPENAI, model="gpt-4o", key_source=KeySource.TEAM,
                       input_tokens=1, output_tokens=1, latency_ms=1, cost_usd=0.85)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 
 from byok_core import accounts, conversations
+from byok_core.identity import Actor
 from byok_core.providers import Provider
 from byok_core.record import CallRecord
 
 
 @pytest.mark.parametrize("provider", [None, 5, ["openai"], "nope"])
 def test_a_stored_reply_with_an_unreadable_provider_loads_without_record_or_sources(rt, provider):
-    user = accounts.create_user(rt, "alice", "alice-password")
+    user = accounts.create_user(rt, Actor.operator(), "alice", "alice-password")
     assert user.id is not None
     chat = conversations.create(rt, user.id)
     meta = {"provider": provider, "key_source": "user", "model": "m",

@@ -43,9 +43,9 @@ ALL = (ALICE_KEY, BOB_KEY, TEAM_KEY, ENV_KEY)
 
 @pytest.fixture
 def people(rt):
-    alice = accounts.create_user(rt, "alice", "alice-password")
-    bob = accounts.create_user(rt, "bob", "bob-password")
-    admin = accounts.create_user(rt, "root", "root-password", Role.ADMIN)
+    alice = accounts.create_user(rt, Actor.operator(), "alice", "alice-password")
+    bob = accounts.create_user(rt, Actor.operator(), "bob", "bob-password")
+    admin = accounts.create_user(rt, Actor.operator(), "root", "root-password", Role.ADMIN)
     return Actor.of(alice), Actor.of(bob), Actor.of(admin)
 
 

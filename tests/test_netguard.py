@@ -21,6 +21,7 @@ from cryptography.x509.oid import NameOID
 
 from byok_core import netguard
 from byok_core.errors import ValidationError
+from byok_core.identity import Actor
 
 METADATA = [
     "169.254.169.254", "169.254.170.2", "192.0.0.192", "168.63.129.16", "100.100.100.200",
@@ -284,13 +285,13 @@ def test_a_chat_to_a_user_endpoint_cannot_be_rebound_to_loopback(environ, monkey
 
     from byok_core import accounts, keys
     from byok_core.chat import ChatMessage, stream_chat
-    from byok_core.identity import Actor, Owner
+    from byok_core.identity import Owner
     from byok_core.providers import Provider
 
     key = "sk-fake.rebind-0123456789abcdef9999"
     with FakeProvider(Provider.OPENAI_COMPATIBLE) as target, runtime_with(environ) as rt:
         port = target.base_url.split(":")[2].split("/")[0]
-        alice = accounts.create_user(rt, "alice", "alice-password")
+        alice = accounts.create_user(rt, Actor.operator(), "alice", "alice-password")
         keys.store(rt, Actor.of(alice), Owner.user(alice.id), Provider.OPENAI_COMPATIBLE, key,
                    base_url=f"http://rebind.example:{port}/v1")
         dns = FakeDNS(monkeypatch, rebind_example=[[PUBLIC_IP], ["127.0.0.1"]])

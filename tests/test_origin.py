@@ -114,9 +114,10 @@ def test_sign_out_from_another_origin_leaves_the_cookie_s_session_alone(rt, monk
     from types import SimpleNamespace
 
     from byok_core import accounts
+    from byok_core.identity import Actor
     from byok_ui import state
 
-    victim = accounts.create_user(rt, "victim", "victim password 1")
+    victim = accounts.create_user(rt, Actor.operator(), "victim", "victim password 1")
     token = accounts.create_session(rt, victim)
     monkeypatch.setattr(state, "_cookie_token", lambda: token)
     foreign = {"Origin": "http://127.0.0.1:9999", "Host": "127.0.0.1:8501"}

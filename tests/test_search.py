@@ -22,7 +22,7 @@ TEAM_KEY = "search-team-KEY-tttttttttttttttt2222"
 
 @pytest.fixture
 def alice(rt):
-    return accounts.create_user(rt, "alice", "alice-password")
+    return accounts.create_user(rt, Actor.operator(), "alice", "alice-password")
 
 
 @pytest.mark.parametrize("provider", SEARCH)
@@ -125,6 +125,6 @@ def test_key_test_only_tests_the_owners_own_key(environ, alice):
             keytest.test_key(rt, Actor.of(alice), Owner.user(alice.id), Provider.ANTHROPIC)  # the team's is not hers
         with pytest.raises(PermissionDenied):
             keytest.test_key(rt, Actor.of(alice), Owner.team(), Provider.ANTHROPIC)
-        admin = accounts.create_user(rt, "root", "root-password", Role.ADMIN)
+        admin = accounts.create_user(rt, Actor.operator(), "root", "root-password", Role.ADMIN)
         with pytest.raises(NotFoundError):
             keytest.test_key(rt, Actor.of(admin), Owner.user(admin.id), Provider.ANTHROPIC)

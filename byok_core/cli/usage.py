@@ -138,7 +138,7 @@ def cmd_prices(args: argparse.Namespace) -> int:
     rt = runtime()
     if args.set:
         provider, usd = Provider.parse(args.set[0]), _usd(args.set[1])
-        pricing.set_search_price(rt, provider, usd)
+        pricing.set_search_price(rt, Actor.operator(), provider, usd)
     print_table(["provider", "usd per request", "default"], [
         [p.value, f"{pricing.search_price(rt, p):.4f}", f"{p.spec.price_per_request:.4f}"]
         for p in Provider.of_kind(ProviderKind.SEARCH)

@@ -1,4 +1,5 @@
-"""`byok users create|list|disable|enable|set-password|rename`."""
+"""`byok users create|list|disable|enable|set-password|rename`, acting as ``Actor.operator()`` (audited as
+"operator")."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sys
 
 from byok_core.cli.common import Parsers, print_table, read_secret, runtime
 from byok_core.errors import ValidationError
-from byok_core.identity import Role
+from byok_core.identity import Actor, Role
 
 
 def users_args(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +45,8 @@ def cmd_create(args: argparse.Namespace) -> int:
     from byok_core import accounts
 
     rt = runtime()
-    user = accounts.create_user(rt, args.name, _read_password(), Role.ADMIN if args.admin else Role.MEMBER)
+    user = accounts.create_user(rt, Actor.operator(), args.name, _read_password(),
+                               Role.ADMIN if args.admin else Role.MEMBER)
     print(f"created {user.role} {user.username}")
     return 0
 
@@ -64,7 +66,7 @@ def cmd_disable(args: argparse.Namespace) -> int:
     from byok_core import accounts
 
     rt = runtime()
-    accounts.set_disabled(rt, args.name, args.disabled)
+    accounts.set_disabled(rt, Actor.operator(), args.name, args.disabled)
     print(f"{'disabled' if args.disabled else 'enabled'} {args.name}")
     return 0
 
@@ -73,7 +75,7 @@ def cmd_set_password(args: argparse.Namespace) -> int:
     from byok_core import accounts
 
     rt = runtime()
-    accounts.set_password(rt, args.name, _read_password())
+    accounts.set_password(rt, Actor.operator(), args.name, _read_password())
     print(f"password changed for {args.name}; their sessions are signed out")
     return 0
 
@@ -83,6 +85,6 @@ def cmd_rename(args: argparse.Namespace) -> int:
 
     rt = runtime()
     old = accounts.get_user(rt, args.name).username
-    user = accounts.rename_user(rt, args.name, args.new_name)
+    user = accounts.rename_user(rt, Actor.operator(), args.name, args.new_name)
     print(f"renamed {old} to {user.username}")
     return 0

@@ -178,7 +178,7 @@ def test_admin_creates_a_member(admin):
 def test_a_member_cannot_open_admin_pages_by_url(server, browser, admin):
     rt = open_runtime(server.env, migrate=False)
     try:
-        accounts.create_user(rt, "member2", "member password 2", Role.MEMBER)
+        accounts.create_user(rt, Actor.operator(), "member2", "member password 2", Role.MEMBER)
     finally:
         rt.engine.dispose()
     context = browser.new_context(viewport={"width": 1280, "height": 860})

@@ -53,7 +53,7 @@ def server(tmp_path_factory, openai):
 def person(server, browser, rt, openai):
     """A member with their own OpenAI key, signed in on the Chat page; the provider's gate clear."""
     name = f"member{next(_names)}"
-    user = accounts.create_user(rt, name, "member password 1")
+    user = accounts.create_user(rt, Actor.operator(), name, "member password 1")
     keys.store(rt, Actor.of(user), Owner.user(user.id), Provider.OPENAI, f"sk-e2e-{name}-0123456789")
     openai.status = None
     openai.gate.clear()
@@ -153,7 +153,7 @@ def test_web_search_starts_with_the_provider_someone_has_a_key_for(person):
 def test_the_search_page_warns_near_the_budget(person, rt):
     page, user = person
     budgets.set_budget(rt, Actor.operator(), Owner.user(user.id), 1)
-    pricing.set_search_price(rt, Provider.BRAVE, 0.05)
+    pricing.set_search_price(rt, Actor.operator(), Provider.BRAVE, 0.05)
     log_call(rt, user_id=user.id, provider=Provider.BRAVE, key_source=KeySource.TEAM, cost_usd=0.78)
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Search", exact=True).click()
     expect(page.get_by_text("Left this month on shared keys (you: $0.22 of $1.00).")).to_be_visible()

@@ -47,7 +47,7 @@ def server(tmp_path_factory, openai):
 def person(server, browser, rt, openai):
     """A member signed in on the Keys page; the provider answers normally."""
     name = f"keys{next(_names)}"
-    user = accounts.create_user(rt, name, "member password 1")
+    user = accounts.create_user(rt, Actor.operator(), name, "member password 1")
     openai.status, openai.expect_key = None, None
     context = browser.new_context(viewport=DESKTOP)
     page = context.new_page()

@@ -33,7 +33,7 @@ def page(tmp_path_factory) -> Page:
             running_app(tmp_path_factory.mktemp("e2e-phone"), **openai.env()) as app, chromium() as browser:
         rt = open_runtime(app.env)
         try:
-            user = accounts.create_user(rt, *USER)
+            user = accounts.create_user(rt, Actor.operator(), *USER)
             keys.store(rt, Actor.of(user), Owner.user(user.id), Provider.OPENAI, "sk-phone-e2e-0123456789")
         finally:
             rt.engine.dispose()

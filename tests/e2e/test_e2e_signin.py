@@ -17,7 +17,7 @@ from browser import DESKTOP, idle, nav, need_chromium, no_errors, session_cookie
 from playwright.sync_api import Page, expect
 
 from byok_core import accounts
-from byok_core.identity import Role
+from byok_core.identity import Actor, Role
 from byok_core.runtime import open_runtime
 
 pytestmark = pytest.mark.e2e
@@ -33,8 +33,8 @@ def server(tmp_path_factory):
     with running_app(tmp_path_factory.mktemp("e2e-signin")) as app:
         rt = open_runtime(app.env)
         try:
-            accounts.create_user(rt, *ADMIN, Role.ADMIN)
-            accounts.create_user(rt, *MEMBER)
+            accounts.create_user(rt, Actor.operator(), *ADMIN, Role.ADMIN)
+            accounts.create_user(rt, Actor.operator(), *MEMBER)
         finally:
             rt.engine.dispose()
         yield app

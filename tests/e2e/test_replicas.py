@@ -36,7 +36,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from byok_core import accounts, db
 from byok_core.crypto import gen_key
-from byok_core.identity import Role
+from byok_core.identity import Actor, Role
 from byok_core.providers import Provider
 from byok_core.runtime import open_runtime
 
@@ -119,7 +119,7 @@ def replicas(tmp_path_factory, database_url, openai) -> Iterator[list[Replica]]:
             started.append(Replica(app, own.close))
         rt = open_runtime(started[0].app.env, migrate=False)
         try:
-            accounts.create_user(rt, *MEMBER, Role.MEMBER)
+            accounts.create_user(rt, Actor.operator(), *MEMBER, Role.MEMBER)
         finally:
             rt.engine.dispose()
         yield started

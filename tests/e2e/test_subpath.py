@@ -17,7 +17,7 @@ from browser import DESKTOP, chromium, idle, need_chromium
 from playwright.sync_api import Page, expect
 
 from byok_core import accounts
-from byok_core.identity import Role
+from byok_core.identity import Actor, Role
 from byok_core.runtime import open_runtime
 
 pytestmark = pytest.mark.e2e
@@ -32,7 +32,7 @@ def server(tmp_path_factory):
     with running_app(tmp_path_factory.mktemp("subpath"), "team", BYOK_METRICS_TOKEN=TOKEN) as app:
         rt = open_runtime(app.env)  # the server migrated the database when it started
         try:
-            accounts.create_user(rt, USER[0], USER[1], Role.ADMIN)
+            accounts.create_user(rt, Actor.operator(), USER[0], USER[1], Role.ADMIN)
         finally:
             rt.engine.dispose()
         yield app.url

@@ -23,7 +23,7 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from websockets.sync.client import connect
 
 from byok_core import accounts
-from byok_core.identity import Role
+from byok_core.identity import Actor, Role
 from byok_core.runtime import open_runtime
 
 pytestmark = pytest.mark.e2e
@@ -39,7 +39,7 @@ def server(tmp_path_factory):
     with running_app(tmp_path_factory.mktemp("ws_origin")) as app:
         rt = open_runtime(app.env, migrate=False)  # the server migrated it at start
         try:
-            alice = accounts.create_user(rt, "alice", "alice-password-1", Role.MEMBER)
+            alice = accounts.create_user(rt, Actor.operator(), "alice", "alice-password-1", Role.MEMBER)
             token = accounts.create_session(rt, alice)
         finally:
             rt.engine.dispose()
