@@ -36,7 +36,7 @@ from byok_core.adapters.base import ChatMessage
 from byok_core.chat import ChatResult
 from byok_core.clock import utcnow
 from byok_core.errors import ByokError, NotFoundError, ValidationError
-from byok_core.models import Conversation, Message, ReplyStatus, table
+from byok_core.models import Conversation, Message, ReplyStatus, rowcount, table
 from byok_core.providers import Provider
 from byok_core.runtime import Runtime
 
@@ -286,12 +286,14 @@ def edit(rt: Runtime, user_id: int, conversation_id: int, prompt: str, request: 
 
 
 def stop(rt: Runtime, user_id: int, message_id: int) -> None:
-    """Ask the worker writing ``message_id`` to stop, whichever process runs it."""
+    """Ask the worker writing ``message_id`` to stop, whichever process runs it. Someone else's
+    reply (or one already finished) is left alone, as if there were no such reply."""
     with rt.engine.begin() as conn:
         owned = sa.select(_C.c.id).where(_C.c.user_id == user_id)
-        conn.execute(sa.update(_M).where(_M.c.id == message_id, _M.c.conversation_id.in_(owned),
-                                         _M.c.status == ReplyStatus.STREAMING).values(stop_requested=True))
-    running = live(message_id)
+        marked = rowcount(conn.execute(sa.update(_M).where(
+            _M.c.id == message_id, _M.c.conversation_id.in_(owned),
+            _M.c.status == ReplyStatus.STREAMING).values(stop_requested=True)))
+    running = live(message_id) if marked else None
     if running is not None:
         running.request_stop()
 

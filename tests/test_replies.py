@@ -138,3 +138,18 @@ def test_someone_elses_reply_cannot_be_read_or_stopped(setup):
         replies.reply(rt, bob.id, reply_id)
     with pytest.raises(convs.NotFoundError):
         replies.send(rt, bob.id, conv.id, "Hi", ASK)
+
+
+def test_someone_elses_stop_leaves_the_reply_running_to_the_end(environ):
+    with FakeProvider(Provider.OPENAI, chunks=["Hel", "lo ", "there"], hold_after=1) as server, \
+            runtime_with(environ, **server.env()) as rt:
+        ann, bob = make_user(rt, "ann"), make_user(rt, "bob")
+        keys.store(rt, Actor.operator(), Owner.user(ann.id), Provider.OPENAI, KEY)
+        conv = convs.create(rt, ann.id, "Test")
+        reply_id = replies.send(rt, ann.id, conv.id, "Hi", ASK)
+        assert next(t for t, _ in replies.live(reply_id).follow() if t) == "Hel"
+        replies.stop(rt, bob.id, reply_id)  # bob guessed the id: as if there were no such reply
+        assert not replies.live(reply_id).stop.is_set()
+        server.gate.set()
+        reply = finished(rt, ann.id, reply_id)
+        assert (reply.status, reply.content, reply.stop_requested) == (ReplyStatus.DONE, "Hello there", False)
