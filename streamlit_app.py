@@ -6,6 +6,7 @@ adds:
 
 * ``POST /byok/session`` and ``POST /byok/signout``: set and clear the HttpOnly session cookie;
 * security headers on every HTTP response;
+* Streamlit's own ``/_stcore/metrics`` only with the ``/metrics`` token;
 * single sign-on that returns to the page it started from;
 * a start-up hook that opens the database (migrating it) and prints the first-run setup code;
 * a script-error handler that logs the traceback to the console and shows users a plain message.
@@ -17,7 +18,7 @@ from pathlib import Path
 import streamlit as st
 from starlette.middleware import Middleware
 
-from byok_ui.server import ROUTES, SecurityHeaders, SignOnReturnsToPage
+from byok_ui.server import ROUTES, SecurityHeaders, SignOnReturnsToPage, StreamlitMetricsNeedToken
 
 SCRIPT = Path(__file__).resolve().parent / "byok_ui" / "entrypoint" / "app.py"
 
@@ -41,5 +42,7 @@ def on_script_error(exc: BaseException) -> bool:
     return True
 
 
-app = st.App(str(SCRIPT), routes=ROUTES, middleware=[Middleware(SecurityHeaders), Middleware(SignOnReturnsToPage)],
+app = st.App(str(SCRIPT), routes=ROUTES,
+             middleware=[Middleware(StreamlitMetricsNeedToken), Middleware(SecurityHeaders),
+                         Middleware(SignOnReturnsToPage)],
              lifespan=lifespan, on_script_error=on_script_error)

@@ -19,6 +19,7 @@ Operations (no cookie, no session; ``Cache-Control: no-store``):
   text. One check runs at a time and an answer takes at most ``READY_TIMEOUT`` seconds.
 * ``GET /metrics``: Prometheus text (byok_core/metrics.py) for ``Authorization: Bearer
   $BYOK_METRICS_TOKEN``; 401 for a missing or wrong token, 404 when the variable is not set.
+  Streamlit's own ``/_stcore/metrics`` takes the same token (``StreamlitMetricsNeedToken``).
 
 An address that names no page (``GET /chta``, a typo or an old bookmark) is redirected to the
 app's first page with ``?missing=chta``, which the shell turns into one sentence, instead of
@@ -49,12 +50,13 @@ from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Match, Route, compile_path
-from starlette.types import Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from byok_core import accounts, db, metrics
-from byok_core.crypto import load_keyring
 from byok_core.errors import ConfigError
+from byok_core.masterkey import load_keyring
 from byok_core.runtime import Settings
+from byok_core.vault import MasterKeyMismatch
 from byok_ui.page_specs import DEFAULT, PAGE_SPECS, SIGNED_OUT_PATHS
 from byok_ui.runtime import get_runtime
 
@@ -64,6 +66,7 @@ SIGNOUT_PATH = "/byok/signout"
 HEALTH_PATH = "/healthz"
 READY_PATH = "/readyz"
 METRICS_PATH = "/metrics"
+STCORE_METRICS_PATH = "/_stcore/metrics"  # Streamlit's own
 MISSING_PARAM = "missing"
 NEXT_COOKIE = "byok_next"
 SHOWN_ADDRESS = re.compile(r"[A-Za-z0-9_-]{1,64}(/[A-Za-z0-9_-]{1,64}){0,3}")  # a missing address safe to show
@@ -262,15 +265,41 @@ def bearer_matches(authorization: str | None, expected: str) -> bool:
     return hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), expected.encode("utf-8"))
 
 
-async def metrics_route(request: Request) -> Response:
+def metrics_refusal(request: Request) -> Response | None:
+    """None when ``request`` carries the metrics token; else the answer: 404 when no token is set
+    (as if there were no such route), 401 for a missing or wrong one."""
     token = metrics.token_from_env()
-    if token is None:  # not configured: as if there were no such route
+    if token is None:
         return _no_store(PlainTextResponse("Not Found", status_code=404))
     if not bearer_matches(request.headers.get("authorization"), token.reveal()):
         return _no_store(PlainTextResponse("Unauthorized", status_code=401,
                                            headers={"WWW-Authenticate": 'Bearer realm="byok metrics"'}))
+    return None
+
+
+async def metrics_route(request: Request) -> Response:
+    refusal = metrics_refusal(request)
+    if refusal is not None:
+        return refusal
     body, content_type = metrics.exposition()
     return _no_store(Response(body, media_type=content_type))
+
+
+class StreamlitMetricsNeedToken:
+    """Streamlit's own ``/_stcore/metrics`` (its cached functions' names and hit counts, memory per
+    session) answers as ``/metrics`` does: only with the metrics token. Streamlit reserves the path,
+    so no route can take it; this middleware runs before Streamlit's router."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].rstrip("/") == app_path(STCORE_METRICS_PATH):
+            refusal = metrics_refusal(Request(scope))
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class UnknownPageRoute(BasePathRoute):

@@ -12,6 +12,7 @@ from apptest import app_test, clear_runtime, make_user, open_page, use_environme
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from byok_core import accounts, audit, db, keys, metrics, pricing
@@ -130,6 +131,25 @@ def test_metrics_need_the_bearer_token(client, monkeypatch):
     assert 'byok_spend_usd_total{key_source="team",provider="anthropic"}' in r.text
     assert "# TYPE byok_provider_call_duration_seconds histogram" in r.text
     assert TOKEN not in r.text
+
+
+def _streamlit_behind_the_guard() -> TestClient:
+    """What Streamlit serves at its /_stcore/metrics, behind the middleware streamlit_app.py adds."""
+    async def streamlit_metrics(_request):
+        return PlainTextResponse("streamlit stats")
+
+    return TestClient(Starlette(routes=[Route("/team/_stcore/metrics", streamlit_metrics)],
+                                middleware=[Middleware(server.StreamlitMetricsNeedToken)]))
+
+
+def test_streamlit_metrics_answer_only_with_the_metrics_token(monkeypatch, under_team):
+    """The running server's test (tests/e2e/test_streamlit_routes.py) sets a token; without one, 404."""
+    monkeypatch.delenv(metrics.TOKEN_ENV, raising=False)
+    client = _streamlit_behind_the_guard()
+    assert client.get("/team/_stcore/metrics", headers={"Authorization": "Bearer x"}).status_code == 404
+    monkeypatch.setenv(metrics.TOKEN_ENV, TOKEN)
+    assert client.get("/team/_stcore/metrics").status_code == 401
+    assert client.get("/team/_stcore/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).text == "streamlit stats"
 
 
 # --- GET /healthz, /readyz --------------------------------------------------------------------
