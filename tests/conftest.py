@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 
 from byok_core import accounts, db
+from byok_core.adapters.base import close_shared_clients
 from byok_core.crypto import gen_key
 from byok_core.runtime import open_runtime
 
@@ -40,6 +41,14 @@ def password_hashing(request, monkeypatch):
     if request.node.get_closest_marker("real_password_hashing") is None:
         monkeypatch.setattr(accounts, "HASHER", _CHEAP_HASHER)
         monkeypatch.setattr(accounts, "_DUMMY_HASH", _CHEAP_DUMMY)
+
+
+@pytest.fixture(autouse=True)
+def fresh_provider_connections():
+    """Every test starts without the connections an earlier test's calls kept alive: the fake
+    provider it reached may be gone and its port handed to this test's."""
+    yield
+    close_shared_clients()
 
 
 @pytest.fixture

@@ -69,6 +69,7 @@ def new_client(connect_timeout: float, read_timeout: float,
 
 
 _building = threading.Lock()
+_shared: dict[tuple[float, float], httpx.Client] = {}
 
 
 def shared_client(connect_timeout: float, read_timeout: float) -> httpx.Client:
@@ -76,12 +77,21 @@ def shared_client(connect_timeout: float, read_timeout: float) -> httpx.Client:
     calls and skips building a TLS context per call (tens of milliseconds); httpx clients are thread-safe.
     A caller waits for a build already under way (``warm_up``) rather than starting a second one."""
     with _building:
-        return _shared_client(connect_timeout, read_timeout)
+        timeouts = (connect_timeout, read_timeout)
+        if timeouts not in _shared:
+            _shared[timeouts] = new_client(connect_timeout, read_timeout)
+        return _shared[timeouts]
 
 
-@functools.lru_cache(maxsize=8)
-def _shared_client(connect_timeout: float, read_timeout: float) -> httpx.Client:
-    return new_client(connect_timeout, read_timeout)
+def close_shared_clients() -> None:
+    """Close the shared clients and their kept-alive connections; the next call builds a new one.
+    Tests call it after each test: a connection kept to one test's server must not serve the next
+    test, whose server may have been given the same port."""
+    with _building:
+        clients = list(_shared.values())
+        _shared.clear()
+    for client in clients:
+        client.close()
 
 
 def warm_up(connect_timeout: float, read_timeout: float) -> None:
