@@ -1,4 +1,4 @@
-"""`byok users create|list|disable|enable|set-password|rename`, acting as ``Actor.operator()`` (audited as
+"""`byok users create|list|disable|enable|set-role|set-password|rename`, acting as ``Actor.operator()`` (audited as
 "operator")."""
 
 from __future__ import annotations
@@ -22,6 +22,10 @@ def users_args(parser: argparse.ArgumentParser) -> None:
         p = users.add_parser(action, help=f"{action} an account")
         p.add_argument("name")
         p.set_defaults(func=cmd_disable, disabled=disabled)
+    p = users.add_parser("set-role", help="make an account an admin or a member")
+    p.add_argument("name")
+    p.add_argument("role", choices=[r.value for r in Role])
+    p.set_defaults(func=cmd_set_role)
     p = users.add_parser("set-password", help="reset a password (read from stdin); signs the user out everywhere")
     p.add_argument("name")
     p.set_defaults(func=cmd_set_password)
@@ -68,6 +72,15 @@ def cmd_disable(args: argparse.Namespace) -> int:
     rt = runtime()
     accounts.set_disabled(rt, Actor.operator(), args.name, args.disabled)
     print(f"{'disabled' if args.disabled else 'enabled'} {args.name}")
+    return 0
+
+
+def cmd_set_role(args: argparse.Namespace) -> int:
+    from byok_core import accounts
+
+    rt = runtime()
+    accounts.set_role(rt, Actor.operator(), args.name, Role(args.role))
+    print(f"{args.name} is now {args.role}")
     return 0
 
 

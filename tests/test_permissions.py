@@ -1,0 +1,254 @@
+"""Who may do what is decided in the core, once (issue 19, item 1).
+
+Every public ``byok_core`` function that commits a change to the database (found by reading its
+byte code and what it calls: a transaction's ``begin`` or ``commit``) either takes an ``Actor`` and
+refuses a member, which is tried here function by function, or is listed in ``EXEMPT`` with the
+reason it is not an admin action. A new function that writes and is neither makes the first test
+fail. The command line (``byok_core.cli``) is not walked: it acts as ``Actor.operator()``."""
+
+from __future__ import annotations
+
+import dis
+import importlib
+import inspect
+import pkgutil
+import types
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlmodel import SQLModel
+
+import byok_core
+from byok_core import accounts, alerts, audit, budgets, keys, keytest, limits, pricing
+from byok_core.audit import AuditAction
+from byok_core.errors import AuthError, PermissionDenied
+from byok_core.identity import Actor, Owner, Role
+from byok_core.providers import Provider
+from byok_core.runtime import Runtime
+
+_TRANSACTION = {"begin", "commit", "begin_nested"}
+
+# Functions that commit changes without an Actor, each reviewed: none of them is an admin action.
+_OWN = "a person's own calls, conversations or replies, scoped by their user id (someone else's ids look absent)"
+_OPERATOR = "operator maintenance run by `byok` or at start-up, never from a page (no person to check)"
+EXEMPT: dict[str, str] = {
+    "accounts.authenticate": "sign-in: the password is the proof; counts failures for the throttle",
+    "accounts.create_session": "sign-in: called only after authenticate or single sign-on vouched for the user",
+    "accounts.issue_login_ticket": "sign-in: the ticket a browser swaps for its cookie, for who just signed in",
+    "accounts.redeem_login_ticket": "sign-in: the one-time ticket is the proof",
+    "accounts.revoke_session": "sign-out: the session's own token is the proof",
+    "accounts.issue_setup_code": "first-run setup: only while no account exists",
+    "accounts.claim_first_admin": "first-run setup: the code printed on the server's console is the proof",
+    "accounts.apply_oidc_role": "single sign-on: the identity provider's groups decide the role",
+    "calls.prepare": _OWN,
+    "chat.stream_chat": _OWN,
+    "chat.list_models": _OWN,
+    "search.search": _OWN,
+    "search.run_search": _OWN,
+    "keys.resolve": _OWN + "; records a key it cannot decrypt",
+    "budgets.admit": _OWN + "; reserves a call's worst case against budgets",
+    "conversations.create": _OWN,
+    "conversations.rename": _OWN,
+    "conversations.set_model": _OWN,
+    "conversations.delete": _OWN,
+    "conversations.add_message": _OWN,
+    "conversations.add_reply": _OWN,
+    "replies.history": _OWN,
+    "replies.send": _OWN,
+    "replies.retry": _OWN,
+    "replies.regenerate": _OWN,
+    "replies.edit": _OWN,
+    "replies.stop": _OWN,
+    "replies.mark_interrupted": "a chore of every chat page run: marks replies whose worker died",
+    "keys.purge_replaced": "a chore of saving and listing keys (and start-up): replaced keys past 30 days",
+    "alerts.reseal": _OPERATOR,
+    "vault.rotate": _OPERATOR,
+    "vault.scan": _OPERATOR,
+    "vault.forget_unreadable": _OPERATOR,
+    "first_format.reseal_pending": _OPERATOR,
+    "first_format.reseal_manifest": _OPERATOR,
+    "first_format.forget_manifest": _OPERATOR,
+    "first_format.reseal_trusting_the_database": _OPERATOR,
+    "usage.prune": _OPERATOR,
+    "budgets.reconcile": _OPERATOR,
+    "db.upgrade": _OPERATOR,
+    "runtime.open_runtime": _OPERATOR,
+}
+
+
+def _modules() -> Iterator[types.ModuleType]:
+    for info in pkgutil.walk_packages(byok_core.__path__, "byok_core."):
+        if not any(part in info.name.split(".") for part in ("migrations", "cli", "__main__")):
+            yield importlib.import_module(info.name)
+
+
+def _code_objects(code: types.CodeType) -> Iterator[types.CodeType]:
+    yield code
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _code_objects(const)
+
+
+def _ours(obj: Any) -> Callable[..., Any] | None:
+    obj = inspect.unwrap(obj) if callable(obj) else obj
+    return obj if inspect.isfunction(obj) and obj.__module__.startswith("byok_core.") else None
+
+
+def _commits(fn: Callable[..., Any], seen: set[Any]) -> bool:
+    """Whether ``fn``, or a byok_core function it names (``f(...)``, ``module.f(...)``), opens or
+    commits a transaction."""
+    if fn in seen:
+        return False
+    seen.add(fn)
+    scope: dict[str, Any] = fn.__globals__  # type: ignore[attr-defined]
+    for code in _code_objects(fn.__code__):  # type: ignore[attr-defined]
+        module = None
+        for ins in dis.get_instructions(code):
+            if ins.opname in ("LOAD_ATTR", "LOAD_METHOD"):
+                if ins.argval in _TRANSACTION:
+                    return True
+                callee = _ours(getattr(module, ins.argval, None)) if module is not None else None
+            elif ins.opname in ("LOAD_GLOBAL", "LOAD_DEREF", "LOAD_NAME"):
+                callee = _ours(scope.get(ins.argval))
+            else:
+                callee = None
+            if callee is not None and _commits(callee, seen):
+                return True
+            module = scope.get(ins.argval) if ins.opname == "LOAD_GLOBAL" else None
+            module = module if inspect.ismodule(module) else None
+    return False
+
+
+def committing_functions() -> dict[str, Callable[..., Any]]:
+    """Every public function of byok_core that commits a change, as "module.name"."""
+    found = {}
+    for module in _modules():
+        for name, fn in vars(module).items():
+            if not name.startswith("_") and inspect.isfunction(fn) and fn.__module__ == module.__name__ \
+                    and _commits(fn, set()):
+                found[f"{module.__name__.removeprefix('byok_core.')}.{name}"] = fn
+    return found
+
+
+def _takes_actor(fn: Callable[..., Any]) -> bool:
+    return any(p.annotation in (Actor, "Actor") for p in inspect.signature(fn).parameters.values())
+
+
+# --- what a member is refused, and what an admin's same call leaves in the audit log -------------
+
+
+@dataclass
+class World:
+    alice: Actor  # a member
+    boss: Actor  # an admin
+    active_team_key: str
+    replaced_team_key: str
+
+
+@dataclass(frozen=True)
+class Case:
+    function: str
+    call: Callable[[Runtime, Actor, World], object]
+    audited: AuditAction | None  # what the admin's call records; None: not tried as admin (calls a provider)
+
+
+CASES = [
+    Case("accounts.create_user", lambda rt, a, w: accounts.create_user(rt, a, "carol", "carol password"),
+         AuditAction.USER_CREATE),
+    Case("accounts.rename_user", lambda rt, a, w: accounts.rename_user(rt, a, "bob", "robert"),
+         AuditAction.USER_RENAME),
+    Case("accounts.set_disabled", lambda rt, a, w: accounts.set_disabled(rt, a, "bob", True), AuditAction.USER_DISABLE),
+    Case("accounts.set_role", lambda rt, a, w: accounts.set_role(rt, a, "bob", Role.ADMIN), AuditAction.USER_ROLE),
+    Case("accounts.set_password", lambda rt, a, w: accounts.set_password(rt, a, "bob", "bob's new password"),
+         AuditAction.USER_PASSWORD),
+    Case("pricing.set_search_price", lambda rt, a, w: pricing.set_search_price(rt, a, Provider.BRAVE, 0.01),
+         AuditAction.PRICE_SET),
+    Case("pricing.set_model_price", lambda rt, a, w: pricing.set_model_price(rt, a, Provider.OPENAI, "tuned", 0.02),
+         AuditAction.PRICE_SET),
+    Case("budgets.set_budget", lambda rt, a, w: budgets.set_budget(rt, a, Owner.team(), 10), AuditAction.BUDGET_SET),
+    Case("budgets.clear_budget", lambda rt, a, w: budgets.clear_budget(rt, a, Owner.team()), AuditAction.BUDGET_CLEAR),
+    Case("limits.set_rate_limits", lambda rt, a, w: limits.set_rate_limits(rt, a, 5, 50), AuditAction.LIMITS_SET),
+    Case("limits.set_allowlist", lambda rt, a, w: limits.set_allowlist(rt, a, Provider.OPENAI, ["gpt-4o-mini"],
+                                                                       role=Role.MEMBER), AuditAction.MODELS_SET),
+    Case("alerts.set_webhook", lambda rt, a, w: alerts.set_webhook(rt, a, "https://hooks.example.com/T0/B0"),
+         AuditAction.ALERTS_SET),
+    Case("keys.store", lambda rt, a, w: keys.store(rt, a, Owner.team(), Provider.TAVILY, "tvly-team-key-0123456789"),
+         AuditAction.KEY_STORE),
+    Case("keys.restore", lambda rt, a, w: keys.restore(rt, a, Owner.team(), w.replaced_team_key),
+         AuditAction.KEY_REPLACE),
+    Case("keys.delete", lambda rt, a, w: keys.delete(rt, a, Owner.team(), w.active_team_key), AuditAction.KEY_DELETE),
+    Case("keytest.save", lambda rt, a, w: keytest.save(rt, a, Owner.team(), Provider.TAVILY,
+                                                       "tvly-team-key-0123456789", test=False), AuditAction.KEY_STORE),
+    Case("keys.list_keys", lambda rt, a, w: keys.list_keys(rt, a, Owner.team()), None),
+    Case("keytest.check", lambda rt, a, w: keytest.check(rt, a, Owner.team(), Provider.BRAVE), None),
+    Case("keytest.test_key", lambda rt, a, w: keytest.test_key(rt, a, Owner.team(), Provider.BRAVE), None),
+]
+SELF_SERVICE = {"accounts.change_own_password"}  # takes an Actor and changes only that actor's own account
+
+
+def test_every_function_that_commits_a_change_checks_an_actor_or_is_exempt_for_a_reason():
+    found = committing_functions()
+    assert "accounts.create_user" in found and "keys.store" in found and "usage.summary" not in found  # sanity
+    unguarded = sorted(name for name, fn in found.items() if not _takes_actor(fn) and name not in EXEMPT)
+    assert not unguarded, (f"{unguarded} commit changes without taking an Actor: take one and check it "
+                           "(actor.check_admin / check_may_manage), or add them to EXEMPT with the reason")
+    guarded = {name for name, fn in found.items() if _takes_actor(fn)}
+    assert guarded == {c.function for c in CASES} | SELF_SERVICE, "give each function that takes an Actor a Case"
+    assert set(EXEMPT) <= set(found) - guarded, "an exemption names a function that no longer writes (or checks)"
+
+
+def snapshot(rt: Runtime) -> dict[str, list[str]]:
+    """Every row of every table, to show that a refused call changed nothing."""
+    with rt.engine.connect() as conn:
+        return {t.name: sorted(map(repr, conn.execute(t.select()))) for t in SQLModel.metadata.sorted_tables}
+
+
+@pytest.fixture
+def world(rt) -> World:
+    op = Actor.operator()
+    alice = accounts.create_user(rt, op, "alice", "alice password")
+    accounts.create_user(rt, op, "bob", "bob password")
+    boss = accounts.create_user(rt, op, "boss", "boss password", Role.ADMIN)
+    replaced = keys.store(rt, op, Owner.team(), Provider.BRAVE, "brave-team-key-old-0123456789")
+    active = keys.store(rt, op, Owner.team(), Provider.BRAVE, "brave-team-key-new-0123456789")
+    budgets.set_budget(rt, op, Owner.team(), 20)
+    return World(Actor.of(alice), Actor.of(boss), active.id, replaced.id)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.function)
+def test_a_member_is_refused_and_nothing_changes(rt, world, case):
+    before = snapshot(rt)
+    with pytest.raises(PermissionDenied, match=r"^Only admins can "):
+        case.call(rt, world.alice, world)
+    assert snapshot(rt) == before
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.audited], ids=lambda c: c.function)
+def test_an_admin_may_and_the_audit_log_says_who(rt, world, case):
+    newest = audit.recent(rt, limit=1)[0].id
+    case.call(rt, world.boss, world)
+    assert [(e.actor, e.action) for e in audit.recent(rt) if e.id > newest][-1:] == [("boss", case.audited)]
+
+
+def test_a_member_changes_only_their_own_password(rt, world):
+    accounts.change_own_password(rt, world.alice, "alice password", "alice's new password")
+    assert accounts.authenticate(rt, "alice", "alice's new password").username == "alice"
+    assert accounts.authenticate(rt, "bob", "bob password").username == "bob"  # there is no way to name another
+    assert (audit.recent(rt, limit=1)[0].actor, audit.recent(rt, limit=1)[0].target) == ("alice", "alice")
+    with pytest.raises(AuthError, match="current password is wrong"):
+        accounts.change_own_password(rt, world.alice, "alice password", "a third password")
+    with pytest.raises(PermissionDenied, match="signed-in user"):  # the operator has no account of its own
+        accounts.change_own_password(rt, Actor.operator(), "", "a password for nobody")
+
+
+@pytest.mark.parametrize("change", [
+    lambda rt, me: accounts.set_disabled(rt, me, "boss", True),
+    lambda rt, me: accounts.set_role(rt, me, "BOSS", Role.MEMBER),
+], ids=["disable", "role"])
+def test_an_admin_cannot_lock_themselves_out(rt, world, change):
+    before = snapshot(rt)
+    with pytest.raises(PermissionDenied, match="yourself; ask another admin"):
+        change(rt, world.boss)
+    assert snapshot(rt) == before
