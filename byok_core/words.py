@@ -253,7 +253,7 @@ def _price_sentence(who: str, target: str, detail: str) -> str | None:
     if provider is None:
         return None
     if kind == "search" and not model and price:
-        return f"{who} set the price of a {provider.label} search to {price} a request"
+        return f"{who} set the price of a {provider.label} request to {price}"
     if kind == "model" and model:
         return (f"{who} set the per-call price of {provider.label} model {model} to {price}" if price
                 else f"{who} removed the per-call price of {provider.label} model {model}")

@@ -471,6 +471,14 @@ def test_audit_events_read_as_sentences(rt):
         "admin let bob use any Anthropic model on shared keys"
     assert said("admin", A.ALERTS_SET, "webhook", "hooks.example.com") == \
         "admin set the budget alert webhook to an address at hooks.example.com"
+    assert said("admin", A.PRICE_SET, "search brave", "0.0075") == \
+        "admin set the price of a Brave Search request to $0.0075"
+    assert said("operator", A.PRICE_SET, "model openai my tuned model", "0.02") == \
+        "An operator (command line) set the per-call price of OpenAI model my tuned model to $0.0200"
+    assert said("admin", A.PRICE_SET, "model anthropic x", "removed") == \
+        "admin removed the per-call price of Anthropic model x"
     # a target not in the form its action writes: the action's words alone, never the raw target
+    assert said("admin", A.PRICE_SET, "search brave", "removed") == said("admin", A.PRICE_SET, "model x y", "1") == \
+        said("admin", A.PRICE_SET, "model openai", "1") == "admin changed a price"
     assert said("admin", A.USER_CREATE, "team brave 6d0eb0c1") == "admin created an account"
     assert said("admin", A.BUDGET_SET, "team brave 6d0eb0c1") == "admin set a budget"
