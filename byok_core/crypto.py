@@ -1,4 +1,5 @@
-"""Encryption at rest: AES-256-GCM under an HKDF subkey of a master key, Fernet-style small API.
+"""Encryption at rest: AES-256-GCM under an HKDF subkey of a master key, Fernet-style small API
+(no I/O: ``masterkey`` loads the keys).
 
 A stored value looks like ``v2:<key-id>:<base64url(nonce | ciphertext | tag)>``. The key id names
 the master key that sealed it; the associated data binds it to the header and to the place it
@@ -14,24 +15,19 @@ import binascii
 import hashlib
 import os
 import secrets
-import stat
-import sys
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from byok_core.errors import ConfigError, DecryptionError
+from byok_core.errors import DecryptionError, MasterKeyError
 
 VERSION = "v2"  # v2: the caller's context includes the base URL (keys.py); v1 values are re-sealed at start
 VERSIONS = ("v1", VERSION)  # formats decrypt() reads
 NONCE_BYTES = 12
 TAG_BYTES = 16
-KEY_FILE_NAME = "master.key"
 GEN_HINT = "Make one with `byok gen-key` (or leave ENCRYPTION_KEY unset to use a generated key file)."
 
 # Keys that appear in this project's documentation or examples. Anyone can read them, so they
@@ -69,15 +65,15 @@ def parse_master_key(text: str, source: str) -> MasterKey:
     """Validate a 64-hex master key from ``source`` (a variable or file name) without echoing it."""
     value = text.strip().lower()
     if len(value) != 64:
-        raise ConfigError(
+        raise MasterKeyError(
             f"{source} must be 64 hexadecimal characters (32 bytes), but it has {len(value)}. {GEN_HINT}"
         )
     try:
         raw = bytes.fromhex(value)
     except ValueError:
-        raise ConfigError(f"{source} must contain only hexadecimal characters (0-9, a-f). {GEN_HINT}") from None
+        raise MasterKeyError(f"{source} must contain only hexadecimal characters (0-9, a-f). {GEN_HINT}") from None
     if value in DOCUMENTED_KEYS or len(set(value)) < 8:
-        raise ConfigError(
+        raise MasterKeyError(
             f"{source} is an example key from the documentation (or trivially guessable) and protects "
             f"nothing. {GEN_HINT}"
         )
@@ -147,72 +143,3 @@ def _split(token: str) -> tuple[str, str, str]:
 
 def _aad(header: str, context: str) -> bytes:
     return f"{header}|{context}".encode()
-
-
-# --- loading the keyring from the environment -------------------------------------------------
-
-
-@dataclass(frozen=True)
-class KeyringSource:
-    keyring: Keyring
-    description: str  # where the primary key came from, for `byok doctor`
-    created_file: Path | None = None  # set when this start created the embedded key file
-
-
-def load_keyring(environ: Mapping[str, str], data_dir: Path) -> KeyringSource:
-    """ENCRYPTION_KEY, else ENCRYPTION_KEY_FILE, else ``data_dir/master.key`` (created if absent)."""
-    created = None
-    if environ.get("ENCRYPTION_KEY", "") != "" and environ.get("ENCRYPTION_KEY_FILE", ""):
-        raise ConfigError("Set only one of ENCRYPTION_KEY and ENCRYPTION_KEY_FILE, not both.")
-    if "ENCRYPTION_KEY" in environ:
-        primary = parse_master_key(environ["ENCRYPTION_KEY"], "ENCRYPTION_KEY")
-        description = "ENCRYPTION_KEY"
-    elif environ.get("ENCRYPTION_KEY_FILE"):
-        path = Path(environ["ENCRYPTION_KEY_FILE"])
-        primary = parse_master_key(_read_key_file(path, "ENCRYPTION_KEY_FILE"), f"ENCRYPTION_KEY_FILE ({path})")
-        description = f"ENCRYPTION_KEY_FILE ({path})"
-    else:
-        path = data_dir / KEY_FILE_NAME
-        if not path.exists():
-            created = _create_key_file(path)
-        primary = parse_master_key(_read_key_file(path, str(path)), str(path))
-        description = f"generated key file {path}"
-    fallbacks = [
-        parse_master_key(part, f"ENCRYPTION_KEY_FALLBACKS entry {i}")
-        for i, part in enumerate(environ.get("ENCRYPTION_KEY_FALLBACKS", "").split(","), start=1)
-        if part.strip()
-    ]
-    return KeyringSource(Keyring(primary, fallbacks), description, created)
-
-
-def _read_key_file(path: Path, source: str) -> str:
-    try:
-        return path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"Cannot read the master key file {source}: {exc.strerror}.") from None
-
-
-def _create_key_file(path: Path) -> Path | None:
-    """Write a new key to a private temporary file, then link it into place, so a crash or a full
-    disk never leaves a half-written key, and two processes starting together share one key."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(gen_key() + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.link(tmp, path)
-    except FileExistsError:  # another process created it first: use theirs
-        return None
-    finally:
-        tmp.unlink(missing_ok=True)
-    print(
-        "\n" + "!" * 78 + f"\n  BYOK: created a new master key at {path.resolve()}\n"
-        "  Every stored API key is encrypted with it. BACK IT UP somewhere safe: without it\n"
-        "  the stored keys cannot be decrypted. For production set ENCRYPTION_KEY instead.\n"
-        + "!" * 78 + "\n",
-        file=sys.stderr,
-    )
-    return path

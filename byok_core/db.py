@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -108,15 +108,21 @@ def _stamped(engine: Engine) -> list[str] | None:
             return None
 
 
-def upgrade(engine: Engine) -> None:
+def upgrade(engine: Engine, then: Callable[[sa.Connection, str | None], None] | None = None) -> None:
     """Bring the schema to the newest migration; a no-op when it is already there (one query).
 
-    On PostgreSQL an advisory lock makes replicas that start together take turns."""
+    ``then(conn, revision_before)`` runs in the same transaction after the migrations, for the steps
+    that need the master key (which migrations cannot see): both commit together or not at all. On
+    PostgreSQL an advisory lock makes replicas that start together take turns."""
     if _stamped(engine) == [SCHEMA_REVISION] or current_revision(engine) == head_revision():
         return
     from alembic import command
+    from alembic.runtime.migration import MigrationContext
 
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(427001)"))
+        before = MigrationContext.configure(conn).get_current_revision()
         command.upgrade(_alembic_config(conn), "head")
+        if then is not None:
+            then(conn, before)

@@ -4,6 +4,7 @@ Every message is one plain sentence a user can act on, and none ever contains a 
 
     ByokError
     ├── ConfigError              the server is configured wrongly (master key, database URL, ...)
+    │   └── MasterKeyError       the master key is missing or malformed, or opens none of the stored values
     ├── DecryptionError          wrong master key, tampering or bad format: one type for all three
     ├── ValidationError          input that cannot be accepted (also a ValueError)
     │   └── UnknownProviderError
@@ -54,6 +55,10 @@ class ByokError(Exception):
 
 class ConfigError(ByokError):
     """The server is configured wrongly (master key, database URL, ...)."""
+
+
+class MasterKeyError(ConfigError):
+    """The master key is missing or malformed, or opens none of the values the database holds."""
 
 
 class DecryptionError(ByokError):

@@ -1,4 +1,4 @@
-"""The key service: store, replace, restore, delete, list and resolve API keys (DESIGN §2).
+"""The key service: store, replace, restore, delete, list and resolve API keys (``vault`` seals them).
 
 Plaintext keys exist only as ``Secret`` values between ``resolve`` and the outbound call; the
 database holds ciphertext bound to (owner, provider, row id) and a short mask.
@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
-from byok_core import audit, crypto, netguard
+from byok_core import audit, netguard, vault
 from byok_core.audit import AuditAction
 from byok_core.clock import utcnow
 from byok_core.credential import Credential
@@ -32,7 +31,7 @@ from byok_core.errors import (
     ValidationError,
 )
 from byok_core.identity import TEAM_ID, Actor, KeySource, Owner, OwnerKind
-from byok_core.models import ApiKey, AppSetting, rowcount
+from byok_core.models import ApiKey, rowcount
 from byok_core.providers import Provider
 from byok_core.secret import Secret, is_printable_ascii, mask
 
@@ -123,37 +122,6 @@ def _validate_label(label: str) -> str:
     return label
 
 
-class _Stored(Protocol):
-    """A stored key's row (a table row, or a row of a query over its columns)."""
-
-    id: str
-    owner_kind: OwnerKind
-    owner_id: int
-    provider: Provider
-    ciphertext: str
-    base_url: str | None
-
-
-def _context(owner_kind: OwnerKind, owner_id: int, provider: Provider, row_id: str, base_url: str | None,
-             version: str = crypto.VERSION) -> str:
-    """Where a value belongs, bound into its associated data: owner, provider, row and, from format
-    v2 on, the base URL its key may be sent to (so writing another URL into the row breaks it)."""
-    where = f"{owner_kind.value}:{owner_id}|{provider.value}|{row_id}"
-    return where if version == "v1" else f"{where}|{base_url or ''}"
-
-
-def _open(rt: Runtime, row: _Stored) -> str:
-    """The plaintext of a stored value in the current format, or DecryptionError."""
-    if crypto.version_of(row.ciphertext) != crypto.VERSION:
-        raise DecryptionError("sealed without its base URL by an older version and not re-sealed at start")
-    return rt.keyring.decrypt(row.ciphertext, _context(row.owner_kind, row.owner_id, row.provider, row.id,
-                                                       row.base_url))
-
-
-def _seal(rt: Runtime, plain: str, row: _Stored) -> str:
-    return rt.keyring.encrypt(plain, _context(row.owner_kind, row.owner_id, row.provider, row.id, row.base_url))
-
-
 def _owned(owner: Owner) -> sa.ColumnElement[bool]:
     return (col(ApiKey.owner_kind) == owner.kind) & (col(ApiKey.owner_id) == owner.id)
 
@@ -206,7 +174,7 @@ def store(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, raw_key: 
         row = ApiKey(
             id=row_id, owner_kind=owner.kind, owner_id=owner.id, provider=provider,
             label=label or (old.label if old is not None else ""),
-            ciphertext=rt.keyring.encrypt(value, _context(owner.kind, owner.id, provider, row_id, base_url)),
+            ciphertext=rt.keyring.encrypt(value, vault.context(owner.kind, owner.id, provider, row_id, base_url)),
             key_id=rt.keyring.primary.key_id, mask=mask(value), base_url=base_url, created_at=now, updated_at=now,
             last_test_status=tested, last_used_at=now if tested is not None else None,
         )
@@ -321,7 +289,7 @@ def resolve(rt: Runtime, user_id: int | None, provider: Provider) -> ResolvedKey
     for row in _candidates(rt, user_id, provider):
         source = KeySource.USER if row.owner_kind is OwnerKind.USER else KeySource.TEAM
         try:
-            plain = _open(rt, row)
+            plain = vault.open_value(rt.keyring, row)
         except DecryptionError as exc:
             _record_unreadable(rt, row, str(exc))
             whose = "Your" if source is KeySource.USER else "The team's"
@@ -373,95 +341,6 @@ def stamp_used(conn: sa.Connection, key: ResolvedKey, test_status: CallStatus | 
     conn.execute(sa.update(ApiKey).where(col(ApiKey.id) == key.row_id).values(**values))
 
 
-def _record_unreadable(rt: Runtime, row: _Stored, reason: str) -> None:
+def _record_unreadable(rt: Runtime, row: vault.Stored, reason: str) -> None:
     with Session(rt.engine) as session, session.begin():
-        audit.record(session, "system", AuditAction.KEY_DECRYPT_FAILED,
-                     f"{row.owner_kind}:{row.owner_id} {row.provider} {row.id}", reason)
-
-
-# --- whole-vault operations for `byok doctor` and `byok rotate-master-key` -------------------
-
-
-@dataclass
-class VaultReport:
-    per_key_id: Counter[str] = field(default_factory=Counter)  # stored values per master key id
-    unreadable: list[tuple[str, str, str]] = field(default_factory=list)  # (row id, where, why)
-    rotated: int = 0
-    current: int = 0
-
-
-def scan(rt: Runtime) -> VaultReport:
-    """Try to decrypt every stored key; report counts per master key id and what failed."""
-    report = VaultReport()
-    with Session(rt.engine) as session:
-        for row in session.exec(select(ApiKey).order_by(col(ApiKey.created_at))):
-            report.per_key_id[row.key_id] += 1
-            try:
-                _open(rt, row)
-            except DecryptionError as exc:
-                report.unreadable.append((row.id, f"{row.owner_kind}:{row.owner_id} {row.provider}", str(exc)))
-    return report
-
-
-def rotate(rt: Runtime, dry_run: bool = False) -> VaultReport:
-    """Re-encrypt every stored key under the current master key, one transaction per row.
-
-    Safe to rerun (rows already current are skipped) and to interrupt (each row is either fully
-    old or fully new). Rows no configured key can decrypt are reported and left untouched."""
-    report = VaultReport()
-    primary = rt.keyring.primary.key_id
-    with Session(rt.engine) as session:
-        rows = list(session.exec(select(ApiKey.id, ApiKey.key_id)))
-    for row_id, key_id in rows:
-        report.per_key_id[key_id] += 1
-        if key_id == primary:
-            report.current += 1
-            continue
-        with Session(rt.engine) as session, session.begin():
-            row = session.get(ApiKey, row_id)
-            if row is None:
-                continue  # deleted meanwhile
-            try:
-                plain = _open(rt, row)
-            except DecryptionError as exc:
-                report.unreadable.append((row.id, f"{row.owner_kind}:{row.owner_id} {row.provider}", str(exc)))
-                continue
-            if not dry_run:
-                row.ciphertext = _seal(rt, plain, row)
-                row.key_id = primary
-                audit.record(session, "operator", AuditAction.KEY_ROTATE,
-                             f"{row.owner_kind}:{row.owner_id} {row.provider} {row.id}",
-                             f"from master key {key_id} to {primary}")
-            report.rotated += 1
-    return report
-
-
-# --- re-sealing values of the first format (v1) with their base URL ----------------------------
-
-REBIND_PENDING = "keys.rebind_v1"  # set by migration 0003; cleared once the start has re-sealed
-
-
-def rebind(rt: Runtime) -> int:
-    """Re-seal, once, the values the first version stored (associated data without the base URL),
-    binding each to its row's base URL. Runs at start after the migrations (which cannot see the
-    master key) while migration 0003's marker is there; a value it cannot open stays as it is and
-    is reported by ``scan``. Afterwards first-format values are refused, so one planted later never
-    gets a base URL of an attacker's choosing. Returns how many values were re-sealed."""
-    with Session(rt.engine) as session:
-        if session.get(AppSetting, REBIND_PENDING) is None:
-            return 0
-        rows = list(session.exec(select(ApiKey).where(col(ApiKey.ciphertext).startswith("v1:"))))
-    done = 0
-    for row in rows:
-        try:
-            plain = rt.keyring.decrypt(row.ciphertext, _context(row.owner_kind, row.owner_id, row.provider, row.id,
-                                                                row.base_url, "v1"))
-        except DecryptionError:
-            continue
-        with rt.engine.begin() as conn:  # compare-and-set: a replica starting at the same time did it already
-            done += conn.execute(sa.update(ApiKey).where(col(ApiKey.id) == row.id,
-                                                         col(ApiKey.ciphertext) == row.ciphertext)
-                                 .values(ciphertext=_seal(rt, plain, row))).rowcount
-    with rt.engine.begin() as conn:
-        conn.execute(sa.delete(AppSetting).where(col(AppSetting.name) == REBIND_PENDING))
-    return done
+        audit.record(session, "system", AuditAction.KEY_DECRYPT_FAILED, f"{vault.where(row)} {row.id}", reason)

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from byok_core import db, keys
-from byok_core.crypto import Keyring, KeyringSource, load_keyring
+from byok_core import db
+from byok_core.crypto import Keyring
 from byok_core.errors import ConfigError
+from byok_core.masterkey import KeyringSource, load_keyring
 from byok_core.providers import Provider
 from byok_core.secret import Secret
 
@@ -88,16 +89,24 @@ class Runtime:
 
 
 def open_runtime(environ: Mapping[str, str] | None = None, *, settings: Settings | None = None,
-                 migrate: bool = True) -> Runtime:
-    """Load the master key, connect to the database and apply pending migrations.
+                 migrate: bool = True, starting_over: bool = False) -> Runtime:
+    """Load the master key, connect to the database and, with ``migrate``, start: refuse a master key
+    that opens none of the stored values, apply pending migrations, and do the start-up chores.
 
-    ``settings`` (already read) or ``environ`` (default: this process's environment)."""
+    ``settings`` (already read) or ``environ`` (default: this process's environment). ``starting_over``:
+    the operator gave up the values no configured key opens (`byok forget-unreadable-keys`): a missing
+    key file may be made anew and the master key is not checked."""
+    from byok_core import first_format, keys, vault
+
     settings = settings or Settings.from_env(environ)
-    source = load_keyring(settings.environ, settings.data_dir)
     engine = db.create_engine(settings.database_url)
+    held = (lambda: 0) if starting_over else (lambda: sum(vault.sealed_key_ids(engine).values()))
+    source = load_keyring(settings.environ, settings.data_dir, held)
     rt = Runtime(settings, engine, source.keyring, source)
     if migrate:
-        db.upgrade(engine)
-        keys.rebind(rt)  # stored data a migration could not update without the master key
+        if not starting_over:
+            vault.check_opens(engine, source)  # before anything is written
+        db.upgrade(engine, lambda conn, before: first_format.reseal_at_upgrade(conn, rt.keyring, before))
+        first_format.reseal_pending(rt)  # values an earlier start could not open
         keys.purge_replaced(rt)  # replaced keys kept longer than 30 days
     return rt

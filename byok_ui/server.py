@@ -53,9 +53,7 @@ from starlette.routing import Match, Route, compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from byok_core import accounts, db, metrics
-from byok_core.errors import ConfigError
-from byok_core.masterkey import load_keyring
-from byok_core.runtime import Settings
+from byok_core.errors import ConfigError, MasterKeyError
 from byok_core.vault import MasterKeyMismatch
 from byok_ui.page_specs import DEFAULT, PAGE_SPECS, SIGNED_OUT_PATHS
 from byok_ui.runtime import get_runtime
@@ -187,19 +185,6 @@ def _head_revision() -> str:
     return db.head_revision()  # the migrations shipped with this release do not change while it runs
 
 
-def _unopened_reason() -> str:
-    """Why the runtime does not open, told apart without the exception's text."""
-    try:
-        settings = Settings.from_env()
-    except ConfigError:
-        return "configuration is invalid"
-    try:
-        load_keyring(settings.environ, settings.data_dir)
-    except Exception:
-        return "master key does not load"
-    return "configuration is invalid"  # e.g. DATABASE_URL
-
-
 def _database_reason(exc: Exception) -> str:
     log.warning("readyz: %s", type(exc).__name__)  # never the text: it can hold the database URL
     if isinstance(exc, CommandError):  # Alembic: e.g. a revision from a newer release
@@ -215,8 +200,12 @@ def readiness() -> str | None:
     """None when this server can take users, else a short fixed reason (the console has more)."""
     try:
         rt = get_runtime()  # once open, cached; until then each check tries again
+    except MasterKeyMismatch:
+        return "master key opens none of the stored keys"
+    except MasterKeyError:
+        return "master key does not load"
     except ConfigError:
-        return _unopened_reason()
+        return "configuration is invalid"
     except Exception as exc:  # opening connects and migrates
         return _database_reason(exc)
     try:

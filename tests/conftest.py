@@ -85,6 +85,26 @@ def pg_schema(pg_admin_engine):
 
 
 @pytest.fixture(params=ENGINES)
+def empty_database(request, tmp_path, pg_admin_engine_if_any):
+    """A database with no schema at all (a fresh PostgreSQL schema, or a new SQLite file)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+        return
+    schema = f"m_{uuid.uuid4().hex[:12]}"
+    with pg_admin_engine_if_any.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = sa.make_url(db.normalize_url(PG_URL)).update_query_dict({"options": f"-csearch_path={schema}"})
+    yield url.render_as_string(hide_password=False)
+    with pg_admin_engine_if_any.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+@pytest.fixture
+def pg_admin_engine_if_any(request):
+    return request.getfixturevalue("pg_admin_engine") if PG_URL else None
+
+
+@pytest.fixture(params=ENGINES)
 def database_url(request, tmp_path):
     """A fresh, migrated, empty database: a copy of the SQLite template, or the emptied PG schema."""
     if request.param == "sqlite":

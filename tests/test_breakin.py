@@ -13,11 +13,11 @@ from callhelpers import log_call, runtime_with, sealed_by_version_1, usage_rows
 from fakeproviders import FakeProvider
 from genai_prices import Usage
 
-from byok_core import accounts, budgets, keys, keytest, pricing, usage, usage_log
+from byok_core import accounts, budgets, first_format, keys, keytest, pricing, usage, usage_log, vault
 from byok_core.chat import ChatMessage, list_models, stream_chat
 from byok_core.errors import BudgetExceeded, KeyUnreadableError, ValidationError
 from byok_core.identity import Actor, KeySource, Owner, OwnerKind
-from byok_core.models import ApiKey
+from byok_core.models import ApiKey, AppSetting
 from byok_core.providers import Provider
 from byok_core.secret import mask
 
@@ -111,23 +111,27 @@ def test_a_changed_base_url_on_an_openai_compatible_row_fails_to_decrypt(environ
         with pytest.raises(KeyUnreadableError):
             stream_chat(rt, user_id=None, provider=Provider.OPENAI_COMPATIBLE, model="llama", messages=HI)
         assert attacker.requests == []
-        assert [row_id for row_id, _, _ in keys.scan(rt).unreadable] == [info.id]
+        assert [row_id for row_id, _, _ in vault.scan(rt).unreadable] == [info.id]
 
 
-def test_a_first_format_value_planted_after_the_upgrade_is_refused(rt):
-    """First-format values are re-sealed once, at the first start after the upgrade
-    (test_migrations.py); one planted later, with a base URL of the attacker's choosing, is refused."""
-    keys.rebind(rt)  # the first start after the upgrade
+@pytest.mark.parametrize("marker", ["pending", "v2:0123456789ab:bm90IGEgbWFuaWZlc3Q", "{}"])
+def test_a_first_format_value_planted_after_the_upgrade_is_refused(environ, rt, marker):
+    """First-format values are re-sealed once, in the upgrade that crosses migration 0003
+    (test_upgrade_first_release.py); one planted later with a base URL of the attacker's choosing, even
+    with a marker or manifest of the attacker's making, is refused at every start."""
     planted = uuid.uuid4().hex
     with rt.engine.begin() as conn:
         conn.execute(sa.insert(ApiKey).values(
             id=planted, owner_kind=OwnerKind.TEAM, owner_id=0, provider=Provider.OPENAI_COMPATIBLE, label="",
             ciphertext=sealed_by_version_1(rt.keyring, USER_KEY, f"team:0|openai-compatible|{planted}"),
             key_id=rt.keyring.primary.key_id, mask=mask(USER_KEY), base_url="https://attacker.example/v1"))
-    keys.rebind(rt)  # a restart: the one-time re-sealing is over
-    with pytest.raises(KeyUnreadableError):
-        keys.resolve(rt, None, Provider.OPENAI_COMPATIBLE)
-    assert [row_id for row_id, _, _ in keys.scan(rt).unreadable] == [planted]
+        conn.execute(sa.delete(AppSetting).where(AppSetting.name == first_format.PENDING))
+        conn.execute(sa.insert(AppSetting).values(name=first_format.PENDING, value=marker))
+    with runtime_with(environ) as again:
+        first_format.reseal_pending(again)  # what every start does
+        with pytest.raises(KeyUnreadableError):
+            keys.resolve(again, None, Provider.OPENAI_COMPATIBLE)
+        assert [row_id for row_id, _, _ in vault.scan(again).unreadable] == [planted]
 
 
 # --- 5. keys with characters no API key has --------------------------------------------------------

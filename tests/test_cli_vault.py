@@ -9,7 +9,10 @@ import subprocess
 import sys
 
 import pytest
+import sqlalchemy as sa
+from callhelpers import runtime_with, sealed_by_version_1
 
+from byok_core import audit
 from byok_core.cli import main
 from byok_core.crypto import gen_key
 
@@ -24,7 +27,10 @@ def cli(environ, monkeypatch, capsys):
 
     def run(*args: str, stdin: str = "", env: dict | None = None):
         for name, value in {**environ, **(env or {})}.items():
-            monkeypatch.setenv(name, value)
+            if value is None:  # unset
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
         monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
         code = main(list(args))
         out, err = capsys.readouterr()
@@ -59,7 +65,8 @@ def test_doctor_reports_undecryptable_rows_and_keeps_them(cli, environ):
     cli("users", "create", "alice", stdin="alice-password\n")
     cli("keys", "set", "--user", "alice", "--provider", "anthropic", stdin=SECRET)
     code, out, _ = cli("doctor", env={"ENCRYPTION_KEY": gen_key()})
-    assert code == 1 and "cannot be decrypted" in out and "NOT CONFIGURED" in out and "kept" in out
+    assert code == 1 and "PROBLEM: The master key from ENCRYPTION_KEY" in out and "opens none of the 1" in out
+    assert "stored keys: 1 under master key" in out and "NOT CONFIGURED" in out and "Nothing was changed" in out
     code, out, _ = cli("doctor")  # the right key again: nothing was lost
     assert code == 0 and "healthy" in out
 
@@ -68,8 +75,8 @@ def test_rotate_master_key_dry_run_then_real(cli, environ):
     cli("users", "create", "alice", stdin="alice-password\n")
     cli("keys", "set", "--user", "alice", "--provider", "google", stdin="AIza-not-a-real-key-0123456789")
     new = {"ENCRYPTION_KEY": gen_key(), "ENCRYPTION_KEY_FALLBACKS": environ["ENCRYPTION_KEY"]}
-    code, out, _ = cli("rotate-master-key", "--dry-run", env=new)
-    assert code == 0 and "would re-encrypt 1" in out
+    code, out, err = cli("rotate-master-key", "--dry-run", env=new)
+    assert code == 0 and "would re-encrypt 1" in out, out + err
     code, out, _ = cli("rotate-master-key", env=new)
     assert code == 0 and "re-encrypted 1; already current 0" in out
     code, out, _ = cli("rotate-master-key", env=new)
@@ -120,8 +127,9 @@ def test_doctor_rebuilds_the_running_budget_figures_from_the_usage_log(cli, rt):
 def test_rotate_master_key_re_encrypts_the_alert_webhook(cli, environ):
     from callhelpers import runtime_with
 
-    from byok_core import alerts
-    from byok_core.identity import Actor
+    from byok_core import alerts, keys
+    from byok_core.identity import Actor, Owner
+    from byok_core.providers import Provider
 
     hook = "https://hooks.example.com/services/T0/B0/hook-secret-path-4711"
     with runtime_with(environ) as rt:
@@ -135,9 +143,97 @@ def test_rotate_master_key_re_encrypts_the_alert_webhook(cli, environ):
     assert "alert webhook: already current" in cli("rotate-master-key", env=new)[1]
     with runtime_with(environ, ENCRYPTION_KEY=new["ENCRYPTION_KEY"], ENCRYPTION_KEY_FALLBACKS="") as rt:
         assert alerts.webhook(rt) == hook  # the old master key can go: the webhook still opens
-    code, out, _ = cli("rotate-master-key", env={"ENCRYPTION_KEY": gen_key()})  # neither key opens it
+    code, out, err = cli("rotate-master-key", env={"ENCRYPTION_KEY": gen_key()})  # it opens nothing stored
+    assert code == 1 and "opens none of the 1 stored keys" in err and "hook-secret" not in out + err
+    other = gen_key()  # a master key that opens a stored key, but not the webhook
+    with runtime_with(environ, ENCRYPTION_KEY=other) as rt:
+        keys.store(rt, Actor.operator(), Owner.team(), Provider.BRAVE, "brave-fake.cli-0123456789abcdef")
+    code, out, _ = cli("rotate-master-key", env={"ENCRYPTION_KEY": other})
     assert code == 1 and "alert webhook: cannot be decrypted" in out and "hook-secret" not in out
-    code, out, _ = cli("doctor", env={"ENCRYPTION_KEY": gen_key()})
+    code, out, _ = cli("doctor", env={"ENCRYPTION_KEY": other})
     assert code == 1 and "alert webhook: PROBLEM" in out
     with runtime_with(environ, ENCRYPTION_KEY=new["ENCRYPTION_KEY"], ENCRYPTION_KEY_FALLBACKS="") as rt:
         assert alerts.webhook(rt) == hook  # left untouched
+
+
+# --- the master key: never replaced silently, and the ways back ---------------------------------
+
+
+EMBEDDED = {"ENCRYPTION_KEY": None}  # no ENCRYPTION_KEY: the key file data/master.key (made if absent)
+
+
+def test_a_missing_key_file_is_refused_until_restored_or_given_up(cli, environ, monkeypatch, tmp_path):
+    cli("users", "create", "alice", stdin="alice-password\n")
+    cli("keys", "set", "--user", "alice", "--provider", "anthropic", stdin=SECRET)
+    key_file = tmp_path / "data" / "master.key"
+    code, _, err = cli("doctor", env=EMBEDDED)
+    assert code == 1 and "master.key is missing, but the database holds 1 value(s)" in err
+    assert "byok forget-unreadable-keys" in err and not key_file.exists()
+    code, out, _ = cli("forget-unreadable-keys", env=EMBEDDED)  # lists, deletes nothing
+    assert code == 0 and "would forget: key" in out and "user:1 anthropic" in out and SECRET not in out
+    code, out, _ = cli("forget-unreadable-keys", "--yes", env=EMBEDDED)
+    assert code == 0 and "forgot 1 stored key(s)" in out and key_file.exists()
+    code, out, _ = cli("doctor", env=EMBEDDED)
+    assert code == 0 and "stored keys: none yet" in out
+    with runtime_with({k: v for k, v in environ.items() if k != "ENCRYPTION_KEY"}) as rt:
+        [forgotten] = [e for e in audit.recent(rt.engine) if e.action == "key.delete"]
+        assert forgotten.actor == "operator" and "forgotten" in forgotten.detail and SECRET not in forgotten.detail
+
+
+def test_a_key_file_others_can_read_is_a_problem(cli, environ, monkeypatch, tmp_path):
+    key_file = tmp_path / "key.txt"
+    key_file.write_text(environ["ENCRYPTION_KEY"] + "\n")
+    key_file.chmod(0o644)
+    env = {**EMBEDDED, "ENCRYPTION_KEY_FILE": str(key_file)}
+    code, out, _ = cli("doctor", env=env)
+    assert code == 1 and f"PROBLEM: The master key file {key_file} can be read by other users" in out
+    assert f"chmod 600 {key_file}" in out
+    key_file.chmod(0o600)
+    code, out, _ = cli("doctor", env=env)
+    assert code == 0 and "healthy" in out
+
+
+def test_rotate_dry_run_and_doctor_agree_on_what_is_unreadable(cli, environ):
+    from byok_core import keys
+    from byok_core.identity import Actor, Owner
+    from byok_core.models import ApiKey
+    from byok_core.providers import Provider
+
+    with runtime_with(environ) as rt:
+        good = keys.store(rt, Actor.operator(), Owner.team(), Provider.BRAVE, "brave-fake.cli-0123456789abcdef")
+        planted = keys.store(rt, Actor.operator(), Owner.team(), Provider.TAVILY, "tvly-fake.cli-0123456789abcd")
+        with rt.engine.begin() as conn:  # a first-format value no manifest lists, under the current key id
+            conn.execute(sa.update(ApiKey).where(ApiKey.id == planted.id).values(ciphertext=sealed_by_version_1(
+                rt.keyring, "tvly-fake.cli-0123456789abcd", f"team:0|tavily|{planted.id}")))
+    code, out, _ = cli("doctor")
+    assert code == 1 and out.count("PROBLEM: key") == 1 and planted.id in out and good.id not in out
+    code, out, _ = cli("rotate-master-key", "--dry-run")
+    assert code == 1 and "would re-encrypt 0; already current 1; unreadable 1" in out
+
+
+def test_first_format_keys_left_by_an_older_upgrade_can_be_resealed_by_the_operator(cli, environ):
+    """An install whose first start after the upgrade ran an older version of the re-sealing, which
+    dropped its marker although no configured key opened the values (issue 25): the operator, who
+    holds the right key, re-seals them to the base URLs their rows have, after seeing them."""
+    from byok_core import keys
+    from byok_core.identity import Actor, Owner
+    from byok_core.models import ApiKey
+    from byok_core.providers import Provider
+
+    key = "sk-fake.cli-compatible-0123456789abcdef"
+    with runtime_with(environ, BYOK_ALLOW_PRIVATE_ENDPOINTS="1") as rt:
+        row = keys.store(rt, Actor.operator(), Owner.team(), Provider.OPENAI_COMPATIBLE, key,
+                         base_url="https://llm.example.com/v1")
+        with rt.engine.begin() as conn:
+            conn.execute(sa.update(ApiKey).where(ApiKey.id == row.id).values(ciphertext=sealed_by_version_1(
+                rt.keyring, key, f"team:0|openai-compatible|{row.id}")))
+    code, out, _ = cli("reseal-first-format")
+    assert code == 0 and f"would re-seal: key {row.id} (team:0 openai-compatible), bound to " \
+                         "https://llm.example.com/v1" in out and "rerun with --yes" in out
+    assert cli("doctor")[0] == 1  # nothing was written
+    code, out, _ = cli("reseal-first-format", "--yes")
+    assert code == 0 and f"re-sealed: key {row.id}" in out
+    assert cli("doctor")[0] == 0
+    with runtime_with(environ) as rt:
+        assert keys.resolve(rt, None, Provider.OPENAI_COMPATIBLE).credential.secret.reveal() == key
+    assert "no stored key is in the first format" in cli("reseal-first-format")[1]

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from byok_core.crypto import DOCUMENTED_KEYS, Keyring, MasterKey, gen_key, load_keyring, parse_master_key
+from byok_core.crypto import DOCUMENTED_KEYS, Keyring, MasterKey, gen_key, parse_master_key
 from byok_core.errors import ConfigError, DecryptionError
+from byok_core.masterkey import load_keyring
 from byok_core.secret import Secret
 
 PLAIN = "sk-fake.proj-plaintext-secret-0123456789"

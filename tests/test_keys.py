@@ -17,11 +17,12 @@ from callhelpers import usage_rows
 from fakeproviders import FakeProvider
 from sqlmodel import Session, select
 
-from byok_core import accounts, audit, keys, keytest
+from byok_core import accounts, audit, keys, keytest, vault
 from byok_core.clock import utcnow
 from byok_core.crypto import gen_key
 from byok_core.errors import (
     CallStatus,
+    ConfigError,
     KeyUnreadableError,
     NoKeyError,
     NotFoundError,
@@ -223,13 +224,15 @@ def test_unreadable_row_is_reported_kept_and_audited(environ, people):
     alice, _, _ = people
     rt = open_runtime(environ)
     keys.store(rt, alice, Owner.user(alice.user_id), Provider.OPENAI, ALICE_KEY)
-    wrong = open_runtime({**environ, "ENCRYPTION_KEY": gen_key()})
+    with pytest.raises(ConfigError, match="opens none of the 1 stored keys"):  # a start with it is refused
+        open_runtime({**environ, "ENCRYPTION_KEY": gen_key()})
+    wrong = open_runtime({**environ, "ENCRYPTION_KEY": gen_key()}, migrate=False)
     with pytest.raises(KeyUnreadableError, match="cannot be decrypted") as info:
         keys.resolve(wrong, alice.user_id, Provider.OPENAI)
     assert_no_plaintext(str(info.value))
-    report = keys.scan(wrong)
+    report = vault.scan(wrong)
     assert len(report.unreadable) == 1 and report.per_key_id == {rt.keyring.primary.key_id: 1}
-    rotated = keys.rotate(wrong)
+    rotated = vault.rotate(wrong)
     assert rotated.rotated == 0 and len(rotated.unreadable) == 1
     # Nothing was destroyed: the right key still reads it.
     assert keys.resolve(rt, alice.user_id, Provider.OPENAI).credential.secret.reveal() == ALICE_KEY
@@ -248,12 +251,12 @@ def test_rotation_with_fallbacks_is_rerunnable_and_dry_run_writes_nothing(enviro
     keys.store(rt_old, admin, Owner.team(), Provider.BRAVE, TEAM_KEY)
     rt = open_runtime(_ring_env(environ, new, old))
     before = dump_database(rt)
-    dry = keys.rotate(rt, dry_run=True)
+    dry = vault.rotate(rt, dry_run=True)
     assert dry.rotated == 2 and dump_database(rt) == before
-    done = keys.rotate(rt)
+    done = vault.rotate(rt)
     assert (done.rotated, done.current) == (2, 0)
     assert done.per_key_id == {rt_old.keyring.primary.key_id: 2}
-    again = keys.rotate(rt)
+    again = vault.rotate(rt)
     assert (again.rotated, again.current) == (0, 2)
     only_new = open_runtime(_ring_env(environ, new))
     assert keys.resolve(only_new, alice.user_id, Provider.OPENAI).credential.secret.reveal() == ALICE_KEY
@@ -280,14 +283,14 @@ def test_rotation_interrupted_half_way_leaves_every_row_readable(environ, people
 
     monkeypatch.setattr(rt.keyring, "encrypt", failing_encrypt)
     with pytest.raises(OSError):
-        keys.rotate(rt)
+        vault.rotate(rt)
     monkeypatch.undo()
-    assert keys.scan(rt).unreadable == []
+    assert vault.scan(rt).unreadable == []
     for p in providers:
         assert keys.resolve(rt, alice.user_id, p).credential.secret.reveal() == f"{p.value}-secret-value-123456789"
-    assert sorted(keys.scan(rt).per_key_id.values()) == [2, 2]  # two rotated, two still old
-    assert keys.rotate(rt).rotated == 2  # a rerun finishes the job
-    assert keys.scan(rt).per_key_id == {rt.keyring.primary.key_id: 4}
+    assert sorted(vault.scan(rt).per_key_id.values()) == [2, 2]  # two rotated, two still old
+    assert vault.rotate(rt).rotated == 2  # a rerun finishes the job
+    assert vault.scan(rt).per_key_id == {rt.keyring.primary.key_id: 4}
 
 
 # --- replaced keys: the label carries over, restore for 30 days, then purged ----------------------

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import command
 from callhelpers import sealed_by_version_1
 
-from byok_core import accounts, budgets, db, keys
+from byok_core import accounts, budgets, db, keys, vault
 from byok_core.cli import main as cli_main_argv
 from byok_core.clock import utcnow
 from byok_core.errors import ValidationError
@@ -38,26 +38,6 @@ KEY = "sk-fake.first-format-0123456789abcdef1111"
 def wide(text: str) -> str:
     """``text`` in full-width letters (U+FF01 to U+FF5E), which NFKC turns back into plain ones."""
     return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
-
-
-@pytest.fixture(params=ENGINES)
-def empty_database(request, tmp_path, pg_admin_engine_if_any):
-    """A database with no schema at all (a fresh PostgreSQL schema, or a new SQLite file)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    schema = f"m_{uuid.uuid4().hex[:12]}"
-    with pg_admin_engine_if_any.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = sa.make_url(db.normalize_url(PG_URL)).update_query_dict({"options": f"-csearch_path={schema}"})
-    yield url.render_as_string(hide_password=False)
-    with pg_admin_engine_if_any.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-
-
-@pytest.fixture
-def pg_admin_engine_if_any(request):
-    return request.getfixturevalue("pg_admin_engine") if PG_URL else None
 
 
 def test_budgets_move_to_owners_and_keep_working(empty_database, tmp_path, master_key):
@@ -105,7 +85,7 @@ def test_first_format_keys_are_rebound_to_their_base_url_on_the_first_start(empt
 
     rt = open_runtime(environ)  # the first start of this version: migrations, then the re-sealing
     try:
-        assert keys.scan(rt).unreadable == []
+        assert vault.scan(rt).unreadable == []
         for provider, base_url in ((Provider.OPENAI_COMPATIBLE, "https://llm.example.com/v1"),
                                    (Provider.OPENAI, "https://api.openai.com/v1")):  # the planted URL is gone
             resolved = keys.resolve(rt, None, provider)

@@ -4,6 +4,7 @@ roles from single sign-on groups (accounts.apply_oidc_role)."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import prometheus_client
 import pytest
@@ -16,8 +17,9 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from byok_core import accounts, audit, db, keys, metrics, pricing
+from byok_core.crypto import gen_key
 from byok_core.errors import CallStatus
-from byok_core.identity import KeySource, Role
+from byok_core.identity import Actor, KeySource, Owner, Role
 from byok_core.providers import Provider
 from byok_core.record import CallRecord
 from byok_core.runtime import open_runtime
@@ -472,3 +474,19 @@ def test_single_sign_on_opens_the_admin_pages_to_the_admin_group(app, rt, enviro
     assert any("(member)" in c.value for c in at.sidebar.caption)
     with pytest.raises(ValueError):
         open_page(at, "admin")
+
+
+def test_readyz_when_the_master_key_opens_none_of_the_stored_keys(client, rt, monkeypatch):
+    keys.store(rt, Actor.operator(), Owner.team(), Provider.BRAVE, "brave-fake.readyz-0123456789abcdef")
+    other = gen_key()
+    monkeypatch.setenv("ENCRYPTION_KEY", other)
+    clear_runtime()
+    assert _refused(client.get("/readyz"), other) == "master key opens none of the stored keys"
+
+
+def test_readyz_never_makes_a_new_key_file_over_stored_keys(client, rt, environ, monkeypatch):
+    keys.store(rt, Actor.operator(), Owner.team(), Provider.BRAVE, "brave-fake.readyz-0123456789abcdef")
+    monkeypatch.delenv("ENCRYPTION_KEY")  # the embedded default: data/master.key, which is not there
+    clear_runtime()
+    assert _refused(client.get("/readyz")) == "master key does not load"
+    assert not (Path(environ["BYOK_DATA_DIR"]) / "master.key").exists()

@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gen-key": ("vault", "print a new random master key (64 hex characters)"),
     "doctor": ("vault", "check configuration, database, migrations and every stored key"),
     "rotate-master-key": ("vault", "re-encrypt every stored key under the current ENCRYPTION_KEY"),
+    "forget-unreadable-keys": ("vault", "start over without the stored keys no configured master key opens"),
+    "reseal-first-format": ("vault", "bind first-format keys left over by an older upgrade to their base URL"),
     "users": ("users", "manage accounts"),
     "keys": ("keys", "manage stored API keys"),
     "usage": ("usage", "usage log, retention, budgets and search prices"),

@@ -43,12 +43,12 @@ def pause_collector() -> None:
     _collector_paused = True
 
 
-def runtime(*, migrate: bool = True) -> Runtime:
+def runtime(*, migrate: bool = True, starting_over: bool = False) -> Runtime:
     """The runtime for this command; ``close_runtimes`` closes its database connections at the end."""
     from byok_core.runtime import open_runtime
 
     global _collector_paused
-    rt = open_runtime(settings=settings(), migrate=migrate)
+    rt = open_runtime(settings=settings(), migrate=migrate, starting_over=starting_over)
     _opened.append(rt)
     if _collector_paused:  # started: what exists now lives until the end, so later collections skip it
         _collector_paused = False

@@ -1,4 +1,5 @@
-"""`byok gen-key`, `byok doctor`, `byok rotate-master-key`."""
+"""`byok gen-key`, `byok doctor`, `byok rotate-master-key`, `byok forget-unreadable-keys`,
+`byok reseal-first-format`."""
 
 from __future__ import annotations
 
@@ -12,10 +13,22 @@ def _rotate_args(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_rotate)
 
 
+def _forget_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--yes", action="store_true", help="delete them (without it, only list them)")
+    p.set_defaults(func=cmd_forget)
+
+
+def _reseal_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--yes", action="store_true", help="re-seal them (without it, only list them)")
+    p.set_defaults(func=cmd_reseal_first_format)
+
+
 PARSERS: Parsers = {
     "gen-key": lambda p: p.set_defaults(func=cmd_gen_key),
     "doctor": lambda p: p.set_defaults(func=cmd_doctor),
     "rotate-master-key": _rotate_args,
+    "forget-unreadable-keys": _forget_args,
+    "reseal-first-format": _reseal_args,
 }
 
 
@@ -27,12 +40,23 @@ def cmd_gen_key(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from byok_core import accounts, alerts, budgets, db, keys
+    from byok_core import accounts, alerts, budgets, db, first_format, vault
 
-    before = db.current_revision(runtime(migrate=False).engine)
-    rt = runtime()  # applies pending migrations, exactly as the app does at start
+    unstarted = runtime(migrate=False)
+    before = db.current_revision(unstarted.engine)
+    try:
+        rt = runtime()  # applies pending migrations, exactly as the app does at start
+    except vault.MasterKeyMismatch as exc:  # refused before anything changed: say what the database holds
+        print(f"master key:  {unstarted.keyring_source.description} (id {unstarted.keyring.primary.key_id})")
+        print(f"PROBLEM: {exc}")
+        for key_id, count in sorted(vault.sealed_key_ids(unstarted.engine).items()):
+            print(f"stored keys: {count} under master key {key_id} (NOT CONFIGURED)")
+        return 1
     problems = 0
     print(f"master key:  {rt.keyring_source.description} (id {rt.keyring.primary.key_id})")
+    if rt.keyring_source.warning:
+        problems += 1
+        print(f"PROBLEM: {rt.keyring_source.warning}")
     fallbacks = [k for k in rt.keyring.key_ids if k != rt.keyring.primary.key_id]
     if fallbacks:
         print(f"fallbacks:   {', '.join(fallbacks)} (decrypt only)")
@@ -43,7 +67,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         return 1
     upgraded = f"upgraded {before or 'empty database'} -> {head}"
     print(f"migrations:  up to date ({head})" if before == head else f"migrations:  {upgraded}")
-    report = keys.scan(rt)
+    report = vault.scan(rt)
+    waiting = first_format.manifest(rt)
+    if waiting is None:
+        problems += 1
+        print("PROBLEM: the list of first-format keys waiting to be re-sealed cannot be opened with the configured "
+              "master keys (it was sealed by another one, or planted); those keys stay unreadable")
+    elif waiting:
+        print(f"stored keys: {len(waiting)} in the first format wait for the master key that sealed them; they are "
+              "re-sealed at the first start that has it (set ENCRYPTION_KEY_FALLBACKS to it)")
     for key_id, count in sorted(report.per_key_id.items()):
         note = "current" if key_id == rt.keyring.primary.key_id else (
             "fallback: run `byok rotate-master-key`" if key_id in rt.keyring.key_ids else "NOT CONFIGURED")
@@ -78,10 +110,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
-    from byok_core import alerts, keys
+    from byok_core import alerts, first_format, vault
 
     rt = runtime()
-    report = keys.rotate(rt, dry_run=args.dry_run)
+    report = vault.rotate(rt, dry_run=args.dry_run)
     verb = "would re-encrypt" if args.dry_run else "re-encrypted"
     for key_id, count in sorted(report.per_key_id.items()):
         print(f"master key {key_id}: {count} stored key(s)")
@@ -94,4 +126,47 @@ def cmd_rotate(args: argparse.Namespace) -> int:
         "unreadable": "cannot be decrypted with any configured master key; left untouched (save it again on "
                       "the Budgets page, or set ENCRYPTION_KEY_FALLBACKS to the key that sealed it)",
     }[webhook])
-    return 1 if report.unreadable or webhook == "unreadable" else 0
+    waiting = first_format.reseal_manifest(rt, dry_run=args.dry_run)
+    if waiting != "none":
+        print("first-format keys waiting to be re-sealed: their list is " + {
+            "current": "already current", "rotated": verb, "unreadable": "sealed by a key that is not configured",
+        }[waiting])
+    return 1 if report.unreadable or "unreadable" in (webhook, waiting) else 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    from byok_core import alerts, first_format, vault
+    from byok_core.identity import Actor
+
+    rt = runtime(starting_over=True)
+    gone = vault.forget_unreadable(rt, dry_run=not args.yes)
+    if alerts.reseal(rt, dry_run=True) == "unreadable":
+        print(f"{'forgot' if args.yes else 'would forget'}: the alert webhook (set it again on the Budgets page)")
+        if args.yes:
+            alerts.set_webhook(rt, Actor.operator(), None)
+    if args.yes and first_format.manifest(rt) is None:
+        first_format.forget_manifest(rt)
+    for row_id, place in gone:
+        print(f"{'forgot' if args.yes else 'would forget'}: key {row_id} ({place})")
+    if not args.yes:
+        print(f"{len(gone)} stored key(s) no configured master key opens; rerun with --yes to delete them "
+              "(their owners save them again on the Keys page)")
+        return 0
+    print(f"forgot {len(gone)} stored key(s); the app starts with master key {rt.keyring.primary.key_id}")
+    return 0
+
+
+def cmd_reseal_first_format(args: argparse.Namespace) -> int:
+    from byok_core import first_format
+
+    rt = runtime()
+    found = first_format.reseal_trusting_the_database(rt, dry_run=not args.yes)
+    for row_id, place, base_url, opens in found:
+        bound = f", bound to {base_url}" if base_url else ""
+        verb = ("re-sealed" if args.yes else "would re-seal") if opens else "cannot open (left as it is)"
+        print(f"{verb}: key {row_id} ({place}){bound}")
+    if not found:
+        print("no stored key is in the first format")
+    elif not args.yes:
+        print("check that each base URL above is one you trust with its key, then rerun with --yes")
+    return 1 if any(not opens for *_, opens in found) else 0

@@ -1,8 +1,8 @@
 """stored keys are bound to their base URL: schedule the re-sealing of first-format values
 
-A migration cannot see the master key, so this one only leaves a marker; the next start
-(``keys.rebind``, run right after the migrations) re-seals every first-format value with its
-row's base URL and removes the marker. Only openai-compatible keys keep a stored base URL.
+A migration cannot see the master key, so this one only leaves a marker; the app's upgrade
+(``first_format.reseal_at_upgrade``, in the same transaction) re-seals every first-format value with
+its row's base URL and replaces the marker. Only openai-compatible keys keep a stored base URL.
 
 Revision ID: 0003
 Revises: 0002
