@@ -110,6 +110,21 @@ def test_revoked_or_disabled_session_is_signed_out(app, rt):
     assert [t.label for t in at.text_input] == ["Username", "Password"]
 
 
+def test_enabling_an_account_again_does_not_revive_a_session_from_before(app, rt):
+    user = make_user(rt, "cy")
+    at = app_test()
+    token = sign_in(at, rt, user)
+    at.run()
+    accounts.set_disabled(rt, Actor.operator(), "cy", True)
+    accounts.set_disabled(rt, Actor.operator(), "cy", False)
+    again = app_test()  # the browser comes back with the cookie it kept
+    again.session_state[TOKEN_KEY] = token
+    again.run()
+    assert [t.label for t in again.text_input] == ["Username", "Password"] and not again.exception
+    at.run()
+    assert [t.label for t in at.text_input] == ["Username", "Password"]
+
+
 def test_change_password_keeps_this_tab_signed_in(app, rt):
     user = make_user(rt, "dee", password="old password 1")
     at = app_test()
