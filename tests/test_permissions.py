@@ -47,8 +47,11 @@ EXEMPT: dict[str, str] = {
     "chat.list_models": _OWN,
     "search.search": _OWN,
     "search.run_search": _OWN,
+    "search.search_with": _OWN,
     "keys.resolve": _OWN + "; records a key it cannot decrypt",
-    "budgets.admit": _OWN + "; reserves a call's worst case against budgets",
+    "budgets.admitted": _OWN + "; reserves a call's worst case against budgets",
+    "calls.metered": _OWN + "; the one way to run a call: logs its usage row and settles budgets",
+    "db.serialized": "a transaction for its callers, which are walked themselves",
     "conversations.create": _OWN,
     "conversations.rename": _OWN,
     "conversations.set_model": _OWN,
@@ -96,28 +99,41 @@ def _ours(obj: Any) -> Callable[..., Any] | None:
     return obj if inspect.isfunction(obj) and obj.__module__.startswith("byok_core.") else None
 
 
+def _local_imports(code: types.CodeType) -> dict[str, Any]:
+    """What ``from byok_core[.x] import y`` inside a function binds (byok_core defers some imports)."""
+    bound: dict[str, Any] = {}
+    module, imported = None, None
+    for ins in dis.get_instructions(code):
+        if ins.opname == "IMPORT_NAME":
+            module = importlib.import_module(ins.argval) if ins.argval.startswith("byok_core") else None
+        elif ins.opname == "IMPORT_FROM" and module is not None:
+            imported = getattr(module, ins.argval, None)
+        elif ins.opname in ("STORE_FAST", "STORE_DEREF") and imported is not None:
+            bound[ins.argval], imported = imported, None
+    return bound
+
+
 def _commits(fn: Callable[..., Any], seen: set[Any]) -> bool:
-    """Whether ``fn``, or a byok_core function it names (``f(...)``, ``module.f(...)``), opens or
-    commits a transaction."""
+    """Whether ``fn``, or a byok_core function it names (``f(...)``, ``module.f(...)``, also after
+    an import inside the function), opens or commits a transaction."""
     if fn in seen:
         return False
     seen.add(fn)
-    scope: dict[str, Any] = fn.__globals__  # type: ignore[attr-defined]
     for code in _code_objects(fn.__code__):  # type: ignore[attr-defined]
+        local = _local_imports(code)
         module = None
         for ins in dis.get_instructions(code):
             if ins.opname in ("LOAD_ATTR", "LOAD_METHOD"):
                 if ins.argval in _TRANSACTION:
                     return True
-                callee = _ours(getattr(module, ins.argval, None)) if module is not None else None
-            elif ins.opname in ("LOAD_GLOBAL", "LOAD_DEREF", "LOAD_NAME"):
-                callee = _ours(scope.get(ins.argval))
+                named = getattr(module, ins.argval, None) if module is not None else None
             else:
-                callee = None
+                named = (fn.__globals__.get(ins.argval) if ins.opname == "LOAD_GLOBAL"  # type: ignore[attr-defined]
+                         else local.get(ins.argval) if ins.opname in ("LOAD_FAST", "LOAD_DEREF") else None)
+            callee = _ours(named)
             if callee is not None and _commits(callee, seen):
                 return True
-            module = scope.get(ins.argval) if ins.opname == "LOAD_GLOBAL" else None
-            module = module if inspect.ismodule(module) else None
+            module = named if inspect.ismodule(named) else None
     return False
 
 
@@ -127,7 +143,7 @@ def committing_functions() -> dict[str, Callable[..., Any]]:
     for module in _modules():
         for name, fn in vars(module).items():
             if not name.startswith("_") and inspect.isfunction(fn) and fn.__module__ == module.__name__ \
-                    and _commits(fn, set()):
+                    and _commits(inspect.unwrap(fn), set()):
                 found[f"{module.__name__.removeprefix('byok_core.')}.{name}"] = fn
     return found
 
