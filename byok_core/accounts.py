@@ -133,11 +133,11 @@ def get_user(rt: Runtime, username: str) -> User:
     return user
 
 
-_SignIns = Callable[[Session, int], None]  # what else a change ends, in its own transaction
+_Ends = Callable[[Session, int], None]  # the sign-ins a change ends, in its own transaction
 
 
 def _update_user(rt: Runtime, actor: Actor, username: str, action: AuditAction, detail: str = "", *,
-                 ends: _SignIns | None = None, not_self: str = "", **values: Any) -> None:
+                 ends: _Ends | None = None, not_self: str = "", **values: Any) -> None:
     """Change ``username``'s row and audit it; ``ends`` runs in the same transaction, so nothing
     issued before the change survives it. ``not_self``: what an admin may not do to themselves."""
     with Session(rt.engine) as session, session.begin():
