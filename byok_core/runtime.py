@@ -18,6 +18,7 @@ from byok_core.secret import Secret
 
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0
+CALL_DEADLINE = 600.0  # a streamed reply's whole time, however slowly its bytes come
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -47,6 +48,7 @@ class Settings:
     allow_private_endpoints: bool = False
     connect_timeout: float = CONNECT_TIMEOUT
     read_timeout: float = READ_TIMEOUT
+    call_deadline: float = CALL_DEADLINE
     cookie_secure: bool = False
     debug: bool = False  # the byok command shows tracebacks of unexpected errors
     base_urls: Mapping[Provider, str | None] = field(default_factory=dict)  # operator's endpoint per provider
@@ -72,6 +74,7 @@ class Settings:
             allow_private_endpoints=_flag(env, "BYOK_ALLOW_PRIVATE_ENDPOINTS"),
             connect_timeout=_seconds(env, "BYOK_CONNECT_TIMEOUT", CONNECT_TIMEOUT),
             read_timeout=_seconds(env, "BYOK_READ_TIMEOUT", READ_TIMEOUT),
+            call_deadline=_seconds(env, "BYOK_CALL_DEADLINE", CALL_DEADLINE),
             cookie_secure=_flag(env, "BYOK_COOKIE_SECURE"),
             debug=_flag(env, "BYOK_DEBUG"),
             base_urls=base_urls,

@@ -8,7 +8,7 @@
 One server plays one provider: streaming chat, the models list, search and key-check endpoints.
 Faults are scripted per server, counted in text chunks sent: ``cut_after`` (drop the connection),
 ``close_after`` (end the HTTP body cleanly without the end marker), ``garbage_after`` (a data line
-that is not JSON), ``stall_after`` + ``stall`` (go silent), ``hold_after`` (wait for
+that is not JSON), ``stall_after`` + ``stall`` (go silent), ``trickle`` (a byte at a time, slowly), ``hold_after`` (wait for
 ``server.gate.set()``), ``stream_error`` (the provider's own error event after the text), or
 ``status`` (+ ``error_body``/``error_headers``) for every request. ``expect_key`` answers 401, with a
 body that echoes the wrong key as some providers do.
@@ -92,7 +92,7 @@ class FakeProvider:
                  status: int | None = None, error_body: Any = None, error_headers: dict[str, str] | None = None,
                  expect_key: str | None = None, cut_after: int | None = None, close_after: int | None = None,
                  garbage_after: int | None = None, stall_after: int | None = None, stall: float = 30.0,
-                 hold_after: int | None = None,
+                 hold_after: int | None = None, trickle: float | None = None,
                  stream_error: tuple[str, str] | None = None, models: list[str] | None = None,
                  results: list[tuple[str, str, str]] | None = None):
         self.provider = provider
@@ -104,6 +104,7 @@ class FakeProvider:
         self.cut_after, self.close_after, self.garbage_after = cut_after, close_after, garbage_after
         self.stall_after, self.stall, self.stream_error = stall_after, stall, stream_error
         self.hold_after = hold_after
+        self.trickle = trickle  # seconds between the bytes of every text frame: always sending, never done
         self.gate = threading.Event()  # with hold_after: the stream waits here until gate.set()
         self.models = models if models is not None else _MODELS.get(provider, [])
         self.results = results if results is not None else DEFAULT_RESULTS
@@ -331,7 +332,12 @@ def _handler(fake: FakeProvider):
                     return
                 if i == fake.garbage_after:
                     self._chunk(b"data: {this is not json\n\n")
-                if i < len(texts):
+                if i < len(texts) and fake.trickle:
+                    for byte in texts[i]:
+                        if fake._stop.wait(fake.trickle):
+                            return
+                        self._chunk(bytes([byte]))
+                elif i < len(texts):
                     self._chunk(texts[i])
             if fake.stream_error:
                 self._chunk(fake._error_frame())

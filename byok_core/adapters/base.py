@@ -23,7 +23,7 @@ from httpx_sse import EventSource, SSEError
 
 from byok_core.adapters.errors import provider_error, transport_error
 from byok_core.credential import Credential
-from byok_core.errors import KeyRejected, ProviderDown, StreamCutOff
+from byok_core.errors import KeyRejected, ProviderDown, ProviderTimeout, StreamCutOff
 from byok_core.providers import Provider
 from byok_core.secret import is_printable_ascii
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from genai_prices import Usage
 
 MAX_RESULTS = 20
+MAX_REPLY_CHARS = 200_000  # a reply is stopped there (a conversation's message has the same cap)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Reply:
     usage_object: dict[str, Any] | None = None  # the provider's own usage object, shaped as it sends it
     usage: Usage | None = None  # what was billed, read from usage_object by genai-prices; None: not reported
     hang_up: Callable[[], None] | None = field(default=None, repr=False)  # ends the stream from another thread
+    deadline_s: float = 600.0  # however slowly the bytes trickle in, the reply is stopped then (BYOK_CALL_DEADLINE)
 
 
 @dataclass(frozen=True)
@@ -213,9 +215,20 @@ class ChatAdapter(_Adapter):
                                 "rest.",
                                 "".join(reply.text))
 
+        overdue = threading.Event()
+        deadline: threading.Timer | None = None
+        received = 0
         try:
             with client.stream("POST", url, headers=headers, json=body) as response:
                 reply.hang_up = functools.partial(_hang_up, response)
+
+                def too_late() -> None:
+                    overdue.set()
+                    _hang_up(response)
+
+                deadline = threading.Timer(reply.deadline_s, too_late)
+                deadline.daemon = True
+                deadline.start()
                 if response.status_code >= 400:
                     response.read()
                     raise provider_error(label, cred, status=response.status_code, body=_body(response),
@@ -236,17 +249,27 @@ class ChatAdapter(_Adapter):
                             raise provider_error(label, cred, status=None, body=data, model=model)
                         delta = on_event(sse.event, data, reply)
                         if delta:
+                            received += len(delta)
+                            if received > MAX_REPLY_CHARS:
+                                raise StreamCutOff(
+                                    f"{label}'s reply passed {MAX_REPLY_CHARS:,} characters, so it was stopped there; "
+                                    "the text so far is kept.", "".join(reply.text))
                             reply.text.append(delta)
                             yield delta
                     if stops and reply.complete:
                         break
         except SSEError:
             raise cut_off("it did not send an event stream") from None
-        except (httpx.TimeoutException, httpx.ConnectError) as exc:
-            raise transport_error(label, exc) from None
-        except httpx.TransportError:
+        except (httpx.TimeoutException, httpx.ConnectError, httpx.TransportError) as exc:
+            if overdue.is_set():
+                raise ProviderTimeout(f"{label} took longer than {reply.deadline_s:.0f} seconds to send its reply, so "
+                                      "it was stopped; the text so far is kept.") from None
+            if isinstance(exc, httpx.TimeoutException | httpx.ConnectError):
+                raise transport_error(label, exc) from None
             raise cut_off("the connection broke") from None
         finally:
+            if deadline is not None:
+                deadline.cancel()
             self.read_usage(reply)  # whatever usage arrived, also when the stream failed
         if not reply.complete:
             raise cut_off("it stopped sending before the reply was complete")
