@@ -249,6 +249,7 @@ class ChatAdapter(_Adapter):
                             raise provider_error(label, cred, status=None, body=data, model=model)
                         delta = on_event(sse.event, data, reply)
                         if delta:
+                            delta = delta.replace("\x00", "\ufffd")  # PostgreSQL cannot store NUL in text
                             received += len(delta)
                             if received > MAX_REPLY_CHARS:
                                 raise StreamCutOff(

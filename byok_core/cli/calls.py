@@ -59,11 +59,14 @@ def _warm_up() -> None:
 
 def cmd_chat(args: argparse.Namespace) -> int:
     from byok_core import chat
+    from byok_core.conversations import MAX_MESSAGE
+    from byok_core.text import check_message
 
+    prompt = check_message(" ".join(args.prompt), MAX_MESSAGE)  # before anything is opened or billed
     _warm_up()
     rt = runtime()
     stream = chat.stream_chat(rt, user_id=_user_id(rt, args.user), provider=args.provider, model=args.model,
-                              messages=[chat.ChatMessage("user", " ".join(args.prompt))], search_provider=args.search)
+                              messages=[chat.ChatMessage("user", prompt)], search_provider=args.search)
     for delta in stream:
         sys.stdout.write(delta)
         sys.stdout.flush()
