@@ -12,11 +12,16 @@ import pytest
 from appserver import wait_for
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
+from byok_core import accounts
+from byok_core.models import User
+from byok_core.runtime import Runtime
+
 CHROMIUM = os.environ.get("BYOK_E2E_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 DESKTOP = {"width": 1280, "height": 860}
+COOKIE = "byok_session"  # byok_ui.server.COOKIE_NAME
 
 expect.set_options(timeout=15_000)
 
@@ -65,8 +70,19 @@ def nav(page: Page, title: str) -> None:
 
 def session_cookie(context: BrowserContext) -> dict:
     """The HttpOnly cookie, once the page's request for it has completed."""
-    return wait_for(lambda: next((c for c in context.cookies() if c["name"] == "byok_session"), None), 10,
+    return wait_for(lambda: next((c for c in context.cookies() if c["name"] == COOKIE), None), 10,
                     "the session cookie")
+
+
+def open_signed_in(page: Page, url: str, rt: Runtime, user: User, path: str = "/") -> None:
+    """Open ``url + path`` signed in as ``user`` without the sign-in form (only the sign-in tests use
+    it): a real session from the core (``accounts.create_session``) in the cookie the form's request
+    would have set."""
+    token = accounts.create_session(rt, user)
+    page.context.add_cookies([{"name": COOKIE, "value": token, "url": url, "httpOnly": True, "sameSite": "Lax"}])
+    page.goto(url + path)
+    expect(page.get_by_test_id("stSidebarNav")).to_be_attached()  # signed in (on a phone, in the closed menu)
+    idle(page)
 
 
 def sign_in(page: Page, url: str, username: str, password: str) -> None:

@@ -1,8 +1,9 @@
 """End to end in a real Chromium: `streamlit run streamlit_app.py` against loopback fake providers.
 
-One small test per feature, all on one started app (module-scoped): first-run setup with the code
-from the server's console and the session cookie, keys, a streamed chat reply and a reload that
-keeps the session, search, usage, admin, role gating by URL, and sign-out. A first failure does not
+One small test per feature, on an app of this module's own (first-run setup needs one with no users
+yet): first-run setup with the code from the server's console and the session cookie, keys, a
+streamed chat reply and a reload that keeps the session, search, usage, admin, role gating by URL,
+and sign-out (those two sign in with a session cookie the core made). A first failure does not
 hide the rest. Every wait is on the app's own state or a specific element, never a fixed sleep.
 Screenshots go to test-artifacts/screenshots/ (BYOK_SCREENSHOTS_DIR=docs/screenshots refreshes the
 README's).
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from appserver import ROOT, running_app, wait_for
-from browser import idle, nav, need_chromium, no_errors, session_cookie, sign_in
+from browser import COOKIE, idle, nav, need_chromium, no_errors, open_signed_in, session_cookie
 from callhelpers import log_call
 from fakeproviders import FakeProvider
 from playwright.sync_api import Page, expect
@@ -53,23 +54,12 @@ def server(tmp_path_factory, openai):
         yield app
 
 
-
-
-
-
-
 def shot(page: Page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     idle(page)
     no_errors(page)
     page.get_by_role("heading").first.scroll_into_view_if_needed()
     page.screenshot(path=str(SHOTS / f"{name}.png"))
-
-
-
-
-
-
 
 
 @pytest.fixture(scope="module")
@@ -175,15 +165,9 @@ def test_admin_creates_a_member(admin):
     shot(admin, "admin")
 
 
-def test_a_member_cannot_open_admin_pages_by_url(server, browser, admin):
-    rt = open_runtime(server.env, migrate=False)
-    try:
-        accounts.create_user(rt, Actor.operator(), "member2", "member password 2", Role.MEMBER)
-    finally:
-        rt.engine.dispose()
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    page = context.new_page()
-    sign_in(page, server.url, "member2", "member password 2")
+def test_a_member_cannot_open_admin_pages_by_url(server, page, rt, admin):
+    member = accounts.create_user(rt, Actor.operator(), "member2", "member password 2", Role.MEMBER)
+    open_signed_in(page, server.url, rt, member)
     nav_links = page.get_by_test_id("stSidebarNav").inner_text()
     assert "Admin" not in nav_links and "Budgets" not in nav_links
     for path in ("/admin", "/budgets"):
@@ -192,26 +176,19 @@ def test_a_member_cannot_open_admin_pages_by_url(server, browser, admin):
         idle(page)
         assert page.get_by_role("heading", name="Admin", exact=True).count() == 0
         assert "admin password" not in page.content() and "Audit log" not in page.content()
-    context.close()
 
 
-def test_sign_out_ends_the_session_and_its_cookie(server, browser, admin):
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    page = context.new_page()
-    sign_in(page, server.url, *ADMIN)
-    cookie = session_cookie(context)
+def test_sign_out_ends_the_session_and_its_cookie(server, page, rt, admin):
+    open_signed_in(page, server.url, rt, accounts.get_user(rt, ADMIN[0]))
+    cookie = session_cookie(page.context)
     page.get_by_role("button", name="Sign out").first.click()
     expect(page.get_by_role("button", name="Sign in", exact=True)).to_be_visible()
     idle(page)
-    wait_for(lambda: not any(c["name"] == "byok_session" for c in context.cookies()), 10, "the cookie to go")
+    wait_for(lambda: not any(c["name"] == COOKIE for c in page.context.cookies()), 10, "the cookie to go")
     page.reload()
     expect(page.get_by_role("button", name="Sign in", exact=True)).to_be_visible()
     shot(page, "sign-in")
-    context.close()
     # and the revoked cookie, replayed, signs nobody in
-    stale = browser.new_context()
-    stale.add_cookies([{"name": "byok_session", "value": cookie["value"], "url": server.url}])
-    page = stale.new_page()
+    page.context.add_cookies([{"name": COOKIE, "value": cookie["value"], "url": server.url}])
     page.goto(server.url + "/keys")
     expect(page.get_by_role("button", name="Sign in", exact=True)).to_be_visible()
-    stale.close()

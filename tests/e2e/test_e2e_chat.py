@@ -1,17 +1,15 @@
 """End to end in a real Chromium: chat replies written on the server (a reload mid-reply picks it up
 and it finishes; Stop), failed turns kept out of what is sent (a 429, then Retry), the web search
-default, and the Search page's budget warning. One started app for the module; each test signs in
-a person of its own."""
+default, and the Search page's budget warning. On the shared app server (tests/e2e/conftest.py);
+each test has a person of its own, signed in by a session cookie."""
 
 from __future__ import annotations
 
 import itertools
 
 import pytest
-from appserver import running_app
-from browser import DESKTOP, idle, need_chromium, no_errors, sign_in
+from browser import idle, no_errors, open_signed_in
 from callhelpers import log_call
-from fakeproviders import FakeProvider
 from playwright.sync_api import Page, expect
 
 from byok_core import accounts, budgets, keys, pricing
@@ -22,47 +20,29 @@ from byok_core.runtime import open_runtime
 
 pytestmark = pytest.mark.e2e
 
-REPLY = "Streaming works: one token after another until the very end."
 BRAVE_KEY = "brave-team-key-e2e-0123456789"
 _names = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def openai():
-    """Replies stop after their first word while ``gate`` is clear."""
-    with FakeProvider(Provider.OPENAI, reply=REPLY, hold_after=1) as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, openai):
-    need_chromium()
-    with FakeProvider(Provider.BRAVE) as brave, \
-            running_app(tmp_path_factory.mktemp("e2e-chat"), **openai.env(), **brave.env()) as app:
-        rt = open_runtime(app.env)
-        try:
-            keys.store(rt, Actor.operator(), Owner.team(), Provider.BRAVE, BRAVE_KEY)
-        finally:
-            rt.engine.dispose()
-        yield app
-
-
+@pytest.fixture(scope="module", autouse=True)
+def team_brave_key(server):
+    rt = open_runtime(server.env, migrate=False)
+    try:
+        keys.store(rt, Actor.operator(), Owner.team(), Provider.BRAVE, BRAVE_KEY)
+    finally:
+        rt.engine.dispose()
 
 
 @pytest.fixture
-def person(server, browser, rt, openai):
-    """A member with their own OpenAI key, signed in on the Chat page; the provider's gate clear."""
-    name = f"member{next(_names)}"
+def person(server, page, rt, openai):
+    """A member with their own OpenAI key, signed in on the Chat page; replies stop after their
+    first word until the test sets ``openai.gate``."""
+    name = f"chat{next(_names)}"
     user = accounts.create_user(rt, Actor.operator(), name, "member password 1")
     keys.store(rt, Actor.of(user), Owner.user(user.id), Provider.OPENAI, f"sk-e2e-{name}-0123456789")
-    openai.status = None
     openai.gate.clear()
-    context = browser.new_context(viewport=DESKTOP)
-    page = context.new_page()
-    sign_in(page, server.url, name, "member password 1")
-    yield page, user
-    openai.gate.set()
-    context.close()
+    open_signed_in(page, server.url, rt, user)
+    return page, user
 
 
 def send(page: Page, text: str) -> None:
@@ -135,7 +115,8 @@ def test_a_rate_limited_turn_stays_on_screen_is_never_sent_again_and_can_be_retr
     main(page).get_by_role("button", name="Retry").click()
     expect(main(page).get_by_role("button", name="Regenerate")).to_be_visible()
     expect(replies(page).last).to_contain_text("until the very end.")
-    assert sent_turns(openai) == [("user", "second question"), ("assistant", REPLY), ("user", "third question")]
+    reply = "".join(openai.chunks)
+    assert sent_turns(openai) == [("user", "second question"), ("assistant", reply), ("user", "third question")]
     assert page.get_by_test_id("stChatMessage").filter(has_text="third question").count() == 1
     idle(page)
     no_errors(page)

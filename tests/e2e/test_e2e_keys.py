@@ -1,17 +1,15 @@
 """End to end in a real Chromium: saving a key tests it first. A good key is saved with what the test
 showed, a key the provider rejects is refused and the key in use stays active, a provider that
 cannot be reached offers "Save without testing", Restore brings back the replaced key, and Delete
-asks on the card itself. One started app for the module; each test signs in a member of its own.
-No key ever reaches the page."""
+asks on the card itself. On the shared app server (tests/e2e/conftest.py); each test has a member
+of its own, signed in by a session cookie. No key ever reaches the page."""
 
 from __future__ import annotations
 
 import itertools
 
 import pytest
-from appserver import running_app
-from browser import DESKTOP, idle, nav, need_chromium, no_errors, sign_in
-from fakeproviders import FakeProvider
+from browser import idle, nav, no_errors, open_signed_in
 from playwright.sync_api import Locator, Page, expect
 
 from byok_core import accounts, keys
@@ -19,41 +17,20 @@ from byok_core.errors import CallStatus
 from byok_core.identity import Actor, Owner
 from byok_core.models import User
 from byok_core.providers import Provider
-from byok_core.runtime import Runtime, open_runtime
+from byok_core.runtime import Runtime
 
 pytestmark = pytest.mark.e2e
 
 _names = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def openai():
-    """The OpenAI the app tests keys against; each test says which key it accepts (``expect_key``)."""
-    with FakeProvider(Provider.OPENAI) as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, openai):
-    need_chromium()
-    with running_app(tmp_path_factory.mktemp("e2e-keys"), **openai.env()) as app:
-        open_runtime(app.env).engine.dispose()  # migrated before the first test's own runtime
-        yield app
-
-
-
-
 @pytest.fixture
-def person(server, browser, rt, openai):
-    """A member signed in on the Keys page; the provider answers normally."""
+def person(server, page, rt, openai):
+    """A member signed in on the Chat page; the provider answers normally."""
     name = f"keys{next(_names)}"
     user = accounts.create_user(rt, Actor.operator(), name, "member password 1")
-    openai.status, openai.expect_key = None, None
-    context = browser.new_context(viewport=DESKTOP)
-    page = context.new_page()
-    sign_in(page, server.url, name, "member password 1")
-    yield page, user
-    context.close()
+    open_signed_in(page, server.url, rt, user)
+    return page, user
 
 
 def keys_page(page: Page) -> Locator:

@@ -1,16 +1,17 @@
 """On a phone (390 x 844, a phone's user agent and touch) in a real Chromium: Chat, Keys and Usage fit
 the screen's width, choosing a page closes the menu, and the chat's controls leave the
-conversation in view. Screenshots go where the other browser tests put theirs."""
+conversation in view. On the shared app server (tests/e2e/conftest.py). Screenshots go where the
+other browser tests put theirs."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
-from appserver import ROOT, running_app
-from browser import chromium, idle, need_chromium, no_errors
-from fakeproviders import FakeProvider
-from playwright.sync_api import Browser, Page, expect
+from appserver import ROOT
+from browser import idle, no_errors, open_signed_in
+from playwright.sync_api import Page, expect
 
 from byok_core import accounts, keys
 from byok_core.identity import Actor, Owner
@@ -27,28 +28,20 @@ SHOTS = os.environ.get("BYOK_SCREENSHOTS_DIR") or str(ROOT / "test-artifacts" / 
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory) -> Page:
-    need_chromium()
-    with FakeProvider(Provider.OPENAI, reply="Short answers fit a phone's screen.") as openai, \
-            running_app(tmp_path_factory.mktemp("e2e-phone"), **openai.env()) as app, chromium() as browser:
-        rt = open_runtime(app.env)
-        try:
-            user = accounts.create_user(rt, Actor.operator(), *USER)
-            keys.store(rt, Actor.of(user), Owner.user(user.id), Provider.OPENAI, "sk-phone-e2e-0123456789")
-        finally:
-            rt.engine.dispose()
-        yield signed_in(browser, app.url)
-
-
-def signed_in(browser: Browser, url: str) -> Page:
-    page = browser.new_context(**PHONE).new_page()
-    page.goto(url)
-    page.get_by_role("textbox", name="Username", exact=True).fill(USER[0])
-    page.get_by_role("textbox", name="Password", exact=True).fill(USER[1])
-    page.get_by_role("button", name="Sign in", exact=True).click()
+def page(server, browser) -> Iterator[Page]:
+    """A phone's tab signed in as a member with an OpenAI key of her own."""
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    rt = open_runtime(server.env, migrate=False)
+    try:
+        user = accounts.create_user(rt, Actor.operator(), *USER)
+        keys.store(rt, Actor.of(user), Owner.user(user.id), Provider.OPENAI, "sk-phone-e2e-0123456789")
+        open_signed_in(page, server.url, rt, user)
+    finally:
+        rt.engine.dispose()
     expect(page.get_by_role("heading", name="Chat", exact=True)).to_be_visible()
-    idle(page)
-    return page
+    yield page
+    context.close()
 
 
 def fits_the_width(page: Page) -> None:
@@ -65,11 +58,11 @@ def open_from_menu(page: Page, title: str) -> None:
     no_errors(page)
 
 
-def test_chat_keeps_the_conversation_in_view(page):
+def test_chat_keeps_the_conversation_in_view(page, openai):
     box = page.get_by_test_id("stChatInputTextArea")
     box.fill("Does this fit on a phone?")
     box.press("Enter")
-    reply = page.get_by_test_id("stChatMessage").filter(has_text="Short answers fit")
+    reply = page.get_by_test_id("stChatMessage").filter(has_text="Streaming works")
     expect(reply).to_contain_text("Paid by your key")
     idle(page)
     question = page.get_by_test_id("stChatMessage").filter(has_text="Does this fit on a phone?")

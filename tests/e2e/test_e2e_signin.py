@@ -2,7 +2,8 @@
 the same account; a page opened by URL while signed out shows sign-in and then that very page; a
 member who opens an admin page reads one sentence instead of Streamlit's "Page not found" pop-up;
 every tab has its page's title; and loading the app asks nothing of any host but the app's own
-(the favicon is local). One started app for the module; each test has a browser context of its own.
+(the favicon is local). On the shared app server (tests/e2e/conftest.py); the tests about signing in
+use the form, the rest a session cookie.
 
     pytest -m e2e tests/e2e/test_e2e_signin.py     # needs /usr/bin/chromium (or BYOK_E2E_CHROMIUM)
 """
@@ -12,12 +13,12 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import pytest
-from appserver import running_app
-from browser import DESKTOP, idle, nav, need_chromium, no_errors, session_cookie, sign_in
+from browser import idle, nav, no_errors, open_signed_in, session_cookie, sign_in
 from playwright.sync_api import Page, expect
 
 from byok_core import accounts
 from byok_core.identity import Actor, Role
+from byok_core.models import User
 from byok_core.runtime import open_runtime
 
 pytestmark = pytest.mark.e2e
@@ -27,25 +28,15 @@ MEMBER = ("bob", "bob password 1")
 NOT_FOUND = "Page not found"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    need_chromium()
-    with running_app(tmp_path_factory.mktemp("e2e-signin")) as app:
-        rt = open_runtime(app.env)
-        try:
-            accounts.create_user(rt, Actor.operator(), *ADMIN, Role.ADMIN)
-            accounts.create_user(rt, Actor.operator(), *MEMBER)
-        finally:
-            rt.engine.dispose()
-        yield app
-
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport=DESKTOP)
-    yield context.new_page()
-    context.close()
+@pytest.fixture(scope="module", autouse=True)
+def people(server) -> dict[str, User]:
+    """The module's admin and member on the shared app server, by username."""
+    rt = open_runtime(server.env, migrate=False)
+    try:
+        return {ADMIN[0]: accounts.create_user(rt, Actor.operator(), *ADMIN, Role.ADMIN),
+                MEMBER[0]: accounts.create_user(rt, Actor.operator(), *MEMBER)}
+    finally:
+        rt.engine.dispose()
 
 
 def fill_sign_in(page: Page, username: str, password: str) -> None:
@@ -80,8 +71,8 @@ def test_a_signed_out_deep_link_signs_in_to_that_page(server, page):
     expect(page.get_by_role("heading", name="Keys", exact=True)).to_be_visible()
 
 
-def test_a_member_opening_an_admin_page_reads_one_sentence(server, page):
-    sign_in(page, server.url, *MEMBER)
+def test_a_member_opening_an_admin_page_reads_one_sentence(server, page, rt, people):
+    open_signed_in(page, server.url, rt, people[MEMBER[0]])
     for path, title in (("/admin", "Admin"), ("/budgets", "Budgets")):
         page.goto(server.url + path)
         expect(page.get_by_text(f"Only admins can open the {title} page; ask an admin if you need something "
@@ -95,19 +86,17 @@ def test_a_member_opening_an_admin_page_reads_one_sentence(server, page):
         no_errors(page)
 
 
-def test_every_tab_is_titled_after_its_page(server, page):
-    sign_in(page, server.url, *ADMIN)
+def test_every_tab_is_titled_after_its_page(server, page, rt, people):
+    open_signed_in(page, server.url, rt, people[ADMIN[0]])
     expect(page).to_have_title("Chat · BYOK Dashboard")
     for title in ("Search", "Keys", "Usage", "Account", "Admin", "Budgets", "Chat"):
         nav(page, title)
         expect(page).to_have_title(f"{title} · BYOK Dashboard")
 
 
-def test_no_request_leaves_the_app_while_it_loads(server, browser):
-    context = browser.new_context(viewport=DESKTOP)
-    page = context.new_page()
+def test_no_request_leaves_the_app_while_it_loads(server, page):
     requested: list[str] = []
-    context.on("request", lambda request: requested.append(request.url))
+    page.context.on("request", record := lambda request: requested.append(request.url))
     try:
         page.goto(server.url + "/usage")  # signed out: sign-in, then the page asked for
         expect(page.get_by_role("textbox", name="Username", exact=True)).to_be_visible()
@@ -117,19 +106,20 @@ def test_no_request_leaves_the_app_while_it_loads(server, browser):
         idle(page)
         nav(page, "Admin")
         nav(page, "Chat")
-        favicon = page.locator("link[rel~='icon']").first.get_attribute("href") or ""
-        assert favicon.startswith("data:image/svg+xml"), favicon  # the app's own icon, inline
-        elsewhere = sorted({u for u in requested if urlsplit(u).scheme in ("http", "https", "ws", "wss")
-                            and urlsplit(u).hostname != "127.0.0.1"})
-        assert requested and elsewhere == []
     finally:
-        context.close()
+        page.context.remove_listener("request", record)
+    favicon = page.locator("link[rel~='icon']").first.get_attribute("href") or ""
+    assert favicon.startswith("data:image/svg+xml"), favicon  # the app's own icon, inline
+    elsewhere = sorted({u for u in requested if urlsplit(u).scheme in ("http", "https", "ws", "wss")
+                        and urlsplit(u).hostname != "127.0.0.1"})
+    assert requested and elsewhere == []
 
 
 @pytest.mark.parametrize("signed_in, address", [(True, "/chta"), (False, "/chta"), (True, "/keys/extra")])
-def test_an_unknown_address_says_so_in_a_sentence_instead_of_a_pop_up(server, page, signed_in, address):
+def test_an_unknown_address_says_so_in_a_sentence_instead_of_a_pop_up(server, page, rt, people, signed_in,
+                                                                     address):
     if signed_in:
-        sign_in(page, server.url, *MEMBER)
+        open_signed_in(page, server.url, rt, people[MEMBER[0]])
     page.goto(server.url + address)  # a typo of /chat; a page's address with more after it
     expect(page.get_by_text(f"There is no page at {address}", exact=False)).to_be_visible()
     idle(page)
@@ -145,8 +135,8 @@ def test_an_unknown_address_says_so_in_a_sentence_instead_of_a_pop_up(server, pa
     assert page.get_by_text("There is no page at").count() == 0
 
 
-def test_chat_s_own_address_opens_chat(server, page):
-    sign_in(page, server.url, *MEMBER)
+def test_chat_s_own_address_opens_chat(server, page, rt, people):
+    open_signed_in(page, server.url, rt, people[MEMBER[0]])
     page.goto(server.url + "/chat")  # Streamlit serves the first page at / only
     expect(page.get_by_role("heading", name="Chat", exact=True)).to_be_visible()
     idle(page)

@@ -8,12 +8,10 @@ and sign-out clears it; /team/healthz, /team/readyz and /team/metrics answer the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 from appserver import running_app, wait_for
-from browser import DESKTOP, chromium, idle, need_chromium
+from browser import idle, need_chromium
 from playwright.sync_api import Page, expect
 
 from byok_core import accounts
@@ -36,12 +34,6 @@ def server(tmp_path_factory):
         finally:
             rt.engine.dispose()
         yield app.url
-
-
-@pytest.fixture(scope="module")
-def page(server) -> Iterator[Page]:
-    with chromium() as browser:
-        yield browser.new_context(viewport=DESKTOP).new_page()
 
 
 def cookie_of(page: Page) -> dict | None:

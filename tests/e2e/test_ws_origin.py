@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from appserver import free_port, running_app
+from appserver import free_port
 from google.protobuf import text_format
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
@@ -34,16 +34,15 @@ TIMEOUT = 30.0
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """The app on loopback with its own data folder and master key, and alice's session token."""
-    with running_app(tmp_path_factory.mktemp("ws_origin")) as app:
-        rt = open_runtime(app.env, migrate=False)  # the server migrated it at start
-        try:
-            alice = accounts.create_user(rt, Actor.operator(), "alice", "alice-password-1", Role.MEMBER)
-            token = accounts.create_session(rt, alice)
-        finally:
-            rt.engine.dispose()
-        yield {"port": app.port, "token": token, "stderr": app.stderr}
+def alice(server):
+    """The shared app server (tests/e2e/conftest.py): its port, its console, and alice's session token."""
+    rt = open_runtime(server.env, migrate=False)
+    try:
+        user = accounts.create_user(rt, Actor.operator(), "alice", "alice-password-1", Role.MEMBER)
+        token = accounts.create_session(rt, user)
+    finally:
+        rt.engine.dispose()
+    return {"port": server.port, "token": token, "stderr": server.stderr}
 
 
 def _start_up_frame() -> bytes:
@@ -81,21 +80,21 @@ def render(port: int, origin: str, token: str) -> str:
                 texts.clear()  # FINISHED_EARLY_FOR_RERUN: the next run draws the page again
 
 
-def test_the_app_s_own_origin_is_signed_in_by_the_cookie(server):
-    port = server["port"]
-    page = render(port, f"http://127.0.0.1:{port}", server["token"])
+def test_the_app_s_own_origin_is_signed_in_by_the_cookie(alice):
+    port = alice["port"]
+    page = render(port, f"http://127.0.0.1:{port}", alice["token"])
     assert SIGNED_IN in page
     assert "Something went wrong" not in page
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
-def test_a_page_on_another_local_port_gets_the_sign_in_page(server, host):
-    port, token = server["port"], server["token"]
+def test_a_page_on_another_local_port_gets_the_sign_in_page(alice, host):
+    port, token = alice["port"], alice["token"]
     other = free_port()
     page = render(port, f"http://{host}:{other}", token)
     assert "Signed in as" not in page
     assert all(field in page for field in SIGN_IN_FORM), page  # Streamlit accepted it; the app refused the cookie
-    console = server["stderr"].read_text(errors="replace")
+    console = alice["stderr"].read_text(errors="replace")
     assert f"'http://{host}:{other}'" in console and "session cookie ignored" in console
     assert token not in console
     # the cookie's session itself is untouched: the app's own origin is still signed in
