@@ -36,9 +36,12 @@ async def lifespan(_app):
 def on_script_error(exc: BaseException) -> bool:
     import traceback
 
+    from byok_core.db import storage_error
+
     traceback.print_exception(exc)
-    st.error("Something went wrong on the server. Try again; if it keeps happening, tell an admin.",
-             icon=":material/error:")
+    problem = storage_error(exc)  # a full disk, a read-only file, a database that is down: say which
+    st.error(str(problem) if problem else "Something went wrong on the server. Try again; if it keeps happening, "
+             "tell an admin.", icon=":material/error:")
     return True
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from byok_core.errors import ConfigError
+from byok_core.errors import ConfigError, StorageError
 
 if TYPE_CHECKING:  # Alembic takes ~80 ms to import: loaded only to migrate, not on the usual start
     from alembic.config import Config
@@ -45,6 +45,57 @@ def create_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "postgresql":
         return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
     raise ConfigError("DATABASE_URL must be a sqlite:/// or postgresql:// URL.")
+
+
+_PROBLEMS = {  # what the database said -> one sentence for the person who was saving something
+    "full": "The server's disk is full, so this could not be saved (nothing stored was lost); an admin must free "
+            "space, then try again.",
+    "read-only": "The database cannot be written (its file or folder is read-only), so this could not be saved "
+                 "(nothing stored was lost); an admin must fix its permissions, then try again.",
+    "locked": "The database is busy (another process holds its write lock); try again in a moment.",
+    "unreachable": "The database cannot be reached right now (nothing stored was lost); try again in a minute, or "
+                   "tell an admin.",
+}
+
+
+def storage_error(exc: BaseException) -> StorageError | None:
+    """The database failure behind ``exc`` as one plain sentence, or None when it is not one."""
+    if not isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.InternalError):
+        return None
+    text, state = str(exc.orig).lower(), getattr(exc.orig, "sqlstate", None) or ""
+    if "disk is full" in text or state == "53100":
+        kind = "full"
+    elif "readonly" in text or "read-only" in text or state == "25006":
+        kind = "read-only"
+    elif "locked" in text or state in ("55P03", "40P01"):
+        kind = "locked"
+    elif "unable to open" in text or isinstance(exc, sa.exc.InterfaceError) or state.startswith(("08", "57P")) \
+            or "connect" in text or "connection" in text:
+        kind = "unreachable"
+    else:
+        return None
+    return busy() if kind == "locked" else StorageError(_PROBLEMS[kind], kind)
+
+
+def busy() -> StorageError:
+    return StorageError(_PROBLEMS["locked"], "locked")
+
+
+def write_problem(engine: Engine) -> str | None:
+    """For /readyz: why an embedded SQLite database cannot take writes right now (its disk is full or
+    it is read-only), told without writing; None when it can, or for PostgreSQL (which says so itself)."""
+    import os
+    import shutil
+
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not path or path == ":memory:":
+        return None
+    folder = Path(path).resolve().parent
+    if not os.access(folder, os.W_OK) or (Path(path).exists() and not os.access(path, os.W_OK)):
+        return "database is read-only"
+    if shutil.disk_usage(folder).free < 1024 * 1024:
+        return "disk full"
+    return None
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -6,6 +6,7 @@ Every message is one plain sentence a user can act on, and none ever contains a 
     ├── ConfigError              the server is configured wrongly (master key, database URL, ...)
     │   └── MasterKeyError       the master key is missing or malformed, or opens none of the stored values
     ├── DecryptionError          wrong master key, tampering or bad format: one type for all three
+    ├── StorageError             the database cannot be written or reached: disk full, read-only, locked, down
     ├── ValidationError          input that cannot be accepted (also a ValueError)
     │   └── UnknownProviderError
     ├── NotFoundError            missing, or someone else's: deliberately indistinguishable
@@ -59,6 +60,15 @@ class ConfigError(ByokError):
 
 class MasterKeyError(ConfigError):
     """The master key is missing or malformed, or opens none of the values the database holds."""
+
+
+class StorageError(ByokError):
+    """The database cannot be written or reached; ``kind`` is "full", "read-only", "locked" or
+    "unreachable". Nothing stored was lost."""
+
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind
 
 
 class DecryptionError(ByokError):

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
-from byok_core import audit, netguard, vault
+from byok_core import audit, db, netguard, vault
 from byok_core.audit import AuditAction
 from byok_core.clock import utcnow
 from byok_core.credential import Credential
@@ -127,15 +127,23 @@ def _owned(owner: Owner) -> sa.ColumnElement[bool]:
 
 
 def _write_with_retry(rt: Runtime, work: Callable[[Session], T]) -> T:
-    """Run ``work(session)`` in a transaction, retrying when a concurrent writer got there first."""
+    """Run ``work(session)`` in a transaction, retrying when a concurrent writer got there first;
+    a database that cannot be written (disk full, read-only, down) is said at once, in plain words."""
     last: Exception | None = None
     for _ in range(20):
         try:
             with Session(rt.engine, expire_on_commit=False) as session, session.begin():
                 return work(session)
-        except (IntegrityError, OperationalError) as exc:  # unique index race, or SQLite busy
+        except IntegrityError as exc:  # the unique index: a concurrent save got there first
             last = exc
-    raise ValidationError("The database is busy; please try again.") from last
+        except OperationalError as exc:
+            problem = db.storage_error(exc)
+            if problem is None:
+                raise
+            if problem.kind != "locked":
+                raise problem from None
+            last = exc  # SQLite's write lock, held by another writer: try again
+    raise db.busy() from last
 
 
 def check_new(rt: Runtime, provider: Provider, raw_key: str, label: str = "",

@@ -214,7 +214,7 @@ def readiness() -> str | None:
         return _database_reason(exc)
     if current != _head_revision():
         return "database migrations are not current"
-    return None
+    return db.write_problem(rt.engine)  # an embedded database whose disk is full or that is read-only
 
 
 _ready_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="byok-readyz")

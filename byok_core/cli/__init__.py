@@ -97,6 +97,12 @@ def _run(argv: list[str]) -> int:
         print("byok: interrupted.", file=sys.stderr)
         return 130
     except Exception as exc:  # never a traceback (which could hold a key) unless asked for
+        from byok_core.db import storage_error
+
+        problem = storage_error(exc)  # a full disk, a read-only file, a database that is down
+        if problem is not None:
+            print(f"byok: {problem}", file=sys.stderr)
+            return 1
         if _debug():
             raise
         print(f"byok: unexpected {type(exc).__name__}; rerun with BYOK_DEBUG=1 for details.", file=sys.stderr)
