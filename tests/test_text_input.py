@@ -42,22 +42,22 @@ def test_a_prompt_with_a_control_character_is_refused_and_nothing_is_stored(setu
     assert convs.messages(rt, ann.id, conv.id) == [] and server.requests == [] and usage_rows(rt) == []
 
 
-def test_line_breaks_and_tabs_are_kept(setup):
-    rt, _server, ann, conv = setup
-    reply_id = replies.send(rt, ann.id, conv.id, "two\nlines\tand a tab\r\n", ASK)
+def finished(rt, user_id, reply_id) -> convs.StoredMessage:
     running = replies.live(reply_id)
     for _ in running.follow() if running else ():
         pass
+    return replies.reply(rt, user_id, reply_id)
+
+
+def test_line_breaks_and_tabs_are_kept(setup):
+    rt, _server, ann, conv = setup
+    finished(rt, ann.id, replies.send(rt, ann.id, conv.id, "two\nlines\tand a tab\r\n", ASK))
     assert convs.messages(rt, ann.id, conv.id)[0].content == "two\nlines\tand a tab\r\n"
 
 
 def test_a_nul_from_the_provider_is_stored_as_a_replacement_character(setup):
     rt, _server, ann, conv = setup
-    reply_id = replies.send(rt, ann.id, conv.id, "Hi", ASK)
-    running = replies.live(reply_id)
-    for _ in running.follow() if running else ():
-        pass
-    assert replies.reply(rt, ann.id, reply_id).content == "Hello\ufffd there"
+    assert finished(rt, ann.id, replies.send(rt, ann.id, conv.id, "Hi", ASK)).content == "Hello\ufffd there"
 
 
 def test_a_title_with_a_nul_is_refused_and_the_old_one_kept(setup):

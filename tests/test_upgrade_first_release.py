@@ -4,6 +4,8 @@ started again with the right key, every row survives and every key decrypts to w
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import first_release
 import pytest
 import sqlalchemy as sa
@@ -60,30 +62,34 @@ def every_row_survived(rt) -> None:
     assert mine.credential.base_url == first_release.DUMP["base_urls"]["bob"]
 
 
-def started(environ):
+@contextmanager
+def runtime(environ):
+    """The app's start on ``environ`` (migrations and start-up chores), closed afterwards."""
     rt = open_runtime(environ)
-    rt.engine.dispose()
+    try:
+        yield rt
+    finally:
+        rt.engine.dispose()
+
+
+def started(environ):
+    with runtime(environ):
+        pass
 
 
 def test_a_plain_upgrade_keeps_every_row_and_key(old_install):
-    rt = open_runtime(old_install)
-    try:
+    with runtime(old_install) as rt:
         every_key_decrypts(rt)
         every_row_survived(rt)
-    finally:
-        rt.engine.dispose()
 
 
 def test_a_start_with_another_master_key_refuses_and_loses_nothing(old_install):
     with pytest.raises(ConfigError, match=r"opens none of the 10 stored keys") as refused:
         started({**old_install, "ENCRYPTION_KEY": crypto.gen_key()})
     assert "sealed with master key" in str(refused.value) and first_release.MASTER_KEY not in str(refused.value)
-    rt = open_runtime(old_install)  # the operator sets the right key again
-    try:
+    with runtime(old_install) as rt:  # the operator sets the right key again
         every_key_decrypts(rt)
         every_row_survived(rt)
-    finally:
-        rt.engine.dispose()
 
 
 def test_a_missing_key_file_is_never_replaced_by_a_new_one(old_install, tmp_path):
@@ -95,12 +101,9 @@ def test_a_missing_key_file_is_never_replaced_by_a_new_one(old_install, tmp_path
     key_file.parent.mkdir()
     key_file.write_text(first_release.MASTER_KEY + "\n")  # restored from the backup
     key_file.chmod(0o600)
-    rt = open_runtime(without_key)
-    try:
+    with runtime(without_key) as rt:
         every_key_decrypts(rt)
         every_row_survived(rt)
-    finally:
-        rt.engine.dispose()
 
 
 def test_rows_another_configured_key_must_open_wait_for_it(old_install):
@@ -116,20 +119,14 @@ def test_rows_another_configured_key_must_open_wait_for_it(old_install):
             key_id=older.primary.key_id, ciphertext=sealed_by_version_1(
                 older, first_release.PLAINTEXTS[team_openai], f"team:0|openai|{team_openai}")))
     engine.dispose()
-    rt = open_runtime(old_install)
-    try:
+    with runtime(old_install) as rt:
         assert [row_id for row_id, _, _ in vault.scan(rt).unreadable] == [team_openai]
         with pytest.raises(KeyUnreadableError):
             keys.resolve(rt, None, Provider.OPENAI)
-    finally:
-        rt.engine.dispose()
     started(old_install)  # a restart without that key changes nothing
     fallback = {**old_install, "ENCRYPTION_KEY_FALLBACKS": older_key}
-    rt = open_runtime(fallback)
-    try:
+    with runtime(fallback) as rt:
         every_key_decrypts(rt)
-    finally:
-        rt.engine.dispose()
 
 
 def test_an_old_dump_planted_after_the_upgrade_never_sends_the_team_key_elsewhere(old_install, capsys):
@@ -149,13 +146,9 @@ def test_an_old_dump_planted_after_the_upgrade_never_sends_the_team_key_elsewher
         engine.dispose()
         env = {**old_install, "BYOK_ALLOW_PRIVATE_ENDPOINTS": "1"}
         assert cli_main(["keys", "list", "--team"], env) == 0  # any byok command opens the runtime
-        rt = open_runtime(env)
-        try:
-            with pytest.raises(KeyUnreadableError):
-                stream_chat(rt, user_id=None, provider=Provider.OPENAI_COMPATIBLE, model="llama",
-                            messages=[ChatMessage("user", "hi")])
-        finally:
-            rt.engine.dispose()
+        with runtime(env) as rt, pytest.raises(KeyUnreadableError):
+            stream_chat(rt, user_id=None, provider=Provider.OPENAI_COMPATIBLE, model="llama",
+                        messages=[ChatMessage("user", "hi")])
         assert attacker.requests == []
     assert cli_main(["doctor"], old_install) == 1
     assert f"PROBLEM: key {old_row['id']}" in capsys.readouterr().out
