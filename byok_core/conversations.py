@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from byok_core import md
 from byok_core.adapters.base import SearchResult
 from byok_core.clock import utcnow
 from byok_core.errors import NotFoundError, ValidationError
@@ -218,15 +219,19 @@ def reply_meta(record: CallRecord | None, sources: Sequence[SearchResult] = (), 
 
 
 def to_markdown(rt: Runtime, user_id: int, conversation_id: int) -> str:
-    """One conversation as a Markdown document: its title, then each turn, with who paid each reply."""
+    """One conversation as a Markdown document: its title, then each turn, with who paid each reply.
+
+    Opened in a viewer that loads images and renders HTML, it loads nothing: the title, model names
+    and failures are plain text, prompts and replies keep their Markdown with images and HTML shown
+    as text (``md.inert``), and sources link only to the http(s) URL each result named."""
     info = get(rt, user_id, conversation_id)
-    lines = [f"# {info.title}", "", f"Exported from BYOK Dashboard on {utcnow():%Y-%m-%d %H:%M} UTC.", ""]
+    lines = [f"# {md.md_line(info.title)}", "", f"Exported from BYOK Dashboard on {utcnow():%Y-%m-%d %H:%M} UTC.", ""]
     for m in messages(rt, user_id, conversation_id):
-        who = "You" if m.role == "user" else (f"{m.record.provider.label} {m.record.model}" if m.record
+        who = "You" if m.role == "user" else (f"{m.record.provider.label} {md.md_line(m.record.model)}" if m.record
                                               else "Assistant")
-        lines += [f"## {who} · {m.created_at:%Y-%m-%d %H:%M}", "", m.content or "", ""]
+        lines += [f"## {who} · {m.created_at:%Y-%m-%d %H:%M}", "", md.inert(m.content), ""]
         if m.status is ReplyStatus.FAILED and m.error:
-            lines += [f"> Failed: {m.error}", ""]
+            lines += [f"> Failed: {md.md_line(m.error)}", ""]
         if m.sources:
-            lines += [f"{s.rank}. [{s.title}]({s.url})" for s in m.sources] + [""]
+            lines += [f"{s.rank}. {md.source_line(s)}" for s in m.sources] + [""]
     return "\n".join(lines)
