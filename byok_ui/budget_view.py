@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from byok_core import budgets
+from byok_core.md import md_escape
 from byok_ui.state import Ctx
 
 
@@ -28,6 +29,6 @@ def show_left(c: Ctx) -> None:
         near = [line for line in budgets.alerting(c.rt) if line.owner not in {ln.owner for ln in
                                                                              (status.lines if status else ())}]
         if near:
-            names = ", ".join("the whole team" if line.owner.is_team else line.name for line in near)
+            names = ", ".join("the whole team" if line.owner.is_team else md_escape(line.name) for line in near)
             st.warning(f"Budgets at 80% or more this month: {names}. See the Budgets page.",
                        icon=":material/notifications:")

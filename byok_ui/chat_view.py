@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import re
 import time
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import quote, urlsplit
 
 import streamlit as st
 
@@ -15,23 +13,11 @@ from byok_core.adapters.base import SearchResult
 from byok_core.clock import utcnow
 from byok_core.conversations import StoredMessage
 from byok_core.errors import ByokError, CallStatus, KeyUnreadableError, NoKeyError, ProviderError
+from byok_core.md import md_escape, no_images, source_line
 from byok_core.models import ReplyStatus
 from byok_core.record import CallRecord
 
 KEYS_PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "keys.py")
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|<>~$])")
-
-
-def md_escape(text: str) -> str:
-    return _MD_SPECIAL.sub(r"\\\1", text or "")
-
-
-def no_images(text: str) -> str:
-    """Markdown with every image (``![alt](url)``, ``![alt][ref]``) turned into plain text.
-
-    A reply steered by a planted web page could otherwise make the browser fetch a URL carrying
-    conversation content, with no click. Links stay: they need a click."""
-    return (text or "").replace("![", "!\\[")
 
 
 def follow_live(running: replies.Live, waiting_for: str, since: datetime, every: float = 0.05) -> None:
@@ -64,7 +50,7 @@ def caption(record: CallRecord) -> str:
     verb = "Paid by" if record.ok else "Tried with"  # a failed call may cost nothing
     parts = [f"{verb} {words.PAID_BY[record.key_source]}"]
     if record.model:
-        parts.append(f"{words.provider_name(record.provider)} {record.model}")
+        parts.append(f"{words.provider_name(record.provider)} {md_escape(record.model)}")
     if record.input_tokens is None and record.output_tokens is None:
         parts.append("tokens unknown")
     else:
@@ -82,10 +68,11 @@ def keys_link(label: str = "Open the Keys page") -> None:
 
 
 def show_status(status: CallStatus, message: str | None) -> None:
-    """Plain-words error under a reply, with what to do next."""
+    """Plain-words error under a reply, with what to do next; the message (often the provider's
+    own words) shown as text."""
     if status is CallStatus.OK:
         return
-    message = message or "The provider call failed."
+    message = md_escape(message or "The provider call failed.")
     if status is CallStatus.RATE_LIMITED:
         st.warning(message, icon=":material/hourglass_top:", title="Rate limited")  # says when to retry
     elif status is CallStatus.KEY_REJECTED:
@@ -95,21 +82,6 @@ def show_status(status: CallStatus, message: str | None) -> None:
         st.warning(message, icon=":material/content_cut:", title="The reply was cut off")  # says the text is kept
     else:
         st.error(message, icon=":material/error:")
-
-
-_URL_SAFE = "/:?#@!$&'*+,;=%~-._"  # URL characters markdown reads as text inside a link; the rest is %-encoded
-
-
-def source_line(source: SearchResult) -> str:
-    """One source as markdown from provider data that is never read as markdown: the title as
-    escaped plain text on one line, linked only to an http(s) URL without spaces or control
-    characters, every other character that markdown could read (brackets, parentheses, angle
-    brackets, quotes) percent-encoded, so no planted image, reference definition or HTML."""
-    title = md_escape(" ".join((source.title or source.url).split()))
-    url = source.url.strip()
-    if urlsplit(url).scheme.lower() not in {"http", "https"} or any(ch.isspace() or ord(ch) < 32 for ch in url):
-        return title
-    return f"[{title}]({quote(url, safe=_URL_SAFE)})"
 
 
 def show_sources(sources: list[SearchResult]) -> None:
@@ -151,7 +123,7 @@ def show_reply_footer(message: StoredMessage) -> None:
         failed = next((r for r in reversed(made) if not r.ok), None)
         show_status(failed.status if failed else CallStatus.ERROR, message.error)
     if message.budget_warning:
-        st.info(message.budget_warning, icon=":material/savings:")
+        st.info(md_escape(message.budget_warning), icon=":material/savings:")
 
 
 def show_start_error(exc: ByokError) -> None:
@@ -159,6 +131,6 @@ def show_start_error(exc: ByokError) -> None:
     if isinstance(exc, ProviderError):
         show_status(exc.status, str(exc))
         return
-    st.error(str(exc), icon=":material/error:")
+    st.error(md_escape(str(exc)), icon=":material/error:")
     if isinstance(exc, (NoKeyError, KeyUnreadableError)):
         keys_link()

@@ -25,6 +25,7 @@ from byok_core.clock import utcnow
 from byok_core.errors import ByokError
 from byok_core.identity import Actor, KeySource, Owner
 from byok_core.keys import KeyInfo
+from byok_core.md import md_escape
 from byok_core.providers import Provider, ProviderKind
 from byok_core.runtime import Runtime
 from byok_core.secret import Secret
@@ -118,20 +119,20 @@ def _ago(when: datetime) -> str:
 
 
 def _in_use(info: KeyInfo) -> str:
-    label = f" “{info.label}”" if info.label else ""
+    label = f" “{md_escape(info.label)}”" if info.label else ""
     test = f" · last test: {words.KEY_TEST[info.last_test_status]}" if info.last_test_status else ""
-    return (f":material/key: Saved key `{info.mask}`{label} · added {fmt_time(info.created_at)} · "
+    return (f":material/key: Saved key {md_escape(info.mask)}{label} · added {fmt_time(info.created_at)} · "
             f"last used {fmt_time(info.last_used_at)}{test}")
 
 
 def _endpoint(rt: Runtime, provider: Provider, active: KeyInfo | None) -> str | None:
     """The endpoint worth showing: an OpenAI-compatible key's own, or an operator's override."""
     if provider.user_supplies_url:
-        return f"Endpoint: `{active.base_url}`" if active is not None and active.base_url else None
+        return f"Endpoint: {md_escape(active.base_url)}" if active is not None and active.base_url else None
     url = rt.settings.base_urls.get(provider)
     if not url or url == provider.spec.default_base_url:
         return None
-    return f"Endpoint: `{url}` (set by the server's operator)"
+    return f"Endpoint: {md_escape(url)} (set by the server's operator)"
 
 
 def _outcome(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, prefix: str) -> None:
@@ -142,13 +143,14 @@ def _outcome(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, prefix
     if isinstance(untested, _Untested):
         st.button("Save without testing", key=f"{form}_untested", icon=":material/save:", on_click=_save,
                   args=(rt, actor, owner, provider, prefix, untested),
-                  help=f"Saves the key {untested.secret.mask} as it is; press Test later to check it.")
+                  help=f"Saves the key {md_escape(untested.secret.mask)} as it is; press Test later to check it.")
 
 
 def _actions(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, prefix: str, active: KeyInfo) -> None:
     form = _form(prefix, provider)
     if st.session_state.get(f"{form}_confirm") == active.id:
-        st.warning(f"Delete the {active.name} key {active.mask}? This cannot be undone.", icon=":material/warning:")
+        st.warning(f"Delete the {md_escape(active.name)} key {md_escape(active.mask)}? This cannot be undone.",
+                   icon=":material/warning:")
         with st.container(horizontal=True):
             st.button("Yes, delete", key=f"{form}_yes", icon=":material/delete:", on_click=_delete,
                       args=(rt, actor, owner, active, form))
@@ -168,12 +170,12 @@ def _replaced(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, prefi
         return
     form, newest = _form(prefix, provider), replaced[0]
     assert newest.replaced_at is not None
-    st.button(f"Restore the key {newest.mask} replaced {_ago(newest.replaced_at)}", key=f"{form}_restore",
+    st.button(f"Restore the key {md_escape(newest.mask)} replaced {_ago(newest.replaced_at)}", key=f"{form}_restore",
               icon=":material/undo:", on_click=_restore, args=(rt, actor, owner, newest, active, form),
               help=f"Makes that key the one in use again. Replaced keys are kept, encrypted, for "
                    f"{keys.KEEP_REPLACED.days} days.")
     if len(replaced) > 1:
-        older = ", ".join(f"{i.mask} ({_ago(i.replaced_at)})" for i in replaced[1:] if i.replaced_at)
+        older = ", ".join(f"{md_escape(i.mask)} ({_ago(i.replaced_at)})" for i in replaced[1:] if i.replaced_at)
         st.caption(f"Older replaced keys, kept for {keys.KEEP_REPLACED.days} days after they were replaced: {older}.")
 
 
@@ -208,7 +210,7 @@ def _provider_card(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, 
     with st.container(border=True, key=f"{form}_card"):
         with st.container(horizontal=True, vertical_alignment="center"):
             title = provider.label if active is None or active.name == provider.label else \
-                f"{provider.label} · {active.name}"
+                f"{provider.label} · {md_escape(active.name)}"
             st.markdown(f"**{title}**")
             if provider.spec.key_url:
                 st.link_button("Get a key", provider.spec.key_url, icon=":material/open_in_new:", type="tertiary",

@@ -10,6 +10,7 @@ import streamlit as st
 
 from byok_core import accounts
 from byok_core.errors import ConfigError
+from byok_core.md import md_escape
 from byok_core.runtime import Runtime, open_runtime
 
 
@@ -50,7 +51,7 @@ def open_or_explain() -> Runtime:
     try:
         return get_runtime()
     except ConfigError as exc:
-        st.error(str(exc), title="The server is not configured correctly", icon=":material/settings_alert:")
+        st.error(md_escape(str(exc)), title="The server is not configured correctly", icon=":material/settings_alert:")
         st.caption("An operator needs to fix the configuration and restart the app.")
     except Exception:
         traceback.print_exc()

@@ -24,6 +24,7 @@ from pathlib import Path
 import streamlit as st
 
 from byok_core import accounts
+from byok_core.md import md_escape
 from byok_core.models import User
 from byok_core.runtime import Runtime
 from byok_ui import state
@@ -94,7 +95,7 @@ def member_pages(is_admin: bool) -> dict[str, list[st.Page]]:
 def _sidebar(rt: Runtime, user: User) -> None:
     with st.sidebar:
         role = "admin" if user.is_admin else "member"
-        st.caption(f":material/account_circle: Signed in as **{user.username}** ({role})")
+        st.caption(f":material/account_circle: Signed in as **{md_escape(user.username)}** ({role})")
         if st.button("Sign out", key="shell_sign_out", icon=":material/logout:"):
             state.sign_out(rt)
             st.rerun()
@@ -106,7 +107,7 @@ def say_missing(instead: str) -> None:
     if missing is None:
         return
     del st.query_params[MISSING_PARAM]
-    where = f"/{missing}" if SHOWN_ADDRESS.fullmatch(missing) else "that address"
+    where = md_escape(f"/{missing}") if SHOWN_ADDRESS.fullmatch(missing) else "that address"
     st.info(f"There is no page at {where}; {instead}", icon=":material/explore_off:")
 
 

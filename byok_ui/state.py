@@ -31,6 +31,7 @@ import streamlit as st
 from byok_core import accounts
 from byok_core.errors import ByokError, NotFoundError
 from byok_core.identity import Actor
+from byok_core.md import md_escape
 from byok_core.models import User
 from byok_core.runtime import Runtime
 from byok_ui.server import COOKIE_NAME, SESSION_PATH, SIGNOUT_PATH, app_path
@@ -261,11 +262,12 @@ def emit_cookie_actions() -> None:
 
 @contextmanager
 def shows_errors() -> Iterator[None]:
-    """Show any ByokError raised inside as a plain st.error; everything else is the app's bug."""
+    """Show any ByokError raised inside as a plain st.error (as text: it may quote a provider or a
+    person); everything else is the app's bug."""
     try:
         yield
     except ByokError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(md_escape(str(exc)), icon=":material/error:")
 
 
 def flash(name: str, message: str, *, ok: bool = True) -> None:
@@ -275,10 +277,11 @@ def flash(name: str, message: str, *, ok: bool = True) -> None:
 
 
 def show_flash(name: str) -> None:
-    """Show (and forget) the outcome remembered under ``name``, if any."""
+    """Show (and forget) the outcome remembered under ``name``, if any, as text: outcomes name
+    people, keys and endpoints, and quote providers."""
     outcome = st.session_state.pop(f"_flash_{name}", None)
     if outcome is not None:
-        ok, message = outcome
+        ok, message = outcome[0], md_escape(outcome[1])
         if ok:
             st.success(message, icon=":material/check_circle:")
         else:

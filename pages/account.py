@@ -4,11 +4,12 @@ import streamlit as st
 
 from byok_core import accounts
 from byok_core.errors import ByokError
+from byok_core.md import md_escape
 from byok_ui import state
 
 c = state.ctx()
 st.title("Account", anchor=False)
-st.write(f"Signed in as **{c.user.username}** ({'admin' if c.user.is_admin else 'member'}).")
+st.write(f"Signed in as **{md_escape(c.user.username)}** ({'admin' if c.user.is_admin else 'member'}).")
 
 st.subheader("Change password", anchor=False)
 with st.form("change_password", clear_on_submit=True):
@@ -23,7 +24,7 @@ if changed:
         try:
             accounts.change_own_password(c.rt, c.actor, old, new)
         except ByokError as exc:
-            st.error(str(exc))
+            st.error(md_escape(str(exc)))
         else:
             # Every session of this account ended with the change; this tab gets a fresh one.
             state.start_session(c.rt, accounts.get_user(c.rt, c.user.username))

@@ -6,6 +6,7 @@ import streamlit as st
 from byok_core import accounts, audit, pricing, words
 from byok_core.errors import ByokError
 from byok_core.identity import Owner, Role
+from byok_core.md import md_escape
 from byok_core.providers import Provider, ProviderKind
 from byok_ui import keys_panel, state
 
@@ -58,7 +59,7 @@ def _reset_password(name: str) -> None:
 
 with users_tab:
     for clash in accounts.name_clashes(rt):
-        st.warning(clash.sentence(" under Manage a user"), icon=":material/warning:")
+        st.warning(md_escape(clash.sentence(" under Manage a user")), icon=":material/warning:")
     state.show_flash("admin")
     users = accounts.list_users(rt)
     st.dataframe(

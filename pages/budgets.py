@@ -7,6 +7,7 @@ import streamlit as st
 from byok_core import accounts, alerts, budgets, limits, pricing
 from byok_core.errors import ByokError
 from byok_core.identity import Owner, Role
+from byok_core.md import md_escape
 from byok_core.providers import Provider, ProviderKind
 from byok_ui import budget_view, state
 
@@ -123,7 +124,7 @@ with tab_alerts:
     st.caption("At 80% and at 100% of any budget, one message a month per budget goes to this webhook: "
                "Slack, Mattermost, Microsoft Teams and ntfy accept it. The address is kept encrypted.")
     current = alerts.describe(rt)
-    st.markdown(f"Webhook: **{current}**" if current else "No webhook yet: alerts show only on this page.")
+    st.markdown(f"Webhook: **{md_escape(current)}**" if current else "No webhook yet: alerts show only on this page.")
     with st.container(border=True, horizontal=True, vertical_alignment="bottom"):
         st.text_input("Webhook URL", type="password", key="alerts_url", placeholder="https://hooks.slack.com/…")
 

@@ -10,6 +10,7 @@ from byok_core import conversations as convs
 from byok_core.adapters import CHAT_ADAPTERS
 from byok_core.errors import ByokError, NotFoundError
 from byok_core.identity import Owner
+from byok_core.md import md_escape, no_images
 from byok_core.models import ReplyStatus
 from byok_core.providers import Provider, ProviderKind
 from byok_ui import budget_view, chat_view, state
@@ -145,14 +146,14 @@ with st.sidebar:
     listed = convs.list_conversations(rt, uid, limit=100, title=found)
     with st.container(height=360, border=False):
         for info in listed:
-            st.button(f"{chat_view.md_escape(info.title)} · {fmt_when(info.updated_at)}", key=f"chat_conv_{info.id}",
+            st.button(f"{md_escape(info.title)} · {fmt_when(info.updated_at)}", key=f"chat_conv_{info.id}",
                       on_click=_open, args=(info.id,), help=f"Last active {info.updated_at:%Y-%m-%d %H:%M} UTC",
                       type="primary" if current and info.id == current.id else "tertiary", width="stretch")
         if not listed:
             st.caption("No conversation has that in its title." if found else "No conversations yet.")
 
 # --- header: pickers -----------------------------------------------------------------------
-st.title(chat_view.md_escape(current.title) if current else "Chat", anchor=False)
+st.title(md_escape(current.title) if current else "Chat", anchor=False)
 state.show_flash("chat")
 
 where = keys.sources(rt, uid)
@@ -168,7 +169,7 @@ def pickers_label() -> str:
 
 # One compact row, on a phone too: the pickers live in a popover named after what they chose.
 with st.container(horizontal=True, vertical_alignment="center"):
-    with st.popover(pickers_label(), icon=":material/tune:", help="Provider, model and web search"):
+    with st.popover(md_escape(pickers_label()), icon=":material/tune:", help="Provider, model and web search"):
         provider = st.selectbox("Provider", CHAT_PROVIDERS, format_func=lambda p: p.label, key="chat_provider")
         paid_by = where.get(provider)
         options = model_options(rt, uid, provider, key_version(provider))
@@ -233,7 +234,7 @@ def follow_elsewhere(reply_id: int, label: str, since: datetime) -> None:
     if not now.running:
         st.rerun(scope="app")
     if now.content:
-        st.markdown(chat_view.no_images(now.content))
+        st.markdown(no_images(now.content))
     else:
         st.caption(chat_view.waiting(label, since))
 
@@ -241,7 +242,7 @@ def follow_elsewhere(reply_id: int, label: str, since: datetime) -> None:
 for i, message in enumerate(history):
     with st.chat_message(message.role):
         if message.role == "user":
-            st.markdown(chat_view.no_images(message.content))
+            st.markdown(no_images(message.content))
             if i == last_prompt and running is None:
                 with st.popover("Edit", icon=":material/edit:"):
                     st.text_area("Your message", value=message.content, key=f"chat_edit_{message.id}",
@@ -260,7 +261,7 @@ for i, message in enumerate(history):
             follow_elsewhere(message.id, label, message.created_at)
             continue
         if message.content:
-            st.markdown(chat_view.no_images(message.content))
+            st.markdown(no_images(message.content))
         chat_view.show_reply_footer(message)
         if i == len(history) - 1 and running is None:
             failed = message.status in (ReplyStatus.FAILED, ReplyStatus.INTERRUPTED)

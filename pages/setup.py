@@ -4,6 +4,7 @@ import streamlit as st
 
 from byok_core import accounts
 from byok_core.errors import ByokError
+from byok_core.md import md_escape
 from byok_ui import state
 from byok_ui.runtime import open_or_explain
 
@@ -28,7 +29,7 @@ if submitted:
         try:
             user = accounts.claim_first_admin(rt, code, username, password)
         except ByokError as exc:
-            st.error(str(exc))
+            st.error(md_escape(str(exc)))
         else:
             state.start_session(rt, user)
             st.rerun()

@@ -7,6 +7,7 @@ import streamlit as st
 
 from byok_core import accounts
 from byok_core.errors import AuthError
+from byok_core.md import md_escape
 from byok_ui import state
 from byok_ui.runtime import open_or_explain
 
@@ -29,7 +30,7 @@ with middle:
         try:
             user = accounts.authenticate(rt, username, password)
         except AuthError as exc:
-            st.error(str(exc), icon=":material/error:")
+            st.error(md_escape(str(exc)), icon=":material/error:")
         else:
             state.start_session(rt, user)
             st.rerun()
@@ -41,11 +42,11 @@ with middle:
             email = str(st.user.get("email") or "")
             known = accounts.find_user(rt, email) if email and st.user.get("email_verified") is not False else None
             if known is not None and known.disabled:  # the identity provider vouched for who this is
-                st.warning(f"The account {known.username} is disabled; ask an admin to enable it.")
+                st.warning(f"The account {md_escape(known.username)} is disabled; ask an admin to enable it.")
             else:
                 st.warning(
-                    f"You signed in as {email or 'an unknown email'}, but there is no enabled account with that "
-                    "email as its username (or your identity provider has not verified the email), so ask an "
+                    f"You signed in as {md_escape(email) or 'an unknown email'}, but there is no enabled account with "
+                    "that email as its username (or your identity provider has not verified the email), so ask an "
                     "admin to create or enable one."
                 )
             if st.button("Sign out of single sign-on"):

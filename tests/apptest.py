@@ -15,6 +15,7 @@ checks the cookie, so revoked sessions, disabled accounts and roles behave as in
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from byok_core import accounts
@@ -28,6 +29,16 @@ ENTRYPOINT = str(ROOT / "byok_ui" / "entrypoint" / "app.py")
 _MACHINE_VARS = [v for p in Provider for v in (p.spec.key_env, p.spec.base_url_env) if v] + [
     "DATABASE_URL", "BYOK_DATA_DIR", "ENCRYPTION_KEY", "ENCRYPTION_KEY_FILE", "ENCRYPTION_KEY_FALLBACKS",
 ]
+
+
+def text_of(markdown: str) -> str:
+    """What the browser shows for a Markdown body (rendered as CommonMark, tags dropped): messages
+    from outside are escaped (byok_core.md), so their Markdown source differs from their text."""
+    from html import unescape
+
+    from markdown_it import MarkdownIt
+
+    return unescape(re.sub(r"<[^>]+>", "", MarkdownIt("commonmark").render(markdown))).strip()
 
 
 def use_environment(monkeypatch, environ: dict[str, str]) -> None:

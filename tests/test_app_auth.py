@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from apptest import app_test, make_user, open_page, sign_in, use_environment
+from apptest import app_test, make_user, open_page, sign_in, text_of, use_environment
 
 from byok_core import accounts, audit
 from byok_core.identity import Actor
@@ -32,7 +32,7 @@ def test_bad_configuration_is_explained_in_plain_words(environ, monkeypatch):
     use_environment(monkeypatch, {**environ, "ENCRYPTION_KEY": "not-a-key"})
     at = app_test().run()
     assert not at.exception
-    assert at.error and "ENCRYPTION_KEY" in at.error[0].value
+    assert at.error and "ENCRYPTION_KEY" in text_of(at.error[0].value)
     assert "Traceback" not in texts(at)
 
 
@@ -72,7 +72,7 @@ def test_sign_in_with_one_generic_message(app, rt):
     at.text_input[0].set_value("nobody")
     at.text_input[1].set_value("wrong password")
     at.button[0].click().run()
-    assert at.error[0].value == wrong == accounts.SIGN_IN_FAILED
+    assert text_of(at.error[0].value) == text_of(wrong) == accounts.SIGN_IN_FAILED
 
     at.text_input[0].set_value("ann")
     at.text_input[1].set_value("ann's password")
@@ -294,7 +294,7 @@ def test_a_signed_out_deep_link_to_an_admin_page_then_says_it_is_for_admins(app,
     at = open_url(app_test(), "budgets").run()
     sign_in_form(at, "ann", "ann's password")
     assert not at.exception and not at.title
-    assert [e.value for e in at.error] == [
+    assert [text_of(e.value) for e in at.error] == [
         "Only admins can open the Budgets page; ask an admin if you need something there."]
 
 
@@ -306,7 +306,7 @@ def test_a_member_opening_an_admin_page_reads_one_sentence(app, rt, page, title)
     sign_in(at, rt, member)
     open_url(at.run(), page).run()
     assert not at.exception
-    assert [e.value for e in at.error] == [
+    assert [text_of(e.value) for e in at.error] == [
         f"Only admins can open the {title} page; ask an admin if you need something there."]
     assert not at.title and not at.dataframe and "root" not in repr(at._tree)
 
@@ -324,7 +324,7 @@ def test_a_disabled_account_is_told_so_after_its_right_password(app, rt):
     accounts.set_disabled(rt, Actor.operator(), "cy", True)
     at = app_test().run()
     sign_in_form(at, "cy", "not cy's password")
-    assert [e.value for e in at.error] == [accounts.SIGN_IN_FAILED]
+    assert [text_of(e.value) for e in at.error] == [accounts.SIGN_IN_FAILED]
     sign_in_form(at, "cy", "cy's password")
     assert [e.value for e in at.error] == ["Your account is disabled; ask an admin to enable it."]
     assert TOKEN_KEY not in at.session_state
@@ -382,14 +382,14 @@ def test_a_refused_username_keeps_what_was_typed_and_the_rules_show_first(app, r
     at.text_input(key="admin_new_pw").set_value("a fine password")
     at.checkbox(key="admin_new_admin").check()
     at.button(key="FormSubmitter:admin_create-Create user").click().run()
-    assert [e.value for e in at.error] == [accounts.USERNAME_RULES]
+    assert [text_of(e.value) for e in at.error] == [accounts.USERNAME_RULES]
     assert at.text_input(key="admin_new_name").value == "bad name"
     assert at.text_input(key="admin_new_pw").value == "a fine password"
     assert at.checkbox(key="admin_new_admin").value
 
     at.text_input(key="admin_new_name").set_value("BOB")  # the same name as bob's
     at.button(key="FormSubmitter:admin_create-Create user").click().run()
-    assert [e.value for e in at.error] == [
+    assert [text_of(e.value) for e in at.error] == [
         "The username 'BOB' is taken (capitals do not make a different name); choose another."]
     assert at.text_input(key="admin_new_name").value == "BOB"
 
@@ -409,7 +409,7 @@ def test_search_prices_save_with_a_confirmation(app, rt):
     assert not at.success
     at.number_input(key="admin_price_brave").set_value(0.0075).run()
     assert not at.exception
-    assert [s.value for s in at.success] == ["Saved: each Brave Search request now counts as $0.0075."]
+    assert [text_of(s.value) for s in at.success] == ["Saved: each Brave Search request now counts as $0.0075."]
     assert pricing.search_price(rt, Provider.BRAVE) == 0.0075
 
 
@@ -435,7 +435,7 @@ def test_the_admin_page_lists_names_that_collide_from_before(app, rt):
         conn.execute(sa.text("UPDATE users SET username = 'BOB', username_key = :k WHERE id = :id"),
                      {"k": f"bob#{newer.id}", "id": newer.id})
     at = admin_page(rt)
-    assert [w.value for w in at.warning] == [
+    assert [text_of(w.value) for w in at.warning] == [
         "The usernames 'bob' and 'BOB' now count as one name, so rename all but one of them under Manage a user "
         "(until then each signs in with its exact spelling, and any other spelling signs in to 'bob')."]
     at.selectbox(key="admin_pick").select("BOB").run()

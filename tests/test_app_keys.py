@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from apptest import app_test, make_user, open_page, sign_in, use_environment
+from apptest import app_test, make_user, open_page, sign_in, text_of, use_environment
 from fakeproviders import FakeProvider
 from sqlmodel import col
 
@@ -66,7 +66,7 @@ def save(at, provider: Provider, raw: str, label: str = "", base_url: str | None
 
 
 def texts(at, kind: str) -> list[str]:
-    return [e.value for e in getattr(at, kind)]
+    return [text_of(e.value) for e in getattr(at, kind)]
 
 
 def buttons(at) -> list[str]:
@@ -94,7 +94,7 @@ def test_a_good_key_is_tested_then_saved_and_shown_only_as_its_mask(app, rt, env
         assert fake.sent_keys() == [SECRET]  # tested before it was saved
     assert texts(at, "success") == ["Saved the OpenAI key sk-…mnop and tested it: 3 models visible."]
     shown = texts(at, "caption")
-    assert any(c.startswith(":material/key: Saved key `sk-…mnop` “work”") and c.endswith("last test: the key works")
+    assert any(c.startswith(":material/key: Saved key sk-…mnop “work”") and c.endswith("last test: the key works")
                for c in shown), shown
     [info] = mine(rt, ann)
     assert info.active and info.label == "work" and info.last_test_status == "ok" and info.last_used_at
@@ -192,7 +192,7 @@ def test_replacing_keeps_the_label_and_restore_brings_the_old_key_back(app, rt, 
         save(at, Provider.ANTHROPIC, first, label="work")
         save(at, Provider.ANTHROPIC, second)  # no label: the replaced key's carries over
     assert texts(at, "success") == ["Saved the Anthropic key sk-…2222 and tested it: 2 models visible."]
-    assert any(c.startswith(":material/key: Saved key `sk-…2222` “work”") for c in texts(at, "caption"))
+    assert any(c.startswith(":material/key: Saved key sk-…2222 “work”") for c in texts(at, "caption"))
     assert "Restore the key sk-…1111 replaced less than a day ago" in buttons(at)
     no_leak(at, first, second)
 
@@ -245,10 +245,10 @@ def test_cards_show_the_endpoint_a_hint_and_where_to_get_a_key(app, rt, environ,
         save(at, Provider.OPENAI_COMPATIBLE, "gsk_PLAINTEXT-abcdefgh-5555", label="Groq", base_url=groq.base_url)
         assert texts(at, "success") == ["Saved the Groq key gsk…5555 and tested it: 2 models visible."]
         shown = texts(at, "caption")
-        assert f"Endpoint: `{groq.base_url}`" in shown
-        assert "Endpoint: `http://127.0.0.1:9/brave` (set by the server's operator)" in shown
+        assert f"Endpoint: {groq.base_url}" in shown
+        assert "Endpoint: http://127.0.0.1:9/brave (set by the server's operator)" in shown
         assert "Hint: starts with BSA." in shown and "Hint: 40 digits and letters from a to f." in shown
-        assert "**OpenAI-compatible · Groq**" in texts(at, "markdown")
+        assert "OpenAI-compatible · Groq" in texts(at, "markdown")
         # replacing the key keeps its endpoint in the form
         assert at.text_input(key="mykeys_openai-compatible_url").value == groq.base_url
         at.button(key="mykeys_openai-compatible_test").click().run()

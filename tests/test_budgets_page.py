@@ -4,7 +4,7 @@ prices) and what is left of a budget, shown to members on Chat and Search."""
 from __future__ import annotations
 
 import pytest
-from apptest import app_test, make_user, open_page, page_as, sign_in
+from apptest import app_test, make_user, open_page, page_as, sign_in, text_of
 from callhelpers import log_call
 
 from byok_core import alerts, budgets, limits, pricing
@@ -42,7 +42,7 @@ def test_budgets_are_set_in_cents_and_the_chosen_budget_is_loaded(app, rt, peopl
     assert "whole cents" in at.error[0].value and budgets.budget_of(rt, Owner.user(ann.id)) == 12.5
     at.text_input(key="budgets_usd").set_value("0.0002")  # $0.00 would refuse every call: not suggested
     at.button(key="budgets_set").click().run()
-    assert "use $0.01 instead of $0.0002" in at.error[0].value
+    assert "use $0.01 instead of $0.0002" in text_of(at.error[0].value)
     at.text_input(key="budgets_usd").set_value("$1,000.25")
     at.button(key="budgets_set").click().run()
     assert at.success and budgets.budget_of(rt, Owner.user(ann.id)) == 1000.25

@@ -23,7 +23,7 @@ def url(tmp_path_factory):
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}])
-@pytest.mark.parametrize("path", ["/_stcore/metrics", "/_stcore/metrics/", "/_stcore/metrics?families=cache_memory_bytes"])
+@pytest.mark.parametrize("path", ["/_stcore/metrics", "/_stcore/metrics/", "/_stcore/metrics?families=active_sessions"])
 def test_streamlit_metrics_need_the_token(url, path, headers):
     r = httpx.get(url + path, headers=headers, timeout=10, follow_redirects=True)
     assert r.status_code == 401 and r.text == "Unauthorized" and r.headers["cache-control"] == "no-store"
