@@ -34,15 +34,19 @@ _SHARED = [s for s in KeySource if s.shared]
 # --- rate limits --------------------------------------------------------------------------------
 
 
-def _limit(conn: sa.Connection, name: str) -> int | None:
-    value = conn.execute(sa.select(col(AppSetting.value)).where(col(AppSetting.name) == name)).scalar_one_or_none()
+def _setting(name: str) -> sa.ScalarSelect[str | None]:
+    return sa.select(col(AppSetting.value)).where(col(AppSetting.name) == name).scalar_subquery()
+
+
+def _limit(value: str | None) -> int | None:
     return int(value) if value else None
 
 
 def rate_limits(rt: Runtime) -> tuple[int | None, int | None]:
     """(calls per minute per user, calls per minute for the team); None: no limit."""
     with rt.engine.connect() as conn:
-        return _limit(conn, USER_RPM), _limit(conn, TEAM_RPM)
+        per_user, per_team = conn.execute(sa.select(_setting(USER_RPM), _setting(TEAM_RPM))).one()
+    return _limit(per_user), _limit(per_team)
 
 
 def set_rate_limits(rt: Runtime, actor: Actor, per_user: int | None, per_team: int | None) -> None:
@@ -63,18 +67,18 @@ def set_rate_limits(rt: Runtime, actor: Actor, per_user: int | None, per_team: i
 
 def check_rate(conn: sa.Connection, user_id: int | None, now: datetime) -> None:
     """Raise SharedKeyLimit when another shared-key call now would pass a limit. Call it inside the
-    transaction that logs the call (``budgets.admit``), so the count and the new row are one step."""
-    since = now - WINDOW
-    recent = sa.select(sa.func.count(), sa.func.min(_T.c.ts)).where(_T.c.ts > since, _T.c.key_source.in_(_SHARED))
-    per_user, per_team = _limit(conn, USER_RPM), _limit(conn, TEAM_RPM)
-    checks = [(per_team, recent, "the team's shared keys are")]
+    transaction that logs the call (``budgets.admit``), so the count and the new row are one step.
+    One statement reads both limits and both counts over the last minute."""
+    recent = (_T.c.ts > now - WINDOW) & _T.c.key_source.in_(_SHARED)
+    mine = _T.c.user_id == user_id if user_id is not None else sa.false()
+    per_user, per_team, my_count, my_oldest, count, oldest = conn.execute(sa.select(
+        _setting(USER_RPM), _setting(TEAM_RPM), sa.func.count(sa.case((mine, 1))),
+        sa.func.min(sa.case((mine, _T.c.ts))), sa.func.count(), sa.func.min(_T.c.ts)).where(recent)).one()
+    checks = [(_limit(per_team), count, oldest, "the team's shared keys are")]
     if user_id is not None:
-        checks.insert(0, (per_user, recent.where(_T.c.user_id == user_id), "you are"))
-    for limit, query, who in checks:
-        if not limit:
-            continue
-        count, oldest = conn.execute(query).one()
-        if count >= limit:
+        checks.insert(0, (_limit(per_user), my_count, my_oldest, "you are"))
+    for limit, count, oldest, who in checks:
+        if limit and count >= limit:
             wait = max(1, math.ceil((oldest + WINDOW - now).total_seconds()))
             raise SharedKeyLimit(f"Too many calls on shared keys: {who} limited to {limit} a minute. "
                                  f"Try again in {wait} s, or use your own API key.", retry_after=wait)
@@ -124,15 +128,16 @@ def _patterns_for(rt: Runtime, user_id: int | None, provider: Provider) -> list[
     None when neither is set (or for the CLI without a user)."""
     if user_id is None:
         return None
-    with Session(rt.engine) as session:
-        user = session.get(User, user_id)
-        if user is None:
-            return []
-        rows = {row.subject: row.patterns for row in session.exec(select(ModelAllowlist).where(
-            col(ModelAllowlist.provider) == provider,
-            col(ModelAllowlist.subject).in_([_subject(user_id=user_id), _subject(Role(user.role))])))}
-    found = rows.get(_subject(user_id=user_id), rows.get(_subject(Role(user.role))))
-    return None if found is None else found.splitlines()
+    lists, users = table(ModelAllowlist), table(User)
+    subjects = [_subject(user_id=user_id), *(_subject(role) for role in Role)]
+    with rt.engine.connect() as conn:  # one statement: the user's role and every list that could apply
+        rows = conn.execute(sa.select(users.c.role, lists.c.subject, lists.c.patterns).select_from(users.outerjoin(
+            lists, (lists.c.provider == provider) & lists.c.subject.in_(subjects))).where(users.c.id == user_id)).all()
+    if not rows:
+        return []
+    found = {subject: patterns for _, subject, patterns in rows if subject is not None}
+    patterns = found.get(_subject(user_id=user_id), found.get(_subject(Role(rows[0].role))))
+    return None if patterns is None else patterns.splitlines()
 
 
 def allowed_models(rt: Runtime, user_id: int | None, provider: Provider, source: KeySource,
