@@ -36,9 +36,10 @@ from byok_core.adapters.base import ChatMessage
 from byok_core.chat import ChatResult
 from byok_core.clock import utcnow
 from byok_core.errors import ByokError, NotFoundError, ValidationError
-from byok_core.models import Conversation, Message, ReplyStatus, rowcount, table
+from byok_core.models import Conversation, Message, ReplyStatus, rowcount, saved_id, table
 from byok_core.providers import Provider
 from byok_core.runtime import Runtime
+from byok_core.text import check_message
 
 log = logging.getLogger(__name__)
 
@@ -172,22 +173,17 @@ def _unregister(item: Live) -> None:
 # --- starting a reply ---------------------------------------------------------------------------
 
 
-def _owned_conversation(conn: sa.Connection, user_id: int, conversation_id: int) -> None:
-    found = conn.execute(sa.select(_C.c.id).where(_C.c.id == conversation_id, _C.c.user_id == user_id)).first()
-    if found is None:
-        raise NotFoundError("No such conversation.")
-
-
-def mark_interrupted(rt: Runtime, conversation_id: int) -> None:
-    """Mark the conversation's replies whose worker stopped beating as interrupted. Every page run
-    calls this: it only reads unless there is one (an UPDATE would take SQLite's write lock)."""
+def mark_interrupted(rt: Runtime, conversation_id: int) -> bool:
+    """Mark the conversation's replies whose worker stopped beating as interrupted; whether there
+    was one. Every page run calls this: it only reads unless there is one (an UPDATE would take
+    SQLite's write lock)."""
     stale = sa.and_(_M.c.conversation_id == conversation_id, _M.c.status == ReplyStatus.STREAMING,
                     sa.or_(_M.c.heartbeat_at.is_(None), _M.c.heartbeat_at < utcnow() - STALE_AFTER))
     with rt.engine.connect() as conn:
         if conn.execute(sa.select(_M.c.id).where(stale).limit(1)).first() is None:
-            return
+            return False
     with rt.engine.begin() as conn:
-        conn.execute(sa.update(_M).where(stale).values(status=ReplyStatus.INTERRUPTED))
+        return bool(rowcount(conn.execute(sa.update(_M).where(stale).values(status=ReplyStatus.INTERRUPTED))))
 
 
 def history(rt: Runtime, user_id: int, conversation_id: int) -> list[convs.StoredMessage]:
@@ -199,51 +195,56 @@ def history(rt: Runtime, user_id: int, conversation_id: int) -> list[convs.Store
 def _begin(rt: Runtime, user_id: int, conversation_id: int, request: Request, *, prompt: str | None = None,
            drop: tuple[int, ...] = (), edit: tuple[int, str] | None = None) -> int:
     """In one transaction: drop replaced messages, edit or add the prompt, and add the streaming reply;
-    ReplyRunning when one is already being written (the unique index says so, on any replica)."""
-    mark_interrupted(rt, conversation_id)
+    ReplyRunning when one is already being written (the unique index says so, on any replica),
+    unless its worker died: that one is marked interrupted and the turn is begun again."""
+    for _ in range(2):
+        try:
+            return _add_turn(rt, user_id, conversation_id, request, prompt, drop, edit)
+        except IntegrityError:
+            if not mark_interrupted(rt, conversation_id):
+                break
+    raise ReplyRunning("A reply is still being written in this conversation: wait for it, or press Stop.")
+
+
+def _add_turn(rt: Runtime, user_id: int, conversation_id: int, request: Request, prompt: str | None,
+              drop: tuple[int, ...], edit: tuple[int, str] | None) -> int:
     now = utcnow()
-    meta = convs.reply_meta(None) | {"provider": request.provider.value, "model": request.model}
-    try:
-        with rt.engine.begin() as conn:
-            _owned_conversation(conn, user_id, conversation_id)
-            if drop:
-                conn.execute(sa.delete(_M).where(_M.c.conversation_id == conversation_id, _M.c.id.in_(drop),
-                                                 _M.c.status != ReplyStatus.STREAMING))
-            if edit is not None:
-                conn.execute(sa.update(_M).where(_M.c.conversation_id == conversation_id, _M.c.id == edit[0])
-                             .values(content=edit[1]))
-            if prompt is not None:
-                conn.execute(sa.insert(_M).values(conversation_id=conversation_id, role="user", content=prompt,
-                                                  created_at=now, meta="{}", status=ReplyStatus.DONE))
-            reply_id = conn.execute(sa.insert(_M).values(
-                conversation_id=conversation_id, role="assistant", content="", created_at=now,
-                meta=_json(meta), status=ReplyStatus.STREAMING, heartbeat_at=now,
-                stop_requested=False)).inserted_primary_key[0]  # type: ignore[index]
-            conn.execute(sa.update(_C).where(_C.c.id == conversation_id)
-                         .values(updated_at=now, provider=request.provider, model=request.model[:120]))
-    except IntegrityError:
-        raise ReplyRunning("A reply is still being written in this conversation: wait for it, or press Stop.") \
-            from None
-    return int(reply_id)
+    with rt.engine.begin() as conn:
+        owned = conn.execute(sa.update(_C).where(_C.c.id == conversation_id, _C.c.user_id == user_id)
+                             .values(updated_at=now, provider=request.provider, model=request.model[:120]))
+        if not rowcount(owned):
+            raise NotFoundError("No such conversation.")
+        if drop:
+            conn.execute(sa.delete(_M).where(_M.c.conversation_id == conversation_id, _M.c.id.in_(drop),
+                                             _M.c.status != ReplyStatus.STREAMING))
+        if edit is not None:
+            conn.execute(sa.update(_M).where(_M.c.conversation_id == conversation_id, _M.c.id == edit[0])
+                         .values(content=edit[1]))
+        if prompt is not None:
+            conn.execute(sa.insert(_M).values(conversation_id=conversation_id, role="user", content=prompt,
+                                              created_at=now, meta="{}", status=ReplyStatus.DONE))
+        return saved_id(conn.execute(sa.insert(_M).values(
+            conversation_id=conversation_id, role="assistant", content="", created_at=now,
+            meta=_json(convs.reply_meta(None) | _started_meta(request)), status=ReplyStatus.STREAMING,
+            heartbeat_at=now, stop_requested=False)).inserted_primary_key[0])  # type: ignore[index]
+
+
+def _started_meta(request: Request) -> dict[str, object]:
+    """What a reply's meta says from its start: the provider and model it was asked of."""
+    return {"provider": request.provider.value, "model": request.model}
 
 
 def _json(meta: dict[str, object]) -> str:
     return json.dumps(meta, default=str)
 
 
-def _checked_prompt(prompt: str) -> str:
-    if not (prompt or "").strip():
-        raise ValidationError("Write a message first.")
-    if len(prompt) > convs.MAX_MESSAGE:
-        raise ValidationError(f"Messages can be at most {convs.MAX_MESSAGE:,} characters.")
-    return prompt
 
 
 def send(rt: Runtime, user_id: int, conversation_id: int, prompt: str, request: Request, *,
          client: httpx.Client | None = None) -> int:
     """Add ``prompt`` and start its reply; the reply's message id."""
-    turns = context(history(rt, user_id, conversation_id))
-    reply_id = _begin(rt, user_id, conversation_id, request, prompt=_checked_prompt(prompt))
+    turns = context(convs.messages(rt, user_id, conversation_id))  # a dead reply in the way: see _begin
+    reply_id = _begin(rt, user_id, conversation_id, request, prompt=check_message(prompt, convs.MAX_MESSAGE))
     _run(rt, user_id, reply_id, request, [*turns, ChatMessage("user", prompt)], client)
     return reply_id
 
@@ -278,7 +279,7 @@ def edit(rt: Runtime, user_id: int, conversation_id: int, prompt: str, request: 
          client: httpx.Client | None = None) -> int:
     """Replace the last prompt with ``prompt`` and send it, in place of its reply."""
     before, last, reply = _last_turn(rt, user_id, conversation_id)
-    prompt = _checked_prompt(prompt)
+    prompt = check_message(prompt, convs.MAX_MESSAGE)
     reply_id = _begin(rt, user_id, conversation_id, request, drop=(reply.id,) if reply else (),
                       edit=(last.id, prompt))
     _run(rt, user_id, reply_id, request, [*context(before), ChatMessage("user", prompt)], client)
@@ -308,14 +309,15 @@ def _run(rt: Runtime, user_id: int, reply_id: int, request: Request, messages: l
         stream = chat.stream_chat(rt, user_id=user_id, provider=request.provider, model=request.model,
                                   messages=messages, search_provider=request.search_provider, client=client)
     except ByokError as exc:
-        _finish(rt, reply_id, ReplyStatus.FAILED, "", None, str(exc))
+        _finish(rt, reply_id, request, ReplyStatus.FAILED, "", None, str(exc))
         return
     item = Live(rt, reply_id, stream)
     _register(item)
-    threading.Thread(target=_work, args=(item, stream), name=f"byok-reply-{reply_id}", daemon=True).start()
+    threading.Thread(target=_work, args=(item, stream, request), name=f"byok-reply-{reply_id}",
+                     daemon=True).start()
 
 
-def _work(item: Live, stream: chat.ChatStream) -> None:
+def _work(item: Live, stream: chat.ChatStream, request: Request) -> None:
     rt, reply_id = item.rt, item.message_id
     deltas = iter(stream)  # a generator: closing it stops the call
     flushed = time.monotonic()
@@ -336,10 +338,10 @@ def _work(item: Live, stream: chat.ChatStream) -> None:
             status = ReplyStatus.DONE
         else:
             status = ReplyStatus.FAILED
-        _finish(rt, reply_id, status, "".join(item.chunks), result, None)
+        _finish(rt, reply_id, request, status, "".join(item.chunks), result, None)
     except Exception as exc:  # a bug: the reply fails with a plain message, and its text is kept
         log.error("reply %s failed unexpectedly: %s", reply_id, type(exc).__name__)
-        _finish(rt, reply_id, ReplyStatus.FAILED, "".join(item.chunks), stream.result,
+        _finish(rt, reply_id, request, ReplyStatus.FAILED, "".join(item.chunks), stream.result,
                 "The reply could not be finished; try again.")
     finally:
         item.finish()
@@ -357,19 +359,17 @@ def _flush(rt: Runtime, reply_id: int, text: str) -> bool:
         return False
 
 
-def _finish(rt: Runtime, reply_id: int, status: ReplyStatus, text: str, result: ChatResult | None,
-            error: str | None) -> None:
+def _finish(rt: Runtime, reply_id: int, request: Request, status: ReplyStatus, text: str,
+            result: ChatResult | None, error: str | None) -> None:
     meta = convs.reply_meta(None, error=error)
     if result is not None:
         meta = convs.reply_meta(result.record if result.model_called else None, result.sources,
                                 result.budget_warning, result.search_record,
                                 error or (str(result.error) if result.error and status is ReplyStatus.FAILED else None))
+    meta |= _started_meta(request)
     for attempt in range(3):  # the reply's end must be written: it is what stops every page's spinner
         try:
             with rt.engine.begin() as conn:
-                old = conn.execute(sa.select(_M.c.meta).where(_M.c.id == reply_id)).scalar()
-                started = _loads(old)
-                meta |= {k: v for k, v in started.items() if k in ("provider", "model")}
                 conn.execute(sa.update(_M).where(_M.c.id == reply_id).values(
                     content=text, status=status, meta=_json(meta), heartbeat_at=None))
             return
@@ -377,14 +377,6 @@ def _finish(rt: Runtime, reply_id: int, status: ReplyStatus, text: str, result: 
             log.error("could not save the end of reply %s (%s), attempt %d", reply_id, type(exc).__name__,
                       attempt + 1)
             time.sleep(0.5 * (attempt + 1))
-
-
-def _loads(text: str | None) -> dict[str, object]:
-    try:
-        value = json.loads(text or "{}")
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def reply(rt: Runtime, user_id: int, message_id: int) -> convs.StoredMessage:

@@ -130,6 +130,20 @@ def test_a_reply_whose_process_died_is_marked_interrupted(setup):
     finished(rt, ann.id, replies.send(rt, ann.id, conv.id, "Hi", ASK))  # it no longer blocks a new reply
 
 
+def test_a_dead_reply_in_the_way_of_a_new_prompt_is_marked_interrupted_then(setup):
+    rt, server, ann, conv = setup
+    with rt.engine.begin() as conn:  # a replica died mid-reply, and no page has shown the conversation since
+        conn.execute(sa.insert(table(Message)).values(
+            conversation_id=conv.id, role="assistant", content="half a rep", created_at=utcnow(), meta="{}",
+            status=ReplyStatus.STREAMING, heartbeat_at=utcnow() - replies.STALE_AFTER - timedelta(seconds=1),
+            stop_requested=False))
+    reply = finished(rt, ann.id, replies.send(rt, ann.id, conv.id, "Hi", ASK))
+    assert reply.status is ReplyStatus.DONE
+    assert [(m.content, m.status) for m in convs.messages(rt, ann.id, conv.id)] == [
+        ("half a rep", ReplyStatus.INTERRUPTED), ("Hi", ReplyStatus.DONE), ("Hello there", ReplyStatus.DONE)]
+    assert sent(server) == [("user", "Hi")]
+
+
 def test_someone_elses_reply_cannot_be_read_or_stopped(setup):
     rt, _server, ann, conv = setup
     bob = make_user(rt, "bob")
