@@ -30,7 +30,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from fakeproviders import FakeProvider  # noqa: E402
 
-from byok_core import accounts, budgets, db, pricing  # noqa: E402
+from byok_core import accounts, budgets, db, pricing, usage_log  # noqa: E402
 from byok_core.chat import ChatMessage, stream_chat  # noqa: E402
 from byok_core.clock import utcnow  # noqa: E402
 from byok_core.crypto import gen_key  # noqa: E402
@@ -159,11 +159,14 @@ def run(engine_name: str, url: str, rows: int, workdir: Path) -> None:
         uid = people["dan"].id
         bound = pricing.CostBound(PRICE, per_call=True)
 
-        def admit_and_settle() -> None:
+        def admit_and_settle() -> None:  # the ledger's part of calls.metered: two transactions
             record = CallRecord(Provider.OPENAI, KeySource.TEAM, MODEL, uid, cost_usd=0.0)
-            admission = budgets.admit(rt, record, bound)
+            with budgets.admitted(rt, record, bound) as (conn, admission):
+                row_id = usage_log.start(conn, record)
+            charge = admission.bound.charge(record)
             with rt.engine.begin() as conn:
-                budgets.settle(conn, admission, record, admission.bound.charge(record))
+                usage_log.complete(conn, row_id, record, charge)
+                budgets.settle(conn, admission, record, charge)
 
         print(f"  {'usage rows':>10} | {'check (new)':>11} | {'admit+settle':>12} | {'old check (sum)':>15}")
         seeded = 0
@@ -171,7 +174,7 @@ def run(engine_name: str, url: str, rows: int, workdir: Path) -> None:
         for target in sorted({10_000, rows}):
             seed(rt, target - seeded, users)
             seeded = target
-            check = median_ms(lambda: budgets.check(rt, uid, KeySource.TEAM, bound))
+            check = median_ms(lambda: budgets.check(rt, uid, (KeySource.TEAM, bound)))
             write = median_ms(admit_and_settle, repeat=50)
             old = median_ms(lambda: old_check(rt, uid), repeat=5)
             print(f"  {target:>10,} | {check:>8.2f} ms | {write:>9.2f} ms | {old:>12.1f} ms")

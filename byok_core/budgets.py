@@ -5,25 +5,27 @@ Only calls paid by the team's or the server's keys (key source "team" or "env") 
 calendar month in UTC, so budgets reset on the 1st. Calls on a person's own key are never counted
 nor refused.
 
-* ``admit``, before the call, in one transaction that serializes per budget (``db.serialized``:
-  ``BEGIN IMMEDIATE`` on SQLite, a row lock on each month's spend row on PostgreSQL, so it holds
-  across processes and replicas): checks the rate limits (``limits``), refuses the call if this
-  month's spend + open reservations + the call's worst case (``pricing.CostBound``) would pass a
-  budget, else writes a reservation and the call's usage row.
+* ``admitted``, before the call, in one transaction that serializes per budget (its first
+  statement locks the month's spend rows: a row lock on PostgreSQL, the database's write lock on
+  SQLite, so it holds across processes and replicas): checks the rate limits (``limits``), refuses
+  the call if this month's spend + open reservations + the call's worst case
+  (``pricing.CostBound``) would pass a budget, else writes a reservation; the caller
+  (``calls.metered``) logs the call in the same transaction.
 * ``settle``, after it, in the transaction that completes the usage row: drops the reservation and
   adds what the call counts (``CostBound.charge``: its cost, or a bound where that is unknown) to
   the month's running spend (``BudgetMonth``), so a check reads a few rows, whatever the size of
   the usage log. The log stays the truth (each row's ``charged_usd``); ``reconcile`` rebuilds the
   running figures from it.
-* A reservation whose process died expires after RESERVATION_TTL.
+* A reservation whose process died expires after RESERVATION_TTL (and is removed when a later call settles).
 * At 80% and 100% of a budget, one alert per budget and month (``alerts``)."""
 
 from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -31,7 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from byok_core import audit, db, limits, usage_log
+from byok_core import audit, db, limits
 from byok_core.audit import AuditAction
 from byok_core.clock import utcnow
 from byok_core.errors import BudgetExceeded, ValidationError
@@ -131,13 +133,10 @@ def _budgets(conn: sa.Connection, *owners: Owner) -> dict[Owner, float]:
     return {Owner(kind, owner_id): usd for kind, owner_id, usd in conn.execute(query)}
 
 
-def _spent(conn: sa.Connection, month: str, owners: Iterable[Owner] | None = None, *,
-           lock: bool = False) -> dict[Owner, float]:
+def _spent(conn: sa.Connection, month: str, owners: Iterable[Owner] | None = None) -> dict[Owner, float]:
     query = sa.select(_M.c.owner_kind, _M.c.owner_id, _M.c.spent_usd).where(_M.c.month == month)
     if owners is not None:
         query = query.where(sa.or_(*((_M.c.owner_kind == o.kind) & (_M.c.owner_id == o.id) for o in owners)))
-    if lock:
-        query = query.order_by(_M.c.owner_kind, _M.c.owner_id).with_for_update()  # "team" < "user"
     return {Owner(kind, owner_id): float(spent) for kind, owner_id, spent in conn.execute(query)}
 
 
@@ -166,18 +165,21 @@ def status(rt: Runtime, user_id: int | None, now: datetime | None = None) -> Bud
     return BudgetStatus(lines) if lines else None
 
 
-def check(rt: Runtime, user_id: int | None, key_source: KeySource, bound: CostBound | None = None,
+def check(rt: Runtime, user_id: int | None, *calls: tuple[KeySource, CostBound | None],
           now: datetime | None = None) -> BudgetStatus | None:
-    """A quick look before preparing a call, so a used-up budget is refused before anything starts:
-    None for own keys or when no budget applies, else the BudgetStatus. Raises BudgetExceeded as
-    ``admit`` would (``admit`` decides, under its lock)."""
-    if not key_source.shared:
+    """A quick look before preparing calls, so a used-up budget is refused before anything starts.
+    ``calls``: who pays for each call about to be made, and its worst case (None: not checked). None
+    when every call is on an own key or no budget applies, else the BudgetStatus (one read for all
+    the calls). Raises BudgetExceeded as ``admit`` would (``admit`` decides, under its lock)."""
+    bounds = [bound for source, bound in calls if source.shared]
+    if not bounds:
         return None
     with rt.engine.connect() as conn:
         lines = _lines(conn, user_id, now or utcnow())
-    refusal = _refusal(lines, bound)
-    if refusal is not None:
-        raise BudgetExceeded(refusal[1])
+    for bound in bounds:
+        refusal = _refusal(lines, bound)
+        if refusal is not None:
+            raise BudgetExceeded(refusal[1])
     return BudgetStatus(lines) if lines else None
 
 
@@ -208,73 +210,91 @@ def _refusal(lines: Iterable[BudgetLine], bound: CostBound | None) -> tuple[Budg
 
 @dataclass(frozen=True)
 class Admission:
-    """A shared-key call that may go ahead: its usage row and its reservation, if a budget applies."""
+    """A shared-key call that may go ahead: its reservation, if a budget applies, and the budgets
+    as they were when it was admitted."""
 
-    row_id: int
     reservation_id: int | None
     bound: CostBound
     month: str
+    lines: tuple[BudgetLine, ...]
 
 
-def _ensure_month_rows(conn: sa.Connection, owners: Iterable[Owner], month: str) -> None:
+class _Refused(BudgetExceeded):
+    def __init__(self, message: str, line: BudgetLine | None):
+        super().__init__(message)
+        self.line = line
+
+
+def _add(conn: sa.Connection, owners: Iterable[Owner], month: str, usd: float) -> dict[Owner, float]:
+    """Add ``usd`` to the owners' running spend this month (their rows made on the month's first
+    call), in one statement that locks the rows in ``owners``' order until the transaction ends;
+    the spend after, per owner."""
     insert = importlib.import_module(f"sqlalchemy.dialects.{conn.dialect.name}").insert  # with ON CONFLICT
-    rows = [{"owner_kind": o.kind.value, "owner_id": o.id, "month": month, "spent_usd": 0.0, "alerted": 0}
+    rows = [{"owner_kind": o.kind.value, "owner_id": o.id, "month": month, "spent_usd": usd, "alerted": 0}
             for o in owners]
-    conn.execute(insert(_M).on_conflict_do_nothing(), rows)
+    upsert = insert(_M).values(rows)
+    upsert = upsert.on_conflict_do_update(index_elements=[_M.c.owner_kind, _M.c.owner_id, _M.c.month],
+                                          set_={"spent_usd": _M.c.spent_usd + upsert.excluded.spent_usd})
+    returned = conn.execute(upsert.returning(_M.c.owner_kind, _M.c.owner_id, _M.c.spent_usd))
+    return {Owner(OwnerKind(kind), oid): float(spent) for kind, oid, spent in returned}
 
 
-def admit(rt: Runtime, record: CallRecord, bound: CostBound, now: datetime | None = None) -> Admission:
-    """Let a shared-key call go ahead, or refuse it: one serialized transaction checks the rate
-    limits and every budget the call counts against (spend + open reservations + this call's worst
-    case), then writes its reservation and its usage row. Raises BudgetExceeded or SharedKeyLimit."""
+@contextmanager
+def admitted(rt: Runtime, record: CallRecord, bound: CostBound,
+             now: datetime | None = None) -> Iterator[tuple[sa.Connection, Admission]]:
+    """Let a shared-key call go ahead, or refuse it, in one transaction that serializes per budget;
+    it is yielded with the admission, for the caller to log the call in before it commits (so the
+    rate limits count it). Raises BudgetExceeded (admins hear once a month that calls are being
+    refused near the limit) or SharedKeyLimit, and then nothing is written."""
     now = now or utcnow()
-    month, owners = month_of(now), _owners(record.user_id)
-    with db.serialized(rt.engine) as conn:
-        _ensure_month_rows(conn, owners, month)
-        _spent(conn, month, owners, lock=True)
-        limits.check_rate(conn, record.user_id, now)
-        conn.execute(sa.delete(_R).where(_R.c.expires_at <= now))
-        lines = _lines(conn, record.user_id, now)
-        refusal = _refusal(lines, bound)
-        if refusal is None:
-            reservation_id = None
-            if lines and bound.usd:
-                reservation_id = saved_id(conn.execute(sa.insert(_R).values(
-                    user_id=record.user_id, month=month, amount_usd=bound.usd,
-                    expires_at=now + RESERVATION_TTL)).inserted_primary_key[0])  # type: ignore[index]
-            return Admission(usage_log.start(conn, record), reservation_id, bound, month)
-    line, message = refusal
-    if line is not None and line.near:  # calls are being refused near the limit: admins hear of it once a month
-        _alert(rt, [line.owner], month, 100)
-    raise BudgetExceeded(message)
+    try:
+        with rt.engine.begin() as conn:
+            yield conn, admit(conn, record, bound, now)
+    except _Refused as refused:
+        if refused.line is not None and refused.line.near:
+            _alert(rt, [refused.line.owner], month_of(now), 100)
+        raise BudgetExceeded(str(refused)) from None
 
 
-def settle(conn: sa.Connection, admission: Admission, record: CallRecord, charge: float) -> list[tuple[Owner, int]]:
-    """After the call, in the transaction that completes its usage row: record ``charge`` (what the
-    call counts against budgets, ``admission.bound.charge(record)``, worked out before that
-    transaction: pricing may load a price table), drop its reservation and add the charge to the
-    month's running spend. Returns the (owner, threshold) alerts this call crossed into, not yet announced."""
-    conn.execute(sa.update(_T).where(_T.c.id == admission.row_id).values(charged_usd=charge))
+def admit(conn: sa.Connection, record: CallRecord, bound: CostBound, now: datetime) -> Admission:
+    """In ``conn``'s transaction, as its first statement: lock the budgets the call counts against
+    (on SQLite, its first write takes the database's write lock; on PostgreSQL, the month's spend
+    rows are locked), check the rate limits and every budget (spend + open reservations + this
+    call's worst case), and reserve the worst case. Raises BudgetExceeded or SharedKeyLimit."""
+    month = month_of(now)
+    _add(conn, _owners(record.user_id), month, 0.0)
+    limits.check_rate(conn, record.user_id, now)
+    lines = _lines(conn, record.user_id, now)
+    refusal = _refusal(lines, bound)
+    if refusal is not None:
+        raise _Refused(refusal[1], refusal[0])
+    reservation_id = None
+    if lines and bound.usd:
+        reservation_id = saved_id(conn.execute(sa.insert(_R).values(
+            user_id=record.user_id, month=month, amount_usd=bound.usd,
+            expires_at=now + RESERVATION_TTL)).inserted_primary_key[0])  # type: ignore[index]
+    return Admission(reservation_id, bound, month, lines)
+
+
+def settle(conn: sa.Connection, admission: Admission, record: CallRecord, charge: float,
+           now: datetime | None = None) -> tuple[BudgetStatus, list[tuple[Owner, int]]]:
+    """After the call, in the transaction that completes its usage row (with ``charge``, what the
+    call counts against budgets: ``admission.bound.charge(record)``, worked out before that
+    transaction, as pricing may load a price table): drop its reservation (and any that expired),
+    and add the charge to the month's running spend. Returns the budgets as the call left them,
+    and the (owner, threshold) alerts it crossed into, not yet announced."""
     if admission.reservation_id is not None:
-        conn.execute(sa.delete(_R).where(_R.c.id == admission.reservation_id))
-    owners = _owners(record.user_id)
-    for owner in owners:
-        conn.execute(sa.update(_M).where(_M.c.owner_kind == owner.kind, _M.c.owner_id == owner.id,
-                                         _M.c.month == admission.month)
-                     .values(spent_usd=_M.c.spent_usd + charge))
-    return _crossed(conn, owners, admission.month)
-
-
-def _crossed(conn: sa.Connection, owners: Iterable[Owner], month: str) -> list[tuple[Owner, int]]:
-    """Mark, once per month, each threshold a budget has reached; the (owner, threshold) newly marked."""
-    budgets, spent = _budgets(conn, *owners), _spent(conn, month, owners)
+        expired = _R.c.expires_at <= (now or utcnow())
+        conn.execute(sa.delete(_R).where((_R.c.id == admission.reservation_id) | expired))
+    spent = _add(conn, _owners(record.user_id), admission.month, charge)
+    lines = tuple(replace(line, spent_usd=spent[line.owner]) for line in admission.lines)
     crossed = []
-    for owner, budget in budgets.items():
-        used = spent.get(owner, 0.0) / budget * 100 if budget else 100.0
-        level = max((t for t in THRESHOLDS if used >= t), default=0)
-        if level and _mark(conn, owner, month, level):
-            crossed.append((owner, level))
-    return crossed
+    for line in lines:
+        assert line.used is not None
+        level = max((t for t in THRESHOLDS if line.used * 100 >= t), default=0)
+        if level and _mark(conn, line.owner, admission.month, level):
+            crossed.append((line.owner, level))
+    return BudgetStatus(lines), crossed
 
 
 def _mark(conn: sa.Connection, owner: Owner, month: str, level: int) -> bool:
@@ -416,7 +436,7 @@ def reconcile(rt: Runtime, *, fix: bool = True) -> list[Drift]:
                   if abs(recorded.get((owner, m), 0.0) - logged.get((owner, m), 0.0)) > 1e-6]
         if fix:
             for d in drifts:
-                _ensure_month_rows(conn, [d.owner], d.month)
+                _add(conn, [d.owner], d.month, 0.0)
                 conn.execute(sa.update(_M).where(_M.c.owner_kind == d.owner.kind, _M.c.owner_id == d.owner.id,
                                                  _M.c.month == d.month).values(spent_usd=d.logged_usd))
     return drifts

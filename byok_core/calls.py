@@ -15,14 +15,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
 from byok_core import budgets, keys, metrics, netguard, pricing, usage_log
-from byok_core.adapters.base import new_client, shared_client
-from byok_core.errors import ProviderError, StreamCutOff, ValidationError
+from byok_core.adapters.base import Reply, new_client, shared_client
+from byok_core.errors import ByokError, ProviderError, StreamCutOff, ValidationError
 from byok_core.identity import Owner
 from byok_core.pricing import CostBound
 from byok_core.providers import Provider
@@ -72,26 +72,26 @@ def http(rt: Runtime, key: keys.ResolvedKey, client: httpx.Client | None = None)
 
 @contextmanager
 def metered(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, *, bound: CostBound | None = None,
-            client: httpx.Client | None = None, key_test: bool = False) -> Iterator[httpx.Client]:
+            client: httpx.Client | None = None, key_test: bool = False,
+            reply: Reply | None = None) -> Iterator[httpx.Client]:
     """Run one call with ``key``: yields the HTTP client (see ``http``).
 
     The usage row is written before the call (as not finished; a call that cannot be logged is not
     made) and completed after it, so every call that reached a provider stays logged even if the
-    last write fails. On a shared key, ``budgets.admit`` writes it, after the rate limits and
-    budgets allow ``bound`` (None: a cost that cannot be bounded), or raises BudgetExceeded or
-    SharedKeyLimit before anything is sent. A ProviderError is recorded and raised again; a generator closed early (a
-    reply stopped) is recorded as cut off; any other exception becomes a ProviderError, with its
-    details kept out of messages and logs. A key test writes no usage row: it stamps the key's
-    test status instead. Either way the key's last use is stamped."""
-    with http(rt, key, client) as session:
-        admission = None
-        if key_test:
-            row_id = None
-        elif key.source.shared:
-            admission = budgets.admit(rt, record, bound or CostBound(None))
-            row_id = admission.row_id
-        else:
-            row_id = _start(rt, record)
+    last write fails. On a shared key the call is first admitted, in the same transaction, against
+    the rate limits and budgets for ``bound`` (None: a cost that cannot be bounded), or BudgetExceeded
+    or SharedKeyLimit is raised before anything is sent. A ProviderError is recorded and raised
+    again; a generator closed early (a reply stopped) is recorded as cut off; any other exception
+    becomes a ProviderError, with its details kept out of messages and logs. ``reply``: a streamed
+    reply, whose usage and text received are recorded at the end. A key test writes no usage row:
+    it stamps the key's test status instead. Either way the key's last use is stamped."""
+    with ExitStack() as stack:
+        try:
+            session = stack.enter_context(http(rt, key, client))
+            row_id, admission = (None, None) if key_test else _start(rt, key, record, bound)
+        except ByokError as exc:  # refused before anything was sent: the endpoint, a limit or a budget
+            record.fail(exc)
+            raise
         started = time.perf_counter()
         try:
             yield session
@@ -109,15 +109,23 @@ def metered(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, *, bound: Co
             raise error from None
         finally:
             record.latency_ms = int((time.perf_counter() - started) * 1000)
+            if reply is not None:
+                record.bill(reply.usage)
+                record.output_bytes = len("".join(reply.text).encode())
             if not key_test:
-                record.cost_usd = pricing.call_cost(rt, record)
+                record.cost_usd = pricing.call_cost(rt, record, bound)
             _finish(rt, key, record, row_id, admission)
             metrics.observe(record, key_test=key_test)
 
 
-def _start(rt: Runtime, record: CallRecord) -> int:
-    with rt.engine.begin() as conn:
-        return usage_log.start(conn, record)
+def _start(rt: Runtime, key: keys.ResolvedKey, record: CallRecord,
+           bound: CostBound | None) -> tuple[int, budgets.Admission | None]:
+    """Log the call as not finished; on a shared key, admitted first in the same transaction."""
+    if not key.source.shared:
+        with rt.engine.begin() as conn:
+            return usage_log.start(conn, record), None
+    with budgets.admitted(rt, record, bound or CostBound(None)) as (conn, admission):
+        return usage_log.start(conn, record), admission
 
 
 def _finish(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, row_id: int | None,
@@ -126,13 +134,13 @@ def _finish(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, row_id: int 
     the key's last use, in one transaction; if that fails the call stays logged as not finished
     (its reservation expires), and the reply is not lost."""
     crossed: list[tuple[Owner, int]] = []
-    charge = admission.bound.charge(record) if admission is not None else 0.0
+    charge = admission.bound.charge(record) if admission is not None else None
     try:
         with rt.engine.begin() as conn:
             if row_id is not None:
-                usage_log.complete(conn, row_id, record)
-            if admission is not None:
-                crossed = budgets.settle(conn, admission, record, charge)
+                usage_log.complete(conn, row_id, record, charge)
+            if admission is not None and charge is not None:
+                record.budgets_after, crossed = budgets.settle(conn, admission, record, charge)
             keys.stamp_used(conn, key, test_status=record.status if row_id is None else None)
     except SQLAlchemyError as exc:
         log.error("could not record the outcome of usage row %s (%s); it stays logged as not finished",

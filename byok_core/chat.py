@@ -21,10 +21,11 @@ from byok_core.errors import (
     ProviderError,
     ValidationError,
 )
+from byok_core.pricing import CostBound
 from byok_core.providers import Provider, ProviderKind
 from byok_core.record import CallRecord
 from byok_core.runtime import Runtime
-from byok_core.search import search
+from byok_core.search import search_with
 
 __all__ = ["ChatMessage", "ChatResult", "ChatStream", "default_provider", "list_models", "stream_chat"]
 
@@ -49,16 +50,19 @@ class ChatResult:
     budget_warning: str | None = None  # from 80% of a shared-key budget, read after the call was settled
 
 
+Paid = tuple[keys.ResolvedKey, CostBound]  # a call about to be made: the key that pays, and its worst case
+
+
 class ChatStream:
     """Iterate for text deltas; afterwards ``result`` holds the ChatResult.
 
     Errors never raise out of the iteration: they end it, and land in ``result.error`` with the
     partial text kept in ``result.text``. Stopping early logs the call as cut off."""
 
-    def __init__(self, rt: Runtime, *, user_id: int | None, adapter: ChatAdapter, key: keys.ResolvedKey, model: str,
-                 messages: list[ChatMessage], search_key: keys.ResolvedKey | None, client: httpx.Client | None):
-        self._rt, self._user_id, self._adapter, self._key = rt, user_id, adapter, key
-        self._model, self._messages, self._search_key, self._client = model, messages, search_key, client
+    def __init__(self, rt: Runtime, *, user_id: int | None, adapter: ChatAdapter, paid: Paid, model: str,
+                 messages: list[ChatMessage], search: Paid | None, client: httpx.Client | None):
+        self._rt, self._user_id, self._adapter, (self._key, self._bound) = rt, user_id, adapter, paid
+        self._model, self._messages, self._search, self._client = model, messages, search, client
         self._started = False
         self._reply = Reply()
         self.result: ChatResult | None = None
@@ -73,46 +77,46 @@ class ChatStream:
             raise RuntimeError("A ChatStream can be iterated only once.")
         self._started = True
         record = CallRecord(self._adapter.provider, self._key.source, self._model, self._user_id)
-        reply = self._reply
         self.result = ChatResult("", record)
         try:
-            yield from self._run(record, reply)
+            yield from self._run(record, self._reply)
         finally:
-            if any(k is not None and k.source.shared for k in (self._key, self._search_key)):
-                status = budgets.status(self._rt, self._user_id)
-                self.result.budget_warning = status.warning if status else None
+            self.result.text = "".join(self._reply.text)
+            self.result.budget_warning = self._budget_warning()
 
     def _run(self, record: CallRecord, reply: Reply) -> Iterator[str]:
         assert self.result is not None
-        messages = self._messages
-        if self._search_key is not None:
-            searched = self.result.search_record = CallRecord(self._search_key.provider, self._search_key.source,
-                                                              user_id=self._user_id)
+        messages, bound = self._messages, self._bound
+        if self._search is not None:
+            key, search_bound = self._search
+            searched = self.result.search_record = CallRecord(key.provider, key.source, user_id=self._user_id)
             try:
-                self.result.sources = search(self._rt, user_id=self._user_id, provider=searched.provider,
-                                             query=_search_query(messages), limit=MAX_SOURCES, client=self._client,
-                                             record=searched).results
-            except ByokError as exc:  # a provider error is already logged as the search's own row
+                self.result.sources = search_with(self._rt, key, searched, _search_query(messages),
+                                                  limit=MAX_SOURCES, bound=search_bound, client=self._client)
+            except ByokError as exc:  # the search's own row (and record) say what happened
                 self.result.error, self.result.model_called = exc, False
-                if not isinstance(exc, ProviderError):
+                if searched.ok:  # it could not even start: no query to send
                     searched.fail(exc)
                 return
             messages = with_sources(messages, self.result.sources)
-        bound = pricing.chat_bound(self._rt, self._adapter.provider, self._model, [m.content for m in messages],
-                                   self._adapter.max_output_tokens)
+            bound = _bound(self._rt, self._adapter, self._model, messages)  # the sources count too
         try:
-            with calls.metered(self._rt, self._key, record, bound=bound, client=self._client) as client:
-                try:
-                    yield from self._adapter.stream(client, self._key.credential, self._model, messages, reply)
-                finally:
-                    record.bill(reply.usage)
-                    self.result.text = "".join(reply.text)
-                    record.output_bytes = len(self.result.text.encode())
-        except ByokError as exc:  # a provider's error, or an endpoint refused before anything was sent
+            with calls.metered(self._rt, self._key, record, bound=bound, client=self._client, reply=reply) as client:
+                yield from self._adapter.stream(client, self._key.credential, self._model, messages, reply)
+        except ByokError as exc:  # a provider's error, or a refusal before anything was sent: in the record
             self.result.error = exc
-            if not isinstance(exc, ProviderError):  # refused before anything was sent
-                self.result.model_called = False
-                record.fail(exc)
+            self.result.model_called = isinstance(exc, ProviderError)
+
+    def _budget_warning(self) -> str | None:
+        """From 80% of a shared-key budget: as the last settled shared-key call left them (read
+        again only when no such call was settled)."""
+        assert self.result is not None
+        shared = [r for r in (self.result.search_record, self.result.record) if r is not None and r.key_source.shared]
+        if not shared:
+            return None
+        settled = [r.budgets_after for r in shared if r.budgets_after is not None]
+        status = settled[-1] if settled else budgets.status(self._rt, self._user_id)
+        return status.warning if status else None
 
 
 def _search_query(messages: list[ChatMessage]) -> str:
@@ -167,18 +171,22 @@ def stream_chat(rt: Runtime, *, user_id: int | None, provider: Provider, model: 
     messages = _validate(messages)
     key = calls.prepare(rt, user_id, provider)
     limits.check_model(rt, user_id, provider, key.source, model)
-    search_key = None
+    paid = key, _bound(rt, adapter, model, messages)
+    search = None
     if search_provider is not None:
         if search_provider.kind is not ProviderKind.SEARCH:
             raise ValidationError(f"{search_provider.label} is not a search provider.")
-        search_key = keys.resolve(rt, user_id, search_provider)
-        budgets.check(rt, user_id, search_key.source, pricing.search_bound(rt, search_provider))
-    # Shared (team/server) keys: refused here, before any delta, when a budget cannot cover the call
+        search_key = calls.prepare(rt, user_id, search_provider)
+        search = search_key, pricing.search_bound(rt, search_provider)
+    # Shared (team/server) keys: refused here, before any delta, when a budget cannot cover a call
     # (the sources a web search adds are counted when the call is admitted, after the search).
-    budgets.check(rt, user_id, key.source, pricing.chat_bound(rt, provider, model, [m.content for m in messages],
-                                                              adapter.max_output_tokens))
-    return ChatStream(rt, user_id=user_id, adapter=adapter, key=key, model=model, messages=messages,
-                      search_key=search_key, client=client)
+    budgets.check(rt, user_id, *((k.source, b) for k, b in filter(None, (search, paid))))
+    return ChatStream(rt, user_id=user_id, adapter=adapter, paid=paid, model=model, messages=messages,
+                      search=search, client=client)
+
+
+def _bound(rt: Runtime, adapter: ChatAdapter, model: str, messages: list[ChatMessage]) -> CostBound:
+    return pricing.chat_bound(rt, adapter.provider, model, [m.content for m in messages], adapter.max_output_tokens)
 
 
 def list_models(rt: Runtime, *, user_id: int | None, provider: Provider,

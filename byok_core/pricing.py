@@ -44,17 +44,20 @@ def usage_cost(provider: Provider, model: str, usage: Usage) -> float | None:
         return None
 
 
-def call_cost(rt: Runtime, record: CallRecord) -> float | None:
+def call_cost(rt: Runtime, record: CallRecord, bound: CostBound | None = None) -> float | None:
     """The estimated cost of a finished call. A call the provider refused before replying costs a
     known $0 (providers do not bill refused requests). A chat is priced from the usage it billed
     (unknown when it reported none), or at the admin's per-call price for a model genai-prices does
-    not know; a search that was answered costs its price per request."""
+    not know; a search that was answered costs its price per request (``bound``'s, when the call
+    was bounded with ``search_bound``, so the price is read once)."""
     if record.refused:
         return 0.0
     if record.provider.kind is ProviderKind.CHAT:
         known = None if record.billed is None else usage_cost(record.provider, record.model, record.billed)
         return known if known is not None else model_price(rt, record.provider, record.model)
-    return search_price(rt, record.provider) if record.ok else None
+    if not record.ok:
+        return None
+    return bound.usd if bound is not None else search_price(rt, record.provider)
 
 
 # --- the worst case of a call, and what it counts against a budget ------------------------------

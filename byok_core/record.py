@@ -14,7 +14,9 @@ from byok_core.providers import Provider
 if TYPE_CHECKING:
     from genai_prices import Usage
 
-_WORKING_FIELDS = {"billed", "output_bytes"}  # used while the call runs, not kept with the reply
+    from byok_core.budgets import BudgetStatus
+
+_WORKING_FIELDS = {"billed", "output_bytes", "budgets_after"}  # used while the call runs, not kept with the reply
 
 
 @dataclass
@@ -41,6 +43,8 @@ class CallRecord:
     refused: bool = False  # the provider refused it before replying (or nothing was sent): not billed
     billed: Usage | None = field(default=None, repr=False, compare=False)  # genai-prices' reading, for pricing
     output_bytes: int = field(default=0, repr=False, compare=False)  # UTF-8 bytes of reply text received
+    # the shared-key budgets as this call left them, when it was settled against them
+    budgets_after: BudgetStatus | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:

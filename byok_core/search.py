@@ -11,11 +11,12 @@ from byok_core.adapters import search_adapter
 from byok_core.adapters.base import MAX_RESULTS, SearchResult
 from byok_core.errors import ValidationError
 from byok_core.identity import KeySource
+from byok_core.pricing import CostBound
 from byok_core.providers import Provider, ProviderKind
 from byok_core.record import CallRecord
 from byok_core.runtime import Runtime
 
-__all__ = ["MAX_RESULTS", "SearchOutcome", "SearchResult", "default_provider", "run_search", "search"]
+__all__ = ["MAX_RESULTS", "SearchOutcome", "SearchResult", "default_provider", "run_search", "search", "search_with"]
 
 MAX_QUERY = 400
 # A search is paid by the person's own key first, then the team's, then the server's: the default
@@ -30,23 +31,35 @@ class SearchOutcome:
 
 
 def search(rt: Runtime, *, user_id: int | None, provider: Provider, query: str, limit: int = 10,
-           client: httpx.Client | None = None, record: CallRecord | None = None) -> SearchOutcome:
+           client: httpx.Client | None = None) -> SearchOutcome:
     """Run one search (1 to 20 results). Raises NoKeyError, ValidationError, BudgetExceeded, SharedKeyLimit,
-    or a ProviderError subclass; every call made, successful or not, is one usage row. ``record``, when
-    given, is the one filled in, so a caller has it even when the search fails."""
-    adapter = search_adapter(provider)
+    or a ProviderError subclass; every call made, successful or not, is one usage row."""
+    search_adapter(provider)
+    query = _checked(query)
+    key = calls.prepare(rt, user_id, provider)
+    record = CallRecord(provider, key.source, user_id=user_id)
+    results = search_with(rt, key, record, query, limit=limit, bound=pricing.search_bound(rt, provider),
+                          client=client)
+    return SearchOutcome(results, record)
+
+
+def search_with(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, query: str, *, limit: int,
+                bound: CostBound, client: httpx.Client | None = None) -> list[SearchResult]:
+    """``search`` with the key already resolved and the worst case already bounded (``search_bound``,
+    so the price is read once); ``calls.metered`` fills ``record`` in, whatever happens."""
+    adapter = search_adapter(key.provider)
+    query = _checked(query)
+    with calls.metered(rt, key, record, bound=bound, client=client) as c:
+        return adapter.search(c, key.credential, query, max(1, min(MAX_RESULTS, int(limit))))
+
+
+def _checked(query: str) -> str:
     query = " ".join((query or "").split())
     if not query:
         raise ValidationError("Type something to search for.")
     if len(query) > MAX_QUERY:
         raise ValidationError(f"Keep the search under {MAX_QUERY} characters.")
-    limit = max(1, min(MAX_RESULTS, int(limit)))
-    key = calls.prepare(rt, user_id, provider)
-    record = record or CallRecord(provider, key.source, user_id=user_id)
-    record.key_source = key.source
-    with calls.metered(rt, key, record, bound=pricing.search_bound(rt, provider), client=client) as c:
-        results = adapter.search(c, key.credential, query, limit)
-    return SearchOutcome(results, record)
+    return query
 
 
 def run_search(rt: Runtime, *, user_id: int | None, provider: Provider, query: str, limit: int = 10,

@@ -28,6 +28,8 @@ def start(conn: sa.Connection, record: CallRecord) -> int:
     return saved_id(row_id)
 
 
-def complete(conn: sa.Connection, row_id: int, record: CallRecord) -> None:
-    """Record how the call logged as ``row_id`` ended."""
-    conn.execute(sa.update(_T).where(_T.c.id == row_id).values(**_values(record)))
+def complete(conn: sa.Connection, row_id: int, record: CallRecord, charged_usd: float | None = None) -> None:
+    """Record how the call logged as ``row_id`` ended, and on a shared key what it counted against
+    budgets (``charged_usd``)."""
+    charged = {} if charged_usd is None else {"charged_usd": charged_usd}
+    conn.execute(sa.update(_T).where(_T.c.id == row_id).values(**_values(record), **charged))

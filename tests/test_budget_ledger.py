@@ -125,13 +125,20 @@ def test_a_crashed_calls_reservation_expires(rt):
     record = CallRecord(Provider.BRAVE, KeySource.TEAM, user_id=alice.id)
     worst = pricing.CostBound(0.75, per_call=True)
     crashed_at = utcnow() - budgets.RESERVATION_TTL - timedelta(seconds=1)
-    budgets.admit(rt, record, worst, now=crashed_at)  # its process died: never settled
-    with pytest.raises(BudgetExceeded, match=r"\$0.25 left of \$1.00"):  # still held just before it expires
-        budgets.admit(rt, record, worst, now=crashed_at + budgets.RESERVATION_TTL - timedelta(seconds=1))
+    with budgets.admitted(rt, record, worst, now=crashed_at):  # its process died: never settled
+        pass
+    just_before = crashed_at + budgets.RESERVATION_TTL - timedelta(seconds=1)
+    with pytest.raises(BudgetExceeded, match=r"\$0.25 left of \$1.00"), \
+            budgets.admitted(rt, record, worst, now=just_before):  # still held just before it expires
+        pass
     now = utcnow()
     assert budgets.status(rt, alice.id, now).lines[0].reserved_usd == 0  # expired
-    budgets.admit(rt, record, worst, now=now)
-    assert open_reservations(rt) == 1  # the expired one was removed, this one is held
+    with budgets.admitted(rt, record, worst, now=now) as (_, admission):
+        pass
+    assert budgets.status(rt, alice.id, now).lines[0].reserved_usd == 0.75  # this one is held
+    with rt.engine.begin() as conn:
+        budgets.settle(conn, admission, record, 0.0, now=now)
+    assert open_reservations(rt) == 0  # settling removed its own reservation, and the expired one
 
 
 def test_unknown_price_is_refused_on_a_budgeted_shared_key_unless_priced_per_call(environ):
@@ -296,14 +303,14 @@ def test_a_private_webhook_is_refused_unless_allowed_and_failures_are_not_fatal(
         receiver.close()
 
 
-def test_reconcile_rebuilds_the_running_figures_from_the_log(rt):
-    alice = accounts.create_user(rt, Actor.operator(), "alice", "alice-password")
-    record = CallRecord(Provider.BRAVE, KeySource.TEAM, user_id=alice.id, cost_usd=0.25)
-    admission = budgets.admit(rt, record, pricing.CostBound(0.25, per_call=True))
-    with rt.engine.begin() as conn:
-        budgets.settle(conn, admission, record, admission.bound.charge(record))
-        conn.execute(sa.update(table(BudgetMonth)).values(spent_usd=7.0))  # drifted
-    drifts = budgets.reconcile(rt)
-    assert {(d.owner, d.recorded_usd, d.logged_usd) for d in drifts} == {
-        (Owner.team(), 7.0, 0.25), (Owner.user(alice.id), 7.0, 0.25)}
-    assert budgets.reconcile(rt) == [] and spent(rt, Owner.user(alice.id)) == 0.25
+def test_reconcile_rebuilds_the_running_figures_from_the_log(environ):
+    with FakeProvider(Provider.BRAVE) as brave, runtime_with(environ, **brave.env(), BRAVE_API_KEY=ENV_KEY) as rt:
+        alice = accounts.create_user(rt, Actor.operator(), "alice", "alice-password")
+        run_search(rt, user_id=alice.id, provider=Provider.BRAVE, query="reconcile")
+        price = pricing.search_price(rt, Provider.BRAVE)
+        with rt.engine.begin() as conn:
+            conn.execute(sa.update(table(BudgetMonth)).values(spent_usd=7.0))  # drifted
+        drifts = budgets.reconcile(rt)
+        assert {(d.owner, d.recorded_usd, d.logged_usd) for d in drifts} == {
+            (Owner.team(), 7.0, price), (Owner.user(alice.id), 7.0, price)}
+        assert budgets.reconcile(rt) == [] and spent(rt, Owner.user(alice.id)) == price > 0

@@ -39,23 +39,23 @@ def spend(rt, user_id, usd, source=KeySource.TEAM, when=NOW) -> None:
 
 def test_no_budget_no_status(rt, alice):
     spend(rt, alice.id, 100.0)
-    assert budgets.check(rt, alice.id, KeySource.TEAM, now=NOW) is None
+    assert budgets.check(rt, alice.id, (KeySource.TEAM, None), now=NOW) is None
 
 
 def test_refused_exactly_at_the_user_limit(rt, alice):
     budgets.set_budget(rt, ADMIN, Owner.user(alice.id), 1.0)
     spend(rt, alice.id, 0.5)
-    status = budgets.check(rt, alice.id, KeySource.TEAM, now=NOW)
+    status = budgets.check(rt, alice.id, (KeySource.TEAM, None), now=NOW)
     assert status is not None and status.warning is None
     spend(rt, alice.id, 0.25, KeySource.ENV)  # 75%: still quiet
-    assert budgets.check(rt, alice.id, KeySource.ENV, now=NOW).warning is None
+    assert budgets.check(rt, alice.id, (KeySource.ENV, None), now=NOW).warning is None
     spend(rt, alice.id, 0.125)  # 87.5%
-    warning = budgets.check(rt, alice.id, KeySource.TEAM, now=NOW).warning
+    warning = budgets.check(rt, alice.id, (KeySource.TEAM, None), now=NOW).warning
     assert warning.startswith("Your monthly budget for shared keys is 88% used ($0.88 of $1.00).")
     assert "own API keys" in warning
     spend(rt, alice.id, 0.125)  # exactly 100%
     with pytest.raises(BudgetExceeded) as exc:
-        budgets.check(rt, alice.id, KeySource.TEAM, now=NOW)
+        budgets.check(rt, alice.id, (KeySource.TEAM, None), now=NOW)
     message = str(exc.value)
     assert "used up ($1.00 of $1.00)" in message and "own API keys keep working" in message and "admin" in message
 
@@ -65,12 +65,12 @@ def test_own_key_calls_never_count_nor_are_refused(rt, alice):
     budgets.set_budget(rt, ADMIN, Owner.team(), 1.0)
     spend(rt, alice.id, 50.0, KeySource.USER)
     spend(rt, alice.id, None)  # unknown cost adds nothing
-    status = budgets.check(rt, alice.id, KeySource.TEAM, now=NOW)
+    status = budgets.check(rt, alice.id, (KeySource.TEAM, None), now=NOW)
     assert [line.spent_usd for line in status.lines] == [0.0, 0.0]
     spend(rt, alice.id, 5.0)
-    assert budgets.check(rt, alice.id, KeySource.USER, now=NOW) is None  # over budget, own key: fine
+    assert budgets.check(rt, alice.id, (KeySource.USER, None), now=NOW) is None  # over budget, own key: fine
     with pytest.raises(BudgetExceeded):
-        budgets.check(rt, alice.id, KeySource.TEAM, now=NOW)
+        budgets.check(rt, alice.id, (KeySource.TEAM, None), now=NOW)
 
 
 def test_team_budget_counts_everyone_on_shared_keys(rt, alice):
@@ -78,22 +78,22 @@ def test_team_budget_counts_everyone_on_shared_keys(rt, alice):
     budgets.set_budget(rt, ADMIN, Owner.team(), 2.0)
     spend(rt, bob_id, 1.0)
     spend(rt, None, 0.75, KeySource.ENV)  # the CLI without --user
-    assert "The team's monthly budget" in budgets.check(rt, alice.id, KeySource.TEAM, now=NOW).warning
+    assert "The team's monthly budget" in budgets.check(rt, alice.id, (KeySource.TEAM, None), now=NOW).warning
     spend(rt, alice.id, 0.25)
     for user_id in (alice.id, bob_id, None):
         with pytest.raises(BudgetExceeded, match="The team's monthly budget"):
-            budgets.check(rt, user_id, KeySource.ENV, now=NOW)
+            budgets.check(rt, user_id, (KeySource.ENV, None), now=NOW)
 
 
 def test_budgets_reset_each_calendar_month(rt, alice):
     budgets.set_budget(rt, ADMIN, Owner.user(alice.id), 1.0)
     spend(rt, alice.id, 1.0, when=datetime(2026, 11, 30, 23, 59, 59, tzinfo=UTC))
     spend(rt, alice.id, 1.0, when=datetime(2027, 1, 1, 0, 0, tzinfo=UTC))
-    assert budgets.check(rt, alice.id, KeySource.TEAM, now=NOW).lines[0].spent_usd == 0.0
+    assert budgets.check(rt, alice.id, (KeySource.TEAM, None), now=NOW).lines[0].spent_usd == 0.0
     with pytest.raises(BudgetExceeded):
-        budgets.check(rt, alice.id, KeySource.TEAM, now=datetime(2026, 11, 1, tzinfo=UTC))
+        budgets.check(rt, alice.id, (KeySource.TEAM, None), now=datetime(2026, 11, 1, tzinfo=UTC))
     with pytest.raises(BudgetExceeded):
-        budgets.check(rt, alice.id, KeySource.TEAM, now=datetime(2027, 1, 31, 23, tzinfo=UTC))
+        budgets.check(rt, alice.id, (KeySource.TEAM, None), now=datetime(2027, 1, 31, 23, tzinfo=UTC))
 
 
 def test_months_roll_over_the_year():
@@ -105,7 +105,7 @@ def test_months_roll_over_the_year():
 def test_zero_budget_refuses_every_shared_call(rt, alice):
     budgets.set_budget(rt, ADMIN, Owner.user(alice.id), 0)
     with pytest.raises(BudgetExceeded):
-        budgets.check(rt, alice.id, KeySource.TEAM, now=NOW)
+        budgets.check(rt, alice.id, (KeySource.TEAM, None), now=NOW)
 
 
 def test_spend_report_set_clear_and_audit(rt, alice):
