@@ -8,8 +8,8 @@
 One server plays one provider: streaming chat, the models list, search and key-check endpoints.
 Faults are scripted per server, counted in text chunks sent: ``cut_after`` (drop the connection),
 ``close_after`` (end the HTTP body cleanly without the end marker), ``garbage_after`` (a data line
-that is not JSON), ``stall_after`` + ``stall`` (go silent), ``trickle`` (a byte at a time, slowly), ``hold_after`` (wait for
-``server.gate.set()``), ``stream_error`` (the provider's own error event after the text), or
+that is not JSON), ``stall_after`` + ``stall`` (go silent), ``trickle`` (a byte at a time, slowly),
+``hold_after`` (wait for ``server.gate.set()``), ``stream_error`` (the provider's own error event after the text), or
 ``status`` (+ ``error_body``/``error_headers``) for every request. ``expect_key`` answers 401, with a
 body that echoes the wrong key as some providers do.
 """
