@@ -64,7 +64,7 @@ class ChatStream:
         self._rt, self._user_id, self._adapter, (self._key, self._bound) = rt, user_id, adapter, paid
         self._model, self._messages, self._search, self._client = model, messages, search, client
         self._started = False
-        self._reply = Reply()
+        self._reply = Reply(deadline_s=rt.settings.call_deadline)
         self.result: ChatResult | None = None
 
     def hang_up(self) -> None:
