@@ -23,6 +23,7 @@ from byok_core.models import Conversation, Message, ReplyStatus, rowcount, saved
 from byok_core.providers import Provider
 from byok_core.record import CallRecord
 from byok_core.runtime import Runtime
+from byok_core.text import check_line
 
 MAX_TITLE = 200
 MAX_MESSAGE = 200_000
@@ -105,7 +106,7 @@ def title_from(text: str, limit: int = 60) -> str:
 
 
 def _validate_title(title: str) -> str:
-    title = " ".join((title or "").split())
+    title = " ".join(check_line(title, "The title").split())
     if not title:
         raise ValidationError("A conversation needs a title.")
     if len(title) > MAX_TITLE:
