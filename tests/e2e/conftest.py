@@ -39,7 +39,7 @@ def shared_openai() -> Iterator[FakeProvider]:
 def openai(shared_openai) -> Iterator[FakeProvider]:
     """The shared OpenAI answering normally: any key, no error status, replies straight through (a
     test clears ``gate`` to hold one); a reply still held is let go when the test ends."""
-    shared_openai.status, shared_openai.expect_key = None, None
+    shared_openai.status, shared_openai.error_body, shared_openai.expect_key = None, None, None
     shared_openai.gate.set()
     yield shared_openai
     shared_openai.gate.set()
