@@ -9,7 +9,7 @@ from urllib.parse import quote, urlsplit
 
 from byok_core.adapters.base import SearchResult
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|<>~$])")
+_MD_SPECIAL = re.compile(r"[\\`*_{}\[\]()#+!|<>~$:@]|(?<=www)\.", re.IGNORECASE)
 # a "<" that could open raw HTML (a tag, a comment, a declaration) and is not escaped already
 _HTML_START = re.compile(r"(?<!\\)((?:\\\\)*)<(?=[A-Za-z/!?])")
 _URL_SAFE = "/:?#@!$&'*+,;=%~-._"  # URL characters markdown reads as text inside a link; the rest is %-encoded
@@ -17,8 +17,10 @@ _URL_SAFE = "/:?#@!$&'*+,;=%~-._"  # URL characters markdown reads as text insid
 
 def md_escape(text: str | None) -> str:
     """``text`` as Markdown that shows exactly that text: every character Markdown could read is
-    backslash-escaped (images, links, emphasis, HTML, maths, Streamlit's ``:color[...]``)."""
-    return _MD_SPECIAL.sub(r"\\\1", text or "")
+    backslash-escaped (images, links, emphasis, HTML, maths, Streamlit's ``:icon:`` and
+    ``:color[...]``), and so are the ``:``, ``@`` and ``www.`` that GitHub-flavoured Markdown turns
+    into links by themselves (``http://``, ``a@b.example``)."""
+    return _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), text or "")
 
 
 def md_line(text: str | None) -> str:

@@ -189,7 +189,7 @@ def test_oidc_maps_the_email_to_an_existing_enabled_user(app, rt):
     at = oidc_app("ann@example.com").run()
     assert not at.exception
     assert at.title[0].value == "Chat"
-    assert any("ann@example.com" in c.value for c in at.sidebar.caption)
+    assert any("ann@example.com" in text_of(c.value) for c in at.sidebar.caption)
 
 
 def test_oidc_refuses_unknown_disabled_or_unverified_users(app, rt):
@@ -204,7 +204,8 @@ def test_oidc_refuses_unknown_disabled_or_unverified_users(app, rt):
         assert at.warning and "no enabled account" in at.warning[0].value
     at = oidc_app("OFF@example.com").run()  # the identity provider vouched for who this is: told why
     assert not at.exception and not at.sidebar.caption
-    assert [w.value for w in at.warning] == ["The account off@example.com is disabled; ask an admin to enable it."]
+    assert [text_of(w.value) for w in at.warning] == [
+        "The account off@example.com is disabled; ask an admin to enable it."]
     at = oidc_app("", logged_in=False).run()
     assert "Sign in with single sign-on" in [b.label for b in at.button] and not at.warning
 

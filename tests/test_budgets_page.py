@@ -27,7 +27,7 @@ def people(rt):
 
 
 def texts(at) -> str:
-    return " ".join(str(e.value) for kind in ("markdown", "caption", "error", "warning", "success", "info")
+    return " ".join(text_of(str(e.value)) for kind in ("markdown", "caption", "error", "warning", "success", "info")
                     for e in getattr(at, kind))
 
 

@@ -34,7 +34,7 @@ PLANTED = [
 
 def _export(rt) -> str:
     ann = make_user(rt, "ann")
-    conv = convs.create(rt, ann.id, f"Plans {IMG}\n\n<img src=http://127.0.0.1:9/t1>")
+    conv = convs.create(rt, ann.id, f"Plans {IMG} <img src=http://127.0.0.1:9/t1>")
     convs.add_message(rt, ann.id, conv.id, "user", f"Show me {IMG}")
     record = CallRecord(Provider.OPENAI, KeySource.USER, f"gpt-x{IMG}", 10, 5)
     convs.add_reply(rt, ann.id, conv.id, REPLY, record, PLANTED)
