@@ -229,13 +229,12 @@ def _add(conn: sa.Connection, owners: Iterable[Owner], month: str, usd: float) -
     """Add ``usd`` to the owners' running spend this month (their rows made on the month's first
     call), in one statement that locks the rows in ``owners``' order until the transaction ends;
     the spend after, per owner."""
-    insert = importlib.import_module(f"sqlalchemy.dialects.{conn.dialect.name}").insert  # with ON CONFLICT
+    insert = importlib.import_module(f"sqlalchemy.dialects.{conn.dialect.name}").insert(_M)  # with ON CONFLICT
+    upsert = insert.on_conflict_do_update(index_elements=[_M.c.owner_kind, _M.c.owner_id, _M.c.month],
+                                          set_={"spent_usd": _M.c.spent_usd + insert.excluded.spent_usd})
     rows = [{"owner_kind": o.kind.value, "owner_id": o.id, "month": month, "spent_usd": usd, "alerted": 0}
-            for o in owners]
-    upsert = insert(_M).values(rows)
-    upsert = upsert.on_conflict_do_update(index_elements=[_M.c.owner_kind, _M.c.owner_id, _M.c.month],
-                                          set_={"spent_usd": _M.c.spent_usd + upsert.excluded.spent_usd})
-    returned = conn.execute(upsert.returning(_M.c.owner_kind, _M.c.owner_id, _M.c.spent_usd))
+            for o in owners]  # sent as one INSERT … VALUES (…), (…) in this order (SQLAlchemy's insertmanyvalues)
+    returned = conn.execute(upsert.returning(_M.c.owner_kind, _M.c.owner_id, _M.c.spent_usd), rows)
     return {Owner(OwnerKind(kind), oid): float(spent) for kind, oid, spent in returned}
 
 

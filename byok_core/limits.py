@@ -65,21 +65,27 @@ def set_rate_limits(rt: Runtime, actor: Actor, per_user: int | None, per_team: i
                      f"{per_user or 'no limit'} per user, {per_team or 'no limit'} for the team, per minute")
 
 
+_MINE = _T.c.user_id == sa.bindparam("user_id")  # NULL (the CLI without --user) matches no row
+# One statement reads both limits and both counts over the last minute (nothing is counted
+# when no limit is set): built once, as it runs before every shared-key call.
+_RECENT = sa.select(
+    _setting(USER_RPM), _setting(TEAM_RPM), sa.func.count(sa.case((_MINE, 1))),
+    sa.func.min(sa.case((_MINE, _T.c.ts))), sa.func.count(), sa.func.min(_T.c.ts),
+).where(_setting(USER_RPM).is_not(None) | _setting(TEAM_RPM).is_not(None),
+        _T.c.ts > sa.bindparam("since"), _T.c.key_source.in_(_SHARED))
+
+
 def check_rate(conn: sa.Connection, user_id: int | None, now: datetime) -> None:
     """Raise SharedKeyLimit when another shared-key call now would pass a limit. Call it inside the
-    transaction that logs the call (``budgets.admit``), so the count and the new row are one step.
-    One statement reads both limits and both counts over the last minute."""
-    recent = (_T.c.ts > now - WINDOW) & _T.c.key_source.in_(_SHARED)
-    mine = _T.c.user_id == user_id if user_id is not None else sa.false()
-    per_user, per_team, my_count, my_oldest, count, oldest = conn.execute(sa.select(
-        _setting(USER_RPM), _setting(TEAM_RPM), sa.func.count(sa.case((mine, 1))),
-        sa.func.min(sa.case((mine, _T.c.ts))), sa.func.count(), sa.func.min(_T.c.ts)).where(recent)).one()
+    transaction that logs the call (``budgets.admit``), so the count and the new row are one step."""
+    per_user, per_team, my_count, my_oldest, count, oldest = conn.execute(
+        _RECENT, {"user_id": user_id, "since": now - WINDOW}).one()
     checks = [(_limit(per_team), count, oldest, "the team's shared keys are")]
     if user_id is not None:
         checks.insert(0, (_limit(per_user), my_count, my_oldest, "you are"))
-    for limit, count, oldest, who in checks:
-        if limit and count >= limit:
-            wait = max(1, math.ceil((oldest + WINDOW - now).total_seconds()))
+    for limit, made, first, who in checks:
+        if limit and made >= limit:
+            wait = max(1, math.ceil((first + WINDOW - now).total_seconds()))
             raise SharedKeyLimit(f"Too many calls on shared keys: {who} limited to {limit} a minute. "
                                  f"Try again in {wait} s, or use your own API key.", retry_after=wait)
 
