@@ -1,0 +1,78 @@
+"""How many SQL statements one chat turn runs, from the prompt sent to the reply written, counted on
+both databases: the call path reads each fact once and writes each row once, and stays that way."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+
+import pytest
+import sqlalchemy as sa
+from apptest import make_user
+from callhelpers import runtime_with
+from fakeproviders import FakeProvider
+
+from byok_core import budgets, keys, limits, replies
+from byok_core import conversations as convs
+from byok_core.identity import Actor, Owner
+from byok_core.models import ReplyStatus
+from byok_core.providers import Provider
+
+ADMIN = Actor.operator()
+OWN_KEY = "sk-fake.own-COUNT-aaaaaaaaaaaaaaaaaaaaaa1111"
+TEAM_KEY = "sk-fake.team-COUNT-tttttttttttttttttttttt3333"
+BRAVE_KEY = "brave-team-COUNT-0123456789"
+
+
+@contextmanager
+def counted(engine):
+    """The statements the app sends while the block runs (the heartbeat thread's, which beats for
+    every running reply every few seconds whatever it does, left out)."""
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        if threading.current_thread().name != "byok-reply-heartbeat":
+            statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+
+
+def turn(rt, user_id, conversation_id, request) -> int:
+    """Send a prompt and wait until its reply is written; the reply's id."""
+    reply_id = replies.send(rt, user_id, conversation_id, "Say hello", request)
+    running = replies.live(reply_id)
+    if running is not None:
+        for _text, _done in running.follow():
+            pass
+    return reply_id
+
+
+@pytest.mark.parametrize(("case", "most"), [("own key", 10), ("team keys, web search, budgets", 29),
+                                            ("team keys, web search, budgets, rate limits", 29)])
+def test_one_chat_turn_runs_few_statements(environ, monkeypatch, case, most):
+    monkeypatch.setattr(replies, "FLUSH_SECONDS", 3600.0)  # text written as it arrives: timed, not counted here
+    with FakeProvider(Provider.OPENAI) as openai, FakeProvider(Provider.BRAVE) as brave, \
+            runtime_with(environ, **openai.env(), **brave.env()) as rt:
+        ann = make_user(rt, "ann")
+        conversation = convs.create(rt, ann.id, "Counted")
+        if case == "own key":
+            keys.store(rt, ADMIN, Owner.user(ann.id), Provider.OPENAI, OWN_KEY)
+            request = replies.Request(Provider.OPENAI, "gpt-4o-mini")
+        else:
+            keys.store(rt, ADMIN, Owner.team(), Provider.OPENAI, TEAM_KEY)
+            keys.store(rt, ADMIN, Owner.team(), Provider.BRAVE, BRAVE_KEY)
+            budgets.set_budget(rt, ADMIN, Owner.team(), 100)
+            budgets.set_budget(rt, ADMIN, Owner.user(ann.id), 50)
+            if case.endswith("rate limits"):
+                limits.set_rate_limits(rt, ADMIN, per_user=100, per_team=1000)
+            request = replies.Request(Provider.OPENAI, "gpt-4o-mini", Provider.BRAVE)
+        turn(rt, ann.id, conversation.id, request)  # the first turn of the month makes its spend rows
+        with counted(rt.engine) as statements:
+            reply_id = turn(rt, ann.id, conversation.id, request)
+        assert replies.reply(rt, ann.id, reply_id).status is ReplyStatus.DONE
+        assert len(statements) <= most, "\n".join(statements)
+        assert len(openai.requests) == 2 and len(brave.requests) == (0 if case == "own key" else 2)
