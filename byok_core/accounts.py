@@ -39,6 +39,7 @@ ACCOUNT_DISABLED = "Your account is disabled; ask an admin to enable it."
 USERNAME_RULES = ("Usernames are 1 to 64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit; "
                   "capitals do not make a different name.")
 FREE_ATTEMPTS = 3  # failures before delays start
+VERIFY_LEASE = timedelta(seconds=30)  # an attempt that starts the delays holds the lock while it is checked
 MAX_DELAY = timedelta(minutes=15)
 SESSION_TTL = timedelta(days=14)
 LOGIN_TICKET_TTL = timedelta(seconds=60)
@@ -80,7 +81,7 @@ def _find(session: Session, name: str | None) -> User | None:
     holds the plain key). A later one's ``<key>#<id>`` is never matched by a typed name."""
     typed = _typed(name)
     key = User.key_of(typed)
-    if not typed or "#" in key:
+    if not _USERNAME.match(typed) or "#" in key:  # no account has such a name (NUL, spaces, ...): not even asked
         return None
     rows = session.exec(select(User).where(sa.or_(col(User.username) == typed, col(User.username_key) == key))).all()
     return next((u for u in rows if u.username == typed), rows[0] if rows else None)
@@ -297,10 +298,15 @@ def authenticate(rt: Runtime, username: str, password: str, now: datetime | None
     if user is None:
         raise AuthError(SIGN_IN_FAILED)
     if not _verify(user.password_hash, password):
-        if user.failed_logins == FREE_ATTEMPTS:
+        if user.failed_logins >= FREE_ATTEMPTS:
             with Session(rt.engine) as session, session.begin():
-                audit.record(session, "system", AuditAction.USER_THROTTLED, user.username,
-                             f"{user.failed_logins} failures")
+                # the delay runs from now, when the check ended (unless a newer attempt was counted since)
+                session.execute(sa.update(User).where(col(User.id) == user.id,
+                                                      col(User.failed_logins) == user.failed_logins)
+                                .values(locked_until=max(now, utcnow()) + _delay_after(user.failed_logins)))
+                if user.failed_logins == FREE_ATTEMPTS:
+                    audit.record(session, "system", AuditAction.USER_THROTTLED, user.username,
+                                 f"{user.failed_logins} failures")
         raise AuthError(SIGN_IN_FAILED)
     values: dict[str, Any] = {"failed_logins": 0, "locked_until": None}
     if HASHER.check_needs_rehash(user.password_hash):
@@ -330,7 +336,9 @@ def _claim_attempt(rt: Runtime, username: str, password: str, now: datetime) -> 
 
     The count and the next lock are written by a compare-and-set UPDATE (``failed_logins`` still
     what was read, ``locked_until`` past) and committed before the slow Argon2 check, so of several
-    concurrent attempts only one takes each free attempt, on SQLite and PostgreSQL alike. Each
+    concurrent attempts only one takes each free attempt, on SQLite and PostgreSQL alike; the
+    attempt that starts the delays locks the account until its own check has ended (``authenticate``
+    then sets the delay from that moment), however long the check takes. Each
     statement runs in its own short transaction: no lock is held while hashing, and SQLite never
     has to upgrade a read transaction to a write one."""
     for _ in range(_CLAIM_TRIES):
@@ -342,7 +350,9 @@ def _claim_attempt(rt: Runtime, username: str, password: str, now: datetime) -> 
         if user.locked_until is not None and user.locked_until > now:
             return None
         failures = user.failed_logins + 1
-        locked_until = now + _delay_after(failures)
+        # From the attempt that starts the delays on, the lock also covers its own check: on a busy
+        # machine Argon2 can take longer than the delay, and later guesses must wait for its end.
+        locked_until = now + _delay_after(failures) + (VERIFY_LEASE if failures >= FREE_ATTEMPTS else timedelta(0))
         with rt.engine.begin() as conn:
             claimed = conn.execute(sa.update(User).where(
                 col(User.id) == user.id, col(User.failed_logins) == user.failed_logins,

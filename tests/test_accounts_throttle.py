@@ -138,8 +138,10 @@ def test_delays_keep_the_documented_schedule(rt, alice):
         delays.append((locked_until - now).total_seconds())
         now = max(now, locked_until)
     assert delays[:accounts.FREE_ATTEMPTS - 1] == [0] * (accounts.FREE_ATTEMPTS - 1)
-    assert delays[accounts.FREE_ATTEMPTS - 1:accounts.FREE_ATTEMPTS + 3] == [2, 4, 8, 16]
-    assert delays[-1] == accounts.MAX_DELAY.total_seconds()
+    # from the end of each check (which itself takes well under a second)
+    schedule = delays[accounts.FREE_ATTEMPTS - 1:accounts.FREE_ATTEMPTS + 3]
+    assert [int(d) for d in schedule] == [2, 4, 8, 16] and all(d - int(d) < 1 for d in schedule)
+    assert int(delays[-1]) == accounts.MAX_DELAY.total_seconds()
 
 
 # --- sign-in tickets and password change / disable --------------------------------------------
@@ -181,3 +183,47 @@ def test_ticket_for_a_sign_in_that_a_password_change_overtook_does_not_redeem(rt
     signed_in = accounts.authenticate(rt, "alice", PASSWORD)
     accounts.set_password(rt, Actor.operator(), "alice", "a brand new password")
     assert accounts.redeem_login_ticket(rt, accounts.issue_login_ticket(rt, signed_in)) is None
+
+
+def test_guesses_that_arrive_while_earlier_ones_are_still_checked_wait_for_them(rt, alice, monkeypatch):
+    """A busy machine: the first guesses' Argon2 checks take longer than the first delay, and more
+    guesses keep arriving meanwhile (later clocks). None of them is checked before the delay has run
+    from the end of the check that started it."""
+    checks: list[str] = []
+    in_flight = threading.Semaphore(0)
+    release = threading.Event()
+    real_verify = PasswordHasher.verify
+
+    def slow_verify(self, digest, password):
+        checks.append(password)
+        if len(checks) <= accounts.FREE_ATTEMPTS:  # the first guesses: still being checked
+            in_flight.release()
+            release.wait(30)
+        return real_verify(self, digest, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify", slow_verify)
+    t0 = utcnow()
+    with ThreadPoolExecutor(accounts.FREE_ATTEMPTS) as pool:
+        first = [pool.submit(accounts.authenticate, rt, "alice", f"first guess {i}", t0)
+                 for i in range(accounts.FREE_ATTEMPTS)]
+        for _ in first:
+            assert in_flight.acquire(timeout=30)
+        for i in range(1, PARALLEL):  # each arriving later than the first delay (2 s) would have ended
+            with pytest.raises(AuthError, match="Sign-in failed"):
+                accounts.authenticate(rt, "alice", f"later guess {i}", now=t0 + timedelta(seconds=2 + i))
+        release.set()
+        for future in first:
+            with pytest.raises(AuthError):
+                future.result()
+    assert len(checks) == accounts.FREE_ATTEMPTS and not any(c.startswith("later") for c in checks)
+    stored = accounts.get_user(rt, "alice")
+    assert stored.failed_logins == accounts.FREE_ATTEMPTS and stored.locked_until > utcnow()
+
+
+@pytest.mark.parametrize("typed", ["alice\x00", "\x00", "al\x00ice", "al ice"])
+def test_a_name_no_account_can_have_fails_like_an_unknown_one(rt, alice, verified, typed):
+    """A NUL in the name made PostgreSQL fail the lookup ("Something went wrong on the server")."""
+    with pytest.raises(AuthError) as refused:
+        accounts.authenticate(rt, typed, PASSWORD)
+    assert str(refused.value) == accounts.SIGN_IN_FAILED and verified[accounts._DUMMY_HASH] == 1
+    assert accounts.find_user(rt, typed) is None
