@@ -443,3 +443,14 @@ def reconcile(rt: Runtime, *, fix: bool = True) -> list[Drift]:
 
 def _is(owner: Owner) -> sa.ColumnElement[bool]:
     return (col(Budget.owner_kind) == owner.kind) & (col(Budget.owner_id) == owner.id)
+
+
+def charge_abandoned(conn: sa.Connection, user_id: int | None, month: str, usd: float) -> None:
+    """In ``conn``'s transaction: a shared-key call whose process died counts ``usd`` (its worst
+    case) against its budgets, and one reservation it may have left of that amount is dropped."""
+    left = conn.execute(sa.select(_R.c.id).where(
+        _R.c.user_id.is_(None) if user_id is None else _R.c.user_id == user_id, _R.c.month == month,
+        _R.c.amount_usd == usd).limit(1)).scalar()
+    if left is not None:
+        conn.execute(sa.delete(_R).where(_R.c.id == left))
+    _add(conn, _owners(user_id), month, usd)

@@ -125,7 +125,7 @@ def _start(rt: Runtime, key: keys.ResolvedKey, record: CallRecord,
         with rt.engine.begin() as conn:
             return usage_log.start(conn, record), None
     with budgets.admitted(rt, record, bound or CostBound(None)) as (conn, admission):
-        return usage_log.start(conn, record), admission
+        return usage_log.start(conn, record, admission.bound.usd), admission
 
 
 def _finish(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, row_id: int | None,

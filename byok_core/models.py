@@ -186,6 +186,8 @@ class UsageRecord(SQLModel, table=True):
     # What the call counted against shared-key budgets (budgets.charge): its cost, or a bound where
     # that is unknown or partial; None on a person's own key.
     charged_usd: float | None = None
+    # A shared-key call's worst case, reserved while it runs: what it is charged if its process dies.
+    reserved_usd: float | None = None
     error: str | None = Field(default=None, max_length=300)
 
 
@@ -292,16 +294,17 @@ class AppSetting(SQLModel, table=True):
 
 
 def add_partial_indexes() -> None:
-    """Add the partial unique indexes to the metadata: one active key per owner and provider
-    (migration 0001), and one reply streaming at a time per conversation, whichever process or
-    replica starts it (0006). Only Alembic's environment calls this, where the metadata is compared
-    with the database: their ``*_where`` options load both SQL dialects (~25 ms of every `byok`
-    command's start)."""
-    partial = {
-        table(ApiKey): ("uq_api_keys_one_active", ["owner_kind", "owner_id", "provider"], "active"),
-        table(Message): ("ux_messages_one_streaming", ["conversation_id"], "status = 'streaming'"),
-    }
-    for tbl, (name, columns, where) in partial.items():
+    """Add the partial indexes to the metadata: one active key per owner and provider (migration
+    0001), one reply streaming at a time per conversation, whichever process or replica starts it
+    (0006), and the usage rows not finished yet (0008). Only Alembic's environment calls this, where
+    the metadata is compared with the database: their ``*_where`` options load both SQL dialects
+    (~25 ms of every `byok` command's start)."""
+    partial = [
+        (table(ApiKey), "uq_api_keys_one_active", ["owner_kind", "owner_id", "provider"], "active", True),
+        (table(Message), "ux_messages_one_streaming", ["conversation_id"], "status = 'streaming'", True),
+        (table(UsageRecord), "ix_usage_pending", ["ts"], "status = 'pending'", False),  # 0008
+    ]
+    for tbl, name, columns, where, unique in partial:
         if name not in {index.name for index in tbl.indexes}:
-            sa.Index(name, *(tbl.c[c] for c in columns), unique=True,
+            sa.Index(name, *(tbl.c[c] for c in columns), unique=unique,
                      sqlite_where=sa.text(where), postgresql_where=sa.text(where))

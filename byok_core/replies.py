@@ -8,7 +8,8 @@ reload, in a second tab, or on another replica. Closing the tab does not cancel 
 ``stop`` does (the call is logged as cut off, the text so far is kept). One reply per conversation
 at a time, enforced by the database (a unique index over streaming replies). Each process beats
 the heart of its running replies every HEARTBEAT_SECONDS; a reply whose heart stopped for
-STALE_AFTER (its process died) is marked interrupted, never left spinning.
+STALE_AFTER (its process died) is marked interrupted, never left spinning, and the usage row of its
+call is closed (``usage_log.close_abandoned``, every few minutes here and at each start).
 
 What is sent to the model is exactly the conversation's visible successful turns (a prompt with a
 reply that finished or was stopped) plus the new prompt: failed turns stay on screen, out of the
@@ -30,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from byok_core import chat
+from byok_core import chat, usage_log
 from byok_core import conversations as convs
 from byok_core.adapters.base import ChatMessage
 from byok_core.chat import ChatResult
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.5
 HEARTBEAT_SECONDS = 5.0
+CLOSE_ABANDONED_EVERY = 24  # heartbeats: every 2 minutes
 STALE_AFTER = timedelta(seconds=30)
 _M = table(Message)
 _C = table(Conversation)
@@ -133,7 +135,7 @@ def live(message_id: int) -> Live | None:
 def _beat_forever() -> None:
     """Every HEARTBEAT_SECONDS: mark this process's running replies alive, and pass on Stop requests
     made from any process."""
-    while True:
+    for beat in itertools.count(1):
         time.sleep(HEARTBEAT_SECONDS)
         with _live_lock:
             running = list(_live.values())
@@ -141,6 +143,8 @@ def _beat_forever() -> None:
         for item in running:
             by_rt.setdefault(id(item.rt), []).append(item)
         for group in by_rt.values():
+            if beat % CLOSE_ABANDONED_EVERY == 0:
+                _close_abandoned(group[0].rt)
             ids = [item.message_id for item in group]
             try:
                 with group[0].rt.engine.begin() as conn:
@@ -154,6 +158,13 @@ def _beat_forever() -> None:
             for item in group:
                 if item.message_id in stopped and not item.stop.is_set():
                     item.request_stop()
+
+
+def _close_abandoned(rt: Runtime) -> None:
+    try:
+        usage_log.close_abandoned(rt)  # usage rows of calls whose process died (another replica, killed)
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("could not close the usage rows of calls whose process stopped (%s)", type(exc).__name__)
 
 
 def _register(item: Live) -> None:

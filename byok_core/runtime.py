@@ -99,7 +99,7 @@ def open_runtime(environ: Mapping[str, str] | None = None, *, settings: Settings
     ``settings`` (already read) or ``environ`` (default: this process's environment). ``starting_over``:
     the operator gave up the values no configured key opens (`byok forget-unreadable-keys`): a missing
     key file may be made anew and the master key is not checked."""
-    from byok_core import first_format, keys, vault
+    from byok_core import first_format, keys, usage_log, vault
 
     settings = settings or Settings.from_env(environ)
     engine = db.create_engine(settings.database_url)
@@ -112,4 +112,5 @@ def open_runtime(environ: Mapping[str, str] | None = None, *, settings: Settings
         db.upgrade(engine, lambda conn, before: first_format.reseal_at_upgrade(conn, rt.keyring, before))
         first_format.reseal_pending(rt)  # values an earlier start could not open
         keys.purge_replaced(rt)  # replaced keys kept longer than 30 days
+        usage_log.close_abandoned(rt)  # usage rows of calls whose process died mid-call
     return rt

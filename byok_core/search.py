@@ -49,6 +49,7 @@ def search_with(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, query: s
     so the price is read once); ``calls.metered`` fills ``record`` in, whatever happens."""
     adapter = search_adapter(key.provider)
     query = _checked(query)
+    bound.usd  # noqa: B018 - the price, read now: not while the admission holds the budgets' lock
     with calls.metered(rt, key, record, bound=bound, client=client) as c:
         return adapter.search(c, key.credential, query, max(1, min(MAX_RESULTS, int(limit))))
 
