@@ -96,6 +96,17 @@ def test_concurrent_calls_never_overrun_the_budget(environ):
         assert budgets.reconcile(rt, fix=False) == []  # the running figure is the log's
 
 
+def test_more_searches_at_once_than_pooled_connections_are_all_admitted(environ):
+    with FakeProvider(Provider.BRAVE) as brave, runtime_with(environ, **brave.env(), BRAVE_API_KEY=ENV_KEY) as rt:
+        budgets.set_budget(rt, ADMIN, Owner.team(), 1)  # room for them all: each must wait its turn, none fail
+        at_once = 40  # more than the engine's pool holds (15 on SQLite, 20 on PostgreSQL)
+        with ThreadPoolExecutor(at_once) as pool:
+            found = list(pool.map(lambda _: run_search(rt, user_id=None, provider=Provider.BRAVE, query="q"),
+                                  range(at_once)))
+        assert all(found) and len(brave.requests) == at_once and open_reservations(rt) == 0
+        assert spent(rt, Owner.team()) == pytest.approx(at_once * pricing.search_price(rt, Provider.BRAVE))
+
+
 @pytest.mark.parametrize("stop", ["provider cuts", "person stops"])
 def test_a_cut_off_reply_settles_to_a_bound_on_what_was_received(environ, stop):
     fake = {"cut_after": 2} if stop == "provider cuts" else {}
