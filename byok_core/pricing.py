@@ -95,14 +95,16 @@ class CostBound:
 
     def charge(self, record: CallRecord) -> float:
         """What a finished call counts against budgets: its cost when the provider reported it whole,
-        else a bound — the prompt's bound plus the text received (one token per byte at most) for a
-        stream that ended early, the whole reservation when nothing at all is known."""
+        else a bound. A stream that ended early (stopped, cut off, timed out) with some of the
+        provider's usage counts the prompt's bound plus the text received (one token per byte at
+        most), or that usage's cost if more; with none of it, the whole worst case: a reasoning
+        model bills its hidden reasoning, up to the output cap, before and between the words seen."""
         if record.refused:
             return 0.0
-        complete = record.status is not CallStatus.CUT_OFF
+        complete = record.status not in (CallStatus.CUT_OFF, CallStatus.TIMEOUT)
         if record.cost_usd is not None and (complete or self.per_call):
             return record.cost_usd
-        if self.per_call or self.usd is None:
+        if self.per_call or self.usd is None or record.billed is None:
             return record.cost_usd if record.cost_usd is not None else (self.usd or 0.0)
         output = min(self.output_cap, record.output_bytes)
         estimate = usage_cost(record.provider, record.model, _usage(self.input_tokens, output))

@@ -107,27 +107,50 @@ def test_more_searches_at_once_than_pooled_connections_are_all_admitted(environ)
         assert spent(rt, Owner.team()) == pytest.approx(at_once * pricing.search_price(rt, Provider.BRAVE))
 
 
+def _cut_short(rt, provider: Provider, model: str, stop: str):
+    stream = stream_chat(rt, user_id=None, provider=provider, model=model, messages=HI)
+    if stop == "person stops":
+        deltas = iter(stream)
+        next(deltas)
+        deltas.close()  # Stop: the generator is closed mid-reply
+    else:
+        list(stream)
+    assert stream.result.record.status == "cut_off" and stream.result.text
+    return stream.result
+
+
 @pytest.mark.parametrize("stop", ["provider cuts", "person stops"])
-def test_a_cut_off_reply_settles_to_a_bound_on_what_was_received(environ, stop):
+def test_a_reply_cut_short_without_any_usage_counts_its_whole_worst_case(environ, stop):
+    """OpenAI sends the usage only at the end: a reasoning model may have billed hidden reasoning up
+    to the output cap before the first word, so the text received is no bound."""
     fake = {"cut_after": 2} if stop == "provider cuts" else {}
     with FakeProvider(Provider.OPENAI, chunks=["Hel", "lo ", "there"], **fake) as server, \
             runtime_with(environ, **server.env(), OPENAI_API_KEY=ENV_KEY) as rt:
         budgets.set_budget(rt, ADMIN, Owner.team(), 5)
-        stream = stream_chat(rt, user_id=None, provider=Provider.OPENAI, model="gpt-4o-mini", messages=HI)
-        if stop == "person stops":
-            deltas = iter(stream)
-            next(deltas)
-            deltas.close()  # Stop: the generator is closed mid-reply
-        else:
-            list(stream)
-        record = stream.result.record
-        assert record.status == "cut_off" and record.cost_usd is None  # the usage never arrived
+        result = _cut_short(rt, Provider.OPENAI, "gpt-4o-mini", stop)
+        assert result.record.cost_usd is None and result.record.billed is None  # the usage never arrived
         [row] = usage_rows(rt)
         bound = pricing.chat_bound(rt, Provider.OPENAI, "gpt-4o-mini", ["Say hello"], 8192)
-        expected = pricing.usage_cost(Provider.OPENAI, "gpt-4o-mini", Usage(
-            input_tokens=bound.input_tokens, output_tokens=len(stream.result.text.encode())))
-        assert stream.result.text and row.charged_usd == pytest.approx(expected) and 0 < expected < bound.usd
-        assert spent(rt, Owner.team()) == pytest.approx(expected) and open_reservations(rt) == 0
+        assert row.charged_usd == pytest.approx(bound.usd) and bound.usd > 0
+        assert spent(rt, Owner.team()) == pytest.approx(bound.usd) and open_reservations(rt) == 0
+
+
+@pytest.mark.parametrize("stop", ["provider cuts", "person stops"])
+def test_a_reply_cut_short_with_some_usage_settles_to_a_bound_on_what_was_received(environ, stop):
+    """Anthropic's message_start carries the usage so far: the prompt's bound plus the text received."""
+    fake = {"cut_after": 2} if stop == "provider cuts" else {}
+    with FakeProvider(Provider.ANTHROPIC, chunks=["Hel", "lo ", "there"], **fake) as server, \
+            runtime_with(environ, **server.env(), ANTHROPIC_API_KEY=ENV_KEY) as rt:
+        budgets.set_budget(rt, ADMIN, Owner.team(), 5)
+        result = _cut_short(rt, Provider.ANTHROPIC, "claude-haiku-4-5", stop)
+        assert result.record.billed is not None
+        [row] = usage_rows(rt)
+        bound = pricing.chat_bound(rt, Provider.ANTHROPIC, "claude-haiku-4-5", ["Say hello"], 8192)
+        expected = pricing.usage_cost(Provider.ANTHROPIC, "claude-haiku-4-5", Usage(
+            input_tokens=bound.input_tokens, output_tokens=len(result.text.encode())))
+        assert row.charged_usd == pytest.approx(max(expected, result.record.cost_usd or 0))
+        assert 0 < row.charged_usd < bound.usd
+        assert spent(rt, Owner.team()) == pytest.approx(row.charged_usd) and open_reservations(rt) == 0
 
 
 def test_a_crashed_calls_reservation_expires(rt):
