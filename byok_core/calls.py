@@ -134,7 +134,7 @@ def _finish(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, row_id: int 
     the key's last use, in one transaction; if that fails the call stays logged as not finished
     (its reservation expires), and the reply is not lost."""
     crossed: list[tuple[Owner, int]] = []
-    charge = admission.bound.charge(record) if admission is not None else None
+    charge = record.charged_usd = admission.bound.charge(record) if admission is not None else None
     try:
         with rt.engine.begin() as conn:
             if row_id is not None:

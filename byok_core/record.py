@@ -37,6 +37,7 @@ class CallRecord:
     cache_write_tokens: int | None = None
     reasoning_tokens: int | None = None
     cost_usd: float | None = None
+    charged_usd: float | None = None  # what it counted against shared-key budgets (None: none apply)
     latency_ms: int = 0
     status: CallStatus = CallStatus.OK
     error: str | None = None  # the message shown for a failed call (never holds a key)
@@ -78,7 +79,8 @@ class CallRecord:
                 input_tokens=data.get("input_tokens"), output_tokens=data.get("output_tokens"),
                 cache_read_tokens=data.get("cache_read_tokens"), cache_write_tokens=data.get("cache_write_tokens"),
                 reasoning_tokens=data.get("reasoning_tokens"),
-                cost_usd=data.get("cost_usd"), latency_ms=data.get("latency_ms") or 0,
+                cost_usd=data.get("cost_usd"), charged_usd=data.get("charged_usd"),
+                latency_ms=data.get("latency_ms") or 0,
                 status=CallStatus(data.get("status") or CallStatus.OK), error=data.get("error"),
                 refused=bool(data.get("refused")),
             )

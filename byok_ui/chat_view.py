@@ -56,6 +56,8 @@ def caption(record: CallRecord) -> str:
     else:
         parts.append(f"{words.count(record.input_tokens)} tokens in, {words.count(record.output_tokens)} out")
     parts.append(fmt_cost(record.cost_usd))
+    if record.charged_usd and record.charged_usd != record.cost_usd:  # a bound: the provider's figure never came
+        parts.append(f"{words.usd(record.charged_usd)} counted against the budget (a bound: the reply ended early)")
     parts.append(words.duration(record.latency_ms))
     return " · ".join(parts)
 

@@ -348,3 +348,16 @@ def test_reconcile_rebuilds_the_running_figures_from_the_log(environ):
         assert {(d.owner, d.recorded_usd, d.logged_usd) for d in drifts} == {
             (Owner.team(), 7.0, price), (Owner.user(alice.id), 7.0, price)}
         assert budgets.reconcile(rt) == [] and spent(rt, Owner.user(alice.id)) == price > 0
+
+
+def test_the_line_under_a_reply_cut_short_says_what_it_counted(environ):
+    from byok_ui.chat_view import caption
+
+    with FakeProvider(Provider.OPENAI, chunks=["Hel", "lo ", "there"], cut_after=2) as server, \
+            runtime_with(environ, **server.env(), OPENAI_API_KEY=ENV_KEY) as rt:
+        budgets.set_budget(rt, ADMIN, Owner.team(), 5)
+        record = _cut_short(rt, Provider.OPENAI, "gpt-4o-mini", "provider cuts").record
+        [row] = usage_rows(rt)
+        assert record.charged_usd == row.charged_usd > 0
+        stored = type(record).from_json(record.to_json())  # as kept with the reply
+        assert "cost unknown" in caption(stored) and "counted against the budget (a bound" in caption(stored)
