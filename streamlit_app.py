@@ -7,6 +7,7 @@ adds:
 * ``POST /byok/session`` and ``POST /byok/signout``: set and clear the HttpOnly session cookie;
 * security headers on every HTTP response;
 * Streamlit's own ``/_stcore/metrics`` only with the ``/metrics`` token;
+* Streamlit's ``/media/`` files (downloads, images) only for a signed-in browser;
 * single sign-on that returns to the page it started from;
 * a start-up hook that opens the database (migrating it) and prints the first-run setup code;
 * a script-error handler that logs the traceback to the console and shows users a plain message.
@@ -18,7 +19,13 @@ from pathlib import Path
 import streamlit as st
 from starlette.middleware import Middleware
 
-from byok_ui.server import ROUTES, SecurityHeaders, SignOnReturnsToPage, StreamlitMetricsNeedToken
+from byok_ui.server import (
+    ROUTES,
+    MediaNeedsSession,
+    SecurityHeaders,
+    SignOnReturnsToPage,
+    StreamlitMetricsNeedToken,
+)
 
 SCRIPT = Path(__file__).resolve().parent / "byok_ui" / "entrypoint" / "app.py"
 
@@ -46,6 +53,6 @@ def on_script_error(exc: BaseException) -> bool:
 
 
 app = st.App(str(SCRIPT), routes=ROUTES,
-             middleware=[Middleware(StreamlitMetricsNeedToken), Middleware(SecurityHeaders),
-                         Middleware(SignOnReturnsToPage)],
+             middleware=[Middleware(StreamlitMetricsNeedToken), Middleware(MediaNeedsSession),
+                         Middleware(SecurityHeaders), Middleware(SignOnReturnsToPage)],
              lifespan=lifespan, on_script_error=on_script_error)

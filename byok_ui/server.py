@@ -65,6 +65,7 @@ HEALTH_PATH = "/healthz"
 READY_PATH = "/readyz"
 METRICS_PATH = "/metrics"
 STCORE_METRICS_PATH = "/_stcore/metrics"  # Streamlit's own
+MEDIA_PATH = "/media/"  # Streamlit's downloads and images
 MISSING_PARAM = "missing"
 NEXT_COOKIE = "byok_next"
 SHOWN_ADDRESS = re.compile(r"[A-Za-z0-9_-]{1,64}(/[A-Za-z0-9_-]{1,64}){0,3}")  # a missing address safe to show
@@ -287,6 +288,25 @@ class StreamlitMetricsNeedToken:
             refusal = metrics_refusal(Request(scope))
             if refusal is not None:
                 await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class MediaNeedsSession:
+    """Streamlit serves what a page offers for download (the usage CSV, a conversation's Markdown)
+    and its images under ``/media/<id>``, to anyone with the address. Here only a browser signed in
+    with a live session gets them: a link copied out of the page, or opened after signing out, is
+    404 like an address that never was."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(app_path(MEDIA_PATH)):
+            token = Request(scope).cookies.get(COOKIE_NAME)
+            user, _ = await run_in_threadpool(accounts.session_status, get_runtime(), token)
+            if user is None:
+                await _no_store(PlainTextResponse("Not found", status_code=404))(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 

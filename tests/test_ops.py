@@ -154,6 +154,31 @@ def test_streamlit_metrics_answer_only_with_the_metrics_token(monkeypatch, under
     assert client.get("/team/_stcore/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).text == "streamlit stats"
 
 
+def cookie(token: str) -> dict[str, str]:
+    return {"Cookie": f"{server.COOKIE_NAME}={token}"}
+
+
+def test_streamlit_media_files_are_only_for_a_signed_in_browser(monkeypatch, environ, rt):
+    """Downloads (the usage CSV, a conversation's Markdown) are served from /media/<id>: a copied
+    link, another browser, or one signed out gets 404, exactly like an address that never was."""
+    use_environment(monkeypatch, environ)
+    files = Starlette(routes=[Route("/media/{name}", lambda _r: PlainTextResponse("timestamp,user,cost_usd"))],
+                      middleware=[Middleware(server.MediaNeedsSession)])
+    client = TestClient(files, base_url="http://testserver")
+    ann = accounts.create_user(rt, Actor.operator(), "ann", "ann-password")
+    token = accounts.create_session(rt, ann)
+    try:
+        assert client.get("/media/abc.csv").status_code == 404  # no cookie
+        assert client.get("/media/abc.csv", headers=cookie("forged-token")).status_code == 404
+        signed_in = client.get("/media/abc.csv", headers=cookie(token))
+        assert signed_in.status_code == 200 and signed_in.text.startswith("timestamp")
+        accounts.revoke_session(rt, token)  # signed out
+        gone = client.get("/media/abc.csv", headers=cookie(token))
+        assert gone.status_code == 404 and gone.headers["cache-control"] == "no-store"
+    finally:
+        clear_runtime()
+
+
 # --- GET /healthz, /readyz --------------------------------------------------------------------
 
 
