@@ -157,15 +157,6 @@ def rename(rt: Runtime, user_id: int, conversation_id: int, title: str) -> None:
         raise NotFoundError(_NOT_FOUND)
 
 
-def set_model(rt: Runtime, user_id: int, conversation_id: int, provider: Provider, model: str) -> None:
-    """Remember the provider and model last used in a conversation."""
-    with rt.engine.begin() as conn:
-        changed = conn.execute(sa.update(Conversation).where(_owned(user_id, conversation_id))
-                               .values(provider=provider, model=model[:120])).rowcount
-    if not changed:
-        raise NotFoundError(_NOT_FOUND)
-
-
 def delete(rt: Runtime, user_id: int, conversation_id: int) -> None:
     """Delete a conversation and its messages."""
     with Session(rt.engine) as session, session.begin():
@@ -203,12 +194,6 @@ def add_message(rt: Runtime, user_id: int, conversation_id: int, role: str, cont
                       meta=json.dumps(meta or {}, default=str))
         session.add(row)
     return StoredMessage.of(row)
-
-
-def add_reply(rt: Runtime, user_id: int, conversation_id: int, text: str, record: CallRecord,
-              sources: Sequence[SearchResult] = (), budget_warning: str | None = None) -> StoredMessage:
-    """Append an assistant reply with the record of the call that produced it (never a key)."""
-    return add_message(rt, user_id, conversation_id, "assistant", text, reply_meta(record, sources, budget_warning))
 
 
 def reply_meta(record: CallRecord | None, sources: Sequence[SearchResult] = (), budget_warning: str | None = None,

@@ -69,10 +69,6 @@ class KeyInfo:
         """What people call the key's provider (``display_name``)."""
         return display_name(self.provider, self.label, self.base_url)
 
-    def restorable_until(self) -> datetime | None:
-        """Until when a replaced key can be restored (None for the active key)."""
-        return None if self.replaced_at is None else self.replaced_at + KEEP_REPLACED
-
 
 def display_name(provider: Provider, label: str = "", base_url: str | None = None) -> str:
     """What people call a key's provider: an OpenAI-compatible endpoint by the key's label (else its

@@ -1,5 +1,5 @@
-"""Key tests: the provider's cheapest authenticated call, with an owner's stored key (``check``,
-``test_key``) or with a key about to be saved (``save``).
+"""Key tests: the provider's cheapest authenticated call, with an owner's stored key (``check``)
+or with a key about to be saved (``save``).
 
 ``save`` stores a key only once the provider has accepted it. A key the provider rejects is not
 saved, so the key in use stays in use; when the test cannot be made (the provider unreachable,
@@ -77,20 +77,6 @@ def check(rt: Runtime, actor: Actor, owner: Owner, provider: Provider,
     except ProviderError as exc:
         return Outcome(False, _named(str(exc), provider, name), exc.status)
     return Outcome(True, f"The {name} key {key.credential.mask} works: {detail}.", CallStatus.OK)
-
-
-def test_key(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, client: httpx.Client | None = None) -> str:
-    """Check the owner's active key for ``provider``; the outcome in plain words ("OK: the key
-    works (...)." or the provider's error). Stamps the key's last-used time and test status."""
-    key = _stored(rt, actor, owner, provider)
-    try:
-        detail = _run(rt, key, client)
-    except ProviderError as exc:
-        return str(exc)
-    return f"OK: the key works ({detail})."
-
-
-test_key.__test__ = False  # type: ignore[attr-defined]  # not a pytest test, even when imported into a test module
 
 
 def _not_saved(exc: ProviderError, provider: Provider, name: str, shown: str, in_use: KeyInfo | None) -> Outcome:

@@ -22,7 +22,7 @@ def test_lifecycle(rt):
     record = CallRecord(Provider.OPENAI, KeySource.USER, "gpt-4o-mini", ann.id, input_tokens=3, output_tokens=1,
                         status=CallStatus.CUT_OFF, error="cut off")
     source = SearchResult("A page", "https://example.com/a", "snippet", Provider.BRAVE, 1)
-    convs.add_reply(rt, ann.id, first.id, "hello", record, [source], "90% used")
+    convs.add_message(rt, ann.id, first.id, "assistant", "hello", convs.reply_meta(record, [source], "90% used"))
     assert [c.id for c in convs.list_conversations(rt, ann.id)] == [first.id, second.id]  # most recently active
     msgs = convs.messages(rt, ann.id, first.id)
     assert [(m.role, m.content) for m in msgs] == [("user", "hi"), ("assistant", "hello")]
@@ -30,8 +30,6 @@ def test_lifecycle(rt):
     assert msgs[0].record is None and msgs[0].sources == []
     convs.rename(rt, ann.id, first.id, "  Renamed  ")
     assert convs.get(rt, ann.id, first.id).title == "Renamed"
-    convs.set_model(rt, ann.id, first.id, Provider.OPENAI, "gpt-4o-mini")
-    assert convs.get(rt, ann.id, first.id).model == "gpt-4o-mini"
     convs.delete(rt, ann.id, first.id)
     assert [c.id for c in convs.list_conversations(rt, ann.id)] == [second.id]
     with pytest.raises(NotFoundError):
@@ -46,7 +44,6 @@ def test_someone_elses_conversation_looks_missing(rt):
     for call in (lambda: convs.get(rt, bob.id, conv.id), lambda: convs.messages(rt, bob.id, conv.id),
                  lambda: convs.rename(rt, bob.id, conv.id, "x"), lambda: convs.delete(rt, bob.id, conv.id),
                  lambda: convs.add_message(rt, bob.id, conv.id, "user", "x"),
-                 lambda: convs.set_model(rt, bob.id, conv.id, "openai", "m"),
                  lambda: convs.get(rt, bob.id, 999_999)):
         with pytest.raises(NotFoundError) as exc:
             call()

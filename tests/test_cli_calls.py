@@ -117,7 +117,7 @@ def test_keys_test(cli_env, rt, capsys):
     with FakeProvider(Provider.FIRECRAWL, expect_key=TEAM_KEY) as server:
         cli_env(**server.env())
         assert main(["keys", "test", "--team", "--provider", "firecrawl"]) == 0
-        assert capsys.readouterr().out == "OK: the key works (480 credits left).\n"
+        assert capsys.readouterr().out == "The Firecrawl key sk-…1234 works: 480 credits left.\n"
     with FakeProvider(Provider.FIRECRAWL, expect_key="fc-other-000000000000") as server:
         cli_env(**server.env())
         assert main(["keys", "test", "--team", "--provider", "firecrawl"]) == 1

@@ -37,7 +37,7 @@ def _export(rt) -> str:
     conv = convs.create(rt, ann.id, f"Plans {IMG} <img src=http://127.0.0.1:9/t1>")
     convs.add_message(rt, ann.id, conv.id, "user", f"Show me {IMG}")
     record = CallRecord(Provider.OPENAI, KeySource.USER, f"gpt-x{IMG}", 10, 5)
-    convs.add_reply(rt, ann.id, conv.id, REPLY, record, PLANTED)
+    convs.add_message(rt, ann.id, conv.id, "assistant", REPLY, convs.reply_meta(record, PLANTED))
     failed = convs.add_message(rt, ann.id, conv.id, "assistant", "", convs.reply_meta(
         None, error=f"OpenAI said: {IMG} <img src=http://127.0.0.1:9/f1>"))
     with rt.engine.begin() as conn:

@@ -106,7 +106,7 @@ def test_metered_calls_are_observed(environ):
     with FakeProvider(Provider.SERPER) as fake, runtime_with(environ, **fake.env()) as rt:
         keys.store(rt, Actor.operator(), Owner.team(), Provider.SERPER, "serper-team-key-0123456789")
         run_search(rt, user_id=None, provider=Provider.SERPER, query="cats")
-        keytest.test_key(rt, Actor.operator(), Owner.team(), Provider.SERPER)
+        keytest.check(rt, Actor.operator(), Owner.team(), Provider.SERPER)
         price = pricing.search_price(rt, Provider.SERPER)
     assert sample("byok_provider_calls_total", **labels, kind="search") == searches + 1
     assert sample("byok_provider_calls_total", **labels, kind="key_test") == tests + 1

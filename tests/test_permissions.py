@@ -54,10 +54,8 @@ EXEMPT: dict[str, str] = {
     "db.serialized": "a transaction for its callers, which are walked themselves",
     "conversations.create": _OWN,
     "conversations.rename": _OWN,
-    "conversations.set_model": _OWN,
     "conversations.delete": _OWN,
     "conversations.add_message": _OWN,
-    "conversations.add_reply": _OWN,
     "replies.history": _OWN,
     "replies.send": _OWN,
     "replies.retry": _OWN,
@@ -200,7 +198,6 @@ CASES = [
                                                        "tvly-team-key-0123456789", test=False), AuditAction.KEY_STORE),
     Case("keys.list_keys", lambda rt, a, w: keys.list_keys(rt, a, Owner.team()), None),
     Case("keytest.check", lambda rt, a, w: keytest.check(rt, a, Owner.team(), Provider.BRAVE), None),
-    Case("keytest.test_key", lambda rt, a, w: keytest.test_key(rt, a, Owner.team(), Provider.BRAVE), None),
 ]
 SELF_SERVICE = {"accounts.change_own_password"}  # takes an Actor and changes only that actor's own account
 

@@ -9,7 +9,7 @@ from sqlmodel import Session
 
 from byok_core import accounts, keys, keytest, pricing
 from byok_core.adapters.errors import KeyRejected, RateLimited
-from byok_core.errors import NoKeyError, NotFoundError, PermissionDenied, ValidationError
+from byok_core.errors import CallStatus, NoKeyError, NotFoundError, PermissionDenied, ValidationError
 from byok_core.identity import Actor, Owner
 from byok_core.models import ApiKey, Role
 from byok_core.providers import Provider
@@ -80,19 +80,20 @@ def _test_status(rt, row_id: str) -> str | None:
         return session.get(ApiKey, row_id).last_test_status
 
 
-@pytest.mark.parametrize("provider, outcome", [
-    (Provider.OPENAI, "OK: the key works (3 models visible)."),
-    (Provider.ANTHROPIC, "OK: the key works (2 models visible)."),
-    (Provider.GOOGLE, "OK: the key works (2 models visible)."),
-    (Provider.FIRECRAWL, "OK: the key works (480 credits left)."),
-    (Provider.BRAVE, "OK: the key works (1 result for a test query)."),
-    (Provider.TAVILY, "OK: the key works (7 credits used on this key)."),
-    (Provider.SERPER, "OK: the key works (1 result for a test query)."),
+@pytest.mark.parametrize("provider, detail", [
+    (Provider.OPENAI, "3 models visible"),
+    (Provider.ANTHROPIC, "2 models visible"),
+    (Provider.GOOGLE, "2 models visible"),
+    (Provider.FIRECRAWL, "480 credits left"),
+    (Provider.BRAVE, "1 result for a test query"),
+    (Provider.TAVILY, "7 credits used on this key"),
+    (Provider.SERPER, "1 result for a test query"),
 ])
-def test_key_test_ok(environ, provider, outcome):
+def test_key_test_ok(environ, provider, detail):
     with FakeProvider(provider, expect_key=TEAM_KEY) as server, runtime_with(environ, **server.env()) as rt:
         info = keys.store(rt, Actor.operator(), Owner.team(), provider, TEAM_KEY)
-        assert keytest.test_key(rt, Actor.operator(), Owner.team(), provider) == outcome
+        assert keytest.check(rt, Actor.operator(), Owner.team(), provider) == keytest.Outcome(
+            True, f"The {provider.label} key sea…2222 works: {detail}.", CallStatus.OK)
         assert _test_status(rt, info.id) == "ok"
         assert usage_rows(rt) == []  # a key check is not a chat or search call
 
@@ -101,8 +102,9 @@ def test_key_test_rejected_key(environ, alice):
     with FakeProvider(Provider.OPENAI, expect_key="sk-the-right-one-0000000000") as server, \
             runtime_with(environ, **server.env()) as rt:
         info = keys.store(rt, Actor.operator(), Owner.user(alice.id), Provider.OPENAI, USER_KEY)
-        outcome = keytest.test_key(rt, Actor.of(alice), Owner.user(alice.id), Provider.OPENAI)
-        assert outcome.startswith("OpenAI rejected the key sea…1111") and USER_KEY not in outcome
+        outcome = keytest.check(rt, Actor.of(alice), Owner.user(alice.id), Provider.OPENAI)
+        assert not outcome.ok and outcome.status is CallStatus.KEY_REJECTED
+        assert outcome.message.startswith("OpenAI rejected the key sea…1111") and USER_KEY not in outcome.message
         assert _test_status(rt, info.id) == "key_rejected"
 
 
@@ -111,8 +113,8 @@ def test_key_test_openai_compatible_uses_the_stored_url(environ, alice):
             runtime_with(environ, BYOK_ALLOW_PRIVATE_ENDPOINTS="1") as rt:
         keys.store(rt, Actor.operator(), Owner.user(alice.id), Provider.OPENAI_COMPATIBLE, USER_KEY,
                    base_url=server.base_url)
-        assert keytest.test_key(rt, Actor.of(alice), Owner.user(alice.id), Provider.OPENAI_COMPATIBLE) == \
-            "OK: the key works (2 models visible)."
+        assert keytest.check(rt, Actor.of(alice), Owner.user(alice.id), Provider.OPENAI_COMPATIBLE).message == \
+            "The 127.0.0.1 key sea…1111 works: 2 models visible."
         assert server.sent_keys() == [USER_KEY]
 
 
@@ -120,11 +122,11 @@ def test_key_test_only_tests_the_owners_own_key(environ, alice):
     with runtime_with(environ, OPENAI_API_KEY=TEAM_KEY) as rt:
         keys.store(rt, Actor.operator(), Owner.team(), Provider.ANTHROPIC, TEAM_KEY)
         with pytest.raises(NotFoundError, match="no saved OpenAI key for team"):
-            keytest.test_key(rt, Actor.operator(), Owner.team(), Provider.OPENAI)  # only the server's key exists
+            keytest.check(rt, Actor.operator(), Owner.team(), Provider.OPENAI)  # only the server's key exists
         with pytest.raises(NotFoundError, match="no saved Anthropic key for user"):
-            keytest.test_key(rt, Actor.of(alice), Owner.user(alice.id), Provider.ANTHROPIC)  # the team's is not hers
+            keytest.check(rt, Actor.of(alice), Owner.user(alice.id), Provider.ANTHROPIC)  # the team's is not hers
         with pytest.raises(PermissionDenied):
-            keytest.test_key(rt, Actor.of(alice), Owner.team(), Provider.ANTHROPIC)
+            keytest.check(rt, Actor.of(alice), Owner.team(), Provider.ANTHROPIC)
         admin = accounts.create_user(rt, Actor.operator(), "root", "root-password", Role.ADMIN)
         with pytest.raises(NotFoundError):
-            keytest.test_key(rt, Actor.of(admin), Owner.user(admin.id), Provider.ANTHROPIC)
+            keytest.check(rt, Actor.of(admin), Owner.user(admin.id), Provider.ANTHROPIC)

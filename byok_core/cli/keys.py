@@ -75,9 +75,9 @@ def cmd_test(args: argparse.Namespace) -> int:
     from byok_core import keytest
 
     rt = runtime()
-    outcome = keytest.test_key(rt, Actor.operator(), owner_of(rt, args), args.provider)
-    if outcome.startswith("OK"):
-        print(outcome)
+    outcome = keytest.check(rt, Actor.operator(), owner_of(rt, args), args.provider)
+    if outcome.ok:
+        print(outcome.message)
         return 0
-    print(f"byok: {outcome}", file=sys.stderr)
+    print(f"byok: {outcome.message}", file=sys.stderr)
     return 1
