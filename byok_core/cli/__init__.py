@@ -26,8 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "users": ("users", "manage accounts"),
     "keys": ("keys", "manage stored API keys"),
     "usage": ("usage", "usage log, retention, budgets and search prices"),
-    "chat": ("calls", "stream a reply to stdout; usage is logged as in the UI"),
-    "search": ("calls", "run a web search and print the normalized results"),
+    "chat": ("chat_search", "stream a reply to stdout; usage is logged as in the UI"),
+    "search": ("chat_search", "run a web search and print the normalized results"),
 }
 
 
@@ -68,12 +68,12 @@ def main(argv: list[str] | None = None) -> int:
 
     The program keeps the garbage collector off its start (see ``common.pause_collector``) and its exit."""
     if argv is not None:
-        return _run(argv)
+        return _run_command(argv)
     from byok_core.cli.common import pause_collector
 
     pause_collector()
     try:
-        return _run(sys.argv[1:])
+        return _run_command(sys.argv[1:])
     finally:
         # The process ends next, with everything committed (the connections are closed) and atexit and
         # the flushing of stdout still to come. Freezing the collector only spares the interpreter a last
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         gc.freeze()
 
 
-def _run(argv: list[str]) -> int:
+def _run_command(argv: list[str]) -> int:
     from byok_core.cli.common import close_runtimes, settings
 
     settings.cache_clear()  # read the environment afresh for each command (tests run several in one process)
