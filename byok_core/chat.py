@@ -79,12 +79,12 @@ class ChatStream:
         record = CallRecord(self._adapter.provider, self._key.source, self._model, self._user_id)
         self.result = ChatResult("", record)
         try:
-            yield from self._run(record, self._reply)
+            yield from self._search_then_reply(record, self._reply)
         finally:
             self.result.text = "".join(self._reply.text)
             self.result.budget_warning = self._budget_warning()
 
-    def _run(self, record: CallRecord, reply: Reply) -> Iterator[str]:
+    def _search_then_reply(self, record: CallRecord, reply: Reply) -> Iterator[str]:
         assert self.result is not None
         messages, bound = self._messages, self._bound
         if self._search is not None:

@@ -39,7 +39,7 @@ def _source(owner: Owner) -> KeySource:
     return KeySource.TEAM if owner.is_team else KeySource.USER
 
 
-def _run(rt: Runtime, key: keys.ResolvedKey, client: httpx.Client | None) -> str:
+def _cheapest_call(rt: Runtime, key: keys.ResolvedKey, client: httpx.Client | None) -> str:
     """The provider's cheapest authenticated call with ``key``: a few words on what it showed, or
     the ProviderError (ValidationError when a typed-in endpoint is not allowed, before any call)."""
     calls.checked(rt, key)
@@ -73,7 +73,7 @@ def check(rt: Runtime, actor: Actor, owner: Owner, provider: Provider,
     info = next((i for i in keys.list_keys(rt, actor, owner) if i.id == key.row_id), None)
     name = info.name if info is not None else provider.label  # None: replaced or deleted meanwhile
     try:
-        detail = _run(rt, key, client)
+        detail = _cheapest_call(rt, key, client)
     except ProviderError as exc:
         return Outcome(False, _named(str(exc), provider, name), exc.status)
     return Outcome(True, f"The {name} key {key.credential.mask} works: {detail}.", CallStatus.OK)
@@ -111,7 +111,7 @@ def save(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, raw_key: s
     endpoint = base_url if provider.user_supplies_url else rt.settings.base_urls[provider]
     key = keys.ResolvedKey(provider, Credential(Secret(value), endpoint or ""), _source(owner))
     try:
-        detail = _run(rt, key, client)
+        detail = _cheapest_call(rt, key, client)
     except ProviderError as exc:
         name = keys.display_name(provider, label or (in_use.label if in_use else ""), base_url)
         return _not_saved(exc, provider, name, mask(value), in_use)

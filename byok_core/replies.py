@@ -256,7 +256,7 @@ def send(rt: Runtime, user_id: int, conversation_id: int, prompt: str, request: 
     """Add ``prompt`` and start its reply; the reply's message id."""
     turns = context(convs.messages(rt, user_id, conversation_id))  # a dead reply in the way: see _begin
     reply_id = _begin(rt, user_id, conversation_id, request, prompt=check_message(prompt, convs.MAX_MESSAGE))
-    _run(rt, user_id, reply_id, request, [*turns, ChatMessage("user", prompt)], client)
+    _start(rt, user_id, reply_id, request, [*turns, ChatMessage("user", prompt)], client)
     return reply_id
 
 
@@ -279,7 +279,7 @@ def retry(rt: Runtime, user_id: int, conversation_id: int, request: Request, *,
     """Send the last prompt again, in place of its reply (a failed one, or one to regenerate)."""
     before, prompt, reply = _last_turn(rt, user_id, conversation_id)
     reply_id = _begin(rt, user_id, conversation_id, request, drop=(reply.id,) if reply else ())
-    _run(rt, user_id, reply_id, request, [*context(before), ChatMessage("user", prompt.content)], client)
+    _start(rt, user_id, reply_id, request, [*context(before), ChatMessage("user", prompt.content)], client)
     return reply_id
 
 
@@ -293,7 +293,7 @@ def edit(rt: Runtime, user_id: int, conversation_id: int, prompt: str, request: 
     prompt = check_message(prompt, convs.MAX_MESSAGE)
     reply_id = _begin(rt, user_id, conversation_id, request, drop=(reply.id,) if reply else (),
                       edit=(last.id, prompt))
-    _run(rt, user_id, reply_id, request, [*context(before), ChatMessage("user", prompt)], client)
+    _start(rt, user_id, reply_id, request, [*context(before), ChatMessage("user", prompt)], client)
     return reply_id
 
 
@@ -313,8 +313,8 @@ def stop(rt: Runtime, user_id: int, message_id: int) -> None:
 # --- the worker ---------------------------------------------------------------------------------
 
 
-def _run(rt: Runtime, user_id: int, reply_id: int, request: Request, messages: list[ChatMessage],
-         client: httpx.Client | None) -> None:
+def _start(rt: Runtime, user_id: int, reply_id: int, request: Request, messages: list[ChatMessage],
+           client: httpx.Client | None) -> None:
     """Prepare the call (a refusal fails the reply now) and start its worker."""
     try:
         stream = chat.stream_chat(rt, user_id=user_id, provider=request.provider, model=request.model,

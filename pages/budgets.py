@@ -31,7 +31,7 @@ targets = {Owner.team(): "The whole team"} | {Owner.user(u.id): u.username for u
 CHAT = Provider.of_kind(ProviderKind.CHAT)
 
 
-def _run(action, message: str) -> None:
+def _apply(action, message: str) -> None:
     """Run an admin action from a button; its outcome shows as a flash after the rerun."""
     try:
         action()
@@ -78,10 +78,10 @@ with tab_budgets:
         st.selectbox("Budget for", list(targets), format_func=targets.get, key="budgets_target",
                      on_change=_load_budget)
         st.text_input("USD per month", key="budgets_usd", placeholder="e.g. 25.00", width=140)
-        st.button("Set budget", type="primary", key="budgets_set", on_click=_run, args=(
+        st.button("Set budget", type="primary", key="budgets_set", on_click=_apply, args=(
             lambda: budgets.set_budget(rt, c.actor, st.session_state.budgets_target, st.session_state.budgets_usd),
             "Budget set."))
-        st.button("Remove budget", key="budgets_clear", on_click=_run, args=(
+        st.button("Remove budget", key="budgets_clear", on_click=_apply, args=(
             lambda: budgets.clear_budget(rt, c.actor, st.session_state.budgets_target), "Budget removed."))
 
 with tab_limits:
@@ -91,7 +91,7 @@ with tab_limits:
         st.number_input("Per person", min_value=0, max_value=100_000, value=per_user or 0, key="limits_user")
         st.number_input("For the whole team", min_value=0, max_value=100_000, value=per_team or 0,
                         key="limits_team")
-        st.button("Save limits", type="primary", key="limits_save", on_click=_run, args=(
+        st.button("Save limits", type="primary", key="limits_save", on_click=_apply, args=(
             lambda: limits.set_rate_limits(rt, c.actor, st.session_state.limits_user or None,
                                            st.session_state.limits_team or None), "Rate limits saved."))
 
@@ -117,7 +117,7 @@ with tab_limits:
                                         st.session_state.models_patterns, role=role, user_id=user_id)
             st.session_state.models_patterns = "\n".join(kept)
 
-        st.button("Save models", type="primary", key="models_save", on_click=_run,
+        st.button("Save models", type="primary", key="models_save", on_click=_apply,
                   args=(_save_models, "Model list saved."))
 
 with tab_alerts:
@@ -132,12 +132,12 @@ with tab_alerts:
             alerts.set_webhook(rt, c.actor, st.session_state.alerts_url)
             st.session_state.alerts_url = ""
 
-        st.button("Save webhook", type="primary", key="alerts_save", on_click=_run,
+        st.button("Save webhook", type="primary", key="alerts_save", on_click=_apply,
                   args=(_save_webhook, "Webhook saved."))
         if current:
-            st.button("Send a test", key="alerts_test", on_click=_run, args=(
+            st.button("Send a test", key="alerts_test", on_click=_apply, args=(
                 lambda: alerts.send(rt, "BYOK Dashboard: a test of the budget alerts."), "Test sent."))
-            st.button("Remove webhook", key="alerts_remove", on_click=_run,
+            st.button("Remove webhook", key="alerts_remove", on_click=_apply,
                       args=(lambda: alerts.set_webhook(rt, c.actor, None), "Webhook removed."))
 
 with tab_prices:
@@ -155,11 +155,11 @@ with tab_prices:
         st.text_input("Model", key="prices_model", max_chars=120)
         st.number_input("USD per call", min_value=0.0, max_value=99.0, value=0.01, step=0.01, format="%.4f",
                         key="prices_usd")
-        st.button("Set price", type="primary", key="prices_set", on_click=_run, args=(
+        st.button("Set price", type="primary", key="prices_set", on_click=_apply, args=(
             lambda: pricing.set_model_price(rt, c.actor, st.session_state.prices_provider,
                                             st.session_state.prices_model.strip(), st.session_state.prices_usd),
             "Price set."))
-        st.button("Remove price", key="prices_remove", on_click=_run, args=(
+        st.button("Remove price", key="prices_remove", on_click=_apply, args=(
             lambda: pricing.set_model_price(rt, c.actor, st.session_state.prices_provider,
                                             st.session_state.prices_model.strip(), None), "Price removed."))
 
