@@ -1,4 +1,4 @@
-"""Chat conversations kept per user (DESIGN §1, §4).
+"""Chat conversations kept per user.
 
 Every function takes the acting user's id and checks ownership in the query itself: another
 user's conversation id behaves exactly like one that does not exist (NotFoundError).

@@ -1,6 +1,6 @@
 """A call whose process is killed mid-reply (kill -9: no finally runs) leaves its usage row not
 finished. It is closed once it cannot still be running, charged the worst case it reserved, so the
-text the provider streamed and billed counts against the budget after all (issue 25, item 10)."""
+text the provider streamed and billed counts against the budget after all."""
 
 from __future__ import annotations
 

@@ -129,7 +129,7 @@ def test_first_run_setup_code_is_one_time(rt):
     assert accounts.issue_setup_code(rt) is None  # users exist: no more codes
 
 
-# --- issue 11: usernames in any capitals or width, renames, why a session ended ------------------
+# --- usernames in any capitals or width, renames, why a session ended ---------------------------
 
 
 @pytest.mark.parametrize("typed", ["alice", "ALICE", "Alice", " alice ", wide("alice"), wide("ALICE")])

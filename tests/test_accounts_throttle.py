@@ -1,5 +1,5 @@
 """Sign-in throttling holds under parallel guesses, and password change / disable revoke
-outstanding sign-in tickets (issue 13, items 2 and 9). Run on SQLite and PostgreSQL."""
+outstanding sign-in tickets. Run on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

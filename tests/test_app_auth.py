@@ -252,7 +252,7 @@ def test_oidc_sign_out_ends_the_identity_too(app, rt):
     assert "Sign in with single sign-on" in [b.label for b in at.button]
 
 
-# --- issue 11: usernames in any capitals, deep links, pages a role may not open, why a session ended ---
+# --- usernames in any capitals, deep links, pages a role may not open, why a session ended -----------
 
 
 def open_url(at, url_path: str):

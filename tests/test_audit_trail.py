@@ -1,6 +1,6 @@
 """Every admin action (users, roles, prices, budgets, limits, models, webhook, team keys) leaves an
 audit row that names who did it, from the pages (AppTest, signed in as an admin) and from the
-command line (``byok_core.cli.main``, which acts as the operator) alike (issue 19, item 1)."""
+command line (``byok_core.cli.main``, which acts as the operator) alike."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Attacks from the break-in test (issue 13), each reproduced against real loopback servers and a real
-database, and each now failing to succeed."""
+"""Attacks found by a break-in test of the app, each reproduced against real loopback servers and a
+real database, and each now failing to succeed."""
 
 from __future__ import annotations
 

@@ -213,7 +213,7 @@ def test_rotate_dry_run_and_doctor_agree_on_what_is_unreadable(cli, environ):
 
 def test_first_format_keys_left_by_an_older_upgrade_can_be_resealed_by_the_operator(cli, environ):
     """An install whose first start after the upgrade ran an older version of the re-sealing, which
-    dropped its marker although no configured key opened the values (issue 25): the operator, who
+    dropped its marker although no configured key opened the values: the operator, who
     holds the right key, re-seals them to the base URLs their rows have, after seeing them."""
     from byok_core import keys
     from byok_core.identity import Actor, Owner

@@ -1,4 +1,4 @@
-"""Encryption at rest (DESIGN §3): AES-256-GCM values that fail on any change or move."""
+"""Encryption at rest (``crypto``): AES-256-GCM values that fail on any change or move."""
 
 from __future__ import annotations
 

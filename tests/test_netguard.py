@@ -1,4 +1,4 @@
-"""The endpoint guard (issue 13, item 8): cloud metadata addresses are refused always, base URLs
+"""The endpoint guard (``netguard``): cloud metadata addresses are refused always, base URLs
 cannot carry '?', '#' or credentials, and the pinned transport connects only to the address that
 was checked (DNS rebinding), with TLS still verifying the host name. Loopback only, no network."""
 

@@ -1,5 +1,6 @@
-"""``state.same_origin``: the session cookie counts only on a websocket opened by the app's own origin
-(issue 13, item 3). The attack against the running server is in tests/e2e/test_ws_origin.py."""
+"""``state.same_origin``: the session cookie counts only on a websocket opened by the app's own origin,
+so a page served from another port or host cannot use the sign-in a browser carries. The attack
+against the running server is in tests/e2e/test_ws_origin.py."""
 
 from __future__ import annotations
 

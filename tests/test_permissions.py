@@ -1,4 +1,4 @@
-"""Who may do what is decided in the core, once (issue 19, item 1).
+"""Who may do what is decided in the core, once.
 
 Every public ``byok_core`` function that commits a change to the database (found by reading its
 byte code and what it calls: a transaction's ``begin`` or ``commit``) either takes an ``Actor`` and
