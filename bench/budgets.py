@@ -39,8 +39,8 @@ from byok_core.identity import Actor, KeySource, Owner  # noqa: E402
 from byok_core.models import UsageRecord, table  # noqa: E402
 from byok_core.providers import Provider  # noqa: E402
 from byok_core.record import CallRecord  # noqa: E402
-from byok_core.runtime import open_runtime  # noqa: E402
 from byok_core.search import run_search  # noqa: E402
+from byok_core.startup import open_runtime  # noqa: E402
 
 CALLS, PRICE, BUDGET = 50, 0.01, "0.10"  # a budget that allows 10 calls
 MODEL = "bench-model"  # priced per call by the admin, so the worst case is the real cost

@@ -447,7 +447,7 @@ def sign_in_people(server: Server, count: int) -> list[str]:
     from byok_core import accounts, keys
     from byok_core.identity import Actor, Owner, Role
     from byok_core.providers import Provider
-    from byok_core.runtime import open_runtime
+    from byok_core.startup import open_runtime
 
     rt = open_runtime(server.env, migrate=False)  # the server migrated it at start
     cookies = []

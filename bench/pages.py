@@ -124,7 +124,7 @@ def main() -> None:
         "OPENAI_BASE_URL": f"http://127.0.0.1:{_closed_port()}/v1",
         "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{_closed_port()}",
     })
-    from byok_core.runtime import open_runtime
+    from byok_core.startup import open_runtime
 
     rt = open_runtime()
     admin, newest = seed(rt, args.usage_rows, args.conversations)

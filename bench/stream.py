@@ -45,7 +45,7 @@ from byok_core.adapters.base import Reply, new_client  # noqa: E402
 from byok_core.crypto import gen_key  # noqa: E402
 from byok_core.identity import Actor, Owner  # noqa: E402
 from byok_core.providers import Provider  # noqa: E402
-from byok_core.runtime import open_runtime  # noqa: E402
+from byok_core.startup import open_runtime  # noqa: E402
 
 KEY = "sk-fake.bench-0000000000000000000000000000"
 MODEL = "gpt-4o-mini"

@@ -35,7 +35,7 @@ from byok_core.identity import Actor, KeySource
 from byok_core.models import UsageRecord, User
 from byok_core.providers import Provider
 from byok_core.record import CallRecord
-from byok_core.runtime import open_runtime
+from byok_core.startup import open_runtime
 
 DAYS = 90
 WINDOW_DAYS = 30

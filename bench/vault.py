@@ -21,7 +21,7 @@ from byok_core import accounts, db, keys
 from byok_core.crypto import gen_key
 from byok_core.identity import Actor, Owner, Role
 from byok_core.providers import Provider, ProviderKind
-from byok_core.runtime import open_runtime
+from byok_core.startup import open_runtime
 
 CHAT = Provider.of_kind(ProviderKind.CHAT)
 

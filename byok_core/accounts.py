@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import re
 import secrets
@@ -44,6 +45,7 @@ MAX_DELAY = timedelta(minutes=15)
 SESSION_TTL = timedelta(days=14)
 LOGIN_TICKET_TTL = timedelta(seconds=60)
 SETUP_CODE_PREFIX = "setup_code."  # one row per code printed (each replica prints its own)
+_BINDING = re.compile(r"[A-Za-z0-9_-]{43}")  # 32 random bytes, base64url, as the page makes it
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 OIDC_ADMIN_GROUPS_ENV = "BYOK_OIDC_ADMIN_GROUPS"
 OIDC_GROUPS_CLAIM_ENV = "BYOK_OIDC_GROUPS_CLAIM"
@@ -375,16 +377,35 @@ def _verify(digest: str, password: str) -> bool:
 # --- sessions ------------------------------------------------------------------------------
 
 
-def _add_session(session: Session, user_id: int, expires_at: datetime) -> str:
+def _add_session(session: Session, user_id: int, expires_at: datetime, binding: str | None = None) -> str:
     token = secrets.token_urlsafe(32)
-    session.add(AuthSession(token_hash=_hash_token(token), user_id=user_id, expires_at=expires_at))
+    session.add(AuthSession(token_hash=_hash_token(token), user_id=user_id, expires_at=expires_at,
+                            binding_hash=None if binding is None else _hash_token(binding)))
     return token
 
 
-def create_session(rt: Runtime, user: User, ttl: timedelta = SESSION_TTL) -> str:
-    """A new random session token; only its SHA-256 is stored."""
+def valid_binding(binding: object) -> bool:
+    """A browser's binding secret as its page makes it (random, URL-safe base64, 43 characters)."""
+    return isinstance(binding, str) and bool(_BINDING.fullmatch(binding))
+
+
+def create_session(rt: Runtime, user: User, ttl: timedelta = SESSION_TTL, *, binding: str | None = None) -> str:
+    """A new random session token; only its SHA-256 is stored. ``binding``: the secret of the
+    browser that will carry it as a cookie (``session_bound_to``); None for a tab's own session."""
     with Session(rt.engine) as session, session.begin():
-        return _add_session(session, saved_id(user.id), utcnow() + ttl)
+        return _add_session(session, saved_id(user.id), utcnow() + ttl, binding)
+
+
+def session_bound_to(rt: Runtime, token: str, binding: object) -> bool:
+    """Whether the cookie session ``token`` was started by the browser whose page holds ``binding``
+    (kept in that origin's localStorage, which a page on another port cannot read or write). A
+    cookie planted from elsewhere carries a session bound to another browser, or to none."""
+    if not valid_binding(binding):
+        return False
+    with Session(rt.engine) as session:
+        stored = session.execute(select(AuthSession.binding_hash)
+                                 .where(col(AuthSession.token_hash) == _hash_token(token))).scalar()
+    return stored is not None and hmac.compare_digest(stored, _hash_token(str(binding)))
 
 
 def issue_login_ticket(rt: Runtime, user: User) -> str:
@@ -408,12 +429,14 @@ def issue_login_ticket(rt: Runtime, user: User) -> str:
     return ticket
 
 
-def redeem_login_ticket(rt: Runtime, ticket: str | None, now: datetime | None = None) -> str | None:
-    """Use up a live ticket and start a new session for its user: the cookie's token, else None.
+def redeem_login_ticket(rt: Runtime, ticket: str | None, binding: object = None,
+                        now: datetime | None = None) -> str | None:
+    """Use up a live ticket and start a new session for its user, bound to the browser's
+    ``binding`` secret: the cookie's token, else None (also for a missing or malformed binding).
 
     A ticket issued before the user's last password change is refused (password changes and
     disabling also delete outstanding tickets; this is the second line)."""
-    if not isinstance(ticket, str) or not 20 <= len(ticket) <= 100:
+    if not isinstance(ticket, str) or not 20 <= len(ticket) <= 100 or not valid_binding(binding):
         return None
     now = now or utcnow()
     with Session(rt.engine) as session, session.begin():
@@ -427,7 +450,7 @@ def redeem_login_ticket(rt: Runtime, ticket: str | None, now: datetime | None = 
             return None
         if row.expires_at - LOGIN_TICKET_TTL < user.password_changed_at:  # issued before the change
             return None
-        return _add_session(session, saved_id(user.id), now + SESSION_TTL)
+        return _add_session(session, saved_id(user.id), now + SESSION_TTL, str(binding))
 
 
 class SessionEnd(StrEnum):
@@ -437,6 +460,7 @@ class SessionEnd(StrEnum):
     PASSWORD_CHANGED = "password_changed"
     SIGNED_OUT = "signed_out"
     EXPIRED = "expired"
+    NOT_THIS_BROWSER = "not_this_browser"  # a cookie this browser did not get by signing in here
 
 
 SESSION_ENDED = {
@@ -445,6 +469,8 @@ SESSION_ENDED = {
                                  "password (if you did not change it, ask an admin).",
     SessionEnd.SIGNED_OUT: "You were signed out in another tab or window; sign in again to go on.",
     SessionEnd.EXPIRED: "Your sign-in expired after 14 days; sign in again to go on.",
+    SessionEnd.NOT_THIS_BROWSER: "This browser carried a sign-in that was not made here (another page on this "
+                                 "machine may have set it), so it was ignored; sign in again to go on.",
 }
 
 

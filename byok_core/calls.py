@@ -125,7 +125,9 @@ def _start(rt: Runtime, key: keys.ResolvedKey, record: CallRecord,
         with rt.engine.begin() as conn:
             return usage_log.start(conn, record), None
     with budgets.admitted(rt, record, bound or CostBound(None)) as (conn, admission):
-        return usage_log.start(conn, record, admission.bound.usd), admission
+        # the worst case a budget holds (already priced to reserve it): what the call counts if its process dies
+        reserved = admission.bound.usd if admission.reservation_id is not None else None
+        return usage_log.start(conn, record, reserved), admission
 
 
 def _finish(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, row_id: int | None,

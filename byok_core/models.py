@@ -125,6 +125,9 @@ class AuthSession(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime
     revoked_at: datetime | None = None
+    # A cookie's session: the SHA-256 of the browser's binding secret (accounts.session_bound_to).
+    # None for a tab's own session, which never leaves the server.
+    binding_hash: str | None = Field(default=None, max_length=64, repr=False)
 
 
 class LoginTicket(SQLModel, table=True):

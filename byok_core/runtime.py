@@ -1,4 +1,4 @@
-"""Settings read once from the environment, and the Runtime every service works on."""
+"""Settings read once from the environment, and the Runtime every service works on (``startup`` opens it)."""
 
 from __future__ import annotations
 
@@ -91,26 +91,13 @@ class Runtime:
     keyring_source: KeyringSource
 
 
-def open_runtime(environ: Mapping[str, str] | None = None, *, settings: Settings | None = None,
-                 migrate: bool = True, starting_over: bool = False) -> Runtime:
-    """Load the master key, connect to the database and, with ``migrate``, start: refuse a master key
-    that opens none of the stored values, apply pending migrations, and do the start-up chores.
+def connect(settings: Settings, *, starting_over: bool = False) -> Runtime:
+    """Load the master key and connect to the database (``startup.open_runtime`` also migrates and
+    does the start-up chores). A missing key file is made only while the database holds no sealed
+    value, unless ``starting_over`` (see ``startup.open_runtime``)."""
+    from byok_core import vault
 
-    ``settings`` (already read) or ``environ`` (default: this process's environment). ``starting_over``:
-    the operator gave up the values no configured key opens (`byok forget-unreadable-keys`): a missing
-    key file may be made anew and the master key is not checked."""
-    from byok_core import first_format, keys, usage_log, vault
-
-    settings = settings or Settings.from_env(environ)
     engine = db.create_engine(settings.database_url)
     held = (lambda: 0) if starting_over else (lambda: sum(vault.sealed_key_ids(engine).values()))
     source = load_keyring(settings.environ, settings.data_dir, held)
-    rt = Runtime(settings, engine, source.keyring, source)
-    if migrate:
-        if not starting_over:
-            vault.check_opens(engine, source)  # before anything is written
-        db.upgrade(engine, lambda conn, before: first_format.reseal_at_upgrade(conn, rt.keyring, before))
-        first_format.reseal_pending(rt)  # values an earlier start could not open
-        keys.purge_replaced(rt)  # replaced keys kept longer than 30 days
-        usage_log.close_abandoned(rt)  # usage rows of calls whose process died mid-call
-    return rt
+    return Runtime(settings, engine, source.keyring, source)

@@ -11,7 +11,8 @@ import streamlit as st
 from byok_core import accounts
 from byok_core.errors import ConfigError
 from byok_core.md import md_escape
-from byok_core.runtime import Runtime, open_runtime
+from byok_core.runtime import Runtime
+from byok_core.startup import open_runtime
 
 
 def _banner(lines: list[str]) -> None:

@@ -155,8 +155,9 @@ def _no_store(response: Response) -> Response:
 async def session_route(request: Request) -> Response:
     if not _same_origin(request):
         return _no_store(JSONResponse({"error": "cross-site request refused"}, status_code=403))
-    data = await _json_body(request)
-    token = await run_in_threadpool(accounts.redeem_login_ticket, get_runtime(), data.get("ticket") if data else None)
+    data = await _json_body(request) or {}
+    token = await run_in_threadpool(accounts.redeem_login_ticket, get_runtime(), data.get("ticket"),
+                                    data.get("binding"))  # the browser's secret from its localStorage
     if token is None:
         return _no_store(JSONResponse({"error": "invalid or expired ticket"}, status_code=400))
     response = Response(status_code=204)

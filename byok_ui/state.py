@@ -20,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -41,6 +42,7 @@ _TICKET_KEY = "_byok_pending_ticket"
 _SIGNOUT_KEY = "_byok_pending_signout"
 _ENDED_KEY = "_byok_session_ended"  # why this tab's session ended (accounts.SessionEnd)
 _SIGNED_OUT_HERE_KEY = "_byok_signed_out_here"  # this tab signed out: its stale cookie needs no explaining
+_COOKIE_PAIR = re.compile(r"(?:^|;)\s*" + re.escape(COOKIE_NAME) + r"=")
 
 log = logging.getLogger(__name__)
 
@@ -178,13 +180,18 @@ def same_origin(headers: Mapping[str, str]) -> bool:
 
 
 def _same_origin_cookie_token() -> str | None:
-    """The cookie's token, if the browser sent one on a websocket opened by this very site."""
+    """The cookie's token, if the browser sent one, and only one, on a websocket opened by this very
+    site (two ``byok_session`` cookies: one was planted by a page on another port)."""
     token = _cookie_token()
     if not token:
         return None
     try:
         headers = st.context.headers
     except Exception:  # no browser request behind this session (AppTest)
+        return None
+    if len(_COOKIE_PAIR.findall(headers.get("Cookie") or "")) > 1:
+        log.warning("byok: two %s cookies arrived (one was set by another page on this host); both ignored",
+                    COOKIE_NAME)
         return None
     if same_origin(headers):
         return token
@@ -194,13 +201,51 @@ def _same_origin_cookie_token() -> str | None:
     return None
 
 
+_BINDING_KEY = "byok_binding"  # the browser's secret, in the app origin's localStorage
+_binding_probe = st.components.v2.component("byok_binding_probe", js=f"""
+export default function({{ setStateValue }}) {{
+  setStateValue("binding", window.localStorage.getItem({json.dumps(_BINDING_KEY)}) || "");
+}}""")
+
+
+def _browser_binding() -> str | None:
+    """The binding secret this browser's page keeps in localStorage ("" when it has none), or None
+    until the page has answered (the probe's answer reruns the script)."""
+    answer = _binding_probe(key="_byok_binding_probe", on_binding_change=lambda: None, height=0)
+    value = answer.get("binding") if answer is not None else None
+    return value if isinstance(value, str) else None
+
+
+def _cookie_session(rt: Runtime) -> str | None:
+    """The cookie's token, adopted by this tab once its page proves it is the browser that signed in
+    (``accounts.session_bound_to``): a cookie set from another port of this host (cookies do not
+    keep ports apart, and the attacker knows their own cookie) carries a session bound to a secret
+    that only this site's own pages could have put in this browser's localStorage."""
+    token = _same_origin_cookie_token()
+    if token is None:
+        return None
+    binding = _browser_binding()
+    if binding is None:
+        st.stop()  # nothing is drawn until the page has answered, a moment later
+    if accounts.session_bound_to(rt, token, binding):
+        st.session_state[TOKEN_KEY] = token
+        return token
+    if accounts.session_status(rt, token)[0] is not None:  # a live session, not this browser's
+        log.warning("byok: a session cookie this browser did not get by signing in here was ignored")
+        st.session_state[_ENDED_KEY] = accounts.SessionEnd.NOT_THIS_BROWSER
+        st.session_state[_SIGNOUT_KEY] = True  # the browser drops it
+        return None
+    return token  # an ended session: session_status tells the sign-in page why
+
+
 def current_user(rt: Runtime) -> User | None:
     """The signed-in user of this rerun: this tab's own token, else the cookie's when the websocket
-    is same-origin (``same_origin``), else single sign-on; None shows sign-in.
+    is same-origin (``same_origin``) and this browser started that session (``_cookie_session``),
+    else single sign-on; None shows sign-in.
 
     A session that existed but ended (password changed, account disabled, signed out elsewhere,
     expired) leaves its reason for the sign-in page (``signed_out_reason``)."""
-    token = st.session_state.get(TOKEN_KEY) or _same_origin_cookie_token()
+    token = st.session_state.get(TOKEN_KEY) or _cookie_session(rt)
     user, ended = accounts.session_status(rt, token) if token else (None, None)
     if user is None:
         st.session_state.pop(TOKEN_KEY, None)
@@ -248,11 +293,26 @@ def _post_js(path: str, payload: dict) -> str:
     )
 
 
+def _ticket_js(path: str, ticket: str) -> str:
+    """Swap the sign-in ticket for the cookie, bound to this browser's secret (made on its first
+    sign-in: 32 random bytes in the app origin's localStorage)."""
+    return (
+        "<script>(() => { const name = " + json.dumps(_BINDING_KEY) + ";"
+        " let binding = localStorage.getItem(name);"
+        " if (!/^[A-Za-z0-9_-]{43}$/.test(binding || '')) {"
+        "  const bytes = crypto.getRandomValues(new Uint8Array(32));"
+        "  binding = btoa(String.fromCharCode(...bytes)).replace(/\\+/g, '-').replace(/\\//g, '_').replace(/=+$/, '');"
+        "  localStorage.setItem(name, binding); }"
+        " fetch(" + json.dumps(path) + ", {method: 'POST', credentials: 'same-origin', headers: {'Content-Type':"
+        " 'application/json'}, body: JSON.stringify({ticket: " + json.dumps(ticket) + ", binding})}); })();</script>"
+    )
+
+
 def emit_cookie_actions() -> None:
     """Send the browser the pending cookie request (set after sign-in, or clear after sign-out)."""
     ticket = st.session_state.pop(_TICKET_KEY, None)
     if ticket:
-        st.html(_post_js(app_path(SESSION_PATH), {"ticket": ticket}), unsafe_allow_javascript=True, width="content")
+        st.html(_ticket_js(app_path(SESSION_PATH), ticket), unsafe_allow_javascript=True, width="content")
     elif st.session_state.pop(_SIGNOUT_KEY, None):
         st.html(_post_js(app_path(SIGNOUT_PATH), {}), unsafe_allow_javascript=True, width="content")
 

@@ -18,7 +18,7 @@ from byok_core.identity import Actor, KeySource, Owner, Role
 from byok_core.models import ApiKey, Message, ReplyStatus, UsageRecord
 from byok_core.providers import Provider
 from byok_core.record import CallRecord
-from byok_core.runtime import open_runtime
+from byok_core.startup import open_runtime
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from argon2 import PasswordHasher
 from byok_core import accounts, db
 from byok_core.adapters.base import close_shared_clients
 from byok_core.crypto import gen_key
-from byok_core.runtime import open_runtime
+from byok_core.startup import open_runtime
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 ENGINES = ["sqlite"] + (["postgresql"] if PG_URL else [])

@@ -19,7 +19,7 @@ from byok_core.errors import CallStatus
 from byok_core.identity import Actor, Owner
 from byok_core.models import Reservation
 from byok_core.providers import Provider
-from byok_core.runtime import open_runtime
+from byok_core.startup import open_runtime
 
 ENV_KEY = "sk-fake.env-ABANDONED-eeeeeeeeeeeeeeeeeeee2222"
 ROOT = Path(__file__).resolve().parents[1]

@@ -159,10 +159,10 @@ def test_password_change_or_disable_revokes_outstanding_tickets(rt, alice, chang
         accounts.set_disabled(rt, Actor.operator(), "alice", False)  # even re-enabled, the old ticket is gone
     with rt.engine.connect() as conn:  # deleted in the change's own transaction
         assert conn.exec_driver_sql("SELECT count(*) FROM login_tickets").scalar() == 0
-    assert accounts.redeem_login_ticket(rt, ticket) is None
+    assert accounts.redeem_login_ticket(rt, ticket, "b" * 43) is None
     # A ticket issued after the change (to the current user) works.
     fresh = accounts.issue_login_ticket(rt, accounts.get_user(rt, "alice"))
-    assert accounts.user_for_session(rt, accounts.redeem_login_ticket(rt, fresh)).id == alice.id
+    assert accounts.user_for_session(rt, accounts.redeem_login_ticket(rt, fresh, "b" * 43)).id == alice.id
 
 
 def test_ticket_issued_before_a_password_change_is_refused_even_if_not_deleted(rt, alice):
@@ -175,7 +175,7 @@ def test_ticket_issued_before_a_password_change_is_refused_even_if_not_deleted(r
         conn.execute(accounts.LoginTicket.__table__.insert().values(
             ticket_hash=accounts._hash_token(ticket), user_id=alice.id,
             expires_at=t_issue + accounts.LOGIN_TICKET_TTL))
-    assert accounts.redeem_login_ticket(rt, ticket) is None
+    assert accounts.redeem_login_ticket(rt, ticket, "b" * 43) is None
 
 
 def test_ticket_for_a_sign_in_that_a_password_change_overtook_does_not_redeem(rt, alice):

@@ -214,7 +214,7 @@ CALLER = """
 import json, sys
 from byok_core.chat import ChatMessage, stream_chat
 from byok_core.providers import Provider
-from byok_core.runtime import open_runtime
+from byok_core.startup import open_runtime
 rt = open_runtime(migrate=False)
 outcomes = []
 for _ in range(int(sys.argv[1])):

@@ -19,7 +19,7 @@ from fakeproviders import FakeProvider
 from byok_core.cli import COMMANDS, build_parser, main
 from byok_core.crypto import gen_key
 from byok_core.providers import Provider
-from byok_core.runtime import open_runtime
+from byok_core.startup import open_runtime
 
 # the byok process, as the console script runs it; the modules it imported go to stderr at exit,
 # and those it had imported when it first wrote to stdout (a chat's first text)

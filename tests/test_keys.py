@@ -33,7 +33,7 @@ from byok_core.errors import (
 from byok_core.identity import Actor, Owner
 from byok_core.models import ApiKey, KeySource, Role
 from byok_core.providers import Provider
-from byok_core.runtime import open_runtime
+from byok_core.startup import open_runtime
 
 ALICE_KEY = "sk-fake.alice-secret-AAAAAAAAAAAAAAAAAAAA1111"
 BOB_KEY = "sk-fake.bob-secret-BBBBBBBBBBBBBBBBBBBBBB2222"

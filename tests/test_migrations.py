@@ -18,7 +18,7 @@ from byok_core.clock import utcnow
 from byok_core.errors import ValidationError
 from byok_core.identity import Actor, Owner
 from byok_core.providers import Provider
-from byok_core.runtime import open_runtime
+from byok_core.startup import open_runtime
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")  # as tests/conftest.py reads it
 ENGINES = ["sqlite"] + (["postgresql"] if PG_URL else [])

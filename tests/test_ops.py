@@ -22,7 +22,7 @@ from byok_core.errors import CallStatus
 from byok_core.identity import Actor, KeySource, Owner, Role
 from byok_core.providers import Provider
 from byok_core.record import CallRecord
-from byok_core.runtime import open_runtime
+from byok_core.startup import open_runtime
 from byok_ui import server, state
 from byok_ui.server import ROUTES, SecurityHeaders
 

@@ -76,7 +76,7 @@ EXEMPT: dict[str, str] = {
     "usage.prune": _OPERATOR,
     "budgets.reconcile": _OPERATOR,
     "db.upgrade": _OPERATOR,
-    "runtime.open_runtime": _OPERATOR,
+    "startup.open_runtime": _OPERATOR,
 }
 
 

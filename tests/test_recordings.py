@@ -13,7 +13,7 @@ from byok_core import keys
 from byok_core.cli import main
 from byok_core.identity import Actor, Owner
 from byok_core.providers import Provider
-from byok_core.runtime import open_runtime
+from byok_core.startup import open_runtime
 
 KEY = "sk-fake.replay-0123456789abcdef0000"
 PROVIDER = {"openai": Provider.OPENAI, "anthropic": Provider.ANTHROPIC, "google": Provider.GOOGLE,

@@ -20,7 +20,7 @@ from byok_core.errors import ConfigError, KeyUnreadableError
 from byok_core.identity import Owner
 from byok_core.models import ApiKey, AppSetting
 from byok_core.providers import Provider
-from byok_core.runtime import open_runtime
+from byok_core.startup import open_runtime
 
 
 @pytest.fixture

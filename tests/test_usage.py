@@ -20,7 +20,7 @@ from byok_core import usage
 from byok_core.keys import Actor
 from byok_core.models import KeySource, UsageRecord, User
 from byok_core.providers import Provider
-from byok_core.runtime import open_runtime
+from byok_core.startup import open_runtime
 from byok_core.usage import UsageFilter
 
 START = datetime(2026, 3, 28, tzinfo=UTC)  # spans a month end and the DST change in Europe

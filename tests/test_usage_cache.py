@@ -153,7 +153,7 @@ def test_late_calls_are_read_by_id_on_sqlite(sqlite_template, tmp_path, master_k
     """The late part reads the rows logged since the settled part by id, not the window's days."""
     import shutil
 
-    from byok_core.runtime import open_runtime
+    from byok_core.startup import open_runtime
 
     shutil.copyfile(sqlite_template, tmp_path / "plan.db")
     rt = open_runtime({"BYOK_DATA_DIR": str(tmp_path), "ENCRYPTION_KEY": master_key,

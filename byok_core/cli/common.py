@@ -45,7 +45,7 @@ def pause_collector() -> None:
 
 def runtime(*, migrate: bool = True, starting_over: bool = False) -> Runtime:
     """The runtime for this command; ``close_runtimes`` closes its database connections at the end."""
-    from byok_core.runtime import open_runtime
+    from byok_core.startup import open_runtime
 
     global _collector_paused
     rt = open_runtime(settings=settings(), migrate=migrate, starting_over=starting_over)

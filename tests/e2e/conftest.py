@@ -15,7 +15,8 @@ from fakeproviders import FakeProvider
 from playwright.sync_api import Browser, BrowserContext, Page
 
 from byok_core.providers import Provider
-from byok_core.runtime import Runtime, open_runtime
+from byok_core.runtime import Runtime
+from byok_core.startup import open_runtime
 
 REPLY = "Streaming works: one token after another until the very end."
 

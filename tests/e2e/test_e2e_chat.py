@@ -16,7 +16,7 @@ from byok_core import accounts, budgets, keys, pricing
 from byok_core import conversations as convs
 from byok_core.identity import Actor, KeySource, Owner
 from byok_core.providers import Provider
-from byok_core.runtime import open_runtime
+from byok_core.startup import open_runtime
 
 pytestmark = pytest.mark.e2e
 

@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 from byok_core import accounts, keys
 from byok_core.identity import Actor, Owner
 from byok_core.providers import Provider
-from byok_core.runtime import open_runtime
+from byok_core.startup import open_runtime
 
 pytestmark = pytest.mark.e2e
 

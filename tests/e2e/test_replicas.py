@@ -38,7 +38,7 @@ from byok_core import accounts, db
 from byok_core.crypto import gen_key
 from byok_core.identity import Actor, Role
 from byok_core.providers import Provider
-from byok_core.runtime import open_runtime
+from byok_core.startup import open_runtime
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 pytestmark = [

@@ -24,7 +24,7 @@ from websockets.sync.client import connect
 
 from byok_core import accounts
 from byok_core.identity import Actor, Role
-from byok_core.runtime import open_runtime
+from byok_core.startup import open_runtime
 
 pytestmark = pytest.mark.e2e
 
