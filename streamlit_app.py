@@ -34,7 +34,7 @@ SCRIPT = Path(__file__).resolve().parent / "byok_ui" / "entrypoint" / "app.py"
 async def lifespan(_app):
     import anyio
 
-    from byok_ui.runtime import warm_up
+    from byok_ui.process import warm_up
 
     await anyio.to_thread.run_sync(warm_up)
     yield

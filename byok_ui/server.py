@@ -56,7 +56,7 @@ from byok_core import accounts, db, metrics
 from byok_core.errors import ConfigError, MasterKeyError
 from byok_core.vault import MasterKeyMismatch
 from byok_ui.page_specs import DEFAULT, PAGE_SPECS, SIGNED_OUT_PATHS
-from byok_ui.runtime import get_runtime
+from byok_ui.process import get_runtime
 
 COOKIE_NAME = "byok_session"
 SESSION_PATH = "/byok/session"

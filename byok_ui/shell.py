@@ -29,7 +29,7 @@ from byok_core.models import User
 from byok_core.runtime import Runtime
 from byok_ui import state
 from byok_ui.page_specs import DEFAULT, PAGE_SPECS, SIGNED_OUT_PATHS, PageSpec
-from byok_ui.runtime import open_or_explain
+from byok_ui.process import open_or_explain
 from byok_ui.server import MISSING_PARAM, SHOWN_ADDRESS
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"

@@ -9,7 +9,7 @@ from byok_core import accounts
 from byok_core.errors import AuthError
 from byok_core.md import md_escape
 from byok_ui import state
-from byok_ui.runtime import open_or_explain
+from byok_ui.process import open_or_explain
 
 rt = open_or_explain()
 

@@ -53,7 +53,7 @@ def use_environment(monkeypatch, environ: dict[str, str]) -> None:
 def clear_runtime() -> None:
     import streamlit as st
 
-    from byok_ui.runtime import get_runtime
+    from byok_ui.process import get_runtime
 
     get_runtime.clear()
     st.cache_data.clear()

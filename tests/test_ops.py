@@ -274,8 +274,9 @@ def test_routes_and_cookie_follow_the_base_path(client, rt, under_team, monkeypa
     assert server.app_path(server.SESSION_PATH) == "/team/byok/session"
     alice = make_user(rt, "alice")
     ticket = accounts.issue_login_ticket(rt, alice)
-    assert client.post("/byok/session", json={"ticket": ticket}).status_code == 404
-    r = client.post("/team/byok/session", json={"ticket": ticket}, headers={"Origin": "http://testserver"})
+    assert client.post("/byok/session", json={"ticket": ticket, "binding": "b" * 43}).status_code == 404
+    r = client.post("/team/byok/session", json={"ticket": ticket, "binding": "b" * 43},
+                    headers={"Origin": "http://testserver"})
     assert r.status_code == 204 and "Path=/team;" in r.headers["set-cookie"]
     r = client.post("/team/byok/signout", json={}, headers={"Origin": "http://testserver"})
     assert r.status_code == 204 and "Path=/team;" in r.headers["set-cookie"] and "Max-Age=0" in r.headers["set-cookie"]
@@ -287,7 +288,7 @@ def test_routes_and_cookie_follow_the_base_path(client, rt, under_team, monkeypa
 
 def test_without_a_base_path_the_cookie_is_for_the_whole_site(client, rt):
     ticket = accounts.issue_login_ticket(rt, make_user(rt, "alice"))
-    r = client.post("/byok/session", json={"ticket": ticket})
+    r = client.post("/byok/session", json={"ticket": ticket, "binding": "b" * 43})
     assert r.status_code == 204 and "Path=/;" in r.headers["set-cookie"]
     assert server.app_path(server.SIGNOUT_PATH) == "/byok/signout"
 
