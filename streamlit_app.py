@@ -13,6 +13,7 @@ adds:
 * a script-error handler that logs the traceback to the console and shows users a plain message.
 """
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -31,7 +32,7 @@ SCRIPT = Path(__file__).resolve().parent / "byok_ui" / "entrypoint" / "app.py"
 
 
 @asynccontextmanager
-async def lifespan(_app):
+async def lifespan(_app: st.App) -> AsyncIterator[None]:
     import anyio
 
     from byok_ui.process import warm_up

@@ -1,5 +1,7 @@
 """Admin: users, team keys, search prices and the audit log. Only in admins' navigation."""
 
+from collections.abc import Callable
+
 import pandas as pd
 import streamlit as st
 
@@ -20,7 +22,7 @@ st.title("Admin", anchor=False)
 users_tab, team_tab, prices_tab, audit_tab = st.tabs(["Users", "Team keys", "Search prices", "Audit log"])
 
 
-def _act(fn, success: str, *args) -> None:
+def _act(fn: Callable[..., object], success: str, *args: object) -> None:
     try:
         fn(rt, actor, *args)
     except ByokError as exc:
@@ -136,11 +138,11 @@ with prices_tab:
 
 with audit_tab:
     events = audit.recent(rt, limit=300)
-    names = {u.id: u.username for u in users if u.id is not None}
+    usernames = {u.id: u.username for u in users if u.id is not None}
     st.dataframe(
         pd.DataFrame({
             "Time": [state.fmt_time(e.ts) for e in events],
-            "What happened": [words.audit_sentence(e, names) for e in events],
+            "What happened": [words.audit_sentence(e, usernames) for e in events],
         }),
         hide_index=True, key="admin_audit", alt="Audit log, newest first", width="stretch",
     )

@@ -1,6 +1,8 @@
 """Budgets (admins): what shared keys (the team's and the server's) may cost, how fast, on which
 models, and who hears of it when a budget runs low."""
 
+from collections.abc import Callable
+
 import pandas as pd
 import streamlit as st
 
@@ -31,7 +33,7 @@ targets = {Owner.team(): "The whole team"} | {Owner.user(u.id): u.username for u
 CHAT = Provider.of_kind(ProviderKind.CHAT)
 
 
-def _apply(action, message: str) -> None:
+def _apply(action: Callable[[], object], message: str) -> None:
     """Run an admin action from a button; its outcome shows as a flash after the rerun."""
     try:
         action()
@@ -75,7 +77,7 @@ with tab_budgets:
         st.session_state.budgets_target = Owner.team()
         _load_budget()
     with st.container(border=True, horizontal=True, vertical_alignment="bottom"):
-        st.selectbox("Budget for", list(targets), format_func=targets.get, key="budgets_target",
+        st.selectbox("Budget for", list(targets), format_func=targets.__getitem__, key="budgets_target",
                      on_change=_load_budget)
         st.text_input("USD per month", key="budgets_usd", placeholder="e.g. 25.00", width=140)
         st.button("Set budget", type="primary", key="budgets_set", on_click=_apply, args=(
@@ -105,7 +107,8 @@ with tab_limits:
         _load_models()
     with st.container(border=True):
         with st.container(horizontal=True):
-            st.selectbox("For", list(subjects), format_func=subjects.get, key="models_subject", on_change=_load_models)
+            st.selectbox("For", list(subjects), format_func=subjects.__getitem__, key="models_subject",
+                         on_change=_load_models)
             st.selectbox("Provider", CHAT, format_func=lambda p: p.label, key="models_provider",
                          on_change=_load_models)
         st.text_area("Allowed models", key="models_patterns", height=120, placeholder="any model")

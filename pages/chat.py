@@ -1,7 +1,9 @@
 """Chat: conversations with their own URL (?c=<id>), replies written on the server (they survive a
 reload, a second tab or a dropped connection), failed turns kept with Retry, Stop, Regenerate and Edit."""
 
+from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 
 import streamlit as st
 
@@ -11,12 +13,13 @@ from byok_core.adapters import CHAT_ADAPTERS
 from byok_core.errors import ByokError, NotFoundError
 from byok_core.identity import Owner
 from byok_core.md import md_escape, no_images
-from byok_core.models import ReplyStatus
+from byok_core.models import ReplyStatus, saved_id
 from byok_core.providers import Provider, ProviderKind
+from byok_core.runtime import Runtime
 from byok_ui import budget_view, chat_view, state
 
 c = state.ctx()
-rt, uid = c.rt, c.user.id
+rt, uid = c.rt, saved_id(c.user.id)
 
 CHAT_PROVIDERS = Provider.of_kind(ProviderKind.CHAT)
 SEARCH_PROVIDERS = Provider.of_kind(ProviderKind.SEARCH)
@@ -24,7 +27,7 @@ POLL_SECONDS = 0.5  # how often a page follows a reply another process writes
 
 
 @st.cache_data(ttl=600, max_entries=500, show_spinner=False)
-def model_options(_rt, user_id: int, provider: Provider, key_version: str) -> list[str]:
+def model_options(_rt: Runtime, user_id: int, provider: Provider, key_version: str) -> list[str]:
     """The provider's models for this user's key, cached 10 minutes per user, provider and key
     (``key_version`` changes when a key is saved, so a new key or endpoint lists afresh)."""
     try:
@@ -101,7 +104,7 @@ def _request() -> replies.Request:
     return replies.Request(provider, st.session_state.get(model_key(provider)) or "", searching)
 
 
-def _act(action, *args) -> None:
+def _act(action: Callable[..., object], *args: object) -> None:
     """Start a reply from a button (Retry, Regenerate, Edit, Stop); a refusal shows as a flash."""
     try:
         action(*args)
@@ -195,7 +198,7 @@ with st.container(horizontal=True, vertical_alignment="center"):
         with st.popover("Conversation", icon=":material/more_horiz:"):
             st.text_input("Title", value=current.title, key=f"chat_rename_{current.id}", max_chars=200)
             st.button("Rename", key="chat_rename_btn", on_click=_rename, args=(current.id,))
-            st.download_button("Export as Markdown", lambda conv_id=current.id: convs.to_markdown(rt, uid, conv_id),
+            st.download_button("Export as Markdown", partial(convs.to_markdown, rt, uid, current.id),
                                file_name=f"conversation-{current.id}.md", mime="text/markdown",
                                icon=":material/download:", key="chat_export", on_click="ignore")
             if st.session_state.get("chat_confirm_delete") == current.id:
@@ -240,6 +243,7 @@ def follow_elsewhere(reply_id: int, label: str, since: datetime) -> None:
 
 
 for i, message in enumerate(history):
+    assert current is not None  # a history is the current conversation's
     with st.chat_message(message.role):
         if message.role == "user":
             st.markdown(no_images(message.content))
@@ -247,8 +251,9 @@ for i, message in enumerate(history):
                 with st.popover("Edit", icon=":material/edit:"):
                     st.text_area("Your message", value=message.content, key=f"chat_edit_{message.id}",
                                  max_chars=100_000)
-                    st.button("Send again", type="primary", key="chat_edit_send", on_click=lambda mid=message.id: _act(
-                        replies.edit, rt, uid, current.id, st.session_state[f"chat_edit_{mid}"], _request()))
+                    st.button("Send again", type="primary", key="chat_edit_send",
+                              on_click=lambda mid=message.id, cid=current.id: _act(
+                                  replies.edit, rt, uid, cid, st.session_state[f"chat_edit_{mid}"], _request()))
             continue
         if message.running:
             label = message.provider.label if message.provider else "the provider"

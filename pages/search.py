@@ -1,6 +1,8 @@
 """Web search on one or several providers: one full-width table per provider, in tabs, with who paid
 and what it cost."""
 
+from collections.abc import Sequence
+
 import pandas as pd
 import streamlit as st
 
@@ -28,7 +30,7 @@ with st.form("search_form", border=False):
     submitted = st.form_submit_button("Search", type="primary", icon=":material/search:")
 
 
-def results_frame(results) -> pd.DataFrame:
+def results_frame(results: Sequence[search.SearchResult]) -> pd.DataFrame:
     return pd.DataFrame({
         "#": [r.rank for r in results],
         "Title": [r.title for r in results],

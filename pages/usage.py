@@ -4,7 +4,7 @@ admins the team's (enforced by byok_core.usage, not here). All numbers are aggre
 import io
 import math
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
 import pandas as pd
 import streamlit as st
@@ -14,6 +14,7 @@ from byok_core.clock import utcnow
 from byok_core.errors import CallStatus
 from byok_core.identity import Actor, KeySource
 from byok_core.providers import Provider
+from byok_core.runtime import Runtime
 from byok_ui import budget_view, state
 
 PAGE_SIZE = 50
@@ -54,13 +55,14 @@ def for_people(frame: pd.DataFrame) -> pd.DataFrame:
 # combinations of provider, model, user, payer and status in them (~2.3 MB for a team's 30 days at
 # 11,000 calls a day), so max_entries bounds the memory.
 @st.cache_data(ttl=3600, max_entries=16, show_spinner=False)
-def settled_part(_rt, viewer, window: usage.UsageFilter, key: tuple) -> usage.Settled:
+def settled_part(_rt: Runtime, viewer: Actor, window: usage.UsageFilter,
+                 key: tuple[date, int | None, datetime | None]) -> usage.Settled:
     return usage.settled_part(_rt, viewer, window, before=key[0])
 
 
 # The tables and charts drawn from a summary, by its contents (small: a few rows per value).
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
-def frames_of(_summary: usage.UsageSummary, fingerprint: str) -> dict:
+def frames_of(_summary: usage.UsageSummary, fingerprint: str) -> dict[str, pd.DataFrame]:
     frames = {dim: _summary.by(dim) for dim in TITLES}
     cost = _summary.by("day", "provider").astype({"cost_usd": float})
     frames["cost_per_day"] = cost.assign(provider=cost["provider"].map(VALUES["provider"]))
@@ -71,7 +73,7 @@ def frames_of(_summary: usage.UsageSummary, fingerprint: str) -> dict:
             for name, frame in frames.items()}
 
 
-def bar_chart(data, x: tuple[str, str, str], y: tuple[str, str], color: tuple[str, str]) -> None:
+def bar_chart(data: pd.DataFrame, x: tuple[str, str, str], y: tuple[str, str], color: tuple[str, str]) -> None:
     """A stacked bar chart from a plain Vega-Lite spec (Altair's validation costs ~50 ms a chart); each
     axis is (field, title[, type]) so people read titles, not column names."""
     st.vega_lite_chart(data, {
@@ -98,7 +100,7 @@ with st.container(horizontal=True):
     user_ids = []
     if viewer.is_admin:
         names = {u.id: u.username for u in accounts.list_users(rt)} | {None: words.NO_USER}
-        user_ids = st.multiselect("User", list(names), format_func=names.get, key="usage_users",
+        user_ids = st.multiselect("User", list(names), format_func=names.__getitem__, key="usage_users",
                                   placeholder="Everyone")
     window = usage.UsageFilter(since=since, until=until, user_ids=user_ids)
     # whose calls the viewer sees is all the summary depends on: every admin shares the team's entries
@@ -108,7 +110,7 @@ with st.container(horizontal=True):
     window_summary = usage.summary(rt, viewer, window, settled)
 with st.container(horizontal=True):  # the narrowing filters on a row of their own, each wide enough
     providers = st.multiselect("Provider", [p.value for p in Provider], key="usage_providers", width=240,
-                               format_func=lambda value: Provider(value).label, placeholder="Any provider")
+                               format_func=lambda value: Provider.parse(value).label, placeholder="Any provider")
     models = st.multiselect("Model", window_summary.values("model"), key="usage_models", format_func=model_label,
                             width=240, placeholder="Any model")
     sources = st.multiselect("Paid by", [s.value for s in KeySource], key="usage_sources", width=200,
