@@ -112,7 +112,8 @@ def create_user(rt: Runtime, actor: Actor, username: str, password: str, role: R
         with Session(rt.engine, expire_on_commit=False) as session, session.begin():
             session.add(user)
             session.flush()
-            audit.record(session, actor.name, AuditAction.USER_CREATE, username, f"role {user.role}")
+            audit.record(session, actor.name, AuditAction.USER_CREATE,
+                         audit.Target(username=username, role=user.role))
     except IntegrityError:  # the same name in other capitals or width, even from a parallel request
         raise _taken(username) from None
     return user
@@ -139,7 +140,7 @@ def get_user(rt: Runtime, username: str) -> User:
 _Ends = Callable[[Session, int], None]  # the sign-ins a change ends, in its own transaction
 
 
-def _update_user(rt: Runtime, actor: Actor, username: str, action: AuditAction, detail: str = "", *,
+def _update_user(rt: Runtime, actor: Actor, username: str, action: AuditAction, *,
                  ends: _Ends | None = None, not_self: str = "", **values: Any) -> None:
     """Change ``username``'s row and audit it; ``ends`` runs in the same transaction, so nothing
     issued before the change survives it. ``not_self``: what an admin may not do to themselves."""
@@ -153,7 +154,7 @@ def _update_user(rt: Runtime, actor: Actor, username: str, action: AuditAction, 
             raise NotFoundError(f"No user named {_typed(username)!r}; check the spelling.")
         if ends is not None:
             ends(session, saved_id(user.id))
-        audit.record(session, actor.name, action, user.username, detail)
+        audit.record(session, actor.name, action, audit.Target(username=user.username, role=values.get("role")))
 
 
 def _delete_tickets(session: Session, user_id: int) -> None:
@@ -192,7 +193,8 @@ def rename_user(rt: Runtime, actor: Actor, username: str, new_name: str) -> User
             session.flush()  # IntegrityError here: the name is another account's
             if "#" not in old_key and old_key != user.username_key:
                 _promote_oldest_clash(session, old_key)
-            audit.record(session, actor.name, AuditAction.USER_RENAME, new_name, f"from {old_name}")
+            audit.record(session, actor.name, AuditAction.USER_RENAME, audit.Target(username=new_name),
+                         detail=old_name)
     except IntegrityError:
         raise _taken(new_name) from None
     return user
@@ -250,8 +252,7 @@ def set_disabled(rt: Runtime, actor: Actor, username: str, disabled: bool) -> No
 def set_role(rt: Runtime, actor: Actor, username: str, role: Role) -> None:
     """Make an account an admin or a member; admins only, and not their own."""
     actor.check_admin("change roles")
-    _update_user(rt, actor, username, AuditAction.USER_ROLE, f"role {Role(role).value}", not_self="change the role of",
-                 role=Role(role))
+    _update_user(rt, actor, username, AuditAction.USER_ROLE, not_self="change the role of", role=Role(role))
 
 
 def set_password(rt: Runtime, actor: Actor, username: str, new_password: str) -> None:
@@ -307,8 +308,8 @@ def authenticate(rt: Runtime, username: str, password: str, now: datetime | None
                                                       col(User.failed_logins) == user.failed_logins)
                                 .values(locked_until=max(now, utcnow()) + _delay_after(user.failed_logins)))
                 if user.failed_logins == FREE_ATTEMPTS:
-                    audit.record(session, "system", AuditAction.USER_THROTTLED, user.username,
-                                 f"{user.failed_logins} failures")
+                    audit.record(session, "system", AuditAction.USER_THROTTLED, audit.Target(username=user.username),
+                                 detail=f"{user.failed_logins} failed tries")
         raise AuthError(SIGN_IN_FAILED)
     values: dict[str, Any] = {"failed_logins": 0, "locked_until": None}
     if HASHER.check_needs_rehash(user.password_hash):
@@ -549,7 +550,8 @@ def claim_first_admin(rt: Runtime, code: str, username: str, password: str) -> U
         session.add(user)
         session.flush()
         session.execute(sa.delete(AppSetting).where(col(AppSetting.name).startswith(SETUP_CODE_PREFIX)))
-        audit.record(session, "setup", AuditAction.USER_CREATE, username, "role admin (first-run setup)")
+        audit.record(session, "setup", AuditAction.USER_CREATE, audit.Target(username=username, role=Role.ADMIN),
+                     detail="first-run setup")
     return user
 
 
@@ -605,13 +607,15 @@ def apply_oidc_role(rt: Runtime, user: User, claims: Mapping[str, Any]) -> User:
     role = roles.role_for(claims)
     if user.role == role:
         return user
-    why = "single sign-on groups" if roles.groups(claims) is not None else f"single sign-on: no {roles.claim!r} claim"
+    why = ("from their single sign-on groups" if roles.groups(claims) is not None
+           else f"because their single sign-on sent no {roles.claim!r} claim")
     with Session(rt.engine) as session, session.begin():
         changed = rowcount(session.execute(
             sa.update(User).where(col(User.id) == user.id, col(User.role) != role).values(role=role)))
         if changed:  # one audit entry even when two reruns race
-            audit.record(session, "oidc", AuditAction.USER_ROLE, user.username, f"role {role.value} ({why})")
+            audit.record(session, "oidc", AuditAction.USER_ROLE, audit.Target(username=user.username, role=role),
+                         detail=why)
     if changed:
-        log.info("single sign-on: %s is now %s (%s)", user.username, role.value, why)
+        log.info("single sign-on: %s is now %s %s", user.username, role.value, why)
     user.role = role
     return user

@@ -69,8 +69,8 @@ def reseal(rt: Runtime, dry_run: bool = False) -> str:
             return "unreadable"
         if not dry_run:
             row.value = rt.keyring.encrypt(url, _CONTEXT)
-            audit.record(session, "operator", AuditAction.ALERTS_SET, "webhook",
-                         f"re-encrypted under master key {rt.keyring.primary.key_id}")
+            audit.record(session, "operator", AuditAction.ALERTS_ROTATE,
+                         detail=f"to master key {rt.keyring.primary.key_id}")
     return "rotated"
 
 
@@ -89,14 +89,14 @@ def set_webhook(rt: Runtime, actor: Actor, url: str | None) -> None:
     with Session(rt.engine) as session, session.begin():
         if not url or not url.strip():
             session.execute(sa.delete(AppSetting).where(col(AppSetting.name) == SETTING))
-            audit.record(session, actor.name, AuditAction.ALERTS_SET, "webhook", "removed")
+            audit.record(session, actor.name, AuditAction.ALERTS_SET)
             return
         checked = _checked(rt, url)
         sealed = rt.keyring.encrypt(checked, _CONTEXT)
         if len(sealed) > 500:
             raise ValidationError("That webhook URL is too long; use one under 300 characters.")
         session.merge(AppSetting(name=SETTING, value=sealed))
-        audit.record(session, actor.name, AuditAction.ALERTS_SET, "webhook", urlsplit(checked).hostname or "")
+        audit.record(session, actor.name, AuditAction.ALERTS_SET, detail=urlsplit(checked).hostname or "")
 
 
 def send(rt: Runtime, text: str) -> bool:

@@ -1,43 +1,102 @@
-"""The audit log: who stored, replaced, deleted or failed to read which key, and account changes."""
+"""The audit log: who stored, replaced, deleted or failed to read which key, and account and setting changes.
+
+An event names what it is about in fields (a ``Target``: an owner, an account, a role, a provider, a
+key row and its mask, a model), the amount set when there is one, and a ``detail`` in words that is
+shown as written, never parsed (``words.audit_sentence`` makes the sentence from the fields)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from sqlmodel import Session, col, select
 
+from byok_core.identity import Owner, OwnerKind, Role
 from byok_core.models import AuditEvent
+from byok_core.providers import Provider
 
 if TYPE_CHECKING:
     from byok_core.runtime import Runtime
 
 
 class AuditAction(StrEnum):
+    """What happened. After each, what its ``detail`` holds ("shown": the audit log's sentence says it
+    as written; "a note": kept, not shown); none: empty."""
+
     KEY_STORE = "key.store"
-    KEY_REPLACE = "key.replace"
-    KEY_DELETE = "key.delete"
-    KEY_ROTATE = "key.rotate"
-    KEY_DECRYPT_FAILED = "key.decrypt_failed"
-    USER_CREATE = "user.create"
+    KEY_REPLACE = "key.replace"  # shown: "a replaced key, restored"
+    KEY_DELETE = "key.delete"  # shown: "replaced more than 30 days ago", "forgotten: ..."
+    KEY_ROTATE = "key.rotate"  # a note: "from master key <id> to <id>"
+    KEY_DECRYPT_FAILED = "key.decrypt_failed"  # why, shown
+    USER_CREATE = "user.create"  # a note: "first-run setup"
     USER_DISABLE = "user.disable"
     USER_ENABLE = "user.enable"
-    USER_ROLE = "user.role"
+    USER_ROLE = "user.role"  # why single sign-on chose the role, shown: "from their single sign-on groups"
     USER_PASSWORD = "user.password"
-    USER_THROTTLED = "user.throttled"
-    USER_RENAME = "user.rename"
+    USER_THROTTLED = "user.throttled"  # after what, shown: "3 failed tries"
+    USER_RENAME = "user.rename"  # the account's old name, shown
     BUDGET_SET = "budget.set"
     BUDGET_CLEAR = "budget.clear"
-    LIMITS_SET = "limits.set"
-    MODELS_SET = "models.set"
-    ALERTS_SET = "alerts.set"
+    LIMITS_SET = "limits.set"  # the limits, shown
+    MODELS_SET = "models.set"  # the models allowed, shown (empty: any model)
+    ALERTS_SET = "alerts.set"  # the webhook's host, shown (empty: removed)
+    ALERTS_ROTATE = "alerts.rotate"  # a note: "to master key <id>"
     PRICE_SET = "price.set"
 
 
-def record(session: Session, actor: str, action: AuditAction, target: str = "", detail: str = "") -> None:
-    """Add an event to ``session``'s transaction. Callers pass ids and masks, never secrets."""
-    session.add(AuditEvent(actor=actor[:80], action=AuditAction(action).value, target=target[:200],
-                           detail=detail[:500]))
+class _KeyRow(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def owner_kind(self) -> OwnerKind: ...
+    @property
+    def owner_id(self) -> int: ...
+    @property
+    def provider(self) -> Provider: ...
+
+
+@dataclass(frozen=True)
+class Target:
+    """What an event is about; the fields it has no use for stay None."""
+
+    owner: Owner | None = None  # whose key, budget or model list
+    username: str | None = None  # the account (after a rename, its new name)
+    role: Role | None = None  # the role an account was given, or the role a model list is for
+    provider: Provider | None = None  # the key's, model list's or price's
+    key_row_id: str | None = None
+    mask: str | None = None
+    model: str | None = None  # the chat model a per-call price is for
+
+    @classmethod
+    def key(cls, row: _KeyRow, mask: str | None = None) -> Target:
+        """A stored key (a row of ``api_keys``, or of a query over its columns) and its mask."""
+        return cls(owner=Owner(row.owner_kind, row.owner_id), provider=row.provider, key_row_id=row.id, mask=mask)
+
+    @classmethod
+    def of(cls, event: AuditEvent) -> Target:
+        owner = None if event.owner_kind is None or event.owner_id is None else Owner(event.owner_kind,
+                                                                                      event.owner_id)
+        return cls(owner=owner, username=event.username, role=event.role, provider=event.provider,
+                   key_row_id=event.key_row_id, mask=event.mask, model=event.model)
+
+
+def event(actor: str, action: AuditAction, target: Target = Target(), *, usd: float | None = None,
+          detail: str = "") -> AuditEvent:
+    """An event about ``target``: ``usd`` is the budget or price set (None when removed), ``detail``
+    what its action keeps there (see AuditAction). Callers pass ids and masks, never secrets."""
+    owner = target.owner
+    return AuditEvent(
+        actor=actor[:80], action=AuditAction(action).value,
+        owner_kind=None if owner is None else owner.kind, owner_id=None if owner is None else owner.id,
+        username=target.username, role=target.role, provider=target.provider, key_row_id=target.key_row_id,
+        mask=target.mask, model=target.model, usd=usd, detail=detail[:500])
+
+
+def record(session: Session, actor: str, action: AuditAction, target: Target = Target(), *,
+           usd: float | None = None, detail: str = "") -> None:
+    """Add an ``event`` to ``session``'s transaction."""
+    session.add(event(actor, action, target, usd=usd, detail=detail))
 
 
 def recent(rt: Runtime, limit: int = 200) -> list[AuditEvent]:

@@ -381,7 +381,7 @@ def set_budget(rt: Runtime, actor: Actor, owner: Owner, monthly_usd: Any) -> Non
             owner_kind=owner.kind, owner_id=owner.id, monthly_usd=0)
         row.monthly_usd = usd
         session.add(row)
-        audit.record(session, actor.name, AuditAction.BUDGET_SET, str(owner), f"${usd:,.2f} a month")
+        audit.record(session, actor.name, AuditAction.BUDGET_SET, audit.Target(owner=owner), usd=usd)
 
 
 def budget_of(rt: Runtime, owner: Owner) -> float | None:
@@ -395,7 +395,7 @@ def clear_budget(rt: Runtime, actor: Actor, owner: Owner) -> bool:
     with Session(rt.engine) as session, session.begin():
         removed = rowcount(session.execute(sa.delete(Budget).where(_is(owner))))
         if removed:
-            audit.record(session, actor.name, AuditAction.BUDGET_CLEAR, str(owner))
+            audit.record(session, actor.name, AuditAction.BUDGET_CLEAR, audit.Target(owner=owner))
     return bool(removed)
 
 

@@ -185,7 +185,7 @@ def store(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, raw_key: 
         session.add(row)
         session.flush()
         audit.record(session, actor.name, AuditAction.KEY_REPLACE if old is not None else AuditAction.KEY_STORE,
-                     f"{owner} {provider.value} {row_id}", f"mask {row.mask}")
+                     audit.Target.key(row, row.mask))
         return KeyInfo.of(row)
 
     return _write_with_retry(rt, work)
@@ -211,8 +211,8 @@ def restore(rt: Runtime, actor: Actor, owner: Owner, key_row_id: str) -> KeyInfo
                             .values(active=False, updated_at=now))
         session.execute(sa.update(ApiKey).where(col(ApiKey.id) == row.id).values(active=True, updated_at=now))
         session.flush()
-        audit.record(session, actor.name, AuditAction.KEY_REPLACE, f"{owner} {row.provider.value} {row.id}",
-                     f"mask {row.mask} (a replaced key, restored)")
+        audit.record(session, actor.name, AuditAction.KEY_REPLACE, audit.Target.key(row, row.mask),
+                     detail="a replaced key, restored")
         session.refresh(row)
         return KeyInfo.of(row)
 
@@ -229,9 +229,8 @@ def _purge(session: Session, owner: Owner | None, now: datetime) -> int:
     for row in rows:
         if rowcount(session.execute(sa.delete(ApiKey).where(col(ApiKey.id) == row.id, expired))):
             purged += 1  # a concurrent purge may have got there first: one audit event per deleted row
-            whose = "team" if row.owner_kind is OwnerKind.TEAM else f"user {row.owner_id}"
-            audit.record(session, "system", AuditAction.KEY_DELETE, f"{whose} {row.provider.value} {row.id}",
-                         f"mask {row.mask}, replaced more than {KEEP_REPLACED.days} days ago")
+            audit.record(session, "system", AuditAction.KEY_DELETE, audit.Target.key(row, row.mask),
+                         detail=f"replaced more than {KEEP_REPLACED.days} days ago")
     return purged
 
 
@@ -249,8 +248,7 @@ def delete(rt: Runtime, actor: Actor, owner: Owner, key_row_id: str) -> None:
         if row is None:
             raise NotFoundError("No such key.")
         session.delete(row)
-        audit.record(session, actor.name, AuditAction.KEY_DELETE, f"{owner} {row.provider} {row.id}",
-                     f"mask {row.mask}")
+        audit.record(session, actor.name, AuditAction.KEY_DELETE, audit.Target.key(row, row.mask))
 
 
 def list_keys(rt: Runtime, actor: Actor, owner: Owner) -> list[KeyInfo]:
@@ -347,4 +345,4 @@ def stamp_used(conn: sa.Connection, key: ResolvedKey, test_status: CallStatus | 
 
 def _record_unreadable(rt: Runtime, row: vault.Stored, reason: str) -> None:
     with Session(rt.engine) as session, session.begin():
-        audit.record(session, "system", AuditAction.KEY_DECRYPT_FAILED, f"{vault.where(row)} {row.id}", reason)
+        audit.record(session, "system", AuditAction.KEY_DECRYPT_FAILED, audit.Target.key(row), detail=reason)

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from byok_core import audit
 from byok_core.audit import AuditAction
 from byok_core.errors import PermissionDenied, SharedKeyLimit, ValidationError
-from byok_core.identity import Actor, KeySource, Role
+from byok_core.identity import Actor, KeySource, Owner, Role
 from byok_core.models import AppSetting, ModelAllowlist, UsageRecord, User, table
 from byok_core.providers import Provider, ProviderKind
 from byok_core.runtime import Runtime
@@ -61,8 +61,8 @@ def set_rate_limits(rt: Runtime, actor: Actor, per_user: int | None, per_team: i
                 session.merge(AppSetting(name=name, value=str(int(value))))
             else:
                 session.execute(sa.delete(AppSetting).where(col(AppSetting.name) == name))
-        audit.record(session, actor.name, AuditAction.LIMITS_SET, "shared keys",
-                     f"{per_user or 'no limit'} per user, {per_team or 'no limit'} for the team, per minute")
+        audit.record(session, actor.name, AuditAction.LIMITS_SET,
+                     detail=f"{per_user or 'no limit'} per user, {per_team or 'no limit'} for the team, per minute")
 
 
 _MINE = _T.c.user_id == sa.bindparam("user_id")  # NULL (the CLI without --user) matches no row
@@ -124,8 +124,9 @@ def set_allowlist(rt: Runtime, actor: Actor, provider: Provider, patterns: list[
                                                         col(ModelAllowlist.provider) == provider))
         if kept:
             session.add(ModelAllowlist(subject=subject, provider=provider, patterns="\n".join(kept)))
-        audit.record(session, actor.name, AuditAction.MODELS_SET, f"{subject} {provider.value}",
-                     ", ".join(kept) or "any model")
+        whose = None if role is not None or user_id is None else Owner.user(user_id)
+        audit.record(session, actor.name, AuditAction.MODELS_SET,
+                     audit.Target(owner=whose, role=role, provider=provider), detail=", ".join(kept))
     return kept
 
 

@@ -142,7 +142,7 @@ class LoginTicket(SQLModel, table=True):
 
 
 class AuditEvent(SQLModel, table=True):
-    """Who did what to which key or account. Never holds a secret."""
+    """Who did what to which key, account or setting (``audit.record`` writes them). Never holds a secret."""
 
     __tablename__ = "audit_events"
 
@@ -150,8 +150,19 @@ class AuditEvent(SQLModel, table=True):
     ts: datetime = Field(default_factory=utcnow, index=True)
     actor: str = Field(max_length=80)  # username, or "operator" for the CLI
     action: str = Field(max_length=40)
-    target: str = Field(default="", max_length=200)
-    detail: str = Field(default="", max_length=500)
+    # what the event is about (audit.Target); NULL where its action has no use for a field
+    owner_kind: OwnerKind | None = Field(default=None, sa_column=enum_column(OwnerKind, 8, nullable=True))
+    owner_id: int | None = None
+    username: str | None = Field(default=None, max_length=64)
+    role: Role | None = Field(default=None, sa_column=enum_column(Role, 16, nullable=True))
+    provider: Provider | None = Field(default=None, sa_column=enum_column(Provider, 32, nullable=True))
+    key_row_id: str | None = Field(default=None, max_length=32)
+    mask: str | None = Field(default=None, max_length=16)
+    model: str | None = Field(default=None, max_length=120)
+    usd: float | None = None  # the budget or price set
+    detail: str = Field(default="", max_length=500)  # the rest, in words, shown as written (see AuditAction)
+    # An event from before migration 0010 whose target was in no form a release wrote: that text, kept.
+    old_target: str | None = Field(default=None, max_length=200)
 
 
 # ix_usage_cube after its day expression: the usage page's dimensions, then every metric it sums.

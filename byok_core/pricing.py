@@ -161,7 +161,7 @@ def set_search_price(rt: Runtime, actor: Actor, provider: Provider, usd: float) 
         raise ValidationError("Search prices are USD per request, from 0 up to 100.")
     with Session(rt.engine) as session, session.begin():
         session.merge(AppSetting(name=_setting_name(provider), value=repr(float(usd))))
-        audit.record(session, actor.name, AuditAction.PRICE_SET, f"search {provider.value}", repr(float(usd)))
+        audit.record(session, actor.name, AuditAction.PRICE_SET, audit.Target(provider=provider), usd=float(usd))
 
 
 def _model_setting(provider: Provider, model: str) -> str:
@@ -200,5 +200,5 @@ def set_model_price(rt: Runtime, actor: Actor, provider: Provider, model: str, u
         else:
             session.merge(AppSetting(name=name, value=json.dumps({"provider": provider.value, "model": model,
                                                                    "usd": float(usd)})))
-        audit.record(session, actor.name, AuditAction.PRICE_SET, f"model {provider.value} {model}",
-                     "removed" if usd is None else repr(float(usd)))
+        audit.record(session, actor.name, AuditAction.PRICE_SET, audit.Target(provider=provider, model=model),
+                     usd=None if usd is None else float(usd))

@@ -18,7 +18,7 @@ from byok_core.crypto import Keyring
 from byok_core.errors import DecryptionError, MasterKeyError
 from byok_core.identity import OwnerKind
 from byok_core.masterkey import FORGET_HINT, KeyringSource
-from byok_core.models import ApiKey, AppSetting, rowcount
+from byok_core.models import ApiKey, AppSetting
 from byok_core.providers import Provider
 
 if TYPE_CHECKING:
@@ -140,8 +140,8 @@ def rotate(rt: Runtime, dry_run: bool = False) -> VaultReport:
                 continue
             if not dry_run:
                 row.ciphertext = seal_value(rt.keyring, plain, row)
-                audit.record(session, "operator", AuditAction.KEY_ROTATE, f"{where(row)} {row.id}",
-                             f"from master key {row.key_id} to {primary}")
+                audit.record(session, "operator", AuditAction.KEY_ROTATE, audit.Target.key(row, row.mask),
+                             detail=f"from master key {row.key_id} to {primary}")
                 row.key_id = primary
             report.rotated += 1
     return report
@@ -161,8 +161,11 @@ def forget_unreadable(rt: Runtime, *, dry_run: bool = False) -> list[tuple[str, 
     gone: list[tuple[str, str]] = []
     for row_id, place, why in report.unreadable:
         with Session(rt.engine) as session, session.begin():
-            if rowcount(session.execute(sa.delete(ApiKey).where(col(ApiKey.id) == row_id))):
-                audit.record(session, "operator", AuditAction.KEY_DELETE, f"{place} {row_id}",
-                             f"forgotten: no configured master key opens it ({why})")
+            deleted = session.execute(sa.delete(ApiKey).where(col(ApiKey.id) == row_id).returning(
+                col(ApiKey.id), col(ApiKey.owner_kind), col(ApiKey.owner_id), col(ApiKey.provider), col(ApiKey.mask),
+            )).first()
+            if deleted is not None:
+                audit.record(session, "operator", AuditAction.KEY_DELETE, audit.Target.key(deleted, deleted.mask),
+                             detail=f"forgotten: no configured master key opens it ({why})")
                 gone.append((row_id, place))
     return gone

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from byok_core.audit import AuditAction
+from byok_core.audit import AuditAction, Target
 from byok_core.errors import CallStatus
-from byok_core.identity import KeySource, Role
+from byok_core.identity import KeySource, Owner, Role
 from byok_core.providers import Provider, ProviderKind
 
 if TYPE_CHECKING:
@@ -106,6 +106,7 @@ AUDIT = {
     AuditAction.LIMITS_SET: "set the rate limits",
     AuditAction.MODELS_SET: "chose the models on shared keys",
     AuditAction.ALERTS_SET: "changed the alert webhook",
+    AuditAction.ALERTS_ROTATE: "re-encrypted the alert webhook under the new master key",
     AuditAction.PRICE_SET: "changed a price",
 }
 
@@ -119,160 +120,120 @@ def audit_action(action: str) -> str:
         return action
 
 
-# --- audit events as sentences (issue 11: the Admin page's audit log) ---------------------------
-# An event's target and detail are written by the module that records it (keys.py: "team brave
-# <row id>" and "mask sk-…ab12"; accounts.py: the username; budgets.py: "team" or "user 5"; ...).
-# A target or detail not in the form its action writes gives the action's plain words alone.
+# --- audit events as sentences (the Admin page's audit log) -------------------------------------
+# Made from an event's fields (audit.Target, the amount set, the detail shown as written). An event
+# without the fields its action needs, or from before migration 0010 in no form a release wrote
+# (its ``old_target``), reads as the action's plain words.
 
 _ACTORS = {"operator": "An operator (command line)", "system": "The app", "setup": "First-run setup",
            "oidc": "Single sign-on"}
-_KEY_VERBS = {AuditAction.KEY_STORE: "saved", AuditAction.KEY_DELETE: "deleted"}
+_A_ROLE = {Role.ADMIN: "an admin", Role.MEMBER: "a member"}
+_ROLES = {Role.ADMIN: "admins", Role.MEMBER: "members"}
 
 
-def _owner_of(tokens: list[str], names: Mapping[int, str], actor: str) -> tuple[str, list[str]] | None:
-    """The owner at the start of a target ("team", "user 5", "team:0", "user:5") as a possessive
-    ("the team's", "bob's", "their own"), and the tokens after it."""
-    if not tokens:
+def _whose(owner: Owner | None, names: Mapping[int, str], actor: str) -> str | None:
+    """An owner as a possessive: "the team's", "bob's", "their own" (the actor's), "a removed account's"."""
+    if owner is None:
         return None
-    head, rest = tokens[0], tokens[1:]
-    if head == "team" or head.startswith("team:"):
-        return "the team's", rest
-    if head == "user" and rest and rest[0].isdigit():
-        user_id, rest = int(rest[0]), rest[1:]
-    elif head.startswith("user:") and head[5:].isdigit():
-        user_id = int(head[5:])
-    else:
-        return None
-    name = names.get(user_id)
+    if owner.is_team:
+        return "the team's"
+    name = names.get(owner.id)
     if name is None:
-        return "a removed account's", rest
-    return ("their own" if name == actor else f"{name}'s"), rest
+        return "a removed account's"
+    return "their own" if name == actor else f"{name}'s"
 
 
-def _provider(value: str) -> Provider | None:
-    return next((p for p in Provider if p.value == value), None)
-
-
-def _is_username(target: str) -> bool:
-    return bool(target) and not any(c.isspace() for c in target)
-
-
-def _key_sentence(who: str, action: str, target: str, detail: str, names: Mapping[int, str],
-                  actor: str) -> str | None:
-    owned = _owner_of(target.split(), names, actor)
-    if owned is None or not owned[1] or len(owned[1]) > 2:
+def _key_sentence(who: str, event: AuditEvent, target: Target, whose: str | None) -> str | None:
+    if whose is None or target.provider is None:
         return None
-    owner, rest = owned
-    provider = _provider(rest[0])
-    if provider is None:
-        return None
-    key = f"{owner} {provider.label} key"
-    mask = detail[5:] if detail.startswith("mask ") else ""
-    if action in _KEY_VERBS:
-        return f"{who} {_KEY_VERBS[AuditAction(action)]} {key}" + (f" {mask}" if mask else "")
-    if action == AuditAction.KEY_REPLACE:
-        return f"{who} replaced {key}" + (f" with {mask}" if mask else "")
-    if action == AuditAction.KEY_ROTATE:
-        return f"{who} re-encrypted {key} under the new master key"
-    if action == AuditAction.KEY_DECRYPT_FAILED:
-        return f"{who} could not decrypt {key}" + (f": {detail}" if detail else "")
-    words = next((w for a, w in AUDIT.items() if a.value == action), None)  # an action added later
-    return f"{who} {words}: {key}" + (f" {mask}" if mask else "") if words else None
-
-
-def _user_sentence(who: str, action: str, target: str, detail: str, actor: str) -> str | None:
-    if not _is_username(target):
-        return None
-    if action == AuditAction.USER_CREATE:
-        role = "an admin" if detail.startswith("role admin") else "a member" if detail.startswith("role member") else ""
-        return f"{who} created {target}'s account" + (f" as {role}" if role else "")
-    if action == AuditAction.USER_DISABLE:
-        return f"{who} disabled {target}'s account"
-    if action == AuditAction.USER_ENABLE:
-        return f"{who} enabled {target}'s account"
-    if action == AuditAction.USER_ROLE:
-        role = "an admin" if detail.startswith("role admin") else "a member" if detail.startswith("role member") else ""
-        if not role:
-            return None
-        why = (" because their single sign-on sent no groups" if "no " in detail and "claim" in detail
-               else " from their single sign-on groups" if "single sign-on" in detail else "")
-        return f"{who} made {target} {role}{why}"
-    if action == AuditAction.USER_PASSWORD:
-        return f"{target} changed their password" if actor == target else f"{who} set a new password for {target}"
-    if action == AuditAction.USER_THROTTLED:
-        tries = detail.split()[0] if detail.split() and detail.split()[0].isdigit() else "several"
-        return f"Sign-ins to {target}'s account were slowed down after {tries} failed tries"
-    if action == AuditAction.USER_RENAME and detail.startswith("from ") and _is_username(detail[5:]):
-        return f"{who} renamed {detail[5:]} to {target}"
+    key = f"{whose} {target.provider.label} key"
+    mask = f" {target.mask}" if target.mask else ""
+    note = f" ({event.detail})" if event.detail else ""
+    match event.action:
+        case AuditAction.KEY_STORE:
+            return f"{who} saved {key}{mask}{note}"
+        case AuditAction.KEY_DELETE:
+            return f"{who} deleted {key}{mask}{note}"
+        case AuditAction.KEY_REPLACE:
+            return f"{who} replaced {key}" + (f" with{mask}" if mask else "") + note
+        case AuditAction.KEY_ROTATE:
+            return f"{who} re-encrypted {key} under the new master key"
+        case AuditAction.KEY_DECRYPT_FAILED:
+            return f"{who} could not decrypt {key}" + (f": {event.detail}" if event.detail else "")
     return None
 
 
-def _settings_sentence(who: str, action: str, target: str, detail: str, names: Mapping[int, str],
-                       actor: str) -> str | None:
-    if action in (AuditAction.BUDGET_SET, AuditAction.BUDGET_CLEAR):
-        owned = _owner_of(target.split(), names, actor)
-        if owned is None or owned[1]:
-            return None
-        if action == AuditAction.BUDGET_CLEAR:
-            return f"{who} removed {owned[0]} budget on shared keys"
-        return f"{who} set {owned[0]} budget on shared keys to {detail}" if detail else None
-    if action == AuditAction.LIMITS_SET:
-        return f"{who} set the rate limits on shared keys" + (f": {detail}" if detail else "")
-    if action == AuditAction.MODELS_SET:
-        subject, _, provider_id = target.partition(" ")
-        provider = _provider(provider_id)
-        if provider is None or not detail:
-            return None
-        if subject.startswith("role:"):
-            whom = {"admin": "admins", "member": "members"}.get(subject[5:])
-        else:
-            owned = _owner_of([subject], names, actor)
-            whom = owned[0].removesuffix("'s").replace("their own", "themselves") if owned else None
-        if whom is None:
-            return None
-        if detail == "any model":
-            return f"{who} let {whom} use any {provider.label} model on shared keys"
-        return f"{who} let {whom} use only these {provider.label} models on shared keys: {detail}"
-    if action == AuditAction.PRICE_SET:
-        return _price_sentence(who, target, detail)
-    if action == AuditAction.ALERTS_SET and detail:
-        return f"{who} removed the budget alert webhook" if detail == "removed" else (
-            f"{who} set the budget alert webhook to an address at {detail}")
+def _account_sentence(who: str, event: AuditEvent, target: Target) -> str | None:
+    name, detail = target.username, event.detail
+    if name is None:
+        return None
+    match event.action:
+        case AuditAction.USER_CREATE:
+            return f"{who} created {name}'s account" + (f" as {_A_ROLE[target.role]}" if target.role else "")
+        case AuditAction.USER_DISABLE:
+            return f"{who} disabled {name}'s account"
+        case AuditAction.USER_ENABLE:
+            return f"{who} enabled {name}'s account"
+        case AuditAction.USER_ROLE if target.role is not None:
+            return f"{who} made {name} {_A_ROLE[target.role]}" + (f" {detail}" if detail else "")
+        case AuditAction.USER_PASSWORD:
+            return f"{name} changed their password" if event.actor == name else f"{who} set a new password for {name}"
+        case AuditAction.USER_THROTTLED:
+            return f"Sign-ins to {name}'s account were slowed down after {detail or 'several failed tries'}"
+        case AuditAction.USER_RENAME if detail:
+            return f"{who} renamed {detail} to {name}"
     return None
 
 
-def _price_sentence(who: str, target: str, detail: str) -> str | None:
-    """pricing.py writes "search <provider>" or "model <provider> <model>", and the USD or "removed"."""
-    kind, _, rest = target.partition(" ")
-    provider_id, _, model = rest.partition(" ")
-    provider = _provider(provider_id)
-    try:
-        price = "" if detail == "removed" else usd(float(detail))
-    except ValueError:
-        return None
-    if provider is None:
-        return None
-    if kind == "search" and not model and price:
-        return f"{who} set the price of a {provider.label} request to {price}"
-    if kind == "model" and model:
-        return (f"{who} set the per-call price of {provider.label} model {model} to {price}" if price
-                else f"{who} removed the per-call price of {provider.label} model {model}")
+def _setting_sentence(who: str, event: AuditEvent, target: Target, whose: str | None) -> str | None:
+    detail, amount = event.detail, event.usd
+    match event.action:
+        case AuditAction.BUDGET_SET if whose is not None and amount is not None:
+            return f"{who} set {whose} budget on shared keys to ${amount:,.2f} a month"
+        case AuditAction.BUDGET_CLEAR if whose is not None:
+            return f"{who} removed {whose} budget on shared keys"
+        case AuditAction.LIMITS_SET:
+            return f"{who} set the rate limits on shared keys" + (f": {detail}" if detail else "")
+        case AuditAction.MODELS_SET if target.provider is not None:
+            whom = (_ROLES[target.role] if target.role is not None else
+                    None if whose is None else whose.removesuffix("'s").replace("their own", "themselves"))
+            if whom is None:
+                return None
+            if not detail:
+                return f"{who} let {whom} use any {target.provider.label} model on shared keys"
+            return f"{who} let {whom} use only these {target.provider.label} models on shared keys: {detail}"
+        case AuditAction.PRICE_SET if target.provider is not None:
+            return _price_sentence(who, target.provider, target.model, amount)
+        case AuditAction.ALERTS_SET:
+            return (f"{who} set the budget alert webhook to an address at {detail}" if detail
+                    else f"{who} removed the budget alert webhook")
+        case AuditAction.ALERTS_ROTATE:
+            return f"{who} re-encrypted the budget alert webhook under the new master key"
     return None
+
+
+def _price_sentence(who: str, provider: Provider, model: str | None, amount: float | None) -> str | None:
+    """A search provider's price per request (never removed), or a chat model's per call (None: removed)."""
+    if model is None:
+        return None if amount is None else f"{who} set the price of a {provider.label} request to {usd(amount)}"
+    if amount is None:
+        return f"{who} removed the per-call price of {provider.label} model {model}"
+    return f"{who} set the per-call price of {provider.label} model {model} to {usd(amount)}"
 
 
 def audit_sentence(event: AuditEvent, names: Mapping[int, str] | None = None) -> str:
     """An audit event as one sentence: "admin saved the team's Brave key sk-…ab12".
 
-    ``names`` maps user ids to usernames (keys and budgets name their owner by id)."""
-    names = names or {}
-    actor, action, target, detail = event.actor, event.action, event.target or "", event.detail or ""
-    who = _ACTORS.get(actor, actor)
-    sentence = (_key_sentence(who, action, target, detail, names, actor) if action.startswith("key.")
-                else _user_sentence(who, action, target, detail, actor) if action.startswith("user.")
-                else _settings_sentence(who, action, target, detail, names, actor))
-    if sentence is None:
-        sentence = f"{who} renamed an account" if action == AuditAction.USER_RENAME else f"{who} {audit_action(action)}"
-    return sentence
+    ``names`` maps user ids to usernames (keys, budgets and model lists name their owner by id)."""
+    who = _ACTORS.get(event.actor, event.actor)
+    target = Target.of(event)
+    whose = _whose(target.owner, names or {}, event.actor)
+    sentence = (None if event.old_target is not None
+                else _key_sentence(who, event, target, whose) if event.action.startswith("key.")
+                else _account_sentence(who, event, target) if event.action.startswith("user.")
+                else _setting_sentence(who, event, target, whose))
+    return sentence or f"{who} {audit_action(event.action)}"
+
 
 # A key test's outcome on the Keys page, as in "Last test: the provider rejected the key".
 KEY_TEST = {

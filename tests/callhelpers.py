@@ -122,4 +122,5 @@ def seed_every_kind(rt, admin: tuple[str, str], member: tuple[str, str]) -> None
         conn.execute(sa.update(Message).where(col(Message.role) == "assistant").values(status=ReplyStatus.FAILED))
     with Session(rt.engine) as session, session.begin():
         for action in AuditAction:
-            audit.record(session, admin[0], action, "team brave 6d0eb0c1", "")
+            audit.record(session, admin[0], action, audit.Target(owner=Owner.team(), provider=Provider.BRAVE,
+                                                                 key_row_id="6d0eb0c1"))

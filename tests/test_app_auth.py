@@ -448,53 +448,69 @@ def test_the_admin_page_lists_names_that_collide_from_before(app, rt):
 def test_audit_events_read_as_sentences(rt):
     from byok_core import keys, words
     from byok_core.audit import AuditAction as A
-    from byok_core.identity import Actor, Owner
-    from byok_core.models import AuditEvent
-    from byok_core.providers import Provider
+    from byok_core.audit import Target
+    from byok_core.identity import Actor, Owner, Role
+    from byok_core.providers import Provider as P
 
     boss = make_user(rt, "admin", admin=True)
-    keys.store(rt, Actor.of(boss), Owner.team(), Provider.BRAVE, "brave-team-key-0123456789ab12")
+    keys.store(rt, Actor.of(boss), Owner.team(), P.BRAVE, "brave-team-key-0123456789ab12")
     stored = [e for e in audit.recent(rt) if e.action == A.KEY_STORE]
     assert [words.audit_sentence(e) for e in stored] == ["admin saved the team's Brave Search key bra…ab12"]
 
     names = {5: "bob", 1: "admin"}
+    bobs, team = Owner.user(5), Owner.team()
 
-    def said(actor: str, action: str, target: str = "", detail: str = "") -> str:
-        return words.audit_sentence(AuditEvent(actor=actor, action=action, target=target, detail=detail), names)
+    def said(actor: str, action: A, target: Target | None = None, **fields) -> str:
+        return words.audit_sentence(audit.event(actor, action, target or Target(), **fields), names)
 
-    assert said("bob", A.KEY_REPLACE, "user 5 openai 0a1b", "mask sk-…9f3c") == \
+    def key(owner: Owner, provider: P, mask: str | None = None) -> Target:
+        return Target(owner=owner, provider=provider, key_row_id="0a1b", mask=mask)
+
+    assert said("bob", A.KEY_REPLACE, key(bobs, P.OPENAI, "sk-…9f3c")) == \
         "bob replaced their own OpenAI key with sk-…9f3c"
-    assert said("admin", A.KEY_DELETE, "user 5 anthropic 0a1b", "mask sk-…9f3c") == \
+    assert said("admin", A.KEY_DELETE, key(bobs, P.ANTHROPIC, "sk-…9f3c")) == \
         "admin deleted bob's Anthropic key sk-…9f3c"
-    assert said("operator", A.KEY_ROTATE, "team:0 tavily 0a1b", "from master key a to b") == \
+    assert said("system", A.KEY_DELETE, key(bobs, P.ANTHROPIC, "sk-…9f3c"), detail="replaced more than 30 days ago") \
+        == "The app deleted bob's Anthropic key sk-…9f3c (replaced more than 30 days ago)"
+    assert said("operator", A.KEY_ROTATE, key(team, P.TAVILY), detail="from master key a to b") == \
         "An operator (command line) re-encrypted the team's Tavily key under the new master key"
-    assert said("system", A.KEY_DECRYPT_FAILED, "user:7 openai 0a1b", "wrong master key") == \
+    assert said("system", A.KEY_DECRYPT_FAILED, key(Owner.user(7), P.OPENAI), detail="wrong master key") == \
         "The app could not decrypt a removed account's OpenAI key: wrong master key"
-    assert said("setup", A.USER_CREATE, "admin", "role admin (first-run setup)") == \
+    assert said("setup", A.USER_CREATE, Target(username="admin", role=Role.ADMIN), detail="first-run setup") == \
         "First-run setup created admin's account as an admin"
-    assert said("oidc", A.USER_ROLE, "bob", "role admin (single sign-on groups)") == \
+    assert said("oidc", A.USER_ROLE, Target(username="bob", role=Role.ADMIN),
+                detail="from their single sign-on groups") == \
         "Single sign-on made bob an admin from their single sign-on groups"
-    assert said("bob", A.USER_PASSWORD, "bob") == "bob changed their password"
-    assert said("system", A.USER_THROTTLED, "bob", "3 failures") == \
+    assert said("admin", A.USER_ROLE, Target(username="bob", role=Role.MEMBER)) == "admin made bob a member"
+    assert said("admin", A.USER_DISABLE, Target(username="bob")) == "admin disabled bob's account"
+    assert said("bob", A.USER_PASSWORD, Target(username="bob")) == "bob changed their password"
+    assert said("admin", A.USER_PASSWORD, Target(username="bob")) == "admin set a new password for bob"
+    assert said("system", A.USER_THROTTLED, Target(username="bob"), detail="3 failed tries") == \
         "Sign-ins to bob's account were slowed down after 3 failed tries"
-    assert said("admin", "user.rename", "robert", "from bob") == "admin renamed bob to robert"
-    assert said("admin", A.BUDGET_SET, "user 5", "$25.00 a month") == \
+    assert said("admin", A.USER_RENAME, Target(username="robert"), detail="bob") == "admin renamed bob to robert"
+    assert said("admin", A.BUDGET_SET, Target(owner=bobs), usd=25) == \
         "admin set bob's budget on shared keys to $25.00 a month"
-    assert said("admin", A.BUDGET_CLEAR, "team") == "admin removed the team's budget on shared keys"
-    assert said("admin", A.MODELS_SET, "role:member openai", "gpt-4o-mini") == \
+    assert said("admin", A.BUDGET_CLEAR, Target(owner=team)) == "admin removed the team's budget on shared keys"
+    assert said("admin", A.LIMITS_SET, detail="5 per user, no limit for the team, per minute") == \
+        "admin set the rate limits on shared keys: 5 per user, no limit for the team, per minute"
+    assert said("admin", A.MODELS_SET, Target(role=Role.MEMBER, provider=P.OPENAI), detail="gpt-4o-mini") == \
         "admin let members use only these OpenAI models on shared keys: gpt-4o-mini"
-    assert said("admin", A.MODELS_SET, "user:5 anthropic", "any model") == \
+    assert said("admin", A.MODELS_SET, Target(owner=bobs, provider=P.ANTHROPIC)) == \
         "admin let bob use any Anthropic model on shared keys"
-    assert said("admin", A.ALERTS_SET, "webhook", "hooks.example.com") == \
+    assert said("admin", A.ALERTS_SET, detail="hooks.example.com") == \
         "admin set the budget alert webhook to an address at hooks.example.com"
-    assert said("admin", A.PRICE_SET, "search brave", "0.0075") == \
+    assert said("admin", A.ALERTS_SET) == "admin removed the budget alert webhook"
+    assert said("operator", A.ALERTS_ROTATE, detail="to master key 0a1b2c3d") == \
+        "An operator (command line) re-encrypted the budget alert webhook under the new master key"
+    assert said("admin", A.PRICE_SET, Target(provider=P.BRAVE), usd=0.0075) == \
         "admin set the price of a Brave Search request to $0.0075"
-    assert said("operator", A.PRICE_SET, "model openai my tuned model", "0.02") == \
+    assert said("operator", A.PRICE_SET, Target(provider=P.OPENAI, model="my tuned model"), usd=0.02) == \
         "An operator (command line) set the per-call price of OpenAI model my tuned model to $0.0200"
-    assert said("admin", A.PRICE_SET, "model anthropic x", "removed") == \
+    assert said("admin", A.PRICE_SET, Target(provider=P.ANTHROPIC, model="x")) == \
         "admin removed the per-call price of Anthropic model x"
-    # a target not in the form its action writes: the action's words alone, never the raw target
-    assert said("admin", A.PRICE_SET, "search brave", "removed") == said("admin", A.PRICE_SET, "model x y", "1") == \
-        said("admin", A.PRICE_SET, "model openai", "1") == "admin changed a price"
-    assert said("admin", A.USER_CREATE, "team brave 6d0eb0c1") == "admin created an account"
-    assert said("admin", A.BUDGET_SET, "team brave 6d0eb0c1") == "admin set a budget"
+    # an event without the fields its action needs: the action's words alone
+    assert said("admin", A.PRICE_SET, Target(provider=P.BRAVE)) == \
+        said("admin", A.PRICE_SET, Target(model="y"), usd=1) == "admin changed a price"
+    assert said("admin", A.USER_CREATE, key(team, P.BRAVE)) == "admin created an account"
+    assert said("admin", A.BUDGET_SET, key(team, P.BRAVE)) == "admin set a budget"
+    assert said("admin", A.USER_ROLE, Target(username="bob")) == "admin changed a role"

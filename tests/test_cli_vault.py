@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from callhelpers import runtime_with, sealed_by_version_1
 
-from byok_core import audit
+from byok_core import audit, words
 from byok_core.cli import main
 from byok_core.crypto import gen_key
 
@@ -143,6 +143,9 @@ def test_rotate_master_key_re_encrypts_the_alert_webhook(cli, environ):
     assert "alert webhook: already current" in cli("rotate-master-key", env=new)[1]
     with runtime_with(environ, ENCRYPTION_KEY=new["ENCRYPTION_KEY"], ENCRYPTION_KEY_FALLBACKS="") as rt:
         assert alerts.webhook(rt) == hook  # the old master key can go: the webhook still opens
+        assert [words.audit_sentence(e) for e in audit.recent(rt)] == [
+            "An operator (command line) re-encrypted the budget alert webhook under the new master key",
+            "An operator (command line) set the budget alert webhook to an address at hooks.example.com"]
     code, out, err = cli("rotate-master-key", env={"ENCRYPTION_KEY": gen_key()})  # it opens nothing stored
     assert code == 1 and "opens none of the 1 stored keys" in err and "hook-secret" not in out + err
     other = gen_key()  # a master key that opens a stored key, but not the webhook

@@ -329,8 +329,8 @@ def test_restore_swaps_the_replaced_key_back_and_is_audited(rt, people):
     assert keys.resolve(rt, alice.user_id, Provider.OPENAI).credential.secret.reveal() == ALICE_KEY
     event = audit.recent(rt.engine)[0]
     assert (event.actor, event.action) == ("alice", "key.replace")
-    assert event.detail == "mask sk-…1111 (a replaced key, restored)"
-    assert first.id in event.target
+    assert (event.mask, event.detail) == ("sk-…1111", "a replaced key, restored")
+    assert event.key_row_id == first.id
     keys.restore(rt, alice, owner, second.id)  # and back again
     secret = keys.resolve(rt, alice.user_id, Provider.OPENAI).credential.secret
     assert secret.reveal() == "sk-fake.alice-second-key-000000000000"
@@ -390,8 +390,9 @@ def test_replaced_keys_are_purged_after_30_days_and_audited(rt, people):
         assert session.get(ApiKey, old.id) is None
         assert session.get(ApiKey, bobs.id) is not None  # Bob's wait for his own list, a save or a full purge
     purge = [e for e in audit.recent(rt.engine) if e.actor == "system"]
-    assert [(e.action, e.detail) for e in purge] == [("key.delete", "mask sk-…1111, replaced more than 30 days ago")]
-    assert old.id in purge[0].target
+    assert [(e.action, e.mask, e.detail) for e in purge] == [
+        ("key.delete", "sk-…1111", "replaced more than 30 days ago")]
+    assert purge[0].key_row_id == old.id
     assert keys.purge_replaced(rt) == 1  # everyone's: Bob's old key
     assert keys.purge_replaced(rt) == 0
     with Session(rt.engine) as session:

@@ -443,8 +443,8 @@ def test_dotted_claim_names_reach_into_objects():
     assert roles.role_for({"realm_access.roles": ["ops"]}) is Role.ADMIN  # a claim really named so comes first
 
 
-def _role_events(rt) -> list[tuple[str, str, str]]:
-    return [(e.actor, e.target, e.detail) for e in audit.recent(rt) if e.action == "user.role"]
+def _role_events(rt) -> list[tuple[str, str | None, Role | None, str]]:
+    return [(e.actor, e.username, e.role, e.detail) for e in audit.recent(rt) if e.action == "user.role"]
 
 
 def test_sign_in_applies_the_groups_role_and_audits_changes_only(environ, rt):
@@ -461,8 +461,8 @@ def test_sign_in_applies_the_groups_role_and_audits_changes_only(environ, rt):
     finally:
         mapped.engine.dispose()
     assert _role_events(rt) == [
-        ("oidc", "boss@example.com", "role member (single sign-on: no 'groups' claim)"),
-        ("oidc", "ann@example.com", "role admin (single sign-on groups)"),
+        ("oidc", "boss@example.com", Role.MEMBER, "because their single sign-on sent no 'groups' claim"),
+        ("oidc", "ann@example.com", Role.ADMIN, "from their single sign-on groups"),
     ]
 
 

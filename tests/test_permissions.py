@@ -250,7 +250,7 @@ def test_a_member_changes_only_their_own_password(rt, world):
     accounts.change_own_password(rt, world.alice, "alice password", "alice's new password")
     assert accounts.authenticate(rt, "alice", "alice's new password").username == "alice"
     assert accounts.authenticate(rt, "bob", "bob password").username == "bob"  # there is no way to name another
-    assert (audit.recent(rt, limit=1)[0].actor, audit.recent(rt, limit=1)[0].target) == ("alice", "alice")
+    assert (audit.recent(rt, limit=1)[0].actor, audit.recent(rt, limit=1)[0].username) == ("alice", "alice")
     with pytest.raises(AuthError, match="current password is wrong"):
         accounts.change_own_password(rt, world.alice, "alice password", "a third password")
     with pytest.raises(PermissionDenied, match="signed-in user"):  # the operator has no account of its own
