@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 import streamlit as st
+from streamlit.errors import StreamlitPageNotFoundError
 
 from byok_core import replies, words
 from byok_core.adapters.base import SearchResult
@@ -65,7 +66,7 @@ def caption(record: CallRecord) -> str:
 def keys_link(label: str = "Open the Keys page") -> None:
     try:
         st.page_link(KEYS_PAGE, label=label, icon=":material/key:")
-    except Exception:  # the page is not in this user's navigation (never expected)
+    except StreamlitPageNotFoundError:  # not in this user's navigation (never expected)
         st.caption("Open the Keys page from the menu.")
 
 
