@@ -502,7 +502,7 @@ class Tab:
                                 additional_headers={"Cookie": self.cookie},
                                 max_size=None, open_timeout=TIMEOUT, ping_interval=None)
         self.upstream = self.ws.response.headers.get("X-Upstream", "")
-        run = await self._run("", (SIGNED_IN,), sent=sent)
+        run = await self._rerun("", (SIGNED_IN,), sent=sent)
         if SIGNED_IN not in run.marks:
             raise SystemExit("the first page is not signed in: the session cookie did not work")
         return run
@@ -515,7 +515,7 @@ class Tab:
     async def switch(self, name: str) -> Run:
         """Open a page from the menu (its URL has no query string)."""
         self.query = ""
-        return await self._run(self.pages[name], ())
+        return await self._rerun(self.pages[name], ())
 
     async def chat(self, tag: str, chunks: int) -> Run:
         """Send a message from the Chat page's input; the run's marks hold the reply's first and last words."""
@@ -526,10 +526,10 @@ class Tab:
         assert self.chat_input is not None, "no chat input on the Chat page"
         state = WidgetState(id=self.chat_input)
         state.chat_input_value.data = f"Load test message {tag}"
-        return await self._run(self.pages["Chat"], reply_words(tag, chunks), widgets=[state])
+        return await self._rerun(self.pages["Chat"], reply_words(tag, chunks), widgets=[state])
 
-    async def _run(self, page_hash: str, watch: Iterable[bytes], widgets: Iterable[Any] = (),
-                   sent: float | None = None) -> Run:
+    async def _rerun(self, page_hash: str, watch: Iterable[bytes], widgets: Iterable[Any] = (),
+                     sent: float | None = None) -> Run:
         from streamlit.proto.BackMsg_pb2 import BackMsg
         from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
