@@ -46,7 +46,7 @@ from urllib.parse import urlencode, urlsplit
 from alembic.util import CommandError
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
-from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Match, Route, compile_path
@@ -134,7 +134,7 @@ def _same_origin(request: Request) -> bool:
     return True
 
 
-async def _json_body(request: Request) -> dict | None:
+async def _json_body(request: Request) -> dict[str, Any] | None:
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
         return None
     body = await request.body()
@@ -359,7 +359,7 @@ class SignOnReturnsToPage(BaseHTTPMiddleware):
     that page instead, and drop the cookie. Only names of the app's pages are kept or followed, so
     the cookie cannot send anyone elsewhere."""
 
-    async def dispatch(self, request: Request, call_next: Any) -> Response:
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         response: Response = await call_next(request)
         if request.method != "GET":
             return response
@@ -398,7 +398,7 @@ def _page_of(referer: str | None, host: str) -> str | None:
 class SecurityHeaders(BaseHTTPMiddleware):
     """Conservative headers on every HTTP response (the websocket is not touched)."""
 
-    async def dispatch(self, request, call_next):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
