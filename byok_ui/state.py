@@ -25,9 +25,11 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import urlsplit
 
 import streamlit as st
+from streamlit.errors import StreamlitSecretNotFoundError
 
 from byok_core import accounts
 from byok_core.errors import ByokError, NotFoundError
@@ -59,17 +61,17 @@ class Ctx:
         return Actor.of(self.user)
 
 
-_run = threading.local()
+_this_run = threading.local()  # the shell's context for the page it runs in this thread
 
 
 @contextmanager
-def page_context(value: Ctx):
+def page_context(value: Ctx) -> Iterator[None]:
     """Make ``value`` the signed-in context while the shell runs the chosen page."""
-    _run.ctx = value
+    _this_run.ctx = value
     try:
         yield
     finally:
-        _run.ctx = None
+        _this_run.ctx = None
 
 
 def ctx() -> Ctx:
@@ -77,7 +79,7 @@ def ctx() -> Ctx:
 
     Deliberately not kept in session state: a page script run any other way (not through the
     shell's sign-in check and navigation) finds nothing here and stops."""
-    value = getattr(_run, "ctx", None)
+    value: Ctx | None = getattr(_this_run, "ctx", None)
     if value is None:
         st.stop()
     return value
@@ -89,7 +91,7 @@ def ctx() -> Ctx:
 def oidc_configured() -> bool:
     try:
         return "auth" in st.secrets
-    except Exception:  # no secrets file at all
+    except StreamlitSecretNotFoundError:  # no secrets file, or one that cannot be read
         return False
 
 
@@ -111,10 +113,7 @@ def _oidc_user(rt: Runtime) -> User | None:
 
 
 def _cookie_token() -> str | None:
-    try:
-        value = st.context.cookies.get(COOKIE_NAME)
-    except Exception:  # no browser request behind this session (AppTest)
-        return None
+    value = st.context.cookies.get(COOKIE_NAME)  # empty without a browser request behind this session
     return value if isinstance(value, str) else None
 
 
@@ -185,10 +184,7 @@ def _same_origin_cookie_token() -> str | None:
     token = _cookie_token()
     if not token:
         return None
-    try:
-        headers = st.context.headers
-    except Exception:  # no browser request behind this session (AppTest)
-        return None
+    headers = st.context.headers
     if len(_COOKIE_PAIR.findall(headers.get("Cookie") or "")) > 1:
         log.warning("byok: two %s cookies arrived (one was set by another page on this host); both ignored",
                     COOKIE_NAME)
@@ -285,7 +281,7 @@ def sign_out(rt: Runtime) -> None:
         st.logout()
 
 
-def _post_js(path: str, payload: dict) -> str:
+def _post_js(path: str, payload: dict[str, object]) -> str:
     body = json.dumps(json.dumps(payload))  # a JS string literal holding the JSON text
     return (
         "<script>fetch(" + json.dumps(path) + ", {method: 'POST', credentials: 'same-origin', "
@@ -348,5 +344,5 @@ def show_flash(name: str) -> None:
             st.error(message, icon=":material/error:")
 
 
-def fmt_time(value) -> str:
+def fmt_time(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else "never"
