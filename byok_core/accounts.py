@@ -501,11 +501,6 @@ def session_status(rt: Runtime, token: str | None,
     return user, None
 
 
-def user_for_session(rt: Runtime, token: str | None, now: datetime | None = None) -> User | None:
-    """The signed-in user for a cookie token, if the session is live and the account enabled."""
-    return session_status(rt, token, now)[0]
-
-
 def revoke_session(rt: Runtime, token: str | None) -> None:
     if not token:
         return

@@ -8,7 +8,7 @@ session and puts its token in session state before the first run::
     sign_in(at, rt, user)   # accounts.create_session + session_state[TOKEN_KEY]
     at.run()
 
-The shell then checks that token with ``accounts.user_for_session`` on every rerun exactly as it
+The shell then checks that token with ``accounts.session_status`` on every rerun exactly as it
 checks the cookie, so revoked sessions, disabled accounts and roles behave as in production.
 """
 

@@ -70,23 +70,23 @@ def test_disabled_user_cannot_sign_in_or_use_a_session(rt, alice):
     accounts.set_disabled(rt, Actor.operator(), "alice", True)
     with pytest.raises(AuthError):
         accounts.authenticate(rt, "alice", PASSWORD)
-    assert accounts.user_for_session(rt, token) is None
+    assert accounts.session_status(rt, token)[0] is None
     accounts.set_disabled(rt, Actor.operator(), "alice", False)
-    assert accounts.user_for_session(rt, token) is None  # ended, not paused: enabling does not revive it
+    assert accounts.session_status(rt, token)[0] is None  # ended, not paused: enabling does not revive it
     assert accounts.session_status(rt, token) == (None, None)  # nothing to tell a tab from before
-    assert accounts.user_for_session(rt, accounts.create_session(rt, alice)).id == alice.id
+    assert accounts.session_status(rt, accounts.create_session(rt, alice))[0].id == alice.id
 
 
 def test_sessions_expire_revoke_and_end_on_password_change(rt, alice):
     token = accounts.create_session(rt, alice)
-    assert accounts.user_for_session(rt, token).username == "alice"
-    assert accounts.user_for_session(rt, "forged-token") is None
-    assert accounts.user_for_session(rt, token, now=utcnow() + accounts.SESSION_TTL + timedelta(1)) is None
+    assert accounts.session_status(rt, token)[0].username == "alice"
+    assert accounts.session_status(rt, "forged-token")[0] is None
+    assert accounts.session_status(rt, token, now=utcnow() + accounts.SESSION_TTL + timedelta(1))[0] is None
     accounts.revoke_session(rt, token)
-    assert accounts.user_for_session(rt, token) is None
+    assert accounts.session_status(rt, token)[0] is None
     other = accounts.create_session(rt, alice)
     accounts.change_own_password(rt, Actor.of(alice), PASSWORD, "a brand new password")
-    assert accounts.user_for_session(rt, other) is None
+    assert accounts.session_status(rt, other)[0] is None
     with pytest.raises(AuthError):
         accounts.authenticate(rt, "alice", PASSWORD)
     assert accounts.authenticate(rt, "alice", "a brand new password").id == alice.id
@@ -152,7 +152,7 @@ def test_a_rename_keeps_the_account_and_frees_the_old_name(rt, alice):
     token = accounts.create_session(rt, alice)
     renamed = accounts.rename_user(rt, Actor.operator(), "ALICE", "Alicia")
     assert (renamed.id, renamed.username) == (alice.id, "Alicia")
-    assert accounts.user_for_session(rt, token).username == "Alicia"  # still signed in
+    assert accounts.session_status(rt, token)[0].username == "Alicia"  # still signed in
     assert accounts.authenticate(rt, "alicia", PASSWORD).id == alice.id
     assert accounts.find_user(rt, "alice") is None
     accounts.create_user(rt, Actor.operator(), "alice", "another password")  # the old name is free again

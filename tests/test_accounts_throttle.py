@@ -162,7 +162,7 @@ def test_password_change_or_disable_revokes_outstanding_tickets(rt, alice, chang
     assert accounts.redeem_login_ticket(rt, ticket, "b" * 43) is None
     # A ticket issued after the change (to the current user) works.
     fresh = accounts.issue_login_ticket(rt, accounts.get_user(rt, "alice"))
-    assert accounts.user_for_session(rt, accounts.redeem_login_ticket(rt, fresh, "b" * 43)).id == alice.id
+    assert accounts.session_status(rt, accounts.redeem_login_ticket(rt, fresh, "b" * 43))[0].id == alice.id
 
 
 def test_ticket_issued_before_a_password_change_is_refused_even_if_not_deleted(rt, alice):

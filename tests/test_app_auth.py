@@ -57,7 +57,7 @@ def test_first_run_setup_needs_the_printed_code(app, rt):
     at.button[0].click().run()
     assert not at.exception
     assert accounts.get_user(rt, "boss").is_admin
-    assert accounts.user_for_session(rt, at.session_state[TOKEN_KEY]).username == "boss"
+    assert accounts.session_status(rt, at.session_state[TOKEN_KEY])[0].username == "boss"
     assert at.title[0].value == "Chat"  # signed in, on the default page
 
 
@@ -80,7 +80,7 @@ def test_sign_in_with_one_generic_message(app, rt):
     assert not at.exception
     assert at.title[0].value == "Chat"
     token = at.session_state[TOKEN_KEY]
-    assert accounts.user_for_session(rt, token).username == "ann"
+    assert accounts.session_status(rt, token)[0].username == "ann"
     # the browser is told to fetch the HttpOnly cookie with a one-time ticket, never the token itself
     scripts = "".join(h.value for h in at.html)
     assert "/byok/session" in scripts and token not in scripts
@@ -94,7 +94,7 @@ def test_sign_out_revokes_the_session(app, rt):
     assert at.title[0].value == "Chat"
     at.button(key="shell_sign_out").click().run()
     assert not at.exception
-    assert accounts.user_for_session(rt, token) is None
+    assert accounts.session_status(rt, token)[0] is None
     assert "Sign in" in [b.label for b in at.button]
     assert "/byok/signout" in "".join(h.value for h in at.html)
 
@@ -137,8 +137,8 @@ def test_change_password_keeps_this_tab_signed_in(app, rt):
     at.button[0].click().run()
     assert not at.exception
     assert at.success and "Password changed" in at.success[0].value
-    assert accounts.user_for_session(rt, old_token) is None
-    assert accounts.user_for_session(rt, at.session_state[TOKEN_KEY]).username == "dee"
+    assert accounts.session_status(rt, old_token)[0] is None
+    assert accounts.session_status(rt, at.session_state[TOKEN_KEY])[0].username == "dee"
     accounts.authenticate(rt, "dee", "new password 2")
 
 

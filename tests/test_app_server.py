@@ -47,7 +47,7 @@ def test_ticket_becomes_an_httponly_lax_session_cookie_once(client, rt, alice):
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/" in cookie and "Max-Age=" in cookie
     assert "Secure" not in cookie  # plain http: a Secure cookie would be dropped
     assert r.headers["cache-control"] == "no-store" and r.headers["x-frame-options"] == "DENY"
-    assert accounts.user_for_session(rt, _cookie_token(r)).id == alice.id
+    assert accounts.session_status(rt, _cookie_token(r))[0].id == alice.id
     assert ticket not in cookie
     again = client.post("/byok/session", json={"ticket": ticket, "binding": BINDING})
     assert again.status_code == 400 and "set-cookie" not in again.headers
@@ -61,7 +61,7 @@ def test_ticket_is_stored_hashed_and_any_replica_can_redeem_it(rt, alice, enviro
     from byok_core.startup import open_runtime
 
     other_replica = open_runtime(environ)
-    assert accounts.user_for_session(rt, accounts.redeem_login_ticket(other_replica, ticket, BINDING)).id == alice.id
+    assert accounts.session_status(rt, accounts.redeem_login_ticket(other_replica, ticket, BINDING))[0].id == alice.id
 
 
 def test_secure_over_https_or_when_forced(app, rt, alice, monkeypatch):
@@ -112,7 +112,7 @@ def test_signout_revokes_the_cookie_session_and_clears_it(client, rt, alice):
     assert r.status_code == 204
     cookie = r.headers["set-cookie"]
     assert cookie.startswith(f'{COOKIE_NAME}=""') and "Max-Age=0" in cookie and "HttpOnly" in cookie
-    assert accounts.user_for_session(rt, token) is None
+    assert accounts.session_status(rt, token)[0] is None
 
 
 @pytest.mark.parametrize("binding", [None, "", "short", "x" * 44, "not base64url!" * 3, 12345])

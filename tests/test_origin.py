@@ -124,8 +124,8 @@ def test_sign_out_from_another_origin_leaves_the_cookie_s_session_alone(rt, monk
     foreign = {"Origin": "http://127.0.0.1:9999", "Host": "127.0.0.1:8501"}
     monkeypatch.setattr(state.st, "context", SimpleNamespace(headers=foreign, cookies={}))
     state.sign_out(rt)
-    assert accounts.user_for_session(rt, token).id == victim.id
+    assert accounts.session_status(rt, token)[0].id == victim.id
     monkeypatch.setattr(state.st, "context", SimpleNamespace(headers={**foreign, "Origin": "http://127.0.0.1:8501"},
                                                              cookies={}))
     state.sign_out(rt)  # from the app's own page the same sign-out ends it
-    assert accounts.user_for_session(rt, token) is None
+    assert accounts.session_status(rt, token)[0] is None
