@@ -44,6 +44,9 @@ def tab_title(page_title: str) -> str:
 
 
 
+_ADDRESSES = [DEFAULT.url_path, *(p.url_path for p in PAGE_SPECS[1:]), *SIGNED_OUT_PATHS]  # every page's
+
+
 def _stand_in(script: str, title: str, icon: str, url_path: str, *, default: bool = False) -> st.Page:
     return st.Page(PAGES / script, title=title, icon=icon, url_path=url_path, default=default)
 
@@ -55,8 +58,16 @@ def signed_out_pages(rt: Runtime) -> list[st.Page]:
         script, title, icon = "setup.py", "First-run setup", ":material/rocket_launch:"
     else:
         script, title, icon = "sign_in.py", "Sign in", ":material/login:"
-    paths = [DEFAULT.url_path, *(p.url_path for p in PAGE_SPECS[1:]), *SIGNED_OUT_PATHS]
-    return [_stand_in(script, title, icon, path, default=path == DEFAULT.url_path) for path in paths]
+    return [_stand_in(script, title, icon, path, default=path == DEFAULT.url_path) for path in _ADDRESSES]
+
+
+def _awaiting() -> None:
+    st.caption("Signing you in…")
+
+
+def awaiting_pages() -> list[st.Page]:
+    """Every page's address, for the one run that waits for the browser's answer (``state.awaiting_browser``)."""
+    return [st.Page(_awaiting, title=APP_NAME, url_path=path, default=path == DEFAULT.url_path) for path in _ADDRESSES]
 
 
 def _not_for_your_role(spec: PageSpec) -> Callable[[], None]:
@@ -118,6 +129,9 @@ def main() -> None:
     rt = open_or_explain()
     user = state.current_user(rt)
     state.emit_cookie_actions()
+    if user is None and state.awaiting_browser():
+        st.navigation(awaiting_pages(), position="hidden").run()
+        return
     if user is None:
         page = st.navigation(signed_out_pages(rt), position="hidden")
         st.set_page_config(page_title=tab_title(page.title))

@@ -44,6 +44,7 @@ _TICKET_KEY = "_byok_pending_ticket"
 _SIGNOUT_KEY = "_byok_pending_signout"
 _ENDED_KEY = "_byok_session_ended"  # why this tab's session ended (accounts.SessionEnd)
 _SIGNED_OUT_HERE_KEY = "_byok_signed_out_here"  # this tab signed out: its stale cookie needs no explaining
+_AWAITING_KEY = "_byok_awaiting_browser"
 _COOKIE_PAIR = re.compile(r"(?:^|;)\s*" + re.escape(COOKIE_NAME) + r"=")
 
 log = logging.getLogger(__name__)
@@ -218,11 +219,12 @@ def _cookie_session(rt: Runtime) -> str | None:
     keep ports apart, and the attacker knows their own cookie) carries a session bound to a secret
     that only this site's own pages could have put in this browser's localStorage."""
     token = _same_origin_cookie_token()
-    if token is None:
+    if token is None or st.session_state.get(_SIGNED_OUT_HERE_KEY):  # this tab's own cookie, on its way out
         return None
     binding = _browser_binding()
-    if binding is None:
-        st.stop()  # nothing is drawn until the page has answered, a moment later
+    if binding is None:  # the page answers a moment later, which runs the script again
+        st.session_state[_AWAITING_KEY] = True
+        return None
     if accounts.session_bound_to(rt, token, binding):
         st.session_state[TOKEN_KEY] = token
         return token
@@ -249,6 +251,12 @@ def current_user(rt: Runtime) -> User | None:
             st.session_state[_ENDED_KEY] = ended
         user = _oidc_user(rt)
     return user
+
+
+def awaiting_browser() -> bool:
+    """Whether this run waits for the page to prove it is the browser that signed in (``_cookie_session``):
+    the shell then draws nothing but keeps the address, so the answer's run opens the page asked for."""
+    return bool(st.session_state.pop(_AWAITING_KEY, False))
 
 
 def signed_out_reason() -> str | None:

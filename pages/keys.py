@@ -3,10 +3,14 @@
 import streamlit as st
 
 from byok_core.identity import Owner
+from byok_core.md import md_escape
 from byok_ui import keys_panel, state
 
 c = state.ctx()
 st.title("Keys", anchor=False)
+# whose account this tab is in, before anything is saved: a key pasted here pays for that account's calls
+st.info(f"Signed in as **{md_escape(c.user.username)}**: the keys you save here are {md_escape(c.user.username)}'s.",
+        icon=":material/account_circle:")
 st.caption(
     "Keys are encrypted at rest and write-only: after saving you only see a mask. A key is tested with its "
     "provider before it is saved, and a replaced key can be restored for 30 days. Your own key is used "

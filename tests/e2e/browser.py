@@ -3,10 +3,13 @@ state (a script run finished, an element shown), never fixed sleeps."""
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from appserver import wait_for
@@ -74,12 +77,23 @@ def session_cookie(context: BrowserContext) -> dict:
                     "the session cookie")
 
 
+def sign_in_by_cookie(context: BrowserContext, url: str, rt: Runtime, user: User) -> None:
+    """Sign ``context`` in as ``user`` without the sign-in form (only the sign-in tests use it): a
+    real session from the core (``accounts.create_session``) in the cookie the form's request would
+    have set, bound to the secret the form's page would have put in this browser's localStorage
+    (``accounts.session_bound_to``). The next page loaded is signed in."""
+    binding = secrets.token_urlsafe(32)
+    token = accounts.create_session(rt, user, binding=binding)
+    parts = urlsplit(url)
+    origin = json.dumps(f"{parts.scheme}://{parts.netloc}")
+    context.add_init_script(f"if (location.origin === {origin}) localStorage.setItem('byok_binding', "
+                            f"{json.dumps(binding)});")
+    context.add_cookies([{"name": COOKIE, "value": token, "url": url, "httpOnly": True, "sameSite": "Lax"}])
+
+
 def open_signed_in(page: Page, url: str, rt: Runtime, user: User, path: str = "/") -> None:
-    """Open ``url + path`` signed in as ``user`` without the sign-in form (only the sign-in tests use
-    it): a real session from the core (``accounts.create_session``) in the cookie the form's request
-    would have set."""
-    token = accounts.create_session(rt, user)
-    page.context.add_cookies([{"name": COOKIE, "value": token, "url": url, "httpOnly": True, "sameSite": "Lax"}])
+    """Open ``url + path`` signed in as ``user`` (``sign_in_by_cookie``)."""
+    sign_in_by_cookie(page.context, url, rt, user)
     page.goto(url + path)
     expect(page.get_by_test_id("stSidebarNav")).to_be_attached()  # signed in (on a phone, in the closed menu)
     idle(page)
