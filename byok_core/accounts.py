@@ -83,8 +83,8 @@ def _find(session: Session, name: str | None) -> User | None:
     holds the plain key). A later one's ``<key>#<id>`` is never matched by a typed name."""
     typed = _typed(name)
     key = User.key_of(typed)
-    if not _USERNAME.match(typed) or "#" in key:  # no account has such a name (NUL, spaces, ...): not even asked
-        return None
+    if not typed or "#" in key or any(unicodedata.category(c) == "Cc" for c in typed):
+        return None  # no account has such a name; PostgreSQL cannot even be asked about a NUL
     rows = session.exec(select(User).where(sa.or_(col(User.username) == typed, col(User.username_key) == key))).all()
     return next((u for u in rows if u.username == typed), rows[0] if rows else None)
 
