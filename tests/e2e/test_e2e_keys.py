@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from browser import idle, nav, no_errors, open_signed_in
+from browser import idle, no_errors, open_signed_in
 from playwright.sync_api import Locator, Page, expect
 
 from byok_core import accounts, keys
@@ -26,16 +26,18 @@ _names = itertools.count(1)
 
 @pytest.fixture
 def person(server, page, rt, openai):
-    """A member signed in on the Chat page; the provider answers normally."""
+    """A member of the test's own, and ``keys_page()``: the Keys page opened signed in as her (by a
+    session cookie), its OpenAI card. The provider answers normally."""
     name = f"keys{next(_names)}"
     user = accounts.create_user(rt, Actor.operator(), name, "member password 1")
-    open_signed_in(page, server.url, rt, user)
-    return page, user
 
+    def keys_page() -> Locator:
+        open_signed_in(page, server.url, rt, user, "/keys")
+        expect(page.get_by_role("heading", name="Keys", exact=True).first).to_be_visible()
+        no_errors(page)
+        return page.locator(".st-key-mykeys_openai_card")
 
-def keys_page(page: Page) -> Locator:
-    nav(page, "Keys")
-    return page.locator(".st-key-mykeys_openai_card")
+    return page, user, keys_page
 
 
 def fill(card: Locator, key: str, label: str) -> None:
@@ -58,10 +60,10 @@ def no_key_on_the_page(page: Page, *secrets: str) -> None:
 
 
 def test_a_good_key_is_tested_then_saved(person, rt, openai):
-    page, user = person
+    page, user, keys_page = person
     good = f"sk-e2e-good-{user.username}-0123456789-a1b2"
     openai.expect_key = good
-    card = keys_page(page)
+    card = keys_page()
     card.get_by_text("Add key").click()
     fill(card, good, "work")
     expect(card.get_by_text("Saved the OpenAI key sk-…a1b2 and tested it: 3 models visible.")).to_be_visible()
@@ -75,11 +77,11 @@ def test_a_good_key_is_tested_then_saved(person, rt, openai):
 
 
 def test_a_bad_key_is_refused_and_the_old_one_stays_active(person, rt, openai):
-    page, user = person
+    page, user, keys_page = person
     good, bad = f"sk-e2e-good-{user.username}-0123456789-c3d4", f"sk-e2e-typo-{user.username}-0123456789-e5f6"
     keys.store(rt, Actor.of(user), Owner.user(user.id), Provider.OPENAI, good, label="work")
     openai.expect_key = good
-    card = keys_page(page)
+    card = keys_page()
     card.get_by_text("Replace key").click()
     fill(card, bad, "new laptop")
     expect(card.get_by_text("Not saved: OpenAI rejected the key sk-…e5f6, so check that you copied all of it; "
@@ -96,10 +98,10 @@ def test_a_bad_key_is_refused_and_the_old_one_stays_active(person, rt, openai):
 
 
 def test_an_unreachable_provider_offers_save_without_testing(person, rt, openai):
-    page, user = person
+    page, user, keys_page = person
     key = f"sk-e2e-spare-{user.username}-0123456789-a7b8"
     openai.status = 503
-    card = keys_page(page)
+    card = keys_page()
     card.get_by_text("Add key").click()
     fill(card, key, "spare")
     expect(card.get_by_text("Not saved yet: the key sk-…a7b8 could not be tested because OpenAI cannot be "
@@ -118,12 +120,12 @@ def test_an_unreachable_provider_offers_save_without_testing(person, rt, openai)
 
 
 def test_restore_brings_back_the_replaced_key(person, rt):
-    page, user = person
+    page, user, keys_page = person
     first, second = (f"sk-e2e-first-{user.username}-0123456789-1111",
                      f"sk-e2e-second-{user.username}-0123456789-2222")
     keys.store(rt, Actor.of(user), Owner.user(user.id), Provider.OPENAI, first, label="work")
     keys.store(rt, Actor.of(user), Owner.user(user.id), Provider.OPENAI, second)
-    card = keys_page(page)
+    card = keys_page()
     expect(card.get_by_text("Saved key sk-…2222")).to_contain_text("“work”")  # the label carried over
     card.get_by_role("button", name="Restore the key sk-…1111 replaced less than a day ago").click()
     expect(card.get_by_text("The OpenAI key sk-…1111 is in use again, and the key sk-…2222 it replaced can be "
@@ -138,10 +140,10 @@ def test_restore_brings_back_the_replaced_key(person, rt):
 
 
 def test_delete_asks_on_the_card_with_cancel(person, rt):
-    page, user = person
+    page, user, keys_page = person
     key = f"sk-e2e-gone-{user.username}-0123456789-9d9d"
     keys.store(rt, Actor.of(user), Owner.user(user.id), Provider.OPENAI, key)
-    card = keys_page(page)
+    card = keys_page()
     card.get_by_role("button", name="Delete").click()
     expect(card.get_by_text("Delete the OpenAI key sk-…9d9d? This cannot be undone.")).to_be_visible()
     card.get_by_role("button", name="Cancel").click()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import pytest
-from browser import idle, nav, no_errors, open_signed_in, session_cookie, sign_in
+from browser import idle, nav, no_errors, open_signed_in, session_cookie, sign_in, sign_in_by_cookie
 from playwright.sync_api import Page, expect
 
 from byok_core import accounts
@@ -72,7 +72,7 @@ def test_a_signed_out_deep_link_signs_in_to_that_page(server, page):
 
 
 def test_a_member_opening_an_admin_page_reads_one_sentence(server, page, rt, people):
-    open_signed_in(page, server.url, rt, people[MEMBER[0]])
+    sign_in_by_cookie(page.context, server.url, rt, people[MEMBER[0]])
     for path, title in (("/admin", "Admin"), ("/budgets", "Budgets")):
         page.goto(server.url + path)
         expect(page.get_by_text(f"Only admins can open the {title} page; ask an admin if you need something "
@@ -119,7 +119,7 @@ def test_no_request_leaves_the_app_while_it_loads(server, page):
 def test_an_unknown_address_says_so_in_a_sentence_instead_of_a_pop_up(server, page, rt, people, signed_in,
                                                                      address):
     if signed_in:
-        open_signed_in(page, server.url, rt, people[MEMBER[0]])
+        sign_in_by_cookie(page.context, server.url, rt, people[MEMBER[0]])
     page.goto(server.url + address)  # a typo of /chat; a page's address with more after it
     expect(page.get_by_text(f"There is no page at {address}", exact=False)).to_be_visible()
     idle(page)
@@ -136,7 +136,7 @@ def test_an_unknown_address_says_so_in_a_sentence_instead_of_a_pop_up(server, pa
 
 
 def test_chat_s_own_address_opens_chat(server, page, rt, people):
-    open_signed_in(page, server.url, rt, people[MEMBER[0]])
+    sign_in_by_cookie(page.context, server.url, rt, people[MEMBER[0]])
     page.goto(server.url + "/chat")  # Streamlit serves the first page at / only
     expect(page.get_by_role("heading", name="Chat", exact=True)).to_be_visible()
     idle(page)
