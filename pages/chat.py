@@ -6,8 +6,9 @@ from datetime import datetime
 from functools import partial
 
 import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
 
-from byok_core import chat, keys, limits, replies, search, words
+from byok_core import chat, db, keys, limits, replies, search, words
 from byok_core import conversations as convs
 from byok_core.adapters import CHAT_ADAPTERS
 from byok_core.errors import ByokError, NotFoundError
@@ -16,6 +17,7 @@ from byok_core.md import md_escape, no_images
 from byok_core.models import ReplyStatus, saved_id
 from byok_core.providers import Provider, ProviderKind
 from byok_core.runtime import Runtime
+from byok_core.text import check_message
 from byok_ui import budget_view, chat_view, state
 
 c = state.ctx()
@@ -132,12 +134,17 @@ if prompt:
     try:
         if not request.model:
             raise ByokError("Choose or type a model first.")
+        check_message(prompt, convs.MAX_MESSAGE)  # before a new conversation is made for it
         if current is None:
             current = convs.create(rt, uid, convs.title_from(prompt), provider=request.provider, model=request.model)
             _open(current.id)
         replies.send(rt, uid, current.id, prompt, request)
-    except ByokError as exc:
-        state.flash("chat", str(exc), ok=False)
+    except (ByokError, SQLAlchemyError) as exc:
+        problem = exc if isinstance(exc, ByokError) else db.storage_error(exc)  # disk full, read-only, down
+        if problem is None:
+            raise
+        state.flash("chat", str(problem), ok=False)
+        st.session_state.chat_prompt = prompt  # what could not be sent stays in the box
 
 # --- sidebar: conversations ----------------------------------------------------------------
 with st.sidebar:

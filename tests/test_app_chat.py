@@ -310,3 +310,30 @@ def test_opening_a_conversation_picks_its_model_without_a_streamlit_warning(app,
         policies.removeHandler(handler)
     assert at.session_state["chat_model_anthropic"] == "claude-sonnet-4-5"
     assert not [w for w in warnings if "default value" in w], warnings
+
+
+def test_a_message_that_cannot_be_sent_stays_in_the_box_with_the_reason(app, rt, environ, monkeypatch):
+    ann = make_user(rt, "ann")
+    keys.store(rt, Actor.of(ann), Owner.user(ann.id), Provider.OPENAI, "sk-ann-key-1234")
+    with FakeProvider(Provider.OPENAI) as fake:
+        chat_env(environ, monkeypatch, fake)
+        at = page_as(rt, ann)
+        ask(at, "bell \x07 rings")  # refused before anything is stored or sent
+        assert "The message contains a control character" in at.error[0].value
+        assert at.chat_input(key="chat_prompt").value == "bell \x07 rings"
+        assert not any("chat" in r.path for r in fake.requests) and convs.list_conversations(rt, ann.id) == []
+
+
+def test_a_database_that_cannot_be_written_says_so_and_keeps_the_message(app, rt, environ, monkeypatch):
+    ann = make_user(rt, "ann")
+    with FakeProvider(Provider.OPENAI) as fake:
+        chat_env(environ, monkeypatch, fake)
+        at = page_as(rt, ann)
+
+        def full(*_args, **_kwargs):  # what SQLite says when the disk is full
+            raise sa.exc.OperationalError("INSERT", {}, Exception("database or disk is full"))
+
+        monkeypatch.setattr(convs, "create", full)
+        ask(at, "Hello there")
+        assert "disk is full" in at.error[0].value and not at.exception
+        assert at.chat_input(key="chat_prompt").value == "Hello there"
