@@ -11,7 +11,8 @@ import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 
-from byok_core import accounts, db
+from byok_core import db
+from byok_core.accounts import passwords
 from byok_core.adapters.base import close_shared_clients
 from byok_core.crypto import gen_key
 from byok_core.startup import open_runtime
@@ -39,8 +40,8 @@ _CHEAP_DUMMY = _CHEAP_HASHER.hash("not a real password")
 @pytest.fixture(autouse=True)
 def password_hashing(request, monkeypatch):
     if request.node.get_closest_marker("real_password_hashing") is None:
-        monkeypatch.setattr(accounts, "HASHER", _CHEAP_HASHER)
-        monkeypatch.setattr(accounts, "_DUMMY_HASH", _CHEAP_DUMMY)
+        monkeypatch.setattr(passwords, "HASHER", _CHEAP_HASHER)
+        monkeypatch.setattr(passwords, "DUMMY_HASH", _CHEAP_DUMMY)
 
 
 @pytest.fixture(autouse=True)

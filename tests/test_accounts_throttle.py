@@ -12,6 +12,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from byok_core import accounts
+from byok_core.accounts import passwords
 from byok_core.clock import utcnow
 from byok_core.errors import AuthError
 from byok_core.identity import Actor
@@ -99,7 +100,7 @@ def test_unknown_user_gets_the_same_answer_and_a_dummy_verification(rt, alice, v
     with pytest.raises(AuthError) as unknown:
         accounts.authenticate(rt, "mallory", "some password")
     assert str(unknown.value) == accounts.SIGN_IN_FAILED
-    assert verified[accounts._DUMMY_HASH] == 1 and verified[alice.password_hash] == 0
+    assert verified[passwords.DUMMY_HASH] == 1 and verified[alice.password_hash] == 0
 
 
 def test_a_disabled_account_is_told_so_only_after_its_right_password(rt, alice, verified):
@@ -225,5 +226,5 @@ def test_a_name_no_account_can_have_fails_like_an_unknown_one(rt, alice, verifie
     """A NUL in the name made PostgreSQL fail the lookup ("Something went wrong on the server")."""
     with pytest.raises(AuthError) as refused:
         accounts.authenticate(rt, typed, PASSWORD)
-    assert str(refused.value) == accounts.SIGN_IN_FAILED and verified[accounts._DUMMY_HASH] == 1
+    assert str(refused.value) == accounts.SIGN_IN_FAILED and verified[passwords.DUMMY_HASH] == 1
     assert accounts.find_user(rt, typed) is None

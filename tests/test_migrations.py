@@ -13,6 +13,7 @@ from alembic import command
 from callhelpers import sealed_by_version_1
 
 from byok_core import accounts, budgets, db, keys, vault
+from byok_core.accounts import passwords
 from byok_core.cli import main as cli_main_argv
 from byok_core.clock import utcnow
 from byok_core.errors import ValidationError
@@ -134,7 +135,7 @@ def test_the_revision_the_start_checks_is_the_newest_migration():
 def _add_user(conn, name: str) -> int:
     conn.execute(sa.text("INSERT INTO users (username, password_hash, role, disabled, created_at, "
                          "password_changed_at, failed_logins) VALUES (:n, :h, 'member', false, CURRENT_TIMESTAMP, "
-                         "CURRENT_TIMESTAMP, 0)"), {"n": name, "h": accounts.HASHER.hash(f"{name} password")})
+                         "CURRENT_TIMESTAMP, 0)"), {"n": name, "h": passwords.hash_password(f"{name} password")})
     return int(conn.execute(sa.text("SELECT id FROM users WHERE username = :n"), {"n": name}).scalar_one())
 
 

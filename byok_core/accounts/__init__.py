@@ -15,23 +15,17 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from byok_core import audit
+from byok_core.accounts.passwords import hash_password, needs_rehash, validate_password, verify, verify_dummy
 from byok_core.audit import AuditAction
 from byok_core.clock import utcnow
 from byok_core.errors import AuthError, NotFoundError, PermissionDenied, ValidationError
 from byok_core.identity import Actor, Role
 from byok_core.models import AppSetting, AuthSession, LoginTicket, User, rowcount, saved_id
 from byok_core.runtime import Runtime
-
-# OWASP's recommended Argon2id configuration (m=19 MiB, t=2, p=1): ~70 ms a hash on one core,
-# where argon2-cffi's default (64 MiB, p=4) takes ~450 ms here. tests/test_accounts.py pins the floor.
-HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
-_DUMMY_HASH = HASHER.hash("not a real password; equalizes timing for unknown users")
 
 SIGN_IN_FAILED = ("Sign-in failed: wrong username or password (after several failed tries, wait a few seconds "
                   "before the next one).")
@@ -94,20 +88,12 @@ def _taken(name: str) -> ValidationError:
                            "choose another.")
 
 
-def validate_password(password: str) -> str:
-    if not password or len(password) < 8:
-        raise ValidationError("Passwords need at least 8 characters.")
-    if len(password) > 1024:
-        raise ValidationError("Passwords can be at most 1024 characters.")
-    return password
-
-
 def create_user(rt: Runtime, actor: Actor, username: str, password: str, role: Role = Role.MEMBER) -> User:
     """A new account. Admins only (the CLI acts as ``Actor.operator()``)."""
     actor.check_admin("create accounts")
     username = validate_username(username)
     user = User(username=username, username_key=User.key_of(username),
-                password_hash=HASHER.hash(validate_password(password)), role=Role(role))
+                password_hash=hash_password(validate_password(password)), role=Role(role))
     try:
         with Session(rt.engine, expire_on_commit=False) as session, session.begin():
             session.add(user)
@@ -263,7 +249,7 @@ def set_password(rt: Runtime, actor: Actor, username: str, new_password: str) ->
 
 def _set_password(rt: Runtime, actor: Actor, username: str, new_password: str) -> None:
     """Every session and outstanding sign-in ticket of the user ends."""
-    digest = HASHER.hash(validate_password(new_password))
+    digest = hash_password(validate_password(new_password))
     _update_user(rt, actor, username, AuditAction.USER_PASSWORD, password_hash=digest, password_changed_at=utcnow(),
                  failed_logins=0, locked_until=None, ends=_delete_tickets)
 
@@ -274,7 +260,7 @@ def change_own_password(rt: Runtime, actor: Actor, old_password: str, new_passwo
         user = None if actor.user_id is None else session.get(User, actor.user_id)
     if user is None:
         raise PermissionDenied("Only a signed-in user can change their own password.")
-    if not _verify(user.password_hash, old_password):
+    if not verify(user.password_hash, old_password):
         raise AuthError("The current password is wrong.")
     _set_password(rt, actor, user.username, new_password)
 
@@ -300,7 +286,7 @@ def authenticate(rt: Runtime, username: str, password: str, now: datetime | None
     user = _claim_attempt(rt, username, password, now)
     if user is None:
         raise AuthError(SIGN_IN_FAILED)
-    if not _verify(user.password_hash, password):
+    if not verify(user.password_hash, password):
         if user.failed_logins >= FREE_ATTEMPTS:
             with Session(rt.engine) as session, session.begin():
                 # the delay runs from now, when the check ended (unless a newer attempt was counted since)
@@ -312,8 +298,8 @@ def authenticate(rt: Runtime, username: str, password: str, now: datetime | None
                                  detail=f"{user.failed_logins} failed tries")
         raise AuthError(SIGN_IN_FAILED)
     values: dict[str, Any] = {"failed_logins": 0, "locked_until": None}
-    if HASHER.check_needs_rehash(user.password_hash):
-        values["password_hash"] = HASHER.hash(password)
+    if needs_rehash(user.password_hash):
+        values["password_hash"] = hash_password(password)
     with Session(rt.engine) as session, session.begin():
         # Only while the password just checked is still the stored one. The update comes first, so
         # the row is locked (SQLite: the database) and ``disabled`` read below cannot go stale.
@@ -348,7 +334,7 @@ def _claim_attempt(rt: Runtime, username: str, password: str, now: datetime) -> 
         with Session(rt.engine, expire_on_commit=False) as session:
             user = _find(session, username)
         if user is None:
-            _verify(_DUMMY_HASH, password)
+            verify_dummy(password)
             return None
         if user.locked_until is not None and user.locked_until > now:
             return None
@@ -366,13 +352,6 @@ def _claim_attempt(rt: Runtime, username: str, password: str, now: datetime) -> 
             return user
         # Another attempt changed the row between our read and our update: read it again.
     return None  # the account is being hammered: treat this attempt as throttled
-
-
-def _verify(digest: str, password: str) -> bool:
-    try:
-        return HASHER.verify(digest, password or "")
-    except (VerificationError, InvalidHashError):
-        return False
 
 
 # --- sessions ------------------------------------------------------------------------------
@@ -533,7 +512,7 @@ def claim_first_admin(rt: Runtime, code: str, username: str, password: str) -> U
 
     The code is consumed in the same transaction, so two racing claims cannot both succeed."""
     username, password = validate_username(username), validate_password(password)
-    user = User(username=username, username_key=User.key_of(username), password_hash=HASHER.hash(password),
+    user = User(username=username, username_key=User.key_of(username), password_hash=hash_password(password),
                 role=Role.ADMIN)
     with Session(rt.engine, expire_on_commit=False) as session, session.begin():
         digest = _hash_token((code or "").strip().lower())
