@@ -27,19 +27,17 @@ def people(server):
 
     rt = open_runtime(server.env, migrate=False)
     try:
-        victim = accounts.create_user(rt, Actor.operator(), "victor", "victor-password-1", Role.MEMBER)
-        mallory = accounts.create_user(rt, Actor.operator(), "mallory", "mallory-password-1", Role.MEMBER)
-        # mallory's own cookie session, as her browser got it by signing in (bound to her browser)
-        token = accounts.create_session(rt, mallory, binding=secrets.token_urlsafe(32))
+        accounts.create_user(rt, Actor.operator(), "victor", "victor-password-1", Role.MEMBER)
+        return accounts.create_user(rt, Actor.operator(), "mallory", "mallory-password-1", Role.MEMBER)
     finally:
         rt.engine.dispose()
-    return victim, token
 
 
 @pytest.fixture
-def attacker(people) -> Iterator[str]:
-    """A page on another port of 127.0.0.1 that plants mallory's session cookie for the whole host."""
-    _, token = people
+def attacker(people, rt) -> Iterator[str]:
+    """A page on another port of 127.0.0.1 that plants, for the whole host, mallory's own live cookie
+    session, as her browser got it by signing in (bound to her browser)."""
+    token = accounts.create_session(rt, people, binding=secrets.token_urlsafe(32))
     script = (
         "for (let i = 0; i < 200; i++) document.cookie = `junk${i}=x; path=/`;"  # evict the oldest (HttpOnly) one
         f"document.cookie = {json.dumps(f'{COOKIE}={token}; path=/')};"
@@ -83,7 +81,7 @@ def test_a_planted_cookie_does_not_sign_a_signed_out_browser_in(server, page, at
     assert not any(c["name"] == COOKIE for c in page.context.cookies())
 
 
-def test_a_planted_cookie_never_moves_a_signed_in_browser_to_another_account(server, page, attacker, people):
+def test_a_planted_cookie_never_moves_a_signed_in_browser_to_another_account(server, page, attacker):
     sign_in(page, server.url, "victor", "victor-password-1")
     expect(page.get_by_text("Signed in as victor")).to_be_visible()
     _plant(page, attacker)
