@@ -132,14 +132,19 @@ def _functions(path: Path) -> list[str]:
 
 
 def _names_used(path: Path) -> set[str]:
-    """Every name the module refers to: variables, attributes, imported names."""
+    """Every name the module refers to: variables, attributes, imported names. A package's
+    ``__init__`` handing on its own modules' names is not a use (its callers' uses count)."""
+    tree = ast.parse(path.read_text())
+    package = _module_name(path) + "." if path.name == "__init__.py" else None
+    handed_on = {id(alias) for node in tree.body if isinstance(node, ast.ImportFrom) and package
+                 and (node.level or (node.module or "").startswith(package)) for alias in node.names}
     used: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Name):
             used.add(node.id)
         elif isinstance(node, ast.Attribute):
             used.add(node.attr)
-        elif isinstance(node, ast.alias):
+        elif isinstance(node, ast.alias) and id(node) not in handed_on:
             used.add(node.name.rpartition(".")[2])
     return used
 
