@@ -12,10 +12,11 @@ import pytest
 from argon2 import PasswordHasher
 
 from byok_core import accounts
-from byok_core.accounts import passwords
+from byok_core.accounts import passwords, sessions
 from byok_core.clock import utcnow
 from byok_core.errors import AuthError
 from byok_core.identity import Actor
+from byok_core.models import LoginTicket
 
 PASSWORD = "correct horse battery"
 PARALLEL = 24
@@ -173,8 +174,8 @@ def test_ticket_issued_before_a_password_change_is_refused_even_if_not_deleted(r
     accounts.set_password(rt, Actor.operator(), "alice", "a brand new password")
     ticket = "t" * 43
     with rt.engine.begin() as conn:
-        conn.execute(accounts.LoginTicket.__table__.insert().values(
-            ticket_hash=accounts._hash_token(ticket), user_id=alice.id,
+        conn.execute(LoginTicket.__table__.insert().values(
+            ticket_hash=sessions.hash_token(ticket), user_id=alice.id,
             expires_at=t_issue + accounts.LOGIN_TICKET_TTL))
     assert accounts.redeem_login_ticket(rt, ticket, "b" * 43) is None
 

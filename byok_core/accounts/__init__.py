@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import re
 import secrets
@@ -11,7 +9,6 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,12 +17,37 @@ from sqlmodel import Session, col, select
 
 from byok_core import audit
 from byok_core.accounts.passwords import hash_password, needs_rehash, validate_password, verify, verify_dummy
+from byok_core.accounts.sessions import (
+    LOGIN_TICKET_TTL,
+    SESSION_ENDED,
+    SESSION_TTL,
+    SessionEnd,
+    create_session,
+    delete_tickets,
+    end_sessions,
+    forget_sessions,
+    hash_token,
+    issue_login_ticket,
+    redeem_login_ticket,
+    revoke_session,
+    session_bound_to,
+    session_status,
+)
 from byok_core.audit import AuditAction
 from byok_core.clock import utcnow
 from byok_core.errors import AuthError, NotFoundError, PermissionDenied, ValidationError
 from byok_core.identity import Actor, Role
-from byok_core.models import AppSetting, AuthSession, LoginTicket, User, rowcount, saved_id
+from byok_core.models import AppSetting, User, rowcount, saved_id
 from byok_core.runtime import Runtime
+
+__all__ = [  # what the callers use, whichever module of the package holds it
+    "ACCOUNT_DISABLED", "FREE_ATTEMPTS", "LOGIN_TICKET_TTL", "MAX_DELAY", "SESSION_ENDED", "SESSION_TTL",
+    "SIGN_IN_FAILED", "USERNAME_RULES", "NameClash", "OidcRoles", "SessionEnd", "apply_oidc_role", "authenticate",
+    "change_own_password", "claim_first_admin", "create_session", "create_user", "find_user", "get_user",
+    "has_users", "issue_login_ticket", "issue_setup_code", "list_users", "name_clashes", "redeem_login_ticket",
+    "rename_user", "revoke_session", "session_bound_to", "session_status", "set_disabled", "set_password",
+    "set_role",
+]
 
 SIGN_IN_FAILED = ("Sign-in failed: wrong username or password (after several failed tries, wait a few seconds "
                   "before the next one).")
@@ -36,19 +58,12 @@ USERNAME_RULES = ("Usernames are 1 to 64 letters, digits, '.', '_', '@' or '-', 
 FREE_ATTEMPTS = 3  # failures before delays start
 VERIFY_LEASE = timedelta(seconds=30)  # an attempt that starts the delays holds the lock while it is checked
 MAX_DELAY = timedelta(minutes=15)
-SESSION_TTL = timedelta(days=14)
-LOGIN_TICKET_TTL = timedelta(seconds=60)
 SETUP_CODE_PREFIX = "setup_code."  # one row per code printed (each replica prints its own)
-_BINDING = re.compile(r"[A-Za-z0-9_-]{43}")  # 32 random bytes, base64url, as the page makes it
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 OIDC_ADMIN_GROUPS_ENV = "BYOK_OIDC_ADMIN_GROUPS"
 OIDC_GROUPS_CLAIM_ENV = "BYOK_OIDC_GROUPS_CLAIM"
 
 log = logging.getLogger(__name__)
-
-
-def _hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _typed(name: str | None) -> str:
@@ -143,22 +158,6 @@ def _update_user(rt: Runtime, actor: Actor, username: str, action: AuditAction, 
         audit.record(session, actor.name, action, audit.Target(username=user.username, role=values.get("role")))
 
 
-def _delete_tickets(session: Session, user_id: int) -> None:
-    session.execute(sa.delete(LoginTicket).where(col(LoginTicket.user_id) == user_id))
-
-
-def _end_sessions(session: Session, user_id: int) -> None:
-    """Revoke every session (kept, so an open tab is told its account was disabled) and ticket."""
-    session.execute(sa.update(AuthSession).where(col(AuthSession.user_id) == user_id,
-                                                 col(AuthSession.revoked_at).is_(None)).values(revoked_at=utcnow()))
-    _delete_tickets(session, user_id)
-
-
-def _forget_sessions(session: Session, user_id: int) -> None:
-    """Delete the sessions of an account being enabled: all ended when it was disabled."""
-    session.execute(sa.delete(AuthSession).where(col(AuthSession.user_id) == user_id))
-
-
 def rename_user(rt: Runtime, actor: Actor, username: str, new_name: str) -> User:
     """Give an account another name (its keys, conversations, usage and sessions stay with it). Admins only.
 
@@ -231,7 +230,7 @@ def set_disabled(rt: Runtime, actor: Actor, username: str, disabled: bool) -> No
     and sign-in ticket for good: enabling again deletes those sessions, it never revives them."""
     actor.check_admin("disable or enable accounts")
     action = AuditAction.USER_DISABLE if disabled else AuditAction.USER_ENABLE
-    _update_user(rt, actor, username, action, ends=_end_sessions if disabled else _forget_sessions,
+    _update_user(rt, actor, username, action, ends=end_sessions if disabled else forget_sessions,
                  not_self="disable or enable", disabled=disabled)
 
 
@@ -251,7 +250,7 @@ def _set_password(rt: Runtime, actor: Actor, username: str, new_password: str) -
     """Every session and outstanding sign-in ticket of the user ends."""
     digest = hash_password(validate_password(new_password))
     _update_user(rt, actor, username, AuditAction.USER_PASSWORD, password_hash=digest, password_changed_at=utcnow(),
-                 failed_logins=0, locked_until=None, ends=_delete_tickets)
+                 failed_logins=0, locked_until=None, ends=delete_tickets)
 
 
 def change_own_password(rt: Runtime, actor: Actor, old_password: str, new_password: str) -> None:
@@ -354,140 +353,6 @@ def _claim_attempt(rt: Runtime, username: str, password: str, now: datetime) -> 
     return None  # the account is being hammered: treat this attempt as throttled
 
 
-# --- sessions ------------------------------------------------------------------------------
-
-
-def _add_session(session: Session, user_id: int, expires_at: datetime, binding: str | None = None) -> str:
-    token = secrets.token_urlsafe(32)
-    session.add(AuthSession(token_hash=_hash_token(token), user_id=user_id, expires_at=expires_at,
-                            binding_hash=None if binding is None else _hash_token(binding)))
-    return token
-
-
-def valid_binding(binding: object) -> bool:
-    """A browser's binding secret as its page makes it (random, URL-safe base64, 43 characters)."""
-    return isinstance(binding, str) and bool(_BINDING.fullmatch(binding))
-
-
-def create_session(rt: Runtime, user: User, ttl: timedelta = SESSION_TTL, *, binding: str | None = None) -> str:
-    """A new random session token; only its SHA-256 is stored. ``binding``: the secret of the
-    browser that will carry it as a cookie (``session_bound_to``); None for a tab's own session."""
-    with Session(rt.engine) as session, session.begin():
-        return _add_session(session, saved_id(user.id), utcnow() + ttl, binding)
-
-
-def session_bound_to(rt: Runtime, token: str, binding: object) -> bool:
-    """Whether the cookie session ``token`` was started by the browser whose page holds ``binding``
-    (kept in that origin's localStorage, which a page on another port cannot read or write). A
-    cookie planted from elsewhere carries a session bound to another browser, or to none."""
-    if not valid_binding(binding):
-        return False
-    with Session(rt.engine) as session:
-        stored = session.execute(select(AuthSession.binding_hash)
-                                 .where(col(AuthSession.token_hash) == _hash_token(token))).scalar()
-    return stored is not None and hmac.compare_digest(stored, _hash_token(str(binding)))
-
-
-def issue_login_ticket(rt: Runtime, user: User) -> str:
-    """A one-time ticket, valid LOGIN_TICKET_TTL, that the browser exchanges for its cookie
-    (``redeem_login_ticket``). Stored hashed in the database, so any replica can redeem it.
-
-    Stored only while ``user`` still has the password it signed in with and is enabled: a password
-    change or disable that lands between the sign-in and this call leaves a ticket that redeems
-    to nothing (the browser then shows the sign-in page again)."""
-    ticket, now = secrets.token_urlsafe(32), utcnow()
-    with Session(rt.engine) as session, session.begin():
-        # The write comes first, so on SQLite this transaction holds the write lock from here on
-        # and the check below cannot go stale; on PostgreSQL the row lock does the same.
-        session.execute(sa.delete(LoginTicket).where(col(LoginTicket.expires_at) <= now))
-        current = session.execute(
-            select(User.password_hash, User.disabled).where(col(User.id) == user.id).with_for_update()
-        ).first()
-        if current is not None and current.password_hash == user.password_hash and not current.disabled:
-            session.add(LoginTicket(ticket_hash=_hash_token(ticket), user_id=saved_id(user.id),
-                                    expires_at=now + LOGIN_TICKET_TTL))
-    return ticket
-
-
-def redeem_login_ticket(rt: Runtime, ticket: str | None, binding: object = None,
-                        now: datetime | None = None) -> str | None:
-    """Use up a live ticket and start a new session for its user, bound to the browser's
-    ``binding`` secret: the cookie's token, else None (also for a missing or malformed binding).
-
-    A ticket issued before the user's last password change is refused (password changes and
-    disabling also delete outstanding tickets; this is the second line)."""
-    if not isinstance(ticket, str) or not 20 <= len(ticket) <= 100 or not valid_binding(binding):
-        return None
-    now = now or utcnow()
-    with Session(rt.engine) as session, session.begin():
-        row = session.get(LoginTicket, _hash_token(ticket))
-        if row is None:
-            return None
-        # Deleting (and counting) makes the ticket single-use even when two requests race.
-        used = rowcount(session.execute(sa.delete(LoginTicket).where(col(LoginTicket.ticket_hash) == row.ticket_hash)))
-        user = session.get(User, row.user_id)
-        if not used or row.expires_at <= now or user is None or user.disabled:
-            return None
-        if row.expires_at - LOGIN_TICKET_TTL < user.password_changed_at:  # issued before the change
-            return None
-        return _add_session(session, saved_id(user.id), now + SESSION_TTL, str(binding))
-
-
-class SessionEnd(StrEnum):
-    """Why a session that existed no longer signs anyone in (told to the browser that held it)."""
-
-    DISABLED = "disabled"
-    PASSWORD_CHANGED = "password_changed"
-    SIGNED_OUT = "signed_out"
-    EXPIRED = "expired"
-    NOT_THIS_BROWSER = "not_this_browser"  # a cookie this browser did not get by signing in here
-
-
-SESSION_ENDED = {
-    SessionEnd.DISABLED: "You were signed out because your account was disabled; ask an admin to enable it.",
-    SessionEnd.PASSWORD_CHANGED: "You were signed out because your password was changed; sign in with the new "
-                                 "password (if you did not change it, ask an admin).",
-    SessionEnd.SIGNED_OUT: "You were signed out in another tab or window; sign in again to go on.",
-    SessionEnd.EXPIRED: "Your sign-in expired after 14 days; sign in again to go on.",
-    SessionEnd.NOT_THIS_BROWSER: "This browser carried a sign-in that was not made here (another page on this "
-                                 "machine may have set it), so it was ignored; sign in again to go on.",
-}
-
-
-def session_status(rt: Runtime, token: str | None,
-                   now: datetime | None = None) -> tuple[User | None, SessionEnd | None]:
-    """The signed-in user for a session token, or why that session ended (None for a token that
-    never was one: nothing to tell)."""
-    if not token or len(token) > 200:
-        return None, None
-    now = now or utcnow()
-    with Session(rt.engine) as session:
-        row = session.exec(
-            select(User, AuthSession).join(AuthSession, col(AuthSession.user_id) == col(User.id))
-            .where(col(AuthSession.token_hash) == _hash_token(token))
-        ).first()
-    if row is None:
-        return None, None
-    user, auth = row
-    if user.disabled:
-        return None, SessionEnd.DISABLED
-    if auth.created_at < user.password_changed_at:
-        return None, SessionEnd.PASSWORD_CHANGED
-    if auth.revoked_at:
-        return None, SessionEnd.SIGNED_OUT
-    if auth.expires_at <= now:
-        return None, SessionEnd.EXPIRED
-    return user, None
-
-
-def revoke_session(rt: Runtime, token: str | None) -> None:
-    if not token:
-        return
-    with rt.engine.begin() as conn:
-        conn.execute(sa.update(AuthSession).where(col(AuthSession.token_hash) == _hash_token(token))
-                     .values(revoked_at=utcnow()))
-
-
 # --- first-run setup ----------------------------------------------------------------------
 
 
@@ -502,7 +367,7 @@ def issue_setup_code(rt: Runtime) -> str | None:
         return None
     code = "-".join(secrets.token_hex(3) for _ in range(3))
     with Session(rt.engine) as session, session.begin():
-        digest = _hash_token(code)
+        digest = hash_token(code)
         session.add(AppSetting(name=SETUP_CODE_PREFIX + digest[:32], value=digest))
     return code
 
@@ -515,7 +380,7 @@ def claim_first_admin(rt: Runtime, code: str, username: str, password: str) -> U
     user = User(username=username, username_key=User.key_of(username), password_hash=hash_password(password),
                 role=Role.ADMIN)
     with Session(rt.engine, expire_on_commit=False) as session, session.begin():
-        digest = _hash_token((code or "").strip().lower())
+        digest = hash_token((code or "").strip().lower())
         consumed = rowcount(session.execute(sa.delete(AppSetting).where(
             col(AppSetting.name) == SETUP_CODE_PREFIX + digest[:32], col(AppSetting.value) == digest,
         )))
