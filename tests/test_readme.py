@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 VARIABLE = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")  # how an environment variable's name looks
 NAME = re.compile(r"[a-z][a-z-]*")  # a subcommand in the Command line table (arguments are in capitals)
-NOT_VARIABLES = {"MAX_RESULTS": "a name in search.__all__", "SEARCH_PROVIDER": "a metavar of byok chat --search"}
+NOT_VARIABLES = {"SEARCH_PROVIDER": "a metavar of byok chat --search"}
 
 
 def _table(heading: str) -> list[list[str]]:
@@ -49,9 +49,17 @@ def _configuration() -> dict[str, tuple[str, str]]:
 
 
 def _variables_named_in(paths: list[Path]) -> set[str]:
-    """Every string in the code shaped like an environment variable's name."""
-    return {node.value for path in paths for node in ast.walk(ast.parse(path.read_text()))
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and VARIABLE.fullmatch(node.value)}
+    """Every string in the code shaped like an environment variable's name, but for the names in a
+    module's ``__all__`` (which are Python names, such as a constant's)."""
+    found = set()
+    for path in paths:
+        tree = ast.parse(path.read_text())
+        exported = {id(node) for stmt in tree.body if isinstance(stmt, ast.Assign)
+                    and any(isinstance(t, ast.Name) and t.id == "__all__" for t in stmt.targets)
+                    for node in ast.walk(stmt.value)}
+        found |= {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and id(node) not in exported
+                  and isinstance(node.value, str) and VARIABLE.fullmatch(node.value)}
+    return found
 
 
 def _variables_tests_read() -> set[str]:
