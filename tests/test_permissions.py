@@ -43,7 +43,7 @@ EXEMPT: dict[str, str] = {
     "accounts.sessions.revoke_session": "sign-out: the session's own token is the proof",
     "accounts.issue_setup_code": "first-run setup: only while no account exists",
     "accounts.claim_first_admin": "first-run setup: the code printed on the server's console is the proof",
-    "accounts.apply_oidc_role": "single sign-on: the identity provider's groups decide the role",
+    "accounts.sso.apply_oidc_role": "single sign-on: the identity provider's groups decide the role",
     "calls.prepare": _OWN,
     "chat.stream_chat": _OWN,
     "chat.list_models": _OWN,
