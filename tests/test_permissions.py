@@ -172,13 +172,15 @@ class Case:
 
 
 CASES = [
-    Case("accounts.create_user", lambda rt, a, w: accounts.create_user(rt, a, "carol", "carol password"),
+    Case("accounts.users.create_user", lambda rt, a, w: accounts.create_user(rt, a, "carol", "carol password"),
          AuditAction.USER_CREATE),
-    Case("accounts.rename_user", lambda rt, a, w: accounts.rename_user(rt, a, "bob", "robert"),
+    Case("accounts.users.rename_user", lambda rt, a, w: accounts.rename_user(rt, a, "bob", "robert"),
          AuditAction.USER_RENAME),
-    Case("accounts.set_disabled", lambda rt, a, w: accounts.set_disabled(rt, a, "bob", True), AuditAction.USER_DISABLE),
-    Case("accounts.set_role", lambda rt, a, w: accounts.set_role(rt, a, "bob", Role.ADMIN), AuditAction.USER_ROLE),
-    Case("accounts.set_password", lambda rt, a, w: accounts.set_password(rt, a, "bob", "bob's new password"),
+    Case("accounts.users.set_disabled", lambda rt, a, w: accounts.set_disabled(rt, a, "bob", True),
+         AuditAction.USER_DISABLE),
+    Case("accounts.users.set_role", lambda rt, a, w: accounts.set_role(rt, a, "bob", Role.ADMIN),
+         AuditAction.USER_ROLE),
+    Case("accounts.users.set_password", lambda rt, a, w: accounts.set_password(rt, a, "bob", "bob's new password"),
          AuditAction.USER_PASSWORD),
     Case("pricing.set_search_price", lambda rt, a, w: pricing.set_search_price(rt, a, Provider.BRAVE, 0.01),
          AuditAction.PRICE_SET),
@@ -201,12 +203,12 @@ CASES = [
     Case("keys.list_keys", lambda rt, a, w: keys.list_keys(rt, a, Owner.team()), None),
     Case("keytest.check", lambda rt, a, w: keytest.check(rt, a, Owner.team(), Provider.BRAVE), None),
 ]
-SELF_SERVICE = {"accounts.change_own_password"}  # takes an Actor and changes only that actor's own account
+SELF_SERVICE = {"accounts.users.change_own_password"}  # takes an Actor and changes only that actor's own account
 
 
 def test_every_function_that_commits_a_change_checks_an_actor_or_is_exempt_for_a_reason():
     found = committing_functions()
-    assert "accounts.create_user" in found and "keys.store" in found and "usage.summary" not in found  # sanity
+    assert "accounts.users.create_user" in found and "keys.store" in found and "usage.summary" not in found  # sanity
     unguarded = sorted(name for name, fn in found.items() if not _takes_actor(fn) and name not in EXEMPT)
     assert not unguarded, (f"{unguarded} commit changes without taking an Actor: take one and check it "
                            "(actor.check_admin / check_may_manage), or add them to EXEMPT with the reason")
