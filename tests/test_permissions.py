@@ -34,15 +34,15 @@ _TRANSACTION = {"begin", "commit", "begin_nested"}
 _OWN = "a person's own calls, conversations or replies, scoped by their user id (someone else's ids look absent)"
 _OPERATOR = "operator maintenance run by `byok` or at start-up, never from a page (no person to check)"
 EXEMPT: dict[str, str] = {
-    "accounts.authenticate": "sign-in: the password is the proof; counts failures for the throttle",
+    "accounts.signin.authenticate": "sign-in: the password is the proof; counts failures for the throttle",
     "accounts.sessions.create_session":
         "sign-in: called only after authenticate or single sign-on vouched for the user",
     "accounts.sessions.issue_login_ticket":
         "sign-in: the ticket a browser swaps for its cookie, for who just signed in",
     "accounts.sessions.redeem_login_ticket": "sign-in: the one-time ticket is the proof",
     "accounts.sessions.revoke_session": "sign-out: the session's own token is the proof",
-    "accounts.issue_setup_code": "first-run setup: only while no account exists",
-    "accounts.claim_first_admin": "first-run setup: the code printed on the server's console is the proof",
+    "accounts.setup.issue_setup_code": "first-run setup: only while no account exists",
+    "accounts.setup.claim_first_admin": "first-run setup: the code printed on the server's console is the proof",
     "accounts.sso.apply_oidc_role": "single sign-on: the identity provider's groups decide the role",
     "calls.prepare": _OWN,
     "chat.stream_chat": _OWN,
