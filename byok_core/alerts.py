@@ -117,6 +117,15 @@ def send(rt: Runtime, text: str) -> bool:
     return True
 
 
+def budget_reached(name: str | None, level: int, spent_usd: float, budget_usd: float, month: str) -> str:
+    """The alert that ``name``'s budget (None: the whole team's) reached ``level`` percent in ``month``
+    (100: used up, and shared-key calls are refused)."""
+    who = "The whole team's" if name is None else f"{name}'s"
+    verb = "is used up: shared-key calls are refused" if level >= 100 else f"has reached {level}%"
+    return (f"BYOK Dashboard: {who} monthly budget for shared keys {verb} "
+            f"(${spent_usd:,.2f} of ${budget_usd:,.2f} in {month}).")
+
+
 def notify(rt: Runtime, text: str) -> threading.Thread:
     """Send ``text`` in the background; failures are logged (without the URL), never raised."""
 

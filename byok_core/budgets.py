@@ -319,10 +319,8 @@ def announce(rt: Runtime, crossed: list[tuple[Owner, int]], month: str) -> None:
         budgets, spent = _budgets(conn, *(o for o, _ in crossed)), _spent(conn, month, (o for o, _ in crossed))
         names = _names(conn)
     for owner, level in crossed:
-        who = "The whole team's" if owner.is_team else f"{names.get(owner.id, f'User #{owner.id}')}'s"
-        verb = "is used up: shared-key calls are refused" if level >= 100 else f"has reached {level}%"
-        alerts.notify(rt, f"BYOK Dashboard: {who} monthly budget for shared keys {verb} "
-                          f"(${spent.get(owner, 0.0):,.2f} of ${budgets.get(owner, 0.0):,.2f} in {month}).")
+        name = None if owner.is_team else names.get(owner.id, f"User #{owner.id}")
+        alerts.notify(rt, alerts.budget_reached(name, level, spent.get(owner, 0.0), budgets.get(owner, 0.0), month))
 
 
 # --- reports and administration -----------------------------------------------------------------

@@ -313,6 +313,25 @@ def test_alerts_go_to_the_webhook_once_per_threshold_and_month(environ):
         receiver.close()
 
 
+def test_a_users_budget_alert_names_the_user(environ):
+    receiver = Receiver()
+    try:
+        with FakeProvider(Provider.BRAVE) as server, runtime_with(
+                environ, **server.env(), BRAVE_API_KEY=ENV_KEY, BYOK_ALLOW_PRIVATE_ENDPOINTS="1") as rt:
+            alerts.set_webhook(rt, ADMIN, receiver.url)
+            pricing.set_search_price(rt, Actor.operator(), Provider.BRAVE, 0.5)
+            mia = accounts.create_user(rt, ADMIN, "Mia", "mia password")
+            budgets.set_budget(rt, ADMIN, Owner.user(mia.id), 1)
+            for _ in range(2):  # 50%, then 100%: used up
+                run_search(rt, user_id=mia.id, provider=Provider.BRAVE, query="alerts")
+            join_alerts()
+            assert [b["text"] for b in receiver.bodies] == [
+                f"BYOK Dashboard: Mia's monthly budget for shared keys is used up: shared-key calls are refused "
+                f"($1.00 of $1.00 in {budgets.month_of(utcnow())})."]
+    finally:
+        receiver.close()
+
+
 @pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data", "http://[fd00:ec2::254]/hook",
                                  "http://metadata.google.internal./x"])
 def test_the_guard_refuses_a_metadata_webhook(environ, url):
