@@ -22,187 +22,50 @@ nor refused.
 from __future__ import annotations
 
 import importlib
-import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from byok_core import audit, db, limits
 from byok_core.audit import AuditAction
+from byok_core.budgets.lines import (
+    BudgetLine,
+    BudgetStatus,
+    check,
+    counted_against,
+    lines_for,
+    month_of,
+    month_spend,
+    monthly_budgets,
+    owned_by,
+    status,
+    usernames,
+    why_refused,
+)
 from byok_core.clock import utcnow
 from byok_core.errors import BudgetExceeded, ValidationError
 from byok_core.identity import Actor, KeySource, Owner, OwnerKind
-from byok_core.models import Budget, BudgetMonth, Reservation, UsageRecord, User, rowcount, saved_id, table
+from byok_core.models import Budget, BudgetMonth, Reservation, UsageRecord, rowcount, saved_id, table
 from byok_core.pricing import CostBound
 from byok_core.record import CallRecord
 from byok_core.runtime import Runtime
 
-log = logging.getLogger(__name__)
+__all__ = [  # what the callers use, whichever module of the package holds it
+    "RESERVATION_TTL", "Admission", "BudgetLine", "BudgetStatus", "Drift", "admitted", "alerting", "announce",
+    "budget_of", "charge_abandoned", "check", "clear_budget", "month_of", "reconcile", "set_budget", "settle",
+    "spend_report", "status",
+]
 
-WARN_AT = 0.8
 THRESHOLDS = (80, 100)  # percent of a budget at which admins are alerted, once per month each
 RESERVATION_TTL = timedelta(minutes=15)
 SHARED_SOURCES = [s for s in KeySource if s.shared]
 _T, _M, _R = table(UsageRecord), table(BudgetMonth), table(Reservation)
-
-
-def month_of(now: datetime) -> str:
-    """``now``'s calendar month in UTC, as the running figures key it: "2026-11"."""
-    return now.astimezone(UTC).strftime("%Y-%m")
-
-
-def _owners(user_id: int | None) -> tuple[Owner, ...]:
-    """The budgets a call by ``user_id`` counts against, team first (the order rows are locked in)."""
-    return (Owner.team(),) if user_id is None else (Owner.team(), Owner.user(user_id))
-
-
-def _whose(owner: Owner) -> str:
-    return "The team's" if owner.is_team else "Your"
-
-
-@dataclass(frozen=True)
-class BudgetLine:
-    """One budget (a user's or the team's) and this month's shared-key spend and open reservations."""
-
-    owner: Owner
-    name: str  # username, or "team"
-    budget_usd: float | None  # None: no budget set
-    spent_usd: float
-    reserved_usd: float = 0.0
-
-    @property
-    def used(self) -> float | None:
-        """Fraction of the budget spent (0 budget: fully used), or None without a budget."""
-        if self.budget_usd is None:
-            return None
-        return self.spent_usd / self.budget_usd if self.budget_usd else 1.0
-
-    @property
-    def left_usd(self) -> float | None:
-        """What is left to spend this month, reservations of calls in flight deducted."""
-        if self.budget_usd is None:
-            return None
-        return max(0.0, self.budget_usd - self.spent_usd - self.reserved_usd)
-
-    @property
-    def exceeded(self) -> bool:
-        return self.budget_usd is not None and self.spent_usd >= self.budget_usd
-
-    @property
-    def near(self) -> bool:
-        return self.used is not None and self.used >= WARN_AT
-
-    def describe(self) -> str:
-        return (f"{_whose(self.owner)} monthly budget for shared keys is {self.used:.0%} used "
-                f"(${self.spent_usd:,.2f} of ${self.budget_usd:,.2f}).")
-
-
-@dataclass(frozen=True)
-class BudgetStatus:
-    """The budgets that apply to someone's shared-key calls; ``warning`` is set from 80% on."""
-
-    lines: tuple[BudgetLine, ...]
-
-    @property
-    def warning(self) -> str | None:
-        near = [line.describe() for line in self.lines if line.near]
-        return " ".join([*near, "Your own API keys are not limited."]) if near else None
-
-    @property
-    def left(self) -> str:
-        """One sentence on what is left, for the pages' sidebars."""
-        parts = [f"{'the team' if line.owner.is_team else 'you'}: ${line.left_usd:,.2f} of "
-                 f"${line.budget_usd:,.2f}" for line in self.lines if line.budget_usd is not None]
-        return f"Left this month on shared keys ({'; '.join(parts)})."
-
-
-# --- reading ------------------------------------------------------------------------------------
-
-
-def _budgets(conn: sa.Connection, *owners: Owner) -> dict[Owner, float]:
-    """The monthly budgets set for ``owners`` (all budgets when none are named)."""
-    query = sa.select(col(Budget.owner_kind), col(Budget.owner_id), col(Budget.monthly_usd))
-    if owners:
-        query = query.where(sa.or_(*(_is(owner) for owner in owners)))
-    return {Owner(kind, owner_id): usd for kind, owner_id, usd in conn.execute(query)}
-
-
-def _spent(conn: sa.Connection, month: str, owners: Iterable[Owner] | None = None) -> dict[Owner, float]:
-    query = sa.select(_M.c.owner_kind, _M.c.owner_id, _M.c.spent_usd).where(_M.c.month == month)
-    if owners is not None:
-        query = query.where(sa.or_(*((_M.c.owner_kind == o.kind) & (_M.c.owner_id == o.id) for o in owners)))
-    return {Owner(kind, owner_id): float(spent) for kind, owner_id, spent in conn.execute(query)}
-
-
-def _lines(conn: sa.Connection, user_id: int | None, now: datetime) -> tuple[BudgetLine, ...]:
-    """The budgets on ``user_id``'s shared-key calls with this month's spend and open reservations:
-    one statement (a budget check is one round trip, whatever the size of the usage log)."""
-    b = table(Budget)
-    spent = (sa.select(_M.c.spent_usd).where(_M.c.owner_kind == b.c.owner_kind, _M.c.owner_id == b.c.owner_id,
-                                             _M.c.month == month_of(now)).scalar_subquery())
-    reserved = (sa.select(sa.func.coalesce(sa.func.sum(_R.c.amount_usd), 0.0))
-                .where(_R.c.expires_at > now,
-                       sa.or_(b.c.owner_kind == OwnerKind.TEAM.value, _R.c.user_id == b.c.owner_id))
-                .scalar_subquery())
-    owners = _owners(user_id)
-    rows = conn.execute(sa.select(b.c.owner_kind, b.c.owner_id, b.c.monthly_usd, spent, reserved)
-                        .where(sa.or_(*(_is(o) for o in owners)))).all()
-    found = {Owner(OwnerKind(kind), oid): (usd, got, held) for kind, oid, usd, got, held in rows}
-    return tuple(BudgetLine(o, "team" if o.is_team else "you", found[o][0], float(found[o][1] or 0.0),
-                            float(found[o][2])) for o in owners if o in found)
-
-
-def status(rt: Runtime, user_id: int | None, now: datetime | None = None) -> BudgetStatus | None:
-    """The budgets that apply to ``user_id``'s shared-key calls, or None when none does."""
-    with rt.engine.connect() as conn:
-        lines = _lines(conn, user_id, now or utcnow())
-    return BudgetStatus(lines) if lines else None
-
-
-def check(rt: Runtime, user_id: int | None, *calls: tuple[KeySource, CostBound | None],
-          now: datetime | None = None) -> BudgetStatus | None:
-    """A quick look before preparing calls, so a used-up budget is refused before anything starts.
-    ``calls``: who pays for each call about to be made, and its worst case (None: not checked). None
-    when every call is on an own key or no budget applies, else the BudgetStatus (one read for all
-    the calls). Raises BudgetExceeded as ``admit`` would (``admit`` decides, under its lock)."""
-    bounds = [bound for source, bound in calls if source.shared]
-    if not bounds:
-        return None
-    with rt.engine.connect() as conn:
-        lines = _lines(conn, user_id, now or utcnow())
-    for bound in bounds:
-        refusal = _refusal(lines, bound)
-        if refusal is not None:
-            raise BudgetExceeded(refusal[1])
-    return BudgetStatus(lines) if lines else None
-
-
-def _refusal(lines: Iterable[BudgetLine], bound: CostBound | None) -> tuple[BudgetLine | None, str] | None:
-    """Why a call must be refused, and the budget it would pass (None: its cost cannot be bounded)."""
-    for line in lines:
-        assert line.budget_usd is not None
-        if line.exceeded:
-            return line, (f"{_whose(line.owner)} monthly budget for shared (team or server) keys is used up "
-                          f"(${line.spent_usd:,.2f} of ${line.budget_usd:,.2f}); your own API keys keep working, "
-                          f"or ask an admin to raise the budget.")
-        if bound is None:
-            continue
-        if bound.usd is None:
-            return None, ("This model's price is unknown, so a call on a budgeted shared key cannot be kept within "
-                          "the budget; pick another model, use your own API key, or ask an admin to set a per-call "
-                          "price for it.")
-        if line.spent_usd + line.reserved_usd + bound.usd > line.budget_usd:
-            return line, (f"{_whose(line.owner)} monthly budget for shared keys has ${line.left_usd:,.2f} left of "
-                          f"${line.budget_usd:,.2f}, and this call could cost up to ${bound.usd:,.2f}; try a "
-                          f"shorter conversation or a cheaper model, use your own API key, or ask an admin to "
-                          f"raise the budget.")
-    return None
 
 
 # --- reserve, then settle -----------------------------------------------------------------------
@@ -261,10 +124,10 @@ def admit(conn: sa.Connection, record: CallRecord, bound: CostBound, now: dateti
     rows are locked), check the rate limits and every budget (spend + open reservations + this
     call's worst case), and reserve the worst case. Raises BudgetExceeded or SharedKeyLimit."""
     month = month_of(now)
-    _add(conn, _owners(record.user_id), month, 0.0)
+    _add(conn, counted_against(record.user_id), month, 0.0)
     limits.check_rate(conn, record.user_id, now)
-    lines = _lines(conn, record.user_id, now)
-    refusal = _refusal(lines, bound)
+    lines = lines_for(conn, record.user_id, now)
+    refusal = why_refused(lines, bound)
     if refusal is not None:
         raise _Refused(refusal[1], refusal[0])
     reservation_id = None
@@ -285,7 +148,7 @@ def settle(conn: sa.Connection, admission: Admission, record: CallRecord, charge
     if admission.reservation_id is not None:
         expired = _R.c.expires_at <= (now or utcnow())
         conn.execute(sa.delete(_R).where((_R.c.id == admission.reservation_id) | expired))
-    spent = _add(conn, _owners(record.user_id), admission.month, charge)
+    spent = _add(conn, counted_against(record.user_id), admission.month, charge)
     lines = tuple(replace(line, spent_usd=spent[line.owner]) for line in admission.lines)
     crossed = []
     for line in lines:
@@ -316,8 +179,9 @@ def announce(rt: Runtime, crossed: list[tuple[Owner, int]], month: str) -> None:
     from byok_core import alerts  # the webhook sender; only loaded when there is something to send
 
     with rt.engine.connect() as conn:
-        budgets, spent = _budgets(conn, *(o for o, _ in crossed)), _spent(conn, month, (o for o, _ in crossed))
-        names = _names(conn)
+        owners = [owner for owner, _ in crossed]
+        budgets, spent = monthly_budgets(conn, *owners), month_spend(conn, month, owners)
+        names = usernames(conn)
     for owner, level in crossed:
         name = None if owner.is_team else names.get(owner.id, f"User #{owner.id}")
         alerts.notify(rt, alerts.budget_reached(name, level, spent.get(owner, 0.0), budgets.get(owner, 0.0), month))
@@ -326,18 +190,14 @@ def announce(rt: Runtime, crossed: list[tuple[Owner, int]], month: str) -> None:
 # --- reports and administration -----------------------------------------------------------------
 
 
-def _names(conn: sa.Connection) -> dict[int, str]:
-    return {int(uid): str(name) for uid, name in conn.execute(sa.select(table(User).c.id, table(User).c.username))}
-
-
 def spend_report(rt: Runtime, now: datetime | None = None) -> list[BudgetLine]:
     """This month's shared-key spend and open reservations: the team first, then every user with a
     budget, spend or a call in flight."""
     now = now or utcnow()
     with rt.engine.connect() as conn:
-        spent = _spent(conn, month_of(now))
-        budgets = _budgets(conn)
-        names = _names(conn)
+        spent = month_spend(conn, month_of(now))
+        budgets = monthly_budgets(conn)
+        names = usernames(conn)
         reserved = {uid: float(total) for uid, total in conn.execute(
             sa.select(_R.c.user_id, sa.func.sum(_R.c.amount_usd)).where(_R.c.expires_at > now)
             .group_by(_R.c.user_id))}
@@ -375,7 +235,7 @@ def set_budget(rt: Runtime, actor: Actor, owner: Owner, monthly_usd: Any) -> Non
     actor.check_admin("change budgets")
     usd = to_cents(monthly_usd)
     with Session(rt.engine) as session, session.begin():
-        row = session.exec(select(Budget).where(_is(owner))).first() or Budget(
+        row = session.exec(select(Budget).where(owned_by(owner))).first() or Budget(
             owner_kind=owner.kind, owner_id=owner.id, monthly_usd=0)
         row.monthly_usd = usd
         session.add(row)
@@ -384,14 +244,14 @@ def set_budget(rt: Runtime, actor: Actor, owner: Owner, monthly_usd: Any) -> Non
 
 def budget_of(rt: Runtime, owner: Owner) -> float | None:
     with rt.engine.connect() as conn:
-        return _budgets(conn, owner).get(owner)
+        return monthly_budgets(conn, owner).get(owner)
 
 
 def clear_budget(rt: Runtime, actor: Actor, owner: Owner) -> bool:
     """Remove a budget; returns whether there was one."""
     actor.check_admin("change budgets")
     with Session(rt.engine) as session, session.begin():
-        removed = rowcount(session.execute(sa.delete(Budget).where(_is(owner))))
+        removed = rowcount(session.execute(sa.delete(Budget).where(owned_by(owner))))
         if removed:
             audit.record(session, actor.name, AuditAction.BUDGET_CLEAR, audit.Target(owner=owner))
     return bool(removed)
@@ -439,10 +299,6 @@ def reconcile(rt: Runtime, *, fix: bool = True) -> list[Drift]:
     return drifts
 
 
-def _is(owner: Owner) -> sa.ColumnElement[bool]:
-    return (col(Budget.owner_kind) == owner.kind) & (col(Budget.owner_id) == owner.id)
-
-
 def charge_abandoned(conn: sa.Connection, user_id: int | None, month: str, usd: float) -> None:
     """In ``conn``'s transaction: a shared-key call whose process died counts ``usd`` (its worst
     case) against its budgets, and one reservation it may have left of that amount is dropped."""
@@ -451,4 +307,4 @@ def charge_abandoned(conn: sa.Connection, user_id: int | None, month: str, usd: 
         _R.c.amount_usd == usd).limit(1)).scalar()
     if left is not None:
         conn.execute(sa.delete(_R).where(_R.c.id == left))
-    _add(conn, _owners(user_id), month, usd)
+    _add(conn, counted_against(user_id), month, usd)
