@@ -30,9 +30,9 @@ from types import ModuleType
 import pytest
 import sqlalchemy as sa
 from appserver import ROOT, RunningApp, answers, free_port, running_app, wait_for
-from browser import chromium, idle, nav, need_chromium, no_errors
+from browser import idle, nav, need_chromium, no_errors
 from fakeproviders import FakeProvider
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from byok_core import accounts, db
 from byok_core.crypto import gen_key
@@ -146,18 +146,6 @@ def proxy(tmp_path_factory, tools, replicas) -> Iterator[str]:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
-
-
-@pytest.fixture(scope="module")
-def browser(tools) -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
-
-
-
-
-
-
 
 
 def upstream(page: Page, proxy: str) -> str:
