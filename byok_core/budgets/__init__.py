@@ -26,14 +26,11 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
 
-from byok_core import audit, db, limits
-from byok_core.audit import AuditAction
+from byok_core import db, limits
+from byok_core.budgets.admin import alerting, budget_of, clear_budget, set_budget, spend_report
 from byok_core.budgets.lines import (
     BudgetLine,
     BudgetStatus,
@@ -43,15 +40,14 @@ from byok_core.budgets.lines import (
     month_of,
     month_spend,
     monthly_budgets,
-    owned_by,
     status,
     usernames,
     why_refused,
 )
 from byok_core.clock import utcnow
-from byok_core.errors import BudgetExceeded, ValidationError
-from byok_core.identity import Actor, KeySource, Owner, OwnerKind
-from byok_core.models import Budget, BudgetMonth, Reservation, UsageRecord, rowcount, saved_id, table
+from byok_core.errors import BudgetExceeded
+from byok_core.identity import KeySource, Owner, OwnerKind
+from byok_core.models import BudgetMonth, Reservation, UsageRecord, rowcount, saved_id, table
 from byok_core.pricing import CostBound
 from byok_core.record import CallRecord
 from byok_core.runtime import Runtime
@@ -185,76 +181,6 @@ def announce(rt: Runtime, crossed: list[tuple[Owner, int]], month: str) -> None:
     for owner, level in crossed:
         name = None if owner.is_team else names.get(owner.id, f"User #{owner.id}")
         alerts.notify(rt, alerts.budget_reached(name, level, spent.get(owner, 0.0), budgets.get(owner, 0.0), month))
-
-
-# --- reports and administration -----------------------------------------------------------------
-
-
-def spend_report(rt: Runtime, now: datetime | None = None) -> list[BudgetLine]:
-    """This month's shared-key spend and open reservations: the team first, then every user with a
-    budget, spend or a call in flight."""
-    now = now or utcnow()
-    with rt.engine.connect() as conn:
-        spent = month_spend(conn, month_of(now))
-        budgets = monthly_budgets(conn)
-        names = usernames(conn)
-        reserved = {uid: float(total) for uid, total in conn.execute(
-            sa.select(_R.c.user_id, sa.func.sum(_R.c.amount_usd)).where(_R.c.expires_at > now)
-            .group_by(_R.c.user_id))}
-    team = Owner.team()
-    users = {*(o.id for o in [*spent, *budgets] if not o.is_team), *(uid for uid in reserved if uid is not None)}
-    return [BudgetLine(team, "team", budgets.get(team), spent.get(team, 0.0), sum(reserved.values())),
-            *(BudgetLine(Owner.user(uid), names.get(uid, f"#{uid}"), budgets.get(Owner.user(uid)),
-                         spent.get(Owner.user(uid), 0.0), reserved.get(uid, 0.0))
-              for uid in sorted(users, key=lambda uid: names.get(uid, "")))]
-
-
-def alerting(rt: Runtime, now: datetime | None = None) -> list[BudgetLine]:
-    """The budgets at 80% or more this month, for the admins' banner."""
-    return [line for line in spend_report(rt, now) if line.near]
-
-
-def to_cents(amount: Any) -> float:
-    """A USD amount as whole cents, or ValidationError: budgets are kept and shown in cents."""
-    try:
-        value = Decimal(str(amount).strip().lstrip("$").replace(",", ""))
-    except InvalidOperation:
-        raise ValidationError("A monthly budget is an amount in USD, such as 25 or 12.50.") from None
-    if not value.is_finite() or not 0 <= value < Decimal("1e9"):
-        raise ValidationError("A monthly budget is an amount in USD, 0 or more.")
-    cents = value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    if value > 0 and cents == 0:  # $0.00 would refuse every shared-key call: the nearest budget that does not
-        cents = Decimal("0.01")
-    if cents != value:
-        raise ValidationError(f"Budgets are in whole cents: use ${cents:,.2f} instead of ${value}.")
-    return float(cents)
-
-
-def set_budget(rt: Runtime, actor: Actor, owner: Owner, monthly_usd: Any) -> None:
-    """Set a user's or the team's monthly budget, in whole cents. Admins only."""
-    actor.check_admin("change budgets")
-    usd = to_cents(monthly_usd)
-    with Session(rt.engine) as session, session.begin():
-        row = session.exec(select(Budget).where(owned_by(owner))).first() or Budget(
-            owner_kind=owner.kind, owner_id=owner.id, monthly_usd=0)
-        row.monthly_usd = usd
-        session.add(row)
-        audit.record(session, actor.name, AuditAction.BUDGET_SET, audit.Target(owner=owner), usd=usd)
-
-
-def budget_of(rt: Runtime, owner: Owner) -> float | None:
-    with rt.engine.connect() as conn:
-        return monthly_budgets(conn, owner).get(owner)
-
-
-def clear_budget(rt: Runtime, actor: Actor, owner: Owner) -> bool:
-    """Remove a budget; returns whether there was one."""
-    actor.check_admin("change budgets")
-    with Session(rt.engine) as session, session.begin():
-        removed = rowcount(session.execute(sa.delete(Budget).where(owned_by(owner))))
-        if removed:
-            audit.record(session, actor.name, AuditAction.BUDGET_CLEAR, audit.Target(owner=owner))
-    return bool(removed)
 
 
 @dataclass(frozen=True)
