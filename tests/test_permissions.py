@@ -51,7 +51,7 @@ EXEMPT: dict[str, str] = {
     "search.run_search": _OWN,
     "search.search_with": _OWN,
     "keys.resolve": _OWN + "; records a key it cannot decrypt",
-    "budgets.admitted": _OWN + "; reserves a call's worst case against budgets",
+    "budgets.ledger.admitted": _OWN + "; reserves a call's worst case against budgets",
     "calls.metered": _OWN + "; the one way to run a call: logs its usage row and settles budgets",
     "db.serialized": "a transaction for its callers, which are walked themselves",
     "conversations.create": _OWN,
@@ -76,7 +76,7 @@ EXEMPT: dict[str, str] = {
     "first_format.forget_manifest": _OPERATOR,
     "first_format.reseal_trusting_the_database": _OPERATOR,
     "usage.prune": _OPERATOR,
-    "budgets.reconcile": _OPERATOR,
+    "budgets.ledger.reconcile": _OPERATOR,
     "db.upgrade": _OPERATOR,
     "startup.open_runtime": _OPERATOR,
 }
