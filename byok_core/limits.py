@@ -2,7 +2,7 @@
 and which models. Own keys are never limited.
 
 * Rate limits: calls per minute per user and for the whole team, counted over the last 60 seconds
-  of the usage log itself (an exact sliding window), inside ``budgets.admit``'s serialized
+  of the usage log itself (an exact sliding window), inside ``budgets.ledger.admit``'s serialized
   transaction, so they hold across processes and replicas with no other service.
 * Model allowlists: per role, and per user (a user's list replaces their role's), per provider;
   ``fnmatch`` patterns such as ``gpt-4o-mini`` or ``claude-haiku-*``. No list: any model."""
@@ -77,7 +77,7 @@ _RECENT = sa.select(
 
 def check_rate(conn: sa.Connection, user_id: int | None, now: datetime) -> None:
     """Raise SharedKeyLimit when another shared-key call now would pass a limit. Call it inside the
-    transaction that logs the call (``budgets.admit``), so the count and the new row are one step."""
+    transaction that logs the call (``budgets.ledger.admit``), so the count and the new row are one step."""
     per_user, per_team, my_count, my_oldest, count, oldest = conn.execute(
         _RECENT, {"user_id": user_id, "since": now - WINDOW}).one()
     checks = [(_limit(per_team), count, oldest, "the team's shared keys are")]

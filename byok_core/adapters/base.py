@@ -156,7 +156,7 @@ class ChatAdapter(_Adapter):
     stops_at_end_marker: ClassVar[bool] = True  # False: completeness is only known when the stream ends
     end_marker_data: ClassVar[str | None] = None  # a non-JSON data line that ends the stream ("[DONE]")
     # Every request states its output cap (thinking included): it bounds what a call can cost, which a
-    # shared-key budget reserves before the call (budgets.admit); Anthropic requires one anyway.
+    # shared-key budget reserves before the call (budgets.ledger.admit); Anthropic requires one anyway.
     max_output_tokens: ClassVar[int] = 8192
 
     def canonical_model(self, model: str) -> str:
