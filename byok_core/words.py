@@ -1,4 +1,5 @@
-"""Words shown to people for the app's enum values: one place for the UI and the CLI."""
+"""Words shown to people: the app's enum values, amounts and durations, and audit events as sentences;
+one place for the UI and the CLI."""
 
 from __future__ import annotations
 
