@@ -9,7 +9,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -28,6 +30,7 @@ from byok_core.identity import Actor, KeySource, Owner, Role
 from byok_core.models import BudgetMonth, Reservation, table
 from byok_core.providers import Provider
 from byok_core.record import CallRecord
+from byok_core.runtime import Runtime
 from byok_core.search import run_search
 
 ADMIN = Actor.operator()
@@ -286,50 +289,50 @@ def join_alerts() -> None:
             thread.join(10)
 
 
-def test_alerts_go_to_the_webhook_once_per_threshold_and_month(environ):
+@contextmanager
+def alerting_searches(environ, price: float) -> Iterator[tuple[Runtime, Receiver]]:
+    """A runtime whose searches on the server's Brave key cost ``price``, and the webhook its alerts go to."""
     receiver = Receiver()
     try:
         with FakeProvider(Provider.BRAVE) as server, runtime_with(
                 environ, **server.env(), BRAVE_API_KEY=ENV_KEY, BYOK_ALLOW_PRIVATE_ENDPOINTS="1") as rt:
             alerts.set_webhook(rt, ADMIN, receiver.url)
-            pricing.set_search_price(rt, Actor.operator(), Provider.BRAVE, 0.3)
-            budgets.set_budget(rt, ADMIN, Owner.team(), 1)
-            for _ in range(3):  # 30%, 60%, 90%: the 80% alert
-                run_search(rt, user_id=None, provider=Provider.BRAVE, query="alerts")
-            join_alerts()
-            assert [b["text"] for b in receiver.bodies] == [
-                f"BYOK Dashboard: The whole team's monthly budget for shared keys has reached 80% ($0.90 of $1.00 "
-                f"in {budgets.month_of(utcnow())})."]
-            assert [line.name for line in budgets.alerting(rt)] == ["team"]
-            for _ in range(2):  # 0.90 + 0.30 > 1: refused, and admins hear it once
-                with pytest.raises(BudgetExceeded):
-                    run_search(rt, user_id=None, provider=Provider.BRAVE, query="alerts")
-            join_alerts()
-            assert len(receiver.bodies) == 2
-            assert "is used up: shared-key calls are refused" in receiver.bodies[1]["text"]
-            assert alerts.describe(rt) == "http://127.0.0.1/…"
-            assert "secret-token-xyz" not in dump_database(rt)  # stored encrypted
+            pricing.set_search_price(rt, Actor.operator(), Provider.BRAVE, price)
+            yield rt, receiver
     finally:
         receiver.close()
+
+
+def test_alerts_go_to_the_webhook_once_per_threshold_and_month(environ):
+    with alerting_searches(environ, 0.3) as (rt, receiver):
+        budgets.set_budget(rt, ADMIN, Owner.team(), 1)
+        for _ in range(3):  # 30%, 60%, 90%: the 80% alert
+            run_search(rt, user_id=None, provider=Provider.BRAVE, query="alerts")
+        join_alerts()
+        assert [b["text"] for b in receiver.bodies] == [
+            f"BYOK Dashboard: The whole team's monthly budget for shared keys has reached 80% ($0.90 of $1.00 "
+            f"in {budgets.month_of(utcnow())})."]
+        assert [line.name for line in budgets.alerting(rt)] == ["team"]
+        for _ in range(2):  # 0.90 + 0.30 > 1: refused, and admins hear it once
+            with pytest.raises(BudgetExceeded):
+                run_search(rt, user_id=None, provider=Provider.BRAVE, query="alerts")
+        join_alerts()
+        assert len(receiver.bodies) == 2
+        assert "is used up: shared-key calls are refused" in receiver.bodies[1]["text"]
+        assert alerts.describe(rt) == "http://127.0.0.1/…"
+        assert "secret-token-xyz" not in dump_database(rt)  # stored encrypted
 
 
 def test_a_users_budget_alert_names_the_user(environ):
-    receiver = Receiver()
-    try:
-        with FakeProvider(Provider.BRAVE) as server, runtime_with(
-                environ, **server.env(), BRAVE_API_KEY=ENV_KEY, BYOK_ALLOW_PRIVATE_ENDPOINTS="1") as rt:
-            alerts.set_webhook(rt, ADMIN, receiver.url)
-            pricing.set_search_price(rt, Actor.operator(), Provider.BRAVE, 0.5)
-            mia = accounts.create_user(rt, ADMIN, "Mia", "mia password")
-            budgets.set_budget(rt, ADMIN, Owner.user(mia.id), 1)
-            for _ in range(2):  # 50%, then 100%: used up
-                run_search(rt, user_id=mia.id, provider=Provider.BRAVE, query="alerts")
-            join_alerts()
-            assert [b["text"] for b in receiver.bodies] == [
-                f"BYOK Dashboard: Mia's monthly budget for shared keys is used up: shared-key calls are refused "
-                f"($1.00 of $1.00 in {budgets.month_of(utcnow())})."]
-    finally:
-        receiver.close()
+    with alerting_searches(environ, 0.5) as (rt, receiver):
+        mia = accounts.create_user(rt, ADMIN, "Mia", "mia password")
+        budgets.set_budget(rt, ADMIN, Owner.user(mia.id), 1)
+        for _ in range(2):  # 50%, then 100%: used up
+            run_search(rt, user_id=mia.id, provider=Provider.BRAVE, query="alerts")
+        join_alerts()
+        assert [b["text"] for b in receiver.bodies] == [
+            f"BYOK Dashboard: Mia's monthly budget for shared keys is used up: shared-key calls are refused "
+            f"($1.00 of $1.00 in {budgets.month_of(utcnow())})."]
 
 
 @pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data", "http://[fd00:ec2::254]/hook",
