@@ -44,6 +44,7 @@ def tab_title(page_title: str) -> str:
 
 
 
+_MISSING_KEY = "_byok_missing_address"
 _ADDRESSES = [DEFAULT.url_path, *(p.url_path for p in PAGE_SPECS[1:]), *SIGNED_OUT_PATHS]  # every page's
 
 
@@ -114,10 +115,10 @@ def _sidebar(rt: Runtime, user: User) -> None:
 
 def say_missing(instead: str) -> None:
     """Once, after the server redirected an address that is no page: say so, and drop it from the URL."""
-    missing = st.query_params.get(MISSING_PARAM)
+    missing = st.query_params.get(MISSING_PARAM) or st.session_state.pop(_MISSING_KEY, None)
     if missing is None:
         return
-    del st.query_params[MISSING_PARAM]
+    st.query_params.pop(MISSING_PARAM, None)
     where = md_escape(f"/{missing}") if SHOWN_ADDRESS.fullmatch(missing) else "that address"
     st.info(f"There is no page at {where}; {instead}", icon=":material/explore_off:")
 
@@ -130,6 +131,8 @@ def main() -> None:
     user = state.current_user(rt)
     state.emit_cookie_actions()
     if user is None and state.awaiting_browser():
+        if MISSING_PARAM in st.query_params:  # kept for the page's run, which may no longer see the address
+            st.session_state[_MISSING_KEY] = st.query_params[MISSING_PARAM]
         st.navigation(awaiting_pages(), position="hidden").run()
         return
     if user is None:
