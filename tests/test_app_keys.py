@@ -5,7 +5,6 @@ Every test that saves a key also checks that it never reaches the page or the se
 
 from __future__ import annotations
 
-import socket
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -13,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from apptest import app_test, make_user, open_page, sign_in, text_of, use_environment
 from fakeproviders import FakeProvider
+from ports import free_port
 from sqlmodel import col
 
 from byok_core import keys
@@ -23,12 +23,6 @@ from byok_core.providers import Provider
 SECRET = "sk-fake.test-PLAINTEXT-4242-abcdefghijklmnop"
 GOOD = "sk-fake.good-key-PLAINTEXT-0000"
 BAD = "sk-fake.bad-key-PLAINTEXT-1111"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def dump(at) -> str:

@@ -1,32 +1,29 @@
-"""What the browser and websocket tests share: the app started as `streamlit run streamlit_app.py`
-on loopback, with a data folder and master key of its own, and waits on state (never fixed sleeps)."""
+"""What the browser and websocket tests (and bench/load.py) share: the app started as `streamlit run
+streamlit_app.py` on loopback, with a data folder and master key of its own; nginx in front of
+replicas as deploy/run-replicas.sh runs it; waits on state (never fixed sleeps)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
-import socket
+import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+from ports import free_port
 
 from byok_core.crypto import gen_key
 from byok_core.providers import Provider
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -54,6 +51,7 @@ class RunningApp:
     port: int
     env: dict[str, str]  # the server's environment: open_runtime(env, migrate=False) reaches its database
     stderr: Path
+    pid: int
 
     def setup_code(self) -> str:
         return str(wait_for(lambda: (m := re.search(r"setup code: (\S+)", self.stderr.read_text(errors="replace")))
@@ -61,9 +59,14 @@ class RunningApp:
 
 
 @contextmanager
-def running_app(tmp: Path, base_path: str = "", **extra_env: str) -> Iterator[RunningApp]:
+def running_app(tmp: Path, base_path: str = "", *, app_dir: Path = ROOT, options: Sequence[str] = (),
+                python: Sequence[str] = (sys.executable,), **extra_env: str) -> Iterator[RunningApp]:
     """`streamlit run streamlit_app.py` with nothing from this machine's provider or app settings;
-    with ``base_path``, served under it (``server.baseUrlPath``) and ``url`` includes it."""
+    with ``base_path``, served under it (``server.baseUrlPath``) and ``url`` includes it.
+
+    ``app_dir``: the copy of the project to run; ``options``: more Streamlit options
+    (``runner.postScriptGC=true``); ``python``: what runs ``-m streamlit`` (an interpreter, or
+    one wrapped in a profiler)."""
     machine = [v for p in Provider for v in (p.spec.key_env, p.spec.base_url_env) if v]
     env = {k: v for k, v in os.environ.items()
            if k not in machine and not k.startswith(("DATABASE_URL", "ENCRYPTION_KEY", "BYOK_", "STREAMLIT_"))}
@@ -72,18 +75,52 @@ def running_app(tmp: Path, base_path: str = "", **extra_env: str) -> Iterator[Ru
     stderr = tmp / "stderr.log"
     with open(stderr, "wb") as err, open(tmp / "stdout.log", "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
+            [*python, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
              "--server.address", "127.0.0.1", "--server.headless", "true",
-             *([f"--server.baseUrlPath={base_path}"] if base_path else [])],
-            cwd=ROOT, env=env, stdout=out, stderr=err,
+             *([f"--server.baseUrlPath={base_path}"] if base_path else []), *(f"--{o}" for o in options)],
+            cwd=app_dir, env=env, stdout=out, stderr=err,
         )
+    url = f"http://127.0.0.1:{port}" + (f"/{base_path}" if base_path else "")
+    with _serving(proc, url, "the server", stderr):
+        yield RunningApp(url, port, env, stderr, proc.pid)
+
+
+@dataclass(frozen=True)
+class Proxy:
+    url: str
+    pid: int  # nginx's master process (its workers are its children)
+
+
+@contextmanager
+def running_nginx(run: Path, upstreams: Sequence[str], nginx: str | None = None) -> Iterator[Proxy]:
+    """nginx on loopback in front of ``upstreams`` (``127.0.0.1:PORT``) with sticky sessions:
+    deploy/nginx.conf filled in by deploy/nginx_conf.py, as deploy/run-replicas.sh does;
+    unprivileged, everything under ``run``."""
+    spec = importlib.util.spec_from_file_location("nginx_conf", ROOT / "deploy" / "nginx_conf.py")
+    assert spec is not None and spec.loader is not None  # deploy/ is not a package
+    nginx_conf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(nginx_conf)
+    port = free_port()
+    conf = run / "nginx.conf"
+    conf.write_text(nginx_conf.render(f"127.0.0.1:{port}", list(upstreams)))
+    log = run / "stderr.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([nginx or shutil.which("nginx") or "/usr/sbin/nginx", "-p", f"{run}/", "-c", str(conf)],
+                                stdout=err, stderr=err)
+    url = f"http://127.0.0.1:{port}"
+    with _serving(proc, url, "nginx", log):
+        yield Proxy(url, proc.pid)
+
+
+@contextmanager
+def _serving(proc: subprocess.Popen[bytes], url: str, what: str, log: Path) -> Iterator[None]:
+    """Wait until ``proc`` answers at ``url`` (its ``log`` in the failure if it exits first); stop it at the end."""
     try:
-        url = f"http://127.0.0.1:{port}" + (f"/{base_path}" if base_path else "")
-        wait_for(lambda: proc.poll() is not None or answers(url), 60, "the server to answer")
-        assert proc.poll() is None, f"the server exited:\n{stderr.read_text(errors='replace')}"
-        yield RunningApp(url, port, env, stderr)
+        wait_for(lambda: proc.poll() is not None or answers(url), 60, f"{what} to answer")
+        assert proc.poll() is None, f"{what} exited:\n{log.read_text(errors='replace')}"
+        yield
     finally:
-        proc.terminate()
+        proc.terminate()  # SIGTERM: nginx's fast shutdown (SIGQUIT would wait for open websockets)
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:

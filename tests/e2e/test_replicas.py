@@ -16,20 +16,17 @@ nginx and Chromium must be installed (apt-get install nginx chromium): missing o
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
-import subprocess
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
-from types import ModuleType
 
 import pytest
 import sqlalchemy as sa
-from appserver import ROOT, RunningApp, answers, free_port, running_app, wait_for
+from appserver import RunningApp, running_app, running_nginx, wait_for
 from browser import idle, nav, need_chromium, no_errors
 from fakeproviders import FakeProvider
 from playwright.sync_api import Page, expect
@@ -51,15 +48,6 @@ OPENAI_KEY = "sk-replicas-PLAINTEXT-7d2e"
 FIRST, SECOND = "Written on the first replica?", "And this one after it stopped?"
 REPLY = "Both replicas read the same database."
 CONNECTED = "[data-testid='stApp'][data-test-connection-state='CONNECTED']"
-
-
-def _nginx_conf() -> ModuleType:
-    """deploy/nginx_conf.py, the renderer deploy/run-replicas.sh uses (deploy/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("nginx_conf", ROOT / "deploy" / "nginx_conf.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @dataclass(frozen=True)
@@ -128,24 +116,8 @@ def replicas(tmp_path_factory, database_url, openai) -> Iterator[list[Replica]]:
 @pytest.fixture(scope="module")
 def proxy(tmp_path_factory, tools, replicas) -> Iterator[str]:
     """nginx in front of the replicas, unprivileged, everything under its own folder; its URL."""
-    run = tmp_path_factory.mktemp("nginx")
-    port = free_port()
-    conf = run / "nginx.conf"
-    conf.write_text(_nginx_conf().render(f"127.0.0.1:{port}", [r.address for r in replicas]))
-    stderr = run / "stderr.log"
-    with open(stderr, "wb") as err:
-        proc = subprocess.Popen([tools, "-p", f"{run}/", "-c", str(conf)], stdout=err, stderr=err)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: proc.poll() is not None or answers(url), 30, "nginx to answer")
-        assert proc.poll() is None, f"nginx exited:\n{stderr.read_text(errors='replace')}"
-        yield url
-    finally:
-        proc.terminate()  # SIGTERM: nginx's fast shutdown (SIGQUIT would wait for open websockets)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with running_nginx(tmp_path_factory.mktemp("nginx"), [r.address for r in replicas], tools) as nginx:
+        yield nginx.url
 
 
 def upstream(page: Page, proxy: str) -> str:
