@@ -13,14 +13,9 @@ must show "Signed in as", which proves the client drives the app like a browser 
 
 from __future__ import annotations
 
-import time
-
 import pytest
-from appserver import free_port
-from google.protobuf import text_format
-from streamlit.proto.BackMsg_pb2 import BackMsg
-from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-from websockets.sync.client import connect
+from ports import free_port
+from wsclient import first_page
 
 from byok_core import accounts
 from byok_core.identity import Actor, Role
@@ -30,7 +25,6 @@ pytestmark = pytest.mark.e2e
 
 WAITING = "Signing you in"
 SIGN_IN_FORM = ("Username", "Password")  # the sign-in page's fields
-TIMEOUT = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -45,39 +39,11 @@ def alice(server):
     return {"port": server.port, "token": token, "stderr": server.stderr}
 
 
-def _start_up_frame() -> bytes:
-    """What the Streamlit frontend sends first on a new websocket: run the script for the default page."""
-    msg = BackMsg()
-    state = msg.rerun_script
-    state.query_string = ""
-    state.page_script_hash = ""
-    state.context_info.timezone = "UTC"
-    state.context_info.locale = "en-US"
-    return msg.SerializeToString()
-
-
 def render(port: int, origin: str, token: str) -> str:
-    """Open the app's websocket as a browser would from ``origin``, with the session cookie, and return
-    the text of every element of the first complete script run."""
-    texts: list[str] = []
-    with connect(f"ws://127.0.0.1:{port}/_stcore/stream", origin=origin, subprotocols=["streamlit"],
-                 additional_headers={"Cookie": f"byok_session={token}"}, open_timeout=TIMEOUT,
-                 max_size=None) as ws:
-        ws.send(_start_up_frame())
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, "the script run did not finish in time"
-            msg = ForwardMsg()
-            msg.ParseFromString(ws.recv(timeout=remaining))
-            kind = msg.WhichOneof("type")
-            if kind == "delta":
-                texts.append(text_format.MessageToString(msg.delta, as_utf8=True))
-            elif kind == "script_finished":
-                assert msg.script_finished != ForwardMsg.FINISHED_WITH_COMPILE_ERROR
-                if msg.script_finished == ForwardMsg.FINISHED_SUCCESSFULLY:
-                    return "\n".join(texts)
-                texts.clear()  # FINISHED_EARLY_FOR_RERUN: the next run draws the page again
+    """Open the app's websocket as a browser would from ``origin``, with the session cookie (and no
+    binding secret to answer the sign-in probe with), and return the text of every element of the
+    first complete script run."""
+    return first_page(f"http://127.0.0.1:{port}", f"byok_session={token}", origin).text()
 
 
 def test_the_app_s_own_origin_has_its_cookie_considered(alice):
