@@ -71,7 +71,8 @@ class Tab:
         self.page = ""  # the page shown's script hash
         self.query = ""  # its query string as the app last set it (the Chat page: ?c=<conversation>)
         self.chat_input: str | None = None  # the chat input's widget id, from the Chat page's deltas
-        self._probe: str | None = None  # the sign-in probe the script run being read drew
+        self._probe: str | None = None  # the sign-in probe the script run being read drew, not answered yet
+        self._answered: set[str] = set()  # probes answered: the page answers once per probe it shows
 
     def rerun(self, page_hash: str, widgets: Iterable[WidgetState] = ()) -> bytes:
         """The frame asking for a script run of ``page_hash`` ("": the default page) with these widget states."""
@@ -113,6 +114,7 @@ class Tab:
                 run.deltas.clear()  # FINISHED_EARLY_FOR_RERUN: the next run draws the page again
             elif self._probe is not None and self.binding is not None:
                 answer = WidgetState(id=self._probe, json_value=json.dumps({"binding": self.binding}))
+                self._answered.add(self._probe)
                 self._probe = None
                 run.deltas.clear()
                 return self.rerun(self.page, [answer])
@@ -125,7 +127,8 @@ class Tab:
         shown = element.WhichOneof("type")
         if shown == "chat_input":
             self.chat_input = element.chat_input.id
-        elif shown == "bidi_component" and element.bidi_component.component_name.endswith(PROBE):
+        elif (shown == "bidi_component" and element.bidi_component.component_name.endswith(PROBE)
+              and element.bidi_component.id not in self._answered):
             self._probe = element.bidi_component.id
         elif shown == "exception":
             run.problems.append(f"exception: {element.exception.message}")
