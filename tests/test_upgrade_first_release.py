@@ -4,6 +4,7 @@ started again with the right key, every row survives and every key decrypts to w
 
 from __future__ import annotations
 
+import stat
 from contextlib import contextmanager
 
 import first_release
@@ -152,3 +153,12 @@ def test_an_old_dump_planted_after_the_upgrade_never_sends_the_team_key_elsewher
         assert attacker.requests == []
     assert cli_main(["doctor"], old_install) == 1
     assert f"PROBLEM: key {old_row['id']}" in capsys.readouterr().out
+
+
+def test_a_new_install_keeps_its_data_folder_private(tmp_path):
+    """The embedded default: the folder that holds byok.db and master.key is made for its owner only."""
+    data = tmp_path / "data"
+    with runtime({"BYOK_DATA_DIR": str(data)}):
+        pass
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert stat.S_IMODE((data / "master.key").stat().st_mode) == 0o600
