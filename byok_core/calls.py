@@ -112,6 +112,8 @@ def metered(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, *, bound: Co
             if reply is not None:
                 record.bill(reply.usage)
                 record.output_bytes = len("".join(reply.text).encode())
+                if reply.notice is not None:  # a complete reply that ended in a way the person must be told
+                    record.notice, record.notice_kind = reply.notice, reply.stop.value if reply.stop else ""
             if not key_test:
                 record.cost_usd = pricing.call_cost(rt, record, bound)
             _finish(rt, key, record, row_id, admission)

@@ -85,6 +85,18 @@ class StoredMessage:
     def running(self) -> bool:
         return self.status is ReplyStatus.STREAMING
 
+    @property
+    def notice(self) -> str | None:
+        """What the person must be told under a reply, in plain words: the model refused (its refusal
+        is the reply), the output cap or a safety filter stopped it, it asked for a tool, or it wrote
+        nothing. None for an ordinary reply."""
+        return self.record.notice if self.record is not None else None
+
+    @property
+    def refusal(self) -> bool:
+        """The model refused: the reply shown is its refusal."""
+        return self.record is not None and self.record.notice_kind == "refusal"
+
 
 def _sources(items: Any) -> list[SearchResult]:
     found = []

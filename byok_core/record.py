@@ -42,6 +42,11 @@ class CallRecord:
     status: CallStatus = CallStatus.OK
     error: str | None = None  # the message shown for a failed call (never holds a key)
     refused: bool = False  # the provider refused it before replying (or nothing was sent): not billed
+    # a chat reply the person must be told about (it is still an ``ok``, billed call): the words to show
+    # under the reply, and its kind ("refusal": the model refused, its refusal is the reply;
+    # "output_cap", "safety", "tool_call"; "" when the notice is only that the reply was empty)
+    notice: str | None = None
+    notice_kind: str | None = None
     billed: Usage | None = field(default=None, repr=False, compare=False)  # genai-prices' reading, for pricing
     output_bytes: int = field(default=0, repr=False, compare=False)  # UTF-8 bytes of reply text received
     # the shared-key budgets as this call left them, when it was settled against them
@@ -83,6 +88,8 @@ class CallRecord:
                 latency_ms=data.get("latency_ms") or 0,
                 status=CallStatus(data.get("status") or CallStatus.OK), error=data.get("error"),
                 refused=bool(data.get("refused")),
+                notice=data.get("notice") if isinstance(data.get("notice"), str) else None,
+                notice_kind=data.get("notice_kind") if isinstance(data.get("notice_kind"), str) else None,
             )
         except (KeyError, ValueError, TypeError):
             return None

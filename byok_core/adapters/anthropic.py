@@ -2,17 +2,23 @@
 
 Events: message_start (input tokens), content_block_start, content_block_delta (text_delta),
 content_block_stop, message_delta (output tokens), message_stop (the end marker), ping, error.
-Key test: GET /v1/models (free)."""
+Key test: GET /v1/models (free).
+
+Only ``text_delta`` is the reply: ``thinking`` / ``redacted_thinking`` blocks, ``signature_delta``,
+``citations_delta`` (the cited text also arrives as text) and tool input (``input_json_delta``) are
+not. ``message_delta.delta.stop_reason`` says how it ended: ``max_tokens`` (the output cap),
+``refusal``, ``tool_use``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from byok_core.adapters.base import ChatAdapter, ChatMessage, Reply, split_system
+from byok_core.adapters.base import ChatAdapter, ChatMessage, Reply, Stop, split_system
 from byok_core.credential import Credential
 from byok_core.providers import Provider
 
 API_VERSION = "2023-06-01"
+_STOPS = {"max_tokens": Stop.OUTPUT_CAP, "refusal": Stop.REFUSAL, "tool_use": Stop.TOOL_CALL}
 
 
 class AnthropicAdapter(ChatAdapter):
@@ -43,17 +49,28 @@ class AnthropicAdapter(ChatAdapter):
             usage = (data.get("message") or {}).get("usage")
             if isinstance(usage, dict):
                 reply.usage_object = {"usage": dict(usage)}
-        elif kind == "message_delta" and isinstance(data.get("usage"), dict):
-            # cumulative: the final figures overwrite message_start's, which keeps what is not repeated
-            merged = reply.usage_object["usage"] if reply.usage_object else {}
-            merged.update({k: v for k, v in data["usage"].items() if v is not None})
-            reply.usage_object = {"usage": merged}
+        elif kind == "message_delta":
+            if isinstance(data.get("usage"), dict):
+                # cumulative: the final figures overwrite message_start's, which keeps what is not repeated
+                merged = reply.usage_object["usage"] if reply.usage_object else {}
+                merged.update({k: v for k, v in data["usage"].items() if v is not None})
+                reply.usage_object = {"usage": merged}
+            stop_reason = (data.get("delta") or {}).get("stop_reason")
+            if stop_reason:
+                reply.stop_reason = str(stop_reason)
+                reply.stop = _STOPS.get(reply.stop_reason)
         elif kind == "message_stop":
             reply.complete = True
+        elif kind == "content_block_start":
+            block = data.get("content_block") or {}
+            if block.get("type") in ("thinking", "redacted_thinking"):
+                reply.thought = True
+            elif block.get("type") == "tool_use" and block.get("name"):  # a client tool (not a server one)
+                reply.tools.append(str(block["name"]))
         elif kind == "content_block_delta":
             delta = data.get("delta") or {}
-            if delta.get("type") == "text_delta":
-                return delta.get("text") or None
+            if delta.get("type") == "text_delta" and isinstance(delta.get("text"), str):
+                return delta["text"] or None
         return None
 
     def models_url(self, cred: Credential) -> str:

@@ -15,6 +15,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from html import unescape
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -51,6 +52,21 @@ class Reply:
     usage: Usage | None = None  # what was billed, read from usage_object by genai-prices; None: not reported
     hang_up: Callable[[], None] | None = field(default=None, repr=False)  # ends the stream from another thread
     deadline_s: float = 600.0  # however slowly the bytes trickle in, the reply is stopped then (BYOK_CALL_DEADLINE)
+    # How the provider said the reply ended, read by the adapter from its own stream shape:
+    stop: Stop | None = None  # None: it ended normally (or said nothing)
+    stop_reason: str = ""  # the provider's own word for it ("length", "max_tokens", "SAFETY", ...)
+    thought: bool = False  # thinking/reasoning parts arrived (never shown as the reply)
+    tools: list[str] = field(default_factory=list)  # tools the model asked to call (this app offers none)
+    notice: str | None = None  # set at the end of a complete reply: what the person should know, in plain words
+
+
+class Stop(StrEnum):
+    """Ways a reply can end that the person must be told about (``Reply.notice`` says it)."""
+
+    REFUSAL = "refusal"  # the model refused; its refusal text, if any, is the reply
+    OUTPUT_CAP = "output_cap"  # the output cap was reached (thinking counts toward it)
+    SAFETY = "safety"  # the provider's safety system stopped the reply
+    TOOL_CALL = "tool_call"  # the model asked to use a tool instead of answering
 
 
 @dataclass(frozen=True)
@@ -248,7 +264,7 @@ class ChatAdapter(_Adapter):
                             on_event(sse.event, data, reply)
                             raise provider_error(label, cred, status=None, body=data, model=model)
                         delta = on_event(sse.event, data, reply)
-                        if delta:
+                        if delta and isinstance(delta, str):  # only text is ever shown or stored
                             delta = delta.replace("\x00", "\ufffd")  # PostgreSQL cannot store NUL in text
                             received += len(delta)
                             if received > MAX_REPLY_CHARS:
@@ -274,6 +290,37 @@ class ChatAdapter(_Adapter):
             self.read_usage(reply)  # whatever usage arrived, also when the stream failed
         if not reply.complete:
             raise cut_off("it stopped sending before the reply was complete")
+        reply.notice = self.notice(reply)
+
+    def notice(self, reply: Reply) -> str | None:
+        """What the person must be told about a complete reply, in plain words (None: nothing)."""
+        label, said = self.provider.label, f" ({reply.stop_reason})" if reply.stop_reason else ""
+        empty = not "".join(reply.text).strip()
+        if reply.stop is Stop.REFUSAL:
+            return ("The model refused this request and wrote nothing more." if empty else
+                    "The model refused this request; the reply above is its refusal.")
+        if reply.stop is Stop.SAFETY:
+            return (f"{label}'s safety filter stopped the reply{said}"
+                    + ("; nothing was written." if empty else "; the text before it is kept.")
+                    + " Rephrase the request and try again.")
+        if reply.stop is Stop.OUTPUT_CAP:
+            cap = f"{self.max_output_tokens:,}"
+            if not empty:
+                return f"The reply stopped at the output cap of {cap} tokens{said}; ask the model to continue."
+            reasoning = int(reply.usage.output_reasoning_tokens) if reply.usage is not None else 0
+            spent = f", {reasoning:,} of them thinking" if reasoning else ""
+            return (f"The model used its whole output cap of {cap} tokens{spent} before writing an answer, so there "
+                    "is no reply. Lower its reasoning effort or choose a model that thinks less, or ask for a smaller "
+                    "piece at a time; this app asks every model for at most "
+                    f"{cap} output tokens. The tokens were still billed.")
+        if reply.tools and empty:
+            names = ", ".join(dict.fromkeys(reply.tools))
+            return (f"The model asked to use a tool ({names}) instead of answering; this app offers no tools. "
+                    "Ask again, saying it should answer directly.")
+        if empty:
+            return ("The model ended its reply without writing an answer"
+                    + (" (it only thought)" if reply.thought else "") + "; try again or rephrase.")
+        return None
 
 
 def _hang_up(response: httpx.Response) -> None:

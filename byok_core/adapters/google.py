@@ -1,19 +1,27 @@
 """Google Gemini (generativelanguage API, v1beta) with ``streamGenerateContent?alt=sse``.
 
 There is no end event: the stream simply ends, and it is complete only when its last chunk
-carries a finishReason. Tokens come in usageMetadata. Key test: GET /v1beta/models (free)."""
+carries a finishReason. Tokens come in usageMetadata. Key test: GET /v1beta/models (free).
+
+Parts with ``thought: true`` are the model's thinking, never the reply; ``functionCall`` parts are
+tool calls; ``groundingMetadata`` is not read. ``promptFeedback.blockReason`` means the prompt was
+blocked (the call fails, its usage kept); a finishReason of MAX_TOKENS is the output cap, SAFETY and
+its kin a safety stop."""
 
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import quote
 
-from byok_core.adapters.base import ChatAdapter, ChatMessage, Reply, split_system
+from byok_core.adapters.base import ChatAdapter, ChatMessage, Reply, Stop, split_system
 from byok_core.credential import Credential
 from byok_core.errors import RequestRejected
 from byok_core.providers import Provider
 
 _ROLES = {"user": "user", "assistant": "model"}
+# finishReason values (besides STOP) the person is told about; the rest end a reply as usual
+_STOPS = {"MAX_TOKENS": Stop.OUTPUT_CAP, "SAFETY": Stop.SAFETY, "RECITATION": Stop.SAFETY, "BLOCKLIST": Stop.SAFETY,
+          "PROHIBITED_CONTENT": Stop.SAFETY, "SPII": Stop.SAFETY, "IMAGE_SAFETY": Stop.SAFETY}
 
 
 def _model_id(model: str) -> str:
@@ -56,9 +64,23 @@ class GoogleAdapter(ChatAdapter):
         if not candidates or not isinstance(candidates[0], dict):
             return None  # e.g. a chunk with only usage: completeness stays as the last candidate said
         first = candidates[0]
-        reply.complete = bool(first.get("finishReason"))
+        finish = first.get("finishReason")
+        reply.complete = bool(finish)
+        if finish:
+            reply.stop_reason = str(finish)
+            reply.stop = _STOPS.get(reply.stop_reason)
         parts = (first.get("content") or {}).get("parts") or []
-        return "".join(p.get("text", "") for p in parts if isinstance(p, dict) and not p.get("thought")) or None
+        text = []
+        for part in parts if isinstance(parts, list) else ():
+            if not isinstance(part, dict):
+                continue
+            if part.get("thought"):
+                reply.thought = True
+            elif isinstance(part.get("text"), str):
+                text.append(part["text"])
+            elif isinstance(part.get("functionCall"), dict) and part["functionCall"].get("name"):
+                reply.tools.append(str(part["functionCall"]["name"]))
+        return "".join(text) or None
 
     def models_url(self, cred: Credential) -> str:
         return f"{cred.base_url}/v1beta/models?pageSize=1000"

@@ -1,13 +1,20 @@
 """OpenAI Chat Completions, and any OpenAI-compatible endpoint (OpenRouter, Groq, Ollama, vLLM, ...).
 
 Streams with ``stream_options.include_usage``: the last JSON chunk carries only the usage, then
-``data: [DONE]`` ends the stream. Key test: GET /models (free)."""
+``data: [DONE]`` ends the stream. Key test: GET /models (free).
+
+Shapes read (each replayed from a real recording in tests/recordings): ``delta.content`` as a string,
+or as a list of typed parts (Mistral's Magistral: ``thinking`` parts, then ``text`` parts; only text
+is the reply); ``delta.refusal`` (OpenAI: the refusal's text, with ``content: null``, becomes the
+reply); ``delta.reasoning`` / ``reasoning_content`` (never shown); ``delta.tool_calls``; the usage
+in ``usage`` or, from Groq, only in ``x_groq.usage``; ``finish_reason`` ``length`` (the output
+cap), ``content_filter`` and ``tool_calls``."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from byok_core.adapters.base import ChatAdapter, ChatMessage, Reply
+from byok_core.adapters.base import ChatAdapter, ChatMessage, Reply, Stop
 from byok_core.credential import Credential
 from byok_core.providers import Provider
 
@@ -36,14 +43,55 @@ class OpenAIAdapter(ChatAdapter):
     def on_event(self, event: str, data: dict[str, Any], reply: Reply) -> str | None:
         if isinstance(data.get("usage"), dict):  # the last chunk (stream_options.include_usage)
             reply.usage_object = {"usage": data["usage"]}
-        choices = data.get("choices") or [{}]
-        return (choices[0].get("delta") or {}).get("content") or None
+        elif reply.usage_object is None and isinstance((data.get("x_groq") or {}).get("usage"), dict):
+            reply.usage_object = {"usage": data["x_groq"]["usage"]}  # Groq: only there, in the finishing chunk
+        choices = data.get("choices")
+        first = choices[0] if isinstance(choices, list) and choices else None
+        choice: dict[str, Any] = first if isinstance(first, dict) else {}
+        delta: dict[str, Any] = choice["delta"] if isinstance(choice.get("delta"), dict) else {}
+        finish = choice.get("finish_reason")
+        if finish:
+            reply.stop_reason = str(finish)
+            reply.stop = _STOPS.get(reply.stop_reason, reply.stop)
+        if delta.get("reasoning") or delta.get("reasoning_content"):
+            reply.thought = True
+        for call in delta.get("tool_calls") or ():
+            name = (call.get("function") or {}).get("name") if isinstance(call, dict) else None
+            if name:
+                reply.tools.append(str(name))
+        refusal = delta.get("refusal")
+        if isinstance(refusal, str) and refusal:
+            reply.stop = Stop.REFUSAL
+            return refusal
+        return _text(delta.get("content"), reply)
 
     def models_url(self, cred: Credential) -> str:
         return f"{cred.base_url}/models"
 
     def parse_models(self, body: Any) -> list[str]:
         return [m["id"] for m in body.get("data", []) if isinstance(m, dict) and m.get("id")]
+
+
+_STOPS = {"length": Stop.OUTPUT_CAP, "content_filter": Stop.SAFETY, "tool_calls": Stop.TOOL_CALL}
+
+
+def _text(content: Any, reply: Reply) -> str | None:
+    """The reply text of ``delta.content``: a string, or a list of typed parts (Mistral), of which
+    only ``text`` parts are the answer; ``thinking`` parts are the model's reasoning, never shown."""
+    if isinstance(content, str):
+        return content or None
+    if not isinstance(content, list):
+        return None
+    text = []
+    for part in content:
+        if isinstance(part, str):
+            text.append(part)
+        elif isinstance(part, dict):
+            if part.get("type") == "text" and isinstance(part.get("text"), str):
+                text.append(part["text"])
+            elif part.get("type") == "thinking":
+                reply.thought = True
+    return "".join(text) or None
 
 
 class OpenAICompatibleAdapter(OpenAIAdapter):

@@ -78,6 +78,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
     for source in result.sources:
         print(f"[{source.rank}] {source.title} — {source.url}")
     sys.stdout.flush()
+    if record.notice:  # the model refused, hit the output cap, was stopped by a safety filter, ...
+        print(f"byok: {record.notice}", file=sys.stderr)
     tokens = f"{_n(record.input_tokens)} in / {_n(record.output_tokens)} out tokens"
     details = [f"{n} {what}" for n, what in ((record.cache_read_tokens, "cached"),
                                              (record.reasoning_tokens, "reasoning")) if n]
