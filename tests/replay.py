@@ -10,19 +10,28 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from byok_core import keys
+from byok_core.cli import main
+from byok_core.identity import Actor, Owner
+from byok_core.providers import Provider
+from byok_core.startup import open_runtime
+
 RECORDINGS = Path(__file__).resolve().parent / "recordings"
 MANIFEST = json.loads((RECORDINGS / "MANIFEST.json").read_text())
 
 
 @dataclass(frozen=True)
 class Recording:
-    """One manifest entry: the response and what genai-prices reads from its usage object."""
+    """One manifest entry: the response and what genai-prices reads from its usage object.
+    ``written``: bytes written in a test, for a shape no real recording was found for (the manifest's
+    "not_found" says so); never a recording."""
 
     entry: dict[str, Any]
+    written: bytes | None = None
 
     @property
     def body(self) -> bytes:
-        return (RECORDINGS / self.entry["file"]).read_bytes()
+        return self.written if self.written is not None else (RECORDINGS / self.entry["file"]).read_bytes()
 
     def __str__(self) -> str:
         return self.entry["file"]
@@ -30,6 +39,54 @@ class Recording:
 
 def recordings(*providers: str) -> list[Recording]:
     return [Recording(e) for e in MANIFEST["files"] if e["provider"] in providers]
+
+
+def recording(file: str) -> Recording:
+    [entry] = [e for e in MANIFEST["files"] if e["file"] == file]
+    return Recording(entry)
+
+
+def written(provider: str, model: str, body: bytes, content_type: str = "text/event-stream") -> Recording:
+    """A response written in a test (not recorded), served the way a recording is."""
+    return Recording({"provider": provider, "file": "(written in the test)", "status": 200,
+                      "headers": {"content-type": content_type}, "request": {"model": model}}, body)
+
+
+# the manifest's provider names: what the `byok` command is pointed at, and the base URL's path
+PROVIDER = {"openai": Provider.OPENAI, "anthropic": Provider.ANTHROPIC, "google": Provider.GOOGLE,
+            "openrouter": Provider.OPENAI_COMPATIBLE, "mistral": Provider.OPENAI_COMPATIBLE,
+            "groq": Provider.OPENAI_COMPATIBLE}
+PATH_PREFIX = {"openai": "/v1", "openrouter": "/api/v1", "mistral": "/v1", "groq": "/openai/v1"}
+KEY = "sk-fake.replay-0123456789abcdef0000"
+
+
+def base_env(recording: Recording, server: ReplayServer, environ: dict[str, str]) -> dict[str, str]:
+    """The environment that points ``recording``'s provider at ``server``; an OpenAI-compatible key
+    (which has its own base URL) is stored for the team first."""
+    provider = PROVIDER[recording.entry["provider"]]
+    base = server.url + PATH_PREFIX.get(recording.entry["provider"], "")
+    env = dict(environ)
+    if provider is Provider.OPENAI_COMPATIBLE:
+        env["BYOK_ALLOW_PRIVATE_ENDPOINTS"] = "1"
+        rt = open_runtime(env)
+        keys.store(rt, Actor.operator(), Owner.team(), provider, KEY, base_url=base)
+        rt.engine.dispose()
+    else:
+        env |= {provider.spec.key_env: KEY, provider.spec.base_url_env: base}
+    return env
+
+
+def run_cli(recording: Recording, environ: dict[str, str], monkeypatch: Any,
+            capsys: Any) -> tuple[int, str, str, ReplayServer]:
+    """`byok chat` against a replay server, the way an operator runs it (environment, exit code,
+    stdout and stderr)."""
+    provider = PROVIDER[recording.entry["provider"]]
+    with ReplayServer(recording) as server:
+        for name, value in base_env(recording, server, environ).items():
+            monkeypatch.setenv(name, value)
+        code = main(["chat", "--provider", provider.value, "--model", recording.entry["request"]["model"], "hello"])
+    out, err = capsys.readouterr()
+    return code, out, err, server
 
 
 class ReplayServer:

@@ -7,47 +7,18 @@ from __future__ import annotations
 
 import pytest
 from callhelpers import usage_rows
-from replay import Recording, ReplayServer, recordings
+from replay import KEY, PROVIDER, recordings, run_cli
 
-from byok_core import keys
-from byok_core.cli import main
-from byok_core.identity import Actor, Owner
-from byok_core.providers import Provider
 from byok_core.startup import open_runtime
-
-KEY = "sk-fake.replay-0123456789abcdef0000"
-PROVIDER = {"openai": Provider.OPENAI, "anthropic": Provider.ANTHROPIC, "google": Provider.GOOGLE,
-            "openrouter": Provider.OPENAI_COMPATIBLE}
-PATH_PREFIX = {"openai": "/v1", "openrouter": "/api/v1"}
 
 
 @pytest.fixture
 def replay_cli(environ, monkeypatch, capsys):
     """Run `byok chat` against a replay server the way an operator would (environment, stdin, exit code)."""
-
-    def run(recording: Recording) -> tuple[int, str, str, ReplayServer]:
-        provider = PROVIDER[recording.entry["provider"]]
-        with ReplayServer(recording) as server:
-            base = server.url + PATH_PREFIX.get(recording.entry["provider"], "")
-            env = dict(environ)
-            if provider is Provider.OPENAI_COMPATIBLE:
-                env["BYOK_ALLOW_PRIVATE_ENDPOINTS"] = "1"
-                rt = open_runtime(env)
-                keys.store(rt, Actor.operator(), Owner.team(), provider, KEY, base_url=base)
-                rt.engine.dispose()
-            else:
-                env |= {provider.spec.key_env: KEY, provider.spec.base_url_env: base}
-            for name, value in env.items():
-                monkeypatch.setenv(name, value)
-            code = main(["chat", "--provider", provider.value, "--model", recording.entry["request"]["model"],
-                         "hello"])
-        out, err = capsys.readouterr()
-        return code, out, err, server
-
-    return run
+    return lambda recording: run_cli(recording, environ, monkeypatch, capsys)
 
 
-CHAT = recordings("openai", "anthropic", "google", "openrouter")
+CHAT = recordings(*PROVIDER)
 
 
 @pytest.mark.parametrize("recording", CHAT, ids=str)
