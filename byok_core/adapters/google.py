@@ -19,9 +19,9 @@ from byok_core.errors import RequestRejected
 from byok_core.providers import Provider
 
 _ROLES = {"user": "user", "assistant": "model"}
-# finishReason values (besides STOP) the person is told about; the rest end a reply as usual
-_STOPS = {"MAX_TOKENS": Stop.OUTPUT_CAP, "SAFETY": Stop.SAFETY, "RECITATION": Stop.SAFETY, "BLOCKLIST": Stop.SAFETY,
-          "PROHIBITED_CONTENT": Stop.SAFETY, "SPII": Stop.SAFETY, "IMAGE_SAFETY": Stop.SAFETY}
+# finishReason values (besides STOP) the person is told about, lowercased; the rest end a reply as usual
+_STOPS = {"max_tokens": Stop.OUTPUT_CAP, "safety": Stop.SAFETY, "recitation": Stop.SAFETY, "blocklist": Stop.SAFETY,
+          "prohibited_content": Stop.SAFETY, "spii": Stop.SAFETY, "image_safety": Stop.SAFETY}
 
 
 def _model_id(model: str) -> str:
@@ -68,7 +68,7 @@ class GoogleAdapter(ChatAdapter):
         reply.complete = bool(finish)
         if finish:
             reply.stop_reason = str(finish)
-            reply.stop = _STOPS.get(reply.stop_reason)
+            reply.stop = _STOPS.get(reply.stop_reason.lower())
         parts = (first.get("content") or {}).get("parts") or []
         text = []
         for part in parts if isinstance(parts, list) else ():

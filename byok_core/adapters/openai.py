@@ -41,18 +41,30 @@ class OpenAIAdapter(ChatAdapter):
         }
 
     def on_event(self, event: str, data: dict[str, Any], reply: Reply) -> str | None:
-        if isinstance(data.get("usage"), dict):  # the last chunk (stream_options.include_usage)
-            reply.usage_object = {"usage": data["usage"]}
-        elif reply.usage_object is None and isinstance((data.get("x_groq") or {}).get("usage"), dict):
-            reply.usage_object = {"usage": data["x_groq"]["usage"]}  # Groq: only there, in the finishing chunk
+        usage = data.get("usage")
+        if isinstance(usage, dict):  # the last chunk (stream_options.include_usage)
+            reply.usage_object = {"usage": usage}
+        elif reply.usage_object is None and "x_groq" in data:
+            groq = data["x_groq"].get("usage") if isinstance(data["x_groq"], dict) else None
+            if isinstance(groq, dict):  # Groq: only there, in the finishing chunk
+                reply.usage_object = {"usage": groq}
         choices = data.get("choices")
-        first = choices[0] if isinstance(choices, list) and choices else None
-        choice: dict[str, Any] = first if isinstance(first, dict) else {}
-        delta: dict[str, Any] = choice["delta"] if isinstance(choice.get("delta"), dict) else {}
-        finish = choice.get("finish_reason")
-        if finish:
-            reply.stop_reason = str(finish)
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        if not isinstance(choice, dict):
+            return None
+        delta = choice.get("delta")
+        if not isinstance(delta, dict):
+            delta = {}
+        if choice.get("finish_reason"):
+            reply.stop_reason = str(choice["finish_reason"])
             reply.stop = _STOPS.get(reply.stop_reason, reply.stop)
+        content = delta.get("content")
+        if type(content) is str and len(delta) == 1:  # the common chunk: text and nothing else
+            return content or None
+        return self._other(delta, content, reply)
+
+    def _other(self, delta: dict[str, Any], content: Any, reply: Reply) -> str | None:
+        """A delta that is not just text: reasoning, tool calls, a refusal, content parts."""
         if delta.get("reasoning") or delta.get("reasoning_content"):
             reply.thought = True
         for call in delta.get("tool_calls") or ():
@@ -63,7 +75,7 @@ class OpenAIAdapter(ChatAdapter):
         if isinstance(refusal, str) and refusal:
             reply.stop = Stop.REFUSAL
             return refusal
-        return _text(delta.get("content"), reply)
+        return _text(content, reply)
 
     def models_url(self, cred: Credential) -> str:
         return f"{cred.base_url}/models"
