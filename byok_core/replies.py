@@ -108,14 +108,19 @@ class Live:
             self.done = True
             self.changed.notify_all()
 
+    def after(self, seen: int = -1, timeout: float = 1.0) -> tuple[str, bool, int]:
+        """(text so far, done, chunks so far) once there are more than ``seen`` chunks or it is done,
+        else after ``timeout`` seconds."""
+        with self.changed:
+            if len(self.chunks) == seen and not self.done:
+                self.changed.wait(timeout)
+            return "".join(self.chunks), self.done, len(self.chunks)
+
     def follow(self, timeout: float = 1.0) -> Iterator[tuple[str, bool]]:
         """(text so far, done) each time it changes, or every ``timeout`` seconds while it does not."""
         seen = -1
         while True:
-            with self.changed:
-                if len(self.chunks) == seen and not self.done:
-                    self.changed.wait(timeout)
-                seen, done, text = len(self.chunks), self.done, "".join(self.chunks)
+            text, done, seen = self.after(seen, timeout)
             yield text, done
             if done:
                 return

@@ -17,25 +17,42 @@ from byok_core.errors import ByokError, CallStatus, KeyUnreadableError, NoKeyErr
 from byok_core.md import md_escape, no_images, source_line
 from byok_core.models import ReplyStatus
 from byok_core.record import CallRecord
+from byok_core.runtime import Runtime
 
+LIVE_EVERY = 0.5  # seconds between the runs of the chat's live fragment (the browser asks for each one)
+LIVE_FOR = 0.25  # each run follows the reply this long: runs never overlap, so the page is never held
 KEYS_PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "keys.py")
 
 
-def follow_live(running: replies.Live, waiting_for: str, since: datetime, every: float = 0.05) -> None:
-    """Show a reply a worker in this process is writing, as it arrives, until it is done: "Waiting
-    for OpenAI… 4 s" before the first text; images neutralised on the whole text so far (an image's
-    ``![`` can be split across deltas); redrawn at most every ``every`` seconds."""
-    placeholder, shown_at = st.empty(), 0.0
-    for text, done in running.follow(timeout=1.0):
-        if done:
-            if text:  # the last words now, not after the page's next full run
-                placeholder.markdown(no_images(text))
-            return
-        if not text:
-            placeholder.caption(waiting(waiting_for, since))
-        elif time.monotonic() - shown_at >= every:
+def follow(rt: Runtime, user_id: int, conversation_id: int, reply_id: int, label: str, since: datetime,
+           seconds: float = LIVE_FOR, every: float = 0.05) -> bool:
+    """Draw a reply being written and follow it for up to ``seconds`` (one run of the page's live
+    fragment); whether it is done. A worker in this process is followed as its text arrives,
+    redrawn at most every ``every`` seconds; a reply another process writes is read from the
+    database. "Waiting for OpenAI… 4 s" before the first text; images neutralised on the whole
+    text so far (an image's ``![`` can be split across deltas)."""
+    placeholder = st.empty()
+
+    def draw(text: str) -> None:
+        if text:
             placeholder.markdown(no_images(text))
+        else:
+            placeholder.caption(waiting(label, since))
+
+    running = replies.live(reply_id)
+    if running is None:
+        replies.mark_interrupted(rt, conversation_id)
+        now = replies.reply(rt, user_id, reply_id)
+        draw(now.content)
+        return not now.running
+    end, seen, shown_at = time.monotonic() + seconds, -1, 0.0
+    while True:
+        text, done, seen = running.after(seen, max(0.0, end - time.monotonic()))
+        if done or time.monotonic() >= end or time.monotonic() - shown_at >= every:
+            draw(text)
             shown_at = time.monotonic()
+        if done or time.monotonic() >= end:
+            return done
 
 
 def waiting(label: str, since: datetime) -> str:
@@ -117,6 +134,9 @@ def show_reply_footer(message: StoredMessage) -> None:
         st.caption(caption(message.record))
     if len(made) == 2:
         st.caption(total_caption(*made))
+    if message.notice:  # the model refused, stopped at its output cap or in a safety stop, or only called a tool
+        st.warning(md_escape(message.notice), icon=":material/block:" if message.refusal else ":material/info:",
+                   title="The model refused" if message.refusal else None)
     if message.status is ReplyStatus.STOPPED:
         st.caption("Stopped: the text so far is kept.")
     elif message.status is ReplyStatus.INTERRUPTED:

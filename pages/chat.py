@@ -12,7 +12,7 @@ from byok_core import chat, db, keys, limits, replies, search, words
 from byok_core import conversations as convs
 from byok_core.adapters import CHAT_ADAPTERS
 from byok_core.errors import ByokError, NotFoundError
-from byok_core.identity import Owner
+from byok_core.identity import KeySource, Owner
 from byok_core.md import md_escape, no_images
 from byok_core.models import ReplyStatus, saved_id
 from byok_core.providers import Provider, ProviderKind
@@ -25,7 +25,6 @@ rt, uid = c.rt, saved_id(c.user.id)
 
 CHAT_PROVIDERS = Provider.of_kind(ProviderKind.CHAT)
 SEARCH_PROVIDERS = Provider.of_kind(ProviderKind.SEARCH)
-POLL_SECONDS = 0.5  # how often a page follows a reply another process writes
 
 
 @st.cache_data(ttl=600, max_entries=500, show_spinner=False)
@@ -48,12 +47,28 @@ def model_key(provider: Provider) -> str:
     return f"chat_model_{provider.value}"
 
 
-def default_model_index(provider: Provider, options: list[str]) -> int | None:
-    current = st.session_state.get(model_key(provider))
-    if current in options:
-        return options.index(current)
-    default = CHAT_ADAPTERS[provider].default_model
-    return options.index(default) if default in options else (0 if options else None)
+def model_choices(provider: Provider, paid_by: KeySource | None) -> list[str]:
+    """What the Model picker lists: the provider's models (on a shared key only those the admins
+    allow; the server refuses the rest), with a model typed earlier first."""
+    options = model_options(rt, uid, provider, key_version(provider))
+    if paid_by is not None:
+        options = limits.allowed_models(rt, uid, provider, paid_by, options)
+    typed = st.session_state.get(model_key(provider))
+    return [typed, *options] if typed and typed not in options else options
+
+
+def settle_model(provider: Provider, options: list[str]) -> str | None:
+    """The model a message goes to, which the picker shows: the one chosen or typed, else the
+    provider's default when listed, else the first listed; None when there is nothing to choose."""
+    key = model_key(provider)
+    if not st.session_state.get(key):
+        default = CHAT_ADAPTERS[provider].default_model
+        chosen = default if default in options else next(iter(options), None)
+        if chosen is None:
+            st.session_state.pop(key, None)
+        else:
+            st.session_state[key] = chosen  # before the picker is drawn: its value is the state's
+    return st.session_state.get(key) or None
 
 
 def fmt_when(moment: datetime) -> str:
@@ -114,6 +129,21 @@ def _act(action: Callable[..., object], *args: object) -> None:
         state.flash("chat", str(exc), ok=False)
 
 
+def _queue(conversation_id: int, prompt: str) -> None:
+    """A message sent while a reply is written waits for it (two sent meanwhile become one)."""
+    waiting = st.session_state.get("chat_queued")
+    if waiting and waiting[0] == conversation_id:
+        prompt = f"{waiting[1]}\n\n{prompt}"
+    st.session_state.chat_queued = (conversation_id, prompt)
+
+
+def _unqueue() -> None:
+    """Cancel a waiting message: it goes back into the box."""
+    waiting = st.session_state.pop("chat_queued", None)
+    if waiting:
+        st.session_state.chat_prompt = waiting[1]
+
+
 current = _current()
 if "chat_provider" not in st.session_state:
     st.session_state.chat_provider = (current.provider if current and current.provider
@@ -125,20 +155,36 @@ if current is not None and current.model and st.session_state.get("chat_opened")
         st.session_state[model_key(current.provider)] = current.model
 if "chat_search_provider" not in st.session_state:
     st.session_state.chat_search_provider = search.default_provider(rt, uid) or SEARCH_PROVIDERS[0]
+where = keys.sources(rt, uid)
+options = model_choices(st.session_state.chat_provider, where.get(st.session_state.chat_provider))
+chosen_model = settle_model(st.session_state.chat_provider, options)
+history = replies.history(rt, uid, current.id) if current else []
+running = next((m for m in history if m.running), None)
 
-# A prompt just sent: the conversation (new, or this one) gets the turn and its reply starts
-# before anything is drawn, so the title, the list and the reply all show it.
+# A prompt just sent (or one that waited for a reply to end): the conversation (new, or this one)
+# gets the turn and its reply starts before anything is drawn, so the title, the list and the
+# reply all show it. While a reply is written, a message sent waits for it.
 prompt = st.session_state.get("chat_prompt")
+if prompt and current is not None and running is not None:
+    _queue(current.id, prompt)
+    prompt = None
+elif not prompt and running is None and st.session_state.get("chat_queued"):
+    conversation_id, prompt = st.session_state.pop("chat_queued")
+    if current is None or conversation_id != current.id:  # another conversation is open: back into the box
+        st.session_state.chat_prompt, prompt = prompt, None
 if prompt:
     request = _request()
     try:
         if not request.model:
-            raise ByokError("Choose or type a model first.")
+            raise ByokError(f"Choose or type a {request.provider.label} model first (the button above the "
+                            "conversation); your message is kept in the box.")
         check_message(prompt, convs.MAX_MESSAGE)  # before a new conversation is made for it
         if current is None:
             current = convs.create(rt, uid, convs.title_from(prompt), provider=request.provider, model=request.model)
             _open(current.id)
         replies.send(rt, uid, current.id, prompt, request)
+        history = replies.history(rt, uid, current.id)
+        running = next((m for m in history if m.running), None)
     except (ByokError, SQLAlchemyError) as exc:
         problem = exc if isinstance(exc, ByokError) else db.storage_error(exc)  # disk full, read-only, down
         if problem is None:
@@ -166,12 +212,10 @@ with st.sidebar:
 st.title(md_escape(current.title) if current else "Chat", anchor=False)
 state.show_flash("chat")
 
-where = keys.sources(rt, uid)
 def pickers_label() -> str:
     """What the settings button says: the provider and model a message goes to, and the search."""
-    chosen = st.session_state.get("chat_provider") or Provider.OPENAI
-    model = st.session_state.get(model_key(chosen)) or CHAT_ADAPTERS[chosen].default_model
-    parts = [chosen.label, model or "choose a model"]
+    chosen = st.session_state.chat_provider
+    parts = [chosen.label, st.session_state.get(model_key(chosen)) or "choose a model"]
     if st.session_state.get("chat_search"):
         parts.append(f"web search with {st.session_state.get('chat_search_provider', SEARCH_PROVIDERS[0]).label}")
     return " · ".join(parts)
@@ -181,18 +225,10 @@ def pickers_label() -> str:
 with st.container(horizontal=True, vertical_alignment="center"):
     with st.popover(md_escape(pickers_label()), icon=":material/tune:", help="Provider, model and web search"):
         provider = st.selectbox("Provider", CHAT_PROVIDERS, format_func=lambda p: p.label, key="chat_provider")
-        paid_by = where.get(provider)
-        options = model_options(rt, uid, provider, key_version(provider))
-        if paid_by is not None:  # on a shared key, only the models the admins allow (the server refuses the rest)
-            options = limits.allowed_models(rt, uid, provider, paid_by, options)
-        typed = st.session_state.get(model_key(provider))
-        if typed and typed not in options:
-            options = [typed, *options]
-        index = default_model_index(provider, options)
-        if index is None:
-            st.session_state.pop(model_key(provider), None)
+        # The default is the state's value too: the picker's list is drawn only once opened, and
+        # then starts from the default, which it would send back.
         st.selectbox("Model", options, key=model_key(provider), accept_new_options=True,
-                     index=None if model_key(provider) in st.session_state else index,  # the state's value wins
+                     index=options.index(chosen_model) if chosen_model in options else None,
                      placeholder="type a model name", help="Pick from the provider's list, or type any model name.")
         use_search = st.toggle("Web search", key="chat_search",
                                help="Search the web first and give the results to the model as numbered sources.")
@@ -228,25 +264,17 @@ if any(s is None for s in payer.values()):
 budget_view.show_left(c)
 
 # --- history -------------------------------------------------------------------------------
-history = replies.history(rt, uid, current.id) if current else []
-running = next((m for m in history if m.running), None)
-st.chat_input("A reply is being written…" if running else "Your message", key="chat_prompt", max_chars=100_000,
-              disabled=running is not None)
 last_prompt = max((i for i, m in enumerate(history) if m.role == "user"), default=None)
 
 
-@st.fragment(run_every=POLL_SECONDS)
-def follow_elsewhere(reply_id: int, label: str, since: datetime) -> None:
-    """A reply another process writes: read it from the database until it is done."""
+@st.fragment(run_every=chat_view.LIVE_EVERY)
+def live_reply(reply_id: int, label: str, since: datetime) -> None:
+    """The reply being written, redrawn by short runs of this fragment alone: the page is never
+    held, and the message box takes typing meanwhile. When it is done the whole page runs again,
+    to draw it as stored and send a message that waited for it."""
     assert current is not None
-    replies.mark_interrupted(rt, current.id)
-    now = replies.reply(rt, uid, reply_id)
-    if not now.running:
+    if chat_view.follow(rt, uid, current.id, reply_id, label, since):
         st.rerun(scope="app")
-    if now.content:
-        st.markdown(no_images(now.content))
-    else:
-        st.caption(chat_view.waiting(label, since))
 
 
 for i, message in enumerate(history):
@@ -263,14 +291,7 @@ for i, message in enumerate(history):
                                   replies.edit, rt, uid, cid, st.session_state[f"chat_edit_{mid}"], _request()))
             continue
         if message.running:
-            label = message.provider.label if message.provider else "the provider"
-            st.button("Stop", icon=":material/stop_circle:", key="chat_stop", disabled=message.stop_requested,
-                      on_click=_act, args=(replies.stop, rt, uid, message.id))
-            live = replies.live(message.id)
-            if live is not None:
-                chat_view.follow_live(live, label, message.created_at)
-                st.rerun()  # done: draw it as stored, and free the message box
-            follow_elsewhere(message.id, label, message.created_at)
+            live_reply(message.id, message.provider.label if message.provider else "the provider", message.created_at)
             continue
         if message.content:
             st.markdown(no_images(message.content))
@@ -280,6 +301,23 @@ for i, message in enumerate(history):
             st.button("Retry" if failed else "Regenerate", icon=":material/refresh:", key="chat_again",
                       type="primary" if failed else "secondary",
                       on_click=_act, args=(replies.retry, rt, uid, current.id, _request()))
+waiting = st.session_state.get("chat_queued")
+if current is not None and waiting and waiting[0] == current.id:
+    with st.chat_message("user"):
+        st.markdown(no_images(waiting[1]))
+        with st.container(horizontal=True, vertical_alignment="center"):
+            st.caption("Sent when the reply above ends.")
+            st.button("Cancel", key="chat_unqueue", type="tertiary", on_click=_unqueue,
+                      help="Take this message back into the box")
 if not history:
     st.caption("Ask anything. Replies are written on the server: they keep going if you reload or close the tab, "
                "and every reply says which key paid for it.")
+
+# --- the message box, and Stop beside it while a reply is written (both always in view) -------------
+with st.bottom, st.container(horizontal=True, vertical_alignment="bottom"):
+    st.chat_input("Your message (sent when the reply ends)" if running else "Your message", key="chat_prompt",
+                  max_chars=100_000)
+    if running is not None:
+        st.button("Stop", icon=":material/stop_circle:", key="chat_stop", disabled=running.stop_requested,
+                  on_click=_act, args=(replies.stop, rt, uid, running.id),
+                  help="Stop this reply; its text so far is kept")

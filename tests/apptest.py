@@ -18,9 +18,11 @@ import os
 import re
 from pathlib import Path
 
-from byok_core import accounts
+import sqlalchemy as sa
+
+from byok_core import accounts, replies
 from byok_core.identity import Actor
-from byok_core.models import User
+from byok_core.models import Message, ReplyStatus, User, table
 from byok_core.providers import Provider
 from byok_core.runtime import Runtime
 
@@ -96,3 +98,18 @@ def page_as(rt: Runtime, user: User, name: str = "chat"):
     open_page(at, name).run()
     assert not at.exception, at.exception
     return at
+
+
+def send_message(at, rt: Runtime, text: str):
+    """Send ``text`` from the Chat page's box, and run the page again once the replies this process
+    writes have ended: a browser follows a reply through the live fragment's runs, which AppTest
+    does not make (it runs the fragment once, with the page)."""
+    at.chat_input(key="chat_prompt").set_value(text).run()
+    with rt.engine.connect() as conn:
+        running = conn.execute(sa.select(table(Message).c.id).where(
+            table(Message).c.status == ReplyStatus.STREAMING)).scalars().all()
+    for reply_id in running:
+        live = replies.live(reply_id)
+        for _ in live.follow() if live else ():
+            pass
+    return at.run() if running else at

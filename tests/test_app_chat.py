@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 
 import sqlalchemy as sa
-from apptest import app_test, make_user, open_page, page_as, sign_in, use_environment
+from apptest import app_test, make_user, open_page, page_as, send_message, sign_in, use_environment
 from fakeproviders import FakeProvider
 from markdown_it import MarkdownIt
+from replay import ReplayServer, base_env, recording
 
 from byok_core import conversations as convs
 from byok_core import keys
@@ -19,8 +20,8 @@ from byok_core.providers import Provider
 from byok_ui import chat_view
 
 
-def ask(at, text: str):
-    at.chat_input(key="chat_prompt").set_value(text).run()
+def ask(at, rt, text: str):
+    send_message(at, rt, text)
     assert not at.exception
     return at
 
@@ -45,7 +46,7 @@ def test_reply_is_streamed_stored_and_says_who_paid(app, rt, environ, monkeypatc
         assert anthropic_model and anthropic_model.startswith("claude")  # not OpenAI's model carried over
         at.selectbox(key="chat_provider").set_value(Provider.OPENAI).run()
         assert at.selectbox(key="chat_model_openai").value == "gpt-4o-mini"
-        ask(at, "Say hello")
+        ask(at, rt, "Say hello")
     assert at.title[0].value == "Say hello"  # the new conversation is titled from the first prompt
     replies = [m for m in at.chat_message if m.name == "assistant"]
     assert replies and replies[-1].markdown[0].value == "Hello from the fake model"
@@ -65,7 +66,7 @@ def test_unknown_price_is_shown_as_unknown_and_team_key_named(app, rt, environ, 
     with FakeProvider(Provider.OPENAI, reply="ok", models=["house-model-x"]) as fake:
         chat_env(environ, monkeypatch, fake)
         at = page_as(rt, mem)
-        ask(at, "hi")
+        ask(at, rt, "hi")
     caption = [m for m in at.chat_message if m.name == "assistant"][-1].caption[-1].value
     assert "Paid by the team's key" in caption and "cost unknown" in caption
 
@@ -74,7 +75,7 @@ def test_no_key_links_to_the_keys_page(app, rt):
     ann = make_user(rt, "ann")
     at = page_as(rt, ann)
     at.selectbox(key="chat_model_openai").set_value("gpt-4o-mini")
-    ask(at, "hello?")
+    ask(at, rt, "hello?")
     assert at.error and "No API key for OpenAI" in at.error[0].value
     assert any("Keys page" in link.value for link in at.page_link)
 
@@ -85,7 +86,7 @@ def test_rejected_key_and_rate_limit_and_cut_off_in_plain_words(app, rt, environ
     with FakeProvider(Provider.OPENAI, expect_key="sk-right-key") as fake:
         chat_env(environ, monkeypatch, fake)
         at = page_as(rt, ann)
-        ask(at, "one")
+        ask(at, rt, "one")
         assert at.error and "sk-wrong-key-0000" not in at.error[-1].value
         assert any("Keys page" in link.value for link in at.page_link)
         footer = [m for m in at.chat_message if m.name == "assistant"][-1].caption[-1].value
@@ -93,12 +94,12 @@ def test_rejected_key_and_rate_limit_and_cut_off_in_plain_words(app, rt, environ
     with FakeProvider(Provider.OPENAI, status=429, error_headers={"retry-after": "17"}) as fake:
         chat_env(environ, monkeypatch, fake)
         at = page_as(rt, ann)
-        ask(at, "two")
+        ask(at, rt, "two")
         assert at.warning and at.warning[-1].value.count("17 seconds") == 1  # said once, not twice
     with FakeProvider(Provider.OPENAI, reply="partial text that goes on", cut_after=2) as fake:
         chat_env(environ, monkeypatch, fake)
         at = page_as(rt, ann)
-        ask(at, "three")
+        ask(at, rt, "three")
         assert at.warning and at.warning[-1].value.count("the text so far is kept") == 1
     [conv] = [c for c in convs.list_conversations(rt, ann.id) if c.title == "three"]
     reply = convs.messages(rt, ann.id, conv.id)[-1]
@@ -141,7 +142,7 @@ def test_web_search_sources_are_listed_under_the_reply(app, rt, environ, monkeyp
         at = page_as(rt, ann)
         at.toggle(key="chat_search").set_value(True).run()
         at.selectbox(key="chat_search_provider").set_value(Provider.TAVILY).run()
-        ask(at, "what is an example?")
+        ask(at, rt, "what is an example?")
     reply = [m for m in at.chat_message if m.name == "assistant"][-1]
     sources = reply.expander[0].markdown[0].value
     assert "[Example One](https://example.com/one)" in sources
@@ -176,7 +177,7 @@ def test_images_in_replies_prompts_and_titles_are_not_loaded(app, rt, environ, m
     with FakeProvider(Provider.OPENAI, reply=f"Here you go {leak}") as fake:
         chat_env(environ, monkeypatch, fake)
         at = page_as(rt, ann)
-        ask(at, f"show {leak}")
+        ask(at, rt, f"show {leak}")
     shown = [md.value for m in at.chat_message for md in m.markdown]
     assert any("Here you go" in text for text in shown)
     assert not any(re.search(r"(?<!\\)!\[", text) for text in [*shown, at.title[0].value]), shown
@@ -209,12 +210,12 @@ def test_a_failed_turn_stays_with_retry_and_is_never_sent_again(app, rt, environ
     with FakeProvider(Provider.OPENAI, reply="Fine") as fake:
         chat_env(environ, monkeypatch, fake)
         at = page_as(rt, ann)
-        ask(at, "one")
+        ask(at, rt, "one")
         fake.status = 429
-        ask(at, "two")
+        ask(at, rt, "two")
         assert at.warning and at.button(key="chat_again").label == "Retry"
         fake.status = None
-        ask(at, "three")
+        ask(at, rt, "three")
         assert [(m["role"], m["content"]) for m in fake.requests[-1].body["messages"]] == [
             ("user", "one"), ("assistant", "Fine"), ("user", "three")]
         shown = [m.markdown[0].value for m in at.chat_message if m.markdown]
@@ -230,7 +231,7 @@ def test_a_failed_turn_stays_with_retry_and_is_never_sent_again(app, rt, environ
         assert len(convs.messages(rt, ann.id, convs.list_conversations(rt, ann.id)[0].id)) == 6
 
 
-def test_a_reply_written_by_another_process_is_followed_and_blocks_the_message_box(app, rt):
+def test_a_reply_written_by_another_process_is_followed_and_a_message_sent_meanwhile_waits_for_it(app, rt):
     ann = make_user(rt, "ann")
     conv = convs.create(rt, ann.id, "Elsewhere", provider=Provider.ANTHROPIC, model="claude-haiku-4-5")
     convs.add_message(rt, ann.id, conv.id, "user", "Hi")
@@ -244,16 +245,23 @@ def test_a_reply_written_by_another_process_is_followed_and_blocks_the_message_b
     at.query_params["c"] = str(conv.id)
     at.run()
     open_page(at, "chat").run()
-    assert at.chat_input(key="chat_prompt").disabled
+    assert at.chat_input(key="chat_prompt").placeholder == "Your message (sent when the reply ends)"
     assert any(c.value.startswith("Waiting for Anthropic… ") for c in at.caption)
+    at.chat_input(key="chat_prompt").set_value("And then?").run()
+    assert any(c.value == "Sent when the reply above ends." for c in at.caption)
+    assert len(convs.messages(rt, ann.id, conv.id)) == 2  # not sent yet
     at.button(key="chat_stop").click().run()
     assert convs.messages(rt, ann.id, conv.id)[-1].stop_requested  # the other process sees it
     with rt.engine.begin() as conn:
         conn.execute(sa.update(table(Message)).where(table(Message).c.role == "assistant").values(
             content="Written elsewhere", status=ReplyStatus.STOPPED))
-    at.run()
-    assert [m.markdown[0].value for m in at.chat_message] == ["Hi", "Written elsewhere"]
-    assert not at.chat_input(key="chat_prompt").disabled
+    at.run()  # the reply is over: the message that waited for it is sent (Ann has no Anthropic key)
+    assert [(m.content, m.status) for m in convs.messages(rt, ann.id, conv.id)] == [
+        ("Hi", ReplyStatus.DONE), ("Written elsewhere", ReplyStatus.STOPPED), ("And then?", ReplyStatus.DONE),
+        ("", ReplyStatus.FAILED)]
+    assert [m.markdown[0].value for m in at.chat_message[:3]] == ["Hi", "Written elsewhere", "And then?"]
+    assert at.chat_input(key="chat_prompt").placeholder == "Your message"
+    assert not any(c.value == "Sent when the reply above ends." for c in at.caption)
 
 
 def test_web_search_defaults_to_a_provider_with_a_key_and_its_cost_is_shown(app, rt, environ, monkeypatch):
@@ -265,7 +273,7 @@ def test_web_search_defaults_to_a_provider_with_a_key_and_its_cost_is_shown(app,
         at = page_as(rt, ann)
         at.toggle(key="chat_search").set_value(True).run()
         assert at.selectbox(key="chat_search_provider").value is Provider.BRAVE  # not Firecrawl: no key
-        ask(at, "what is an example?")
+        ask(at, rt, "what is an example?")
     captions = [c.value for c in [m for m in at.chat_message if m.name == "assistant"][-1].caption]
     assert captions[0] == "Web search: Brave Search, paid by the team's key · $0.005"
     assert captions[1].startswith("Paid by your key · OpenAI gpt-4o-mini")
@@ -318,7 +326,7 @@ def test_a_message_that_cannot_be_sent_stays_in_the_box_with_the_reason(app, rt,
     with FakeProvider(Provider.OPENAI) as fake:
         chat_env(environ, monkeypatch, fake)
         at = page_as(rt, ann)
-        ask(at, "bell \x07 rings")  # refused before anything is stored or sent
+        ask(at, rt, "bell \x07 rings")  # refused before anything is stored or sent
         assert "The message contains a control character" in at.error[0].value
         assert at.chat_input(key="chat_prompt").value == "bell \x07 rings"
         assert not any("chat" in r.path for r in fake.requests) and convs.list_conversations(rt, ann.id) == []
@@ -334,6 +342,22 @@ def test_a_database_that_cannot_be_written_says_so_and_keeps_the_message(app, rt
             raise sa.exc.OperationalError("INSERT", {}, Exception("database or disk is full"))
 
         monkeypatch.setattr(convs, "create", full)
-        ask(at, "Hello there")
+        ask(at, rt, "Hello there")
         assert "disk is full" in at.error[0].value and not at.exception
         assert at.chat_input(key="chat_prompt").value == "Hello there"
+
+
+def test_a_refusal_is_shown_as_the_reply_and_says_so(app, rt, environ, monkeypatch):
+    """A real recorded OpenAI refusal (tests/recordings/openai/stream-refusal-gpt-4o.sse)."""
+    rec = recording("openai/stream-refusal-gpt-4o.sse")
+    ann = make_user(rt, "ann")
+    with ReplayServer(rec) as server:
+        use_environment(monkeypatch, base_env(rec, server, environ))
+        at = page_as(rt, ann)
+        at.selectbox(key="chat_model_openai").set_value("gpt-4o").run()
+        ask(at, rt, "Something the model will not do")
+    reply = [m for m in at.chat_message if m.name == "assistant"][-1]
+    assert reply.markdown[0].value == "I'm sorry, I can't assist with that request."
+    [warning] = reply.warning
+    assert warning.value == "The model refused this request; the reply above is its refusal."
+    assert "The model refused" in str(warning.proto)  # the title

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from apptest import make_user, page_as, use_environment
+from apptest import make_user, page_as, send_message, use_environment
 from callhelpers import log_call
 from fakeproviders import FakeProvider, default_error_body
 from markdown_it import MarkdownIt
@@ -48,7 +48,7 @@ REVIEWED: dict[str, dict[str, str]] = {
     "byok_ui/chat_view.py": {
         "label": "keys_link(label): every caller passes fixed words", "len(sources)": NUMBERS, "n": NUMBERS,
         "message": "show_status(): md_escape where it is assigned",
-        "waiting(waiting_for, since)": "a provider's label and seconds",
+        "waiting(label, since)": "a provider's label and seconds",
         "caption(message.record)": "caption(): the model name goes through md_escape, the rest is words and numbers",
         "search_caption(message.search_record)": "a provider's label, words and an amount",
         "total_caption(*made)": NUMBERS,
@@ -63,8 +63,7 @@ REVIEWED: dict[str, dict[str, str]] = {
                          "instead": "fixed words and a page's title"},
     "pages/admin.py": {"provider.label": WORDS, "new_role.value": WORDS, "accounts.USERNAME_RULES": WORDS},
     "pages/chat.py": {"fmt_when(info.updated_at)": NUMBERS, "info.updated_at": NUMBERS, "p.label": WORDS,
-                      "words.PAID_BY[s]": WORDS,
-                      "chat_view.waiting(label, since)": "a provider's label and seconds"},
+                      "words.PAID_BY[s]": WORDS},
     "pages/search.py": {"count": NUMBERS, "'s' * (count != 1)": WORDS, "words.PAID_BY[record.key_source]": WORDS,
                         "chat_view.fmt_cost(record.cost_usd)": NUMBERS, "provider.label": WORDS, "p.label": WORDS},
     "byok_ui/state.py": {"message": "show_flash(): md_escape where it is assigned"},
@@ -193,7 +192,7 @@ def test_a_providers_error_with_an_image_is_shown_as_text(app, rt, environ, monk
                 Provider.BRAVE, 400, f"Unsupported query {IMG}")) as brave:
         use_environment(monkeypatch, {**environ, **openai.env(), **brave.env()})
         chat = page_as(rt, ann)
-        chat.chat_input(key="chat_prompt").set_value("hi").run()
+        send_message(chat, rt, "hi")
         keys_page = page_as(rt, ann, "keys")
         keys_page.button(key="mykeys_openai_test").click().run()
         search = page_as(rt, ann, "search")

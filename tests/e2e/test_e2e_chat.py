@@ -5,23 +5,24 @@ each test has a person of its own, signed in by a session cookie."""
 
 from __future__ import annotations
 
-import itertools
-
+import chatpage
 import pytest
-from browser import idle, no_errors, open_signed_in
+from browser import idle, no_errors
 from callhelpers import log_call
-from playwright.sync_api import Page, expect
+from chatpage import box, main, replies, send, sent_turns, stop_button
+from playwright.sync_api import expect
 
-from byok_core import accounts, budgets, keys, pricing
+from byok_core import budgets, keys, pricing
 from byok_core import conversations as convs
 from byok_core.identity import Actor, KeySource, Owner
 from byok_core.providers import Provider
 from byok_core.startup import open_runtime
 
 pytestmark = pytest.mark.e2e
+person = chatpage.person  # a member with an OpenAI key of their own, on the Chat page
 
 BRAVE_KEY = "brave-team-key-e2e-0123456789"
-_names = itertools.count(1)
+WRITING = "Your message (sent when the reply ends)"  # the box's placeholder while a reply is written
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -33,51 +34,20 @@ def team_brave_key(server):
         rt.engine.dispose()
 
 
-@pytest.fixture
-def person(server, page, rt, openai):
-    """A member with their own OpenAI key, signed in on the Chat page; replies stop after their
-    first word until the test sets ``openai.gate``."""
-    name = f"chat{next(_names)}"
-    user = accounts.create_user(rt, Actor.operator(), name, "member password 1")
-    keys.store(rt, Actor.of(user), Owner.user(user.id), Provider.OPENAI, f"sk-e2e-{name}-0123456789")
-    openai.gate.clear()
-    open_signed_in(page, server.url, rt, user)
-    return page, user
-
-
-def send(page: Page, text: str) -> None:
-    box = page.get_by_test_id("stChatInputTextArea")
-    expect(box).to_be_enabled()
-    box.fill(text)
-    box.press("Enter")
-
-
-def main(page: Page):
-    return page.get_by_test_id("stMainBlockContainer")
-
-
-def replies(page: Page):
-    return page.get_by_test_id("stChatMessage").filter(has=page.locator("[data-testid='stChatMessageAvatarAssistant']"))
-
-
-def sent_turns(openai) -> list[tuple[str, str]]:
-    return [(m["role"], m["content"]) for m in openai.requests[-1].body["messages"]]
-
-
 def test_a_reload_mid_reply_picks_it_up_and_it_finishes(person, openai):
     page, _ = person
     send(page, "Does a reload lose the reply?")
     expect(replies(page).last).to_contain_text("Streaming")  # the first word; the provider holds the rest
-    expect(page.get_by_test_id("stChatInputTextArea")).to_be_disabled()
+    expect(box(page)).to_have_attribute("placeholder", WRITING)
     assert "c=" in page.url  # the conversation has a URL
     page.reload()
     expect(replies(page).last).to_contain_text("Streaming")  # picked up again, still being written
-    expect(page.get_by_test_id("stChatInputTextArea")).to_be_disabled()
+    expect(box(page)).to_have_attribute("placeholder", WRITING)
     assert "until the very end" not in replies(page).last.inner_text()
     openai.gate.set()
     expect(replies(page).last).to_contain_text("until the very end.", timeout=20_000)
     expect(replies(page).last).to_contain_text("Paid by your key")
-    expect(page.get_by_test_id("stChatInputTextArea")).to_be_enabled()
+    expect(box(page)).to_have_attribute("placeholder", "Your message")
     idle(page)
     no_errors(page)
 
@@ -86,9 +56,9 @@ def test_stop_ends_the_reply_and_keeps_the_text(person, openai):
     page, _ = person
     send(page, "Please stop me")
     expect(replies(page).last).to_contain_text("Streaming")
-    main(page).get_by_role("button", name="Stop").click()
+    stop_button(page).click()
     expect(replies(page).last).to_contain_text("Stopped: the text so far is kept.")
-    expect(page.get_by_test_id("stChatInputTextArea")).to_be_enabled()  # while the provider still holds
+    expect(box(page)).to_have_attribute("placeholder", "Your message")  # while the provider still holds
     assert "until the very end" not in replies(page).last.inner_text()
     idle(page)
     no_errors(page)

@@ -1,0 +1,154 @@
+"""End to end in a real Chromium: the chat never gets in the way. The model the picker shows is the
+model a message goes to; a message that cannot be sent stays in the box; a reply streams without
+holding the page (no running indicator, one Stop beside the box, always in view); the page follows
+the reply only while the reader is at the bottom; the box takes typing while a reply is written.
+On the shared app server (tests/e2e/conftest.py)."""
+
+from __future__ import annotations
+
+import re
+
+import chatpage
+import pytest
+from browser import idle, no_errors
+from chatpage import box, replies, send, stop_button
+from playwright.sync_api import Page, expect
+
+from byok_core import conversations as convs
+from byok_core.providers import Provider
+
+pytestmark = pytest.mark.e2e
+person = chatpage.person  # a member with an OpenAI key of their own, on the Chat page
+
+PICKER = re.compile(r"^OpenAI · ")
+
+
+def picker_model(page: Page) -> str:
+    label = page.get_by_role("button", name=PICKER).get_by_test_id("stMarkdownContainer").inner_text()
+    return label.split("·")[1].strip()
+
+
+def test_a_picker_opened_and_closed_then_enter_sends_with_the_shown_model(person, openai):
+    page, _ = person
+    openai.gate.set()
+    send(page, "The first conversation")
+    expect(replies(page).last).to_contain_text("until the very end.")
+    idle(page)
+    page.get_by_role("button", name="New chat").click()
+    expect(page.get_by_role("heading", name="Chat", exact=True)).to_be_visible()
+    idle(page)
+    shown = picker_model(page)
+    page.get_by_role("button", name=PICKER).click()
+    expect(page.get_by_role("combobox", name=re.compile("Model"))).to_be_visible()
+    page.keyboard.press("Escape")
+    idle(page)
+    send(page, "A second conversation")
+    expect(replies(page).last).to_contain_text("until the very end.")
+    assert openai.requests[-1].body["model"] == shown == picker_model(page)
+    idle(page)
+    no_errors(page)
+
+
+def test_new_chat_on_a_fresh_tab_sends_with_the_shown_model(person, openai, rt):
+    page, user = person
+    openai.gate.set()
+    earlier = convs.create(rt, user.id, "An earlier trip", provider=Provider.OPENAI, model="gpt-4o")
+    page.goto(f"{page.url.split('?')[0]}?c={earlier.id}")  # a fresh tab on a conversation
+    expect(page.get_by_role("heading", name="An earlier trip")).to_be_visible()
+    idle(page)
+    page.get_by_test_id("stSidebar").get_by_placeholder("Search titles").fill("trip")
+    page.get_by_test_id("stSidebar").get_by_placeholder("Search titles").press("Enter")
+    idle(page)
+    page.get_by_role("button", name="New chat").click()
+    expect(page.get_by_role("heading", name="Chat", exact=True)).to_be_visible()
+    idle(page)
+    shown = picker_model(page)
+    assert shown == "gpt-4o"  # the model the conversation last used, still chosen
+    page.get_by_role("button", name=PICKER).click()
+    expect(page.get_by_role("combobox", name=re.compile("Model"))).to_be_visible()
+    page.keyboard.press("Escape")
+    idle(page)
+    send(page, "Sent from a fresh tab")
+    expect(replies(page).last).to_contain_text("until the very end.")
+    assert openai.requests[-1].body["model"] == shown
+    idle(page)
+    no_errors(page)
+
+
+WATCH_RUNS = """() => {
+    const app = document.querySelector("[data-testid='stApp']");
+    window.byokRuns = 0;
+    window.byokIndicator = false;
+    new MutationObserver(() => {
+        if (app.getAttribute("data-test-script-state") === "running") window.byokRuns += 1;
+        if (document.querySelector("[data-testid='stStatusWidget']")) window.byokIndicator = true;
+    }).observe(document.body, {subtree: true, childList: true, attributes: true});
+}"""
+
+
+def test_a_reply_streams_without_holding_the_page(person, openai):
+    page, _ = person
+    page.evaluate(WATCH_RUNS)
+    send(page, "Is the page held?")
+    expect(replies(page).last).to_contain_text("Streaming")  # the first word; the provider holds the rest
+    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
+    page.wait_for_function("window.byokRuns >= 4")  # the live reply's runs go on, each a short one
+    expect(box(page)).to_be_editable()
+    openai.gate.set()
+    expect(replies(page).last).to_contain_text("until the very end.")
+    idle(page)
+    assert not page.evaluate("window.byokIndicator"), "Streamlit's running indicator (and its Stop) showed"
+    expect(stop_button(page)).to_have_count(0)
+    no_errors(page)
+
+
+def test_the_box_keeps_focus_and_a_message_typed_meanwhile_waits_for_the_reply(person, openai):
+    page, _ = person
+    send(page, "First question")
+    expect(replies(page).last).to_contain_text("Streaming")
+    expect(box(page)).to_be_focused()  # keyboard users type on without reaching for the box again
+    box(page).fill("Second question")
+    box(page).press("Enter")
+    queued = page.get_by_test_id("stChatMessage").filter(has_text="Sent when the reply above ends.")
+    expect(queued).to_contain_text("Second question")
+    assert [m["content"] for m in openai.requests[-1].body["messages"]] == ["First question"]
+    openai.gate.set()
+    expect(replies(page)).to_have_count(2)
+    expect(replies(page).last).to_contain_text("until the very end.")
+    expect(queued).to_have_count(0)
+    assert [m["content"] for m in openai.requests[-1].body["messages"]][-1] == "Second question"
+    idle(page)
+    no_errors(page)
+
+
+@pytest.fixture
+def long_reply(openai):
+    """The shared OpenAI's reply is 3,000 words, held after its 2,000th while ``gate`` is clear."""
+    chunks, hold = openai.chunks, openai.hold_after
+    openai.chunks = [f"word{n} " for n in range(3000)]
+    openai.hold_after = 2000
+    yield openai
+    openai.chunks, openai.hold_after = chunks, hold
+
+
+def scrolled(page: Page) -> int:
+    return page.evaluate("document.querySelector(\"[data-testid='stMain']\").scrollTop")
+
+
+def test_stop_stays_in_view_and_a_reader_scrolled_up_stays_up(person, long_reply):
+    page, _ = person
+    page.set_viewport_size({"width": 1366, "height": 768})
+    send(page, "Write a lot")
+    expect(replies(page).last).to_contain_text("word1999")
+    stop = stop_button(page)
+    expect(stop).to_be_in_viewport()  # at the end of a long reply, beside the box
+    page.get_by_test_id("stMain").evaluate("main => main.scrollTo(0, 0)")
+    assert scrolled(page) == 0
+    page.evaluate(WATCH_RUNS)
+    page.wait_for_function("window.byokRuns >= 4")  # the live reply was redrawn meanwhile
+    assert scrolled(page) == 0, "scrolling up to read was pulled back to the bottom"
+    expect(stop).to_be_in_viewport()
+    stop.click()
+    expect(replies(page).last).to_contain_text("Stopped")
+    idle(page)
+    no_errors(page)
