@@ -93,13 +93,15 @@ class ChatStream:
             try:
                 self.result.sources = search_with(self._rt, key, searched, _search_query(messages),
                                                   limit=MAX_SOURCES, bound=search_bound, client=self._client)
-            except ByokError as exc:  # the search's own row (and record) say what happened
-                self.result.error, self.result.model_called = exc, False
-                if searched.ok:  # it could not even start: no query to send
+            except ByokError as exc:
+                if searched.ok:  # it could not even start (no query to send): neither does the reply
                     searched.fail(exc)
-                return
-            messages = with_sources(messages, self.result.sources)
-            bound = _bound(self._rt, self._adapter, self._model, messages)  # the sources count too
+                    self.result.error, self.result.model_called = exc, False
+                    return
+                # the search failed (its row and record say why): the model answers without sources
+            else:
+                messages = with_sources(messages, self.result.sources)
+                bound = _bound(self._rt, self._adapter, self._model, messages)  # the sources count too
         try:
             with calls.metered(self._rt, self._key, record, bound=bound, client=self._client, reply=reply) as client:
                 yield from self._adapter.stream(client, self._key.credential, self._model, messages, reply)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -60,6 +60,7 @@ class StoredMessage:
     provider: Provider | None = None  # a reply's provider and model, known from its start
     model: str = ""
     stop_requested: bool = False
+    retry_at: datetime | None = None  # a rate-limited reply: when the next try is allowed
 
     @classmethod
     def of(cls, row: Message) -> StoredMessage:
@@ -79,7 +80,7 @@ class StoredMessage:
                    meta.get("budget_warning"), ReplyStatus(row.status),
                    CallRecord.from_json(search) if isinstance(search, dict) else None,
                    meta.get("failure") or (record.error if record else None), provider, str(meta.get("model") or ""),
-                   bool(row.stop_requested))
+                   bool(row.stop_requested), _moment(meta.get("retry_at")))
 
     @property
     def running(self) -> bool:
@@ -208,12 +209,23 @@ def add_message(rt: Runtime, user_id: int, conversation_id: int, role: str, cont
     return StoredMessage.of(row)
 
 
+def _moment(value: Any) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def reply_meta(record: CallRecord | None, sources: Sequence[SearchResult] = (), budget_warning: str | None = None,
-               search: CallRecord | None = None, error: str | None = None) -> dict[str, Any]:
+               search: CallRecord | None = None, error: str | None = None,
+               retry_at: datetime | None = None) -> dict[str, Any]:
     """What is kept with a reply (never a key): the model call's record (None: never made), the web
-    search's, the sources, the budget warning and a failure's reason."""
+    search's, the sources, the budget warning, a failure's reason, and when a rate-limited call may
+    be tried again."""
     return {**(record.to_json() if record else {"model_called": False}), "sources": [asdict(s) for s in sources],
-            "budget_warning": budget_warning, "search": search.to_json() if search else None, "failure": error}
+            "budget_warning": budget_warning, "search": search.to_json() if search else None, "failure": error,
+            "retry_at": retry_at.isoformat() if retry_at else None}
 
 
 def to_markdown(rt: Runtime, user_id: int, conversation_id: int) -> str:

@@ -325,7 +325,7 @@ def _start(rt: Runtime, user_id: int, reply_id: int, request: Request, messages:
         stream = chat.stream_chat(rt, user_id=user_id, provider=request.provider, model=request.model,
                                   messages=messages, search_provider=request.search_provider, client=client)
     except ByokError as exc:
-        _finish(rt, reply_id, request, ReplyStatus.FAILED, "", None, str(exc))
+        _finish(rt, reply_id, request, ReplyStatus.FAILED, "", None, str(exc), _retry_after(exc))
         return
     item = Live(rt, reply_id, stream)
     _register(item)
@@ -375,13 +375,23 @@ def _flush(rt: Runtime, reply_id: int, text: str) -> bool:
         return False
 
 
+def _retry_after(exc: BaseException | None) -> float | None:
+    """Seconds until a rate-limited call may be tried again, when the provider or the limit said."""
+    wait = getattr(exc, "retry_after", None)
+    return float(wait) if isinstance(wait, int | float) and wait > 0 else None
+
+
 def _finish(rt: Runtime, reply_id: int, request: Request, status: ReplyStatus, text: str,
-            result: ChatResult | None, error: str | None) -> None:
-    meta = convs.reply_meta(None, error=error)
+            result: ChatResult | None, error: str | None, retry_after: float | None = None) -> None:
+    if result is not None and status is ReplyStatus.FAILED:
+        retry_after = retry_after or _retry_after(result.error)
+    retry_at = utcnow() + timedelta(seconds=retry_after) if retry_after else None
+    meta = convs.reply_meta(None, error=error, retry_at=retry_at)
     if result is not None:
         meta = convs.reply_meta(result.record if result.model_called else None, result.sources,
                                 result.budget_warning, result.search_record,
-                                error or (str(result.error) if result.error and status is ReplyStatus.FAILED else None))
+                                error or (str(result.error) if result.error and status is ReplyStatus.FAILED else None),
+                                retry_at)
     meta |= _started_meta(request)
     for attempt in range(3):  # the reply's end must be written: it is what stops every page's spinner
         try:

@@ -65,7 +65,7 @@ def fmt_cost(cost: float | None) -> str:
 
 def caption(record: CallRecord) -> str:
     """The line under a reply: who paid (or whose key was tried), model, tokens, cost, time."""
-    verb = "Paid by" if record.ok else "Tried with"  # a failed call may cost nothing
+    verb = "Paid by" if record.ok or record.cost_usd or record.charged_usd else "Tried with"  # it may cost nothing
     parts = [f"{verb} {words.PAID_BY[record.key_source]}"]
     if record.model:
         parts.append(f"{words.provider_name(record.provider)} {md_escape(record.model)}")
@@ -137,8 +137,12 @@ def show_reply_footer(message: StoredMessage) -> None:
     if message.notice:  # the model refused, stopped at its output cap or in a safety stop, or only called a tool
         st.warning(md_escape(message.notice), icon=":material/block:" if message.refusal else ":material/info:",
                    title="The model refused" if message.refusal else None)
+    if message.search_record is not None and not message.search_record.ok and message.status is ReplyStatus.DONE:
+        st.warning(f"The web search failed, so this answer has no sources: "
+                   f"{md_escape(message.search_record.error or 'the search provider did not answer.')}",
+                   icon=":material/travel_explore:")
     if message.status is ReplyStatus.STOPPED:
-        st.caption("Stopped: the text so far is kept.")
+        st.caption("Stopped: the text so far is kept." if message.content else stopped_early(message.record))
     elif message.status is ReplyStatus.INTERRUPTED:
         st.warning("The server stopped while writing this reply; the text so far is kept. Retry to ask again.",
                    icon=":material/sync_problem:")
@@ -147,6 +151,16 @@ def show_reply_footer(message: StoredMessage) -> None:
         show_status(failed.status if failed else CallStatus.ERROR, message.error)
     if message.budget_warning:
         st.info(md_escape(message.budget_warning), icon=":material/savings:")
+
+
+def stopped_early(record: CallRecord | None) -> str:
+    """A reply stopped before its first word: what, if anything, was counted for it."""
+    if record is not None and record.charged_usd:
+        return (f"Stopped before the model answered; {words.usd(record.charged_usd)} was counted against the "
+                "budget (the provider sent no usage).")
+    if record is not None and record.cost_usd:
+        return f"Stopped before the model answered; it cost {words.usd(record.cost_usd)}."
+    return "Stopped before the model answered; not charged."
 
 
 def show_start_error(exc: ByokError) -> None:

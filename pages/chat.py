@@ -1,6 +1,7 @@
 """Chat: conversations with their own URL (?c=<id>), replies written on the server (they survive a
 reload, a second tab or a dropped connection), failed turns kept with Retry, Stop, Regenerate and Edit."""
 
+import math
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
@@ -11,7 +12,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from byok_core import chat, db, keys, limits, replies, search, words
 from byok_core import conversations as convs
 from byok_core.adapters import CHAT_ADAPTERS
-from byok_core.errors import ByokError, NotFoundError
+from byok_core.clock import utcnow
+from byok_core.errors import ByokError, NoKeyError, NotFoundError
 from byok_core.identity import KeySource, Owner
 from byok_core.md import md_escape, no_images
 from byok_core.models import ReplyStatus, saved_id
@@ -178,6 +180,8 @@ if prompt:
         if not request.model:
             raise ByokError(f"Choose or type a {request.provider.label} model first (the button above the "
                             "conversation); your message is kept in the box.")
+        if where.get(request.provider) is None:  # before a conversation is made for it
+            raise NoKeyError(request.provider)
         check_message(prompt, convs.MAX_MESSAGE)  # before a new conversation is made for it
         if current is None:
             current = convs.create(rt, uid, convs.title_from(prompt), provider=request.provider, model=request.model)
@@ -239,8 +243,9 @@ with st.container(horizontal=True, vertical_alignment="center"):
                 help="Starts with the first provider you have a key for: your own, then the team's, then the server's.")
     if current is not None:
         with st.popover("Conversation", icon=":material/more_horiz:"):
-            st.text_input("Title", value=current.title, key=f"chat_rename_{current.id}", max_chars=200)
-            st.button("Rename", key="chat_rename_btn", on_click=_rename, args=(current.id,))
+            with st.form("chat_rename_form", border=False, enter_to_submit=True):  # Enter renames too
+                st.text_input("Title", value=current.title, key=f"chat_rename_{current.id}", max_chars=200)
+                st.form_submit_button("Rename", on_click=_rename, args=(current.id,))
             st.download_button("Export as Markdown", partial(convs.to_markdown, rt, uid, current.id),
                                file_name=f"conversation-{current.id}.md", mime="text/markdown",
                                icon=":material/download:", key="chat_export", on_click="ignore")
@@ -277,6 +282,16 @@ def live_reply(reply_id: int, label: str, since: datetime) -> None:
         st.rerun(scope="app")
 
 
+@st.fragment(run_every=1.0)
+def retry_countdown(until: datetime) -> None:
+    """Retry, offered once the provider (or the shared key's limit) allows it: counted down till then."""
+    left = math.ceil((until - utcnow()).total_seconds())
+    if left <= 0:
+        st.rerun(scope="app")
+    st.button(f"Retry in {left} s", icon=":material/hourglass_top:", key="chat_again_wait", disabled=True,
+              help="The provider asked to wait before the next try.")
+
+
 for i, message in enumerate(history):
     assert current is not None  # a history is the current conversation's
     with st.chat_message(message.role):
@@ -298,9 +313,12 @@ for i, message in enumerate(history):
         chat_view.show_reply_footer(message)
         if i == len(history) - 1 and running is None:
             failed = message.status in (ReplyStatus.FAILED, ReplyStatus.INTERRUPTED)
-            st.button("Retry" if failed else "Regenerate", icon=":material/refresh:", key="chat_again",
-                      type="primary" if failed else "secondary",
-                      on_click=_act, args=(replies.retry, rt, uid, current.id, _request()))
+            if failed and message.retry_at is not None and message.retry_at > utcnow():
+                retry_countdown(message.retry_at)
+            else:
+                st.button("Retry" if failed else "Regenerate", icon=":material/refresh:", key="chat_again",
+                          type="primary" if failed else "secondary",
+                          on_click=_act, args=(replies.retry, rt, uid, current.id, _request()))
 waiting = st.session_state.get("chat_queued")
 if current is not None and waiting and waiting[0] == current.id:
     with st.chat_message("user"):

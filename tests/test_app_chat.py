@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from datetime import timedelta
 
 import sqlalchemy as sa
 from apptest import app_test, make_user, open_page, page_as, send_message, sign_in, use_environment
@@ -14,9 +16,11 @@ from byok_core import conversations as convs
 from byok_core import keys
 from byok_core.adapters.base import SearchResult
 from byok_core.clock import utcnow
-from byok_core.identity import Actor, Owner
+from byok_core.errors import CallStatus
+from byok_core.identity import Actor, KeySource, Owner
 from byok_core.models import Message, ReplyStatus, table
 from byok_core.providers import Provider
+from byok_core.record import CallRecord
 from byok_ui import chat_view
 
 
@@ -71,13 +75,15 @@ def test_unknown_price_is_shown_as_unknown_and_team_key_named(app, rt, environ, 
     assert "Paid by the team's key" in caption and "cost unknown" in caption
 
 
-def test_no_key_links_to_the_keys_page(app, rt):
+def test_no_key_links_to_the_keys_page_and_makes_no_conversation(app, rt):
     ann = make_user(rt, "ann")
     at = page_as(rt, ann)
     at.selectbox(key="chat_model_openai").set_value("gpt-4o-mini")
     ask(at, rt, "hello?")
     assert at.error and "No API key for OpenAI" in at.error[0].value
     assert any("Keys page" in link.value for link in at.page_link)
+    assert at.chat_input(key="chat_prompt").value == "hello?"  # kept, to send once there is a key
+    assert convs.list_conversations(rt, ann.id) == []
 
 
 def test_rejected_key_and_rate_limit_and_cut_off_in_plain_words(app, rt, environ, monkeypatch):
@@ -96,6 +102,18 @@ def test_rejected_key_and_rate_limit_and_cut_off_in_plain_words(app, rt, environ
         at = page_as(rt, ann)
         ask(at, rt, "two")
         assert at.warning and at.warning[-1].value.count("17 seconds") == 1  # said once, not twice
+        assert at.button(key="chat_again_wait").disabled and "chat_again" not in [b.key for b in at.button]
+        assert at.button(key="chat_again_wait").label in ("Retry in 17 s", "Retry in 16 s")  # counted down
+        [conv] = [c for c in convs.list_conversations(rt, ann.id) if c.title == "two"]
+        with rt.engine.begin() as conn:  # 17 seconds later
+            row = table(Message)
+            meta = json.loads(conn.execute(sa.select(row.c.meta).where(row.c.role == "assistant").order_by(
+                row.c.id.desc())).scalar())
+            meta["retry_at"] = (utcnow() - timedelta(seconds=1)).isoformat()
+            conn.execute(sa.update(row).where(row.c.conversation_id == conv.id, row.c.role == "assistant").values(
+                meta=json.dumps(meta)))
+        at.run()
+        assert not at.button(key="chat_again").disabled and at.button(key="chat_again").label == "Retry"
     with FakeProvider(Provider.OPENAI, reply="partial text that goes on", cut_after=2) as fake:
         chat_env(environ, monkeypatch, fake)
         at = page_as(rt, ann)
@@ -123,7 +141,7 @@ def test_conversations_are_private_and_can_be_renamed_and_deleted(app, rt):
     assert at.title[0].value == "ann's secret plans" and at.query_params["c"] == str(mine.id)
     assert at.chat_message[0].markdown[0].value == "the secret content"
     at.text_input(key=f"chat_rename_{mine.id}").set_value("renamed")
-    at.button(key="chat_rename_btn").click().run()
+    at.button(key="FormSubmitter:chat_rename_form-Rename").click().run()  # as Enter in the field does
     assert convs.get(rt, ann.id, mine.id).title == "renamed"
     at.button(key="chat_delete").click().run()
     assert convs.list_conversations(rt, ann.id)  # asks first
@@ -255,13 +273,13 @@ def test_a_reply_written_by_another_process_is_followed_and_a_message_sent_meanw
     with rt.engine.begin() as conn:
         conn.execute(sa.update(table(Message)).where(table(Message).c.role == "assistant").values(
             content="Written elsewhere", status=ReplyStatus.STOPPED))
-    at.run()  # the reply is over: the message that waited for it is sent (Ann has no Anthropic key)
-    assert [(m.content, m.status) for m in convs.messages(rt, ann.id, conv.id)] == [
-        ("Hi", ReplyStatus.DONE), ("Written elsewhere", ReplyStatus.STOPPED), ("And then?", ReplyStatus.DONE),
-        ("", ReplyStatus.FAILED)]
-    assert [m.markdown[0].value for m in at.chat_message[:3]] == ["Hi", "Written elsewhere", "And then?"]
+    at.run()  # the reply is over: the message that waited for it is sent, but Ann has no Anthropic key
+    assert [m.markdown[0].value for m in at.chat_message] == ["Hi", "Written elsewhere"]
     assert at.chat_input(key="chat_prompt").placeholder == "Your message"
     assert not any(c.value == "Sent when the reply above ends." for c in at.caption)
+    assert at.chat_input(key="chat_prompt").value == "And then?"  # back in the box, with the reason
+    assert at.error[0].value.startswith("No API key for Anthropic")
+    assert len(convs.messages(rt, ann.id, conv.id)) == 2
 
 
 def test_web_search_defaults_to_a_provider_with_a_key_and_its_cost_is_shown(app, rt, environ, monkeypatch):
@@ -334,6 +352,7 @@ def test_a_message_that_cannot_be_sent_stays_in_the_box_with_the_reason(app, rt,
 
 def test_a_database_that_cannot_be_written_says_so_and_keeps_the_message(app, rt, environ, monkeypatch):
     ann = make_user(rt, "ann")
+    keys.store(rt, Actor.of(ann), Owner.user(ann.id), Provider.OPENAI, "sk-ann-key-1234")
     with FakeProvider(Provider.OPENAI) as fake:
         chat_env(environ, monkeypatch, fake)
         at = page_as(rt, ann)
@@ -361,3 +380,38 @@ def test_a_refusal_is_shown_as_the_reply_and_says_so(app, rt, environ, monkeypat
     [warning] = reply.warning
     assert warning.value == "The model refused this request; the reply above is its refusal."
     assert "The model refused" in str(warning.proto)  # the title
+
+
+def test_a_failed_web_search_is_answered_without_sources_and_says_so(app, rt, environ, monkeypatch):
+    ann = make_user(rt, "ann")
+    keys.store(rt, Actor.of(ann), Owner.user(ann.id), Provider.OPENAI, "sk-ann-key-1234")
+    keys.store(rt, Actor.of(ann), Owner.user(ann.id), Provider.BRAVE, "brave-ann-key-1234")
+    with FakeProvider(Provider.OPENAI, reply="An answer from memory") as chat_fake, \
+            FakeProvider(Provider.BRAVE, status=503) as search_fake:
+        chat_env(environ, monkeypatch, chat_fake, search_fake)
+        at = page_as(rt, ann)
+        at.toggle(key="chat_search").set_value(True).run()
+        ask(at, rt, "what is new?")
+    reply = [m for m in at.chat_message if m.name == "assistant"][-1]
+    assert reply.markdown[0].value == "An answer from memory"
+    assert reply.warning[0].value.startswith("The web search failed, so this answer has no sources: Brave")
+    assert reply.caption[0].value.startswith("Web search: Brave Search, tried with your key")
+    assert "Retry" not in [b.label for b in at.button] and "Regenerate" in [b.label for b in at.button]
+
+
+def test_a_reply_stopped_before_its_first_word_says_what_was_counted(app, rt):
+    ann = make_user(rt, "ann")
+    conv = convs.create(rt, ann.id, "Stopped", provider=Provider.OPENAI, model="gpt-4o-mini")
+    convs.add_message(rt, ann.id, conv.id, "user", "Hi")
+    stopped = CallRecord(Provider.OPENAI, KeySource.USER, "gpt-4o-mini", ann.id, status=CallStatus.CUT_OFF)
+    with rt.engine.begin() as conn:
+        conn.execute(sa.insert(table(Message)).values(
+            conversation_id=conv.id, role="assistant", content="", created_at=utcnow(), status=ReplyStatus.STOPPED,
+            meta=json.dumps(convs.reply_meta(stopped)), stop_requested=True))
+    at = page_as(rt, ann)
+    at.query_params["c"] = str(conv.id)
+    at.run()
+    reply = [m for m in at.chat_message if m.name == "assistant"][-1]
+    captions = [c.value for c in reply.caption]
+    assert "Stopped before the model answered; not charged." in captions
+    assert not any("text so far is kept" in c for c in captions)

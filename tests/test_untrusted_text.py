@@ -51,7 +51,7 @@ REVIEWED: dict[str, dict[str, str]] = {
         "waiting(label, since)": "a provider's label and seconds",
         "caption(message.record)": "caption(): the model name goes through md_escape, the rest is words and numbers",
         "search_caption(message.search_record)": "a provider's label, words and an amount",
-        "total_caption(*made)": NUMBERS,
+        "total_caption(*made)": NUMBERS, "stopped_early(message.record)": "fixed words and an amount",
     },
     "byok_ui/keys_panel.py": {
         "_ago(newest.replaced_at)": NUMBERS, "keys.KEEP_REPLACED.days": NUMBERS, "older": "masks through md_escape",
@@ -63,7 +63,7 @@ REVIEWED: dict[str, dict[str, str]] = {
                          "instead": "fixed words and a page's title"},
     "pages/admin.py": {"provider.label": WORDS, "new_role.value": WORDS, "accounts.USERNAME_RULES": WORDS},
     "pages/chat.py": {"fmt_when(info.updated_at)": NUMBERS, "info.updated_at": NUMBERS, "p.label": WORDS,
-                      "words.PAID_BY[s]": WORDS},
+                      "words.PAID_BY[s]": WORDS, "left": NUMBERS},
     "pages/search.py": {"count": NUMBERS, "'s' * (count != 1)": WORDS, "words.PAID_BY[record.key_source]": WORDS,
                         "chat_view.fmt_cost(record.cost_usd)": NUMBERS, "provider.label": WORDS, "p.label": WORDS},
     "byok_ui/state.py": {"message": "show_flash(): md_escape where it is assigned"},

@@ -88,10 +88,10 @@ WATCH_RUNS = """() => {
 
 def test_a_reply_streams_without_holding_the_page(person, openai):
     page, _ = person
-    page.evaluate(WATCH_RUNS)
     send(page, "Is the page held?")
     expect(replies(page).last).to_contain_text("Streaming")  # the first word; the provider holds the rest
     expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
+    page.evaluate(WATCH_RUNS)  # from the end of the run that sent the message
     page.wait_for_function("window.byokRuns >= 4")  # the live reply's runs go on, each a short one
     expect(box(page)).to_be_editable()
     openai.gate.set()
@@ -142,6 +142,7 @@ def test_stop_stays_in_view_and_a_reader_scrolled_up_stays_up(person, long_reply
     expect(replies(page).last).to_contain_text("word1999")
     stop = stop_button(page)
     expect(stop).to_be_in_viewport()  # at the end of a long reply, beside the box
+    expect(replies(page).last.get_by_text("word1999")).to_be_in_viewport()  # followed while at the bottom
     page.get_by_test_id("stMain").evaluate("main => main.scrollTo(0, 0)")
     assert scrolled(page) == 0
     page.evaluate(WATCH_RUNS)
@@ -150,5 +151,21 @@ def test_stop_stays_in_view_and_a_reader_scrolled_up_stays_up(person, long_reply
     expect(stop).to_be_in_viewport()
     stop.click()
     expect(replies(page).last).to_contain_text("Stopped")
+    idle(page)
+    no_errors(page)
+
+
+def test_enter_in_the_title_field_renames_the_conversation(person, rt):
+    page, user = person
+    trip = convs.create(rt, user.id, "Untitled trip")
+    page.goto(f"{page.url.split('?')[0]}?c={trip.id}")
+    expect(page.get_by_role("heading", name="Untitled trip")).to_be_visible()
+    idle(page)
+    page.get_by_role("button", name="Conversation").click()
+    title = page.get_by_role("textbox", name="Title")
+    title.fill("Lisbon in May")
+    title.press("Enter")
+    expect(page.get_by_role("heading", name="Lisbon in May")).to_be_visible()
+    assert convs.get(rt, user.id, trip.id).title == "Lisbon in May"
     idle(page)
     no_errors(page)
