@@ -310,26 +310,30 @@ def resolve(rt: Runtime, user_id: int | None, provider: Provider) -> ResolvedKey
 
 def sources(rt: Runtime, user_id: int | None) -> dict[Provider, KeySource | None]:
     """Where each provider's key would come from right now, without decrypting anything."""
+    return {p: source for p, (source, _) in payers(rt, user_id).items()}
+
+
+def payers(rt: Runtime, user_id: int | None) -> dict[Provider, tuple[KeySource | None, int | None]]:
+    """Each provider's key as ``sources`` says, with the stored key's id (None: the server's key,
+    or none): in one query, without decrypting anything."""
     with rt.engine.connect() as conn:
         rows = conn.execute(
-            sa.select(col(ApiKey.provider), col(ApiKey.owner_kind)).where(
+            sa.select(col(ApiKey.provider), col(ApiKey.owner_kind), col(ApiKey.id)).where(
                 col(ApiKey.active),
                 ((col(ApiKey.owner_kind) == OwnerKind.TEAM) & (col(ApiKey.owner_id) == TEAM_ID))
                 | ((col(ApiKey.owner_kind) == OwnerKind.USER)
                    & (col(ApiKey.owner_id) == (-1 if user_id is None else user_id))),
             )
         ).all()
-    found = {(r.provider, r.owner_kind) for r in rows}
-    result: dict[Provider, KeySource | None] = {}
+    found = {(r.provider, r.owner_kind): r.id for r in rows}
+    result: dict[Provider, tuple[KeySource | None, int | None]] = {}
     for p in Provider:
         if (p, OwnerKind.USER) in found:
-            result[p] = KeySource.USER
+            result[p] = KeySource.USER, found[p, OwnerKind.USER]
         elif (p, OwnerKind.TEAM) in found:
-            result[p] = KeySource.TEAM
-        elif p in rt.settings.env_keys:
-            result[p] = KeySource.ENV
+            result[p] = KeySource.TEAM, found[p, OwnerKind.TEAM]
         else:
-            result[p] = None
+            result[p] = (KeySource.ENV if p in rt.settings.env_keys else None), None
     return result
 
 

@@ -14,7 +14,7 @@ from byok_core import conversations as convs
 from byok_core.adapters import CHAT_ADAPTERS
 from byok_core.clock import utcnow
 from byok_core.errors import ByokError, NoKeyError, NotFoundError
-from byok_core.identity import KeySource, Owner
+from byok_core.identity import KeySource
 from byok_core.md import md_escape, no_images
 from byok_core.models import ReplyStatus, saved_id
 from byok_core.providers import Provider, ProviderKind
@@ -40,8 +40,9 @@ def model_options(_rt: Runtime, user_id: int, provider: Provider, key_version: s
 
 
 def key_version(provider: Provider) -> str:
-    mine = [k.id for k in keys.list_keys(rt, c.actor, Owner.user(uid)) if k.active and k.provider is provider]
-    return f"{rt.settings.database_url}|{mine[0] if mine else keys.sources(rt, uid).get(provider)}"
+    """Changes when the key that pays for ``provider`` does (a new key or endpoint lists afresh)."""
+    source, key_id = paying[provider]
+    return f"{rt.settings.database_url}|{source}|{key_id}"
 
 
 def model_key(provider: Provider) -> str:
@@ -157,7 +158,8 @@ if current is not None and current.model and st.session_state.get("chat_opened")
         st.session_state[model_key(current.provider)] = current.model
 if "chat_search_provider" not in st.session_state:
     st.session_state.chat_search_provider = search.default_provider(rt, uid) or SEARCH_PROVIDERS[0]
-where = keys.sources(rt, uid)
+paying = keys.payers(rt, uid)
+where = {p: source for p, (source, _) in paying.items()}
 options = model_choices(st.session_state.chat_provider, where.get(st.session_state.chat_provider))
 chosen_model = settle_model(st.session_state.chat_provider, options)
 history = replies.history(rt, uid, current.id) if current else []

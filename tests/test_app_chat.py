@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from apptest import app_test, make_user, open_page, page_as, send_message, sign_in, use_environment
+from callhelpers import runtime_with
 from fakeproviders import FakeProvider
 from markdown_it import MarkdownIt
 from replay import ReplayServer, base_env, recording
@@ -415,3 +416,21 @@ def test_a_reply_stopped_before_its_first_word_says_what_was_counted(app, rt):
     captions = [c.value for c in reply.caption]
     assert "Stopped before the model answered; not charged." in captions
     assert not any("text so far is kept" in c for c in captions)
+
+
+def test_a_new_key_lists_its_own_models(app, rt, environ, monkeypatch):
+    """The models list is cached per key: a key saved with another endpoint lists that endpoint's models."""
+    ann = make_user(rt, "ann")
+    use_environment(monkeypatch, {**environ, "BYOK_ALLOW_PRIVATE_ENDPOINTS": "1"})
+    with FakeProvider(Provider.OPENAI_COMPATIBLE, models=["first-model"]) as first, \
+            FakeProvider(Provider.OPENAI_COMPATIBLE, models=["second-model"]) as second, \
+            runtime_with({**environ, "BYOK_ALLOW_PRIVATE_ENDPOINTS": "1"}) as own:
+        keys.store(own, Actor.of(ann), Owner.user(ann.id), Provider.OPENAI_COMPATIBLE, "sk-first-0123456789",
+                   base_url=first.base_url)
+        at = page_as(rt, ann)
+        at.selectbox(key="chat_provider").set_value(Provider.OPENAI_COMPATIBLE).run()
+        assert at.selectbox(key="chat_model_openai-compatible").options == ["first-model"]
+        keys.store(own, Actor.of(ann), Owner.user(ann.id), Provider.OPENAI_COMPATIBLE, "sk-second-0123456789",
+                   base_url=second.base_url)
+        at.run()
+        assert "second-model" in at.selectbox(key="chat_model_openai-compatible").options

@@ -96,10 +96,30 @@ class BrowserTab:
         assert self.tab.chat_input is not None, "no chat input on the Chat page"
         state = WidgetState(id=self.tab.chat_input)
         state.chat_input_value.data = f"Load test message {tag}"
-        return await self._rerun(self.tab.rerun(self.tab.pages["Chat"], [state]), reply_words(tag, chunks))
+        run = await self._rerun(self.tab.rerun(self.tab.pages["Chat"], [state]), reply_words(tag, chunks))
+        return await self._follow(run, reply_words(tag, chunks)[1])
+
+    async def _follow(self, run: Run, last: bytes) -> Run:
+        """Run the live reply's fragment on its timer, as a browser does, until ``last`` shows and
+        the page's run after the reply has finished."""
+        ticks = time.perf_counter()
+        while last not in run.marks or self.tab.auto_reruns:
+            if not self.tab.auto_reruns:
+                if last not in run.marks:
+                    run.problems.append("the reply stopped showing before its last word")
+                return run
+            fragment_id, every = next(iter(self.tab.auto_reruns.items()))
+            ticks += every * max(1, -(-(time.perf_counter() - ticks) // every))  # the timer's next tick
+            await asyncio.sleep(max(0.0, ticks - time.perf_counter()))
+            run.finished = None
+            await self._send_and_read(run, self.tab.fragment_rerun(fragment_id))
+        return run
 
     async def _rerun(self, frame: bytes, watch: Iterable[bytes], sent: float | None = None) -> Run:
         run = Run(time.perf_counter() if sent is None else sent, list(watch))
+        return await self._send_and_read(run, frame)
+
+    async def _send_and_read(self, run: Run, frame: bytes) -> Run:
         await self.ws.send(frame)
         deadline = time.monotonic() + TIMEOUT
         while run.finished is None:

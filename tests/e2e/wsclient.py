@@ -3,8 +3,9 @@
 A tab connects to ``/_stcore/stream`` with the app's cookies and an ``Origin`` (``connect_args``),
 sends one ``BackMsg.rerun_script`` per action (page, query string, widget states) and reads
 ``ForwardMsg``s until ``script_finished``. ``Tab`` keeps what a browser's page knows between runs
-(the menu's pages, the page shown and its query string, the chat input's id) and, given the
-browser's binding secret, answers the app's sign-in probe as the page does from its localStorage.
+(the menu's pages, the page shown and its query string, the chat input's id, the fragments that
+ask to be run on a timer) and, given the browser's binding secret, answers the app's sign-in probe
+as the page does from its localStorage.
 ``Tab`` does no I/O: ``first_page`` drives it with websockets' sync client, the bench with the
 asyncio one."""
 
@@ -71,6 +72,7 @@ class Tab:
         self.page = ""  # the page shown's script hash
         self.query = ""  # its query string as the app last set it (the Chat page: ?c=<conversation>)
         self.chat_input: str | None = None  # the chat input's widget id, from the Chat page's deltas
+        self.auto_reruns: dict[str, float] = {}  # fragment id → seconds between the runs a browser asks for
         self._probe: str | None = None  # the sign-in probe the script run being read drew, not answered yet
         self._answered: set[str] = set()  # probes answered: the page answers once per probe it shows
 
@@ -83,6 +85,14 @@ class Tab:
         state.context_info.timezone = "UTC"
         state.context_info.locale = "en-US"
         state.widget_states.widgets.extend(widgets)
+        return msg.SerializeToString()
+
+    def fragment_rerun(self, fragment_id: str) -> bytes:
+        """The frame a browser sends on a fragment's timer (``st.fragment(run_every=...)``)."""
+        msg = BackMsg()
+        msg.ParseFromString(self.rerun(self.page))
+        msg.rerun_script.fragment_id = fragment_id
+        msg.rerun_script.is_auto_rerun = True
         return msg.SerializeToString()
 
     def read(self, run: Run, data: bytes) -> bytes | None:
@@ -105,12 +115,21 @@ class Tab:
             run.deltas.append(msg.delta)
             if msg.delta.WhichOneof("type") == "new_element":
                 self._note(run, msg.delta.new_element)
+        elif kind == "new_session" and not msg.metadata.run.fragment_ids:
+            self.auto_reruns.clear()  # a full run: it asks again for the timers of the fragments it draws
+        elif kind == "auto_rerun":
+            self.auto_reruns[msg.auto_rerun.fragment_id] = msg.auto_rerun.interval
+        elif kind == "stop_auto_rerun":
+            for fragment_id in msg.stop_auto_rerun.fragment_ids:
+                self.auto_reruns.pop(fragment_id, None)
         elif kind == "page_not_found":
             raise AssertionError(f"page not found: {msg.page_not_found.page_name!r}")
         elif kind == "script_finished":
             if msg.script_finished == ForwardMsg.FINISHED_WITH_COMPILE_ERROR:
                 raise AssertionError("the script did not compile")
-            if msg.script_finished != ForwardMsg.FINISHED_SUCCESSFULLY:
+            if msg.script_finished == ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY:
+                run.finished = now  # a fragment's run: it drew only the fragment
+            elif msg.script_finished != ForwardMsg.FINISHED_SUCCESSFULLY:
                 run.deltas.clear()  # FINISHED_EARLY_FOR_RERUN: the next run draws the page again
             elif self._probe is not None and self.binding is not None:
                 answer = WidgetState(id=self._probe, json_value=json.dumps({"binding": self.binding}))
