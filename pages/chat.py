@@ -270,6 +270,16 @@ if any(s is None for s in payer.values()):
     chat_view.keys_link("Add a key on the Keys page")
 budget_view.show_left(c)
 
+# --- the message box, and Stop beside it while a reply is written (both always in view; drawn
+# before the history, whose live reply is followed for a moment within this run) -----------------
+with st.bottom, st.container(horizontal=True, vertical_alignment="bottom"):
+    st.chat_input("Your message (sent when the reply ends)" if running else "Your message", key="chat_prompt",
+                  max_chars=100_000)
+    if running is not None:
+        st.button("Stop", icon=":material/stop_circle:", key="chat_stop", disabled=running.stop_requested,
+                  on_click=_act, args=(replies.stop, rt, uid, running.id),
+                  help="Stop this reply; its text so far is kept")
+
 # --- history -------------------------------------------------------------------------------
 last_prompt = max((i for i, m in enumerate(history) if m.role == "user"), default=None)
 
@@ -332,12 +342,3 @@ if current is not None and waiting and waiting[0] == current.id:
 if not history:
     st.caption("Ask anything. Replies are written on the server: they keep going if you reload or close the tab, "
                "and every reply says which key paid for it.")
-
-# --- the message box, and Stop beside it while a reply is written (both always in view) -------------
-with st.bottom, st.container(horizontal=True, vertical_alignment="bottom"):
-    st.chat_input("Your message (sent when the reply ends)" if running else "Your message", key="chat_prompt",
-                  max_chars=100_000)
-    if running is not None:
-        st.button("Stop", icon=":material/stop_circle:", key="chat_stop", disabled=running.stop_requested,
-                  on_click=_act, args=(replies.stop, rt, uid, running.id),
-                  help="Stop this reply; its text so far is kept")
