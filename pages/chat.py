@@ -104,10 +104,16 @@ def _current() -> convs.ConversationInfo | None:
 
 
 def _rename(conv_id: int) -> None:
+    """Rename; a title over the limit is shortened, and the person told so (never cut silently)."""
+    title = " ".join(st.session_state.get(f"chat_rename_{conv_id}", "").split())
+    shortened = len(title) > convs.MAX_TITLE
     try:
-        convs.rename(rt, uid, conv_id, st.session_state.get(f"chat_rename_{conv_id}", ""))
+        convs.rename(rt, uid, conv_id, title[:convs.MAX_TITLE - 1].rstrip() + "…" if shortened else title)
     except ByokError as exc:
         state.flash("chat", str(exc), ok=False)
+    else:
+        if shortened:
+            state.flash("chat", f"Titles can be at most {convs.MAX_TITLE} characters, so this one was shortened.")
 
 
 def _delete(conv_id: int) -> None:
@@ -246,7 +252,7 @@ with st.container(horizontal=True, vertical_alignment="center"):
     if current is not None:
         with st.popover("Conversation", icon=":material/more_horiz:"):
             with st.form("chat_rename_form", border=False, enter_to_submit=True):  # Enter renames too
-                st.text_input("Title", value=current.title, key=f"chat_rename_{current.id}", max_chars=200)
+                st.text_input("Title", value=current.title, key=f"chat_rename_{current.id}")
                 st.form_submit_button("Rename", on_click=_rename, args=(current.id,))
             st.download_button("Export as Markdown", partial(convs.to_markdown, rt, uid, current.id),
                                file_name=f"conversation-{current.id}.md", mime="text/markdown",

@@ -144,6 +144,11 @@ def test_conversations_are_private_and_can_be_renamed_and_deleted(app, rt):
     at.text_input(key=f"chat_rename_{mine.id}").set_value("renamed")
     at.button(key="FormSubmitter:chat_rename_form-Rename").click().run()  # as Enter in the field does
     assert convs.get(rt, ann.id, mine.id).title == "renamed"
+    at.text_input(key=f"chat_rename_{mine.id}").set_value("long " * 60)
+    at.button(key="FormSubmitter:chat_rename_form-Rename").click().run()
+    title = convs.get(rt, ann.id, mine.id).title
+    assert len(title) == convs.MAX_TITLE and title.endswith("…")
+    assert "shortened" in at.success[0].value  # said, not cut silently
     at.button(key="chat_delete").click().run()
     assert convs.list_conversations(rt, ann.id)  # asks first
     at.button(key="chat_delete_yes").click().run()
