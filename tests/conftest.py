@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import uuid
 
 import pytest
@@ -16,6 +17,11 @@ from byok_core.accounts import passwords
 from byok_core.adapters.base import close_shared_clients
 from byok_core.crypto import gen_key
 from byok_core.startup import open_runtime
+
+# pytest rewrites each test module's asserts and caches the result in __pycache__ unless bytecode
+# writing is off (PYTHONDONTWRITEBYTECODE, as on the shared development machine): then every xdist
+# worker rewrote all the test modules on every run (~2 s each, more on a loaded machine).
+sys.dont_write_bytecode = False
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 ENGINES = ["sqlite"] + (["postgresql"] if PG_URL else [])
