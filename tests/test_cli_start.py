@@ -104,9 +104,11 @@ def test_an_unknown_command_lists_the_commands(tmp_path):
     assert not imported & HEAVY
 
 
-@pytest.fixture
-def chat_process(tmp_path):
-    """`byok chat` run as a process on a migrated SQLite database: (its Run, its environment)."""
+@pytest.fixture(scope="module")
+def chat_process(tmp_path_factory):
+    """`byok chat` run as a process on a migrated SQLite database: (its Run, its environment). One run
+    for the module: its tests read different facts of the same run (two processes each: ~1.5 s)."""
+    tmp_path = tmp_path_factory.mktemp("chat-process")
     env = {"BYOK_DATA_DIR": str(tmp_path / "data"), "ENCRYPTION_KEY": gen_key(), "OPENAI_API_KEY": "sk-fake.start-0"}
     assert byok("doctor", env=env, cwd=str(tmp_path)).code == 0  # migrates the new database
     with FakeProvider(Provider.OPENAI, reply="Hello there", input_tokens=5, output_tokens=2) as server:
