@@ -24,6 +24,7 @@ from byok_core.crypto import gen_key
 from byok_core.providers import Provider
 
 ROOT = Path(__file__).resolve().parents[2]
+METRICS_TOKEN = "e2e-metrics-token-3c9d1e7a"  # the shared server's (tests/e2e/conftest.py) /metrics token
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:

@@ -1,6 +1,7 @@
 """Fixtures the browser test modules share, once per pytest session (so once per xdist worker): one
 Chromium, and one app server with its fake OpenAI and Brave for every module that needs no other
-configuration (a module with another one defines its own ``server``). Modules on the shared server
+configuration (a module with another one defines its own ``server``); its /metrics and Streamlit's
+/_stcore/metrics answer to ``appserver.METRICS_TOKEN``. Modules on the shared server
 make users of their own names. Each module has one browser context; a test's ``page`` is a new tab
 in it, with the cookies cleared."""
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from appserver import RunningApp, running_app
+from appserver import METRICS_TOKEN, RunningApp, running_app
 from browser import DESKTOP, chromium
 from fakeproviders import FakeProvider
 from playwright.sync_api import Browser, BrowserContext, Page
@@ -49,7 +50,8 @@ def openai(shared_openai) -> Iterator[FakeProvider]:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory, shared_openai) -> Iterator[RunningApp]:
     with FakeProvider(Provider.BRAVE) as brave, \
-            running_app(tmp_path_factory.mktemp("e2e-shared"), **shared_openai.env(), **brave.env()) as app:
+            running_app(tmp_path_factory.mktemp("e2e-shared"), **shared_openai.env(), **brave.env(),
+                        BYOK_METRICS_TOKEN=METRICS_TOKEN) as app:
         yield app
 
 

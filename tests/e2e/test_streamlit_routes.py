@@ -1,4 +1,4 @@
-"""Streamlit's own routes on the running server (`streamlit run streamlit_app.py`): its
+"""Streamlit's own routes on the running server (`streamlit run streamlit_app.py`, the shared one): its
 ``/_stcore/metrics`` (cached functions' names, hit counts, session-state memory) answers only with
 the ``/metrics`` token, and its agent API, which drives sessions over plain HTTP, stays off."""
 
@@ -8,18 +8,18 @@ import tomllib
 
 import httpx
 import pytest
-from appserver import ROOT, running_app
+from appserver import METRICS_TOKEN as TOKEN
+from appserver import ROOT
 
 pytestmark = pytest.mark.e2e
 
-TOKEN = "e2e-stcore-metrics-token-3c9d1e7a"
-
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory):
-    with running_app(tmp_path_factory.mktemp("stcore"), BYOK_METRICS_TOKEN=TOKEN) as app:
-        httpx.get(app.url + "/", timeout=10)  # the page's first load: Streamlit has stats to tell
-        yield app.url
+def url(server):
+    """The shared app server (tests/e2e/conftest.py), whose /metrics token is ``TOKEN``."""
+    assert server.env["BYOK_METRICS_TOKEN"] == TOKEN
+    httpx.get(server.url + "/", timeout=10)  # a page's load: Streamlit has stats to tell
+    return server.url
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}])
