@@ -44,13 +44,43 @@ def inert(text: str | None) -> str:
     return _HTML_START.sub(r"\1\\<", no_images(text))
 
 
+def _link_target(url: str) -> str | None:
+    """``url`` as a Markdown link target: only an http(s) URL without spaces or control characters,
+    every character Markdown could read (brackets, parentheses, angle brackets, quotes)
+    percent-encoded; None for anything else."""
+    url = url.strip()
+    if urlsplit(url).scheme.lower() not in {"http", "https"} or any(ch.isspace() or ord(ch) < 32 for ch in url):
+        return None
+    return quote(url, safe=_URL_SAFE)
+
+
 def source_line(source: SearchResult) -> str:
     """One source as markdown from provider data that is never read as markdown: the title as
-    escaped plain text on one line, linked only to an http(s) URL without spaces or control
-    characters, every other character that markdown could read (brackets, parentheses, angle
-    brackets, quotes) percent-encoded, so no planted image, reference definition or HTML."""
+    escaped plain text on one line, linked only to its http(s) URL (``_link_target``), then the
+    site's name, so no planted image, reference definition or HTML."""
     title = md_line(source.title or source.url)
-    url = source.url.strip()
-    if urlsplit(url).scheme.lower() not in {"http", "https"} or any(ch.isspace() or ord(ch) < 32 for ch in url):
-        return title
-    return f"[{title}]({quote(url, safe=_URL_SAFE)})"
+    target = _link_target(source.url)
+    site = (urlsplit(source.url.strip()).hostname or "").removeprefix("www.")
+    return (f"[{title}]({target})" if target else title) + (f" · {md_escape(site)}" if target and site else "")
+
+
+_CODE = re.compile(r"```.*?(?:```|\Z)|`[^`\n]*`", re.DOTALL)
+_CITATION = re.compile(r"(?<![\\!\]])\[(\d{1,3})\](?![(\[:])")
+
+
+def cite(text: str, sources: list[SearchResult]) -> str:
+    """A web-search reply's Markdown with each ``[n]`` outside code linked to source n (by its
+    rank, the number the model was given), through ``_link_target``; everything else unchanged."""
+    targets = {s.rank: _link_target(s.url) for s in sources}
+    if not any(targets.values()):
+        return text
+
+    def link(found: re.Match[str]) -> str:
+        target = targets.get(int(found.group(1)))
+        return f"[\\[{found.group(1)}\\]]({target})" if target else found.group(0)
+
+    out, last = [], 0
+    for code in _CODE.finditer(text):
+        out += [_CITATION.sub(link, text[last:code.start()]), code.group(0)]
+        last = code.end()
+    return "".join([*out, _CITATION.sub(link, text[last:])])

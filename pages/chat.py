@@ -15,7 +15,7 @@ from byok_core.adapters import CHAT_ADAPTERS
 from byok_core.clock import utcnow
 from byok_core.errors import ByokError, NoKeyError, NotFoundError
 from byok_core.identity import KeySource
-from byok_core.md import md_escape, no_images
+from byok_core.md import cite, md_escape, no_images
 from byok_core.models import ReplyStatus, saved_id
 from byok_core.providers import Provider, ProviderKind
 from byok_core.runtime import Runtime
@@ -327,7 +327,7 @@ for i, message in enumerate(history):
             live_reply(message.id, message.provider.label if message.provider else "the provider", message.created_at)
             continue
         if message.content:
-            st.markdown(no_images(message.content))
+            st.markdown(no_images(cite(message.content, message.sources)))  # [n] links to source n
         chat_view.show_reply_footer(message)
         if i == len(history) - 1 and running is None:
             failed = message.status in (ReplyStatus.FAILED, ReplyStatus.INTERRUPTED)

@@ -19,6 +19,7 @@ from byok_core.adapters.base import SearchResult
 from byok_core.clock import utcnow
 from byok_core.errors import CallStatus
 from byok_core.identity import Actor, KeySource, Owner
+from byok_core.md import cite, no_images
 from byok_core.models import Message, ReplyStatus, table
 from byok_core.providers import Provider
 from byok_core.record import CallRecord
@@ -226,6 +227,18 @@ def test_planted_sources_render_no_image_and_link_only_http():
     assert re.findall(r'href="([^"]*)"', html) == [  # only http(s) links, each to the host the URL names
         "https://ok.example/b", "https://ok.example/c%29!%5Ba%5D%28http://evil.example/i.png"]
     assert html.count("<li>") == len(PLANTED)  # one line each: nothing broke out of its list item
+
+
+def test_citations_link_to_their_source_and_nothing_else():
+    """``[n]`` in a reply links to source n, only where that source has an http(s) URL, never in code."""
+    reply = "Fact [2] and [3] and [5]; `[2]` and ![2] stay; so does [9].\n\n```\n[2]\n```\nAgain [2]."
+    html = MarkdownIt("commonmark").render(no_images(cite(reply, PLANTED)))
+    assert "<img" not in html
+    assert re.findall(r'<a href="([^"]*)">\[(\d)\]</a>', html) == [
+        ("https://ok.example/b", "2"), ("https://ok.example/c%29!%5Ba%5D%28http://evil.example/i.png", "3"),
+        ("https://ok.example/b", "2")]
+    assert "<code>[2]</code>" in html and "[5]" in html and "[9]" in html and "<code>[2]\n</code>" in html
+    assert "· ok.example" in chat_view.source_line(PLANTED[1])  # each source shows its site
 
 
 def test_a_failed_turn_stays_with_retry_and_is_never_sent_again(app, rt, environ, monkeypatch):
