@@ -20,6 +20,7 @@ from sqlmodel import Session, col
 from byok_core import audit, netguard
 from byok_core.adapters.base import new_client
 from byok_core.audit import AuditAction
+from byok_core.budgets.lines import apart
 from byok_core.errors import DecryptionError, ProviderDown, ValidationError
 from byok_core.identity import Actor
 from byok_core.models import AppSetting
@@ -30,13 +31,15 @@ log = logging.getLogger(__name__)
 SETTING = "alerts.webhook_url"
 _CONTEXT = "app_setting:" + SETTING
 TIMEOUT_S = 10.0
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December")  # in English, whatever the server's locale
 
 
 def _checked(rt: Runtime, url: str) -> str:
     """The URL, if the outbound guard allows it; its query (Teams and some others sign with one) is kept."""
     url = (url or "").strip()
     base, _, query = url.partition("?")
-    base = netguard.check_endpoint(base, rt.settings.allow_private_endpoints, resolve=False)
+    base = netguard.check_endpoint(base, rt.settings.allow_private_endpoints, resolve=False, subject=netguard.WEBHOOK)
     return f"{base}?{query}" if query else base
 
 
@@ -106,7 +109,8 @@ def send(rt: Runtime, text: str) -> bool:
     if url is None:
         return False
     url = _checked(rt, url)  # checked again: the operator may have tightened the guard since
-    transport = netguard.pinned_transport(url.partition("?")[0], rt.settings.allow_private_endpoints)
+    transport = netguard.pinned_transport(url.partition("?")[0], rt.settings.allow_private_endpoints,
+                                          subject=netguard.WEBHOOK)
     try:
         with new_client(TIMEOUT_S, TIMEOUT_S, transport) as client:
             response = client.post(url, json={"text": text})
@@ -117,13 +121,26 @@ def send(rt: Runtime, text: str) -> bool:
     return True
 
 
+def month_name(month: str) -> str:
+    """A month as the running figures key it ("2026-12") as people say it: "December 2026"."""
+    year, number = month.split("-")
+    return f"{_MONTHS[int(number) - 1]} {year}"
+
+
 def budget_reached(name: str | None, level: int, spent_usd: float, budget_usd: float, month: str) -> str:
     """The alert that ``name``'s budget (None: the whole team's) reached ``level`` percent in ``month``
-    (100: used up, and shared-key calls are refused)."""
+    ("2026-12"); 100: calls on shared keys are refused, because it is used up or because the next
+    call could cost more than is left."""
     who = "The whole team's" if name is None else f"{name}'s"
-    verb = "is used up: shared-key calls are refused" if level >= 100 else f"has reached {level}%"
+    if level < 100:
+        verb, spent = f"has reached {level}%", f"${spent_usd:,.2f}"
+    elif spent_usd >= budget_usd:
+        verb, spent = "is used up: shared-key calls are refused", f"${spent_usd:,.2f}"
+    else:
+        verb = "is nearly used up: shared-key calls are refused when they could cost more than is left"
+        spent = apart(spent_usd, budget_usd)[0]
     return (f"BYOK Dashboard: {who} monthly budget for shared keys {verb} "
-            f"(${spent_usd:,.2f} of ${budget_usd:,.2f} in {month}).")
+            f"({spent} of ${budget_usd:,.2f} in {month_name(month)}).")
 
 
 def notify(rt: Runtime, text: str) -> threading.Thread:

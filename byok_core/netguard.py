@@ -15,6 +15,7 @@ import ipaddress
 import socket
 import ssl
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -59,40 +60,57 @@ _NAT64_NETWORKS = tuple(ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d form
 
 
-def check_url_syntax(url: str) -> str:
-    """A normalized http(s) base URL without credentials, query or fragment, or ValidationError."""
+@dataclass(frozen=True)
+class Subject:
+    """What the checked URL is, as its messages name it: a key's base URL or the alerts' webhook."""
+
+    name: str  # "base URL"
+    example: str  # one that would pass
+    userinfo: str  # where a user name or password goes instead
+
+
+BASE_URL = Subject("base URL", "https://openrouter.ai/api/v1", "put the key in the key field instead")
+WEBHOOK = Subject("webhook URL", "https://hooks.slack.com/services/…",
+                  "the address your chat tool gives for its incoming webhook has none")
+
+
+def check_url_syntax(url: str, subject: Subject = BASE_URL) -> str:
+    """A normalized http(s) URL without credentials, query or fragment, or ValidationError naming
+    ``subject``."""
     url = (url or "").strip().rstrip("/")
+    what = subject.name
     if len(url) > 500:
-        raise ValidationError("The base URL is longer than 500 characters.")
+        raise ValidationError(f"The {what} is longer than 500 characters.")
     if any(c.isspace() or ord(c) < 32 or ord(c) == 127 or c == "\\" for c in url):
-        raise ValidationError("The base URL cannot contain spaces, backslashes or control characters; type it as "
+        raise ValidationError(f"The {what} cannot contain spaces, backslashes or control characters; type it as "
                               "one plain address.")
     if "?" in url or "#" in url:
-        raise ValidationError("The base URL cannot contain '?' or '#'; give only the address up to its path, e.g. https://openrouter.ai/api/v1.")
+        raise ValidationError(f"The {what} cannot contain '?' or '#'; give only the address up to its path, "
+                              f"e.g. {subject.example}.")
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise ValidationError("The base URL must start with http:// or https:// and name a host, e.g. https://openrouter.ai/api/v1.")
+        raise ValidationError(f"The {what} must start with http:// or https:// and name a host, "
+                              f"e.g. {subject.example}.")
     if "@" in parts.netloc:
-        raise ValidationError("The base URL cannot contain a user name, password or '@'; put the key in the key "
-                              "field instead.")
+        raise ValidationError(f"The {what} cannot contain a user name, password or '@'; {subject.userinfo}.")
     try:
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
         host = _host_of(httpx.URL(url))  # read by the parser that will send the request
     except (httpx.InvalidURL, ValueError, UnicodeError):
         host = ""
     if not host:
-        raise ValidationError("The base URL is not a valid address; check the host name and port.")
+        raise ValidationError(f"The {what} is not a valid address; check the host name and port.")
     return url
 
 
-def check_endpoint(url: str, allow_private: bool, *, resolve: bool = True) -> str:
+def check_endpoint(url: str, allow_private: bool, *, resolve: bool = True, subject: Subject = BASE_URL) -> str:
     """Refuse metadata and link-local targets always, loopback/private ones unless ``allow_private``.
 
     With ``resolve`` every address the host name resolves to is checked, so a public-looking name
     that points at 169.254.169.254 is refused as well. Returns the normalized URL. The check alone
     does not stop DNS rebinding (the HTTP client resolves again); connect with
     ``pinned_transport`` for that."""
-    url, _host, _addresses = _checked(url, allow_private, resolve=resolve)
+    url, _host, _addresses = _checked(url, allow_private, resolve=resolve, subject=subject)
     return url
 
 
@@ -121,7 +139,8 @@ class PinnedTransport(httpx.HTTPTransport):
         return f"PinnedTransport({self.host!r} -> {', '.join(self.addresses)})"
 
 
-def pinned_transport(url: str, allow_private: bool, *, verify: ssl.SSLContext | bool = True) -> PinnedTransport:
+def pinned_transport(url: str, allow_private: bool, *, verify: ssl.SSLContext | bool = True,
+                     subject: Subject = BASE_URL) -> PinnedTransport:
     """Check ``url`` like ``check_endpoint`` (resolving its host once and checking every address)
     and return a transport that connects only to those checked addresses.
 
@@ -133,7 +152,7 @@ def pinned_transport(url: str, allow_private: bool, *, verify: ssl.SSLContext | 
 
     ``transport.url`` is the normalized URL that was checked. Raises ValidationError with a
     one-sentence reason when the URL or any address it resolves to is not allowed."""
-    url, host, addresses = _checked(url, allow_private, resolve=True)
+    url, host, addresses = _checked(url, allow_private, resolve=True, subject=subject)
     return PinnedTransport(url, host, addresses, verify=verify)
 
 
@@ -145,14 +164,15 @@ def _host_of(url: httpx.URL) -> str:
     return url.raw_host.decode("ascii").rstrip(".").lower()
 
 
-def _checked(url: str, allow_private: bool, *, resolve: bool) -> tuple[str, str, list[IPAddress]]:
-    url = check_url_syntax(url)
+def _checked(url: str, allow_private: bool, *, resolve: bool,
+             subject: Subject) -> tuple[str, str, list[IPAddress]]:
+    url = check_url_syntax(url, subject)
     host = _host_of(httpx.URL(url))
     if host in _METADATA_HOSTS:
-        raise ValidationError("That base URL points at a cloud metadata service, which is never allowed.")
-    addresses = _addresses(host, resolve)
+        raise ValidationError(f"That {subject.name} points at a cloud metadata service, which is never allowed.")
+    addresses = _addresses(host, resolve, subject)
     for address in addresses:
-        _check_address(address, allow_private)
+        _check_address(address, allow_private, subject)
     return url, host, addresses
 
 
@@ -163,7 +183,7 @@ def _literal(host: str) -> IPAddress | None:
         return None
 
 
-def _addresses(host: str, resolve: bool) -> list[IPAddress]:
+def _addresses(host: str, resolve: bool, subject: Subject) -> list[IPAddress]:
     literal = _literal(host)
     if literal is not None:
         return [literal]
@@ -174,14 +194,14 @@ def _addresses(host: str, resolve: bool) -> list[IPAddress]:
     try:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError):
-        raise ValidationError(f"The host {host!r} in the base URL cannot be found; check the spelling.") from None
+        raise ValidationError(f"The host {host} in the {subject.name} cannot be found; check the spelling.") from None
     addresses: list[IPAddress] = []
     for info in infos:
         address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
         if address not in addresses:
             addresses.append(address)
     if not addresses:
-        raise ValidationError(f"The host {host!r} in the base URL cannot be found; check the spelling.")
+        raise ValidationError(f"The host {host} in the {subject.name} cannot be found; check the spelling.")
     return addresses
 
 
@@ -198,20 +218,21 @@ def _embedded_ipv4(address: IPAddress) -> list[ipaddress.IPv4Address]:
     return found
 
 
-def _check_address(address: IPAddress, allow_private: bool) -> None:
+def _check_address(address: IPAddress, allow_private: bool, subject: Subject) -> None:
     """Every address, and every IPv4 address an IPv6 one carries, passes the same rules."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         address = address.ipv4_mapped
     candidates = [address, *_embedded_ipv4(address)]
     if any(candidate in _METADATA_ADDRESSES for candidate in candidates):
-        raise ValidationError("That base URL points at a cloud metadata service, which is never allowed.")
+        raise ValidationError(f"That {subject.name} points at a cloud metadata service, which is never allowed.")
     for candidate in candidates:
         if (any(candidate in net for net in _NEVER_NETWORKS if net.version == candidate.version)
                 or candidate.is_link_local or candidate.is_multicast or candidate.is_unspecified
                 or candidate.is_reserved):
-            raise ValidationError("That base URL points at a link-local or reserved address, which is never allowed.")
+            raise ValidationError(f"That {subject.name} points at a link-local or reserved address, which is never "
+                                  "allowed.")
         if not candidate.is_global and not allow_private:
-            raise ValidationError(f"That base URL points at a local or private network address; {ALLOW_HINT}.")
+            raise ValidationError(f"That {subject.name} points at a local or private network address; {ALLOW_HINT}.")
 
 
 @functools.lru_cache(maxsize=1)

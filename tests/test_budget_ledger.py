@@ -5,6 +5,7 @@ rate limits across processes, and alerts to a loopback webhook."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from callhelpers import dump_database, runtime_with, usage_rows
+from callhelpers import dump_database, log_call, runtime_with, usage_rows
 from fakeproviders import FakeProvider
 from genai_prices import Usage
 
@@ -118,7 +119,7 @@ def _cut_short(rt, provider: Provider, model: str, stop: str):
         deltas.close()  # Stop: the generator is closed mid-reply
     else:
         list(stream)
-    assert stream.result.record.status == "cut_off" and stream.result.text
+    assert stream.result.record.status == ("stopped" if stop == "person stops" else "cut_off") and stream.result.text
     return stream.result
 
 
@@ -311,14 +312,15 @@ def test_alerts_go_to_the_webhook_once_per_threshold_and_month(environ):
         join_alerts()
         assert [b["text"] for b in receiver.bodies] == [
             f"BYOK Dashboard: The whole team's monthly budget for shared keys has reached 80% ($0.90 of $1.00 "
-            f"in {budgets.month_of(utcnow())})."]
+            f"in {alerts.month_name(budgets.month_of(utcnow()))})."]
         assert [line.name for line in budgets.alerting(rt)] == ["team"]
         for _ in range(2):  # 0.90 + 0.30 > 1: refused, and admins hear it once
             with pytest.raises(BudgetExceeded):
                 run_search(rt, user_id=None, provider=Provider.BRAVE, query="alerts")
         join_alerts()
         assert len(receiver.bodies) == 2
-        assert "is used up: shared-key calls are refused" in receiver.bodies[1]["text"]
+        assert "is nearly used up: shared-key calls are refused when they could cost more than is left ($0.90 of " \
+               "$1.00" in receiver.bodies[1]["text"]
         assert alerts.describe(rt) == "http://127.0.0.1/…"
         assert "secret-token-xyz" not in dump_database(rt)  # stored encrypted
 
@@ -332,7 +334,7 @@ def test_a_users_budget_alert_names_the_user(environ):
         join_alerts()
         assert [b["text"] for b in receiver.bodies] == [
             f"BYOK Dashboard: Mia's monthly budget for shared keys is used up: shared-key calls are refused "
-            f"($1.00 of $1.00 in {budgets.month_of(utcnow())})."]
+            f"($1.00 of $1.00 in {alerts.month_name(budgets.month_of(utcnow()))})."]
 
 
 @pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data", "http://[fd00:ec2::254]/hook",
@@ -383,3 +385,52 @@ def test_the_line_under_a_reply_cut_short_says_what_it_counted(environ):
         assert record.charged_usd == row.charged_usd > 0
         stored = type(record).from_json(record.to_json())  # as kept with the reply
         assert "cost unknown" in caption(stored) and "counted against the budget (a bound" in caption(stored)
+
+
+def test_the_first_refusal_tells_the_admins_once_whichever_check_refuses(environ):
+    """A budget at 85% ($0.034 of $0.04): the next chat is refused by the quick check before it starts
+    (``budgets.check``), a search under the ledger's lock (``admitted``); the webhook hears once
+    that calls are being refused, and the refusal shows the digits that make it true."""
+    receiver = Receiver()
+    try:
+        with FakeProvider(Provider.OPENAI) as openai, FakeProvider(Provider.BRAVE) as brave, runtime_with(
+                environ, **openai.env(), **brave.env(), OPENAI_API_KEY=ENV_KEY, BRAVE_API_KEY=ENV_KEY,
+                BYOK_ALLOW_PRIVATE_ENDPOINTS="1") as rt:
+            mia = accounts.create_user(rt, ADMIN, "Mia", "mia password")
+            alerts.set_webhook(rt, ADMIN, receiver.url)
+            budgets.set_budget(rt, ADMIN, Owner.user(mia.id), "0.04")
+            pricing.set_search_price(rt, ADMIN, Provider.BRAVE, 0.01)
+            log_call(rt, user_id=mia.id, provider=Provider.OPENAI, model="gpt-4o", key_source=KeySource.ENV,
+                     input_tokens=1, output_tokens=1, latency_ms=1, cost_usd=0.0338)
+            for _ in range(2):
+                with pytest.raises(BudgetExceeded) as refused:
+                    chat(rt, mia.id, model="gpt-4o")
+                join_alerts()
+            shown = re.search(r"has \$([\d.]+) left of \$0\.04, and this call could cost up to \$([\d.]+);",
+                              str(refused.value))
+            assert shown is not None and float(shown[1]) < float(shown[2])
+            with pytest.raises(BudgetExceeded):
+                run_search(rt, user_id=mia.id, provider=Provider.BRAVE, query="alerts")
+            join_alerts()
+            assert openai.requests == [] and brave.requests == []
+            month = budgets.month_of(utcnow())
+            assert [b["text"] for b in receiver.bodies] == [
+                "BYOK Dashboard: Mia's monthly budget for shared keys is nearly used up: shared-key calls are "
+                f"refused when they could cost more than is left ($0.034 of $0.04 in {alerts.month_name(month)})."]
+            with rt.engine.connect() as conn:
+                assert conn.execute(sa.select(table(BudgetMonth).c.alerted).where(
+                    table(BudgetMonth).c.owner_id == mia.id)).scalar_one() == 100
+    finally:
+        receiver.close()
+
+
+@pytest.mark.parametrize(("smaller", "larger", "shown"), [
+    (0.0062, 0.0071, ("$0.0062", "$0.0071")), (0.01, 0.02, ("$0.01", "$0.02")), (1234.5, 1234.56, ("$1,234.50", "$1,234.56")),
+    (0.0, 1e-9, ("$0.000000", "$0.000001")), (0.0049, 0.0051, ("$0.0049", "$0.0051"))])
+def test_refusals_show_amounts_with_the_digits_that_tell_them_apart(smaller, larger, shown):
+    assert budgets.lines.apart(smaller, larger) == shown
+
+
+def test_alerts_name_the_month_as_people_say_it():
+    assert alerts.month_name("2026-12") == "December 2026" and alerts.month_name("2027-01") == "January 2027"
+    assert alerts.budget_reached(None, 80, 0.9, 1, "2026-12").endswith("($0.90 of $1.00 in December 2026).")

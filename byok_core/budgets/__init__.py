@@ -22,10 +22,11 @@ from byok_core.budgets.ledger import (
     admitted,
     announce,
     charge_abandoned,
+    check,
     reconcile,
     settle,
 )
-from byok_core.budgets.lines import BudgetLine, BudgetStatus, check, month_of, status
+from byok_core.budgets.lines import BudgetLine, BudgetStatus, month_of, status
 
 __all__ = [  # what the callers use, whichever module of the package holds it
     "RESERVATION_TTL", "Admission", "BudgetLine", "BudgetStatus", "Drift", "admitted", "alerting", "announce",

@@ -93,9 +93,35 @@ def admitted(rt: Runtime, record: CallRecord, bound: CostBound,
         with rt.engine.begin() as conn:
             yield conn, admit(conn, record, bound, now)
     except _Refused as refused:
-        if refused.line is not None and refused.line.near:
-            _alert(rt, [refused.line.owner], month_of(now), 100)
+        _refused(rt, refused.line, now)
         raise BudgetExceeded(str(refused)) from None
+
+
+def check(rt: Runtime, user_id: int | None, *calls: tuple[KeySource, CostBound | None],
+          now: datetime | None = None) -> BudgetStatus | None:
+    """A quick look before preparing calls, so a used-up budget is refused before anything starts.
+    ``calls``: who pays for each call about to be made, and its worst case (None: not checked). None
+    when every call is on an own key or no budget applies, else the BudgetStatus (one read for all
+    the calls). Raises BudgetExceeded as ``admitted`` would, and like it lets the admins hear, once
+    a month per budget, that calls are being refused near the limit (``admit`` decides, under its lock)."""
+    bounds = [bound for source, bound in calls if source.shared]
+    if not bounds:
+        return None
+    now = now or utcnow()
+    with rt.engine.connect() as conn:
+        lines = lines_for(conn, user_id, now)
+    for bound in bounds:
+        refusal = why_refused(lines, bound)
+        if refusal is not None:
+            _refused(rt, refusal[0], now)
+            raise BudgetExceeded(refusal[1])
+    return BudgetStatus(lines) if lines else None
+
+
+def _refused(rt: Runtime, line: BudgetLine | None, now: datetime) -> None:
+    """A call was refused for ``line``: from 80% on, that budget is at its limit (the 100% alert, once)."""
+    if line is not None and line.near:
+        _alert(rt, [line.owner], month_of(now), 100)
 
 
 def admit(conn: sa.Connection, record: CallRecord, bound: CostBound, now: datetime) -> Admission:

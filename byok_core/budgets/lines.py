@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 import sqlalchemy as sa
 from sqlmodel import col
 
 from byok_core.clock import utcnow
-from byok_core.errors import BudgetExceeded
-from byok_core.identity import KeySource, Owner, OwnerKind
+from byok_core.identity import Owner, OwnerKind
 from byok_core.models import Budget, BudgetMonth, Reservation, User, table
 from byok_core.pricing import CostBound
 from byok_core.runtime import Runtime
@@ -131,24 +131,6 @@ def status(rt: Runtime, user_id: int | None, now: datetime | None = None) -> Bud
     return BudgetStatus(lines) if lines else None
 
 
-def check(rt: Runtime, user_id: int | None, *calls: tuple[KeySource, CostBound | None],
-          now: datetime | None = None) -> BudgetStatus | None:
-    """A quick look before preparing calls, so a used-up budget is refused before anything starts.
-    ``calls``: who pays for each call about to be made, and its worst case (None: not checked). None
-    when every call is on an own key or no budget applies, else the BudgetStatus (one read for all
-    the calls). Raises BudgetExceeded as ``admit`` would (``admit`` decides, under its lock)."""
-    bounds = [bound for source, bound in calls if source.shared]
-    if not bounds:
-        return None
-    with rt.engine.connect() as conn:
-        lines = lines_for(conn, user_id, now or utcnow())
-    for bound in bounds:
-        refusal = why_refused(lines, bound)
-        if refusal is not None:
-            raise BudgetExceeded(refusal[1])
-    return BudgetStatus(lines) if lines else None
-
-
 def why_refused(lines: Iterable[BudgetLine], bound: CostBound | None) -> tuple[BudgetLine | None, str] | None:
     """Why a call must be refused, and the budget it would pass (None: its cost cannot be bounded)."""
     for line in lines:
@@ -164,11 +146,26 @@ def why_refused(lines: Iterable[BudgetLine], bound: CostBound | None) -> tuple[B
                           "the budget; pick another model, use your own API key, or ask an admin to set a per-call "
                           "price for it.")
         if line.spent_usd + line.reserved_usd + bound.usd > line.budget_usd:
-            return line, (f"{_whose(line.owner)} monthly budget for shared keys has ${line.left_usd:,.2f} left of "
-                          f"${line.budget_usd:,.2f}, and this call could cost up to ${bound.usd:,.2f}; try a "
+            assert line.left_usd is not None
+            left, cost = apart(line.left_usd, bound.usd)
+            return line, (f"{_whose(line.owner)} monthly budget for shared keys has {left} left of "
+                          f"${line.budget_usd:,.2f}, and this call could cost up to {cost}; try a "
                           f"shorter conversation or a cheaper model, use your own API key, or ask an admin to "
                           f"raise the budget.")
     return None
+
+
+def apart(smaller: float, larger: float) -> tuple[str, str]:
+    """Two dollar amounts, the first less than the second, with the fewest decimals (2 to 6) at
+    which that still shows however they are rounded ("$0.0062" and "$0.0071", not "$0.01" and
+    "$0.01"); past 6, the first rounded down and the second up."""
+    for places in range(2, 7):
+        step = Decimal(1).scaleb(-places)
+        if Decimal(repr(smaller)).quantize(step, ROUND_CEILING) < Decimal(repr(larger)).quantize(step, ROUND_FLOOR):
+            return f"${smaller:,.{places}f}", f"${larger:,.{places}f}"
+    step = Decimal("0.000001")
+    low, high = Decimal(repr(smaller)).quantize(step, ROUND_FLOOR), Decimal(repr(larger)).quantize(step, ROUND_CEILING)
+    return f"${low:,.6f}", f"${high:,.6f}"
 
 
 def usernames(conn: sa.Connection) -> dict[int, str]:
