@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from byok_core import budgets, keys, metrics, netguard, pricing, usage_log
 from byok_core.adapters.base import Reply, new_client, shared_client
-from byok_core.errors import ByokError, ProviderError, StreamCutOff, ValidationError
+from byok_core.errors import ByokError, ProviderError, ReplyStopped, ValidationError
 from byok_core.identity import Owner
 from byok_core.pricing import CostBound
 from byok_core.providers import Provider
@@ -70,6 +70,10 @@ def http(rt: Runtime, key: keys.ResolvedKey, client: httpx.Client | None = None)
             yield pinned
 
 
+def _stopped() -> ReplyStopped:
+    return ReplyStopped("The reply was stopped before it finished; the text so far is kept.")
+
+
 @contextmanager
 def metered(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, *, bound: CostBound | None = None,
             client: httpx.Client | None = None, key_test: bool = False,
@@ -81,7 +85,7 @@ def metered(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, *, bound: Co
     last write fails. On a shared key the call is first admitted, in the same transaction, against
     the rate limits and budgets for ``bound`` (None: a cost that cannot be bounded), or BudgetExceeded
     or SharedKeyLimit is raised before anything is sent. A ProviderError is recorded and raised
-    again; a generator closed early (a reply stopped) is recorded as cut off; any other exception
+    again; a generator closed early (a reply stopped) is recorded as stopped; any other exception
     becomes a ProviderError, with its details kept out of messages and logs. ``reply``: a streamed
     reply, whose usage and text received are recorded at the end. A key test writes no usage row:
     it stamps the key's test status instead. Either way the key's last use is stamped."""
@@ -95,11 +99,11 @@ def metered(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, *, bound: Co
         started = time.perf_counter()
         try:
             yield session
-        except ProviderError as exc:
-            record.fail(exc)
+        except ProviderError as exc:  # a reply the person stopped ends as a broken connection: say stopped
+            record.fail(_stopped() if reply is not None and reply.stopped else exc)
             raise
         except (GeneratorExit, KeyboardInterrupt):  # a reply stopped: by the person, or Ctrl-C at the CLI
-            record.fail(StreamCutOff("The reply was stopped before it finished; the text so far is kept."))
+            record.fail(_stopped())
             raise
         except Exception as exc:  # a bug or an odd answer: never show or log its text, which could hold a key
             log.error("call to %s failed unexpectedly: %s", key.provider.value, type(exc).__name__)

@@ -68,7 +68,8 @@ class ChatStream:
         self.result: ChatResult | None = None
 
     def hang_up(self) -> None:
-        """End the reply now, from any thread (Stop): the call is logged as cut off, the text so far kept."""
+        """End the reply now, from any thread (Stop): the call is logged as stopped, the text so far kept."""
+        self._reply.stopped = True
         if self._reply.hang_up is not None:
             self._reply.hang_up()
 

@@ -24,6 +24,7 @@ Every message is one plain sentence a user can act on, and none ever contains a 
         ├── ProviderTimeout
         ├── RequestRejected
         └── StreamCutOff         the reply ended before the provider's end marker
+            └── ReplyStopped     stopped by the person (Stop, Ctrl-C) before it finished
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class CallStatus(StrEnum):
     PROVIDER_DOWN = "provider_down"
     TIMEOUT = "timeout"
     CUT_OFF = "cut_off"
+    STOPPED = "stopped"  # the person stopped the reply (Stop in the chat, Ctrl-C at the CLI)
     BAD_REQUEST = "bad_request"
     ERROR = "error"  # anything else: an answer the app could not read
     PENDING = "pending"  # logged before the call; an outcome was never recorded (the process stopped)
@@ -170,3 +172,9 @@ class StreamCutOff(ProviderError):
     def __init__(self, message: str, partial: str = ""):
         super().__init__(message)
         self.partial = partial
+
+
+class ReplyStopped(StreamCutOff):
+    """The person stopped the reply before it finished; the text so far is kept."""
+
+    status = CallStatus.STOPPED

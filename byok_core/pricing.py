@@ -101,7 +101,7 @@ class CostBound:
         model bills its hidden reasoning, up to the output cap, before and between the words seen."""
         if record.refused:
             return 0.0
-        complete = record.status not in (CallStatus.CUT_OFF, CallStatus.TIMEOUT)
+        complete = record.status not in (CallStatus.CUT_OFF, CallStatus.STOPPED, CallStatus.TIMEOUT)
         if record.cost_usd is not None and (complete or self.per_call):
             return record.cost_usd
         if self.per_call or self.usd is None or record.billed is None:

@@ -269,7 +269,7 @@ def test_search_that_cannot_run_ends_the_stream_without_raising(environ):
         assert not result.model_called and openai.requests == [] and usage_rows(rt) == []
 
 
-def test_stopping_early_logs_one_cut_off_row(environ):
+def test_stopping_early_logs_one_stopped_row(environ):
     with FakeProvider(Provider.OPENAI, reply="a b c d e f") as server, \
             runtime_with(environ, **server.env(), OPENAI_API_KEY=ENV_KEY) as rt:
         stream = stream_chat(rt, user_id=None, provider=Provider.OPENAI, model="gpt-4o-mini", messages=HI)
@@ -277,8 +277,8 @@ def test_stopping_early_logs_one_cut_off_row(environ):
             break
         iterator_closed = stream.result
         assert iterator_closed is not None
-        assert iterator_closed.record.status == "cut_off" and iterator_closed.text == "a "
-        assert [r.status for r in usage_rows(rt)] == ["cut_off"]
+        assert iterator_closed.record.status == "stopped" and iterator_closed.text == "a "
+        assert [r.status for r in usage_rows(rt)] == ["stopped"]
 
 
 def test_up_front_errors(rt, environ):

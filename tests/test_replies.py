@@ -97,7 +97,7 @@ def test_a_refused_turn_fails_visibly_before_any_call(setup):
     assert server.requests == [] and usage_rows(rt) == []
 
 
-def test_stop_keeps_the_text_and_logs_a_cut_off_call(environ):
+def test_stop_keeps_the_text_and_logs_a_stopped_call(environ):
     with FakeProvider(Provider.OPENAI, chunks=["Hel", "lo ", "there"], hold_after=1) as server, \
             runtime_with(environ, **server.env()) as rt:
         ann = make_user(rt, "ann")
@@ -112,7 +112,7 @@ def test_stop_keeps_the_text_and_logs_a_cut_off_call(environ):
         reply = finished(rt, ann.id, reply_id)
         server.gate.set()
         assert reply.status is ReplyStatus.STOPPED and reply.content == "Hel"
-        assert [r.status for r in usage_rows(rt)] == ["cut_off"]
+        assert [r.status for r in usage_rows(rt)] == ["stopped"]
         # a stopped reply stays in the conversation, and the next prompt may go
         finished(rt, ann.id, replies.send(rt, ann.id, conv.id, "Next", ASK))
         assert sent(server)[:2] == [("user", "Hi"), ("assistant", reply.content)]

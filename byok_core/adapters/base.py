@@ -51,6 +51,7 @@ class Reply:
     usage_object: dict[str, Any] | None = None  # the provider's own usage object, shaped as it sends it
     usage: Usage | None = None  # what was billed, read from usage_object by genai-prices; None: not reported
     hang_up: Callable[[], None] | None = field(default=None, repr=False)  # ends the stream from another thread
+    stopped: bool = False  # the person stopped it (hung up with Stop): logged as stopped, not as cut off
     deadline_s: float = 600.0  # however slowly the bytes trickle in, the reply is stopped then (BYOK_CALL_DEADLINE)
     # How the provider said the reply ended, read by the adapter from its own stream shape:
     stop: Stop | None = None  # None: it ended normally (or said nothing)
