@@ -158,7 +158,7 @@ class LoopbackServer:
             tls.sni_callback = lambda sock, server_name, ctx: self.sni.append(server_name)
             self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def hits(self):
