@@ -18,6 +18,7 @@ if not c.user.is_admin:  # defence in depth: the shell never routes members here
     st.stop()
 rt, me, actor = c.rt, c.user.username, c.actor  # the core checks and audits every change as ``actor``
 
+_AN = {Role.ADMIN: "an", Role.MEMBER: "a"}
 st.title("Admin", anchor=False)
 users_tab, team_tab, prices_tab, audit_tab = st.tabs(["Users", "Team keys", "Search prices", "Audit log"])
 
@@ -40,7 +41,7 @@ def _create_user() -> None:
     except ByokError as exc:
         state.flash("admin_create", str(exc), ok=False)
         return
-    state.flash("admin_create", f"Created {user.username!r}.")
+    state.flash("admin_create", f"Created the account {user.username}.")
     st.session_state.update(admin_new_name="", admin_new_pw="", admin_new_admin=False)
 
 
@@ -50,12 +51,12 @@ def _rename(name: str) -> None:
     except ByokError as exc:
         state.flash("admin", str(exc), ok=False)
         return
-    state.flash("admin", f"Renamed {name!r} to {user.username!r}.")
+    state.flash("admin", f"Renamed {name} to {user.username}.")
     st.session_state.update(admin_pick=user.username, admin_rename_to="")
 
 
 def _reset_password(name: str) -> None:
-    _act(accounts.set_password, f"New password set for {name!r}; their sessions ended.", name,
+    _act(accounts.set_password, f"New password set for {name}; their sessions ended.", name,
          st.session_state.get("admin_reset_pw", ""))
 
 
@@ -94,14 +95,14 @@ with users_tab:
             with st.container(horizontal=True):
                 if target.disabled:
                     st.button("Enable", key="admin_enable", on_click=_act,
-                              args=(accounts.set_disabled, f"Enabled {name!r}.", name, False))
+                              args=(accounts.set_disabled, f"Enabled {name}.", name, False))
                 else:
                     st.button("Disable", key="admin_disable", disabled=is_me, on_click=_act,
-                              args=(accounts.set_disabled, f"Disabled {name!r}; they are signed out.", name, True),
+                              args=(accounts.set_disabled, f"Disabled {name}; they are signed out.", name, True),
                               help="You cannot disable yourself." if is_me else None)
                 new_role = Role.MEMBER if target.is_admin else Role.ADMIN
-                st.button(f"Make {new_role.value}", key="admin_role", disabled=is_me, on_click=_act,
-                          args=(accounts.set_role, f"{name!r} is now {new_role.value}.", name, new_role),
+                st.button(f"Make {words.ROLE[new_role]}", key="admin_role", disabled=is_me, on_click=_act,
+                          args=(accounts.set_role, f"{name} is now {_AN[new_role]} {words.ROLE[new_role]}.", name, new_role),
                           help="You cannot change your own role." if is_me else None)
             with st.form("admin_reset", clear_on_submit=True, border=False):
                 st.text_input("New password", type="password", key="admin_reset_pw")

@@ -220,7 +220,7 @@ def test_admin_manages_users(app, rt):
     at.text_input(key="admin_new_pw").set_value("newbie password")
     at.button(key="FormSubmitter:admin_create-Create user").click().run()
     assert not at.exception
-    assert at.success and "Created 'newbie'" in at.success[0].value
+    assert at.success and "Created the account newbie." in at.success[0].value
     assert not accounts.get_user(rt, "newbie").is_admin
 
     at.selectbox(key="admin_pick").select("newbie").run()
@@ -391,12 +391,12 @@ def test_a_refused_username_keeps_what_was_typed_and_the_rules_show_first(app, r
     at.text_input(key="admin_new_name").set_value("BOB")  # the same name as bob's
     at.button(key="FormSubmitter:admin_create-Create user").click().run()
     assert [text_of(e.value) for e in at.error] == [
-        "The username 'BOB' is taken (capitals do not make a different name); choose another."]
+        "The username “BOB” is taken (capitals do not make a different name); choose another."]
     assert at.text_input(key="admin_new_name").value == "BOB"
 
     at.text_input(key="admin_new_name").set_value("Carol")
     at.button(key="FormSubmitter:admin_create-Create user").click().run()
-    assert [s.value for s in at.success] == ["Created 'Carol'."] and not at.error
+    assert [s.value for s in at.success] == ["Created the account Carol."] and not at.error
     assert accounts.get_user(rt, "carol").is_admin
     assert (at.text_input(key="admin_new_name").value, at.text_input(key="admin_new_pw").value) == ("", "")
     assert not at.checkbox(key="admin_new_admin").value
@@ -421,7 +421,7 @@ def test_an_admin_renames_an_account_and_it_keeps_signing_in(app, rt):
     at.text_input(key="admin_rename_to").set_value("Robert")
     at.button(key="FormSubmitter:admin_rename-Rename").click().run()
     assert not at.exception
-    assert [s.value for s in at.success] == ["Renamed 'bob' to 'Robert'."]
+    assert [s.value for s in at.success] == ["Renamed bob to Robert."]
     assert at.selectbox(key="admin_pick").value == "Robert"
     assert accounts.authenticate(rt, "robert", "bob's password").username == "Robert"
     audit_log = next(d.value for d in at.dataframe if "What happened" in d.value.columns)

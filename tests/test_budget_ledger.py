@@ -341,9 +341,22 @@ def test_a_users_budget_alert_names_the_user(environ):
                                  "http://metadata.google.internal./x"])
 def test_the_guard_refuses_a_metadata_webhook(environ, url):
     with runtime_with(environ, BYOK_ALLOW_PRIVATE_ENDPOINTS="1") as rt:
-        with pytest.raises(ValidationError):
+        with pytest.raises(ValidationError) as refused:
             alerts.set_webhook(rt, ADMIN, url)
         assert alerts.webhook(rt) is None
+        assert str(refused.value) == "That webhook URL points at a cloud metadata service, which is never allowed."
+
+
+@pytest.mark.parametrize(("url", "said"), [
+    ("hooks.slack.com/services/T0", "The webhook URL must start with http:// or https:// and name a host, "
+                                    "e.g. https://hooks.slack.com/services/…."),
+    ("https://user:pw@hooks.example.com/x", "The webhook URL cannot contain a user name, password or '@'"),
+    ("http://10.0.0.5/hook", "That webhook URL points at a local or private network address"),
+    ("https://hooks example.com/x", "The webhook URL cannot contain spaces")])
+def test_webhook_errors_say_webhook(environ, url, said):
+    with runtime_with(environ) as rt, pytest.raises(ValidationError) as refused:
+        alerts.set_webhook(rt, ADMIN, url)
+    assert str(refused.value).startswith(said) and "base URL" not in str(refused.value)
 
 
 def test_a_private_webhook_is_refused_unless_allowed_and_failures_are_not_fatal(environ, caplog):

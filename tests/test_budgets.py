@@ -133,3 +133,21 @@ def test_only_admins_change_budgets(rt, alice):
         budgets.clear_budget(rt, member, Owner.team())
     with pytest.raises(ValidationError):
         budgets.set_budget(rt, ADMIN, Owner.team(), -1)
+
+
+@pytest.mark.parametrize(("typed", "said"), [
+    ("1e400", "That budget is too large: a monthly budget is at most $999,999,999.99."),
+    ("inf", "That budget is too large"), ("1000000000", "That budget is too large"),
+    ("nan", "an amount in USD, such as 25"), ("twenty", "an amount in USD, such as 25"),
+    ("-5", "an amount in USD, 0 or more"), ("-inf", "an amount in USD, 0 or more")])
+def test_a_budget_that_is_no_amount_or_too_large_says_which(rt, typed, said):
+    with pytest.raises(ValidationError) as refused:
+        budgets.set_budget(rt, ADMIN, Owner.team(), typed)
+    assert said in str(refused.value) and budgets.budget_of(rt, Owner.team()) is None
+
+
+def test_the_largest_budget_and_zero_are_kept(rt):
+    budgets.set_budget(rt, ADMIN, Owner.team(), "999,999,999.99")
+    assert budgets.budget_of(rt, Owner.team()) == 999_999_999.99
+    budgets.set_budget(rt, ADMIN, Owner.team(), "-0")
+    assert str(budgets.budget_of(rt, Owner.team())) == "0.0"

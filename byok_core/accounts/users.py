@@ -33,6 +33,11 @@ def _typed(name: str | None) -> str:
     return unicodedata.normalize("NFKC", name or "").strip()
 
 
+def _quoted(name: str) -> str:
+    """A name in a message: in quotation marks, or as Python writes it when it holds unprintable characters."""
+    return f"“{name}”" if name.isprintable() else repr(name)
+
+
 def validate_username(name: str) -> str:
     """The username to store (NFKC, trimmed; its capitals kept for display), or ValidationError."""
     name = _typed(name)
@@ -56,7 +61,7 @@ def account_named(session: Session, name: str | None) -> User | None:
 
 
 def _taken(name: str) -> ValidationError:
-    return ValidationError(f"The username {name!r} is taken (capitals do not make a different name); "
+    return ValidationError(f"The username {_quoted(name)} is taken (capitals do not make a different name); "
                            "choose another.")
 
 
@@ -91,7 +96,7 @@ def find_user(rt: Runtime, username: str | None) -> User | None:
 def get_user(rt: Runtime, username: str) -> User:
     user = find_user(rt, username)
     if user is None:
-        raise NotFoundError(f"No user named {_typed(username)!r}; check the spelling (byok users list shows them).")
+        raise NotFoundError(f"No user named {_quoted(_typed(username))}; check the spelling (byok users list shows them).")
     return user
 
 
@@ -109,7 +114,7 @@ def _update_user(rt: Runtime, actor: Actor, username: str, action: AuditAction, 
         changed = user is not None and rowcount(session.execute(
             sa.update(User).where(col(User.id) == user.id).values(**values)))
         if user is None or not changed:
-            raise NotFoundError(f"No user named {_typed(username)!r}; check the spelling.")
+            raise NotFoundError(f"No user named {_quoted(_typed(username))}; check the spelling.")
         if ends is not None:
             ends(session, saved_id(user.id))
         audit.record(session, actor.name, action, audit.Target(username=user.username, role=values.get("role")))
@@ -127,7 +132,7 @@ def rename_user(rt: Runtime, actor: Actor, username: str, new_name: str) -> User
         with Session(rt.engine, expire_on_commit=False) as session, session.begin():
             user = account_named(session, username)
             if user is None:
-                raise NotFoundError(f"No user named {_typed(username)!r}; check the spelling.")
+                raise NotFoundError(f"No user named {_quoted(_typed(username))}; check the spelling.")
             old_name, old_key = user.username, user.username_key or ""
             if new_name == old_name:
                 return user

@@ -20,6 +20,7 @@ from byok_core.models import Budget, Reservation, rowcount, table
 from byok_core.runtime import Runtime
 
 _R = table(Reservation)
+MAX_BUDGET = Decimal("1e9")  # a budget is below a billion dollars a month (and so never infinite)
 
 
 def spend_report(rt: Runtime, now: datetime | None = None) -> list[BudgetLine]:
@@ -52,14 +53,18 @@ def to_cents(amount: Any) -> float:
         value = Decimal(str(amount).strip().lstrip("$").replace(",", ""))
     except InvalidOperation:
         raise ValidationError("A monthly budget is an amount in USD, such as 25 or 12.50.") from None
-    if not value.is_finite() or not 0 <= value < Decimal("1e9"):
+    if value.is_nan():
+        raise ValidationError("A monthly budget is an amount in USD, such as 25 or 12.50.")
+    if value < 0:
         raise ValidationError("A monthly budget is an amount in USD, 0 or more.")
+    if value >= MAX_BUDGET:
+        raise ValidationError(f"That budget is too large: a monthly budget is at most ${MAX_BUDGET - Decimal('0.01'):,}.")
     cents = value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
     if value > 0 and cents == 0:  # $0.00 would refuse every shared-key call: the nearest budget that does not
         cents = Decimal("0.01")
     if cents != value:
         raise ValidationError(f"Budgets are in whole cents: use ${cents:,.2f} instead of ${value}.")
-    return float(cents)
+    return float(cents) or 0.0  # never -0.0
 
 
 def set_budget(rt: Runtime, actor: Actor, owner: Owner, monthly_usd: Any) -> None:

@@ -55,28 +55,28 @@ def _day(value: str, flag: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise ValidationError(f"{flag} takes a date as YYYY-MM-DD, not {value!r}.") from None
+        raise ValidationError(f"{flag} takes a date as YYYY-MM-DD, not “{value}”.") from None
 
 
 def _usd(value: str) -> float:
     try:
         return float(value)
     except ValueError:
-        raise ValidationError(f"{value!r} is not an amount in USD (for example 25 or 0.005).") from None
+        raise ValidationError(f"“{value}” is not an amount in USD (for example 25 or 0.005).") from None
 
 
 def _key_source(value: str) -> str:
     try:
         return KeySource(value).value
     except ValueError:
-        raise ValidationError(f"Unknown key source {value!r}; use user, team or env.") from None
+        raise ValidationError(f"Unknown key source “{value}”; use user, team or env.") from None
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from byok_core import accounts, usage
 
     if args.format != "csv":
-        raise ValidationError(f"Unknown format {args.format!r}; only csv is supported.")
+        raise ValidationError(f"Unknown format “{args.format}”; only csv is supported.")
     flt = usage.UsageFilter(
         since=None if args.since is None else _day(args.since, "--since"),
         until=None if args.until is None else _day(args.until, "--until"),

@@ -160,7 +160,7 @@ def test_admin_creates_a_member(admin):
     admin.get_by_role("textbox", name="Username", exact=True).fill("member1")
     admin.get_by_role("textbox", name="Initial password (at least 8 characters)", exact=True).fill("member password 1")
     admin.get_by_role("button", name="Create user").click()
-    expect(admin.get_by_text("Created 'member1'.")).to_be_visible()
+    expect(admin.get_by_text("Created the account member1.")).to_be_visible()
     idle(admin)
     shot(admin, "admin")
 
