@@ -88,11 +88,43 @@ class ResolvedKey:
     row_id: str | None = None  # None for server (environment) keys
 
 
+# opening quote: its closing one (plain, backtick, typographic double and single, guillemets)
+_QUOTES = {'"': '"', "'": "'", "`": "`", "\u201c": "\u201d", "\u2018": "\u2019", "\u00ab": "\u00bb"}
+_BEARER = "bearer "
+
+
+def unwrap(raw: str) -> tuple[str, list[str]]:
+    """The key as pasted, without what is often copied with it: white space around it, matching
+    quotes around it ("sk-…", 'sk-ant-…') and an Authorization header's ``Bearer `` before it; and
+    what was removed besides white space, in words ("the quotes around", "the “Bearer” before")."""
+    value, removed = (raw or "").strip(), []
+    while True:
+        if len(value) >= 2 and value[-1] == _QUOTES.get(value[0]):
+            value, what = value[1:-1].strip(), "the quotes around"
+        elif value[:len(_BEARER)].lower() == _BEARER and value[len(_BEARER):].strip():
+            value, what = value[len(_BEARER):].strip(), f"the “{value[:len(_BEARER) - 1]}” before"
+        else:
+            return value, removed
+        if what not in removed:
+            removed.append(what)
+
+
+def paste_note(raw: str) -> str:
+    """One sentence on what ``unwrap`` removed from a pasted key besides white space ("" when nothing):
+    "The quotes around the key and the “Bearer” before it were removed."."""
+    removed = unwrap(raw)[1]
+    if not removed:
+        return ""
+    said = " and ".join([f"{removed[0]} the key", *(f"{what} it" for what in removed[1:])])
+    plural = len(removed) > 1 or "quotes" in removed[0]
+    return f"{said[0].upper()}{said[1:]} {'were' if plural else 'was'} removed."
+
+
 def validate_key(raw: str) -> str:
-    """The key with surrounding white space removed, or ValidationError saying what is wrong."""
+    """The key without what ``unwrap`` removes, or ValidationError saying what is wrong."""
     if raw is None or raw == "":
         raise ValidationError("The key is empty: paste the API key from your provider's dashboard.")
-    value = raw.strip()
+    value = unwrap(raw)[0]
     if not value:
         raise ValidationError("The key is only white space: paste the API key from your provider's dashboard.")
     if len(value) > MAX_KEY_LENGTH:
@@ -102,6 +134,9 @@ def validate_key(raw: str) -> str:
         raise ValidationError("The key contains control characters; copy it again from your provider's dashboard.")
     if any(ch.isspace() for ch in value):
         raise ValidationError("The key contains spaces; API keys never do, so check that you pasted only the key.")
+    if value[:1] in _QUOTES or value[-1:] in _QUOTES.values():
+        raise ValidationError("The key has a quotation mark at one end only; API keys never have one, so paste "
+                              "only the key.")
     if "…" in value:
         raise ValidationError("That looks like the masked key shown after saving (it has '…'); paste the whole key "
                               "from your provider's dashboard.")
@@ -240,8 +275,10 @@ def purge_replaced(rt: Runtime, owner: Owner | None = None) -> int:
     return _write_with_retry(rt, lambda session: _purge(session, owner, utcnow()))
 
 
-def delete(rt: Runtime, actor: Actor, owner: Owner, key_row_id: str) -> None:
-    """Remove a key. Someone else's id fails exactly like an id that does not exist."""
+def delete(rt: Runtime, actor: Actor, owner: Owner, key_row_id: str) -> KeyInfo | None:
+    """Remove a key. Someone else's id fails exactly like an id that does not exist. Returns the
+    replaced key of the same provider that can still be restored (the most recently replaced), if
+    any: deleting a key leaves the keys it replaced restorable until ``KEEP_REPLACED`` ends."""
     actor.check_may_manage(owner)
     with Session(rt.engine) as session, session.begin():
         row = session.exec(select(ApiKey).where(col(ApiKey.id) == key_row_id, _owned(owner))).first()
@@ -249,6 +286,16 @@ def delete(rt: Runtime, actor: Actor, owner: Owner, key_row_id: str) -> None:
             raise NotFoundError("No such key.")
         session.delete(row)
         audit.record(session, actor.name, AuditAction.KEY_DELETE, audit.Target.key(row, row.mask))
+        session.flush()
+        left = session.exec(select(ApiKey).where(
+            _owned(owner), col(ApiKey.provider) == row.provider, ~col(ApiKey.active),
+            col(ApiKey.updated_at) >= utcnow() - KEEP_REPLACED).order_by(col(ApiKey.updated_at).desc())).first()
+        return KeyInfo.of(left) if left is not None else None
+
+
+def restorable_until(info: KeyInfo) -> datetime | None:
+    """When a replaced key stops being restorable (and is purged); None for a key in use."""
+    return None if info.replaced_at is None else info.replaced_at + KEEP_REPLACED
 
 
 def list_keys(rt: Runtime, actor: Actor, owner: Owner) -> list[KeyInfo]:

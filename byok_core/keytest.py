@@ -8,7 +8,7 @@ testing (``save(..., test=False)``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 
@@ -100,7 +100,15 @@ def save(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, raw_key: s
     """Save a key once the provider has accepted it (``test=False``: without testing it).
 
     A key that fails its test is not saved and the key in use stays in use. Input that cannot be
-    saved at all raises ValidationError (PermissionDenied for someone else's keys), as ``keys.store``."""
+    saved at all raises ValidationError (PermissionDenied for someone else's keys), as ``keys.store``.
+    The outcome says what was removed from the key as pasted (quotes, "Bearer "; ``keys.unwrap``)."""
+    outcome = _save(rt, actor, owner, provider, raw_key, label, base_url, test=test, client=client)
+    note = keys.paste_note(raw_key)
+    return replace(outcome, message=f"{outcome.message} {note}") if note else outcome
+
+
+def _save(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, raw_key: str, label: str,
+          base_url: str | None, *, test: bool, client: httpx.Client | None) -> Outcome:
     actor.check_may_manage(owner)
     value, label, base_url = keys.check_new(rt, provider, raw_key, label, base_url)
     in_use = next((i for i in keys.list_keys(rt, actor, owner) if i.active and i.provider is provider), None)

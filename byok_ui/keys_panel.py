@@ -95,11 +95,18 @@ def _cancel_delete(form: str) -> None:
 def _delete(rt: Runtime, actor: Actor, owner: Owner, info: KeyInfo, form: str) -> None:
     st.session_state.pop(f"{form}_confirm", None)
     try:
-        keys.delete(rt, actor, owner, info.id)
+        left = keys.delete(rt, actor, owner, info.id)
     except ByokError as exc:
         state.flash(form, str(exc), ok=False)
     else:
-        state.flash(form, f"Deleted the {info.name} key {info.mask}.")
+        state.flash(form, f"Deleted the {info.name} key {info.mask}." + (f" {_still_restorable(left)}" if left else ""))
+
+
+def _still_restorable(left: KeyInfo) -> str:
+    """That a replaced key of the same provider can still be put back, and until when."""
+    until = keys.restorable_until(left)
+    return (f"The key {left.mask} it replaced can still be restored with the button below" +
+            (f" until {until:%B} {until.day}" if until else "") + "; after that it is deleted.")
 
 
 def _restore(rt: Runtime, actor: Actor, owner: Owner, info: KeyInfo, current: KeyInfo | None, form: str) -> None:
@@ -146,10 +153,12 @@ def _outcome(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, prefix
                   help=f"Saves the key {md_escape(untested.secret.mask)} as it is; press Test later to check it.")
 
 
-def _actions(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, prefix: str, active: KeyInfo) -> None:
+def _actions(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, prefix: str, active: KeyInfo,
+             replaced: list[KeyInfo]) -> None:
     form = _form(prefix, provider)
     if st.session_state.get(f"{form}_confirm") == active.id:
-        st.warning(f"Delete the {md_escape(active.name)} key {md_escape(active.mask)}? This cannot be undone.",
+        kept = f" {md_escape(_still_restorable(replaced[0]))}" if replaced else ""
+        st.warning(f"Delete the {md_escape(active.name)} key {md_escape(active.mask)}? This cannot be undone.{kept}",
                    icon=":material/warning:")
         with st.container(horizontal=True):
             st.button("Yes, delete", key=f"{form}_yes", icon=":material/delete:", on_click=_delete,
@@ -226,7 +235,7 @@ def _provider_card(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, 
         if endpoint:
             st.caption(endpoint)
         if active is not None:
-            _actions(rt, actor, owner, provider, prefix, active)
+            _actions(rt, actor, owner, provider, prefix, active, replaced)
         _replaced(rt, actor, owner, provider, prefix, active, replaced)
         _key_form(rt, actor, owner, provider, prefix, active)
 

@@ -315,3 +315,30 @@ def test_admin_manages_team_keys_with_the_same_component(app, rt, environ, monke
     assert [i.mask for i in keys.list_keys(rt, Actor.of(boss), Owner.team())] == ["tvl…5555"]
     assert not mine(rt, boss)
     no_leak(at, "tvly-team-PLAINTEXT-5555")
+
+
+def test_a_key_pasted_in_quotes_or_after_bearer_is_saved_without_them_and_it_says_so(app, rt, environ, monkeypatch):
+    ann = make_user(rt, "ann")
+    with provider(monkeypatch, environ, expect_key=SECRET) as fake:
+        at = keys_page(rt, ann)
+        save(at, Provider.OPENAI, f'  "Bearer {SECRET}"\n')
+        assert fake.sent_keys() == [SECRET]
+    assert texts(at, "success") == ["Saved the OpenAI key sk-…mnop and tested it: 3 models visible. The quotes "
+                                    "around the key and the “Bearer” before it were removed."]
+    no_leak(at, SECRET)
+
+
+def test_deleting_a_key_says_the_one_it_replaced_can_still_be_restored(app, rt):
+    ann = make_user(rt, "ann")
+    for key in ("tvly-PLAINTEXT-first-key-1111", "tvly-PLAINTEXT-second-key-2222"):
+        keys.store(rt, Actor.of(ann), Owner.user(ann.id), Provider.TAVILY, key)
+    until = keys.restorable_until(next(i for i in mine(rt, ann) if not i.active))
+    kept = (f"The key tvl…1111 it replaced can still be restored with the button below until {until:%B} "
+            f"{until.day}; after that it is deleted.")
+    at = keys_page(rt, ann)
+    at.button(key="mykeys_tavily_del").click().run()
+    assert texts(at, "warning") == [f"Delete the Tavily key tvl…2222? This cannot be undone. {kept}"]
+    at.button(key="mykeys_tavily_yes").click().run()
+    assert texts(at, "success") == [f"Deleted the Tavily key tvl…2222. {kept}"]
+    assert any(b.startswith("Restore the key tvl…1111") for b in buttons(at))
+    no_leak(at)

@@ -46,7 +46,7 @@ def test_gen_key_prints_a_valid_master_key(cli):
 
 def test_users_and_keys_round_trip_without_leaking(cli):
     assert cli("users", "create", "alice", "--admin", stdin="alice-password\n")[0] == 0
-    code, out, _ = cli("keys", "set", "--user", "alice", "--provider", "openai", "--name", "laptop",
+    code, out, _ = cli("keys", "set", "--user", "alice", "--provider", "openai", "--name", "laptop", "--no-test",
                        stdin=SECRET + "\n")
     assert code == 0 and "sk-…9876" in out
     code, out, _ = cli("keys", "list", "--user", "alice")
@@ -63,7 +63,7 @@ def test_users_and_keys_round_trip_without_leaking(cli):
 
 def test_doctor_reports_undecryptable_rows_and_keeps_them(cli, environ):
     cli("users", "create", "alice", stdin="alice-password\n")
-    cli("keys", "set", "--user", "alice", "--provider", "anthropic", stdin=SECRET)
+    cli("keys", "set", "--user", "alice", "--provider", "anthropic", "--no-test", stdin=SECRET)
     code, out, _ = cli("doctor", env={"ENCRYPTION_KEY": gen_key()})
     assert code == 1 and "PROBLEM: The master key from ENCRYPTION_KEY" in out and "opens none of the 1" in out
     assert "stored keys: 1 under master key" in out and "NOT CONFIGURED" in out and "Nothing was changed" in out
@@ -73,7 +73,7 @@ def test_doctor_reports_undecryptable_rows_and_keeps_them(cli, environ):
 
 def test_rotate_master_key_dry_run_then_real(cli, environ):
     cli("users", "create", "alice", stdin="alice-password\n")
-    cli("keys", "set", "--user", "alice", "--provider", "google", stdin="AIza-not-a-real-key-0123456789")
+    cli("keys", "set", "--user", "alice", "--provider", "google", "--no-test", stdin="AIza-not-a-real-key-0123456789")
     new = {"ENCRYPTION_KEY": gen_key(), "ENCRYPTION_KEY_FALLBACKS": environ["ENCRYPTION_KEY"]}
     code, out, err = cli("rotate-master-key", "--dry-run", env=new)
     assert code == 0 and "would re-encrypt 1" in out, out + err
@@ -167,7 +167,7 @@ EMBEDDED = {"ENCRYPTION_KEY": None}  # no ENCRYPTION_KEY: the key file data/mast
 
 def test_a_missing_key_file_is_refused_until_restored_or_given_up(cli, environ, monkeypatch, tmp_path):
     cli("users", "create", "alice", stdin="alice-password\n")
-    cli("keys", "set", "--user", "alice", "--provider", "anthropic", stdin=SECRET)
+    cli("keys", "set", "--user", "alice", "--provider", "anthropic", "--no-test", stdin=SECRET)
     key_file = tmp_path / "data" / "master.key"
     code, _, err = cli("doctor", env=EMBEDDED)
     assert code == 1 and "master.key is missing, but the database holds 1 value(s)" in err
@@ -240,3 +240,52 @@ def test_first_format_keys_left_by_an_older_upgrade_can_be_resealed_by_the_opera
     with runtime_with(environ) as rt:
         assert keys.resolve(rt, None, Provider.OPENAI_COMPATIBLE).credential.secret.reveal() == key
     assert "no stored key is in the first format" in cli("reseal-first-format")[1]
+
+
+def test_keys_set_tests_the_key_first_as_the_keys_page_does(cli):
+    """A rejected key is not saved; a key pasted in quotes or after "Bearer " is tested and saved
+    without them, and it says so; --no-test saves without asking the provider."""
+    from fakeproviders import FakeProvider
+
+    from byok_core.providers import Provider
+
+    cli("users", "create", "alice", stdin="alice-password\n")
+    with FakeProvider(Provider.OPENAI, expect_key=SECRET) as openai:
+        env = openai.env()
+        code, out, err = cli("keys", "set", "--user", "alice", "--provider", "openai", stdin="sk-wrong-0123456789abc\n",
+                             env=env)
+        assert code == 1 and err.startswith("byok: Not saved: OpenAI rejected the key") and out == ""
+        assert "sk-wrong" not in err and cli("keys", "list", "--user", "alice", env=env)[1].count("\n") == 1
+        code, out, err = cli("keys", "set", "--user", "alice", "--provider", "openai", stdin=f'"Bearer {SECRET}"\n',
+                             env=env)
+        assert code == 0 and "stored openai key sk-…9876" in out
+        assert "and tested it" in err and "The quotes around the key and the “Bearer” before it were removed." in err
+        assert openai.sent_keys()[-1] == SECRET and SECRET not in out + err
+        tried = len(openai.requests)
+        code, out, err = cli("keys", "set", "--user", "alice", "--provider", "openai", "--no-test",
+                             stdin=f"'{SECRET}'\n", env=env)
+        assert code == 0 and len(openai.requests) == tried and err == "The quotes around the key were removed.\n"
+
+
+def test_keys_set_offers_no_test_when_the_provider_cannot_be_reached(cli):
+    cli("users", "create", "alice", stdin="alice-password\n")
+    code, _, err = cli("keys", "set", "--user", "alice", "--provider", "openai", stdin=SECRET + "\n",
+                       env={"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
+    assert code == 1 and err.startswith("byok: Not saved yet: the key sk-…9876 could not be tested")
+    assert err.rstrip().endswith("(--no-test saves it without testing)") and SECRET not in err
+
+
+def test_deleting_a_key_says_the_one_it_replaced_can_still_be_restored(cli):
+    cli("users", "create", "alice", stdin="alice-password\n")
+    first = "sk-fake.first-key-0123456789-aaaa1111"
+    for key in (first, SECRET):
+        cli("keys", "set", "--user", "alice", "--provider", "anthropic", "--no-test", stdin=key + "\n")
+    listed = cli("keys", "list", "--user", "alice")[1].splitlines()[1:]
+    active = next(line.split()[0] for line in listed if " yes " in line)
+    replaced = next(line.split()[0] for line in listed if " no " in line)
+    code, out, err = cli("keys", "delete", active, "--user", "alice")
+    assert code == 0 and out == f"deleted key {active}\n"
+    assert err.startswith(f"The key sk-…1111 it replaced (id {replaced}) can still be restored on the Keys page until ")
+    assert f"`byok keys delete {replaced} --user alice` deletes it now." in err
+    code, out, err = cli("keys", "delete", replaced, "--user", "alice")
+    assert code == 0 and err == ""

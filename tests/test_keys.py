@@ -142,7 +142,7 @@ def test_delete_removes_the_key(rt, people):
     alice, _, _ = people
     owner = Owner.user(alice.user_id)
     info = keys.store(rt, alice, owner, Provider.TAVILY, "tvly-abcdefghijklmnopqrstuvwxyz")
-    keys.delete(rt, alice, owner, info.id)
+    assert keys.delete(rt, alice, owner, info.id) is None  # nothing left to restore
     assert keys.list_keys(rt, alice, owner) == []
     with pytest.raises(NoKeyError):
         keys.resolve(rt, alice.user_id, Provider.TAVILY)
@@ -342,7 +342,9 @@ def test_a_deleted_active_key_leaves_the_replaced_one_restorable(rt, people):
     owner = Owner.user(alice.user_id)
     first = keys.store(rt, alice, owner, Provider.BRAVE, "BSA-alice-first-key-0123456789")
     second = keys.store(rt, alice, owner, Provider.BRAVE, "BSA-alice-second-key-0123456789")
-    keys.delete(rt, alice, owner, second.id)
+    left = keys.delete(rt, alice, owner, second.id)
+    assert left is not None and left.id == first.id and left.mask == first.mask  # said, so it is not a surprise
+    assert keys.restorable_until(left) == left.replaced_at + keys.KEEP_REPLACED
     with pytest.raises(NoKeyError):
         keys.resolve(rt, alice.user_id, Provider.BRAVE)
     keys.restore(rt, alice, owner, first.id)
@@ -554,3 +556,46 @@ def test_save_checks_the_owner_before_anything_is_sent(environ, people):
         with pytest.raises(ValidationError, match="spaces"):
             keytest.save(rt, alice, Owner.user(alice.user_id), Provider.OPENAI, "sk has spaces")
         assert server.requests == []
+
+
+@pytest.mark.parametrize("pasted, note", [
+    ('"sk-fake.quoted-0123456789abcdef"', "The quotes around the key were removed."),
+    ("'sk-fake.quoted-0123456789abcdef'", "The quotes around the key were removed."),
+    ("\u201csk-fake.quoted-0123456789abcdef\u201d", "The quotes around the key were removed."),
+    ("Bearer sk-fake.quoted-0123456789abcdef", "The “Bearer” before the key was removed."),
+    ("  bearer   sk-fake.quoted-0123456789abcdef\n", "The “bearer” before the key was removed."),
+    ('"Bearer sk-fake.quoted-0123456789abcdef"', "The quotes around the key and the “Bearer” before it were removed."),
+    (" sk-fake.quoted-0123456789abcdef \n", ""),  # white space alone goes without a word, as ever
+])
+def test_quotes_and_bearer_pasted_with_a_key_are_removed_and_said(rt, people, pasted, note):
+    alice, _, _ = people
+    assert keys.paste_note(pasted) == note
+    info = keys.store(rt, alice, Owner.user(alice.user_id), Provider.OPENAI, pasted)
+    assert info.mask == "sk-…cdef"
+    assert keys.resolve(rt, alice.user_id, Provider.OPENAI).credential.secret.reveal() == \
+        "sk-fake.quoted-0123456789abcdef"
+
+
+@pytest.mark.parametrize("pasted, message", [
+    ('"sk-fake.unmatched-0123456789', "quotation mark at one end only"),
+    ("sk-fake.unmatched-0123456789\u201d", "quotation mark at one end only"),
+    ('"sk-fake.mismatched-0123456789\'', "quotation mark at one end only"),
+    ('""', "white space"), ("Bearer sk-fake.a b-0123456789", "spaces")])
+def test_a_quote_without_its_pair_is_refused(rt, people, pasted, message):
+    alice, _, _ = people
+    with pytest.raises(ValidationError, match=message):
+        keys.store(rt, alice, Owner.user(alice.user_id), Provider.OPENAI, pasted)
+    assert keys.list_keys(rt, alice, Owner.user(alice.user_id)) == []
+
+
+def test_bearer_alone_is_not_taken_for_a_prefix():
+    assert keys.unwrap(" Bearer ") == ("Bearer", []) and keys.unwrap("bearer-sk-1") == ("bearer-sk-1", [])
+
+
+def test_saving_says_what_was_removed_from_the_pasted_key(environ, people):
+    alice, _, _ = people
+    with openai_runtime(environ, expect_key="sk-fake.quoted-0123456789abcdef") as (rt, server):
+        outcome = keytest.save(rt, alice, Owner.user(alice.user_id), Provider.OPENAI,
+                               "'sk-fake.quoted-0123456789abcdef'")
+        assert outcome.saved is not None and server.sent_keys() == ["sk-fake.quoted-0123456789abcdef"]
+        assert outcome.message.endswith("and tested it: 3 models visible. The quotes around the key were removed.")

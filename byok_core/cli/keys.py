@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from datetime import datetime
 
@@ -22,6 +23,8 @@ def keys_args(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--provider", required=True, type=Provider.arg, metavar="P", help=", ".join(Provider))
     p.add_argument("--name", default="", metavar="LABEL", help="optional label")
     p.add_argument("--base-url", default=None, metavar="URL", help="endpoint for openai-compatible keys")
+    p.add_argument("--no-test", action="store_true",
+                   help="save without first testing the key with the provider's cheapest authenticated call")
     p.set_defaults(func=cmd_set)
     p = group.add_parser("list", help="list keys (masks only)")
     add_owner_args(p)
@@ -40,13 +43,23 @@ PARSERS: Parsers = {"keys": keys_args}
 
 
 def cmd_set(args: argparse.Namespace) -> int:
-    from byok_core import keys
+    """Test the key, then save it (``--no-test``: save it untested), as the Keys page does."""
+    from byok_core import keys, keytest
 
     rt = runtime()
     owner = owner_of(rt, args)
-    info = keys.store(rt, Actor.operator(), owner, args.provider, read_secret(f"{args.provider.label} key: "),
-                      label=args.name, base_url=args.base_url)
+    raw = read_secret(f"{args.provider.label} key: ")
+    outcome = keytest.save(rt, Actor.operator(), owner, args.provider, raw, label=args.name, base_url=args.base_url,
+                           test=not args.no_test)
+    if outcome.saved is None:
+        hint = " (--no-test saves it without testing)" if outcome.can_save_untested else ""
+        print(f"byok: {outcome.message}{hint}", file=sys.stderr)
+        return 1
+    info = outcome.saved
     print(f"stored {info.provider.value} key {info.mask} for {owner} (id {info.id})")
+    said = outcome.message if outcome.status is not None else keys.paste_note(raw)  # untested: nothing to add
+    if said:
+        print(said, file=sys.stderr)
     return 0
 
 
@@ -66,8 +79,14 @@ def cmd_delete(args: argparse.Namespace) -> int:
     from byok_core import keys
 
     rt = runtime()
-    keys.delete(rt, Actor.operator(), owner_of(rt, args), args.id)
+    owner = owner_of(rt, args)
+    left = keys.delete(rt, Actor.operator(), owner, args.id)
     print(f"deleted key {args.id}")
+    until = keys.restorable_until(left) if left is not None else None
+    if left is not None and until is not None:
+        team = "--team" if owner.is_team else f"--user {shlex.quote(args.user)}"
+        print(f"The key {left.mask} it replaced (id {left.id}) can still be restored on the Keys page until "
+              f"{until:%Y-%m-%d}; `byok keys delete {left.id} {team}` deletes it now.", file=sys.stderr)
     return 0
 
 
