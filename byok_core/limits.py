@@ -3,7 +3,9 @@ and which models. Own keys are never limited.
 
 * Rate limits: calls per minute per user and for the whole team, counted over the last 60 seconds
   of the usage log itself (an exact sliding window), inside ``budgets.ledger.admit``'s serialized
-  transaction, so they hold across processes and replicas with no other service.
+  transaction, so they hold across processes and replicas with no other service. One person's own
+  figure (or no limit for them) replaces the per-person one; all are app settings, read by that
+  transaction's one statement.
 * Model allowlists: per role, and per user (a user's list replaces their role's), per provider;
   ``fnmatch`` patterns such as ``gpt-4o-mini`` or ``claude-haiku-*``. No list: any model."""
 
@@ -26,6 +28,8 @@ from byok_core.runtime import Runtime
 
 WINDOW = timedelta(minutes=1)
 USER_RPM, TEAM_RPM = "limits.user_rpm", "limits.team_rpm"
+PERSON_RPM = USER_RPM + ":"  # + a user's id: that person's own figure ("0": no limit for them)
+MAX_RPM = 100_000
 MAX_PATTERNS = 50
 _T = table(UsageRecord)
 _SHARED = [s for s in KeySource if s.shared]
@@ -49,12 +53,16 @@ def rate_limits(rt: Runtime) -> tuple[int | None, int | None]:
     return _limit(per_user), _limit(per_team)
 
 
+def _valid(value: int | None) -> None:
+    if value is not None and not 0 <= value <= MAX_RPM:
+        raise ValidationError(f"A rate limit is a number of calls per minute, from 1 up to {MAX_RPM:,} (0: none).")
+
+
 def set_rate_limits(rt: Runtime, actor: Actor, per_user: int | None, per_team: int | None) -> None:
     """Set both limits (None or 0: no limit). Admins only."""
     actor.check_admin("change rate limits")
     for value in (per_user, per_team):
-        if value is not None and not 0 <= value <= 100_000:
-            raise ValidationError("A rate limit is a number of calls per minute, from 1 up to 100,000 (0: none).")
+        _valid(value)
     with Session(rt.engine) as session, session.begin():
         for name, value in ((USER_RPM, per_user), (TEAM_RPM, per_team)):
             if value:
@@ -65,24 +73,52 @@ def set_rate_limits(rt: Runtime, actor: Actor, per_user: int | None, per_team: i
                      detail=f"{per_user or 'no limit'} per user, {per_team or 'no limit'} for the team, per minute")
 
 
+def person_limits(rt: Runtime) -> dict[int, int]:
+    """The people with a rate limit of their own, by user id: calls per minute (0: no limit for them)."""
+    name, value = col(AppSetting.name), col(AppSetting.value)
+    with rt.engine.connect() as conn:
+        rows = conn.execute(sa.select(name, value).where(name.startswith(PERSON_RPM, autoescape=True))).all()
+    return {int(n.removeprefix(PERSON_RPM)): int(v) for n, v in rows}
+
+
+def set_person_limit(rt: Runtime, actor: Actor, user_id: int, per_minute: int | None) -> None:
+    """Give one person a rate limit of their own on shared keys (0: no limit for them), or with
+    None the per-person one again. Admins only."""
+    actor.check_admin("change rate limits")
+    _valid(per_minute)
+    name = f"{PERSON_RPM}{user_id}"
+    with Session(rt.engine) as session, session.begin():
+        if session.get(User, user_id) is None:
+            raise ValidationError("There is no such account.")
+        if per_minute is None:
+            session.execute(sa.delete(AppSetting).where(col(AppSetting.name) == name))
+        else:
+            session.merge(AppSetting(name=name, value=str(int(per_minute))))
+        detail = ("the per-person limit" if per_minute is None else "no limit" if per_minute == 0
+                  else f"{per_minute:,} a minute")
+        audit.record(session, actor.name, AuditAction.LIMITS_SET, audit.Target(owner=Owner.user(user_id)),
+                     detail=detail)
+
+
 _MINE = _T.c.user_id == sa.bindparam("user_id")  # NULL (the CLI without --user) matches no row
 # One statement reads both limits and both counts over the last minute (nothing is counted
 # when no limit is set): built once, as it runs before every shared-key call.
+_PERSON = sa.select(col(AppSetting.value)).where(col(AppSetting.name) == sa.bindparam("person")).scalar_subquery()
 _RECENT = sa.select(
-    _setting(USER_RPM), _setting(TEAM_RPM), sa.func.count(sa.case((_MINE, 1))),
+    _setting(USER_RPM), _PERSON, _setting(TEAM_RPM), sa.func.count(sa.case((_MINE, 1))),
     sa.func.min(sa.case((_MINE, _T.c.ts))), sa.func.count(), sa.func.min(_T.c.ts),
-).where(_setting(USER_RPM).is_not(None) | _setting(TEAM_RPM).is_not(None),
+).where(_setting(USER_RPM).is_not(None) | _PERSON.is_not(None) | _setting(TEAM_RPM).is_not(None),
         _T.c.ts > sa.bindparam("since"), _T.c.key_source.in_(_SHARED))
 
 
 def check_rate(conn: sa.Connection, user_id: int | None, now: datetime) -> None:
     """Raise SharedKeyLimit when another shared-key call now would pass a limit. Call it inside the
     transaction that logs the call (``budgets.ledger.admit``), so the count and the new row are one step."""
-    per_user, per_team, my_count, my_oldest, count, oldest = conn.execute(
-        _RECENT, {"user_id": user_id, "since": now - WINDOW}).one()
+    per_user, own, per_team, my_count, my_oldest, count, oldest = conn.execute(
+        _RECENT, {"user_id": user_id, "person": f"{PERSON_RPM}{user_id}", "since": now - WINDOW}).one()
     checks = [(_limit(per_team), count, oldest, "the team's shared keys are")]
-    if user_id is not None:
-        checks.insert(0, (_limit(per_user), my_count, my_oldest, "you are"))
+    if user_id is not None:  # their own figure, if they have one ("0": none), else the per-person one
+        checks.insert(0, (_limit(per_user if own is None else own), my_count, my_oldest, "you are"))
     for limit, made, first, who in checks:
         if limit and made >= limit:
             wait = max(1, math.ceil((first + WINDOW - now).total_seconds()))

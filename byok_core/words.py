@@ -194,6 +194,8 @@ def _setting_sentence(who: str, event: AuditEvent, target: Target, whose: str | 
             return f"{who} set {whose} budget on shared keys to ${amount:,.2f} a month"
         case AuditAction.BUDGET_CLEAR if whose is not None:
             return f"{who} removed {whose} budget on shared keys"
+        case AuditAction.LIMITS_SET if whose is not None:  # one person's own limit
+            return f"{who} set {whose} rate limit on shared keys to {detail}"
         case AuditAction.LIMITS_SET:
             return f"{who} set the rate limits on shared keys" + (f": {detail}" if detail else "")
         case AuditAction.MODELS_SET if target.provider is not None:

@@ -255,6 +255,55 @@ def test_rate_limit_holds_across_two_processes(environ):
         assert chat(rt, alice.id)[0].error is None
 
 
+def test_a_persons_own_rate_limit_replaces_the_per_person_one_across_processes(environ):
+    """Everyone 2 a minute, alice 5 of her own, carl none at all: two processes calling at once for
+    alice get 5 calls between them; bob keeps the per-person 2; carl is not limited; the team's
+    limit still counts everyone."""
+    with FakeProvider(Provider.OPENAI) as server, runtime_with(environ, **server.env(), OPENAI_API_KEY=ENV_KEY) as rt:
+        alice, bob, carl = (accounts.create_user(rt, ADMIN, name, f"{name}-password") for name in ("alice", "bob", "carl"))
+        limits.set_rate_limits(rt, ADMIN, per_user=2, per_team=None)
+        limits.set_person_limit(rt, ADMIN, alice.id, 5)
+        limits.set_person_limit(rt, ADMIN, carl.id, 0)
+        assert limits.person_limits(rt) == {alice.id: 5, carl.id: 0}
+        env = {**environ, **server.env(), "OPENAI_API_KEY": ENV_KEY, "PYTHONPATH": str(REPO)}
+        procs = [subprocess.Popen([sys.executable, "-c", CALLER, "4", str(alice.id)], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        with ThreadPoolExecutor(4) as pool:  # bob, meanwhile, from four threads of this process
+            bobs = list(pool.map(lambda _: chat(rt, bob.id)[0].error, range(4)))
+        outcomes = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+            outcomes += json.loads(out)
+        assert outcomes.count("ok") == 5 and all("you are limited to 5 a minute" in o for o in outcomes if o != "ok")
+        assert bobs.count(None) == 2 and all("you are limited to 2 a minute" in str(e) for e in bobs if e is not None)
+        assert [chat(rt, carl.id)[0].error for _ in range(3)] == [None] * 3
+        limits.set_rate_limits(rt, ADMIN, per_user=2, per_team=10)  # 10 made: the team's limit is reached
+        assert "the team's shared keys are limited to 10" in str(chat(rt, carl.id)[0].error)
+        limits.set_person_limit(rt, ADMIN, alice.id, None)  # back to the per-person figure
+        assert limits.person_limits(rt) == {carl.id: 0}
+
+
+def test_only_admins_set_a_persons_rate_limit_and_it_is_audited(environ):
+    from byok_core import audit, words
+
+    with runtime_with(environ) as rt:
+        boss = accounts.create_user(rt, ADMIN, "boss", "boss-password", Role.ADMIN)
+        mia = accounts.create_user(rt, ADMIN, "mia", "mia-password")
+        with pytest.raises(PermissionDenied):
+            limits.set_person_limit(rt, Actor.of(mia), mia.id, 0)
+        with pytest.raises(ValidationError, match="from 1 up to 100,000"):
+            limits.set_person_limit(rt, Actor.of(boss), mia.id, 100_001)
+        with pytest.raises(ValidationError, match="no such account"):
+            limits.set_person_limit(rt, Actor.of(boss), 9999, 3)
+        limits.set_person_limit(rt, Actor.of(boss), mia.id, 3)
+        limits.set_person_limit(rt, Actor.of(boss), mia.id, None)
+        names = {mia.id: "mia", boss.id: "boss"}
+        assert [words.audit_sentence(e, names) for e in audit.recent(rt, limit=2)] == [
+            "boss set mia's rate limit on shared keys to the per-person limit",
+            "boss set mia's rate limit on shared keys to 3 a minute"]
+
+
 def run_search_as(rt, environ, user_id):
     with FakeProvider(Provider.BRAVE) as brave, runtime_with(environ, **brave.env(), BRAVE_API_KEY=ENV_KEY) as srt:
         return run_search(srt, user_id=user_id, provider=Provider.BRAVE, query="limits")
