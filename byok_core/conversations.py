@@ -132,13 +132,15 @@ def _owned(user_id: int, conversation_id: int) -> sa.ColumnElement[bool]:
 
 
 def list_conversations(rt: Runtime, user_id: int, limit: int = 200, title: str = "") -> list[ConversationInfo]:
-    """The user's conversations, most recently active first; with ``title``, those whose title
-    contains it (any case)."""
+    """The user's conversations, most recently active first; with ``title``, those whose title or
+    any of whose messages contains it (any case)."""
     query = select(Conversation).where(col(Conversation.user_id) == user_id)
     words = " ".join((title or "").split())[:MAX_TITLE]
     if words:
         escaped = words.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(sa.func.lower(col(Conversation.title)).like(f"%{escaped}%", escape="\\"))
+        said = sa.select(col(Message.id)).where(col(Message.conversation_id) == col(Conversation.id),
+                                                 sa.func.lower(col(Message.content)).like(f"%{escaped}%", escape="\\"))
+        query = query.where(sa.func.lower(col(Conversation.title)).like(f"%{escaped}%", escape="\\") | said.exists())
     with Session(rt.engine) as session:
         rows = session.exec(query.order_by(col(Conversation.updated_at).desc(), col(Conversation.id).desc())
                             .limit(limit))

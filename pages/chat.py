@@ -3,8 +3,9 @@ reload, a second tab or a dropped connection), failed turns kept with Retry, Sto
 
 import math
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, date, datetime, tzinfo
 from functools import partial
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
@@ -74,10 +75,23 @@ def settle_model(provider: Provider, options: list[str]) -> str | None:
     return st.session_state.get(key) or None
 
 
-def fmt_when(moment: datetime) -> str:
+def browser_zone() -> tzinfo:
+    """The reader's time zone, as the browser reports it (UTC when it does not)."""
+    try:
+        return ZoneInfo(st.context.timezone or "UTC")
+    except (ValueError, ZoneInfoNotFoundError):
+        return UTC
+
+
+def day_group(moment: datetime, today: date) -> str:
+    """Where a conversation last active at ``moment`` (in the reader's zone) is listed."""
+    days = (today - moment.date()).days
+    return "Today" if days <= 0 else "Yesterday" if days == 1 else "Previous 7 days" if days <= 7 else "Older"
+
+
+def fmt_when(moment: datetime, today: date) -> str:
     """A conversation's last activity, short: the time today, else the day."""
-    local = moment.astimezone()
-    return local.strftime("%H:%M") if local.date() == datetime.now().astimezone().date() else local.strftime("%b %d")
+    return moment.strftime("%H:%M") if moment.date() == today else moment.strftime("%b %d")
 
 
 # --- the conversation the URL names ------------------------------------------------------
@@ -205,20 +219,72 @@ if prompt:
         st.session_state.chat_prompt = prompt  # what could not be sent stays in the box
 
 # --- sidebar: conversations ----------------------------------------------------------------
+CLOSE_ON_PHONE = """<script>(() => {
+  if (window.byokClosesSidebar) return; window.byokClosesSidebar = true;
+  document.addEventListener("click", (event) => {  // on a phone, choosing a conversation shows it
+    if (window.innerWidth > 768 || !event.target.closest(".st-key-chat_list [data-testid=stBaseButton-tertiary],"
+        + ".st-key-chat_list [data-testid=stBaseButton-primary]")) return;
+    setTimeout(() => document.querySelector("[data-testid=stSidebarCollapseButton] button")?.click(), 0);
+  }, true);
+})();</script>"""
+
+
+@st.dialog("Conversation")
+def manage(info: convs.ConversationInfo) -> None:
+    """Rename or delete a conversation from the list."""
+    with st.form("chat_manage_form", border=False, enter_to_submit=True):
+        st.text_input("Title", value=info.title, key=f"chat_rename_{info.id}")
+        if st.form_submit_button("Rename", type="primary"):
+            _rename(info.id)
+            st.rerun()
+    if st.session_state.get("chat_confirm_delete") == info.id:
+        st.warning("Delete this conversation and all its messages?")
+        if st.button("Delete", icon=":material/delete:", key="chat_manage_delete_yes"):
+            if current is not None and current.id == info.id:
+                _delete(info.id)
+            else:
+                _forget(info.id)
+            st.rerun()
+    elif st.button("Delete conversation", icon=":material/delete:", key="chat_manage_delete"):
+        st.session_state.chat_confirm_delete = info.id
+        st.rerun(scope="fragment")
+
+
+def _forget(conv_id: int) -> None:
+    """Delete a conversation other than the one shown."""
+    try:
+        convs.delete(rt, uid, conv_id)
+    except ByokError as exc:
+        state.flash("chat", str(exc), ok=False)
+    st.session_state.pop("chat_confirm_delete", None)
+
+
 with st.sidebar:
     st.subheader("Conversations", anchor=False)
     st.button("New chat", icon=":material/add_comment:", on_click=_open, args=(None,), key="chat_new",
               width="stretch")
-    found = st.text_input("Find a conversation", key="chat_find", placeholder="Search titles",
+    found = st.text_input("Find a conversation", key="chat_find", placeholder="Search titles and messages",
                           label_visibility="collapsed", icon=":material/search:")
     listed = convs.list_conversations(rt, uid, limit=100, title=found)
-    with st.container(height=360, border=False):
+    zone = browser_zone()
+    today = datetime.now(zone).date()
+    with st.container(height=420, border=False, key="chat_list"):
+        shown_group = None
         for info in listed:
-            st.button(f"{md_escape(info.title)} · {fmt_when(info.updated_at)}", key=f"chat_conv_{info.id}",
-                      on_click=_open, args=(info.id,), help=f"Last active {info.updated_at:%Y-%m-%d %H:%M} UTC",
-                      type="primary" if current and info.id == current.id else "tertiary", width="stretch")
+            when = info.updated_at.astimezone(zone)
+            if day_group(when, today) != shown_group:
+                shown_group = day_group(when, today)
+                st.caption(shown_group)
+            with st.container(horizontal=True, vertical_alignment="center", gap=None):
+                st.button(f"{md_escape(info.title)} · {fmt_when(when, today)}", key=f"chat_conv_{info.id}",
+                          on_click=_open, args=(info.id,), help=f"Last active {when:%Y-%m-%d %H:%M}",
+                          type="primary" if current and info.id == current.id else "tertiary", width="stretch")
+                if st.button("", icon=":material/more_vert:", key=f"chat_manage_{info.id}", type="tertiary",
+                             help="Rename or delete"):
+                    manage(info)
         if not listed:
-            st.caption("No conversation has that in its title." if found else "No conversations yet.")
+            st.caption("No conversation has that in its title or messages." if found else "No conversations yet.")
+    st.html(CLOSE_ON_PHONE, unsafe_allow_javascript=True, width="content")
 
 # --- header: pickers -----------------------------------------------------------------------
 st.title(md_escape(current.title) if current else "Chat", anchor=False)

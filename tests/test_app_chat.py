@@ -452,3 +452,15 @@ def test_a_new_key_lists_its_own_models(app, rt, environ, monkeypatch):
                    base_url=second.base_url)
         at.run()
         assert "second-model" in at.selectbox(key="chat_model_openai-compatible").options
+
+
+def test_finding_a_conversation_reads_titles_and_messages_of_ones_own_only(rt):
+    ann, bob = make_user(rt, "ann"), make_user(rt, "bob")
+    titled = convs.create(rt, ann.id, "100% Pelican_facts")
+    said = convs.create(rt, ann.id, "Birds")
+    convs.add_message(rt, ann.id, said.id, "user", "Tell me about PELICANS, please")
+    convs.add_message(rt, bob.id, convs.create(rt, bob.id, "Bob's").id, "user", "pelicans too")
+    assert {c.id for c in convs.list_conversations(rt, ann.id, title="pelican")} == {titled.id, said.id}
+    assert [c.id for c in convs.list_conversations(rt, ann.id, title="100%")] == [titled.id]  # % is a character
+    assert [c.id for c in convs.list_conversations(rt, ann.id, title="n_f")] == [titled.id]  # so is _
+    assert convs.list_conversations(rt, ann.id, title="nothing like it") == []

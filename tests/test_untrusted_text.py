@@ -62,7 +62,7 @@ REVIEWED: dict[str, dict[str, str]] = {
     "byok_ui/shell.py": {"spec.title": WORDS, "role": WORDS, "where": "md_escape, or fixed words",
                          "instead": "fixed words and a page's title"},
     "pages/admin.py": {"provider.label": WORDS, "new_role.value": WORDS, "accounts.USERNAME_RULES": WORDS},
-    "pages/chat.py": {"fmt_when(info.updated_at)": NUMBERS, "info.updated_at": NUMBERS, "p.label": WORDS,
+    "pages/chat.py": {"fmt_when(when, today)": NUMBERS, "when": NUMBERS, "shown_group": WORDS, "p.label": WORDS,
                       "words.PAID_BY[s]": WORDS, "left": NUMBERS},
     "pages/search.py": {"count": NUMBERS, "'s' * (count != 1)": WORDS, "words.PAID_BY[record.key_source]": WORDS,
                         "chat_view.fmt_cost(record.cost_usd)": NUMBERS, "provider.label": WORDS, "p.label": WORDS},

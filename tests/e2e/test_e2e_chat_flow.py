@@ -7,20 +7,28 @@ On the shared app server (tests/e2e/conftest.py)."""
 from __future__ import annotations
 
 import re
+import secrets
+from datetime import timedelta
 
 import chatpage
 import pytest
-from browser import idle, no_errors
+import sqlalchemy as sa
+from browser import idle, no_errors, open_signed_in
 from chatpage import box, replies, send, stop_button
 from playwright.sync_api import Page, expect
 
+from byok_core import accounts
 from byok_core import conversations as convs
+from byok_core.clock import utcnow
+from byok_core.identity import Actor
+from byok_core.models import Conversation, table
 from byok_core.providers import Provider
 
 pytestmark = pytest.mark.e2e
 person = chatpage.person  # a member with an OpenAI key of their own, on the Chat page
 
 PICKER = re.compile(r"^OpenAI · ")
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3, "is_mobile": True, "has_touch": True}
 
 
 def picker_model(page: Page) -> str:
@@ -169,3 +177,60 @@ def test_enter_in_the_title_field_renames_the_conversation(person, rt):
     assert convs.get(rt, user.id, trip.id).title == "Lisbon in May"
     idle(page)
     no_errors(page)
+
+
+def aged(rt, conversation_id: int, days: int) -> None:
+    with rt.engine.begin() as conn:
+        conn.execute(sa.update(table(Conversation)).where(table(Conversation).c.id == conversation_id).values(
+            updated_at=utcnow() - timedelta(days=days)))
+
+
+def test_the_list_is_grouped_by_day_and_each_item_renames_deletes_and_is_found_by_its_words(person, rt):
+    page, user = person
+    made_ids = {}
+    for title, days in (("Fresh", 0), ("From yesterday", 1), ("This week", 3), ("Long ago", 40)):
+        made = made_ids[title] = convs.create(rt, user.id, title)
+        convs.add_message(rt, user.id, made.id, "user", f"what about {title.lower()} pelicans?" if days == 3 else "hi")
+        aged(rt, made.id, days)
+    page.reload()
+    idle(page)
+    listing = page.get_by_test_id("stSidebar").locator(".st-key-chat_list")
+    expect(listing.get_by_test_id("stCaptionContainer")).to_have_text(
+        ["Today", "Yesterday", "Previous 7 days", "Older"])
+    listing.locator(f".st-key-chat_manage_{made_ids['From yesterday'].id} button").first.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_role("textbox", name="Title").fill("Renamed yesterday")
+    dialog.get_by_role("textbox", name="Title").press("Enter")
+    expect(listing.get_by_role("button", name=re.compile("^Renamed yesterday"))).to_be_visible()
+    idle(page)
+    listing.locator(f".st-key-chat_manage_{made_ids['Long ago'].id} button").first.click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete conversation").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete", exact=True).click()
+    expect(listing.get_by_role("button", name=re.compile("^Long ago"))).to_have_count(0)
+    assert sorted(c.title for c in convs.list_conversations(rt, user.id)) == ["Fresh", "Renamed yesterday", "This week"]
+    idle(page)
+    search = page.get_by_test_id("stSidebar").get_by_placeholder("Search titles and messages")
+    search.fill("pelicans")
+    search.press("Enter")
+    expect(listing.get_by_role("button", name=re.compile("^This week"))).to_be_visible()
+    expect(listing.get_by_role("button", name=re.compile("^Fresh"))).to_have_count(0)
+    idle(page)
+    no_errors(page)
+
+
+def test_on_a_phone_choosing_a_conversation_closes_the_list(browser, server, rt):
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    try:
+        user = accounts.create_user(rt, Actor.operator(), f"phone-{secrets.token_hex(4)}", "member password 1")
+        trip = convs.create(rt, user.id, "Weekend in Porto")
+        open_signed_in(page, server.url, rt, user)
+        page.get_by_test_id("stExpandSidebarButton").click()
+        page.get_by_test_id("stSidebar").get_by_role("button", name=re.compile("^Weekend in Porto")).click()
+        expect(page.get_by_role("heading", name="Weekend in Porto")).to_be_in_viewport()
+        expect(page.get_by_test_id("stSidebarNav")).to_be_hidden()  # the list closed itself
+        assert page.url.endswith(f"?c={trip.id}")
+        idle(page)
+        no_errors(page)
+    finally:
+        context.close()
