@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
 from typing import Any, TextIO
 
 import pandas as pd
@@ -21,8 +23,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.util import ClauseAdapter
 from sqlmodel import col
 
-from byok_core import words
-from byok_core.identity import Actor
+from byok_core.csvcells import cell
+from byok_core.identity import Actor, KeySource
 from byok_core.models import UsageRecord, User, table
 from byok_core.runtime import Runtime
 
@@ -60,6 +62,24 @@ def _utc_day_postgresql(element: utc_day, compiler: SQLCompiler, **kw: Any) -> s
 def day_start(day: date) -> datetime:
     """Midnight UTC at the start of ``day``."""
     return datetime.combine(day, time(), tzinfo=UTC)
+
+
+class Period(StrEnum):
+    """The spans the usage page offers first; months are UTC calendar months, as budgets' are."""
+
+    THIS_MONTH = "this_month"
+    LAST_MONTH = "last_month"
+    LAST_30_DAYS = "last_30_days"
+
+    def days(self, today: date) -> tuple[date, date]:
+        """The first and last UTC day of this period, as of ``today`` (both inclusive)."""
+        first_of_month = today.replace(day=1)
+        if self is Period.THIS_MONTH:
+            return first_of_month, today
+        if self is Period.LAST_MONTH:
+            last = first_of_month - timedelta(days=1)
+            return last.replace(day=1), last
+        return today - timedelta(days=29), today
 
 
 @dataclass(frozen=True)
@@ -144,11 +164,26 @@ class Totals:
         return cost_label(self.cost_usd, self.unknown_cost_calls)
 
 
+def money(amount: float | None) -> str:
+    """A cost as every figure of the usage page shows it: "$1,234.5678" and "$0.0123" (four decimals
+    from a cent up), three significant digits below a cent ("$0.000013", "$0.00000042": a call that
+    cost something never reads as zero), "$0.00" for nothing, "unknown" when it was not priced."""
+    if amount is None or amount != amount:  # None or NaN: not priced
+        return "unknown"
+    if amount == 0:
+        return "$0.00"
+    if abs(amount) >= 0.01:
+        return f"${amount:,.4f}"
+    decimals = 2 - math.floor(math.log10(abs(amount)))  # three significant digits
+    text = f"{abs(amount):.{decimals}f}".rstrip("0")
+    return f"{'-' * (amount < 0)}${text}"
+
+
 def cost_label(cost_usd: float | None, unknown_cost_calls: int) -> str:
     """'$1.2345', '$1.2345 + 3 calls of unknown cost', or 'unknown (3 calls)'; never a made-up zero."""
     if cost_usd is None:
         return f"unknown ({unknown_cost_calls} calls)" if unknown_cost_calls else "$0.00"
-    known = words.usd(cost_usd)
+    known = money(cost_usd)
     if unknown_cost_calls:
         return f"{known} + {unknown_cost_calls} call{'s' * (unknown_cost_calls != 1)} of unknown cost"
     return known
@@ -218,11 +253,32 @@ class UsageSummary:
 
     @property
     def totals(self) -> Totals:
-        cube = self.cube
-        cost = cube["cost_usd"].sum(min_count=1)
-        tokens = {name: int(cube[name].sum()) for name in TOKENS}
-        return Totals(calls=int(cube["calls"].sum()), **tokens, cost_usd=None if pd.isna(cost) else float(cost),
-                      unknown_cost_calls=int(cube["unknown_cost_calls"].sum()))
+        return _totals(self.cube)
+
+    def _shared(self) -> pd.Series[bool]:
+        return self.cube["key_source"].isin([s.value for s in KeySource if s.shared])
+
+    @property
+    def own_and_shared(self) -> tuple[Totals, Totals]:
+        """The totals of the calls paid by people's own keys, and of those paid by shared keys (the
+        team's and the server's)."""
+        shared = self._shared()
+        return _totals(self.cube[~shared]), _totals(self.cube[shared])
+
+    def shared_by_person(self) -> pd.DataFrame:
+        """The METRICS of the shared-key calls per user (username, NO_USER for CLI calls), the highest
+        known cost first (then the most calls; a person whose every call is of unknown cost last)."""
+        shared = self.cube[self._shared()]
+        frame = shared.groupby("user", as_index=False, sort=True)[METRICS].sum(min_count=1)
+        return frame.sort_values(["cost_usd", "calls", "user"], ascending=[False, False, True],
+                                 na_position="last", ignore_index=True)
+
+
+def _totals(cube: pd.DataFrame) -> Totals:
+    cost = cube["cost_usd"].sum(min_count=1)
+    tokens = {name: int(cube[name].sum()) for name in TOKENS}
+    return Totals(calls=int(cube["calls"].sum()), **tokens, cost_usd=None if pd.isna(cost) else float(cost),
+                  unknown_cost_calls=int(cube["unknown_cost_calls"].sum()))
 
 
 @dataclass(frozen=True)
@@ -372,19 +428,6 @@ def _plain_number(value: float | None) -> str:
     return "" if value is None else f"{value:.10f}".rstrip("0").rstrip(".") or "0"
 
 
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: object) -> object:
-    """A CSV cell a spreadsheet shows as text: empty for unknown, and text that could start a formula
-    (``=``, ``+``, ``-``, ``@``, tab, CR; OWASP's CSV injection) behind a quote. Numbers stay numbers."""
-    if value is None:
-        return ""
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
 def write_csv(rt: Runtime, viewer: Actor, flt: UsageFilter, out: TextIO) -> int:
     """Write the filter's rows as CSV (unknown cost and tokens are empty cells); returns the row count."""
     writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180; a CR inside a cell is then quoted too
@@ -392,7 +435,7 @@ def write_csv(rt: Runtime, viewer: Actor, flt: UsageFilter, out: TextIO) -> int:
     count = 0
     cost_at = CSV_COLUMNS.index("cost_usd")
     for row in iter_rows(rt, viewer, flt):
-        cells = [_cell(v) for v in row]
+        cells = [cell(v) for v in row]
         cells[0], cells[cost_at] = row[0].isoformat(), _plain_number(row[cost_at])
         writer.writerow(cells)
         count += 1

@@ -1,5 +1,9 @@
 """Usage: every provider call with tokens, latency and estimated cost. Members see their own calls,
-admins the team's (enforced by byok_core.usage, not here). All numbers are aggregated in SQL."""
+admins the team's (enforced by byok_core.usage, not here). All numbers are aggregated in SQL.
+
+The page answers first what people come with: what was spent this month (UTC, as budgets count it),
+on your own keys and on shared ones, and, for admins, who spent the most on the shared keys; the
+filters, charts and every call follow (on a phone too: the money comes before the filters)."""
 
 import io
 import math
@@ -31,15 +35,28 @@ HEADINGS = {"timestamp": "Time (UTC)", "day": "Day (UTC)", "user": "User", "prov
             "key_source": "Paid by", "status": "Status", "calls": "Calls", "input_tokens": "Input tokens",
             "output_tokens": "Output tokens", "cache_read_tokens": "Cache reads",
             "cache_write_tokens": "Cache writes", "reasoning_tokens": "Reasoning tokens",
-            "cost_usd": "Cost (USD)", "unknown_cost_calls": "Calls of unknown cost", "latency_ms": "Time taken"}
+            "cost_usd": "Cost", "unknown_cost_calls": "Calls of unknown cost", "latency_ms": "Time taken"}
+# The per-call table: the money next to who, what and how it ended, the token details after it, so
+# Cost is in view without scrolling sideways on a laptop (1366 px).
+ROW_ORDER = ["timestamp", "user", "provider", "model", "key_source", "status", "cost_usd", "input_tokens",
+             "output_tokens", "latency_ms", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"]
+PERIODS = {usage.Period.THIS_MONTH: "This month", usage.Period.LAST_MONTH: "Last month",
+           usage.Period.LAST_30_DAYS: "Last 30 days", "days": "Other days"}
+COST = st.column_config.TextColumn("Cost", alignment="right",
+                                  help="Estimated; unknown: not priced, never counted as zero")
+NUMBERS = {name: st.column_config.NumberColumn(name, width="small") for name in
+           ("Calls", "Input tokens", "Output tokens", "Cache reads", "Cache writes", "Reasoning tokens")}
 VALUES = {"provider": lambda v: Provider.parse(v).label, "model": model_label,
           "key_source": lambda v: words.PAYER[KeySource(v)], "status": lambda v: words.STATUS[CallStatus(v)],
           "user": lambda v: words.NO_USER if v in (None, usage.NO_USER) else v, "latency_ms": words.duration}
 
 
 def for_people(frame: pd.DataFrame) -> pd.DataFrame:
-    """A table with people's words: labels for ids, "—" for an unknown count, readable headings."""
+    """A table with people's words: labels for ids, "—" for an unknown count, a cost written as every
+    figure of the page writes it (usage.money), readable headings."""
     shown = frame.copy()
+    if "cost_usd" in shown:
+        shown["cost_usd"] = [usage.money(None if pd.isna(v) else float(v)) for v in shown["cost_usd"]]
     for name, word in VALUES.items():
         if name in shown:
             shown[name] = shown[name].map(lambda v, word=word: word(v) if v is not None and v == v else "—")
@@ -88,20 +105,28 @@ c = state.ctx()
 rt, viewer = c.rt, c.actor
 st.title("Usage", anchor=False)
 st.caption("Every chat and search call, priced with genai-prices (chat) and per-request prices (search). "
-           "Days are UTC. A cost shown as unknown was not priced, and is never counted as zero.")
+           "Days and months are UTC, as budgets count them. A cost shown as unknown was not priced, and is never "
+           "counted as zero.")
 
 budget_view.show_left(c)
+money = st.container()  # filled once the filters below are read: on every screen the money comes first
 
 today = utcnow().date()
-with st.container(horizontal=True):
-    picked = st.date_input("Days (UTC)", (today - timedelta(days=29), today), max_value=today, key="usage_days",
-                           width=240)
-    since, until = ((*tuple(picked), None, None))[:2]
+st.subheader("Filters", anchor=False, divider="gray")
+with st.container(horizontal=True, vertical_alignment="bottom"):
+    period = st.segmented_control("Period", list(PERIODS), format_func=PERIODS.__getitem__, required=True,
+                                  default=usage.Period.THIS_MONTH, key="usage_period")
+    if period == "days":
+        picked = st.date_input("Days (UTC)", (today - timedelta(days=29), today), max_value=today, key="usage_days",
+                               width=240)
+        since, until = ((*tuple(picked), None, None))[:2]
+    else:
+        since, until = usage.Period(period or usage.Period.THIS_MONTH).days(today)
     user_ids = []
     if viewer.is_admin:
         names = {u.id: u.username for u in accounts.list_users(rt)} | {None: words.NO_USER}
         user_ids = st.multiselect("User", list(names), format_func=names.__getitem__, key="usage_users",
-                                  placeholder="Everyone")
+                                  placeholder="Everyone", width=240)
     window = usage.UsageFilter(since=since, until=until, user_ids=user_ids)
     # whose calls the viewer sees is all the summary depends on: every admin shares the team's entries
     seen_by = Actor.operator() if viewer.is_admin else Actor("member", viewer.user_id, False)
@@ -122,20 +147,45 @@ summary = window_summary.narrow(flt)  # the cube has every filtered dimension: n
 frames = frames_of(summary, summary.fingerprint())
 totals = summary.totals
 
-with st.container(horizontal=True):
-    st.metric("Calls", f"{totals.calls:,}", border=True)
-    st.metric("Input tokens", f"{totals.input_tokens:,}", border=True,
-              help="All billed input: prompt, cache reads and writes, tool-use prompts.")
-    st.metric("Output tokens", f"{totals.output_tokens:,}", border=True,
-              help="All billed output, reasoning (thinking) included.")
-    st.metric("Cached input", "—" if totals.cached_share is None else f"{totals.cached_share:.0%}", border=True,
-              help="The share of billed input read from the provider's prompt cache, billed at a lower rate.")
-    st.metric("Reasoning tokens", f"{totals.reasoning_tokens:,}", border=True,
-              help="Output the model spent thinking; billed as output. Per model under 'Per model'.")
-    st.metric("Estimated cost", totals.cost_label, border=True,
-              help="Sum of the known costs; calls whose price is unknown are counted separately.")
+
+def _span(first: date | None, last: date | None) -> str:
+    if first is None:
+        return "every day" if last is None else f"up to {last:%-d %B %Y}"
+    if last is None or first == last:
+        return f"{first:%-d %B %Y}" + ("" if last else " onwards")
+    if (first.year, first.month) == (last.year, last.month):
+        return f"{first:%-d} to {last:%-d %B %Y}"
+    return f"{first:%-d %B %Y} to {last:%-d %B %Y}"
+
+
+with money:
+    own, shared = summary.own_and_shared
+    st.markdown(f"**{PERIODS[period or usage.Period.THIS_MONTH]}** · {_span(since, until)} (UTC)")
+    with st.container(horizontal=True):
+        st.metric("Estimated cost", totals.cost_label, border=True,
+                  help="Sum of the known costs; calls whose price is unknown are counted separately.")
+        st.metric("On your own keys" if not viewer.is_admin else "On people's own keys", own.cost_label,
+                  border=True, help="Calls paid by a person's own API key: billed to that person's provider "
+                                    "account; no budget applies.")
+        st.metric("On shared keys", shared.cost_label, border=True,
+                  help="Calls paid by the team's keys or the server's: the money budgets limit.")
+        st.metric("Calls", f"{totals.calls:,}", border=True)
+    if viewer.is_admin and shared.calls:
+        st.markdown("**Shared-key spend by person**")
+        by_person = for_people(summary.shared_by_person())
+        st.dataframe(by_person, hide_index=True, key="usage_by_person", column_config={"Cost": COST, **NUMBERS},
+                     alt="Shared-key spend by person, highest first")
 
 if totals.calls:
+    with st.container(horizontal=True):
+        st.metric("Input tokens", f"{totals.input_tokens:,}", border=True,
+                  help="All billed input: prompt, cache reads and writes, tool-use prompts.")
+        st.metric("Output tokens", f"{totals.output_tokens:,}", border=True,
+                  help="All billed output, reasoning (thinking) included.")
+        st.metric("Cached input", "—" if totals.cached_share is None else f"{totals.cached_share:.0%}", border=True,
+                  help="The share of billed input read from the provider's prompt cache, billed at a lower rate.")
+        st.metric("Reasoning tokens", f"{totals.reasoning_tokens:,}", border=True,
+                  help="Output the model spent thinking; billed as output. Per model under 'Per model'.")
     left, right = st.columns(2)
     with left:
         st.markdown("**Known cost per day (USD), by provider**")
@@ -148,15 +198,14 @@ if totals.calls:
     for tab, dim in zip(st.tabs(list(TITLES.values())), TITLES, strict=False):
         with tab:
             st.dataframe(frames[dim], hide_index=True, column_config={
-                "Day (UTC)": st.column_config.DateColumn("Day (UTC)"),
-                "Cost (USD)": st.column_config.NumberColumn("Known cost (USD)", format="%.4f"),
-            })
+                "Day (UTC)": st.column_config.DateColumn("Day (UTC)"), "Cost": COST, **NUMBERS})
 
 if not totals.calls:
     st.info("No calls in these days with these filters: a chat or a search shows up here as soon as it is made.",
             icon=":material/info:")
     st.stop()
 
+st.subheader("Every call", anchor=False, divider="gray")
 pages = max(1, math.ceil(totals.calls / PAGE_SIZE))
 with st.container(horizontal=True, vertical_alignment="bottom"):
     number = st.number_input("Page", min_value=1, max_value=pages, value=1, key="usage_page", width=120)
@@ -171,8 +220,8 @@ def _csv() -> str:
 
 st.download_button("Download CSV", _csv, file_name=f"usage-{since or 'all'}-{until or today}.csv",
                    mime="text/csv", icon=":material/download:", on_click="ignore", key="usage_csv")
-st.dataframe(for_people(usage.page(rt, viewer, flt, number=int(number), size=PAGE_SIZE)), hide_index=True,
-             column_config={
-                 "Time (UTC)": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm:ss"),
-                 "Cost (USD)": st.column_config.NumberColumn("Cost (USD)", format="%.6f", help="Empty: unknown"),
-             })
+calls = usage.page(rt, viewer, flt, number=int(number), size=PAGE_SIZE)[ROW_ORDER]
+st.dataframe(for_people(calls), hide_index=True, key="usage_calls", column_config={
+    "Time (UTC)": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+    "Model": st.column_config.TextColumn("Model", width="medium"), "Cost": COST, **NUMBERS,
+})

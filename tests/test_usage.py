@@ -184,7 +184,7 @@ def test_unknown_costs_are_counted_not_zeroed(rt, people):
     assert brave["cost_usd"] is pd.NA and brave["unknown_cost_calls"] == 1
     assert usage.cost_label(None, 3) == "unknown (3 calls)"
     # money that was spent never reads as nothing: a tiny total keeps its digits
-    assert usage.cost_label(0.000005, 0) == "$0.000005" and usage.cost_label(0.0000114, 1).startswith("$0.000011 +")
+    assert usage.cost_label(0.000005, 0) == "$0.000005" and usage.cost_label(0.0000114, 1).startswith("$0.0000114 +")
 
 
 def test_pages_are_newest_first_and_complete(rt, people):
@@ -246,3 +246,23 @@ def test_sqlite_aggregates_from_the_covering_index_without_sorting(sqlite_templa
     with rt.engine.connect() as conn:
         plan = " ".join(str(step) for step in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
     assert "COVERING INDEX ix_usage_cube" in plan and "TEMP B-TREE" not in plan, plan
+
+
+@pytest.mark.parametrize(("period", "today", "days"), [
+    (usage.Period.THIS_MONTH, date(2026, 3, 1), (date(2026, 3, 1), date(2026, 3, 1))),
+    (usage.Period.THIS_MONTH, date(2026, 3, 31), (date(2026, 3, 1), date(2026, 3, 31))),
+    (usage.Period.LAST_MONTH, date(2026, 3, 31), (date(2026, 2, 1), date(2026, 2, 28))),
+    (usage.Period.LAST_MONTH, date(2026, 1, 15), (date(2025, 12, 1), date(2025, 12, 31))),
+    (usage.Period.LAST_30_DAYS, date(2026, 3, 1), (date(2026, 1, 31), date(2026, 3, 1))),
+])
+def test_periods_are_utc_calendar_months_or_thirty_days(period, today, days):
+    assert period.days(today) == days
+
+
+@pytest.mark.parametrize(("amount", "shown"), [
+    (None, "unknown"), (0.0, "$0.00"), (0.000013, "$0.000013"), (0.0000131234, "$0.0000131"),
+    (4.2e-7, "$0.00000042"), (0.00999, "$0.00999"), (0.01, "$0.0100"), (2.75, "$2.7500"), (1234.56789, "$1,234.5679"),
+    (-0.0005, "-$0.0005"),
+])
+def test_money_keeps_the_digits_of_small_costs(amount, shown):
+    assert usage.money(amount) == shown

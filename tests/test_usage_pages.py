@@ -13,6 +13,7 @@ from sqlmodel import col
 
 from byok_core import budgets, usage, usage_log
 from byok_core.clock import utcnow
+from byok_core.errors import CallStatus
 from byok_core.identity import Actor, Owner
 from byok_core.models import KeySource, UsageRecord
 from byok_core.providers import Provider
@@ -39,7 +40,8 @@ def test_member_sees_only_own_calls_and_budget_warning(app, rt, people):
     budgets.set_budget(rt, Actor.operator(), Owner.user(ann.id), 0.9)
     at = page_as(rt, ann, "usage")
     assert metrics(at) == {"Calls": "1", "Input tokens": "100", "Output tokens": "10", "Cached input": "0%",
-                           "Reasoning tokens": "0", "Estimated cost": "$0.7500"}
+                           "Reasoning tokens": "0", "Estimated cost": "$0.7500", "On your own keys": "$0.00",
+                           "On shared keys": "$0.7500"}
     assert list(at.dataframe[-1].value["User"]) == ["ann"]
     assert "83% used" in at.warning[0].value
     assert not [w for w in at.multiselect if w.label == "User"]  # members cannot pick other users
@@ -108,3 +110,90 @@ def test_days_that_are_over_are_kept_and_todays_calls_read_again(app, rt, people
     usage.prune(rt, utcnow().date() - timedelta(days=1))
     at.multiselect(key="usage_providers").set_value([]).run()
     assert (metrics(at)["Calls"], len(computed)) == ("5", 2)
+
+
+def dated(rt, when, **fields) -> None:
+    """One finished call, logged at ``when``."""
+    log_call(rt, **fields)
+    with rt.engine.begin() as conn:
+        last = conn.execute(sa.select(sa.func.max(col(UsageRecord.id)))).scalar_one()
+        conn.execute(sa.update(UsageRecord).where(col(UsageRecord.id) == last).values(ts=when))
+
+
+def cell_texts(at) -> list[str]:
+    return [str(v) for d in at.dataframe for column in d.value.columns for v in d.value[column]]
+
+
+def test_opens_on_this_utc_month_with_presets(app, rt):
+    """A call of the month before is not in the opening figures; "Last month" shows just it, and
+    "Last 30 days" both when they are that recent."""
+    ann = make_user(rt, "ann")
+    first = utcnow().replace(day=1, hour=0, minute=0, second=1, microsecond=0)
+    dated(rt, first, user_id=ann.id, provider=Provider.OPENAI, model="gpt-4o", key_source=KeySource.USER,
+          latency_ms=5, cost_usd=0.5)
+    dated(rt, first - timedelta(seconds=2), user_id=ann.id, provider=Provider.OPENAI, model="gpt-4o",
+          key_source=KeySource.USER, latency_ms=5, cost_usd=2.0)
+    at = page_as(rt, ann, "usage")
+    period = at.button_group(key="usage_period")
+    assert period.value == usage.Period.THIS_MONTH
+    assert (metrics(at)["Calls"], metrics(at)["Estimated cost"]) == ("1", "$0.5000")
+    period.set_value(usage.Period.LAST_MONTH).run()
+    assert (metrics(at)["Calls"], metrics(at)["Estimated cost"]) == ("1", "$2.0000")
+    at.button_group(key="usage_period").set_value(usage.Period.LAST_30_DAYS).run()
+    assert metrics(at)["Calls"] == ("2" if utcnow().day <= 29 else "1")
+    at.button_group(key="usage_period").set_value("days").run()  # any days: the date picker
+    assert at.date_input(key="usage_days").value
+
+
+def test_headline_splits_own_keys_from_shared_keys(app, rt, people):
+    ann = people[0]
+    log_call(rt, user_id=ann.id, provider=Provider.ANTHROPIC, model="claude-sonnet-4-5", key_source=KeySource.USER,
+             input_tokens=1, output_tokens=1, latency_ms=5, cost_usd=0.25)
+    log_call(rt, user_id=ann.id, provider=Provider.BRAVE, key_source=KeySource.ENV, latency_ms=5, cost_usd=0.005)
+    shown = metrics(page_as(rt, ann, "usage"))
+    assert (shown["Estimated cost"], shown["On your own keys"], shown["On shared keys"]) == (
+        "$1.0050", "$0.2500", "$0.7550")
+    admin = metrics(page_as(rt, people[2], "usage"))
+    assert (admin["On people's own keys"], admin["On shared keys"]) == ("$0.2500", "$2.7550 + 1 call of unknown cost")
+
+
+def test_admins_see_shared_key_spend_by_person_first(app, rt, people):
+    ann, _, root = people
+    log_call(rt, user_id=ann.id, provider=Provider.OPENAI, model="gpt-4o", key_source=KeySource.USER,
+             latency_ms=5, cost_usd=50.0)  # her own key: not the team's money
+    log_call(rt, user_id=root.id, provider=Provider.BRAVE, key_source=KeySource.ENV, latency_ms=5, cost_usd=1.0)
+    at = page_as(rt, root, "usage")
+    first = at.dataframe[0].value
+    assert list(first.columns) == ["User", "Calls", "Input tokens", "Output tokens", "Cache reads",
+                                   "Cache writes", "Reasoning tokens", "Cost", "Calls of unknown cost"]
+    assert list(zip(first["User"], first["Cost"], first["Calls"], strict=True)) == [
+        ("bob", "$2.0000", 2), ("root", "$1.0000", 1), ("ann", "$0.7500", 1)]
+    assert [m.value for m in at.markdown if "by person" in m.value] == ["**Shared-key spend by person**"]
+    assert not [m.value for m in page_as(rt, ann, "usage").markdown if "by person" in m.value]  # admins only
+
+
+def test_small_costs_keep_their_digits_and_every_table_rounds_alike(app, rt, people):
+    ann = people[0]
+    log_call(rt, user_id=ann.id, provider=Provider.GOOGLE, model="gemini-2.0-flash", key_source=KeySource.USER,
+             input_tokens=10, output_tokens=2, latency_ms=5, cost_usd=0.000013)
+    at = page_as(rt, ann, "usage")
+    at.multiselect(key="usage_providers").set_value(["google"]).run()
+    assert metrics(at)["Estimated cost"] == "$0.000013"
+    costs = {d.value["Cost"].iloc[0] for d in at.dataframe if "Cost" in d.value}
+    assert costs == {"$0.000013"}  # per day, provider, model, payer, status and the call itself
+    assert len([d for d in at.dataframe if "Cost" in d.value]) >= 6
+
+
+def test_the_calls_table_puts_cost_beside_who_and_what(app, rt, people):
+    at = page_as(rt, people[0], "usage")
+    calls = at.dataframe[-1].value
+    assert list(calls.columns)[:7] == ["Time (UTC)", "User", "Provider", "Model", "Paid by", "Status", "Cost"]
+
+
+def test_a_stopped_call_reads_stopped(app, rt, people):
+    ann = people[0]
+    log_call(rt, user_id=ann.id, provider=Provider.OPENAI, model="gpt-4o", key_source=KeySource.USER,
+             latency_ms=5, cost_usd=0.001, status=CallStatus.STOPPED)
+    at = page_as(rt, ann, "usage")
+    assert "Stopped" in cell_texts(at) and "stopped" not in cell_texts(at)
+    assert "Stopped" in at.multiselect(key="usage_statuses").options
