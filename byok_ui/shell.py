@@ -27,7 +27,7 @@ from byok_core import accounts
 from byok_core.md import md_escape
 from byok_core.models import User
 from byok_core.runtime import Runtime
-from byok_ui import state
+from byok_ui import first_run, state
 from byok_ui.page_specs import DEFAULT, PAGE_SPECS, SIGNED_OUT_PATHS, PageSpec
 from byok_ui.process import open_or_explain
 from byok_ui.server import MISSING_PARAM, SHOWN_ADDRESS
@@ -40,6 +40,13 @@ FAVICON = "data:image/svg+xml;base64," + base64.b64encode(
 
 def tab_title(page_title: str) -> str:
     return f"{page_title} · {APP_NAME}"
+
+
+# The ⋮ menu: toolbarMode "minimal" (.streamlit/config.toml) leaves only the theme's choices (no Print,
+# Record screen, Settings or About); this hides the "Made with Streamlit v…" line Streamlit puts under
+# them (a footer that holds the version's copy button, and not the list of choices).
+MENU_STYLE = ("<style>[data-testid='stMainMenuPopover'] div:has(.stMenuVersionCopyButton)"
+              ":not(:has([data-testid='stMainMenuList'])) { display: none; }</style>")
 
 
 
@@ -127,6 +134,7 @@ def main() -> None:
     # The favicon comes before st.navigation: otherwise the page's Material icon becomes the
     # favicon, which the browser would fetch from a Google font server.
     st.set_page_config(page_title=APP_NAME, page_icon=FAVICON, layout="wide")
+    st.html(MENU_STYLE)
     rt = open_or_explain()
     user = state.current_user(rt)
     state.emit_cookie_actions()
@@ -146,4 +154,5 @@ def main() -> None:
     say_missing(f"here is {page.title} instead; the menu has every page.")
     _sidebar(rt, user)
     with state.page_context(state.Ctx(rt, user)), state.shows_errors():
+        first_run.show_checklist(state.Ctx(rt, user))
         page.run()
