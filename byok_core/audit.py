@@ -2,16 +2,24 @@
 
 An event names what it is about in fields (a ``Target``: an owner, an account, a role, a provider, a
 key row and its mask, a model), the amount set when there is one, and a ``detail`` in words that is
-shown as written, never parsed (``words.audit_sentence`` makes the sentence from the fields)."""
+shown as written, never parsed (``words.audit_sentence`` makes the sentence from the fields).
+
+Admins read it newest first, narrowed by who acted, what they did and when (``AuditFilter``), and
+export the same as CSV (``write_csv``)."""
 
 from __future__ import annotations
 
+import csv
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from byok_core.csvcells import cell
 from byok_core.identity import Owner, OwnerKind, Role
 from byok_core.models import AuditEvent
 from byok_core.providers import Provider
@@ -99,7 +107,66 @@ def record(session: Session, actor: str, action: AuditAction, target: Target = T
     session.add(event(actor, action, target, usd=usd, detail=detail))
 
 
-def recent(rt: Runtime, limit: int = 200) -> list[AuditEvent]:
-    """The newest events first."""
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which events to read: by whom (``AuditEvent.actor``), which actions, and UTC days (both
+    inclusive); empty or None means any."""
+
+    actors: Sequence[str] = ()
+    actions: Sequence[str] = ()
+    since: date | None = None
+    until: date | None = None
+
+    def conditions(self) -> list[sa.ColumnElement[bool]]:
+        where: list[sa.ColumnElement[bool]] = []
+        if self.actors:
+            where.append(col(AuditEvent.actor).in_(list(self.actors)))
+        if self.actions:
+            where.append(col(AuditEvent.action).in_([str(a) for a in self.actions]))
+        if self.since:
+            where.append(col(AuditEvent.ts) >= datetime.combine(self.since, time(), tzinfo=UTC))
+        if self.until:
+            where.append(col(AuditEvent.ts) < datetime.combine(self.until + timedelta(days=1), time(), tzinfo=UTC))
+        return where
+
+
+def recent(rt: Runtime, limit: int = 200, flt: AuditFilter = AuditFilter()) -> list[AuditEvent]:
+    """The newest events of ``flt`` first, at most ``limit``."""
+    query = select(AuditEvent).where(*flt.conditions()).order_by(col(AuditEvent.id).desc()).limit(limit)
     with Session(rt.engine) as session:
-        return list(session.exec(select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(limit)))
+        return list(session.exec(query))
+
+
+def count(rt: Runtime, flt: AuditFilter = AuditFilter()) -> int:
+    """How many events ``flt`` selects."""
+    with rt.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(AuditEvent).where(*flt.conditions()))
+                   .scalar_one())
+
+
+def actors(rt: Runtime) -> list[str]:
+    """Everyone who appears as the actor of an event (usernames, "operator", ...), sorted."""
+    with rt.engine.connect() as conn:
+        return sorted(conn.execute(sa.select(col(AuditEvent.actor)).distinct()).scalars())
+
+
+CSV_COLUMNS = ["timestamp", "actor", "action", "what_happened", "username", "provider", "key_row_id", "mask",
+               "model", "usd", "detail"]
+
+
+def write_csv(rt: Runtime, flt: AuditFilter, out: TextIO, sentence: Callable[[AuditEvent], str],
+              batch: int = 2_000) -> int:
+    """Write ``flt``'s events as CSV, oldest first, each with ``sentence`` (the log's words for it;
+    ``words.audit_sentence``) and its fields; the row count. Never holds a secret: events do not."""
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    query = select(AuditEvent).where(*flt.conditions()).order_by(col(AuditEvent.id))
+    written = 0
+    with Session(rt.engine) as session:
+        for event in session.exec(query.execution_options(yield_per=batch)):
+            values: list[Any] = [event.ts.isoformat(), event.actor, event.action, sentence(event), event.username,
+                                 event.provider.value if event.provider else None, event.key_row_id, event.mask,
+                                 event.model, event.usd, event.detail or None]
+            writer.writerow([cell(v) for v in values])
+            written += 1
+    return written

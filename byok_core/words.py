@@ -130,6 +130,13 @@ def audit_action(action: str) -> str:
 _ACTORS = {"operator": "An operator (command line)", "system": "The app", "setup": "First-run setup",
            "oidc": "Single sign-on"}
 _A_ROLE = {Role.ADMIN: "an admin", Role.MEMBER: "a member"}
+
+
+def actor_name(actor: str) -> str:
+    """Who acted, as the audit log names them: a username as it is, or "An operator (command line)"."""
+    return _ACTORS.get(actor, actor)
+
+
 _ROLES = {Role.ADMIN: "admins", Role.MEMBER: "members"}
 
 
@@ -229,7 +236,7 @@ def audit_sentence(event: AuditEvent, names: Mapping[int, str] | None = None) ->
     """An audit event as one sentence: "admin saved the team's Brave key sk-…ab12".
 
     ``names`` maps user ids to usernames (keys, budgets and model lists name their owner by id)."""
-    who = _ACTORS.get(event.actor, event.actor)
+    who = actor_name(event.actor)
     target = Target.of(event)
     whose = _whose(target.owner, names or {}, event.actor)
     sentence = (None if event.old_target is not None

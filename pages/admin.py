@@ -5,12 +5,12 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
-from byok_core import accounts, audit, pricing, words
+from byok_core import accounts, pricing, words
 from byok_core.errors import ByokError
 from byok_core.identity import Owner, Role
 from byok_core.md import md_escape
 from byok_core.providers import Provider, ProviderKind
-from byok_ui import keys_panel, state
+from byok_ui import audit_view, keys_panel, state
 
 c = state.ctx()
 if not c.user.is_admin:  # defence in depth: the shell never routes members here
@@ -138,12 +138,4 @@ with prices_tab:
                         on_change=_save_price, args=(provider,))
 
 with audit_tab:
-    events = audit.recent(rt, limit=300)
-    usernames = {u.id: u.username for u in users if u.id is not None}
-    st.dataframe(
-        pd.DataFrame({
-            "Time": [state.fmt_time(e.ts) for e in events],
-            "What happened": [words.audit_sentence(e, usernames) for e in events],
-        }),
-        hide_index=True, key="admin_audit", alt="Audit log, newest first", width="stretch",
-    )
+    audit_view.render(rt, {u.id: u.username for u in users if u.id is not None})
