@@ -55,6 +55,41 @@ def follow(rt: Runtime, user_id: int, conversation_id: int, reply_id: int, label
             return done
 
 
+COPY_BUTTON = '<button type="button" class="byok-copy" title="Copy this message">Copy</button>'
+COPY_SCRIPT = """<script>(() => {
+  if (window.byokCopies) return; window.byokCopies = true;
+  const style = document.createElement("style");
+  style.textContent = ".byok-copy{font:inherit;font-size:.8rem;padding:.1rem .6rem;border-radius:.4rem;"
+    + "border:1px solid rgba(128,128,128,.4);background:transparent;color:inherit;opacity:.7;cursor:pointer}"
+    + ".byok-copy:hover{opacity:1}";
+  document.head.appendChild(style);
+  const put = async (text) => {
+    try { await navigator.clipboard.writeText(text); return; } catch (e) { /* not a secure context */ }
+    const area = Object.assign(document.createElement("textarea"), {value: text});
+    document.body.appendChild(area); area.select(); document.execCommand("copy"); area.remove();
+  };
+  document.addEventListener("click", async (event) => {
+    const button = event.target.closest(".byok-copy");
+    if (!button) return;
+    const text = button.closest("[data-testid=stChatMessage]")
+      ?.querySelector("[data-testid=stMarkdownContainer]")?.innerText ?? "";
+    await put(text);
+    button.textContent = "Copied";
+    setTimeout(() => { button.textContent = "Copy"; }, 1500);
+  });
+})();</script>"""
+
+
+def copy_button() -> None:
+    """A Copy button under a message (the page's ``copy_script`` makes it copy the message's text);
+    plain HTML, so a click runs nothing on the server."""
+    st.html(COPY_BUTTON, width="content")
+
+
+def copy_script() -> None:
+    st.html(COPY_SCRIPT, unsafe_allow_javascript=True, width="content")
+
+
 def waiting(label: str, since: datetime) -> str:
     return f"Waiting for {label}… {max(0, int((utcnow() - since).total_seconds()))} s"
 

@@ -381,6 +381,7 @@ for i, message in enumerate(history):
     with st.chat_message(message.role):
         if message.role == "user":
             st.markdown(no_images(message.content))
+            chat_view.copy_button()
             if i == last_prompt and running is None:
                 with st.popover("Edit", icon=":material/edit:"):
                     st.text_area("Your message", value=message.content, key=f"chat_edit_{message.id}",
@@ -394,6 +395,7 @@ for i, message in enumerate(history):
             continue
         if message.content:
             st.markdown(no_images(cite(message.content, message.sources)))  # [n] links to source n
+            chat_view.copy_button()
         chat_view.show_reply_footer(message)
         if i == len(history) - 1 and running is None:
             failed = message.status in (ReplyStatus.FAILED, ReplyStatus.INTERRUPTED)
@@ -411,6 +413,8 @@ if current is not None and waiting and waiting[0] == current.id:
             st.caption("Sent when the reply above ends.")
             st.button("Cancel", key="chat_unqueue", type="tertiary", on_click=_unqueue,
                       help="Take this message back into the box")
-if not history:
+if history:
+    chat_view.copy_script()
+else:
     st.caption("Ask anything. Replies are written on the server: they keep going if you reload or close the tab, "
                "and every reply says which key paid for it.")

@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from browser import idle, no_errors, open_signed_in
 from chatpage import box, replies, send, stop_button
+from conftest import REPLY
 from playwright.sync_api import Page, expect
 
 from byok_core import accounts
@@ -234,3 +235,20 @@ def test_on_a_phone_choosing_a_conversation_closes_the_list(browser, server, rt)
         no_errors(page)
     finally:
         context.close()
+
+
+def test_copy_puts_a_message_on_the_clipboard(person, openai, server):
+    page, _ = person
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
+    openai.gate.set()
+    send(page, "Copy **me** please")
+    expect(replies(page).last).to_contain_text("until the very end.")
+    replies(page).last.locator(".byok-copy").click()
+    expect(replies(page).last.locator(".byok-copy")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == REPLY
+    asked = page.get_by_test_id("stChatMessage").filter(has_text="Copy me please")
+    asked.locator(".byok-copy").click()
+    expect(asked.locator(".byok-copy")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == "Copy me please"  # the text as shown
+    idle(page)
+    no_errors(page)
