@@ -19,8 +19,13 @@ from byok_core.models import ReplyStatus
 from byok_core.record import CallRecord
 from byok_core.runtime import Runtime
 
-LIVE_EVERY = 0.5  # seconds between the runs of the chat's live fragment (the browser asks for each one)
-LIVE_FOR = 0.25  # each run follows the reply this long: runs never overlap, so the page is never held
+# The live reply: the browser asks for a run of its fragment every LIVE_EVERY seconds; each run
+# follows the reply for LIVE_FOR seconds and ends, so runs never overlap and none lasts the 0.5 s
+# after which Streamlit shows its running indicator and its Stop. The page's own run follows it
+# only for PAGE_FOR (the first words), so that run ends soon too.
+LIVE_EVERY = 0.4
+LIVE_FOR = 0.3
+PAGE_FOR = 0.2
 KEYS_PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "keys.py")
 
 

@@ -25,6 +25,7 @@ from byok_ui import budget_view, chat_view, state
 
 c = state.ctx()
 rt, uid = c.rt, saved_id(c.user.id)
+drawing_page = True  # False once this run of the page is over: the live fragment's own runs follow
 
 CHAT_PROVIDERS = Provider.of_kind(ProviderKind.CHAT)
 SEARCH_PROVIDERS = Provider.of_kind(ProviderKind.SEARCH)
@@ -362,7 +363,8 @@ def live_reply(reply_id: int, label: str, since: datetime) -> None:
     held, and the message box takes typing meanwhile. When it is done the whole page runs again,
     to draw it as stored and send a message that waited for it."""
     assert current is not None
-    if chat_view.follow(rt, uid, current.id, reply_id, label, since):
+    seconds = chat_view.PAGE_FOR if drawing_page else chat_view.LIVE_FOR
+    if chat_view.follow(rt, uid, current.id, reply_id, label, since, seconds):
         st.rerun(scope="app")
 
 
@@ -418,3 +420,5 @@ if history:
 else:
     st.caption("Ask anything. Replies are written on the server: they keep going if you reload or close the tab, "
                "and every reply says which key paid for it.")
+
+drawing_page = False
