@@ -97,7 +97,7 @@ def unwrap(raw: str) -> tuple[str, list[str]]:
     """The key as pasted, without what is often copied with it: white space around it, matching
     quotes around it ("sk-…", 'sk-ant-…') and an Authorization header's ``Bearer `` before it; and
     what was removed besides white space, in words ("the quotes around", "the “Bearer” before")."""
-    value, removed = (raw or "").strip(), []
+    value, removed = (raw or "").strip(), list[str]()
     while True:
         if len(value) >= 2 and value[-1] == _QUOTES.get(value[0]):
             value, what = value[1:-1].strip(), "the quotes around"

@@ -102,7 +102,8 @@ with users_tab:
                               help="You cannot disable yourself." if is_me else None)
                 new_role = Role.MEMBER if target.is_admin else Role.ADMIN
                 st.button(f"Make {words.ROLE[new_role]}", key="admin_role", disabled=is_me, on_click=_act,
-                          args=(accounts.set_role, f"{name} is now {_AN[new_role]} {words.ROLE[new_role]}.", name, new_role),
+                          args=(accounts.set_role, f"{name} is now {_AN[new_role]} {words.ROLE[new_role]}.", name,
+                                new_role),
                           help="You cannot change your own role." if is_me else None)
             with st.form("admin_reset", clear_on_submit=True, border=False):
                 st.text_input("New password", type="password", key="admin_reset_pw")

@@ -6,7 +6,8 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
-from byok_core import accounts, alerts, budgets, limits, pricing
+from byok_core import accounts, alerts, budgets, limits, pricing, words
+from byok_core.clock import utcnow
 from byok_core.errors import ByokError
 from byok_core.identity import Owner, Role
 from byok_core.md import md_escape
@@ -25,27 +26,40 @@ st.caption("Calls on shared keys (the team's or the server's) are shared money. 
            "set aside (the prompt, and the most the reply may be), so calls made at the same moment can never "
            "pass a budget together; after the call only what it cost counts. From 80% people are warned, and "
            "a call that does not fit is refused. Calls on a person's own keys never count and are never refused.")
-budget_view.show_left(c)
-state.show_flash("budgets")
+with st.container():  # one element above the tabs whatever it holds, so the tab in use stays open after an action
+    budget_view.show_left(c)
 
 users = accounts.list_users(rt)
 targets = {Owner.team(): "The whole team"} | {Owner.user(u.id): u.username for u in users}
 CHAT = Provider.of_kind(ProviderKind.CHAT)
 
 
-def _apply(action: Callable[[], object], message: str) -> None:
-    """Run an admin action from a button; its outcome shows as a flash after the rerun."""
+def _apply(action: Callable[[], object], message: str, where: str) -> None:
+    """Run an admin action from a button; its outcome shows after the rerun in the tab ``where`` it was
+    made (drawn above the tabs, it would move them, and the browser would open the first one again)."""
     try:
         action()
     except ByokError as exc:
-        state.flash("budgets", str(exc), ok=False)
+        state.flash(where, str(exc), ok=False)
     else:
-        state.flash("budgets", message)
+        state.flash(where, message)
+
+
+def _money(usd: float | None, none: str = "—") -> str:
+    """An amount for the table: cents, or a small amount's significant digits; ``none`` when there is none."""
+    if usd is None:
+        return none
+    return words.usd(usd) if 0 < usd < 0.01 else f"${usd:,.2f}"
 
 
 def _load_budget() -> None:
     current = budgets.budget_of(rt, st.session_state.budgets_target)
     st.session_state.budgets_usd = f"{current:.2f}" if current is not None else ""
+
+
+def _load_person_limit() -> None:
+    own = limits.person_limits(rt).get(st.session_state.limits_person)
+    st.session_state.limits_person_rpm = own if own is not None else (limits.rate_limits(rt)[0] or 0)
 
 
 def _load_models() -> None:
@@ -54,24 +68,29 @@ def _load_models() -> None:
     st.session_state.models_patterns = "\n".join(limits.allowlist(rt, provider, role=role, user_id=user_id))
 
 
-tab_budgets, tab_limits, tab_alerts, tab_prices = st.tabs(["Budgets", "Rate limits and models", "Alerts", "Prices"])
+tab_budgets, tab_limits, tab_alerts, tab_prices = st.tabs(["Budgets", "Rate limits and models", "Alerts", "Prices"],
+                                                          key="budgets_tabs")
 
 with tab_budgets:
+    state.show_flash("budgets_budgets")
     report = budgets.spend_report(rt)
+    # a line of text between the tabs and the table, whose toolbar (search, download, full screen)
+    # would otherwise sit over the tabs on a phone
+    st.caption(f"Shared-key spend in {alerts.month_name(budgets.month_of(utcnow()))} (UTC), by budget.")
     st.dataframe(pd.DataFrame({
         "Who": [targets.get(line.owner, line.name) for line in report],
-        "Monthly budget": [line.budget_usd for line in report],
-        "Spent this month": [line.spent_usd for line in report],
-        "Set aside for running calls": [line.reserved_usd for line in report],
-        "Left": [line.left_usd for line in report],
-        "Used": [line.used for line in report],
+        "Monthly budget": [_money(line.budget_usd, "no budget") for line in report],
+        "Spent this month": [_money(line.spent_usd) for line in report],
+        "Set aside for running calls": [_money(line.reserved_usd) for line in report],
+        "Left": [_money(line.left_usd) for line in report],
+        "Used": ["—" if line.used is None else f"{line.used:.0%}" for line in report],
     }), hide_index=True, key="budgets_report", column_config={
-        "Monthly budget": st.column_config.NumberColumn(format="dollar", help="Empty: no budget"),
-        "Spent this month": st.column_config.NumberColumn(format="dollar"),
-        "Set aside for running calls": st.column_config.NumberColumn(
-            format="dollar", help="The most the calls running now can cost, held until they end"),
-        "Left": st.column_config.NumberColumn(format="dollar"),
-        "Used": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0),
+        "Monthly budget": st.column_config.TextColumn(alignment="right"),
+        "Spent this month": st.column_config.TextColumn(alignment="right"),
+        "Set aside for running calls": st.column_config.TextColumn(
+            help="The most the calls running now can cost, held until they end", alignment="right"),
+        "Left": st.column_config.TextColumn(alignment="right"),
+        "Used": st.column_config.TextColumn(alignment="right"),
     })
     if "budgets_usd" not in st.session_state:
         st.session_state.budgets_target = Owner.team()
@@ -82,11 +101,13 @@ with tab_budgets:
         st.text_input("USD per month", key="budgets_usd", placeholder="e.g. 25.00", width=140)
         st.button("Set budget", type="primary", key="budgets_set", on_click=_apply, args=(
             lambda: budgets.set_budget(rt, c.actor, st.session_state.budgets_target, st.session_state.budgets_usd),
-            "Budget set."))
+            "Budget set.", "budgets_budgets"))
         st.button("Remove budget", key="budgets_clear", on_click=_apply, args=(
-            lambda: budgets.clear_budget(rt, c.actor, st.session_state.budgets_target), "Budget removed."))
+            lambda: budgets.clear_budget(rt, c.actor, st.session_state.budgets_target), "Budget removed.",
+            "budgets_budgets"))
 
 with tab_limits:
+    state.show_flash("budgets_limits")
     per_user, per_team = limits.rate_limits(rt)
     st.caption("Calls per minute on shared keys, counted over the last 60 seconds. 0 means no limit.")
     with st.container(border=True, horizontal=True, vertical_alignment="bottom"):
@@ -95,7 +116,35 @@ with tab_limits:
                         key="limits_team")
         st.button("Save limits", type="primary", key="limits_save", on_click=_apply, args=(
             lambda: limits.set_rate_limits(rt, c.actor, st.session_state.limits_user or None,
-                                           st.session_state.limits_team or None), "Rate limits saved."))
+                                           st.session_state.limits_team or None), "Rate limits saved.",
+            "budgets_limits"))
+
+    st.subheader("One person's rate limit", anchor=False)
+    st.caption("A person's own figure replaces the per-person one for them (0: no limit for them); the team's "
+               "limit still counts their calls.")
+    names = {u.id: u.username for u in users if u.id is not None}
+    own = limits.person_limits(rt)
+    if own:
+        st.dataframe(pd.DataFrame({
+            "Who": [names.get(uid, f"#{uid}") for uid in own],
+            "Calls per minute": ["no limit" if rpm == 0 else f"{rpm:,}" for rpm in own.values()],
+        }), hide_index=True, key="limits_people")
+    if names:
+        if "limits_person_rpm" not in st.session_state:
+            st.session_state.limits_person = next(iter(names))
+            _load_person_limit()
+        with st.container(border=True, horizontal=True, vertical_alignment="bottom"):
+            st.selectbox("Person", list(names), format_func=names.__getitem__, key="limits_person",
+                         on_change=_load_person_limit)
+            st.number_input("Their calls per minute", min_value=0, max_value=limits.MAX_RPM, key="limits_person_rpm",
+                            help="0: no limit for them")
+            st.button("Set their limit", type="primary", key="limits_person_set", on_click=_apply, args=(
+                lambda: limits.set_person_limit(rt, c.actor, st.session_state.limits_person,
+                                                int(st.session_state.limits_person_rpm)),
+                "Their rate limit saved.", "budgets_limits"))
+            st.button("Use the per-person limit", key="limits_person_clear", on_click=_apply, args=(
+                lambda: limits.set_person_limit(rt, c.actor, st.session_state.limits_person, None),
+                "They have the per-person limit again.", "budgets_limits"))
 
     st.subheader("Models on shared keys", anchor=False)
     st.caption("Which models people may use when a shared key pays: one model name or pattern per line, such as "
@@ -121,9 +170,10 @@ with tab_limits:
             st.session_state.models_patterns = "\n".join(kept)
 
         st.button("Save models", type="primary", key="models_save", on_click=_apply,
-                  args=(_save_models, "Model list saved."))
+                  args=(_save_models, "Model list saved.", "budgets_limits"))
 
 with tab_alerts:
+    state.show_flash("budgets_alerts")
     st.caption("At 80% and at 100% of any budget, one message a month per budget goes to this webhook: "
                "Slack, Mattermost, Microsoft Teams and ntfy accept it. The address is kept encrypted.")
     current = alerts.describe(rt)
@@ -136,14 +186,16 @@ with tab_alerts:
             st.session_state.alerts_url = ""
 
         st.button("Save webhook", type="primary", key="alerts_save", on_click=_apply,
-                  args=(_save_webhook, "Webhook saved."))
+                  args=(_save_webhook, "Webhook saved.", "budgets_alerts"))
         if current:
             st.button("Send a test", key="alerts_test", on_click=_apply, args=(
-                lambda: alerts.send(rt, "BYOK Dashboard: a test of the budget alerts."), "Test sent."))
+                lambda: alerts.send(rt, "BYOK Dashboard: a test of the budget alerts."), "Test sent.",
+                "budgets_alerts"))
             st.button("Remove webhook", key="alerts_remove", on_click=_apply,
-                      args=(lambda: alerts.set_webhook(rt, c.actor, None), "Webhook removed."))
+                      args=(lambda: alerts.set_webhook(rt, c.actor, None), "Webhook removed.", "budgets_alerts"))
 
 with tab_prices:
+    state.show_flash("budgets_prices")
     st.caption("A chat model that genai-prices does not know cannot be kept within a budget: calls to it on a "
                "budgeted shared key are refused, unless it has a price per call here.")
     priced = pricing.model_prices(rt)
@@ -161,10 +213,11 @@ with tab_prices:
         st.button("Set price", type="primary", key="prices_set", on_click=_apply, args=(
             lambda: pricing.set_model_price(rt, c.actor, st.session_state.prices_provider,
                                             st.session_state.prices_model.strip(), st.session_state.prices_usd),
-            "Price set."))
+            "Price set.", "budgets_prices"))
         st.button("Remove price", key="prices_remove", on_click=_apply, args=(
             lambda: pricing.set_model_price(rt, c.actor, st.session_state.prices_provider,
-                                            st.session_state.prices_model.strip(), None), "Price removed."))
+                                            st.session_state.prices_model.strip(), None), "Price removed.",
+            "budgets_prices"))
 
     st.subheader("Search prices", anchor=False)
     st.caption("Searches are priced per request; change the prices on the Admin page (Search prices).")

@@ -260,7 +260,8 @@ def test_a_persons_own_rate_limit_replaces_the_per_person_one_across_processes(e
     alice get 5 calls between them; bob keeps the per-person 2; carl is not limited; the team's
     limit still counts everyone."""
     with FakeProvider(Provider.OPENAI) as server, runtime_with(environ, **server.env(), OPENAI_API_KEY=ENV_KEY) as rt:
-        alice, bob, carl = (accounts.create_user(rt, ADMIN, name, f"{name}-password") for name in ("alice", "bob", "carl"))
+        alice, bob, carl = (accounts.create_user(rt, ADMIN, name, f"{name}-password")
+                            for name in ("alice", "bob", "carl"))
         limits.set_rate_limits(rt, ADMIN, per_user=2, per_team=None)
         limits.set_person_limit(rt, ADMIN, alice.id, 5)
         limits.set_person_limit(rt, ADMIN, carl.id, 0)
@@ -487,7 +488,8 @@ def test_the_first_refusal_tells_the_admins_once_whichever_check_refuses(environ
 
 
 @pytest.mark.parametrize(("smaller", "larger", "shown"), [
-    (0.0062, 0.0071, ("$0.0062", "$0.0071")), (0.01, 0.02, ("$0.01", "$0.02")), (1234.5, 1234.56, ("$1,234.50", "$1,234.56")),
+    (0.0062, 0.0071, ("$0.0062", "$0.0071")), (0.01, 0.02, ("$0.01", "$0.02")),
+    (1234.5, 1234.56, ("$1,234.50", "$1,234.56")),
     (0.0, 1e-9, ("$0.000000", "$0.000001")), (0.0049, 0.0051, ("$0.0049", "$0.0051"))])
 def test_refusals_show_amounts_with_the_digits_that_tell_them_apart(smaller, larger, shown):
     assert budgets.lines.apart(smaller, larger) == shown

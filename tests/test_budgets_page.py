@@ -48,7 +48,9 @@ def test_budgets_are_set_in_cents_and_the_chosen_budget_is_loaded(app, rt, peopl
     assert at.success and budgets.budget_of(rt, Owner.user(ann.id)) == 1000.25
     report = at.dataframe[0].value
     assert list(report["Who"]) == ["The whole team", "ann", "bob"]
-    assert list(report["Spent this month"]) == [2.75, 0.75, 2.0]
+    assert list(report["Spent this month"]) == ["$2.75", "$0.75", "$2.00"]
+    assert list(report["Monthly budget"]) == ["no budget", "$1,000.25", "no budget"]
+    assert list(report["Used"]) == ["—", "0%", "—"] and list(report["Left"]) == ["—", "$999.50", "—"]
     at.button(key="budgets_clear").click().run()
     assert budgets.budget_of(rt, Owner.user(ann.id)) is None
 
@@ -105,3 +107,44 @@ def test_members_cannot_open_budgets(app, rt, people):
     at.run()
     with pytest.raises(ValueError):
         open_page(at, "budgets")
+
+
+def test_each_outcome_shows_in_the_tab_it_came_from(app, rt, people):
+    """Drawn above the tabs, a message would move them and the browser would open the first tab
+    again; drawn in its own tab, nothing above the tabs changes."""
+    at = page_as(rt, people[2], "budgets")
+    assert [t.label for t in at.tabs] == ["Budgets", "Rate limits and models", "Alerts", "Prices"]
+    at.number_input(key="limits_user").set_value(5)
+    at.button(key="limits_save").click().run()
+    assert [e.value for e in at.tabs[1].success] == ["Rate limits saved."] and not at.tabs[0].success
+    at.text_input(key="alerts_url").set_value("http://169.254.169.254/latest")
+    at.button(key="alerts_save").click().run()
+    assert [text_of(e.value) for e in at.tabs[2].error] == [
+        "That webhook URL points at a cloud metadata service, which is never allowed."]
+    at.text_input(key="budgets_usd").set_value("1e400")
+    at.button(key="budgets_set").click().run()
+    assert [text_of(e.value) for e in at.tabs[0].error] == [
+        "That budget is too large: a monthly budget is at most $999,999,999.99."]
+    at.button(key="prices_remove").click().run()
+    assert at.tabs[3].success or at.tabs[3].error
+    assert not at.tabs[0].error and not at.tabs[2].error  # each shown once, then gone
+
+
+def test_one_persons_rate_limit_is_set_loaded_and_cleared(app, rt, people):
+    ann, bob, root = people
+    limits.set_rate_limits(rt, OP, 2, None)
+    at = page_as(rt, root, "budgets")
+    at.selectbox(key="limits_person").set_value(ann.id).run()
+    assert at.number_input(key="limits_person_rpm").value == 2  # the per-person figure, as she has none
+    at.number_input(key="limits_person_rpm").set_value(0)
+    at.button(key="limits_person_set").click().run()
+    assert limits.person_limits(rt) == {ann.id: 0} and at.tabs[1].success
+    table = next(d.value for d in at.dataframe if "Calls per minute" in d.value.columns)
+    assert table.to_dict("list") == {"Who": ["ann"], "Calls per minute": ["no limit"]}
+    at.selectbox(key="limits_person").set_value(bob.id).run()
+    at.number_input(key="limits_person_rpm").set_value(7)
+    at.button(key="limits_person_set").click().run()
+    at.selectbox(key="limits_person").set_value(ann.id).run()
+    assert at.number_input(key="limits_person_rpm").value == 0  # her own, loaded
+    at.button(key="limits_person_clear").click().run()
+    assert limits.person_limits(rt) == {bob.id: 7}

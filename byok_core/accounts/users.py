@@ -96,7 +96,8 @@ def find_user(rt: Runtime, username: str | None) -> User | None:
 def get_user(rt: Runtime, username: str) -> User:
     user = find_user(rt, username)
     if user is None:
-        raise NotFoundError(f"No user named {_quoted(_typed(username))}; check the spelling (byok users list shows them).")
+        raise NotFoundError(f"No user named {_quoted(_typed(username))}; check the spelling "
+                            "(byok users list shows them).")
     return user
 
 

@@ -58,7 +58,8 @@ def to_cents(amount: Any) -> float:
     if value < 0:
         raise ValidationError("A monthly budget is an amount in USD, 0 or more.")
     if value >= MAX_BUDGET:
-        raise ValidationError(f"That budget is too large: a monthly budget is at most ${MAX_BUDGET - Decimal('0.01'):,}.")
+        largest = MAX_BUDGET - Decimal("0.01")
+        raise ValidationError(f"That budget is too large: a monthly budget is at most ${largest:,}.")
     cents = value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
     if value > 0 and cents == 0:  # $0.00 would refuse every shared-key call: the nearest budget that does not
         cents = Decimal("0.01")

@@ -68,8 +68,11 @@ class BudgetLine:
         return self.used is not None and self.used >= WARN_AT
 
     def describe(self) -> str:
+        assert self.budget_usd is not None
+        spent = (apart(self.spent_usd, self.budget_usd)[0] if self.spent_usd < self.budget_usd
+                 else f"${self.spent_usd:,.2f}")  # never "$0.04 of $0.04" for a budget not used up
         return (f"{_whose(self.owner)} monthly budget for shared keys is {self.used:.0%} used "
-                f"(${self.spent_usd:,.2f} of ${self.budget_usd:,.2f}).")
+                f"({spent} of ${self.budget_usd:,.2f}).")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from browser import no_errors, open_signed_in, settled
 from callhelpers import PAGES, RAW, seed_every_kind
 from playwright.sync_api import Page, expect
 
-from byok_core import accounts
+from byok_core import accounts, limits
+from byok_core.identity import Actor
 from byok_core.models import User
 from byok_core.startup import open_runtime
 
@@ -26,7 +27,9 @@ def people(server) -> dict[str, User]:
     rt = open_runtime(server.env, migrate=False)
     try:
         seed_every_kind(rt, ADMIN, MEMBER)
-        return {"admin": accounts.get_user(rt, ADMIN[0]), "member": accounts.get_user(rt, MEMBER[0])}
+        mia = accounts.get_user(rt, MEMBER[0])
+        limits.set_person_limit(rt, Actor.operator(), mia.id, 0)  # Budgets: the table of people's own limits
+        return {"admin": accounts.get_user(rt, ADMIN[0]), "member": mia}
     finally:
         rt.engine.dispose()
 
