@@ -51,6 +51,8 @@ class AuditAction(StrEnum):
     ALERTS_SET = "alerts.set"  # the webhook's host, shown (empty: removed)
     ALERTS_ROTATE = "alerts.rotate"  # a note: "to master key <id>"
     PRICE_SET = "price.set"
+    PRESET_SET = "preset.set"  # the team preset's name, shown (created or changed)
+    PRESET_DELETE = "preset.delete"  # the team preset's name, shown
 
 
 class _KeyRow(Protocol):

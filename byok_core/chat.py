@@ -13,7 +13,7 @@ import httpx
 
 from byok_core import budgets, calls, keys, limits, pricing
 from byok_core.adapters import chat_adapter
-from byok_core.adapters.base import ChatAdapter, ChatMessage, Reply, SearchResult
+from byok_core.adapters.base import DEFAULT_PARAMS, ChatAdapter, ChatMessage, ChatParams, Reply, SearchResult
 from byok_core.errors import (
     ByokError,
     KeyUnreadableError,
@@ -27,7 +27,7 @@ from byok_core.record import CallRecord
 from byok_core.runtime import Runtime
 from byok_core.search import search_with
 
-__all__ = ["ChatMessage", "ChatResult", "ChatStream", "default_provider", "list_models", "stream_chat"]
+__all__ = ["ChatMessage", "ChatParams", "ChatResult", "ChatStream", "default_provider", "list_models", "stream_chat"]
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +60,11 @@ class ChatStream:
     partial text kept in ``result.text``. Stopping early logs the call as cut off."""
 
     def __init__(self, rt: Runtime, *, user_id: int | None, adapter: ChatAdapter, paid: Paid, model: str,
-                 messages: list[ChatMessage], search: Paid | None, client: httpx.Client | None):
+                 messages: list[ChatMessage], search: Paid | None, client: httpx.Client | None,
+                 params: ChatParams = DEFAULT_PARAMS):
         self._rt, self._user_id, self._adapter, (self._key, self._bound) = rt, user_id, adapter, paid
         self._model, self._messages, self._search, self._client = model, messages, search, client
+        self._params = params
         self._started = False
         self._reply = Reply(deadline_s=rt.settings.call_deadline)
         self.result: ChatResult | None = None
@@ -102,10 +104,11 @@ class ChatStream:
                 # the search failed (its row and record say why): the model answers without sources
             else:
                 messages = with_sources(messages, self.result.sources)
-                bound = _bound(self._rt, self._adapter, self._model, messages)  # the sources count too
+                bound = _bound(self._rt, self._adapter, self._model, messages, self._params)  # the sources count too
         try:
             with calls.metered(self._rt, self._key, record, bound=bound, client=self._client, reply=reply) as client:
-                yield from self._adapter.stream(client, self._key.credential, self._model, messages, reply)
+                yield from self._adapter.stream(client, self._key.credential, self._model, messages, reply,
+                                                self._params)
         except ByokError as exc:  # a provider's error, or a refusal before anything was sent: in the record
             self.result.error = exc
             self.result.model_called = isinstance(exc, ProviderError)
@@ -163,8 +166,12 @@ def _validate(messages: list[ChatMessage]) -> list[ChatMessage]:
 
 
 def stream_chat(rt: Runtime, *, user_id: int | None, provider: Provider, model: str, messages: list[ChatMessage],
-                search_provider: Provider | None = None, client: httpx.Client | None = None) -> ChatStream:
-    """Prepare one chat call. Raises NoKeyError, KeyUnreadableError, ValidationError, PermissionDenied
+                search_provider: Provider | None = None, client: httpx.Client | None = None,
+                params: ChatParams = DEFAULT_PARAMS) -> ChatStream:
+    """Prepare one chat call with ``params`` (a conversation's temperature, output cap and reasoning
+    effort; a system prompt is the first of ``messages``). The budget's worst case is the prompt
+    (system prompt included) and the output cap the request states: the conversation's own, when it
+    has one. Raises NoKeyError, KeyUnreadableError, ValidationError, PermissionDenied
     (a model not allowed on a shared key) or BudgetExceeded now, before any delta, when no call can be
     made; provider errors (and a limit reached meanwhile) come later, in ``ChatStream.result``.
 
@@ -174,7 +181,7 @@ def stream_chat(rt: Runtime, *, user_id: int | None, provider: Provider, model: 
     messages = _validate(messages)
     key = calls.prepare(rt, user_id, provider)
     limits.check_model(rt, user_id, provider, key.source, model)
-    paid = key, _bound(rt, adapter, model, messages)
+    paid = key, _bound(rt, adapter, model, messages, params)
     search = None
     if search_provider is not None:
         if search_provider.kind is not ProviderKind.SEARCH:
@@ -185,11 +192,12 @@ def stream_chat(rt: Runtime, *, user_id: int | None, provider: Provider, model: 
     # (the sources a web search adds are counted when the call is admitted, after the search).
     budgets.check(rt, user_id, *((k.source, b) for k, b in filter(None, (search, paid))))
     return ChatStream(rt, user_id=user_id, adapter=adapter, paid=paid, model=model, messages=messages,
-                      search=search, client=client)
+                      search=search, client=client, params=params)
 
 
-def _bound(rt: Runtime, adapter: ChatAdapter, model: str, messages: list[ChatMessage]) -> CostBound:
-    return pricing.chat_bound(rt, adapter.provider, model, [m.content for m in messages], adapter.max_output_tokens)
+def _bound(rt: Runtime, adapter: ChatAdapter, model: str, messages: list[ChatMessage],
+           params: ChatParams) -> CostBound:
+    return pricing.chat_bound(rt, adapter.provider, model, [m.content for m in messages], adapter.output_cap(params))
 
 
 def list_models(rt: Runtime, *, user_id: int | None, provider: Provider,

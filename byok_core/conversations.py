@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from byok_core import md
+from byok_core import md, presets
 from byok_core.adapters.base import SearchResult
 from byok_core.clock import utcnow
 from byok_core.errors import NotFoundError, ValidationError
 from byok_core.models import Conversation, Message, ReplyStatus, rowcount, saved_id
+from byok_core.presets import Settings
 from byok_core.providers import Provider
 from byok_core.record import CallRecord
 from byok_core.runtime import Runtime
@@ -39,10 +40,12 @@ class ConversationInfo:
     model: str | None
     created_at: datetime
     updated_at: datetime
+    settings: Settings = field(default_factory=Settings)  # its system prompt and parameters
 
     @classmethod
     def of(cls, row: Conversation) -> ConversationInfo:
-        return cls(saved_id(row.id), row.title, row.provider, row.model, row.created_at, row.updated_at)
+        return cls(saved_id(row.id), row.title, row.provider, row.model, row.created_at, row.updated_at,
+                   Settings.of(row))
 
 
 @dataclass(frozen=True)
@@ -148,11 +151,33 @@ def list_conversations(rt: Runtime, user_id: int, limit: int = 200, title: str =
 
 
 def create(rt: Runtime, user_id: int, title: str = "New chat", provider: Provider | None = None,
-           model: str | None = None) -> ConversationInfo:
-    row = Conversation(user_id=user_id, title=_validate_title(title), provider=provider, model=model)
+           model: str | None = None, settings: Settings | None = None) -> ConversationInfo:
+    """A new conversation, with ``settings`` (a system prompt and parameters) if given."""
+    settings = presets.check_settings(settings or Settings(), provider)
+    row = Conversation(user_id=user_id, title=_validate_title(title), provider=provider, model=model,
+                       **settings.columns())
     with Session(rt.engine, expire_on_commit=False) as session, session.begin():
         session.add(row)
     return ConversationInfo.of(row)
+
+
+def create_from_preset(rt: Runtime, user_id: int, preset_id: int) -> ConversationInfo:
+    """A new chat with a preset's provider, model and settings, titled after it. The preset is the
+    team's or the user's own; any other looks missing (NotFoundError)."""
+    preset = presets.get_for(rt, user_id, preset_id)
+    return create(rt, user_id, preset.name, provider=preset.provider, model=preset.model, settings=preset.settings)
+
+
+def set_settings(rt: Runtime, user_id: int, conversation_id: int, settings: Settings) -> ConversationInfo:
+    """Keep ``settings`` for the conversation's next replies (checked for its provider)."""
+    info = get(rt, user_id, conversation_id)
+    settings = presets.check_settings(settings, info.provider)
+    with rt.engine.begin() as conn:
+        changed = conn.execute(sa.update(Conversation).where(_owned(user_id, conversation_id))
+                               .values(**settings.columns())).rowcount
+    if not changed:
+        raise NotFoundError(_NOT_FOUND)
+    return replace(info, settings=settings)
 
 
 def get(rt: Runtime, user_id: int, conversation_id: int) -> ConversationInfo:

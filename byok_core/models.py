@@ -215,6 +215,32 @@ class Conversation(SQLModel, table=True):
     model: str | None = Field(default=None, max_length=120)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # Its settings (presets.Settings; migration 0011): sent with every reply, None for the provider's default
+    system_prompt: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, server_default=""))
+    temperature: float | None = None
+    max_output_tokens: int | None = None
+    reasoning_effort: str | None = Field(default=None, max_length=8)  # adapters.base.Effort's value
+
+
+class Preset(SQLModel, table=True):
+    """A name for a provider, a model and conversation settings to start a chat from: one person's
+    own, or the team's (which admins manage and everyone may pick). Names are unique per owner."""
+
+    __tablename__ = "presets"
+    __table_args__ = (sa.UniqueConstraint("owner_kind", "owner_id", "name", name="uq_presets_owner_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_kind: OwnerKind = Field(sa_column=enum_column(OwnerKind, 8))
+    owner_id: int = Field(index=True)  # users.id, or identity.TEAM_ID for the team
+    name: str = Field(max_length=80)
+    provider: Provider = Field(sa_column=enum_column(Provider, 32))
+    model: str = Field(max_length=120)
+    system_prompt: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, server_default=""))
+    temperature: float | None = None
+    max_output_tokens: int | None = None
+    reasoning_effort: str | None = Field(default=None, max_length=8)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class ReplyStatus(StrEnum):

@@ -11,9 +11,10 @@ the heart of its running replies every HEARTBEAT_SECONDS; a reply whose heart st
 STALE_AFTER (its process died) is marked interrupted, never left spinning, and the usage row of its
 call is closed (``usage_log.close_abandoned``, every few minutes here and at each start).
 
-What is sent to the model is exactly the conversation's visible successful turns (a prompt with a
-reply that finished or was stopped) plus the new prompt: failed turns stay on screen, out of the
-context."""
+What is sent to the model is exactly the conversation's system prompt (first, when it has one),
+its visible successful turns (a prompt with a reply that finished or was stopped) plus the new
+prompt: failed turns stay on screen, out of the context. Its parameters (temperature, output cap,
+reasoning effort) go with every reply; the output cap is the worst case a shared-key budget holds."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 import httpx
@@ -38,6 +39,7 @@ from byok_core.chat import ChatResult
 from byok_core.clock import utcnow
 from byok_core.errors import ByokError, NotFoundError, ValidationError
 from byok_core.models import Conversation, Message, ReplyStatus, rowcount, saved_id, table
+from byok_core.presets import Settings
 from byok_core.providers import Provider
 from byok_core.runtime import Runtime
 from byok_core.text import check_message
@@ -64,14 +66,16 @@ class Request:
     provider: Provider
     model: str
     search_provider: Provider | None = None
+    settings: Settings | None = None  # the system prompt and parameters; None: the conversation's own
 
 
 # --- what the model is sent ---------------------------------------------------------------------
 
 
-def context(history: list[convs.StoredMessage]) -> list[ChatMessage]:
-    """The visible successful turns: each prompt whose reply finished or was stopped, with that reply."""
-    sent: list[ChatMessage] = []
+def context(history: list[convs.StoredMessage], system_prompt: str = "") -> list[ChatMessage]:
+    """The system prompt, if any, then the visible successful turns: each prompt whose reply
+    finished or was stopped, with that reply."""
+    sent: list[ChatMessage] = [ChatMessage("system", system_prompt)] if system_prompt.strip() else []
     for prompt, reply in itertools.pairwise(history):
         if (prompt.role, reply.role) == ("user", "assistant") and reply.status in _KEPT and reply.content:
             sent += [ChatMessage("user", prompt.content), ChatMessage("assistant", reply.content)]
@@ -245,6 +249,10 @@ def _add_turn(rt: Runtime, user_id: int, conversation_id: int, request: Request,
             heartbeat_at=now, stop_requested=False)).inserted_primary_key[0])  # type: ignore[index]
 
 
+def _system(request: Request) -> str:
+    return request.settings.system_prompt if request.settings is not None else ""
+
+
 def _started_meta(request: Request) -> dict[str, object]:
     """What a reply's meta says from its start: the provider and model it was asked of."""
     return {"provider": request.provider.value, "model": request.model}
@@ -256,10 +264,19 @@ def _json(meta: dict[str, object]) -> str:
 
 
 
+def _settled(rt: Runtime, user_id: int, conversation_id: int, request: Request) -> Request:
+    """``request`` with the conversation's own settings, unless it brings some."""
+    if request.settings is not None:
+        return request
+    return replace(request, settings=convs.get(rt, user_id, conversation_id).settings)
+
+
 def send(rt: Runtime, user_id: int, conversation_id: int, prompt: str, request: Request, *,
          client: httpx.Client | None = None) -> int:
     """Add ``prompt`` and start its reply; the reply's message id."""
-    turns = context(convs.messages(rt, user_id, conversation_id))  # a dead reply in the way: see _begin
+    request = _settled(rt, user_id, conversation_id, request)
+    turns = context(convs.messages(rt, user_id, conversation_id),  # a dead reply in the way: see _begin
+                    _system(request))
     reply_id = _begin(rt, user_id, conversation_id, request, prompt=check_message(prompt, convs.MAX_MESSAGE))
     _start(rt, user_id, reply_id, request, [*turns, ChatMessage("user", prompt)], client)
     return reply_id
@@ -282,9 +299,11 @@ def _last_turn(rt: Runtime, user_id: int, conversation_id: int) -> tuple[list[co
 def retry(rt: Runtime, user_id: int, conversation_id: int, request: Request, *,
           client: httpx.Client | None = None) -> int:
     """Send the last prompt again, in place of its reply (a failed one, or one to regenerate)."""
+    request = _settled(rt, user_id, conversation_id, request)
     before, prompt, reply = _last_turn(rt, user_id, conversation_id)
     reply_id = _begin(rt, user_id, conversation_id, request, drop=(reply.id,) if reply else ())
-    _start(rt, user_id, reply_id, request, [*context(before), ChatMessage("user", prompt.content)], client)
+    _start(rt, user_id, reply_id, request, [*context(before, _system(request)), ChatMessage("user", prompt.content)],
+           client)
     return reply_id
 
 
@@ -294,11 +313,12 @@ regenerate = retry
 def edit(rt: Runtime, user_id: int, conversation_id: int, prompt: str, request: Request, *,
          client: httpx.Client | None = None) -> int:
     """Replace the last prompt with ``prompt`` and send it, in place of its reply."""
+    request = _settled(rt, user_id, conversation_id, request)
     before, last, reply = _last_turn(rt, user_id, conversation_id)
     prompt = check_message(prompt, convs.MAX_MESSAGE)
     reply_id = _begin(rt, user_id, conversation_id, request, drop=(reply.id,) if reply else (),
                       edit=(last.id, prompt))
-    _start(rt, user_id, reply_id, request, [*context(before), ChatMessage("user", prompt)], client)
+    _start(rt, user_id, reply_id, request, [*context(before, _system(request)), ChatMessage("user", prompt)], client)
     return reply_id
 
 
@@ -321,9 +341,11 @@ def stop(rt: Runtime, user_id: int, message_id: int) -> None:
 def _start(rt: Runtime, user_id: int, reply_id: int, request: Request, messages: list[ChatMessage],
            client: httpx.Client | None) -> None:
     """Prepare the call (a refusal fails the reply now) and start its worker."""
+    params = request.settings.params if request.settings is not None else chat.ChatParams()
     try:
         stream = chat.stream_chat(rt, user_id=user_id, provider=request.provider, model=request.model,
-                                  messages=messages, search_provider=request.search_provider, client=client)
+                                  messages=messages, search_provider=request.search_provider, client=client,
+                                  params=params)
     except ByokError as exc:
         _finish(rt, reply_id, request, ReplyStatus.FAILED, "", None, str(exc), _retry_after(exc))
         return

@@ -110,6 +110,8 @@ AUDIT = {
     AuditAction.ALERTS_SET: "changed the alert webhook",
     AuditAction.ALERTS_ROTATE: "re-encrypted the alert webhook under the new master key",
     AuditAction.PRICE_SET: "changed a price",
+    AuditAction.PRESET_SET: "saved a team preset",
+    AuditAction.PRESET_DELETE: "deleted a team preset",
 }
 
 
@@ -220,7 +222,15 @@ def _setting_sentence(who: str, event: AuditEvent, target: Target, whose: str | 
                     else f"{who} removed the budget alert webhook")
         case AuditAction.ALERTS_ROTATE:
             return f"{who} re-encrypted the budget alert webhook under the new master key"
+        case AuditAction.PRESET_SET if detail:
+            return f"{who} saved the team preset {detail}" + _preset_model(target)
+        case AuditAction.PRESET_DELETE if detail:
+            return f"{who} deleted the team preset {detail}"
     return None
+
+
+def _preset_model(target: Target) -> str:
+    return f" ({target.provider.label} {target.model})" if target.provider is not None and target.model else ""
 
 
 def _price_sentence(who: str, provider: Provider, model: str | None, amount: float | None) -> str | None:

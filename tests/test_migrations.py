@@ -205,3 +205,35 @@ def test_usernames_migration_goes_back_down(empty_database):
             assert conn.execute(sa.text("SELECT username_key FROM users")).scalar_one() == "ann"
     finally:
         engine.dispose()
+
+
+def test_conversations_keep_working_with_default_settings_and_presets_go_back_down(empty_database):
+    """Migration 0011: conversations made before it have the provider's defaults (no system prompt)."""
+    engine = db.create_engine(empty_database)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(db._alembic_config(conn), "0010")
+            conn.execute(sa.text("INSERT INTO users (username, username_key, password_hash, role, disabled, "
+                                 "created_at, password_changed_at, failed_logins) VALUES ('ann', 'ann', 'x', "
+                                 "'member', false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0)"))
+            ann = conn.execute(sa.text("SELECT id FROM users")).scalar_one()
+            conn.execute(sa.text("INSERT INTO conversations (user_id, title, created_at, updated_at) VALUES "
+                                 "(:u, 'Before', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"), {"u": ann})
+            command.upgrade(db._alembic_config(conn), "0011")
+            row = conn.execute(sa.text("SELECT system_prompt, temperature, max_output_tokens, reasoning_effort "
+                                       "FROM conversations")).one()
+            assert tuple(row) == ("", None, None, None)
+            conn.execute(sa.text("INSERT INTO presets (owner_kind, owner_id, name, provider, model, created_at, "
+                                 "updated_at) VALUES ('team', 0, 'Review', 'openai', 'gpt-4o', CURRENT_TIMESTAMP, "
+                                 "CURRENT_TIMESTAMP)"))
+            with pytest.raises(sa.exc.IntegrityError), conn.begin_nested():  # one name per owner
+                conn.execute(sa.text("INSERT INTO presets (owner_kind, owner_id, name, provider, model, created_at, "
+                                     "updated_at) VALUES ('team', 0, 'Review', 'openai', 'o3', CURRENT_TIMESTAMP, "
+                                     "CURRENT_TIMESTAMP)"))
+            command.downgrade(db._alembic_config(conn), "0010")
+        assert "presets" not in sa.inspect(engine).get_table_names()
+        assert "system_prompt" not in {c["name"] for c in sa.inspect(engine).get_columns("conversations")}
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT title FROM conversations")).scalar_one() == "Before"
+    finally:
+        engine.dispose()

@@ -21,7 +21,7 @@ import pytest
 from sqlmodel import SQLModel
 
 import byok_core
-from byok_core import accounts, alerts, audit, budgets, keys, keytest, limits, pricing
+from byok_core import accounts, alerts, audit, budgets, keys, keytest, limits, presets, pricing
 from byok_core.audit import AuditAction
 from byok_core.errors import AuthError, PermissionDenied
 from byok_core.identity import Actor, Owner, Role
@@ -59,6 +59,8 @@ EXEMPT: dict[str, str] = {
     "conversations.rename": _OWN,
     "conversations.delete": _OWN,
     "conversations.add_message": _OWN,
+    "conversations.set_settings": _OWN,
+    "conversations.create_from_preset": _OWN + "; the preset is the team's or their own (any other looks absent)",
     "replies.history": _OWN,
     "replies.send": _OWN,
     "replies.retry": _OWN,
@@ -163,6 +165,7 @@ class World:
     boss: Actor  # an admin
     active_team_key: str
     replaced_team_key: str
+    team_preset: int
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,11 @@ CASES = [
     Case("keys.delete", lambda rt, a, w: keys.delete(rt, a, Owner.team(), w.active_team_key), AuditAction.KEY_DELETE),
     Case("keytest.save", lambda rt, a, w: keytest.save(rt, a, Owner.team(), Provider.TAVILY,
                                                        "tvly-team-key-0123456789", test=False), AuditAction.KEY_STORE),
+    Case("presets.create", lambda rt, a, w: presets.create(rt, a, Owner.team(), "Review", Provider.OPENAI, "gpt-4o"),
+         AuditAction.PRESET_SET),
+    Case("presets.update", lambda rt, a, w: presets.update(rt, a, w.team_preset, "Renamed", Provider.OPENAI, "gpt-4o"),
+         AuditAction.PRESET_SET),
+    Case("presets.delete", lambda rt, a, w: presets.delete(rt, a, w.team_preset), AuditAction.PRESET_DELETE),
     Case("keys.list_keys", lambda rt, a, w: keys.list_keys(rt, a, Owner.team()), None),
     Case("keytest.check", lambda rt, a, w: keytest.check(rt, a, Owner.team(), Provider.BRAVE), None),
 ]
@@ -237,7 +245,8 @@ def world(rt) -> World:
     replaced = keys.store(rt, op, Owner.team(), Provider.BRAVE, "brave-team-key-old-0123456789")
     active = keys.store(rt, op, Owner.team(), Provider.BRAVE, "brave-team-key-new-0123456789")
     budgets.set_budget(rt, op, Owner.team(), 20)
-    return World(Actor.of(alice), Actor.of(boss), active.id, replaced.id)
+    preset = presets.create(rt, op, Owner.team(), "Team preset", Provider.OPENAI, "gpt-4o-mini")
+    return World(Actor.of(alice), Actor.of(boss), active.id, replaced.id, preset.id)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.function)

@@ -41,6 +41,32 @@ class ChatMessage:
     content: str
 
 
+class Effort(StrEnum):
+    """How hard a reasoning model thinks before it answers (sent only where the model takes one)."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+# Anthropic's and Gemini's thinking budgets are this share of the output cap (thinking counts toward
+# the cap on both, so the budget always leaves room for the answer, and the cap still bounds the cost).
+EFFORT_SHARE = {Effort.LOW: 0.25, Effort.MEDIUM: 0.5, Effort.HIGH: 0.75}
+
+
+@dataclass(frozen=True)
+class ChatParams:
+    """A conversation's parameters, each None for the provider's own default. Each adapter sends
+    them in its provider's native fields, and only those its model takes (``ChatAdapter.chat_request``)."""
+
+    temperature: float | None = None  # 0 to 2 (Anthropic takes 0 to 1: more is sent as 1)
+    max_output_tokens: int | None = None  # the output cap, thinking included; at most the adapter's
+    reasoning_effort: Effort | None = None
+
+
+DEFAULT_PARAMS = ChatParams()  # every parameter the provider's default
+
+
 @dataclass
 class Reply:
     """What one streamed reply has told us so far; the adapter sets it from each event, so the text
@@ -59,6 +85,7 @@ class Reply:
     thought: bool = False  # thinking/reasoning parts arrived (never shown as the reply)
     tools: list[str] = field(default_factory=list)  # tools the model asked to call (this app offers none)
     notice: str | None = None  # set at the end of a complete reply: what the person should know, in plain words
+    output_cap: int | None = None  # the output cap the request asked for (None: the adapter's maximum)
 
 
 class Stop(StrEnum):
@@ -180,9 +207,34 @@ class ChatAdapter(_Adapter):
         """The one spelling of ``model`` that is sent, priced, budgeted and logged."""
         return model
 
-    def chat_request(self, cred: Credential, model: str, messages: list[ChatMessage]) -> tuple[str, dict[str, Any]]:
-        """URL and JSON body of the streaming request."""
+    def chat_request(self, cred: Credential, model: str, messages: list[ChatMessage],
+                     params: ChatParams = DEFAULT_PARAMS) -> tuple[str, dict[str, Any]]:
+        """URL and JSON body of the streaming request: the system messages first, in the provider's
+        own place for them, and ``params`` in its native fields."""
         raise NotImplementedError
+
+    def output_cap(self, params: ChatParams = DEFAULT_PARAMS) -> int:
+        """The output cap a request states: the conversation's own, at most the adapter's maximum."""
+        asked = params.max_output_tokens
+        return self.max_output_tokens if asked is None else max(1, min(int(asked), self.max_output_tokens))
+
+    def reasoning_field(self, model: str) -> str | None:
+        """Where ``model`` takes a reasoning effort in the request body (None: it takes none, and
+        none is sent)."""
+        return None
+
+    def takes_temperature(self, model: str, params: ChatParams = DEFAULT_PARAMS) -> bool:
+        """Whether a temperature is sent to ``model`` with these params (reasoning models refuse one)."""
+        return True
+
+    def thinking_budget(self, params: ChatParams, least: int = 1) -> int | None:
+        """Anthropic's and Gemini's thinking budget for the effort: its share of the output cap (at
+        least ``least``, and below the cap); None without an effort, or when the cap leaves no room."""
+        if params.reasoning_effort is None:
+            return None
+        cap = self.output_cap(params)
+        budget = max(least, int(cap * EFFORT_SHARE[params.reasoning_effort]))
+        return budget if budget < cap else None
 
     def on_event(self, event: str, data: dict[str, Any], reply: Reply) -> str | None:
         """Read one JSON event: update ``reply`` (its usage object, completeness) and return the text
@@ -218,11 +270,13 @@ class ChatAdapter(_Adapter):
         return f"{count} model{'s' * (count != 1)} visible"
 
     def stream(self, client: httpx.Client, cred: Credential, model: str, messages: list[ChatMessage],
-               reply: Reply) -> Iterator[str]:
+               reply: Reply, params: ChatParams = DEFAULT_PARAMS) -> Iterator[str]:
         """Text deltas as they arrive; ``reply`` gets the text, the tokens and the end marker.
 
         Raises a ProviderError; StreamCutOff unless the provider's end marker came."""
-        url, body = self.chat_request(cred, model, messages)
+        url, body = self.chat_request(cred, model, messages, params)
+        if params.max_output_tokens is not None:
+            reply.output_cap = self.output_cap(params)
         headers = self.auth_headers(cred)
         label, on_event = self.provider.label, self.on_event
         end_data, stops = self.end_marker_data, self.stops_at_end_marker
@@ -305,15 +359,17 @@ class ChatAdapter(_Adapter):
                     + ("; nothing was written." if empty else "; the text before it is kept.")
                     + " Rephrase the request and try again.")
         if reply.stop is Stop.OUTPUT_CAP:
-            cap = f"{self.max_output_tokens:,}"
+            cap = f"{reply.output_cap or self.max_output_tokens:,}"
             if not empty:
                 return f"The reply stopped at the output cap of {cap} tokens{said}; ask the model to continue."
             reasoning = int(reply.usage.output_reasoning_tokens) if reply.usage is not None else 0
             spent = f", {reasoning:,} of them thinking" if reasoning else ""
+            asks = (f"this conversation asks for at most {cap} output tokens (its settings allow up to "
+                    f"{self.max_output_tokens:,})" if reply.output_cap is not None else
+                    f"this app asks every model for at most {cap} output tokens")
             return (f"The model used its whole output cap of {cap} tokens{spent} before writing an answer, so there "
                     "is no reply. Lower its reasoning effort or choose a model that thinks less, or ask for a smaller "
-                    "piece at a time; this app asks every model for at most "
-                    f"{cap} output tokens. The tokens were still billed.")
+                    f"piece at a time; {asks}. The tokens were still billed.")
         if reply.tools and empty:
             names = ", ".join(dict.fromkeys(reply.tools))
             return (f"The model asked to use a tool ({names}) instead of answering; this app offers no tools. "

@@ -8,13 +8,20 @@ or as a list of typed parts (Mistral's Magistral: ``thinking`` parts, then ``tex
 is the reply); ``delta.refusal`` (OpenAI: the refusal's text, with ``content: null``, becomes the
 reply); ``delta.reasoning`` / ``reasoning_content`` (never shown); ``delta.tool_calls``; the usage
 in ``usage`` or, from Groq, only in ``x_groq.usage``; ``finish_reason`` ``length`` (the output
-cap), ``content_filter`` and ``tool_calls``."""
+cap), ``content_filter`` and ``tool_calls``.
+
+Parameters: the system prompt is the first message (role ``system``); ``temperature``; the output
+cap in ``max_completion_tokens`` (compatible endpoints: ``max_tokens``); ``reasoning_effort`` only to
+OpenAI's reasoning models (o1, o3, o4-mini, gpt-5: ``REASONING_MODELS``), which take no temperature,
+so none is sent to them. OpenAI-compatible endpoints get no reasoning effort: what their models
+take is not known."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
-from byok_core.adapters.base import ChatAdapter, ChatMessage, Reply, Stop
+from byok_core.adapters.base import DEFAULT_PARAMS, ChatAdapter, ChatMessage, ChatParams, Reply, Stop
 from byok_core.credential import Credential
 from byok_core.providers import Provider
 
@@ -31,14 +38,26 @@ class OpenAIAdapter(ChatAdapter):
     def headers(self, cred: Credential) -> dict[str, str]:
         return {"Authorization": f"Bearer {cred.secret.reveal()}"}
 
-    def chat_request(self, cred: Credential, model: str, messages: list[ChatMessage]) -> tuple[str, dict[str, Any]]:
-        return f"{cred.base_url}/chat/completions", {
+    def chat_request(self, cred: Credential, model: str, messages: list[ChatMessage],
+                     params: ChatParams = DEFAULT_PARAMS) -> tuple[str, dict[str, Any]]:
+        body: dict[str, Any] = {
             "model": model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
-            self.cap_field: self.max_output_tokens,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],  # the system prompt first
+            self.cap_field: self.output_cap(params),
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+        if params.temperature is not None and self.takes_temperature(model, params):
+            body["temperature"] = float(params.temperature)
+        if params.reasoning_effort is not None and self.reasoning_field(model):
+            body["reasoning_effort"] = params.reasoning_effort.value
+        return f"{cred.base_url}/chat/completions", body
+
+    def reasoning_field(self, model: str) -> str | None:
+        return "reasoning_effort" if REASONING_MODELS.match(model) else None
+
+    def takes_temperature(self, model: str, params: ChatParams = DEFAULT_PARAMS) -> bool:
+        return not REASONING_MODELS.match(model)  # they refuse any temperature but their own
 
     def on_event(self, event: str, data: dict[str, Any], reply: Reply) -> str | None:
         usage = data.get("usage")
@@ -84,6 +103,8 @@ class OpenAIAdapter(ChatAdapter):
         return [m["id"] for m in body.get("data", []) if isinstance(m, dict) and m.get("id")]
 
 
+# OpenAI's reasoning models, which take reasoning_effort (o1-mini, o1-preview and gpt-5's chat model do not)
+REASONING_MODELS = re.compile(r"(?!o1-mini|o1-preview|gpt-5[.\d]*-chat)(o[1-9]|gpt-5)(\b|[-.])")
 _STOPS = {"length": Stop.OUTPUT_CAP, "content_filter": Stop.SAFETY, "tool_calls": Stop.TOOL_CALL}
 
 
@@ -113,3 +134,9 @@ class OpenAICompatibleAdapter(OpenAIAdapter):
     default_model = None
     fallback_models = ()
     cap_field = "max_tokens"  # the name compatible servers (Ollama, vLLM, Groq, OpenRouter) all accept
+
+    def reasoning_field(self, model: str) -> str | None:
+        return None  # what a compatible endpoint's model takes is not known: no effort is sent
+
+    def takes_temperature(self, model: str, params: ChatParams = DEFAULT_PARAMS) -> bool:
+        return True
