@@ -207,14 +207,20 @@ def delete(rt: Runtime, user_id: int, conversation_id: int) -> None:
         session.delete(row)
 
 
-def messages(rt: Runtime, user_id: int, conversation_id: int) -> list[StoredMessage]:
-    """The conversation's messages, oldest first."""
+def opened(rt: Runtime, user_id: int, conversation_id: int) -> tuple[ConversationInfo, list[StoredMessage]]:
+    """The conversation (its settings included) and its messages, oldest first: two statements."""
     with Session(rt.engine) as session:
-        if session.exec(select(Conversation.id).where(_owned(user_id, conversation_id))).first() is None:
+        row = session.exec(select(Conversation).where(_owned(user_id, conversation_id))).first()
+        if row is None:
             raise NotFoundError(_NOT_FOUND)
         rows = session.exec(select(Message).where(col(Message.conversation_id) == conversation_id)
                             .order_by(col(Message.id)))
-        return [StoredMessage.of(r) for r in rows]
+        return ConversationInfo.of(row), [StoredMessage.of(r) for r in rows]
+
+
+def messages(rt: Runtime, user_id: int, conversation_id: int) -> list[StoredMessage]:
+    """The conversation's messages, oldest first."""
+    return opened(rt, user_id, conversation_id)[1]
 
 
 def add_message(rt: Runtime, user_id: int, conversation_id: int, role: str, content: str,

@@ -264,43 +264,42 @@ def _json(meta: dict[str, object]) -> str:
 
 
 
-def _settled(rt: Runtime, user_id: int, conversation_id: int, request: Request) -> Request:
-    """``request`` with the conversation's own settings, unless it brings some."""
-    if request.settings is not None:
-        return request
-    return replace(request, settings=convs.get(rt, user_id, conversation_id).settings)
+def _opened(rt: Runtime, user_id: int, conversation_id: int,
+            request: Request) -> tuple[Request, list[convs.StoredMessage]]:
+    """``request`` with the conversation's own settings unless it brings some, and its messages."""
+    info, stored = convs.opened(rt, user_id, conversation_id)
+    return (request if request.settings is not None else replace(request, settings=info.settings)), stored
 
 
 def send(rt: Runtime, user_id: int, conversation_id: int, prompt: str, request: Request, *,
          client: httpx.Client | None = None) -> int:
     """Add ``prompt`` and start its reply; the reply's message id."""
-    request = _settled(rt, user_id, conversation_id, request)
-    turns = context(convs.messages(rt, user_id, conversation_id),  # a dead reply in the way: see _begin
-                    _system(request))
+    request, stored = _opened(rt, user_id, conversation_id, request)
+    turns = context(stored, _system(request))  # a dead reply in the way: see _begin
     reply_id = _begin(rt, user_id, conversation_id, request, prompt=check_message(prompt, convs.MAX_MESSAGE))
     _start(rt, user_id, reply_id, request, [*turns, ChatMessage("user", prompt)], client)
     return reply_id
 
 
-def _last_turn(rt: Runtime, user_id: int, conversation_id: int) -> tuple[list[convs.StoredMessage],
-                                                                           convs.StoredMessage,
-                                                                           convs.StoredMessage | None]:
-    """(the messages before the last prompt, the last prompt, its reply if any)."""
-    messages = history(rt, user_id, conversation_id)
+def _last_turn(rt: Runtime, user_id: int, conversation_id: int, request: Request) -> tuple[
+        Request, list[convs.StoredMessage], convs.StoredMessage, convs.StoredMessage | None]:
+    """(``request`` with the conversation's settings, the messages before the last prompt, the last
+    prompt, its reply if any); replies whose process died are marked interrupted first."""
+    mark_interrupted(rt, conversation_id)
+    request, messages = _opened(rt, user_id, conversation_id, request)
     last = max((i for i, m in enumerate(messages) if m.role == "user"), default=None)
     if last is None:
         raise ValidationError("There is no message to send again yet.")
     reply = messages[last + 1] if last + 1 < len(messages) else None
     if reply is not None and reply.running:
         raise ReplyRunning("A reply is still being written in this conversation: wait for it, or press Stop.")
-    return messages[:last], messages[last], reply
+    return request, messages[:last], messages[last], reply
 
 
 def retry(rt: Runtime, user_id: int, conversation_id: int, request: Request, *,
           client: httpx.Client | None = None) -> int:
     """Send the last prompt again, in place of its reply (a failed one, or one to regenerate)."""
-    request = _settled(rt, user_id, conversation_id, request)
-    before, prompt, reply = _last_turn(rt, user_id, conversation_id)
+    request, before, prompt, reply = _last_turn(rt, user_id, conversation_id, request)
     reply_id = _begin(rt, user_id, conversation_id, request, drop=(reply.id,) if reply else ())
     _start(rt, user_id, reply_id, request, [*context(before, _system(request)), ChatMessage("user", prompt.content)],
            client)
@@ -313,8 +312,7 @@ regenerate = retry
 def edit(rt: Runtime, user_id: int, conversation_id: int, prompt: str, request: Request, *,
          client: httpx.Client | None = None) -> int:
     """Replace the last prompt with ``prompt`` and send it, in place of its reply."""
-    request = _settled(rt, user_id, conversation_id, request)
-    before, last, reply = _last_turn(rt, user_id, conversation_id)
+    request, before, last, reply = _last_turn(rt, user_id, conversation_id, request)
     prompt = check_message(prompt, convs.MAX_MESSAGE)
     reply_id = _begin(rt, user_id, conversation_id, request, drop=(reply.id,) if reply else (),
                       edit=(last.id, prompt))

@@ -21,7 +21,7 @@ from byok_core.models import ReplyStatus, saved_id
 from byok_core.providers import Provider, ProviderKind
 from byok_core.runtime import Runtime
 from byok_core.text import check_message
-from byok_ui import budget_view, chat_view, state
+from byok_ui import budget_view, chat_view, presets_view, state
 
 c = state.ctx()
 rt, uid = c.rt, saved_id(c.user.id)
@@ -207,7 +207,8 @@ if prompt:
             raise NoKeyError(request.provider)
         check_message(prompt, convs.MAX_MESSAGE)  # before a new conversation is made for it
         if current is None:
-            current = convs.create(rt, uid, convs.title_from(prompt), provider=request.provider, model=request.model)
+            current = convs.create(rt, uid, convs.title_from(prompt), provider=request.provider, model=request.model,
+                                   settings=presets_view.take_draft())
             _open(current.id)
         replies.send(rt, uid, current.id, prompt, request)
         history = replies.history(rt, uid, current.id)
@@ -264,6 +265,7 @@ with st.sidebar:
     st.subheader("Conversations", anchor=False)
     st.button("New chat", icon=":material/add_comment:", on_click=_open, args=(None,), key="chat_new",
               width="stretch")
+    presets_view.new_chat_from_preset(rt, c.user)
     found = st.text_input("Find a conversation", key="chat_find", placeholder="Search titles and messages",
                           label_visibility="collapsed", icon=":material/search:")
     listed = convs.list_conversations(rt, uid, limit=100, title=found)
@@ -297,12 +299,15 @@ def pickers_label() -> str:
     parts = [chosen.label, st.session_state.get(model_key(chosen)) or "choose a model"]
     if st.session_state.get("chat_search"):
         parts.append(f"web search with {st.session_state.get('chat_search_provider', SEARCH_PROVIDERS[0]).label}")
+    settings = presets_view.settings_label(rt, c.user, current.id if current else None)
+    if settings:
+        parts.append(settings)
     return " · ".join(parts)
 
 
 # One compact row, on a phone too: the pickers live in a popover named after what they chose.
 with st.container(horizontal=True, vertical_alignment="center"):
-    with st.popover(md_escape(pickers_label()), icon=":material/tune:", help="Provider, model and web search"):
+    with st.popover(md_escape(pickers_label()), icon=":material/tune:", help="Provider, model, web search and this chat's settings"):
         provider = st.selectbox("Provider", CHAT_PROVIDERS, format_func=lambda p: p.label, key="chat_provider")
         # The default is the state's value too: the picker's list is drawn only once opened, and
         # then starts from the default, which it would send back.
@@ -316,6 +321,11 @@ with st.container(horizontal=True, vertical_alignment="center"):
             search_provider = st.selectbox(
                 "Search with", SEARCH_PROVIDERS, format_func=lambda p: p.label, key="chat_search_provider",
                 help="Starts with the first provider you have a key for: your own, then the team's, then the server's.")
+        presets_view.conversation_settings(rt, c.user, current.id if current else None, provider,
+                                           st.session_state.get(model_key(provider)))
+    with st.popover("Presets", icon=":material/bookmarks:", help="Save this chat as a preset, or delete one"):
+        presets_view.presets_manager(rt, c.user, current.id if current else None, provider,
+                                     st.session_state.get(model_key(provider)))
     if current is not None:
         with st.popover("Conversation", icon=":material/more_horiz:"):
             with st.form("chat_rename_form", border=False, enter_to_submit=True):  # Enter renames too
