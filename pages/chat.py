@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
-from byok_core import chat, db, keys, limits, replies, search, words
+from byok_core import chat, db, keys, limits, onboarding, replies, search, words
 from byok_core import conversations as convs
 from byok_core.adapters import CHAT_ADAPTERS
 from byok_core.clock import utcnow
@@ -307,7 +307,8 @@ def pickers_label() -> str:
 
 # One compact row, on a phone too: the pickers live in a popover named after what they chose.
 with st.container(horizontal=True, vertical_alignment="center"):
-    with st.popover(md_escape(pickers_label()), icon=":material/tune:", help="Provider, model, web search and this chat's settings"):
+    with st.popover(md_escape(pickers_label()), icon=":material/tune:",
+                    help="Provider, model, web search and this chat's settings"):
         provider = st.selectbox("Provider", CHAT_PROVIDERS, format_func=lambda p: p.label, key="chat_provider")
         # The default is the state's value too: the picker's list is drawn only once opened, and
         # then starts from the default, which it would send back.
@@ -349,7 +350,8 @@ payer = {p: where.get(p) for p in (provider, search_provider) if p is not None}
 st.caption(" · ".join(
     f"{p.label}: " + (f"paid by {words.PAID_BY[s]}" if s else "no key yet") for p, s in payer.items()
 ))
-if any(s is None for s in payer.values()):
+if missing := [p for p, s in payer.items() if s is None]:  # whom to ask, by name
+    st.caption(f":material/key_off: {md_escape(onboarding.whom_to_ask(rt, missing, asker_is_admin=c.user.is_admin))}")
     chat_view.keys_link("Add a key on the Keys page")
 budget_view.show_left(c)
 

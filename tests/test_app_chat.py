@@ -79,7 +79,9 @@ def test_unknown_price_is_shown_as_unknown_and_team_key_named(app, rt, environ, 
 
 def test_no_key_links_to_the_keys_page_and_makes_no_conversation(app, rt):
     ann = make_user(rt, "ann")
+    make_user(rt, "boss", admin=True)
     at = page_as(rt, ann)
+    assert any(c.value.endswith("or ask your admin \\(boss\\) to add a team key.") for c in at.caption)  # by name
     at.selectbox(key="chat_model_openai").set_value("gpt-4o-mini")
     ask(at, rt, "hello?")
     assert at.error and "No API key for OpenAI" in at.error[0].value
