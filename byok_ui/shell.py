@@ -42,9 +42,12 @@ def tab_title(page_title: str) -> str:
     return f"{page_title} · {APP_NAME}"
 
 
-# The ⋮ menu: toolbarMode "minimal" (.streamlit/config.toml) leaves only the theme's choices (no Print,
-# Record screen, Settings or About); this hides the "Made with Streamlit v…" line Streamlit puts under
-# them (a footer that holds the version's copy button, and not the list of choices).
+# The ⋮ menu: toolbarMode "minimal" (.streamlit/config.toml) leaves the theme's choices and the items
+# the app sets (no Print, Record screen or Settings); in that mode Streamlit shows the menu only when
+# the app sets one, hence ABOUT. MENU_STYLE hides the "Made with Streamlit v…" line under the items (a
+# footer that holds the version's copy button, and not the list of items).
+ABOUT = (f"**{APP_NAME}**: chat and search with your own API keys or the team's, with every call's cost "
+         "and the team's budgets in one place.")
 MENU_STYLE = ("<style>[data-testid='stMainMenuPopover'] div:has(.stMenuVersionCopyButton)"
               ":not(:has([data-testid='stMainMenuList'])) { display: none; }</style>")
 
@@ -133,7 +136,7 @@ def say_missing(instead: str) -> None:
 def main() -> None:
     # The favicon comes before st.navigation: otherwise the page's Material icon becomes the
     # favicon, which the browser would fetch from a Google font server.
-    st.set_page_config(page_title=APP_NAME, page_icon=FAVICON, layout="wide")
+    st.set_page_config(page_title=APP_NAME, page_icon=FAVICON, layout="wide", menu_items={"About": ABOUT})
     st.html(MENU_STYLE)
     rt = open_or_explain()
     user = state.current_user(rt)

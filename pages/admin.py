@@ -20,7 +20,8 @@ rt, me, actor = c.rt, c.user.username, c.actor  # the core checks and audits eve
 
 _AN = {Role.ADMIN: "an", Role.MEMBER: "a"}
 st.title("Admin", anchor=False)
-users_tab, team_tab, prices_tab, audit_tab = st.tabs(["Users", "Team keys", "Search prices", "Audit log"])
+users_tab, team_tab, prices_tab, audit_tab = st.tabs(["Users", "Team keys", "Search prices", "Audit log"],
+                                                      key="admin_tabs")  # a filter keeps its tab open
 
 
 def _act(fn: Callable[..., object], success: str, *args: object) -> None:

@@ -172,7 +172,7 @@ with money:
         st.metric("Calls", f"{totals.calls:,}", border=True)
     if viewer.is_admin and shared.calls:
         st.markdown("**Shared-key spend by person**")
-        by_person = for_people(summary.shared_by_person())
+        by_person = for_people(summary.shared_by_person()[["user", "calls", "cost_usd", "unknown_cost_calls"]])
         st.dataframe(by_person, hide_index=True, key="usage_by_person", column_config={"Cost": COST, **NUMBERS},
                      alt="Shared-key spend by person, highest first")
 

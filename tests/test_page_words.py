@@ -89,3 +89,34 @@ def test_admin_messages_name_people_without_python_quotes(app, rt):
     said += [e.value for e in at.success]
     assert said == ["Created the account carol.", "carol is now an admin.", "Disabled carol; they are signed out.",
                     "Enabled carol.", "Renamed carol to carla."]
+
+
+@pytest.mark.parametrize("who", ["admin", "member"])
+def test_the_usage_periods_search_marks_and_audit_filters_speak_plain_words(app, rt, who):
+    """Issue 22's screens: Usage over each period (its headline and the admins' spend by person),
+    Search with providers marked as having no key, and the audit log narrowed by who and what (the
+    first-run checklist's words: tests/test_app_first_run.py)."""
+    seed_every_kind(rt, ADMIN, MEMBER)
+    user = accounts.get_user(rt, (ADMIN if who == "admin" else MEMBER)[0])
+    at = app_test()
+    sign_in(at, rt, user)
+    at.run()
+    seen: list[str] = []
+    open_page(at, "usage").run()
+    for period in ("last_month", "last_30_days", "days", "this_month"):
+        at.button_group(key="usage_period").set_value(period).run()
+        assert not at.exception, (period, at.exception)
+        seen += shown(at)
+    assert "On shared keys" in seen
+    open_page(at, "search").run()
+    seen += shown(at) + [str(o) for group in at.button_group for o in group.options]  # the pills' labels too
+    assert any("(no key)" in text for text in seen) and any(text.startswith(":material/key_off: No key")
+                                                             for text in seen)
+    if who == "admin":
+        open_page(at, "admin").run()
+        at.multiselect(key="audit_who").set_value([ADMIN[0]]).run()
+        at.multiselect(key="audit_what").set_value(["key.store", "budget.set"]).run()
+        seen += shown(at)
+        assert any("events, newest first" in text for text in seen)
+    bad = sorted({m.group(0) for text in seen for m in RAW.finditer(text)})
+    assert not bad, f"raw values on screen ({who}): {bad}"

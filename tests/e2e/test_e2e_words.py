@@ -65,3 +65,37 @@ def test_every_page_speaks_plain_words(server, page, rt, people, who):
         if raw:
             found[title] = raw
     assert not found, f"raw values on screen ({who}): {found}"
+
+
+@pytest.mark.parametrize("who", ["admin", "member"])
+def test_the_usage_periods_search_marks_audit_filters_and_menu_speak_plain_words(server, page, rt, people, who):
+    """Issue 22's screens in Chromium: Usage over last month and this one, Search with providers marked
+    as having no key, the audit log narrowed by who, and the ⋮ menu's About."""
+    found: dict[str, list[str]] = {}
+
+    def check(where: str) -> None:
+        settled(page)
+        no_errors(page)
+        raw = sorted({m.group(0) for m in RAW.finditer(page_text(page))})
+        if raw:
+            found[where] = raw
+
+    open_signed_in(page, server.url, rt, people[who], "/usage")
+    for period in ("Last month", "This month"):
+        page.get_by_role("radio", name=period).click()
+        check(f"Usage, {period}")
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Search", exact=True).click()
+    expect(page.get_by_text("(no key)").first).to_be_visible()
+    check("Search")
+    if who == "admin":
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Admin", exact=True).click()
+        page.get_by_role("tab", name="Audit log").click()
+        page.get_by_test_id("stMultiSelect").filter(has_text="Who").click()
+        page.get_by_role("option", name="An operator (command line)").click()
+        page.keyboard.press("Escape")
+        check("Admin, audit log")
+    page.get_by_test_id("stMainMenu").click()
+    page.get_by_role("menuitem", name="About").click()
+    expect(page.get_by_role("dialog")).to_be_visible()
+    check("About")
+    assert not found, f"raw values on screen ({who}): {found}"
