@@ -182,7 +182,8 @@ def money(amount: float | None) -> str:
 def cost_label(cost_usd: float | None, unknown_cost_calls: int) -> str:
     """'$1.2345', '$1.2345 + 3 calls of unknown cost', or 'unknown (3 calls)'; never a made-up zero."""
     if cost_usd is None:
-        return f"unknown ({unknown_cost_calls} calls)" if unknown_cost_calls else "$0.00"
+        plural = "s" * (unknown_cost_calls != 1)
+        return f"unknown ({unknown_cost_calls} call{plural})" if unknown_cost_calls else "$0.00"
     known = money(cost_usd)
     if unknown_cost_calls:
         return f"{known} + {unknown_cost_calls} call{'s' * (unknown_cost_calls != 1)} of unknown cost"

@@ -182,7 +182,7 @@ def test_unknown_costs_are_counted_not_zeroed(rt, people):
     assert summary.totals.cost_label == "$0.5000 + 2 calls of unknown cost"
     brave = summary.by("provider").set_index("provider").loc["brave"]
     assert brave["cost_usd"] is pd.NA and brave["unknown_cost_calls"] == 1
-    assert usage.cost_label(None, 3) == "unknown (3 calls)"
+    assert usage.cost_label(None, 3) == "unknown (3 calls)" and usage.cost_label(None, 1) == "unknown (1 call)"
     # money that was spent never reads as nothing: a tiny total keeps its digits
     assert usage.cost_label(0.000005, 0) == "$0.000005" and usage.cost_label(0.0000114, 1).startswith("$0.0000114 +")
 

@@ -175,7 +175,8 @@ def test_the_audit_log_filters_and_exports(server, page, rt, people):
     expect(page.get_by_text("2 events, newest first")).to_be_visible()
     log = page.get_by_test_id("stDataFrame").filter(has=page.locator("th", has_text="What happened"))
     said = [r[1] for r in grid_rows(log)]
-    assert said == ["uboss set uma's budget on shared keys to $7.00 a month", "uboss saved their own Tavily key tvl…6789"]
+    assert said == ["uboss set uma's budget on shared keys to $7.00 a month",
+                    "uboss saved their own Tavily key tvl…6789"]
     with page.expect_download() as download:
         page.get_by_role("button", name="Download CSV").click()
     rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
