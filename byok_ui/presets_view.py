@@ -190,10 +190,11 @@ def presets_manager(rt: Runtime, user: User, conversation_id: int | None, provid
                         + f"  \n{md_escape(_preset_line(preset))}")
             if not preset.is_team or actor.is_admin:
                 st.button("", icon=":material/save:", key=f"presets_update_{preset.id}", type="tertiary",
-                          help=f"Make {preset.name} this chat's provider, model and settings", on_click=_update,
-                          args=(rt, actor, preset, conversation_id, provider, model))
+                          help=f"Make {md_escape(preset.name)} this chat's provider, model and settings",
+                          on_click=_update, args=(rt, actor, preset, conversation_id, provider, model))
                 st.button("", icon=":material/delete:", key=f"presets_delete_{preset.id}", type="tertiary",
-                          help=f"Delete the preset {preset.name}", on_click=_delete, args=(rt, actor, preset))
+                          help=f"Delete the preset {md_escape(preset.name)}", on_click=_delete,
+                          args=(rt, actor, preset))
     if not listed:
         st.caption("No presets yet.")
     with st.form("presets_new_form", border=False, enter_to_submit=True):
@@ -224,6 +225,7 @@ def new_chat_from_preset(rt: Runtime, user: User) -> None:
     with st.popover("New chat from preset", icon=":material/bookmarks:", width="stretch"):
         for preset in listed:
             st.button(("Team: " if preset.is_team else "") + md_escape(preset.name), key=f"presets_start_{preset.id}",
-                      help=_preset_line(preset), on_click=_start, args=(rt, user_id, preset.id), width="stretch")
+                      help=md_escape(_preset_line(preset)), on_click=_start, args=(rt, user_id, preset.id),
+                      width="stretch")
         if not listed:
             st.caption("No presets yet: save a chat's settings as one (Presets, above the conversation).")

@@ -68,6 +68,7 @@ EXEMPT: dict[str, str] = {
     "replies.edit": _OWN,
     "replies.stop": _OWN,
     "replies.mark_interrupted": "a chore of every chat page run: marks replies whose worker died",
+    "onboarding.dismiss_checklist": "a person's own display preference (the first-run checklist), by their user id",
     "keys.purge_replaced": "a chore of saving and listing keys (and start-up): replaced keys past 30 days",
     "usage_log.close_abandoned": "a chore of start-up and the reply heartbeat: usage rows of calls whose process died",
     "alerts.reseal": _OPERATOR,
