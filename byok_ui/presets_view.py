@@ -39,14 +39,24 @@ def take_draft() -> Settings | None:
     return draft if isinstance(draft, Settings) else None
 
 
+def _drafted() -> Settings:
+    draft = st.session_state.get(DRAFT)
+    return draft if isinstance(draft, Settings) else Settings()
+
+
 def _shown(rt: Runtime, user_id: int, conversation_id: int | None) -> Settings:
+    """The settings as stored now (for a callback, which runs before the page reads anything)."""
     if conversation_id is None:
-        draft = st.session_state.get(DRAFT)
-        return draft if isinstance(draft, Settings) else Settings()
+        return _drafted()
     try:
         return convs.get(rt, user_id, conversation_id).settings
     except ByokError:
         return Settings()
+
+
+def _of(conversation: convs.ConversationInfo | None) -> Settings:
+    """The settings of the conversation the page shows (its draft for a chat not started yet)."""
+    return conversation.settings if conversation is not None else _drafted()
 
 
 def describe(settings: Settings) -> str:
@@ -63,9 +73,9 @@ def describe(settings: Settings) -> str:
     return " · ".join(parts)
 
 
-def settings_label(rt: Runtime, user: User, conversation_id: int | None) -> str:
+def settings_label(conversation: convs.ConversationInfo | None) -> str:
     """What the chat's picker adds to its label: the conversation's settings in a few words ("" for none)."""
-    return describe(_shown(rt, saved_id(user.id), conversation_id))
+    return describe(_of(conversation))
 
 
 def _keys(conversation_id: int | None, provider: Provider) -> dict[str, str]:
@@ -94,13 +104,14 @@ def _save(rt: Runtime, user_id: int, conversation_id: int | None, keys: dict[str
         state.flash("chat_settings", str(exc), ok=False)
 
 
-def conversation_settings(rt: Runtime, user: User, conversation_id: int | None, provider: Provider,
+def conversation_settings(rt: Runtime, user: User, conversation: convs.ConversationInfo | None, provider: Provider,
                           model: str | None) -> None:
     """The conversation's system prompt, temperature, output cap and reasoning effort, saved with it
     (a chat not started yet keeps them for its first message); says what the model takes."""
     user_id = saved_id(user.id)
+    conversation_id = conversation.id if conversation is not None else None
     adapter = CHAT_ADAPTERS[provider]
-    shown = _shown(rt, user_id, conversation_id)
+    shown = _of(conversation)
     p, keys = shown.params, _keys(conversation_id, provider)
     st.caption("Settings of this chat")
     with st.form(f"chat_settings_form_{conversation_id or 'new'}_{provider.value}", border=False):
@@ -176,14 +187,18 @@ def _create(rt: Runtime, actor: Actor, conversation_id: int | None, provider: Pr
         state.flash("presets", str(exc), ok=False)
 
 
-def presets_manager(rt: Runtime, user: User, conversation_id: int | None, provider: Provider,
-                    model: str | None) -> None:
-    """The presets one may pick (the team's, then one's own), each deletable by who manages it, and
-    a form that saves this chat's provider, model and settings as a new preset (admins may make it
-    the team's)."""
+def listed(rt: Runtime, user: User) -> list[PresetInfo]:
+    """The presets ``user`` may pick: read once per page run, for ``presets_manager`` and ``new_chat_from_preset``."""
+    return presets.list_for(rt, Actor.of(user))
+
+
+def presets_manager(rt: Runtime, user: User, listed: list[PresetInfo], conversation_id: int | None,
+                    provider: Provider, model: str | None) -> None:
+    """The presets one may pick (the team's, then one's own; ``listed``), each deletable by who
+    manages it, and a form that saves this chat's provider, model and settings as a new preset
+    (admins may make it the team's)."""
     actor = Actor.of(user)
     state.show_flash("presets")
-    listed = presets.list_for(rt, actor)
     for preset in listed:
         with st.container(horizontal=True, vertical_alignment="center", key=f"presets_item_{preset.id}"):
             st.markdown(f"**{md_escape(preset.name)}**" + (" (team)" if preset.is_team else "")
@@ -217,11 +232,10 @@ def _start(rt: Runtime, user_id: int, preset_id: int) -> None:
     st.query_params["c"] = str(made.id)
 
 
-def new_chat_from_preset(rt: Runtime, user: User) -> None:
-    """A "New chat from preset" button listing the presets one may pick; choosing one opens a new
-    chat with its provider, model and settings."""
+def new_chat_from_preset(rt: Runtime, user: User, listed: list[PresetInfo]) -> None:
+    """A "New chat from preset" button listing the presets one may pick (``listed``); choosing one
+    opens a new chat with its provider, model and settings."""
     user_id = saved_id(user.id)
-    listed = presets.list_for(rt, Actor.of(user))
     with st.popover("New chat from preset", icon=":material/bookmarks:", width="stretch"):
         for preset in listed:
             st.button(("Team: " if preset.is_team else "") + md_escape(preset.name), key=f"presets_start_{preset.id}",

@@ -221,6 +221,7 @@ if prompt:
         st.session_state.chat_prompt = prompt  # what could not be sent stays in the box
 
 # --- sidebar: conversations ----------------------------------------------------------------
+offered = presets_view.listed(rt, c.user)  # the presets this person may pick, for two menus
 CLOSE_ON_PHONE = """<script>(() => {
   if (window.byokClosesSidebar) return; window.byokClosesSidebar = true;
   document.addEventListener("click", (event) => {  // on a phone, choosing a conversation shows it
@@ -265,7 +266,7 @@ with st.sidebar:
     st.subheader("Conversations", anchor=False)
     st.button("New chat", icon=":material/add_comment:", on_click=_open, args=(None,), key="chat_new",
               width="stretch")
-    presets_view.new_chat_from_preset(rt, c.user)
+    presets_view.new_chat_from_preset(rt, c.user, offered)
     found = st.text_input("Find a conversation", key="chat_find", placeholder="Search titles and messages",
                           label_visibility="collapsed", icon=":material/search:")
     listed = convs.list_conversations(rt, uid, limit=100, title=found)
@@ -299,7 +300,7 @@ def pickers_label() -> str:
     parts = [chosen.label, st.session_state.get(model_key(chosen)) or "choose a model"]
     if st.session_state.get("chat_search"):
         parts.append(f"web search with {st.session_state.get('chat_search_provider', SEARCH_PROVIDERS[0]).label}")
-    settings = presets_view.settings_label(rt, c.user, current.id if current else None)
+    settings = presets_view.settings_label(current)
     if settings:
         parts.append(settings)
     return " · ".join(parts)
@@ -322,10 +323,10 @@ with st.container(horizontal=True, vertical_alignment="center"):
             search_provider = st.selectbox(
                 "Search with", SEARCH_PROVIDERS, format_func=lambda p: p.label, key="chat_search_provider",
                 help="Starts with the first provider you have a key for: your own, then the team's, then the server's.")
-        presets_view.conversation_settings(rt, c.user, current.id if current else None, provider,
+        presets_view.conversation_settings(rt, c.user, current, provider,
                                            st.session_state.get(model_key(provider)))
     with st.popover("Presets", icon=":material/bookmarks:", help="Save this chat as a preset, or delete one"):
-        presets_view.presets_manager(rt, c.user, current.id if current else None, provider,
+        presets_view.presets_manager(rt, c.user, offered, current.id if current else None, provider,
                                      st.session_state.get(model_key(provider)))
     if current is not None:
         with st.popover("Conversation", icon=":material/more_horiz:"):

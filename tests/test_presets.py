@@ -139,11 +139,14 @@ def test_a_stored_effort_no_release_wrote_reads_as_the_default(rt, people):
 
 
 def _settings_script(rt, user, conversation_id, provider, model) -> None:
+    from byok_core import conversations as convs
     from byok_ui import presets_view
 
-    presets_view.conversation_settings(rt, user, conversation_id, provider, model)
-    presets_view.presets_manager(rt, user, conversation_id, provider, model)
-    presets_view.new_chat_from_preset(rt, user)
+    shown = convs.get(rt, user.id, conversation_id) if conversation_id is not None else None
+    offered = presets_view.listed(rt, user)
+    presets_view.conversation_settings(rt, user, shown, provider, model)
+    presets_view.presets_manager(rt, user, offered, conversation_id, provider, model)
+    presets_view.new_chat_from_preset(rt, user, offered)
 
 
 def _app(rt, user, conversation_id, provider=Provider.OPENAI, model="o4-mini") -> AppTest:
