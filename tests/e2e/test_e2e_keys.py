@@ -42,6 +42,7 @@ def person(server, page, rt, openai):
 
 def fill(card: Locator, key: str, label: str) -> None:
     idle(card.page)  # the form just opened: its rerun is over before typing
+    expect(card.get_by_role("textbox", name="API key", exact=True)).to_have_count(1)  # no stale copy drawn over
     card.get_by_role("textbox", name="API key", exact=True).fill(key)
     card.get_by_role("textbox", name="Label (optional)", exact=True).fill(label)
     idle(card.page)

@@ -2,8 +2,8 @@
 most on the shared keys?" first (desktop at 1366 px and a phone), the first-run checklist after setup,
 Search marks providers nobody has a key for before searching, the audit log's filters and CSV, and the
 ⋮ menu offers members no Record screen nor "Made with Streamlit". On the shared app server
-(tests/e2e/conftest.py: its OpenAI and Brave have server keys), except the first run, which needs a
-server with no users yet."""
+(tests/e2e/conftest.py: its OpenAI and Brave have server keys) set up as the shared one but its
+own, so that its figures are its people's alone; the first run has one with no users yet."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 from appserver import RunningApp, running_app
 from browser import idle, no_errors, open_signed_in, session_cookie, settled
 from callhelpers import log_call
+from fakeproviders import FakeProvider
 from playwright.sync_api import Page, expect
 
 from byok_core import accounts, budgets, keys
@@ -29,6 +30,15 @@ pytestmark = pytest.mark.e2e
 
 LAPTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, shared_openai) -> Iterator[RunningApp]:
+    """This module's own app server, as the shared one is set up: its figures are its people's
+    alone (the calls other modules log on the shared server would add to everyone's spend)."""
+    with FakeProvider(Provider.BRAVE) as brave, \
+            running_app(tmp_path_factory.mktemp("e2e-usage"), **shared_openai.env(), **brave.env()) as app:
+        yield app
 
 
 @pytest.fixture(scope="module")
@@ -169,11 +179,13 @@ def test_the_audit_log_filters_and_exports(server, page, rt, people):
     idle(page)
     who = page.get_by_test_id("stMultiSelect").filter(has_text="Who")
     who.click()
+    who.locator("input").fill("uboss")  # the list shows the first names only
     page.get_by_role("option", name="uboss", exact=True).click()
     page.keyboard.press("Escape")
     idle(page)
     expect(page.get_by_text("2 events, newest first")).to_be_visible()
     log = page.get_by_test_id("stDataFrame").filter(has=page.locator("th", has_text="What happened"))
+    expect(log.locator("table[role='grid'] tbody tr")).to_have_count(2)  # the table drawn for the filter
     said = [r[1] for r in grid_rows(log)]
     assert said == ["uboss set uma's budget on shared keys to $7.00 a month",
                     "uboss saved their own Tavily key tvl…6789"]

@@ -91,6 +91,7 @@ def test_the_usage_periods_search_marks_audit_filters_and_menu_speak_plain_words
         page.get_by_test_id("stSidebarNav").get_by_role("link", name="Admin", exact=True).click()
         page.get_by_role("tab", name="Audit log").click()
         page.get_by_test_id("stMultiSelect").filter(has_text="Who").click()
+        page.get_by_test_id("stMultiSelect").filter(has_text="Who").locator("input").fill("operator")
         page.get_by_role("option", name="An operator (command line)").click()
         page.keyboard.press("Escape")
         check("Admin, audit log")
