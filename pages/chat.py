@@ -396,14 +396,16 @@ for i, message in enumerate(history):
     with st.chat_message(message.role):
         if message.role == "user":
             st.markdown(no_images(message.content))
-            chat_view.copy_button()
-            if i == last_prompt and running is None:
-                with st.popover("Edit", icon=":material/edit:"):
-                    st.text_area("Your message", value=message.content, key=f"chat_edit_{message.id}",
-                                 max_chars=100_000)
-                    st.button("Send again", type="primary", key="chat_edit_send",
-                              on_click=lambda mid=message.id, cid=current.id: _act(
-                                  replies.edit, rt, uid, cid, st.session_state[f"chat_edit_{mid}"], _request()))
+            with st.container(horizontal=True, vertical_alignment="center"):  # one row under the prompt
+                chat_view.copy_button()
+                if i == last_prompt and running is None:
+                    with st.popover("Edit", icon=":material/edit:"):
+                        st.text_area("Your message", value=message.content, key=f"chat_edit_{message.id}",
+                                     max_chars=100_000)
+                        st.button("Send again", type="primary", key="chat_edit_send",
+                                  on_click=lambda mid=message.id, cid=current.id: _act(
+                                      replies.edit, rt, uid, cid, st.session_state[f"chat_edit_{mid}"],
+                                      _request()))
             continue
         if message.running:
             live_reply(message.id, message.provider.label if message.provider else "the provider", message.created_at)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from appserver import ROOT
-from browser import DESKTOP, idle, nav, no_errors, open_signed_in
+from browser import DESKTOP, idle, nav, no_errors, open_signed_in, settled
 from playwright.sync_api import Page, expect
 
 from byok_core import accounts, keys
@@ -52,6 +52,9 @@ def test_every_page_is_dark_in_a_dark_browser(dark_page):
         assert luminance(dark_page) < 0.2, f"{title} is not dark"
         expect(dark_page.get_by_role("heading", name=title, exact=True).first).to_be_visible()
         if title in ("Chat", "Usage"):
+            if title == "Chat":
+                expect(dark_page.get_by_test_id("stChatInputTextArea")).to_be_visible()  # drawn, not a placeholder
+            settled(dark_page)
             os.makedirs(SHOTS, exist_ok=True)
             dark_page.screenshot(path=os.path.join(SHOTS, f"dark-{title.lower()}.png"))
     no_errors(dark_page)
