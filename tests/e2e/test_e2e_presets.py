@@ -14,6 +14,7 @@ import secrets
 
 import chatpage
 import pytest
+from appserver import wait_for
 from browser import idle, no_errors, open_signed_in
 from chatpage import replies, send
 from playwright.sync_api import Page, expect
@@ -84,7 +85,7 @@ def test_a_personal_preset_from_a_new_chats_settings(person, openai, server, rt,
     assert body["max_completion_tokens"] == 300
 
     save_preset(page, "Terse")
-    [made] = presets.list_for(rt, Actor.of(user))
+    [made] = wait_for(lambda: presets.list_for(rt, Actor.of(user)), 10, "the preset saved")  # the click's run
     assert (made.name, made.owner, made.settings.system_prompt) == ("Terse", Owner.user(user.id), SYSTEM)
 
     start_from_preset(page, "Terse")
@@ -118,7 +119,8 @@ def test_a_team_preset_made_by_an_admin_is_picked_by_a_member_who_cannot_delete_
         save_settings(admin, "Review the code you are shown.", 500)
         save_preset(admin, name, team=True)
         no_errors(admin)
-    [team] = [p for p in presets.list_for(rt, Actor.of(mia)) if p.name == name]
+    [team] = wait_for(lambda: [p for p in presets.list_for(rt, Actor.of(mia)) if p.name == name], 10,
+                      "the team preset saved")
     assert team.is_team and team.settings.params.max_output_tokens == 500
     assert [(e.actor, e.action, e.detail) for e in audit.recent(rt, limit=1)] == [
         (boss.username, AuditAction.PRESET_SET, name)]
