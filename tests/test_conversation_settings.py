@@ -22,8 +22,8 @@ from byok_core.providers import Provider
 
 SYSTEM = "You are a terse assistant. Answer in one line."
 KEYS = {Provider.OPENAI: "sk-fake.own-SETTINGS-aaaaaaaaaaaaaaaaaaaa1111",
-        Provider.ANTHROPIC: "sk-ant-fake-own-SETTINGS-aaaaaaaaaaaaaaaa2222",
-        Provider.GOOGLE: "AIzaFakeOwnSETTINGSaaaaaaaaaaaaaaaaaa3333"}
+        Provider.ANTHROPIC: "sk-ant.fake.own-SETTINGS.aaaaaaaaaaaaaaa2222",
+        Provider.GOOGLE: "fake.google.own-SETTINGS.aaaaaaaaaaaa3333"}
 ENV_KEY = "sk-fake.env-SETTINGS-eeeeeeeeeeeeeeeeeeeeee4444"
 
 

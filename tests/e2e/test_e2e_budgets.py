@@ -31,7 +31,7 @@ from byok_core.providers import Provider
 pytestmark = pytest.mark.e2e
 
 OP = Actor.operator()
-SERVER_KEY = "sk-e2e-budgets-server-key-0123456789"
+SERVER_KEY = "sk-fake.e2e.budgets-server.0123456789"  # fake; dots keep it from looking real
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3, "is_mobile": True, "has_touch": True}
 _names = itertools.count(1)
 
