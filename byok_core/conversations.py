@@ -188,13 +188,17 @@ def get(rt: Runtime, user_id: int, conversation_id: int) -> ConversationInfo:
     return ConversationInfo.of(row)
 
 
-def rename(rt: Runtime, user_id: int, conversation_id: int, title: str) -> None:
-    title = _validate_title(title)
+def rename(rt: Runtime, user_id: int, conversation_id: int, title: str) -> bool:
+    """Rename; a title over MAX_TITLE characters is shortened to it (ending in "…"): whether it was."""
+    line = " ".join(check_line(title, "The title").split())
+    shortened = len(line) > MAX_TITLE
+    title = _validate_title(line[:MAX_TITLE - 1].rstrip() + "…" if shortened else line)
     with rt.engine.begin() as conn:
         changed = conn.execute(sa.update(Conversation).where(_owned(user_id, conversation_id))
                                .values(title=title, updated_at=utcnow())).rowcount
     if not changed:
         raise NotFoundError(_NOT_FOUND)
+    return shortened
 
 
 def delete(rt: Runtime, user_id: int, conversation_id: int) -> None:

@@ -120,15 +120,11 @@ def _current() -> convs.ConversationInfo | None:
 
 def _rename(conv_id: int) -> None:
     """Rename; a title over the limit is shortened, and the person told so (never cut silently)."""
-    title = " ".join(st.session_state.get(f"chat_rename_{conv_id}", "").split())
-    shortened = len(title) > convs.MAX_TITLE
     try:
-        convs.rename(rt, uid, conv_id, title[:convs.MAX_TITLE - 1].rstrip() + "…" if shortened else title)
+        if convs.rename(rt, uid, conv_id, st.session_state.get(f"chat_rename_{conv_id}", "")):
+            state.flash("chat", f"Titles can be at most {convs.MAX_TITLE} characters, so this one was shortened.")
     except ByokError as exc:
         state.flash("chat", str(exc), ok=False)
-    else:
-        if shortened:
-            state.flash("chat", f"Titles can be at most {convs.MAX_TITLE} characters, so this one was shortened.")
 
 
 def _delete(conv_id: int) -> None:
