@@ -19,8 +19,9 @@ import re
 from pathlib import Path
 
 import sqlalchemy as sa
+from callhelpers import follow_to_end
 
-from byok_core import accounts, replies
+from byok_core import accounts
 from byok_core.identity import Actor
 from byok_core.models import Message, ReplyStatus, User, table
 from byok_core.providers import Provider
@@ -109,7 +110,5 @@ def send_message(at, rt: Runtime, text: str):
         running = conn.execute(sa.select(table(Message).c.id).where(
             table(Message).c.status == ReplyStatus.STREAMING)).scalars().all()
     for reply_id in running:
-        live = replies.live(reply_id)
-        for _ in live.follow() if live else ():
-            pass
+        follow_to_end(reply_id)
     return at.run() if running else at

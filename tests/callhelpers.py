@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from byok_core import accounts, audit, budgets, conversations, keys, usage_log
+from byok_core import accounts, audit, budgets, conversations, keys, replies, usage_log
 from byok_core.audit import AuditAction
 from byok_core.errors import CallStatus
 from byok_core.identity import Actor, KeySource, Owner, Role
@@ -124,3 +124,16 @@ def seed_every_kind(rt, admin: tuple[str, str], member: tuple[str, str]) -> None
         for action in AuditAction:
             audit.record(session, admin[0], action, audit.Target(owner=Owner.team(), provider=Provider.BRAVE,
                                                                  key_row_id="6d0eb0c1"))
+
+
+def follow_to_end(reply_id: int) -> None:
+    """Wait until the reply a worker in this process writes has ended (at once if none does)."""
+    running = replies.live(reply_id)
+    for _ in running.follow() if running else ():
+        pass
+
+
+def finished(rt, user_id: int, reply_id: int) -> conversations.StoredMessage:
+    """The reply as stored once its worker has ended."""
+    follow_to_end(reply_id)
+    return replies.reply(rt, user_id, reply_id)

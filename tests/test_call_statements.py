@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import pytest
 import sqlalchemy as sa
 from apptest import make_user
-from callhelpers import runtime_with
+from callhelpers import follow_to_end, runtime_with
 from fakeproviders import FakeProvider
 
 from byok_core import budgets, keys, limits, replies
@@ -44,10 +44,7 @@ def counted(engine):
 def turn(rt, user_id, conversation_id, request) -> int:
     """Send a prompt and wait until its reply is written; the reply's id."""
     reply_id = replies.send(rt, user_id, conversation_id, "Say hello", request)
-    running = replies.live(reply_id)
-    if running is not None:
-        for _text, _done in running.follow():
-            pass
+    follow_to_end(reply_id)
     return reply_id
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from apptest import make_user
-from callhelpers import runtime_with, usage_rows
+from callhelpers import finished, runtime_with, usage_rows
 from fakeproviders import FakeProvider
 
 from byok_core import budgets, keys, presets, replies
@@ -26,13 +26,6 @@ KEYS = {Provider.OPENAI: "sk-fake.own-SETTINGS-aaaaaaaaaaaaaaaaaaaa1111",
         Provider.GOOGLE: "fake.google.own-SETTINGS.aaaaaaaaaaaa3333"}
 ENV_KEY = "sk-fake.env-SETTINGS-eeeeeeeeeeeeeeeeeeeeee4444"
 
-
-def finished(rt, user_id, reply_id) -> convs.StoredMessage:
-    running = replies.live(reply_id)
-    if running is not None:
-        for _text, _done in running.follow():
-            pass
-    return replies.reply(rt, user_id, reply_id)
 
 
 def one_reply(environ, provider: Provider, model: str, settings: Settings, prompt: str = "Hi"):

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 from apptest import make_user
-from callhelpers import runtime_with, usage_rows
+from callhelpers import finished, runtime_with, usage_rows
 from fakeproviders import FakeProvider
 
 from byok_core import conversations as convs
@@ -22,13 +22,6 @@ from byok_core.providers import Provider
 KEY = "sk-fake.own-REPLIES-aaaaaaaaaaaaaaaaaaaaaa1111"
 ASK = replies.Request(Provider.OPENAI, "gpt-4o-mini")
 
-
-def finished(rt, user_id, reply_id) -> convs.StoredMessage:
-    running = replies.live(reply_id)
-    if running is not None:
-        for _text, _done in running.follow():
-            pass
-    return replies.reply(rt, user_id, reply_id)
 
 
 def sent(server) -> list[tuple[str, str]]:

@@ -13,7 +13,7 @@ import json
 
 import pytest
 from apptest import make_user
-from callhelpers import runtime_with, usage_rows
+from callhelpers import finished, runtime_with, usage_rows
 from replay import KEY, PROVIDER, Recording, ReplayServer, base_env, recording, run_cli, written
 
 from byok_core import conversations as convs
@@ -55,11 +55,7 @@ def through_the_worker(environ, rec: Recording) -> convs.StoredMessage:
         ann = make_user(rt, "ann")
         conv = convs.create(rt, ann.id, "Shapes")
         reply_id = replies.send(rt, ann.id, conv.id, "hello", replies.Request(provider, rec.entry["request"]["model"]))
-        running = replies.live(reply_id)
-        if running is not None:
-            for _ in running.follow():
-                pass
-        stored = replies.reply(rt, ann.id, reply_id)
+        stored = finished(rt, ann.id, reply_id)
         [row] = usage_rows(rt)
     assert (stored.record.input_tokens, stored.record.output_tokens) == (row.input_tokens, row.output_tokens)
     return stored

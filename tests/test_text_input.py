@@ -10,7 +10,7 @@ import sys
 
 import pytest
 from apptest import make_user
-from callhelpers import runtime_with, usage_rows
+from callhelpers import finished, runtime_with, usage_rows
 from fakeproviders import FakeProvider
 
 from byok_core import conversations as convs
@@ -41,12 +41,6 @@ def test_a_prompt_with_a_control_character_is_refused_and_nothing_is_stored(setu
         replies.send(rt, ann.id, conv.id, prompt, ASK)
     assert convs.messages(rt, ann.id, conv.id) == [] and server.requests == [] and usage_rows(rt) == []
 
-
-def finished(rt, user_id, reply_id) -> convs.StoredMessage:
-    running = replies.live(reply_id)
-    for _ in running.follow() if running else ():
-        pass
-    return replies.reply(rt, user_id, reply_id)
 
 
 def test_line_breaks_and_tabs_are_kept(setup):

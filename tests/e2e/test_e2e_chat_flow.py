@@ -37,6 +37,14 @@ def picker_model(page: Page) -> str:
     return label.split("·")[1].strip()
 
 
+def open_and_close_the_picker(page: Page) -> None:
+    """Open the provider/model picker (its Model list drawn) and close it, changing nothing."""
+    page.get_by_role("button", name=PICKER).click()
+    expect(page.get_by_role("combobox", name=re.compile("Model"))).to_be_visible()
+    page.keyboard.press("Escape")
+    idle(page)
+
+
 def test_a_picker_opened_and_closed_then_enter_sends_with_the_shown_model(person, openai):
     page, _ = person
     openai.gate.set()
@@ -47,10 +55,7 @@ def test_a_picker_opened_and_closed_then_enter_sends_with_the_shown_model(person
     expect(page.get_by_role("heading", name="Chat", exact=True)).to_be_visible()
     idle(page)
     shown = picker_model(page)
-    page.get_by_role("button", name=PICKER).click()
-    expect(page.get_by_role("combobox", name=re.compile("Model"))).to_be_visible()
-    page.keyboard.press("Escape")
-    idle(page)
+    open_and_close_the_picker(page)
     send(page, "A second conversation")
     expect(replies(page).last).to_contain_text("until the very end.")
     assert openai.requests[-1].body["model"] == shown == picker_model(page)
@@ -73,10 +78,7 @@ def test_new_chat_on_a_fresh_tab_sends_with_the_shown_model(person, openai, rt):
     idle(page)
     shown = picker_model(page)
     assert shown == "gpt-4o"  # the model the conversation last used, still chosen
-    page.get_by_role("button", name=PICKER).click()
-    expect(page.get_by_role("combobox", name=re.compile("Model"))).to_be_visible()
-    page.keyboard.press("Escape")
-    idle(page)
+    open_and_close_the_picker(page)
     send(page, "Sent from a fresh tab")
     expect(replies(page).last).to_contain_text("until the very end.")
     assert openai.requests[-1].body["model"] == shown
