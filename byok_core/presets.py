@@ -12,6 +12,7 @@ does not exist."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -185,9 +186,18 @@ def create(rt: Runtime, actor: Actor, owner: Owner, name: str, provider: Provide
     now = utcnow()
     row = Preset(owner_kind=owner.kind, owner_id=owner.id, name=name, provider=provider, model=model,
                  created_at=now, updated_at=now, **settings.columns())
+
+    def add(session: Session) -> Preset:
+        session.add(row)
+        return row
+    return _saved(rt, actor, name, add)
+
+
+def _saved(rt: Runtime, actor: Actor, name: str, change: Callable[[Session], Preset]) -> PresetInfo:
+    """Make ``change`` and its audit row in one transaction; a name the owner already uses is refused."""
     try:
         with Session(rt.engine, expire_on_commit=False) as session, session.begin():
-            session.add(row)
+            row = change(session)
             session.flush()
             _audit(session, actor, AuditAction.PRESET_SET, row)
     except IntegrityError:
@@ -210,17 +220,14 @@ def update(rt: Runtime, actor: Actor, preset_id: int, name: str, provider: Provi
     with Session(rt.engine) as session:
         _managed(session, actor, preset_id)  # refused before the values are checked
     name, model, settings = _checked(name, provider, model, settings)
-    try:
-        with Session(rt.engine, expire_on_commit=False) as session, session.begin():
-            row = _managed(session, actor, preset_id)
-            for column, value in {"name": name, "provider": provider, "model": model, "updated_at": utcnow(),
-                                  **settings.columns()}.items():
-                setattr(row, column, value)
-            session.flush()
-            _audit(session, actor, AuditAction.PRESET_SET, row)
-    except IntegrityError:
-        raise _taken(name) from None
-    return PresetInfo.of(row)
+
+    def change(session: Session) -> Preset:
+        row = _managed(session, actor, preset_id)
+        for column, value in {"name": name, "provider": provider, "model": model, "updated_at": utcnow(),
+                              **settings.columns()}.items():
+            setattr(row, column, value)
+        return row
+    return _saved(rt, actor, name, change)
 
 
 def delete(rt: Runtime, actor: Actor, preset_id: int) -> None:
