@@ -5,7 +5,8 @@ that user (``visibility="hidden"`` would not be access control). Their URLs stil
 stand-in page, so no one meets Streamlit's "Page not found" pop-up:
 
 * signed out, every page's URL shows sign-in (or first-run setup); once signed in, the same URL
-  is the page that was asked for (the rerun keeps the URL, and the page behind it is now real);
+  is the page that was asked for (the rerun keeps the URL, and the page behind it is now real;
+  ``_to_asked_page`` makes sure of it when the browser's sign-in answer raced the first run);
 * signed in, a page the role may not open (a member's ``/admin``) says so in one sentence, and
   ``/signin`` or ``/setup`` go to the first page;
 * an address that is no page at all (``/chta``) is redirected by the server to the first page
@@ -20,6 +21,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import streamlit as st
 
@@ -55,6 +57,8 @@ MENU_STYLE = ("<style>[data-testid='stMainMenuPopover'] div:has(.stMenuVersionCo
 
 
 _MISSING_KEY = "_byok_missing_address"
+_ASKED_KEY = "_byok_asked_address"
+_SEEN_KEY = "_byok_tab_seen"
 _ADDRESSES = [DEFAULT.url_path, *(p.url_path for p in PAGE_SPECS[1:]), *SIGNED_OUT_PATHS]  # every page's
 
 
@@ -114,6 +118,25 @@ def member_pages(is_admin: bool) -> dict[str, list[st.Page]]:
     return sections
 
 
+def _address(url: str | None) -> str | None:
+    """The page part of the browser's address (its last path segment: a base path may come before it)."""
+    return urlsplit(url).path.rstrip("/").rpartition("/")[2] if url else None
+
+
+def _to_asked_page(sections: dict[str, list[st.Page]], shown: st.Page) -> None:
+    """On a tab's first signed-in run, open the page its address names if navigation chose another.
+
+    The browser's sign-in answer (``state.awaiting_browser``) can rerun the script before the browser
+    has heard which page the first run showed; that rerun carries no page, and would open the first
+    page at a deep link's address."""
+    asked = st.session_state.pop(_ASKED_KEY, None)
+    if not asked or asked == shown.url_path:
+        return
+    for page in (p for pages in sections.values() for p in pages):
+        if page.url_path == asked:
+            st.switch_page(page)
+
+
 def _sidebar(rt: Runtime, user: User) -> None:
     with st.sidebar:
         role = "admin" if user.is_admin else "member"
@@ -134,6 +157,9 @@ def say_missing(instead: str) -> None:
 
 
 def main() -> None:
+    if _SEEN_KEY not in st.session_state:  # first, as any element may let the sign-in answer cut this run short
+        st.session_state[_SEEN_KEY] = True
+        st.session_state[_ASKED_KEY] = _address(st.context.url)
     # The favicon comes before st.navigation: otherwise the page's Material icon becomes the
     # favicon, which the browser would fetch from a Google font server.
     st.set_page_config(page_title=APP_NAME, page_icon=FAVICON, layout="wide", menu_items={"About": ABOUT})
@@ -152,7 +178,9 @@ def main() -> None:
         say_missing("sign in to open the app.")
         page.run()
         return
-    page = st.navigation(member_pages(user.is_admin), position="sidebar")
+    sections = member_pages(user.is_admin)
+    page = st.navigation(sections, position="sidebar")
+    _to_asked_page(sections, page)
     st.set_page_config(page_title=tab_title(page.title))
     say_missing(f"here is {page.title} instead; the menu has every page.")
     _sidebar(rt, user)

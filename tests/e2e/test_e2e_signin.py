@@ -1,7 +1,8 @@
 """End to end in a real Chromium: signing in (issue 11). A username in other capitals signs in to
 the same account; a page opened by URL while signed out shows sign-in and then that very page; a
 member who opens an admin page reads one sentence instead of Streamlit's "Page not found" pop-up;
-every tab has its page's title; and loading the app asks nothing of any host but the app's own
+every tab has its page's title; a deep link opens its page even when the server is slow;
+and loading the app asks nothing of any host but the app's own
 (the favicon is local). On the shared app server (tests/e2e/conftest.py); the tests about signing in
 use the form, the rest a session cookie.
 
@@ -10,9 +11,12 @@ use the form, the rest a session cookie.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from appserver import running_app
 from browser import idle, nav, no_errors, open_signed_in, session_cookie, sign_in, sign_in_by_cookie
 from playwright.sync_api import Page, expect
 
@@ -26,6 +30,7 @@ pytestmark = pytest.mark.e2e
 ADMIN = ("boss", "boss password 1")
 MEMBER = ("bob", "bob password 1")
 NOT_FOUND = "Page not found"
+HERE = Path(__file__).resolve().parent
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -142,3 +147,22 @@ def test_chat_s_own_address_opens_chat(server, page, rt, people):
     idle(page)
     assert page.get_by_text(NOT_FOUND).count() == 0 and page.get_by_text("There is no page").count() == 0
     assert urlsplit(page.url).path == "/"
+
+
+def test_a_deep_link_opens_its_page_on_a_busy_server(tmp_path, page):
+    """The browser's sign-in answer can rerun the script before the first run said which page it
+    shows (tests/e2e/slow_sign_in.py makes the server that slow): the address still opens its page."""
+    with running_app(tmp_path, python=(sys.executable, str(HERE / "slow_sign_in.py"))) as app:
+        rt = open_runtime(app.env, migrate=False)
+        try:
+            member = accounts.create_user(rt, Actor.operator(), *MEMBER)
+            sign_in_by_cookie(page.context, app.url, rt, member)
+            page.goto(app.url + "/keys")
+            expect(page.get_by_role("heading", name="Keys", exact=True)).to_be_visible()
+            page.goto(app.url + "/admin")
+            expect(page.get_by_text("Only admins can open the Admin page; ask an admin if you need something "
+                                    "there.")).to_be_visible()
+            idle(page)
+            assert urlsplit(page.url).path == "/admin"
+        finally:
+            rt.engine.dispose()
