@@ -2,6 +2,12 @@
 
 Every function takes the acting user's id and checks ownership in the query itself: another
 user's conversation id behaves exactly like one that does not exist (NotFoundError).
+
+A conversation's messages form a tree: each names its parent, the message it answers or follows.
+An edited prompt is a sibling of the prompt it replaces, a regenerated reply a sibling of the
+earlier reply; siblings are the versions shown as ``< 2/3 >``. What is shown, exported and sent to
+the model is one branch (``branch``): from the first prompt to the conversation's tip, which is its
+newest message unless a version was chosen (``show_version``).
 """
 
 from __future__ import annotations
@@ -41,11 +47,12 @@ class ConversationInfo:
     created_at: datetime
     updated_at: datetime
     settings: Settings = field(default_factory=Settings)  # its system prompt and parameters
+    leaf_id: int | None = None  # the tip of the branch shown; None: the newest message
 
     @classmethod
     def of(cls, row: Conversation) -> ConversationInfo:
         return cls(saved_id(row.id), row.title, row.provider, row.model, row.created_at, row.updated_at,
-                   Settings.of(row))
+                   Settings.of(row), row.leaf_id)
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,9 @@ class StoredMessage:
     model: str = ""
     stop_requested: bool = False
     retry_at: datetime | None = None  # a rate-limited reply: when the next try is allowed
+    parent_id: int | None = None  # the message it answers or follows; None for a first prompt
+    version: int = 1  # its place among its siblings (the versions), oldest first
+    versions: int = 1
 
     @classmethod
     def of(cls, row: Message) -> StoredMessage:
@@ -83,7 +93,7 @@ class StoredMessage:
                    meta.get("budget_warning"), ReplyStatus(row.status),
                    CallRecord.from_json(search) if isinstance(search, dict) else None,
                    meta.get("failure") or (record.error if record else None), provider, str(meta.get("model") or ""),
-                   bool(row.stop_requested), _moment(meta.get("retry_at")))
+                   bool(row.stop_requested), _moment(meta.get("retry_at")), row.parent_id)
 
     @property
     def running(self) -> bool:
@@ -100,6 +110,42 @@ class StoredMessage:
     def refusal(self) -> bool:
         """The model refused: the reply shown is its refusal."""
         return self.record is not None and self.record.notice_kind == "refusal"
+
+
+def _children(stored: Sequence[StoredMessage]) -> dict[int | None, list[StoredMessage]]:
+    """Each message's children (None: the first prompts), oldest first."""
+    known = {m.id for m in stored}
+    children: dict[int | None, list[StoredMessage]] = {}
+    for m in sorted(stored, key=lambda m: m.id):
+        children.setdefault(m.parent_id if m.parent_id in known else None, []).append(m)
+    return children
+
+
+def _tip(children: dict[int | None, list[StoredMessage]], start: StoredMessage) -> StoredMessage:
+    """The end of the newest line of replies below ``start``."""
+    while children.get(start.id):
+        start = children[start.id][-1]
+    return start
+
+
+def branch(stored: Sequence[StoredMessage], leaf_id: int | None = None) -> list[StoredMessage]:
+    """The branch that ends at ``leaf_id`` (the newest message when it is None or gone), first
+    prompt first, each message with its place among its versions."""
+    if not stored:
+        return []
+    by_id = {m.id: m for m in stored}
+    children = _children(stored)
+    node: StoredMessage | None = by_id.get(leaf_id) if leaf_id is not None else None
+    node = node or max(stored, key=lambda m: m.id)
+    path: list[StoredMessage] = []
+    while node is not None and node not in path:  # a parent loop cannot hang it
+        path.append(node)
+        node = by_id.get(node.parent_id) if node.parent_id is not None else None
+    shown = []
+    for m in reversed(path):
+        siblings = children[m.parent_id if m.parent_id in by_id else None]
+        shown.append(replace(m, version=siblings.index(m) + 1, versions=len(siblings)))
+    return shown
 
 
 def _sources(items: Any) -> list[SearchResult]:
@@ -211,8 +257,8 @@ def delete(rt: Runtime, user_id: int, conversation_id: int) -> None:
         session.delete(row)
 
 
-def opened(rt: Runtime, user_id: int, conversation_id: int) -> tuple[ConversationInfo, list[StoredMessage]]:
-    """The conversation (its settings included) and its messages, oldest first: two statements."""
+def _all(rt: Runtime, user_id: int, conversation_id: int) -> tuple[ConversationInfo, list[StoredMessage]]:
+    """The conversation and every message of every branch, oldest first: two statements."""
     with Session(rt.engine) as session:
         row = session.exec(select(Conversation).where(_owned(user_id, conversation_id))).first()
         if row is None:
@@ -222,28 +268,67 @@ def opened(rt: Runtime, user_id: int, conversation_id: int) -> tuple[Conversatio
         return ConversationInfo.of(row), [StoredMessage.of(r) for r in rows]
 
 
+def opened(rt: Runtime, user_id: int, conversation_id: int) -> tuple[ConversationInfo, list[StoredMessage]]:
+    """The conversation (its settings included) and the branch it shows: two statements."""
+    info, stored = _all(rt, user_id, conversation_id)
+    return info, branch(stored, info.leaf_id)
+
+
 def messages(rt: Runtime, user_id: int, conversation_id: int) -> list[StoredMessage]:
-    """The conversation's messages, oldest first."""
+    """The branch the conversation shows, first prompt first."""
     return opened(rt, user_id, conversation_id)[1]
+
+
+def show_version(rt: Runtime, user_id: int, conversation_id: int, message_id: int, step: int) -> None:
+    """Show the version ``step`` places from ``message_id`` among its siblings (-1: the one before),
+    with the newest line of replies below it. Not while a reply is being written (ValidationError),
+    whose branch would be hidden."""
+    _, stored = _all(rt, user_id, conversation_id)
+    if any(m.status is ReplyStatus.STREAMING for m in stored):
+        raise ValidationError("Wait for the reply being written, or stop it, before you switch versions.")
+    children = _children(stored)
+    message = next((m for m in stored if m.id == message_id), None)
+    if message is None:
+        raise NotFoundError("No such message in this conversation.")
+    siblings = children[message.parent_id if message.parent_id in {m.id for m in stored} else None]
+    at = siblings.index(message) + step
+    if not 0 <= at < len(siblings):
+        raise ValidationError(f"There is no version {at + 1}; this message has {len(siblings)}.")
+    tip = _tip(children, siblings[at])
+    with rt.engine.begin() as conn:
+        changed = conn.execute(sa.update(Conversation).where(_owned(user_id, conversation_id))
+                               .values(leaf_id=tip.id)).rowcount
+    if not changed:
+        raise NotFoundError(_NOT_FOUND)
 
 
 def add_message(rt: Runtime, user_id: int, conversation_id: int, role: str, content: str,
                 meta: dict[str, Any] | None = None) -> StoredMessage:
-    """Append a message (and mark the conversation active). ``meta`` must be JSON-serializable."""
+    """Append a message at the tip of the branch shown (and mark the conversation active). ``meta``
+    must be JSON-serializable."""
     if role not in ROLES:
         raise ValidationError(f"A message's role is one of: {', '.join(ROLES)}.")
     if len(content or "") > MAX_MESSAGE:
         raise ValidationError(f"Messages can be at most {MAX_MESSAGE:,} characters.")
     now = utcnow()
     with Session(rt.engine, expire_on_commit=False) as session, session.begin():
+        parent = session.execute(sa.select(tip_of(conversation_id))).scalar()
         changed = rowcount(session.execute(sa.update(Conversation).where(_owned(user_id, conversation_id))
-                                  .values(updated_at=now)))
+                                  .values(updated_at=now, leaf_id=None)))  # the new message is the newest
         if not changed:
             raise NotFoundError(_NOT_FOUND)
         row = Message(conversation_id=conversation_id, role=role, content=content or "", created_at=now,
-                      meta=json.dumps(meta or {}, default=str))
+                      meta=json.dumps(meta or {}, default=str), parent_id=parent)
         session.add(row)
     return StoredMessage.of(row)
+
+
+def tip_of(conversation_id: int) -> sa.ColumnElement[int | None]:
+    """The tip of the branch a conversation shows, in SQL: where its next message goes."""
+    chosen = sa.select(col(Conversation.leaf_id)).where(col(Conversation.id) == conversation_id).scalar_subquery()
+    newest = (sa.select(sa.func.max(col(Message.id))).where(col(Message.conversation_id) == conversation_id)
+              .scalar_subquery())
+    return sa.func.coalesce(chosen, newest)
 
 
 def _moment(value: Any) -> datetime | None:

@@ -220,6 +220,8 @@ class Conversation(SQLModel, table=True):
     temperature: float | None = None
     max_output_tokens: int | None = None
     reasoning_effort: str | None = Field(default=None, max_length=8)  # adapters.base.Effort's value
+    # The tip of the branch shown (migration 0012): set when a version is chosen, None for the newest message
+    leaf_id: int | None = None
 
 
 class Preset(SQLModel, table=True):
@@ -264,6 +266,9 @@ class Message(SQLModel, table=True):
     role: str = Field(max_length=16)  # user | assistant
     content: str
     created_at: datetime = Field(default_factory=utcnow)
+    # The message this one answers or follows (migration 0012): None for a first prompt. Siblings
+    # are versions: an edited prompt, a regenerated reply.
+    parent_id: int | None = Field(default=None, index=True)
     # For assistant replies: provider, model, key source, tokens, cost, status, sources (JSON text).
     meta: str = Field(default="{}")
     status: ReplyStatus = Field(default=ReplyStatus.DONE,

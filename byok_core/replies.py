@@ -12,9 +12,11 @@ STALE_AFTER (its process died) is marked interrupted, never left spinning, and t
 call is closed (``usage_log.close_abandoned``, every few minutes here and at each start).
 
 What is sent to the model is exactly the conversation's system prompt (first, when it has one),
-its visible successful turns (a prompt with a reply that finished or was stopped) plus the new
-prompt: failed turns stay on screen, out of the context. Its parameters (temperature, output cap,
-reasoning effort) go with every reply; the output cap is the worst case a shared-key budget holds."""
+the successful turns of the branch shown (a prompt with a reply that finished or was stopped) plus
+the new prompt: failed turns stay on screen, out of the context, and other branches are not sent.
+An edit starts a branch beside the prompt it edits; Regenerate keeps the earlier reply as a
+version. Its parameters (temperature, output cap, reasoning effort) go with every reply; the
+output cap is the worst case a shared-key budget holds."""
 
 from __future__ import annotations
 
@@ -212,39 +214,39 @@ def history(rt: Runtime, user_id: int, conversation_id: int) -> list[convs.Store
     return convs.messages(rt, user_id, conversation_id)
 
 
-def _begin(rt: Runtime, user_id: int, conversation_id: int, request: Request, *, prompt: str | None = None,
-           drop: tuple[int, ...] = (), edit: tuple[int, str] | None = None) -> int:
-    """In one transaction: drop replaced messages, edit or add the prompt, and add the streaming reply;
-    ReplyRunning when one is already being written (the unique index says so, on any replica),
-    unless its worker died: that one is marked interrupted and the turn is begun again."""
+def _begin(rt: Runtime, user_id: int, conversation_id: int, request: Request, parent: int | None, *,
+           prompt: str | None = None, drop: tuple[int, ...] = ()) -> int:
+    """In one transaction: drop a replaced reply, add the prompt (if any) below ``parent`` and the
+    streaming reply below it (or below ``parent``), which is then the branch shown; ReplyRunning
+    when one is already being written (the unique index says so, on any replica), unless its
+    worker died: that one is marked interrupted and the turn is begun again."""
     for _ in range(2):
         try:
-            return _add_turn(rt, user_id, conversation_id, request, prompt, drop, edit)
+            return _add_turn(rt, user_id, conversation_id, request, parent, prompt, drop)
         except IntegrityError:
             if not mark_interrupted(rt, conversation_id):
                 break
     raise ReplyRunning("A reply is still being written in this conversation: wait for it, or press Stop.")
 
 
-def _add_turn(rt: Runtime, user_id: int, conversation_id: int, request: Request, prompt: str | None,
-              drop: tuple[int, ...], edit: tuple[int, str] | None) -> int:
+def _add_turn(rt: Runtime, user_id: int, conversation_id: int, request: Request, parent: int | None,
+              prompt: str | None, drop: tuple[int, ...]) -> int:
     now = utcnow()
-    with rt.engine.begin() as conn:
+    with rt.engine.begin() as conn:  # leaf_id None: the reply, the newest message, is the tip shown
         owned = conn.execute(sa.update(_C).where(_C.c.id == conversation_id, _C.c.user_id == user_id)
-                             .values(updated_at=now, provider=request.provider, model=request.model[:120]))
+                             .values(updated_at=now, provider=request.provider, model=request.model[:120],
+                                     leaf_id=None))
         if not rowcount(owned):
             raise NotFoundError("No such conversation.")
         if drop:
             conn.execute(sa.delete(_M).where(_M.c.conversation_id == conversation_id, _M.c.id.in_(drop),
                                              _M.c.status != ReplyStatus.STREAMING))
-        if edit is not None:
-            conn.execute(sa.update(_M).where(_M.c.conversation_id == conversation_id, _M.c.id == edit[0])
-                         .values(content=edit[1]))
         if prompt is not None:
-            conn.execute(sa.insert(_M).values(conversation_id=conversation_id, role="user", content=prompt,
-                                              created_at=now, meta="{}", status=ReplyStatus.DONE))
+            parent = saved_id(conn.execute(sa.insert(_M).values(
+                conversation_id=conversation_id, role="user", content=prompt, created_at=now, meta="{}",
+                status=ReplyStatus.DONE, parent_id=parent)).inserted_primary_key[0])  # type: ignore[index]
         return saved_id(conn.execute(sa.insert(_M).values(
-            conversation_id=conversation_id, role="assistant", content="", created_at=now,
+            conversation_id=conversation_id, role="assistant", content="", created_at=now, parent_id=parent,
             meta=_json(convs.reply_meta(None) | _started_meta(request)), status=ReplyStatus.STREAMING,
             heartbeat_at=now, stop_requested=False)).inserted_primary_key[0])  # type: ignore[index]
 
@@ -273,34 +275,40 @@ def _opened(rt: Runtime, user_id: int, conversation_id: int,
 
 def send(rt: Runtime, user_id: int, conversation_id: int, prompt: str, request: Request, *,
          client: httpx.Client | None = None) -> int:
-    """Add ``prompt`` and start its reply; the reply's message id."""
+    """Add ``prompt`` at the end of the branch shown and start its reply; the reply's message id."""
     request, stored = _opened(rt, user_id, conversation_id, request)
     turns = context(stored, _system(request))  # a dead reply in the way: see _begin
-    reply_id = _begin(rt, user_id, conversation_id, request, prompt=check_message(prompt, convs.MAX_MESSAGE))
+    reply_id = _begin(rt, user_id, conversation_id, request, stored[-1].id if stored else None,
+                      prompt=check_message(prompt, convs.MAX_MESSAGE))
     _start(rt, user_id, reply_id, request, [*turns, ChatMessage("user", prompt)], client)
     return reply_id
 
 
-def _last_turn(rt: Runtime, user_id: int, conversation_id: int, request: Request) -> tuple[
+def _turn(rt: Runtime, user_id: int, conversation_id: int, request: Request, prompt_id: int | None) -> tuple[
         Request, list[convs.StoredMessage], convs.StoredMessage, convs.StoredMessage | None]:
-    """(``request`` with the conversation's settings, the messages before the last prompt, the last
-    prompt, its reply if any); replies whose process died are marked interrupted first."""
+    """(``request`` with the conversation's settings, the branch before the prompt ``prompt_id`` (None:
+    the last one shown), that prompt, its reply if any); replies whose process died are marked
+    interrupted first, and none may be running."""
     mark_interrupted(rt, conversation_id)
     request, messages = _opened(rt, user_id, conversation_id, request)
-    last = max((i for i, m in enumerate(messages) if m.role == "user"), default=None)
-    if last is None:
-        raise ValidationError("There is no message to send again yet.")
-    reply = messages[last + 1] if last + 1 < len(messages) else None
-    if reply is not None and reply.running:
+    if any(m.running for m in messages):
         raise ReplyRunning("A reply is still being written in this conversation: wait for it, or press Stop.")
-    return request, messages[:last], messages[last], reply
+    prompts = [i for i, m in enumerate(messages) if m.role == "user" and prompt_id in (None, m.id)]
+    if not prompts:
+        raise (NotFoundError("No such message in this conversation.") if prompt_id is not None
+               else ValidationError("There is no message to send again yet."))
+    at = prompts[-1]
+    reply = messages[at + 1] if at + 1 < len(messages) else None
+    return request, messages[:at], messages[at], reply
 
 
 def retry(rt: Runtime, user_id: int, conversation_id: int, request: Request, *,
           client: httpx.Client | None = None) -> int:
-    """Send the last prompt again, in place of its reply (a failed one, or one to regenerate)."""
-    request, before, prompt, reply = _last_turn(rt, user_id, conversation_id, request)
-    reply_id = _begin(rt, user_id, conversation_id, request, drop=(reply.id,) if reply else ())
+    """Send the last prompt shown again: a failed (or interrupted) reply is replaced, a finished or
+    stopped one kept as the version before (Regenerate)."""
+    request, before, prompt, reply = _turn(rt, user_id, conversation_id, request, None)
+    failed = reply is not None and reply.status not in _KEPT
+    reply_id = _begin(rt, user_id, conversation_id, request, prompt.id, drop=(reply.id,) if failed and reply else ())
     _start(rt, user_id, reply_id, request, [*context(before, _system(request)), ChatMessage("user", prompt.content)],
            client)
     return reply_id
@@ -310,12 +318,12 @@ regenerate = retry
 
 
 def edit(rt: Runtime, user_id: int, conversation_id: int, prompt: str, request: Request, *,
-         client: httpx.Client | None = None) -> int:
-    """Replace the last prompt with ``prompt`` and send it, in place of its reply."""
-    request, before, last, reply = _last_turn(rt, user_id, conversation_id, request)
+         message_id: int | None = None, client: httpx.Client | None = None) -> int:
+    """Send ``prompt`` in place of the prompt ``message_id`` of the branch shown (None: its last):
+    a new branch from there, beside the original, which stays as the version before."""
+    request, before, edited, _reply = _turn(rt, user_id, conversation_id, request, message_id)
     prompt = check_message(prompt, convs.MAX_MESSAGE)
-    reply_id = _begin(rt, user_id, conversation_id, request, drop=(reply.id,) if reply else (),
-                      edit=(last.id, prompt))
+    reply_id = _begin(rt, user_id, conversation_id, request, edited.parent_id, prompt=prompt)
     _start(rt, user_id, reply_id, request, [*context(before, _system(request)), ChatMessage("user", prompt)], client)
     return reply_id
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -89,6 +90,20 @@ def copy_button() -> None:
     """A Copy button under a message (the page's ``copy_script`` makes it copy the message's text);
     plain HTML, so a click runs nothing on the server."""
     st.html(COPY_BUTTON, width="content")
+
+
+def versions(message: StoredMessage, switch: Callable[[int, int], None], disabled: bool = False) -> None:
+    """``< 2/3 >`` beside a message that has versions (an edited prompt, a regenerated reply):
+    ``switch(message_id, step)`` shows the one before (-1) or after (+1)."""
+    if message.versions < 2:
+        return
+    st.button("", icon=":material/chevron_left:", key=f"chat_prev_{message.id}", type="tertiary",
+              help="The version before", disabled=disabled or message.version <= 1, on_click=switch,
+              args=(message.id, -1))
+    st.caption(f"{message.version}/{message.versions}")
+    st.button("", icon=":material/chevron_right:", key=f"chat_next_{message.id}", type="tertiary",
+              help="The version after", disabled=disabled or message.version >= message.versions, on_click=switch,
+              args=(message.id, 1))
 
 
 def copy_script() -> None:

@@ -1,5 +1,6 @@
 """Chat: conversations with their own URL (?c=<id>), replies written on the server (they survive a
-reload, a second tab or a dropped connection), failed turns kept with Retry, Stop, Regenerate and Edit."""
+reload, a second tab or a dropped connection), failed turns kept with Retry, Stop, Regenerate and Edit;
+an edited prompt starts a branch and a regenerated reply is a version, both switched with ``< 2/3 >``."""
 
 import math
 from collections.abc import Callable
@@ -147,6 +148,21 @@ def _act(action: Callable[..., object], *args: object) -> None:
         action(*args)
     except ByokError as exc:
         state.flash("chat", str(exc), ok=False)
+
+
+def _edit(conversation_id: int, message_id: int) -> None:
+    """Send an edited prompt: a new branch from there (the original stays as the version before)."""
+    text = st.session_state.get(f"chat_edit_text_{message_id}", "")
+    try:
+        replies.edit(rt, uid, conversation_id, text, _request(), message_id=message_id)
+    except ByokError as exc:
+        state.flash("chat", str(exc), ok=False)
+        return  # the edit stays open, with its text
+    st.session_state.pop("chat_editing", None)
+
+
+def _switch(conversation_id: int, message_id: int, step: int) -> None:
+    _act(convs.show_version, rt, uid, conversation_id, message_id, step)
 
 
 def _queue(conversation_id: int, prompt: str) -> None:
@@ -363,7 +379,6 @@ with st.bottom, st.container(horizontal=True, vertical_alignment="bottom"):
                   help="Stop this reply; its text so far is kept")
 
 # --- history -------------------------------------------------------------------------------
-last_prompt = max((i for i, m in enumerate(history) if m.role == "user"), default=None)
 
 
 @st.fragment(run_every=chat_view.LIVE_EVERY)
@@ -387,28 +402,38 @@ def retry_countdown(until: datetime) -> None:
               help="The provider asked to wait before the next try.")
 
 
+editing = st.session_state.get("chat_editing") if running is None else None
 for i, message in enumerate(history):
     assert current is not None  # a history is the current conversation's
     with st.chat_message(message.role):
+        if message.role == "user" and message.id == editing:
+            st.text_area("Edit your message", value=message.content, key=f"chat_edit_text_{message.id}",
+                         max_chars=100_000)
+            with st.container(horizontal=True):
+                st.button("Send", type="primary", key="chat_edit_send", on_click=_edit, args=(current.id, message.id),
+                          help="A new branch from here; the conversation as it was stays as the version before")
+                st.button("Cancel", key="chat_edit_cancel", on_click=lambda: st.session_state.pop("chat_editing", None))
+            continue
         if message.role == "user":
             st.markdown(no_images(message.content))
             with st.container(horizontal=True, vertical_alignment="center"):  # one row under the prompt
                 chat_view.copy_button()
-                if i == last_prompt and running is None:
-                    with st.popover("Edit", icon=":material/edit:"):
-                        st.text_area("Your message", value=message.content, key=f"chat_edit_{message.id}",
-                                     max_chars=100_000)
-                        st.button("Send again", type="primary", key="chat_edit_send",
-                                  on_click=lambda mid=message.id, cid=current.id: _act(
-                                      replies.edit, rt, uid, cid, st.session_state[f"chat_edit_{mid}"],
-                                      _request()))
+                if running is None:
+                    st.button("Edit", icon=":material/edit:", key=f"chat_edit_{message.id}", type="tertiary",
+                              on_click=lambda mid=message.id: st.session_state.update(chat_editing=mid),
+                              help="Change this message and send it again, as a new branch")
+                chat_view.versions(message, partial(_switch, current.id), disabled=running is not None)
             continue
         if message.running:
             live_reply(message.id, message.provider.label if message.provider else "the provider", message.created_at)
             continue
         if message.content:
             st.markdown(no_images(cite(message.content, message.sources)))  # [n] links to source n
-            chat_view.copy_button()
+        if message.content or message.versions > 1:
+            with st.container(horizontal=True, vertical_alignment="center"):
+                if message.content:
+                    chat_view.copy_button()
+                chat_view.versions(message, partial(_switch, current.id), disabled=running is not None)
         chat_view.show_reply_footer(message)
         if i == len(history) - 1 and running is None:
             failed = message.status in (ReplyStatus.FAILED, ReplyStatus.INTERRUPTED)

@@ -102,10 +102,14 @@ def page_as(rt: Runtime, user: User, name: str = "chat"):
 
 
 def send_message(at, rt: Runtime, text: str):
-    """Send ``text`` from the Chat page's box, and run the page again once the replies this process
-    writes have ended: a browser follows a reply through the live fragment's runs, which AppTest
-    does not make (it runs the fragment once, with the page)."""
-    at.chat_input(key="chat_prompt").set_value(text).run()
+    """Send ``text`` from the Chat page's box (``settle``)."""
+    return settle(at.chat_input(key="chat_prompt").set_value(text).run(), rt)
+
+
+def settle(at, rt: Runtime):
+    """Run the page again once the replies this process writes have ended: a browser follows a
+    reply through the live fragment's runs, which AppTest does not make (it runs the fragment
+    once, with the page)."""
     with rt.engine.connect() as conn:
         running = conn.execute(sa.select(table(Message).c.id).where(
             table(Message).c.status == ReplyStatus.STREAMING)).scalars().all()

@@ -7,7 +7,7 @@ import re
 from datetime import timedelta
 
 import sqlalchemy as sa
-from apptest import app_test, make_user, open_page, page_as, send_message, sign_in, use_environment
+from apptest import app_test, make_user, open_page, page_as, send_message, settle, sign_in, use_environment
 from callhelpers import runtime_with
 from fakeproviders import FakeProvider
 from markdown_it import MarkdownIt
@@ -273,10 +273,11 @@ def test_a_failed_turn_stays_with_retry_and_is_never_sent_again(app, rt, environ
 def test_a_reply_written_by_another_process_is_followed_and_a_message_sent_meanwhile_waits_for_it(app, rt):
     ann = make_user(rt, "ann")
     conv = convs.create(rt, ann.id, "Elsewhere", provider=Provider.ANTHROPIC, model="claude-haiku-4-5")
-    convs.add_message(rt, ann.id, conv.id, "user", "Hi")
+    hi = convs.add_message(rt, ann.id, conv.id, "user", "Hi")
     with rt.engine.begin() as conn:  # a reply another replica is writing, its heart beating
         conn.execute(sa.insert(table(Message)).values(
-            conversation_id=conv.id, role="assistant", content="", created_at=utcnow(), status=ReplyStatus.STREAMING,
+            conversation_id=conv.id, parent_id=hi.id, role="assistant", content="", created_at=utcnow(),
+            status=ReplyStatus.STREAMING,
             meta='{"provider": "anthropic", "model": "claude-haiku-4-5"}', heartbeat_at=utcnow(),
             stop_requested=False))
     at = app_test()
@@ -423,11 +424,12 @@ def test_a_failed_web_search_is_answered_without_sources_and_says_so(app, rt, en
 def test_a_reply_stopped_before_its_first_word_says_what_was_counted(app, rt):
     ann = make_user(rt, "ann")
     conv = convs.create(rt, ann.id, "Stopped", provider=Provider.OPENAI, model="gpt-4o-mini")
-    convs.add_message(rt, ann.id, conv.id, "user", "Hi")
+    hi = convs.add_message(rt, ann.id, conv.id, "user", "Hi")
     stopped = CallRecord(Provider.OPENAI, KeySource.USER, "gpt-4o-mini", ann.id, status=CallStatus.CUT_OFF)
     with rt.engine.begin() as conn:
         conn.execute(sa.insert(table(Message)).values(
-            conversation_id=conv.id, role="assistant", content="", created_at=utcnow(), status=ReplyStatus.STOPPED,
+            conversation_id=conv.id, parent_id=hi.id, role="assistant", content="", created_at=utcnow(),
+            status=ReplyStatus.STOPPED,
             meta=json.dumps(convs.reply_meta(stopped)), stop_requested=True))
     at = page_as(rt, ann)
     at.query_params["c"] = str(conv.id)
@@ -466,3 +468,28 @@ def test_finding_a_conversation_reads_titles_and_messages_of_ones_own_only(rt):
     assert [c.id for c in convs.list_conversations(rt, ann.id, title="100%")] == [titled.id]  # % is a character
     assert [c.id for c in convs.list_conversations(rt, ann.id, title="n_f")] == [titled.id]  # so is _
     assert convs.list_conversations(rt, ann.id, title="nothing like it") == []
+
+
+def test_editing_an_earlier_prompt_branches_and_the_versions_switch(app, rt, environ, monkeypatch):
+    ann = make_user(rt, "ann")
+    keys.store(rt, Actor.of(ann), Owner.user(ann.id), Provider.OPENAI, "sk-ann-key-1234")
+    with FakeProvider(Provider.OPENAI, reply="Fine") as fake:
+        chat_env(environ, monkeypatch, fake)
+        at = page_as(rt, ann)
+        for prompt in ("one", "two", "three"):
+            ask(at, rt, prompt)
+        conv = convs.list_conversations(rt, ann.id)[0]
+        first = convs.messages(rt, ann.id, conv.id)[0]
+        at.button(key=f"chat_edit_{first.id}").click().run()
+        at.text_area(key=f"chat_edit_text_{first.id}").set_value("one, edited")
+        settle(at.button(key="chat_edit_send").click().run(), rt)
+        assert [(m["role"], m["content"]) for m in fake.requests[-1].body["messages"]] == [("user", "one, edited")]
+        assert [m.markdown[0].value for m in at.chat_message if m.markdown] == ["one, edited", "Fine"]
+        edited = convs.messages(rt, ann.id, conv.id)[0]
+        assert "2/2" in [c.value for c in at.chat_message[0].caption]
+        assert at.button(key=f"chat_next_{edited.id}").disabled
+        at.button(key=f"chat_prev_{edited.id}").click().run()  # the conversation as it was
+        assert [m.markdown[0].value for m in at.chat_message if m.markdown] == ["one", "Fine", "two", "Fine",
+                                                                                "three", "Fine"]
+        assert "1/2" in [c.value for c in at.chat_message[0].caption]
+        assert not at.exception

@@ -237,3 +237,44 @@ def test_conversations_keep_working_with_default_settings_and_presets_go_back_do
             assert conn.execute(sa.text("SELECT title FROM conversations")).scalar_one() == "Before"
     finally:
         engine.dispose()
+
+
+def test_conversations_become_one_branch_each_and_one_reply_at_a_time_still_holds(empty_database):
+    """Migration 0012: each message's parent is the one before it in its own conversation (their ids
+    interleave), the unique index over streaming replies survives, and it goes back down."""
+    engine = db.create_engine(empty_database)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(db._alembic_config(conn), "0011")
+            conn.execute(sa.text("INSERT INTO users (username, username_key, password_hash, role, disabled, "
+                                 "created_at, password_changed_at, failed_logins) VALUES ('ann', 'ann', 'x', "
+                                 "'member', false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0)"))
+            ann = conn.execute(sa.text("SELECT id FROM users")).scalar_one()
+            for title in ("One", "Two"):
+                conn.execute(sa.text("INSERT INTO conversations (user_id, title, created_at, updated_at) VALUES "
+                                     "(:u, :t, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"), {"u": ann, "t": title})
+            one, two = conn.execute(sa.text("SELECT id FROM conversations ORDER BY id")).scalars()
+            said = [(one, "user", "a"), (two, "user", "x"), (one, "assistant", "b"), (two, "assistant", "y"),
+                    (one, "user", "c")]
+            for conversation, role, content in said:
+                conn.execute(sa.text("INSERT INTO messages (conversation_id, role, content, created_at, meta, status, "
+                                     "stop_requested) VALUES (:c, :r, :t, CURRENT_TIMESTAMP, '{}', 'done', false)"),
+                             {"c": conversation, "r": role, "t": content})
+            command.upgrade(db._alembic_config(conn), "0012")
+            rows = conn.execute(sa.text("SELECT m.content, p.content FROM messages m LEFT JOIN messages p "
+                                        "ON p.id = m.parent_id ORDER BY m.id")).all()
+            assert [tuple(r) for r in rows] == [("a", None), ("x", None), ("b", "a"), ("y", "x"), ("c", "b")]
+            assert conn.execute(sa.text("SELECT leaf_id FROM conversations")).scalars().all() == [None, None]
+            streaming = sa.text("INSERT INTO messages (conversation_id, role, content, created_at, meta, status, "
+                                "stop_requested) VALUES (:c, 'assistant', '', CURRENT_TIMESTAMP, '{}', 'streaming', "
+                                "false)")
+            conn.execute(streaming, {"c": one})
+            with pytest.raises(sa.exc.IntegrityError), conn.begin_nested():  # still one reply at a time
+                conn.execute(streaming, {"c": one})
+            command.downgrade(db._alembic_config(conn), "0011")
+        assert "parent_id" not in {c["name"] for c in sa.inspect(engine).get_columns("messages")}
+        assert "leaf_id" not in {c["name"] for c in sa.inspect(engine).get_columns("conversations")}
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM messages")).scalar_one() == 6
+    finally:
+        engine.dispose()

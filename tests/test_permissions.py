@@ -60,6 +60,7 @@ EXEMPT: dict[str, str] = {
     "conversations.delete": _OWN,
     "conversations.add_message": _OWN,
     "conversations.set_settings": _OWN,
+    "conversations.show_version": _OWN,
     "conversations.create_from_preset": _OWN + "; the preset is the team's or their own (any other looks absent)",
     "replies.history": _OWN,
     "replies.send": _OWN,

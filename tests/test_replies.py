@@ -1,6 +1,7 @@
 """Replies written by a server-side worker, against a loopback provider on both databases: what is
-sent after a failure, a retry, a regenerate and an edit; Stop; one reply at a time; a reply whose
-process died is marked interrupted."""
+sent after a failure, a retry, a regenerate and an edit; an edit of an earlier prompt is a branch,
+and only the branch shown is sent; Regenerate keeps versions; Stop; one reply at a time; a reply
+whose process died is marked interrupted."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from fakeproviders import FakeProvider
 from byok_core import conversations as convs
 from byok_core import keys, replies
 from byok_core.clock import utcnow
+from byok_core.errors import NotFoundError, ValidationError
 from byok_core.identity import Actor, Owner
 from byok_core.models import Message, ReplyStatus, table
 from byok_core.providers import Provider
@@ -81,6 +83,84 @@ def test_failed_turns_stay_visible_and_out_of_the_context_retry_regenerate_edit(
     finished(rt, ann.id, replies.edit(rt, ann.id, conv.id, "Fourth, edited", ASK))
     assert sent(server)[-1] == ("user", "Fourth, edited")
     assert [m.content for m in convs.messages(rt, ann.id, conv.id) if m.role == "user"][-1] == "Fourth, edited"
+
+
+def shown(rt, user_id, conv_id) -> list[tuple[str, str, str]]:
+    """The branch shown: each message's role, text and "version/versions"."""
+    return [(m.role, m.content, f"{m.version}/{m.versions}") for m in convs.messages(rt, user_id, conv_id)]
+
+
+def test_an_edit_of_the_first_of_three_prompts_is_a_branch_and_only_the_branch_shown_is_sent(setup):
+    rt, server, ann, conv = setup
+    for prompt in ("First", "Second", "Third"):
+        finished(rt, ann.id, replies.send(rt, ann.id, conv.id, prompt, ASK))
+    first = convs.messages(rt, ann.id, conv.id)[0]
+    server.chunks = ["Edited ", "answer"]
+    finished(rt, ann.id, replies.edit(rt, ann.id, conv.id, "First, edited", ASK, message_id=first.id))
+    assert sent(server) == [("user", "First, edited")]  # nothing of the branch it replaces
+    assert shown(rt, ann.id, conv.id) == [("user", "First, edited", "2/2"), ("assistant", "Edited answer", "1/1")]
+
+    finished(rt, ann.id, replies.send(rt, ann.id, conv.id, "Next", ASK))
+    assert sent(server) == [("user", "First, edited"), ("assistant", "Edited answer"), ("user", "Next")]
+
+    edited = convs.messages(rt, ann.id, conv.id)[0]
+    convs.show_version(rt, ann.id, conv.id, edited.id, -1)  # back to the first branch, all of it
+    assert [c for _, c, _ in shown(rt, ann.id, conv.id)] == ["First", "Hello there", "Second", "Hello there",
+                                                             "Third", "Hello there"]
+    assert shown(rt, ann.id, conv.id)[0][2] == "1/2"
+    finished(rt, ann.id, replies.send(rt, ann.id, conv.id, "Fourth", ASK))
+    assert [c for _, c in sent(server)] == ["First", "Hello there", "Second", "Hello there", "Third", "Hello there",
+                                            "Fourth"]
+    convs.show_version(rt, ann.id, conv.id, convs.messages(rt, ann.id, conv.id)[0].id, 1)
+    assert [c for _, c, _ in shown(rt, ann.id, conv.id)] == ["First, edited", "Edited answer", "Next", "Edited answer"]
+    exported = convs.to_markdown(rt, ann.id, conv.id)  # the branch shown, and nothing of the other
+    assert "First, edited" in exported and "Second" not in exported and "Fourth" not in exported
+    with pytest.raises(ValidationError):  # there is no third version
+        convs.show_version(rt, ann.id, conv.id, convs.messages(rt, ann.id, conv.id)[0].id, 1)
+
+
+def test_regenerate_keeps_the_earlier_reply_as_a_version_and_a_failed_one_is_replaced(setup):
+    rt, server, ann, conv = setup
+    finished(rt, ann.id, replies.send(rt, ann.id, conv.id, "Hi", ASK))
+    server.chunks = ["Second ", "take"]
+    finished(rt, ann.id, replies.regenerate(rt, ann.id, conv.id, ASK))
+    assert sent(server) == [("user", "Hi")]
+    assert shown(rt, ann.id, conv.id) == [("user", "Hi", "1/1"), ("assistant", "Second take", "2/2")]
+    reply = convs.messages(rt, ann.id, conv.id)[1]
+    convs.show_version(rt, ann.id, conv.id, reply.id, -1)
+    assert shown(rt, ann.id, conv.id)[1] == ("assistant", "Hello there", "1/2")
+    finished(rt, ann.id, replies.send(rt, ann.id, conv.id, "And?", ASK))  # goes on from the version shown
+    assert sent(server)[:2] == [("user", "Hi"), ("assistant", "Hello there")]
+
+    server.status = 429
+    assert finished(rt, ann.id, replies.send(rt, ann.id, conv.id, "Once more", ASK)).status is ReplyStatus.FAILED
+    server.status = None
+    finished(rt, ann.id, replies.retry(rt, ann.id, conv.id, ASK))
+    last = convs.messages(rt, ann.id, conv.id)[-1]  # the failed reply was replaced, not kept as a version
+    assert (last.status, last.versions) == (ReplyStatus.DONE, 1)
+
+
+def test_versions_are_not_switched_while_a_reply_is_written_nor_in_someone_elses_conversation(environ):
+    with FakeProvider(Provider.OPENAI, chunks=["Hel", "lo"], hold_after=1) as server, \
+            runtime_with(environ, **server.env()) as rt:
+        ann, bob = make_user(rt, "ann"), make_user(rt, "bob")
+        keys.store(rt, Actor.operator(), Owner.user(ann.id), Provider.OPENAI, KEY)
+        conv = convs.create(rt, ann.id, "Test")
+        server.gate.set()
+        finished(rt, ann.id, replies.send(rt, ann.id, conv.id, "Hi", ASK))
+        server.gate.clear()
+        running = replies.regenerate(rt, ann.id, conv.id, ASK)
+        first = convs.messages(rt, ann.id, conv.id)[1]
+        with pytest.raises(ValidationError):
+            convs.show_version(rt, ann.id, conv.id, first.id, -1)
+        with pytest.raises(replies.ReplyRunning):
+            replies.edit(rt, ann.id, conv.id, "Hey", ASK, message_id=convs.messages(rt, ann.id, conv.id)[0].id)
+        server.gate.set()
+        finished(rt, ann.id, running)
+        with pytest.raises(NotFoundError):  # someone else's conversation looks missing
+            convs.show_version(rt, bob.id, conv.id, first.id, -1)
+        with pytest.raises(NotFoundError):
+            replies.edit(rt, bob.id, conv.id, "Hey", ASK, message_id=convs.messages(rt, ann.id, conv.id)[0].id)
 
 
 def test_a_refused_turn_fails_visibly_before_any_call(setup):
