@@ -207,16 +207,21 @@ def test_usernames_migration_goes_back_down(empty_database):
         engine.dispose()
 
 
+def _member_ann(conn) -> int:
+    """The member ann, as a schema since migration 0007 (usernames with their key) holds her: her id."""
+    conn.execute(sa.text("INSERT INTO users (username, username_key, password_hash, role, disabled, created_at, "
+                         "password_changed_at, failed_logins) VALUES ('ann', 'ann', 'x', 'member', false, "
+                         "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0)"))
+    return int(conn.execute(sa.text("SELECT id FROM users WHERE username = 'ann'")).scalar_one())
+
+
 def test_conversations_keep_working_with_default_settings_and_presets_go_back_down(empty_database):
     """Migration 0011: conversations made before it have the provider's defaults (no system prompt)."""
     engine = db.create_engine(empty_database)
     try:
         with engine.begin() as conn:
             command.upgrade(db._alembic_config(conn), "0010")
-            conn.execute(sa.text("INSERT INTO users (username, username_key, password_hash, role, disabled, "
-                                 "created_at, password_changed_at, failed_logins) VALUES ('ann', 'ann', 'x', "
-                                 "'member', false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0)"))
-            ann = conn.execute(sa.text("SELECT id FROM users")).scalar_one()
+            ann = _member_ann(conn)
             conn.execute(sa.text("INSERT INTO conversations (user_id, title, created_at, updated_at) VALUES "
                                  "(:u, 'Before', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"), {"u": ann})
             command.upgrade(db._alembic_config(conn), "0011")
@@ -246,10 +251,7 @@ def test_conversations_become_one_branch_each_and_one_reply_at_a_time_still_hold
     try:
         with engine.begin() as conn:
             command.upgrade(db._alembic_config(conn), "0011")
-            conn.execute(sa.text("INSERT INTO users (username, username_key, password_hash, role, disabled, "
-                                 "created_at, password_changed_at, failed_logins) VALUES ('ann', 'ann', 'x', "
-                                 "'member', false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0)"))
-            ann = conn.execute(sa.text("SELECT id FROM users")).scalar_one()
+            ann = _member_ann(conn)
             for title in ("One", "Two"):
                 conn.execute(sa.text("INSERT INTO conversations (user_id, title, created_at, updated_at) VALUES "
                                      "(:u, :t, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"), {"u": ann, "t": title})
