@@ -351,14 +351,20 @@ def reply_meta(record: CallRecord | None, sources: Sequence[SearchResult] = (), 
 
 
 def to_markdown(rt: Runtime, user_id: int, conversation_id: int) -> str:
-    """One conversation as a Markdown document: its title, then each turn, with who paid each reply.
+    """One conversation as a Markdown document: its title, its settings and system prompt, then each
+    turn of the branch shown, with who paid each reply.
 
     Opened in a viewer that loads images and renders HTML, it loads nothing: the title, model names
     and failures are plain text, prompts and replies keep their Markdown with images and HTML shown
     as text (``md.inert``), and sources link only to the http(s) URL each result named."""
-    info = get(rt, user_id, conversation_id)
+    info, shown = opened(rt, user_id, conversation_id)
     lines = [f"# {md.md_line(info.title)}", "", f"Exported from BYOK Dashboard on {utcnow():%Y-%m-%d %H:%M} UTC.", ""]
-    for m in messages(rt, user_id, conversation_id):
+    if said := presets.describe(info.settings):
+        lines += [f"Settings: {md.md_line(said)}.", ""]
+    if info.settings.system_prompt:
+        lines += ["System prompt:", "", *(f"> {md.inert(line)}" for line in info.settings.system_prompt.splitlines()),
+                  ""]
+    for m in shown:
         who = "You" if m.role == "user" else (f"{m.record.provider.label} {md.md_line(m.record.model)}" if m.record
                                               else "Assistant")
         lines += [f"## {who} · {m.created_at:%Y-%m-%d %H:%M}", "", md.inert(m.content), ""]

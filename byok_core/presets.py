@@ -237,3 +237,17 @@ def delete(rt: Runtime, actor: Actor, preset_id: int) -> None:
         row = _managed(session, actor, preset_id)
         _audit(session, actor, AuditAction.PRESET_DELETE, row)
         session.delete(row)
+
+
+def describe(settings: Settings) -> str:
+    """The settings in a few words, "" for the provider's defaults: "system prompt · temperature 0.2 ·
+    cap 1,000 tokens · effort high"."""
+    p = settings.params
+    parts = ["system prompt"] if settings.system_prompt else []
+    if p.temperature is not None:
+        parts.append(f"temperature {p.temperature:g}")
+    if p.max_output_tokens is not None:
+        parts.append(f"cap {p.max_output_tokens:,} tokens")
+    if p.reasoning_effort is not None:
+        parts.append(f"effort {p.reasoning_effort.value}")
+    return " · ".join(parts)

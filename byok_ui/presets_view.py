@@ -18,7 +18,7 @@ from byok_core.errors import ByokError
 from byok_core.identity import Actor, Owner
 from byok_core.md import md_escape
 from byok_core.models import User, saved_id
-from byok_core.presets import PresetInfo, Settings
+from byok_core.presets import PresetInfo, Settings, describe
 from byok_core.providers import Provider
 from byok_core.runtime import Runtime
 from byok_ui import state
@@ -57,20 +57,6 @@ def _shown(rt: Runtime, user_id: int, conversation_id: int | None) -> Settings:
 def _of(conversation: convs.ConversationInfo | None) -> Settings:
     """The settings of the conversation the page shows (its draft for a chat not started yet)."""
     return conversation.settings if conversation is not None else _drafted()
-
-
-def describe(settings: Settings) -> str:
-    """The settings in a few words, "" for the provider's defaults: "system prompt · temperature 0.2 ·
-    cap 1,000 tokens · effort high"."""
-    p = settings.params
-    parts = ["system prompt"] if settings.system_prompt else []
-    if p.temperature is not None:
-        parts.append(f"temperature {p.temperature:g}")
-    if p.max_output_tokens is not None:
-        parts.append(f"cap {p.max_output_tokens:,} tokens")
-    if p.reasoning_effort is not None:
-        parts.append(f"effort {p.reasoning_effort.value}")
-    return " · ".join(parts)
 
 
 def settings_label(conversation: convs.ConversationInfo | None) -> str:

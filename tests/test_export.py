@@ -11,9 +11,10 @@ from apptest import make_user
 from markdown_it import MarkdownIt
 
 from byok_core import conversations as convs
-from byok_core.adapters.base import SearchResult
+from byok_core.adapters.base import ChatParams, SearchResult
 from byok_core.identity import KeySource
 from byok_core.models import Message, ReplyStatus, table
+from byok_core.presets import Settings
 from byok_core.providers import Provider
 from byok_core.record import CallRecord
 
@@ -34,7 +35,9 @@ PLANTED = [
 
 def _export(rt) -> str:
     ann = make_user(rt, "ann")
-    conv = convs.create(rt, ann.id, f"Plans {IMG} <img src=http://127.0.0.1:9/t1>")
+    conv = convs.create(rt, ann.id, f"Plans {IMG} <img src=http://127.0.0.1:9/t1>",
+                        settings=Settings(f"Answer briefly.\n\nNever {IMG} <img src=http://127.0.0.1:9/p1>",
+                                          ChatParams(temperature=0.2)))
     convs.add_message(rt, ann.id, conv.id, "user", f"Show me {IMG}")
     record = CallRecord(Provider.OPENAI, KeySource.USER, f"gpt-x{IMG}", 10, 5)
     convs.add_message(rt, ann.id, conv.id, "assistant", REPLY, convs.reply_meta(record, PLANTED))
@@ -62,7 +65,9 @@ def test_the_export_stays_readable(rt):
     assert exported.splitlines()[0].startswith("# Plans ")  # the title is one heading line
     assert html.count("<h1>") == 1 and "<h2>You · " in html and "<h2>OpenAI gpt-x" in html
     # what was planted is shown as the text it is
-    assert html.count("![e](http://127.0.0.1:9/e1?q=secret)") == 5  # title, prompt, model, reply, failure
+    # title, system prompt, prompt, model, reply, failure
+    assert html.count("![e](http://127.0.0.1:9/e1?q=secret)") == 6
+    assert "Settings: system prompt · temperature 0.2." in html and "<blockquote>\n<p>Answer briefly.</p>" in html
     assert "&lt;img src=&quot;http://127.0.0.1:9/e2&quot;&gt;" in html
     assert "<li>![img](http://127.0.0.1:9/s1)</li>" not in html  # a source with a link stays a link
     assert '<a href="https://ok.example/one">![img](http://127.0.0.1:9/s1)</a>' in html
