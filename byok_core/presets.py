@@ -150,6 +150,19 @@ def get_for(rt: Runtime, user_id: int | None, preset_id: int) -> PresetInfo:
     return PresetInfo.of(row)
 
 
+def named(rt: Runtime, user_id: int | None, name: str) -> PresetInfo:
+    """The preset called ``name`` (in any case) that the user may pick: their own before the team's;
+    NotFoundError when there is none."""
+    with Session(rt.engine) as session:
+        rows = session.exec(select(Preset).where(_visible(user_id),
+                                                 sa.func.lower(col(Preset.name)) == " ".join(name.split()).lower()))
+        found = sorted((PresetInfo.of(r) for r in rows), key=lambda p: p.is_team)
+    if not found:
+        raise NotFoundError(f"There is no preset called {name!r}" + (" of yours or" if user_id is not None else "")
+                            + " of the team's; the Presets menu on the Chat page lists them.")
+    return found[0]
+
+
 def _check_may_manage(actor: Actor, owner: Owner) -> None:
     if owner.is_team:
         actor.check_admin("manage team presets")

@@ -6,7 +6,8 @@ import pytest
 from callhelpers import log_call, usage_rows
 from fakeproviders import FakeProvider
 
-from byok_core import accounts, keys
+from byok_core import accounts, keys, presets
+from byok_core.adapters.base import ChatParams
 from byok_core.cli import main
 from byok_core.identity import Actor, Owner
 from byok_core.providers import Provider
@@ -42,6 +43,27 @@ def test_chat_streams_to_stdout_and_logs_usage(cli_env, rt, capsys):
     assert server.requests[0].body["messages"] == [{"role": "user", "content": "Say hello"}]
     [row] = usage_rows(rt)
     assert (row.user_id, row.key_source, row.status, row.input_tokens) == (None, "env", "ok", 5)
+
+
+def test_chat_takes_a_preset_and_settings_and_the_options_change_them(cli_env, rt, capsys):
+    alice = accounts.create_user(rt, Actor.operator(), "alice", "alice-password")
+    presets.create(rt, Actor.operator(), Owner.team(), "Terse", Provider.OPENAI, "gpt-4o",
+                   presets.Settings("Answer in one line.", ChatParams(temperature=0.2, max_output_tokens=300)))
+    presets.create(rt, Actor.of(alice), Owner.user(alice.id), "terse", Provider.OPENAI, "gpt-4o-mini",
+                   presets.Settings("Alice's own.", ChatParams(temperature=0.9)))
+    with FakeProvider(Provider.OPENAI, reply="Fine") as server:
+        cli_env(**server.env(), OPENAI_API_KEY=TEAM_KEY)
+        assert main(["chat", "--preset", "terse", "--max-output-tokens", "100", "Hi"]) == 0  # the team's
+        body = server.requests[-1].body
+        assert (body["model"], body["messages"][0], body["temperature"], body["max_completion_tokens"]) == (
+            "gpt-4o", {"role": "system", "content": "Answer in one line."}, 0.2, 100)
+        assert main(["chat", "--preset", "TERSE", "--user", "alice", "--system", "Be kind.", "Hi"]) == 0  # her own
+        body = server.requests[-1].body
+        assert (body["model"], body["messages"][0]["content"], body["temperature"]) == ("gpt-4o-mini", "Be kind.", 0.9)
+        assert main(["chat", "--preset", "Chatty", "Hi"]) == 1
+        assert main(["chat", "Hi"]) == 1
+    err = capsys.readouterr().err
+    assert "There is no preset called 'Chatty' of the team's" in err and "--provider P, or --preset NAME" in err
 
 
 def test_chat_with_user_and_search(cli_env, rt, capsys):

@@ -12,6 +12,7 @@ from byok_core.cli.common import Parsers, print_table, runtime, settings
 from byok_core.providers import Provider, ProviderKind
 
 if TYPE_CHECKING:
+    from byok_core.presets import Settings
     from byok_core.runtime import Runtime
 
 
@@ -20,11 +21,17 @@ def _ids(kind: ProviderKind) -> str:
 
 
 def chat_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--provider", required=True, type=Provider.arg, metavar="P", help=_ids(ProviderKind.CHAT))
-    p.add_argument("--model", default="", metavar="M", help="model id (default: the provider's default model)")
+    p.add_argument("--provider", type=Provider.arg, metavar="P", help=f"{_ids(ProviderKind.CHAT)} (or --preset)")
+    p.add_argument("--model", default="", metavar="M", help="model id (default: the preset's, else the provider's)")
     p.add_argument("--user", metavar="NAME", help="use this user's keys first (default: team and server keys only)")
     p.add_argument("--search", type=Provider.arg, metavar="SEARCH_PROVIDER",
                    help=f"search the web first and cite the results ({_ids(ProviderKind.SEARCH)})")
+    p.add_argument("--preset", metavar="NAME", help="a preset's provider, model and settings (the team's, or with "
+                   "--user also that user's own); the options below change them")
+    p.add_argument("--system", metavar="TEXT", help="a system prompt")
+    p.add_argument("--temperature", type=float, metavar="T", help="0 to 2 (default: the provider's)")
+    p.add_argument("--max-output-tokens", type=int, metavar="N", help="the output cap, thinking included")
+    p.add_argument("--effort", choices=("low", "medium", "high"), help="reasoning effort, where the model takes one")
     p.add_argument("prompt", nargs="+", metavar="PROMPT")
     p.set_defaults(func=cmd_chat)
 
@@ -60,13 +67,20 @@ def _warm_up() -> None:
 def cmd_chat(args: argparse.Namespace) -> int:
     from byok_core import chat
     from byok_core.conversations import MAX_MESSAGE
+    from byok_core.errors import ValidationError
     from byok_core.text import check_message
 
     prompt = check_message(" ".join(args.prompt), MAX_MESSAGE)  # before anything is opened or billed
+    if args.provider is None and args.preset is None:
+        raise ValidationError("Say which provider to ask: --provider P, or --preset NAME.")
     _warm_up()
     rt = runtime()
-    stream = chat.stream_chat(rt, user_id=_user_id(rt, args.user), provider=args.provider, model=args.model,
-                              messages=[chat.ChatMessage("user", prompt)], search_provider=args.search)
+    user_id = _user_id(rt, args.user)
+    provider, model, chosen = _chosen(rt, user_id, args)
+    said = [chat.ChatMessage("system", chosen.system_prompt)] if chosen.system_prompt.strip() else []
+    stream = chat.stream_chat(rt, user_id=user_id, provider=provider, model=model,
+                              messages=[*said, chat.ChatMessage("user", prompt)], search_provider=args.search,
+                              params=chosen.params)
     for delta in stream:
         sys.stdout.write(delta)
         sys.stdout.flush()
@@ -92,6 +106,24 @@ def cmd_chat(args: argparse.Namespace) -> int:
     if result.error is not None:
         raise result.error
     return 0
+
+
+def _chosen(rt: Runtime, user_id: int | None, args: argparse.Namespace) -> tuple[Provider, str, Settings]:
+    """The provider, model and settings asked for: the preset's, changed by the options given."""
+    from byok_core import presets
+    from byok_core.adapters.base import ChatParams, Effort
+
+    preset = presets.named(rt, user_id, args.preset) if args.preset else None
+    provider = args.provider or (preset.provider if preset else None)
+    assert provider is not None  # checked by cmd_chat
+    model = args.model or (preset.model if preset and preset.provider is provider else "")
+    base = preset.settings if preset else presets.Settings()
+    p = base.params
+    params = ChatParams(args.temperature if args.temperature is not None else p.temperature,
+                        args.max_output_tokens if args.max_output_tokens is not None else p.max_output_tokens,
+                        Effort(args.effort) if args.effort else p.reasoning_effort)
+    system = args.system if args.system is not None else base.system_prompt
+    return provider, model, presets.check_settings(presets.Settings(system, params), provider)
 
 
 def _n(value: int | None) -> str:
