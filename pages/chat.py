@@ -209,6 +209,7 @@ elif not prompt and running is None and st.session_state.get("chat_queued"):
     conversation_id, prompt = st.session_state.pop("chat_queued")
     if current is None or conversation_id != current.id:  # another conversation is open: back into the box
         st.session_state.chat_prompt, prompt = prompt, None
+asked = False  # whether this run sent a message: it then follows the reply's first words for a moment
 if prompt:
     request = _request()
     try:
@@ -223,6 +224,7 @@ if prompt:
                                    settings=presets_view.take_draft())
             _open(current.id)
         replies.send(rt, uid, current.id, prompt, request)
+        asked = True
         history = replies.history(rt, uid, current.id)
         running = next((m for m in history if m.running), None)
     except (ByokError, SQLAlchemyError) as exc:
@@ -232,7 +234,7 @@ if prompt:
         state.flash("chat", str(problem), ok=False)
         st.session_state.chat_prompt = prompt  # what could not be sent stays in the box
 
-# --- sidebar: conversations ----------------------------------------------------------------
+# --- sidebar: conversations (drawn last) ---------------------------------------------------
 offered = presets_view.listed(rt, c.user)  # the presets this person may pick, for two menus
 CLOSE_ON_PHONE = """<script>(() => {
   if (window.byokClosesSidebar) return; window.byokClosesSidebar = true;
@@ -274,37 +276,10 @@ def _forget(conv_id: int) -> None:
     st.session_state.pop("chat_confirm_delete", None)
 
 
-with st.sidebar:
-    st.subheader("Conversations", anchor=False)
-    st.button("New chat", icon=":material/add_comment:", on_click=_open, args=(None,), key="chat_new",
-              width="stretch")
-    presets_view.new_chat_from_preset(rt, c.user, offered)
-    found = st.text_input("Find a conversation", key="chat_find", placeholder="Search titles and messages",
-                          label_visibility="collapsed", icon=":material/search:")
-    listed = convs.list_conversations(rt, uid, limit=100, title=found)
-    zone = browser_zone()
-    today = datetime.now(zone).date()
-    with st.container(height=420, border=False, key="chat_list"):
-        shown_group = None
-        for info in listed:
-            when = info.updated_at.astimezone(zone)
-            if day_group(when, today) != shown_group:
-                shown_group = day_group(when, today)
-                st.caption(shown_group)
-            with st.container(horizontal=True, vertical_alignment="center", gap=None):
-                st.button(f"{md_escape(info.title)} · {fmt_when(when, today)}", key=f"chat_conv_{info.id}",
-                          on_click=_open, args=(info.id,), help=f"Last active {when:%Y-%m-%d %H:%M}",
-                          type="primary" if current and info.id == current.id else "tertiary", width="stretch")
-                if st.button("", icon=":material/more_vert:", key=f"chat_manage_{info.id}", type="tertiary",
-                             help="Rename or delete"):
-                    manage(info)
-        if not listed:
-            st.caption("No conversation has that in its title or messages." if found else "No conversations yet.")
-    st.html(CLOSE_ON_PHONE, unsafe_allow_javascript=True, width="content")
-
-# --- header: pickers -----------------------------------------------------------------------
+# --- header: the title, then the pickers (drawn into ``header`` after the history) ----------
 st.title(md_escape(current.title) if current else "Chat", anchor=False)
 state.show_flash("chat")
+header = st.container()
 
 def pickers_label() -> str:
     """What the settings button says: the provider and model a message goes to, and the search."""
@@ -318,55 +293,92 @@ def pickers_label() -> str:
     return " · ".join(parts)
 
 
-# One compact row, on a phone too: the pickers live in a popover named after what they chose.
-with st.container(horizontal=True, vertical_alignment="center"):
-    with st.popover(md_escape(pickers_label()), icon=":material/tune:",
-                    help="Provider, model, web search and this chat's settings"):
-        provider = st.selectbox("Provider", CHAT_PROVIDERS, format_func=lambda p: p.label, key="chat_provider")
-        # The default is the state's value too: the picker's list is drawn only once opened, and
-        # then starts from the default, which it would send back.
-        st.selectbox("Model", options, key=model_key(provider), accept_new_options=True,
-                     index=options.index(chosen_model) if chosen_model in options else None,
-                     placeholder="type a model name", help="Pick from the provider's list, or type any model name.")
-        use_search = st.toggle("Web search", key="chat_search",
-                               help="Search the web first and give the results to the model as numbered sources.")
-        search_provider = None
-        if use_search:
-            search_provider = st.selectbox(
-                "Search with", SEARCH_PROVIDERS, format_func=lambda p: p.label, key="chat_search_provider",
-                help="Starts with the first provider you have a key for: your own, then the team's, then the server's.")
-        presets_view.conversation_settings(rt, c.user, current, provider,
-                                           st.session_state.get(model_key(provider)))
-    with st.popover("Presets", icon=":material/bookmarks:", help="Save this chat as a preset, or delete one"):
-        presets_view.presets_manager(rt, c.user, offered, current.id if current else None, provider,
-                                     st.session_state.get(model_key(provider)))
-    if current is not None:
-        with st.popover("Conversation", icon=":material/more_horiz:"):
-            with st.form("chat_rename_form", border=False, enter_to_submit=True):  # Enter renames too
-                st.text_input("Title", value=current.title, key=f"chat_rename_{current.id}")
-                st.form_submit_button("Rename", on_click=_rename, args=(current.id,))
-            st.download_button("Export as Markdown", partial(convs.to_markdown, rt, uid, current.id),
-                               file_name=f"conversation-{current.id}.md", mime="text/markdown",
-                               icon=":material/download:", key="chat_export", on_click="ignore")
-            if st.session_state.get("chat_confirm_delete") == current.id:
-                st.warning("Delete this conversation and all its messages?")
-                with st.container(horizontal=True):
-                    st.button("Cancel", key="chat_delete_no",
-                              on_click=lambda: st.session_state.pop("chat_confirm_delete", None))
-                    st.button("Delete", icon=":material/delete:", key="chat_delete_yes", on_click=_delete,
-                              args=(current.id,))
-            elif st.button("Delete conversation", icon=":material/delete:", key="chat_delete"):
-                st.session_state.chat_confirm_delete = current.id
-                st.rerun()
+def draw_header() -> None:
+    """The pickers, who pays, and the budget left: drawn after the history (into ``header``, above
+    it), so that a reply just asked for shows its first words before the rest of the page is drawn."""
+    # One compact row, on a phone too: the pickers live in a popover named after what they chose.
+    with st.container(horizontal=True, vertical_alignment="center"):
+        with st.popover(md_escape(pickers_label()), icon=":material/tune:",
+                        help="Provider, model, web search and this chat's settings"):
+            provider = st.selectbox("Provider", CHAT_PROVIDERS, format_func=lambda p: p.label, key="chat_provider")
+            # The default is the state's value too: the picker's list is drawn only once opened, and
+            # then starts from the default, which it would send back.
+            st.selectbox("Model", options, key=model_key(provider), accept_new_options=True,
+                         index=options.index(chosen_model) if chosen_model in options else None,
+                         placeholder="type a model name", help="Pick from the provider's list, or type any model name.")
+            use_search = st.toggle("Web search", key="chat_search",
+                                   help="Search the web first and give the results to the model as numbered sources.")
+            search_provider = None
+            if use_search:
+                search_provider = st.selectbox(
+                    "Search with", SEARCH_PROVIDERS, format_func=lambda p: p.label, key="chat_search_provider",
+                    help="Starts with the first provider you have a key for: your own, then the team's, then the "
+                         "server's.")
+            presets_view.conversation_settings(rt, c.user, current, provider,
+                                               st.session_state.get(model_key(provider)))
+        with st.popover("Presets", icon=":material/bookmarks:", help="Save this chat as a preset, or delete one"):
+            presets_view.presets_manager(rt, c.user, offered, current.id if current else None, provider,
+                                         st.session_state.get(model_key(provider)))
+        if current is not None:
+            with st.popover("Conversation", icon=":material/more_horiz:"):
+                with st.form("chat_rename_form", border=False, enter_to_submit=True):  # Enter renames too
+                    st.text_input("Title", value=current.title, key=f"chat_rename_{current.id}")
+                    st.form_submit_button("Rename", on_click=_rename, args=(current.id,))
+                st.download_button("Export as Markdown", partial(convs.to_markdown, rt, uid, current.id),
+                                   file_name=f"conversation-{current.id}.md", mime="text/markdown",
+                                   icon=":material/download:", key="chat_export", on_click="ignore")
+                if st.session_state.get("chat_confirm_delete") == current.id:
+                    st.warning("Delete this conversation and all its messages?")
+                    with st.container(horizontal=True):
+                        st.button("Cancel", key="chat_delete_no",
+                                  on_click=lambda: st.session_state.pop("chat_confirm_delete", None))
+                        st.button("Delete", icon=":material/delete:", key="chat_delete_yes", on_click=_delete,
+                                  args=(current.id,))
+                elif st.button("Delete conversation", icon=":material/delete:", key="chat_delete"):
+                    st.session_state.chat_confirm_delete = current.id
+                    st.rerun()
 
-payer = {p: where.get(p) for p in (provider, search_provider) if p is not None}
-st.caption(" · ".join(
-    f"{p.label}: " + (f"paid by {words.PAID_BY[s]}" if s else "no key yet") for p, s in payer.items()
-))
-if missing := [p for p, s in payer.items() if s is None]:  # whom to ask, by name
-    st.caption(f":material/key_off: {md_escape(onboarding.whom_to_ask(rt, missing, asker_is_admin=c.user.is_admin))}")
-    chat_view.keys_link("Add a key on the Keys page")
-budget_view.show_left(c)
+    payer = {p: where.get(p) for p in (provider, search_provider) if p is not None}
+    st.caption(" · ".join(
+        f"{p.label}: " + (f"paid by {words.PAID_BY[s]}" if s else "no key yet") for p, s in payer.items()
+    ))
+    if missing := [p for p, s in payer.items() if s is None]:  # whom to ask, by name
+        ask = onboarding.whom_to_ask(rt, missing, asker_is_admin=c.user.is_admin)
+        st.caption(f":material/key_off: {md_escape(ask)}")
+        chat_view.keys_link("Add a key on the Keys page")
+    budget_view.show_left(c)
+
+
+def draw_sidebar() -> None:
+    """The conversations: drawn last, for the same reason as ``draw_header``."""
+    with st.sidebar:
+        st.subheader("Conversations", anchor=False)
+        st.button("New chat", icon=":material/add_comment:", on_click=_open, args=(None,), key="chat_new",
+                  width="stretch")
+        presets_view.new_chat_from_preset(rt, c.user, offered)
+        found = st.text_input("Find a conversation", key="chat_find", placeholder="Search titles and messages",
+                              label_visibility="collapsed", icon=":material/search:")
+        listed = convs.list_conversations(rt, uid, limit=100, title=found)
+        zone = browser_zone()
+        today = datetime.now(zone).date()
+        with st.container(height=420, border=False, key="chat_list"):
+            shown_group = None
+            for info in listed:
+                when = info.updated_at.astimezone(zone)
+                if day_group(when, today) != shown_group:
+                    shown_group = day_group(when, today)
+                    st.caption(shown_group)
+                with st.container(horizontal=True, vertical_alignment="center", gap=None):
+                    st.button(f"{md_escape(info.title)} · {fmt_when(when, today)}", key=f"chat_conv_{info.id}",
+                              on_click=_open, args=(info.id,), help=f"Last active {when:%Y-%m-%d %H:%M}",
+                              type="primary" if current and info.id == current.id else "tertiary", width="stretch")
+                    if st.button("", icon=":material/more_vert:", key=f"chat_manage_{info.id}", type="tertiary",
+                                 help="Rename or delete"):
+                        manage(info)
+            if not listed:
+                st.caption("No conversation has that in its title or messages." if found else "No conversations yet.")
+        st.html(CLOSE_ON_PHONE, unsafe_allow_javascript=True, width="content")
+
 
 # --- the message box, and Stop beside it while a reply is written (both always in view; drawn
 # before the history, whose live reply is followed for a moment within this run) -----------------
@@ -387,7 +399,7 @@ def live_reply(reply_id: int, label: str, since: datetime) -> None:
     held, and the message box takes typing meanwhile. When it is done the whole page runs again,
     to draw it as stored and send a message that waited for it."""
     assert current is not None
-    seconds = chat_view.PAGE_FOR if drawing_page else chat_view.LIVE_FOR
+    seconds = chat_view.LIVE_FOR if not drawing_page else chat_view.PAGE_FOR if asked else 0.0
     if chat_view.follow(rt, uid, current.id, reply_id, label, since, seconds):
         st.rerun(scope="app")
 
@@ -457,4 +469,7 @@ else:
     st.caption("Ask anything. Replies are written on the server: they keep going if you reload or close the tab, "
                "and every reply says which key paid for it.")
 
+with header:
+    draw_header()
+draw_sidebar()
 drawing_page = False

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -103,16 +104,22 @@ def page_as(rt: Runtime, user: User, name: str = "chat"):
 
 def send_message(at, rt: Runtime, text: str):
     """Send ``text`` from the Chat page's box (``settle``)."""
-    return settle(at.chat_input(key="chat_prompt").set_value(text).run(), rt)
+    return act(at, rt, lambda: at.chat_input(key="chat_prompt").set_value(text).run())
 
 
-def settle(at, rt: Runtime):
-    """Run the page again once the replies this process writes have ended: a browser follows a
-    reply through the live fragment's runs, which AppTest does not make (it runs the fragment
-    once, with the page)."""
+def act(at, rt: Runtime, action: Callable[[], object]):
+    """Do ``action`` on the Chat page (send, Regenerate, Edit's Send), then run the page again once
+    the replies it started (and any still being written) have ended: a browser follows a reply
+    through the live fragment's runs, which AppTest does not make (it runs the fragment once, with
+    the page). A reply that ended while the page was drawn counts too."""
+    replies = table(Message)
     with rt.engine.connect() as conn:
-        running = conn.execute(sa.select(table(Message).c.id).where(
-            table(Message).c.status == ReplyStatus.STREAMING)).scalars().all()
-    for reply_id in running:
+        before = conn.execute(sa.select(sa.func.max(replies.c.id))).scalar() or 0
+    action()
+    with rt.engine.connect() as conn:
+        started = conn.execute(sa.select(replies.c.id).where(
+            replies.c.role == "assistant", (replies.c.status == ReplyStatus.STREAMING) | (replies.c.id > before))
+        ).scalars().all()
+    for reply_id in started:
         follow_to_end(reply_id)
-    return at.run() if running else at
+    return at.run() if started else at

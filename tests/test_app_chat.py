@@ -7,7 +7,7 @@ import re
 from datetime import timedelta
 
 import sqlalchemy as sa
-from apptest import app_test, make_user, open_page, page_as, send_message, settle, sign_in, use_environment
+from apptest import act, app_test, make_user, open_page, page_as, send_message, sign_in, use_environment
 from callhelpers import runtime_with
 from fakeproviders import FakeProvider
 from markdown_it import MarkdownIt
@@ -261,10 +261,10 @@ def test_a_failed_turn_stays_with_retry_and_is_never_sent_again(app, rt, environ
         assert shown == ["one", "Fine", "two", "three", "Fine"]  # the failed turn stays on screen
         assert at.button(key="chat_again").label == "Regenerate"
         fake.status = 500
-        at.button(key="chat_again").click().run()
+        act(at, rt, at.button(key="chat_again").click().run)
         assert at.button(key="chat_again").label == "Retry"
         fake.status = None
-        at.button(key="chat_again").click().run()
+        act(at, rt, at.button(key="chat_again").click().run)
         assert at.chat_message[-1].markdown[0].value == "Fine"
         assert [(m["role"], m["content"]) for m in fake.requests[-1].body["messages"]][-1] == ("user", "three")
         assert len(convs.messages(rt, ann.id, convs.list_conversations(rt, ann.id)[0].id)) == 6
@@ -482,7 +482,7 @@ def test_editing_an_earlier_prompt_branches_and_the_versions_switch(app, rt, env
         first = convs.messages(rt, ann.id, conv.id)[0]
         at.button(key=f"chat_edit_{first.id}").click().run()
         at.text_area(key=f"chat_edit_text_{first.id}").set_value("one, edited")
-        settle(at.button(key="chat_edit_send").click().run(), rt)
+        act(at, rt, lambda: at.button(key="chat_edit_send").click().run())
         assert [(m["role"], m["content"]) for m in fake.requests[-1].body["messages"]] == [("user", "one, edited")]
         assert [m.markdown[0].value for m in at.chat_message if m.markdown] == ["one, edited", "Fine"]
         edited = convs.messages(rt, ann.id, conv.id)[0]
