@@ -16,7 +16,6 @@ class PageSpec:
     help: str
     url_path: str
     admin_only: bool = False
-    section: str = ""
 
 
 PAGE_SPECS = (
@@ -28,13 +27,11 @@ PAGE_SPECS = (
              "Save, test, replace and delete your API keys. Keys are write-only: only a mask is shown.", "keys"),
     PageSpec("usage.py", "Usage", ":material/monitoring:",
              "Every provider call with tokens, latency and estimated cost. Filters, charts, CSV export.", "usage"),
-    PageSpec("account.py", "Account", ":material/person:", "Change your password or sign out.", "account",
-             section="Account"),
+    PageSpec("account.py", "Account", ":material/person:", "Change your password or sign out.", "account"),
     PageSpec("admin.py", "Admin", ":material/admin_panel_settings:",
-             "Users, team keys and the audit log. Admins only.", "admin", admin_only=True, section="Admin"),
+             "Users, team keys and the audit log. Admins only.", "admin", admin_only=True),
     PageSpec("budgets.py", "Budgets", ":material/savings:",
-             "Monthly spending limits on the team's shared keys. Admins only.", "budgets", admin_only=True,
-             section="Admin"),
+             "Monthly spending limits on the team's shared keys. Admins only.", "budgets", admin_only=True),
 )
 DEFAULT = PAGE_SPECS[0]
 SIGNED_OUT_PATHS = ("signin", "setup")

@@ -98,24 +98,23 @@ def _to_first_page(first: st.Page) -> Callable[[], None]:
     return page
 
 
-def member_pages(is_admin: bool) -> dict[str, list[st.Page]]:
-    """The signed-in navigation: the pages of the role, in sidebar sections, plus hidden stand-ins
-    at the URLs of the pages it may not open and of sign-in."""
-    sections: dict[str, list[st.Page]] = {}
+def member_pages(is_admin: bool) -> list[st.Page]:
+    """The signed-in navigation: the pages of the role, in one short list with no section headings
+    (the sidebar's room is the page's own: the Chat page's conversations), plus hidden stand-ins at
+    the URLs of the pages it may not open and of sign-in."""
+    pages: list[st.Page] = []
     hidden: list[st.Page] = []
     for spec in PAGE_SPECS:
         if spec.admin_only and not is_admin:
             hidden.append(st.Page(_not_for_your_role(spec), title=spec.title, icon=spec.icon, url_path=spec.url_path,
                                   visibility="hidden"))
             continue
-        sections.setdefault(spec.section, []).append(st.Page(
-            PAGES / spec.file, title=spec.title, icon=spec.icon, help=spec.help, url_path=spec.url_path,
-            default=spec is DEFAULT))
-    first = sections[DEFAULT.section][0]
+        pages.append(st.Page(PAGES / spec.file, title=spec.title, icon=spec.icon, help=spec.help,
+                             url_path=spec.url_path, default=spec is DEFAULT))
+    first = pages[0]
     hidden += [st.Page(_to_first_page(first), title=DEFAULT.title, url_path=path, visibility="hidden")
                for path in SIGNED_OUT_PATHS]
-    sections[DEFAULT.section] += hidden  # hidden pages show in no section
-    return sections
+    return pages + hidden
 
 
 def _address(url: str | None) -> str | None:
@@ -123,7 +122,7 @@ def _address(url: str | None) -> str | None:
     return urlsplit(url).path.rstrip("/").rpartition("/")[2] if url else None
 
 
-def _to_asked_page(sections: dict[str, list[st.Page]], shown: st.Page) -> None:
+def _to_asked_page(pages: list[st.Page], shown: st.Page) -> None:
     """On a tab's first signed-in run, open the page its address names if navigation chose another.
 
     The browser's sign-in answer (``state.awaiting_browser``) can rerun the script before the browser
@@ -132,12 +131,13 @@ def _to_asked_page(sections: dict[str, list[st.Page]], shown: st.Page) -> None:
     asked = st.session_state.pop(_ASKED_KEY, None)
     if not asked or asked == shown.url_path:
         return
-    for page in (p for pages in sections.values() for p in pages):
+    for page in pages:
         if page.url_path == asked:
             st.switch_page(page)
 
 
 def _sidebar(rt: Runtime, user: User) -> None:
+    """Who is signed in, and Sign out: at the foot of the sidebar, under the page's own part."""
     with st.sidebar:
         role = "admin" if user.is_admin else "member"
         st.caption(f":material/account_circle: Signed in as **{md_escape(user.username)}** ({role})")
@@ -178,12 +178,14 @@ def main() -> None:
         say_missing("sign in to open the app.")
         page.run()
         return
-    sections = member_pages(user.is_admin)
-    page = st.navigation(sections, position="sidebar")
-    _to_asked_page(sections, page)
+    pages = member_pages(user.is_admin)
+    page = st.navigation(pages, position="sidebar")
+    _to_asked_page(pages, page)
     st.set_page_config(page_title=tab_title(page.title))
     say_missing(f"here is {page.title} instead; the menu has every page.")
-    _sidebar(rt, user)
-    with state.page_context(state.Ctx(rt, user)), state.shows_errors():
-        first_run.show_checklist(state.Ctx(rt, user))
-        page.run()
+    try:
+        with state.page_context(state.Ctx(rt, user)), state.shows_errors():
+            first_run.show_checklist(state.Ctx(rt, user))
+            page.run()
+    finally:  # also after a page's st.stop()
+        _sidebar(rt, user)

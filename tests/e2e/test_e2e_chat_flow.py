@@ -254,3 +254,15 @@ def test_copy_puts_a_message_on_the_clipboard(person, openai, server):
     assert page.evaluate("navigator.clipboard.readText()") == "Copy me please"  # the text as shown
     idle(page)
     no_errors(page)
+
+
+def test_the_sidebar_is_the_conversation_list_under_a_short_pages_menu(person):
+    page, user = person
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar.get_by_role("heading", name="Conversations")).to_be_visible()
+    assert sidebar.get_by_test_id("stNavSectionHeader").count() == 0  # one short list of pages
+    listed = sidebar.get_by_role("heading", name="Conversations").bounding_box()
+    signed_in = sidebar.get_by_text(f"Signed in as {user.username}").bounding_box()
+    assert listed and signed_in and listed["y"] < signed_in["y"]  # the account at the foot, under the list
+    expect(sidebar.get_by_role("button", name="Sign out")).to_be_attached()
+    no_errors(page)
