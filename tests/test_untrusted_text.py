@@ -47,6 +47,7 @@ REVIEWED: dict[str, dict[str, str]] = {
     },
     "byok_ui/chat_view.py": {
         "label": "keys_link(label): every caller passes fixed words", "len(sources)": NUMBERS, "n": NUMBERS,
+        "message.version": NUMBERS, "message.versions": NUMBERS,
         "message": "show_status(): md_escape where it is assigned",
         "waiting(label, since)": "a provider's label and seconds",
         "caption(message.record)": "caption(): the model name goes through md_escape, the rest is words and numbers",
