@@ -50,11 +50,10 @@ def tab_title(page_title: str) -> str:
 # footer that holds the version's copy button, and not the list of items).
 ABOUT = (f"**{APP_NAME}**: chat and search with your own API keys or the team's, with every call's cost "
          "and the team's budgets in one place.")
+BROWSER_KEY = "byok_browser"  # the container of the browser's unseen helpers (sign-in probe, cookie requests)
 MENU_STYLE = ("<style>[data-testid='stMainMenuPopover'] div:has(.stMenuVersionCopyButton)"
-              ":not(:has([data-testid='stMainMenuList'])) { display: none; }</style>")
-
-
-
+              ":not(:has([data-testid='stMainMenuList'])) { display: none; }"
+              f" .st-key-{BROWSER_KEY} {{ display: none; }}</style>")
 
 _MISSING_KEY = "_byok_missing_address"
 _ASKED_KEY = "_byok_asked_address"
@@ -164,9 +163,14 @@ def main() -> None:
     # favicon, which the browser would fetch from a Google font server.
     st.set_page_config(page_title=APP_NAME, page_icon=FAVICON, layout="wide", menu_items={"About": ABOUT})
     st.html(MENU_STYLE)
+    # The sign-in probe and cookie requests are drawn in some runs only: in a container of their own,
+    # always there, so what follows keeps its place between runs (a rerun would otherwise draw the page
+    # one place up, and the browser make its tabs anew, on their first tab).
+    browser = st.container(key=BROWSER_KEY)
     rt = open_or_explain()
-    user = state.current_user(rt)
-    state.emit_cookie_actions()
+    with browser:
+        user = state.current_user(rt)
+        state.emit_cookie_actions()
     if user is None and state.awaiting_browser():
         if MISSING_PARAM in st.query_params:  # kept for the page's run, which may no longer see the address
             st.session_state[_MISSING_KEY] = st.query_params[MISSING_PARAM]
