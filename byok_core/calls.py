@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from byok_core import budgets, keys, metrics, netguard, pricing, usage_log
 from byok_core.adapters.base import Reply, new_client, shared_client
+from byok_core.budgets import caps
 from byok_core.errors import ByokError, ProviderError, ReplyStopped, ValidationError
 from byok_core.identity import Owner
 from byok_core.pricing import CostBound
@@ -124,12 +125,19 @@ def metered(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, *, bound: Co
             metrics.observe(record, key_test=key_test)
 
 
+Admission = budgets.Admission | caps.CapAdmission
+
+
 def _start(rt: Runtime, key: keys.ResolvedKey, record: CallRecord,
-           bound: CostBound | None) -> tuple[int, budgets.Admission | None]:
-    """Log the call as not finished; on a shared key, admitted first in the same transaction."""
+           bound: CostBound | None) -> tuple[int, Admission | None]:
+    """Log the call as not finished; on a shared key, or an own key with a cap, admitted first in
+    the same transaction."""
     if not key.source.shared:
-        with rt.engine.begin() as conn:
-            return usage_log.start(conn, record), None
+        if key.cap is None:
+            with rt.engine.begin() as conn:
+                return usage_log.start(conn, record), None
+        with caps.admitted(rt, record, key.cap, bound or CostBound(None)) as (conn, held):
+            return usage_log.start(conn, record), held
     with budgets.admitted(rt, record, bound or CostBound(None)) as (conn, admission):
         # the worst case a budget holds (already priced to reserve it): what the call counts if its process dies
         reserved = admission.bound.usd if admission.reservation_id is not None else None
@@ -137,7 +145,7 @@ def _start(rt: Runtime, key: keys.ResolvedKey, record: CallRecord,
 
 
 def _finish(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, row_id: int | None,
-            admission: budgets.Admission | None) -> None:
+            admission: Admission | None) -> None:
     """Complete the usage row (or, for a key test, stamp its status), settle its budgets and stamp
     the key's last use, in one transaction; if that fails the call stays logged as not finished
     (its reservation expires), and the reply is not lost."""
@@ -147,13 +155,15 @@ def _finish(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, row_id: int 
         with rt.engine.begin() as conn:
             if row_id is not None:
                 usage_log.complete(conn, row_id, record, charge)
-            if admission is not None and charge is not None:
+            if isinstance(admission, caps.CapAdmission) and charge is not None:
+                record.cap_after = caps.settle(conn, admission, charge)
+            elif isinstance(admission, budgets.Admission) and charge is not None:
                 record.budgets_after, crossed = budgets.settle(conn, admission, record, charge)
             keys.stamp_used(conn, key, test_status=record.status if row_id is None else None)
     except SQLAlchemyError as exc:
         log.error("could not record the outcome of usage row %s (%s); it stays logged as not finished",
                   row_id, type(exc).__name__)
-    if admission is not None:
+    if isinstance(admission, budgets.Admission):
         budgets.announce(rt, crossed, admission.month)
     log.info("%s %s %s via %s key: %s in %d ms", "key test" if row_id is None else key.provider.kind.value,
              key.provider.value, record.model, key.source.value, record.status.value, record.latency_ms)

@@ -115,14 +115,17 @@ class ChatStream:
 
     def _budget_warning(self) -> str | None:
         """From 80% of a shared-key budget: as the last settled shared-key call left them (read
-        again only when no such call was settled)."""
+        again only when no such call was settled); from 80% of a cap on an own key that paid, as
+        the call left it."""
         assert self.result is not None
-        shared = [r for r in (self.result.search_record, self.result.record) if r is not None and r.key_source.shared]
+        calls_made = [r for r in (self.result.search_record, self.result.record) if r is not None]
+        capped = [r.cap_after.describe() for r in calls_made if r.cap_after is not None and r.cap_after.near]
+        shared = [r for r in calls_made if r.key_source.shared]
         if not shared:
-            return None
+            return " ".join(capped) or None
         settled = [r.budgets_after for r in shared if r.budgets_after is not None]
         status = settled[-1] if settled else budgets.status(self._rt, self._user_id)
-        return status.warning if status else None
+        return " ".join(filter(None, [status.warning if status else None, *capped])) or None
 
 
 def _search_query(messages: list[ChatMessage]) -> str:

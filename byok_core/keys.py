@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -31,7 +31,7 @@ from byok_core.errors import (
     ValidationError,
 )
 from byok_core.identity import TEAM_ID, Actor, KeySource, Owner, OwnerKind
-from byok_core.models import ApiKey, rowcount
+from byok_core.models import ApiKey, OwnKeyCap, rowcount, table
 from byok_core.providers import Provider
 from byok_core.secret import Secret, is_printable_ascii, mask
 
@@ -78,6 +78,14 @@ def display_name(provider: Provider, label: str = "", base_url: str | None = Non
     return provider.label
 
 
+class CapTerms(NamedTuple):
+    """A cap on an own key as the key lookup reads it (``budgets.caps`` holds calls to it)."""
+
+    id: int
+    monthly_usd: float
+    stop: bool
+
+
 @dataclass(frozen=True)
 class ResolvedKey:
     """The key that will pay for one call: the credential to send, and where it came from."""
@@ -86,6 +94,7 @@ class ResolvedKey:
     credential: Credential
     source: KeySource
     row_id: str | None = None  # None for server (environment) keys
+    cap: CapTerms | None = None  # the cap its owner set on this own key (read with it; None: none)
 
 
 # opening quote: its closing one (plain, backtick, typographic double and single, guillemets)
@@ -314,10 +323,12 @@ def list_keys(rt: Runtime, actor: Actor, owner: Owner) -> list[KeyInfo]:
 
 
 # Built once: the active user and team rows for one provider, in one indexed query.
+_CAP = table(OwnKeyCap)
 _CANDIDATES = sa.select(
     col(ApiKey.id), col(ApiKey.owner_kind), col(ApiKey.owner_id), col(ApiKey.provider), col(ApiKey.ciphertext),
-    col(ApiKey.base_url),
-).where(
+    col(ApiKey.base_url), _CAP.c.id.label("cap_id"), _CAP.c.monthly_usd.label("cap_usd"), _CAP.c.stop.label("cap_stop"),
+).outerjoin(_CAP, (col(ApiKey.owner_kind) == OwnerKind.USER) & (_CAP.c.user_id == col(ApiKey.owner_id))
+            & (_CAP.c.provider == col(ApiKey.provider))).where(
     col(ApiKey.provider) == sa.bindparam("provider"),
     col(ApiKey.active),
     ((col(ApiKey.owner_kind) == OwnerKind.TEAM) & (col(ApiKey.owner_id) == TEAM_ID))
@@ -348,7 +359,8 @@ def resolve(rt: Runtime, user_id: int | None, provider: Provider) -> ResolvedKey
             ) from None
         # only a user-supplied endpoint is stored with its key; every other key goes to the operator's
         base_url = (row.base_url if provider.user_supplies_url else rt.settings.base_urls[provider]) or ""
-        return ResolvedKey(provider, Credential(Secret(plain), base_url), source, row.id)
+        cap = None if row.cap_id is None else CapTerms(row.cap_id, float(row.cap_usd), bool(row.cap_stop))
+        return ResolvedKey(provider, Credential(Secret(plain), base_url), source, row.id, cap)
     env_key = rt.settings.env_keys.get(provider)
     if env_key is not None:
         return ResolvedKey(provider, Credential(env_key, rt.settings.base_urls[provider] or ""), KeySource.ENV)

@@ -316,6 +316,43 @@ class Reservation(SQLModel, table=True):
     expires_at: datetime = Field(index=True)
 
 
+class OwnKeyCap(SQLModel, table=True):
+    """A monthly USD cap a person set on their own key for one provider: from 80% their replies say
+    so, and with ``stop`` a call that could pass it is refused (``budgets.caps``)."""
+
+    __tablename__ = "own_key_caps"
+    __table_args__ = (sa.UniqueConstraint("user_id", "provider", name="uq_own_key_caps_user_provider"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id")
+    provider: Provider = Field(sa_column=enum_column(Provider, 32))
+    monthly_usd: float
+    stop: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class OwnCapMonth(SQLModel, table=True):
+    """A capped own key's spend in one calendar month (UTC): what its calls counted, kept so a check
+    reads one row (as ``BudgetMonth`` for shared keys)."""
+
+    __tablename__ = "own_cap_months"
+
+    cap_id: int = Field(foreign_key="own_key_caps.id", primary_key=True, ondelete="CASCADE")
+    month: str = Field(primary_key=True, max_length=7)
+    spent_usd: float = 0.0
+
+
+class OwnCapReservation(SQLModel, table=True):
+    """The worst case of a call in flight on a capped own key, held until it settles or expires."""
+
+    __tablename__ = "own_cap_reservations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    cap_id: int = Field(foreign_key="own_key_caps.id", index=True, ondelete="CASCADE")
+    amount_usd: float
+    expires_at: datetime = Field(index=True)
+
+
 class ModelAllowlist(SQLModel, table=True):
     """The models a role, or one user, may use on shared keys of one provider (``fnmatch``
     patterns, one per line). A user's list replaces their role's; no list: any model."""

@@ -15,8 +15,10 @@ if TYPE_CHECKING:
     from genai_prices import Usage
 
     from byok_core.budgets import BudgetStatus
+    from byok_core.budgets.caps import Cap
 
-_WORKING_FIELDS = {"billed", "output_bytes", "budgets_after"}  # used while the call runs, not kept with the reply
+# used while the call runs, not kept with the reply
+_WORKING_FIELDS = {"billed", "output_bytes", "budgets_after", "cap_after"}
 
 
 @dataclass
@@ -37,7 +39,7 @@ class CallRecord:
     cache_write_tokens: int | None = None
     reasoning_tokens: int | None = None
     cost_usd: float | None = None
-    charged_usd: float | None = None  # what it counted against shared-key budgets (None: none apply)
+    charged_usd: float | None = None  # what it counted against shared-key budgets or an own key's cap (None: none)
     latency_ms: int = 0
     status: CallStatus = CallStatus.OK
     error: str | None = None  # the message shown for a failed call (never holds a key)
@@ -51,6 +53,8 @@ class CallRecord:
     output_bytes: int = field(default=0, repr=False, compare=False)  # UTF-8 bytes of reply text received
     # the shared-key budgets as this call left them, when it was settled against them
     budgets_after: BudgetStatus | None = field(default=None, repr=False, compare=False)
+    # the cap on the own key that paid, as this call left it (None: that key has no cap)
+    cap_after: Cap | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:

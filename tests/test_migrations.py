@@ -280,3 +280,27 @@ def test_conversations_become_one_branch_each_and_one_reply_at_a_time_still_hold
             assert conn.execute(sa.text("SELECT COUNT(*) FROM messages")).scalar_one() == 6
     finally:
         engine.dispose()
+
+
+def _columns(conn: sa.Connection) -> dict[str, set[str]]:
+    found = sa.inspect(conn)
+    return {t: {c["name"] for c in found.get_columns(t)} for t in found.get_table_names()}
+
+
+def test_caps_on_own_keys_come_as_new_tables_and_leave_everything_else(empty_database):
+    """Migration 0013: the caps' three tables, nothing else touched; and back down."""
+    engine = db.create_engine(empty_database)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(db._alembic_config(conn), "0012")
+            _member_ann(conn)
+            before = _columns(conn)
+            command.upgrade(db._alembic_config(conn), "0013")
+            after = _columns(conn)
+            assert set(after) - set(before) == {"own_key_caps", "own_cap_months", "own_cap_reservations"}
+            assert {t: after[t] for t in before} == before
+            command.downgrade(db._alembic_config(conn), "0012")
+            assert set(sa.inspect(conn).get_table_names()) == set(before)
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM users")).scalar_one() == 1
+    finally:
+        engine.dispose()
