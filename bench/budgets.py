@@ -1,6 +1,7 @@
 """Budgets under concurrency: 50 shared-key calls at once against a budget that allows 10, from
 threads in one process and from 50 separate `byok` processes, on SQLite and PostgreSQL, with a
-loopback provider (tests/fakeproviders.py); then what a budget check costs at 10k and 1M usage rows,
+loopback provider (tests/fakeproviders.py); the same for calls on a person's own key against the
+cap they set on it (stop at the cap); then what a budget check costs at 10k and 1M usage rows,
 next to the check this version replaced (summing the month's usage rows).
 
     python bench/budgets.py [--pg postgresql://postgres@127.0.0.1:5432/test | --no-pg] [--rows 1000000]
@@ -30,7 +31,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from fakeproviders import FakeProvider  # noqa: E402
 
-from byok_core import accounts, budgets, db, pricing, usage_log  # noqa: E402
+from byok_core import accounts, budgets, db, keys, pricing, usage_log  # noqa: E402
+from byok_core.budgets import caps  # noqa: E402
 from byok_core.chat import ChatMessage, stream_chat  # noqa: E402
 from byok_core.clock import utcnow  # noqa: E402
 from byok_core.crypto import gen_key  # noqa: E402
@@ -45,6 +47,7 @@ from byok_core.startup import open_runtime  # noqa: E402
 CALLS, PRICE, BUDGET = 50, 0.01, "0.10"  # a budget that allows 10 calls
 MODEL = "bench-model"  # priced per call by the admin, so the worst case is the real cost
 ENV_KEY = "sk-bench.shared-key.0000000000000000"  # fake; dots keep it from looking real
+OWN_KEY = "sk-bench.own-key.11111111111111111111"
 OP = Actor.operator()
 
 
@@ -78,6 +81,13 @@ def report(label: str, rt, owner: Owner, ok: int) -> None:
     verdict = "within" if line.spent_usd <= line.budget_usd + 1e-9 else "OVER"
     print(f"  {label:<34} {ok:>3} of {CALLS} succeeded   spent ${line.spent_usd:.2f} of ${line.budget_usd:.2f} "
           f"({verdict} the budget)")
+
+
+def report_cap(label: str, rt, user_id: int, ok: int) -> None:
+    cap = caps.caps_of(rt, user_id)[Provider.OPENAI]
+    verdict = "within" if cap.spent_usd <= cap.monthly_usd + 1e-9 else "OVER"
+    print(f"  {label:<34} {ok:>3} of {CALLS} succeeded   spent ${cap.spent_usd:.2f} of ${cap.monthly_usd:.2f} "
+          f"({verdict} the cap)")
 
 
 def seed(rt, rows: int, users: list[int]) -> None:
@@ -141,6 +151,10 @@ def run(engine_name: str, url: str, rows: int, workdir: Path) -> None:
         people = {name: accounts.create_user(rt, OP, name, "bench-password-1") for name in ("ann", "ben", "cat", "dan")}
         for user in people.values():
             budgets.set_budget(rt, OP, Owner.user(user.id), BUDGET)
+        capped = {name: accounts.create_user(rt, OP, name, "bench-password-1") for name in ("eve", "fay")}
+        for user in capped.values():
+            keys.store(rt, Actor.of(user), Owner.user(user.id), Provider.OPENAI, OWN_KEY)
+            caps.set_cap(rt, Actor.of(user), user.id, Provider.OPENAI, BUDGET, stop=True)
 
         for name, label, once in (("ann", "chat, 50 threads", chat_once), ("ben", "search, 50 threads", search_once)):
             uid = people[name].id
@@ -155,6 +169,18 @@ def run(engine_name: str, url: str, rows: int, workdir: Path) -> None:
             ok += proc.returncode == 0
             assert proc.returncode == 0 or "budget" in err, err
         report("chat, 50 `byok chat` processes", rt, Owner.user(people["cat"].id), ok)
+
+        uid = capped["eve"].id
+        with ThreadPoolExecutor(CALLS) as pool:
+            ok = sum(pool.map(lambda _: chat_once(rt, uid), range(CALLS)))
+        report_cap("own key with a cap, 50 threads", rt, uid, ok)
+        procs = [cli_chat({**os.environ, **env, "PYTHONPATH": str(ROOT)}, "fay") for _ in range(CALLS)]
+        ok = 0
+        for proc in procs:
+            _, err = proc.communicate(timeout=300)
+            ok += proc.returncode == 0
+            assert proc.returncode == 0 or "cap" in err, err
+        report_cap("own key with a cap, 50 processes", rt, capped["fay"].id, ok)
 
         uid = people["dan"].id
         bound = pricing.CostBound(PRICE, per_call=True)

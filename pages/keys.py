@@ -4,7 +4,7 @@ import streamlit as st
 
 from byok_core.identity import Owner
 from byok_core.md import md_escape
-from byok_ui import keys_panel, state
+from byok_ui import caps_view, keys_panel, state
 
 c = state.ctx()
 st.title("Keys", anchor=False)
@@ -17,3 +17,5 @@ st.caption(
     "first, then the team's key, then the server's."
 )
 keys_panel.render(c.rt, c.actor, Owner.user(c.user.id), prefix="mykeys", user_id=c.user.id)
+if c.user.id is not None:
+    caps_view.render(c.rt, c.actor, c.user.id)

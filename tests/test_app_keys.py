@@ -16,6 +16,7 @@ from ports import free_port
 from sqlmodel import col
 
 from byok_core import keys
+from byok_core.budgets import caps
 from byok_core.identity import Actor, Owner
 from byok_core.models import ApiKey
 from byok_core.providers import Provider
@@ -341,4 +342,25 @@ def test_deleting_a_key_says_the_one_it_replaced_can_still_be_restored(app, rt):
     at.button(key="mykeys_tavily_yes").click().run()
     assert texts(at, "success") == [f"Deleted the Tavily key tvl…2222. {kept}"]
     assert any(b.startswith("Restore the key tvl…1111") for b in buttons(at))
+    no_leak(at)
+
+
+def test_a_cap_on_your_own_key_is_set_shown_and_removed_on_the_keys_page(app, rt):
+    ann = make_user(rt, "ann")
+    at = keys_page(rt, ann)
+    assert "Save a key of your own above to cap it." in texts(at, "caption")  # nothing to cap yet
+    keys.store(rt, Actor.of(ann), Owner.user(ann.id), Provider.TAVILY, "tvly-PLAINTEXT-capped-key-3333")
+    at = keys_page(rt, ann)
+    at.selectbox(key="caps_provider").set_value(Provider.TAVILY)
+    at.text_input(key="caps_amount").set_value("12.345")
+    at.button(key="FormSubmitter:caps_form-Save cap").click().run()
+    assert texts(at, "error") == ["Budgets are in whole cents: use $12.35 instead of $12.345."]
+    at.text_input(key="caps_amount").set_value("12.50")
+    at.button(key="FormSubmitter:caps_form-Save cap").click().run()
+    assert texts(at, "success") == ["Your own Tavily key is capped at $12.50 a month; calls that could pass it "
+                                    "are refused."]
+    assert "Tavily: $0.00 of $12.50 this month (0%), stops calls" in texts(at, "markdown")
+    assert at.text_input(key="caps_amount").value == ""
+    at.button(key="caps_clear_tavily").click().run()
+    assert texts(at, "success") == ["Your own Tavily key has no cap now."] and not caps.caps_of(rt, ann.id)
     no_leak(at)
