@@ -1,7 +1,7 @@
 """caps people set on their own keys: a monthly amount per provider, with this month's spend and the
 worst cases of calls in flight (held like shared budgets)
 
-Revision ID: 0013
+Revision ID: 0018
 Revises: 0012
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = "0013"
+revision = "0018"
 down_revision = "0012"
 branch_labels = None
 depends_on = None
