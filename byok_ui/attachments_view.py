@@ -16,17 +16,21 @@ THUMB = 160  # pixels, the longest side
 
 
 @st.cache_data(max_entries=300, show_spinner=False)
-def _thumbnails(_rt: Runtime, user_id: int, ids: tuple[int, ...]) -> dict[int, bytes]:
-    """Small PNGs of the user's images ``ids`` (kept files never change, so they are cached by id;
-    the owner is checked in the query, and is part of the key)."""
+def _thumbnails(_rt: Runtime, database: str, user_id: int, ids: tuple[int, ...]) -> dict[int, bytes]:
+    """Small PNGs of the user's images ``ids`` (kept files never change, so they are cached by
+    database and id; the owner is checked in the query, and is part of the key). An image that
+    cannot be drawn is left out: it shows as a chip."""
     from PIL import Image
 
     small = {}
     for attachment_id, f in attachments.contents(_rt, user_id, ids).items():
-        with Image.open(io.BytesIO(f.data)) as image:
-            image.thumbnail((THUMB, THUMB))
-            out = io.BytesIO()
-            image.convert("RGBA").save(out, "PNG")
+        try:
+            with Image.open(io.BytesIO(f.data)) as image:
+                image.thumbnail((THUMB, THUMB))
+                out = io.BytesIO()
+                image.convert("RGBA").save(out, "PNG")
+        except (OSError, ValueError):
+            continue
         small[attachment_id] = out.getvalue()
     return small
 
@@ -42,7 +46,7 @@ def show(rt: Runtime, user_id: int, files: Sequence[AttachmentInfo]) -> None:
     if not files:
         return
     images = [f for f in files if not f.is_pdf]
-    small = _thumbnails(rt, user_id, tuple(f.id for f in images)) if images else {}
+    small = _thumbnails(rt, rt.settings.database_url, user_id, tuple(f.id for f in images)) if images else {}
     with st.container(horizontal=True, key=f"chat_files_{files[0].id}", gap="small"):
         for f in images:
             if f.id in small:
