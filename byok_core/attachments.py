@@ -162,6 +162,17 @@ def check_all(files: Iterable[tuple[str, bytes]]) -> tuple[Attached, ...]:
     return check_message(checked)
 
 
+def usable(files: Iterable[tuple[str, bytes]]) -> list[str]:
+    """The names of the files that pass ``check`` (the ones worth attaching again)."""
+    names = []
+    for name, data in files:
+        try:
+            names.append(check(name, data).name)
+        except ValidationError:
+            continue
+    return names
+
+
 def check_message(files: Sequence[Attached]) -> tuple[Attached, ...]:
     """``files`` if one message may carry them (count and total size)."""
     total = sum(len(f.data) for f in files)

@@ -300,7 +300,7 @@ def send(rt: Runtime, user_id: int, conversation_id: int, prompt: str, request: 
     request, stored = _opened(rt, user_id, conversation_id, request)
     turns = context(stored, _system(request), _files(rt, user_id, stored))  # a dead reply in the way: see _begin
     reply_id = _begin(rt, user_id, conversation_id, request, stored[-1].id if stored else None,
-                      prompt=check_message(prompt, convs.MAX_MESSAGE), files=files)
+                      prompt=check_message(prompt, convs.MAX_MESSAGE, empty_ok=bool(files)), files=files)
     _start(rt, user_id, reply_id, request, [*turns, ChatMessage("user", prompt, tuple(files))], client)
     return reply_id
 
@@ -344,7 +344,7 @@ def edit(rt: Runtime, user_id: int, conversation_id: int, prompt: str, request: 
     a new branch from there, beside the original, which stays as the version before. The edited
     prompt keeps the original's files."""
     request, before, edited, _reply = _turn(rt, user_id, conversation_id, request, message_id)
-    prompt = check_message(prompt, convs.MAX_MESSAGE)
+    prompt = check_message(prompt, convs.MAX_MESSAGE, empty_ok=bool(edited.attachments))
     reply_id = _begin(rt, user_id, conversation_id, request, edited.parent_id, prompt=prompt, files_of=edited.id)
     files = _files(rt, user_id, [*before, edited])
     _start(rt, user_id, reply_id, request, [*context(before, _system(request), files), _prompt(edited, files, prompt)],

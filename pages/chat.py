@@ -189,8 +189,10 @@ def _keep_in_box(prompt: str, files: Files, why: str = "") -> None:
     """What could not be sent goes back into the box, and ``why`` is shown; files cannot go back, so
     the person is told which to attach again."""
     st.session_state.chat_prompt = prompt
-    again = (f"Your message is kept in the box; attach {'the file' if len(files) == 1 else 'the files'} again "
-             f"({', '.join(name for name, _ in files)}) before you send it." if files else "")
+    names = attachments.usable(files)  # a file refused as bad is not worth attaching again
+    again = (f"Your message is kept in the box; attach {'the file' if len(names) == 1 else 'the files'} again "
+             f"({', '.join(names)}) before you send it." if names else "Your message is kept in the box." if files
+             else "")
     if why or again:
         state.flash("chat", " ".join(filter(None, (why, again))), ok=False)
 
@@ -241,7 +243,7 @@ if prompt or uploads:
                             "conversation); your message is kept in the box.")
         if where.get(request.provider) is None:  # before a conversation is made for it
             raise NoKeyError(request.provider)
-        check_message(prompt, convs.MAX_MESSAGE)  # before a new conversation is made for it
+        check_message(prompt, convs.MAX_MESSAGE, empty_ok=bool(uploads))  # before a new conversation is made for it
         files = attachments.check_all(uploads)  # a bad file: a plain message, and the text stays in the box
         if current is None:
             current = convs.create(rt, uid, convs.title_from(prompt or uploads[0][0]), provider=request.provider,

@@ -42,14 +42,21 @@ def test_an_image_and_a_pdf_are_sent_and_shown_with_the_prompt(rt, environ, monk
 def test_a_bad_file_is_refused_in_plain_words_and_the_text_stays_in_the_box(rt, environ, monkeypatch):
     ann = make_user(rt, "ann")
     keys.store(rt, Actor.of(ann), Owner.user(ann.id), Provider.OPENAI, "sk-ann-key-1234")
+    not_a_picture = b"not a picture at all" * 20
     with FakeProvider(Provider.OPENAI) as fake:
         use_environment(monkeypatch, {**environ, **fake.env()})
         at = page_as(rt, ann)
-        at.chat_input(key="chat_prompt").upload("scan.png", b"not a picture at all" * 20, "image/png") \
-            .set_value("Describe this scan").run()
+        at.chat_input(key="chat_prompt").upload("scan.png", not_a_picture, "image/png").set_value(
+            "Describe this scan").run()
         assert not at.exception, at.exception
+        said = at.error[0].value
+        assert "scan.png is not an image or a PDF this app can send" in said
+        assert said.endswith("Your message is kept in the box.")  # the bad file is not worth attaching again
+        assert at.chat_input(key="chat_prompt").value == "Describe this scan"
+
+        at.chat_input(key="chat_prompt").upload("scan.png", not_a_picture, "image/png").upload(
+            "ok.png", png(), "image/png").set_value("Describe this scan").run()  # a good file beside the bad one
+        assert "attach the file again \\(ok.png\\) before you send it" in at.error[0].value
+        assert at.chat_input(key="chat_prompt").value == "Describe this scan"
         assert [r.method for r in fake.requests] == ["GET"]  # the models list only: no chat call
         assert convs.list_conversations(rt, ann.id) == []
-    said = at.error[0].value
-    assert "scan.png is not an image or a PDF this app can send" in said and "kept in the box" in said
-    assert at.chat_input(key="chat_prompt").value == "Describe this scan"

@@ -257,3 +257,16 @@ def test_a_budgeted_team_key_refuses_a_call_whose_files_do_not_fit(environ):
         assert (prompt.content, len(prompt.attachments)) == ("Compare these", 2)  # kept, files and all
         ok = finished(rt, ann.id, replies.send(rt, ann.id, conv.id, "Just text", ask))
         assert ok.status is ReplyStatus.DONE and len(server.requests) == 1  # the same call without them fits
+
+
+def test_a_prompt_may_be_only_files_but_not_nothing(ann_with):
+    with ann_with(Provider.GOOGLE) as (rt, server, ann, _bob, conv):
+        ask = replies.Request(Provider.GOOGLE, "gemini-2.5-flash")
+        with pytest.raises(ValidationError, match="Write a message first"):
+            replies.send(rt, ann.id, conv.id, "  ", ask)
+        image = png()
+        reply = finished(rt, ann.id, replies.send(rt, ann.id, conv.id, "", ask,
+                                                  files=attachments.check_all([("red.png", image)])))
+        assert reply.status is ReplyStatus.DONE
+        assert server.requests[-1].body["contents"] == [
+            {"role": "user", "parts": [{"inline_data": {"mime_type": "image/png", "data": b64(image)}}]}]
