@@ -1,10 +1,12 @@
 """End to end in a real Chromium: an image and a PDF attached in the message box reach each
-provider's fake in its native parts (OpenAI image_url + file, Anthropic image + document, Gemini
-inline_data) and show with the prompt as a thumbnail and a file chip; a budgeted team key refuses a
-call whose files' worst case does not fit, in plain words, the prompt and its files kept.
+provider's fake in its native parts (OpenAI and an OpenAI-compatible endpoint: image_url + file;
+Anthropic: image + document; Gemini: inline_data) and show with the prompt as a thumbnail and a
+file chip; a budgeted team key refuses a call whose files' worst case does not fit, in plain
+words, the prompt and its files kept.
 
-This module's app server also has a fake Anthropic and a fake Gemini, so it starts its own
-(``server``); it uses the shared fake OpenAI."""
+This module's app server also has a fake Anthropic, Gemini and OpenAI-compatible endpoint (on
+loopback, so private endpoints are allowed), so it starts its own (``server``); it uses the shared
+fake OpenAI."""
 
 from __future__ import annotations
 
@@ -29,21 +31,24 @@ pytestmark = pytest.mark.e2e
 
 OP = Actor.operator()
 REPLY = "I see a red square and a two-page report."
-MODELS = {Provider.OPENAI: "gpt-4o-mini", Provider.ANTHROPIC: "claude-haiku-4-5", Provider.GOOGLE: "gemini-2.5-flash"}
+MODELS = {Provider.OPENAI: "gpt-4o-mini", Provider.ANTHROPIC: "claude-haiku-4-5", Provider.GOOGLE: "gemini-2.5-flash",
+          Provider.OPENAI_COMPATIBLE: "llama-3.1-8b-instant"}
 _names = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
 def fakes(shared_openai) -> Iterator[dict[Provider, FakeProvider]]:
     with FakeProvider(Provider.ANTHROPIC, reply=REPLY) as anthropic, \
-            FakeProvider(Provider.GOOGLE, reply=REPLY) as google:
-        yield {Provider.OPENAI: shared_openai, Provider.ANTHROPIC: anthropic, Provider.GOOGLE: google}
+            FakeProvider(Provider.GOOGLE, reply=REPLY) as google, \
+            FakeProvider(Provider.OPENAI_COMPATIBLE, reply=REPLY) as compatible:
+        yield {Provider.OPENAI: shared_openai, Provider.ANTHROPIC: anthropic, Provider.GOOGLE: google,
+               Provider.OPENAI_COMPATIBLE: compatible}
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, fakes) -> Iterator[RunningApp]:
-    env = {k: v for fake in fakes.values() for k, v in fake.env().items()}
-    with running_app(tmp_path_factory.mktemp("e2e-attachments"), **env) as app:
+    env = {k: v for p, fake in fakes.items() if p is not Provider.OPENAI_COMPATIBLE for k, v in fake.env().items()}
+    with running_app(tmp_path_factory.mktemp("e2e-attachments"), **env, BYOK_ALLOW_PRIVATE_ENDPOINTS="1") as app:
         yield app
 
 
@@ -83,7 +88,8 @@ def native_parts(provider: Provider, body: dict) -> list:
 @pytest.mark.parametrize("provider", list(MODELS))
 def test_an_image_and_a_pdf_reach_the_provider_in_its_native_parts(server, page, rt, openai, fakes, provider):
     user = accounts.create_user(rt, OP, f"files{next(_names)}", "files password 1")
-    keys.store(rt, Actor.of(user), Owner.user(user.id), provider, f"sk-e2e-files-{provider.value}-0123456789")
+    keys.store(rt, Actor.of(user), Owner.user(user.id), provider, f"sk-e2e-files-{provider.value}-0123456789",
+               base_url=fakes[provider].base_url if provider is Provider.OPENAI_COMPATIBLE else None)
     conv = convs.create(rt, user.id, "Files", provider=provider, model=MODELS[provider])  # opens with its model
     image, doc = png(120, 80), pdf(2)
     open_signed_in(page, server.url, rt, user, f"/chat?c={conv.id}")
@@ -91,10 +97,12 @@ def test_an_image_and_a_pdf_reach_the_provider_in_its_native_parts(server, page,
                                                  ("report.pdf", "application/pdf", doc)])
     expect(replies(page).last).to_contain_text("Paid by your key")  # the reply is done
     idle(page)
+    openai_parts = [{"type": "image_url", "image_url": {"url": f"data:image/png;base64,{b64(image)}"}},
+                    {"type": "file", "file": {"filename": "report.pdf",
+                                              "file_data": f"data:application/pdf;base64,{b64(doc)}"}}]
     expected = {
-        Provider.OPENAI: [{"type": "image_url", "image_url": {"url": f"data:image/png;base64,{b64(image)}"}},
-                          {"type": "file", "file": {"filename": "report.pdf",
-                                                    "file_data": f"data:application/pdf;base64,{b64(doc)}"}}],
+        Provider.OPENAI_COMPATIBLE: openai_parts,  # as OpenAI's
+        Provider.OPENAI: openai_parts,
         Provider.ANTHROPIC: [("image", "image/png", b64(image)), ("document", "application/pdf", b64(doc))],
         Provider.GOOGLE: [{"mime_type": "image/png", "data": b64(image)},
                           {"mime_type": "application/pdf", "data": b64(doc)}],
