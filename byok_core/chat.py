@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from byok_core import budgets, calls, keys, limits, pricing
+from byok_core import attachments, budgets, calls, keys, limits, pricing
 from byok_core.adapters import chat_adapter
 from byok_core.adapters.base import DEFAULT_PARAMS, ChatAdapter, ChatMessage, ChatParams, Reply, SearchResult
 from byok_core.errors import (
@@ -177,6 +177,7 @@ def stream_chat(rt: Runtime, *, user_id: int | None, provider: Provider, model: 
     has one. Raises NoKeyError, KeyUnreadableError, ValidationError, PermissionDenied
     (a model not allowed on a shared key) or BudgetExceeded now, before any delta, when no call can be
     made; provider errors (and a limit reached meanwhile) come later, in ``ChatStream.result``.
+    Files attached to the messages count in the worst case by the provider's rule (``attachments``).
 
     An empty ``model`` means the provider's default. ``client`` is the test seam (a MockTransport)."""
     adapter = chat_adapter(provider)
@@ -200,7 +201,9 @@ def stream_chat(rt: Runtime, *, user_id: int | None, provider: Provider, model: 
 
 def _bound(rt: Runtime, adapter: ChatAdapter, model: str, messages: list[ChatMessage],
            params: ChatParams) -> CostBound:
-    return pricing.chat_bound(rt, adapter.provider, model, [m.content for m in messages], adapter.output_cap(params))
+    files = attachments.worst_tokens(adapter.provider, model, (f for m in messages for f in m.files))
+    return pricing.chat_bound(rt, adapter.provider, model, [m.content for m in messages], adapter.output_cap(params),
+                              files)
 
 
 def list_models(rt: Runtime, *, user_id: int | None, provider: Provider,

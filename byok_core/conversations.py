@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from byok_core import md, presets
+from byok_core import attachments, md, presets
 from byok_core.adapters.base import SearchResult
 from byok_core.clock import utcnow
 from byok_core.errors import NotFoundError, ValidationError
@@ -74,6 +74,7 @@ class StoredMessage:
     parent_id: int | None = None  # the message it answers or follows; None for a first prompt
     version: int = 1  # its place among its siblings (the versions), oldest first
     versions: int = 1
+    attachments: tuple[attachments.AttachmentInfo, ...] = ()  # a prompt's images and PDFs
 
     @classmethod
     def of(cls, row: Message) -> StoredMessage:
@@ -253,19 +254,29 @@ def delete(rt: Runtime, user_id: int, conversation_id: int) -> None:
         row = session.exec(select(Conversation).where(_owned(user_id, conversation_id))).first()
         if row is None:
             raise NotFoundError(_NOT_FOUND)
+        attachments.delete_for(session.connection(), conversation_id)
         session.execute(sa.delete(Message).where(col(Message.conversation_id) == conversation_id))
         session.delete(row)
 
 
 def _all(rt: Runtime, user_id: int, conversation_id: int) -> tuple[ConversationInfo, list[StoredMessage]]:
-    """The conversation and every message of every branch, oldest first: two statements."""
+    """The conversation and every message of every branch, oldest first, each with its attachments
+    (not their bytes): two statements."""
     with Session(rt.engine) as session:
         row = session.exec(select(Conversation).where(_owned(user_id, conversation_id))).first()
         if row is None:
             raise NotFoundError(_NOT_FOUND)
-        rows = session.exec(select(Message).where(col(Message.conversation_id) == conversation_id)
-                            .order_by(col(Message.id)))
-        return ConversationInfo.of(row), [StoredMessage.of(r) for r in rows]
+        a = attachments.info_columns()
+        rows = session.execute(sa.select(Message, *a).outerjoin(a[0].table, a[0].table.c.message_id == Message.id)
+                               .where(col(Message.conversation_id) == conversation_id)
+                               .order_by(col(Message.id), a[0]))
+        found: dict[int, tuple[Message, list[attachments.AttachmentInfo]]] = {}
+        for message, *info in rows:
+            files = found.setdefault(saved_id(message.id), (message, []))[1]
+            if info[0] is not None:
+                files.append(attachments.info_of(info))
+        return ConversationInfo.of(row), [replace(StoredMessage.of(m), attachments=tuple(files))
+                                          for m, files in found.values()]
 
 
 def opened(rt: Runtime, user_id: int, conversation_id: int) -> tuple[ConversationInfo, list[StoredMessage]]:
@@ -352,7 +363,7 @@ def reply_meta(record: CallRecord | None, sources: Sequence[SearchResult] = (), 
 
 def to_markdown(rt: Runtime, user_id: int, conversation_id: int) -> str:
     """One conversation as a Markdown document: its title, its settings and system prompt, then each
-    turn of the branch shown, with who paid each reply.
+    turn of the branch shown, with who paid each reply and the files each prompt carried (by name).
 
     Opened in a viewer that loads images and renders HTML, it loads nothing: the title, model names
     and failures are plain text, prompts and replies keep their Markdown with images and HTML shown
@@ -368,6 +379,8 @@ def to_markdown(rt: Runtime, user_id: int, conversation_id: int) -> str:
         who = "You" if m.role == "user" else (f"{m.record.provider.label} {md.md_line(m.record.model)}" if m.record
                                               else "Assistant")
         lines += [f"## {who} · {m.created_at:%Y-%m-%d %H:%M}", "", md.inert(m.content), ""]
+        if m.attachments:
+            lines += [f"Attached: {md.md_line(', '.join(a.describe() for a in m.attachments))}", ""]
         if m.status is ReplyStatus.FAILED and m.error:
             lines += [f"> Failed: {md.md_line(m.error)}", ""]
         if m.sources:

@@ -277,6 +277,30 @@ class Message(SQLModel, table=True):
     stop_requested: bool = False
 
 
+class Attachment(SQLModel, table=True):
+    """An image or PDF sent with a prompt (migration 0013), kept in the database with its message:
+    deleting the conversation deletes it. ``user_id`` is the owner every read checks."""
+
+    __tablename__ = "attachments"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    conversation_id: int = Field(
+        sa_column=sa.Column(sa.Integer, sa.ForeignKey("conversations.id", ondelete="CASCADE"), index=True,
+                            nullable=False))
+    message_id: int = Field(
+        sa_column=sa.Column(sa.Integer, sa.ForeignKey("messages.id", ondelete="CASCADE"), index=True, nullable=False))
+    name: str = Field(max_length=200)
+    media_type: str = Field(max_length=40)  # image/png, image/jpeg, image/webp, image/gif, application/pdf
+    size_bytes: int
+    width: int = 0  # images: pixels
+    height: int = 0
+    pages: int = 0  # PDFs
+    text_bytes: int = 0  # PDFs: the text their pages hold, in UTF-8 bytes (the budget's worst case counts it)
+    data: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class Budget(SQLModel, table=True):
     """A monthly USD cap on calls paid by shared (team or server) keys: one user's, or the whole team's."""
 

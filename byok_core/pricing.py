@@ -117,10 +117,12 @@ def _usage(input_tokens: int, output_tokens: int) -> Usage:
     return Usage(input_tokens=input_tokens, output_tokens=output_tokens)
 
 
-def chat_bound(rt: Runtime, provider: Provider, model: str, texts: list[str], output_cap: int) -> CostBound:
-    """The worst case of a chat call: the prompt's token bound and the output cap at genai-prices'
-    rates (with long-context tiers), or the admin's per-call price; ``usd`` None when neither is known."""
-    input_tokens = prompt_tokens_bound(texts)
+def chat_bound(rt: Runtime, provider: Provider, model: str, texts: list[str], output_cap: int,
+               file_tokens: int = 0) -> CostBound:
+    """The worst case of a chat call: the prompt's token bound (its attached files' ``file_tokens``
+    included) and the output cap at genai-prices' rates (with long-context tiers), or the admin's
+    per-call price; ``usd`` None when neither is known."""
+    input_tokens = prompt_tokens_bound(texts) + file_tokens
 
     def price() -> tuple[float | None, bool]:
         worst = usage_cost(provider, model, _usage(input_tokens, output_cap))

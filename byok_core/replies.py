@@ -13,10 +13,11 @@ call is closed (``usage_log.close_abandoned``, every few minutes here and at eac
 
 What is sent to the model is exactly the conversation's system prompt (first, when it has one),
 the successful turns of the branch shown (a prompt with a reply that finished or was stopped) plus
-the new prompt: failed turns stay on screen, out of the context, and other branches are not sent.
-An edit starts a branch beside the prompt it edits; Regenerate keeps the earlier reply as a
-version. Its parameters (temperature, output cap, reasoning effort) go with every reply; the
-output cap is the worst case a shared-key budget holds."""
+the new prompt, each prompt with its attached images and PDFs: failed turns stay on screen, out of
+the context, and other branches are not sent.
+An edit starts a branch beside the prompt it edits (the edited prompt keeps its files); Regenerate
+keeps the earlier reply as a version. Its parameters (temperature, output cap, reasoning effort)
+go with every reply; the output cap is the worst case a shared-key budget holds."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
@@ -34,9 +35,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from byok_core import chat, usage_log
+from byok_core import attachments, chat, usage_log
 from byok_core import conversations as convs
 from byok_core.adapters.base import ChatMessage
+from byok_core.adapters.files import Attached
 from byok_core.chat import ChatResult
 from byok_core.clock import utcnow
 from byok_core.errors import ByokError, NotFoundError, ValidationError
@@ -74,14 +76,26 @@ class Request:
 # --- what the model is sent ---------------------------------------------------------------------
 
 
-def context(history: list[convs.StoredMessage], system_prompt: str = "") -> list[ChatMessage]:
+def context(history: list[convs.StoredMessage], system_prompt: str = "",
+            files: Mapping[int, Attached] | None = None) -> list[ChatMessage]:
     """The system prompt, if any, then the visible successful turns: each prompt whose reply
-    finished or was stopped, with that reply."""
+    finished or was stopped (with its ``files``, by attachment id), with that reply."""
     sent: list[ChatMessage] = [ChatMessage("system", system_prompt)] if system_prompt.strip() else []
     for prompt, reply in itertools.pairwise(history):
         if (prompt.role, reply.role) == ("user", "assistant") and reply.status in _KEPT and reply.content:
-            sent += [ChatMessage("user", prompt.content), ChatMessage("assistant", reply.content)]
+            sent += [_prompt(prompt, files or {}), ChatMessage("assistant", reply.content)]
     return sent
+
+
+def _prompt(prompt: convs.StoredMessage, files: Mapping[int, Attached], text: str | None = None) -> ChatMessage:
+    """A prompt as sent: its text (or ``text``, edited) and its files."""
+    return ChatMessage("user", prompt.content if text is None else text,
+                       tuple(files[a.id] for a in prompt.attachments if a.id in files))
+
+
+def _files(rt: Runtime, user_id: int, stored: Sequence[convs.StoredMessage]) -> dict[int, Attached]:
+    """The files of the prompts shown, as sent (a statement only when there are any)."""
+    return attachments.contents(rt, user_id, (a.id for m in stored for a in m.attachments))
 
 
 # --- the live buffer of a reply running in this process -----------------------------------------
@@ -215,14 +229,16 @@ def history(rt: Runtime, user_id: int, conversation_id: int) -> list[convs.Store
 
 
 def _begin(rt: Runtime, user_id: int, conversation_id: int, request: Request, parent: int | None, *,
-           prompt: str | None = None, drop: tuple[int, ...] = ()) -> int:
-    """In one transaction: drop a replaced reply, add the prompt (if any) below ``parent`` and the
-    streaming reply below it (or below ``parent``), which is then the branch shown; ReplyRunning
+           prompt: str | None = None, drop: tuple[int, ...] = (), files: Sequence[Attached] = (),
+           files_of: int | None = None) -> int:
+    """In one transaction: drop a replaced reply, add the prompt (if any) below ``parent`` with its
+    ``files`` (and those of the prompt ``files_of``, which it edits) and the streaming reply below
+    it (or below ``parent``), which is then the branch shown; ReplyRunning
     when one is already being written (the unique index says so, on any replica), unless its
     worker died: that one is marked interrupted and the turn is begun again."""
     for _ in range(2):
         try:
-            return _add_turn(rt, user_id, conversation_id, request, parent, prompt, drop)
+            return _add_turn(rt, user_id, conversation_id, request, parent, prompt, drop, files, files_of)
         except IntegrityError:
             if not mark_interrupted(rt, conversation_id):
                 break
@@ -230,7 +246,7 @@ def _begin(rt: Runtime, user_id: int, conversation_id: int, request: Request, pa
 
 
 def _add_turn(rt: Runtime, user_id: int, conversation_id: int, request: Request, parent: int | None,
-              prompt: str | None, drop: tuple[int, ...]) -> int:
+              prompt: str | None, drop: tuple[int, ...], files: Sequence[Attached], files_of: int | None) -> int:
     now = utcnow()
     with rt.engine.begin() as conn:  # leaf_id None: the reply, the newest message, is the tip shown
         owned = conn.execute(sa.update(_C).where(_C.c.id == conversation_id, _C.c.user_id == user_id)
@@ -245,6 +261,9 @@ def _add_turn(rt: Runtime, user_id: int, conversation_id: int, request: Request,
             parent = saved_id(conn.execute(sa.insert(_M).values(
                 conversation_id=conversation_id, role="user", content=prompt, created_at=now, meta="{}",
                 status=ReplyStatus.DONE, parent_id=parent)).inserted_primary_key[0])  # type: ignore[index]
+            attachments.add(conn, user_id, conversation_id, parent, files)
+            if files_of is not None:
+                attachments.copy(conn, user_id, files_of, parent)
         return saved_id(conn.execute(sa.insert(_M).values(
             conversation_id=conversation_id, role="assistant", content="", created_at=now, parent_id=parent,
             meta=_json(convs.reply_meta(None) | _started_meta(request)), status=ReplyStatus.STREAMING,
@@ -274,13 +293,15 @@ def _opened(rt: Runtime, user_id: int, conversation_id: int,
 
 
 def send(rt: Runtime, user_id: int, conversation_id: int, prompt: str, request: Request, *,
-         client: httpx.Client | None = None) -> int:
-    """Add ``prompt`` at the end of the branch shown and start its reply; the reply's message id."""
+         files: Sequence[Attached] = (), client: httpx.Client | None = None) -> int:
+    """Add ``prompt`` with its ``files`` (checked: ``attachments.check_all``) at the end of the
+    branch shown and start its reply; the reply's message id."""
+    files = attachments.check_message(files)
     request, stored = _opened(rt, user_id, conversation_id, request)
-    turns = context(stored, _system(request))  # a dead reply in the way: see _begin
+    turns = context(stored, _system(request), _files(rt, user_id, stored))  # a dead reply in the way: see _begin
     reply_id = _begin(rt, user_id, conversation_id, request, stored[-1].id if stored else None,
-                      prompt=check_message(prompt, convs.MAX_MESSAGE))
-    _start(rt, user_id, reply_id, request, [*turns, ChatMessage("user", prompt)], client)
+                      prompt=check_message(prompt, convs.MAX_MESSAGE, empty_ok=bool(files)), files=files)
+    _start(rt, user_id, reply_id, request, [*turns, ChatMessage("user", prompt, tuple(files))], client)
     return reply_id
 
 
@@ -309,8 +330,8 @@ def retry(rt: Runtime, user_id: int, conversation_id: int, request: Request, *,
     request, before, prompt, reply = _turn(rt, user_id, conversation_id, request, None)
     failed = reply is not None and reply.status not in _KEPT
     reply_id = _begin(rt, user_id, conversation_id, request, prompt.id, drop=(reply.id,) if failed and reply else ())
-    _start(rt, user_id, reply_id, request, [*context(before, _system(request)), ChatMessage("user", prompt.content)],
-           client)
+    files = _files(rt, user_id, [*before, prompt])
+    _start(rt, user_id, reply_id, request, [*context(before, _system(request), files), _prompt(prompt, files)], client)
     return reply_id
 
 
@@ -320,11 +341,14 @@ regenerate = retry
 def edit(rt: Runtime, user_id: int, conversation_id: int, prompt: str, request: Request, *,
          message_id: int | None = None, client: httpx.Client | None = None) -> int:
     """Send ``prompt`` in place of the prompt ``message_id`` of the branch shown (None: its last):
-    a new branch from there, beside the original, which stays as the version before."""
+    a new branch from there, beside the original, which stays as the version before. The edited
+    prompt keeps the original's files."""
     request, before, edited, _reply = _turn(rt, user_id, conversation_id, request, message_id)
-    prompt = check_message(prompt, convs.MAX_MESSAGE)
-    reply_id = _begin(rt, user_id, conversation_id, request, edited.parent_id, prompt=prompt)
-    _start(rt, user_id, reply_id, request, [*context(before, _system(request)), ChatMessage("user", prompt)], client)
+    prompt = check_message(prompt, convs.MAX_MESSAGE, empty_ok=bool(edited.attachments))
+    reply_id = _begin(rt, user_id, conversation_id, request, edited.parent_id, prompt=prompt, files_of=edited.id)
+    files = _files(rt, user_id, [*before, edited])
+    _start(rt, user_id, reply_id, request, [*context(before, _system(request), files), _prompt(edited, files, prompt)],
+           client)
     return reply_id
 
 

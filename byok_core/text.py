@@ -12,10 +12,10 @@ def _control(text: str, allowed: str) -> str | None:
     return next((ch for ch in text if unicodedata.category(ch) == "Cc" and ch not in allowed), None)
 
 
-def check_message(text: str, max_chars: int) -> str:
-    """A prompt as it may be sent and stored: not empty or only spaces, at most ``max_chars``
-    characters, no control character but line breaks and tabs."""
-    if not (text or "").strip():
+def check_message(text: str, max_chars: int, *, empty_ok: bool = False) -> str:
+    """A prompt as it may be sent and stored: not empty or only spaces (unless ``empty_ok``: it
+    carries files), at most ``max_chars`` characters, no control character but line breaks and tabs."""
+    if not (text or "").strip() and not empty_ok:
         raise ValidationError("Write a message first: it is empty or only spaces.")
     if len(text) > max_chars:
         raise ValidationError(f"Messages can be at most {max_chars:,} characters.")

@@ -1,6 +1,7 @@
 """Chat: conversations with their own URL (?c=<id>), replies written on the server (they survive a
 reload, a second tab or a dropped connection), failed turns kept with Retry, Stop, Regenerate and Edit;
-an edited prompt starts a branch and a regenerated reply is a version, both switched with ``< 2/3 >``."""
+an edited prompt starts a branch and a regenerated reply is a version, both switched with ``< 2/3 >``.
+Images and PDFs attached in the message box go with their prompt (``byok_core.attachments``)."""
 
 import math
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
-from byok_core import chat, db, keys, limits, onboarding, replies, search, words
+from byok_core import attachments, chat, db, keys, limits, onboarding, replies, search, words
 from byok_core import conversations as convs
 from byok_core.adapters import CHAT_ADAPTERS
 from byok_core.clock import utcnow
@@ -22,7 +23,7 @@ from byok_core.models import ReplyStatus, saved_id
 from byok_core.providers import Provider, ProviderKind
 from byok_core.runtime import Runtime
 from byok_core.text import check_message
-from byok_ui import budget_view, chat_view, presets_view, state
+from byok_ui import attachments_view, budget_view, chat_view, presets_view, state
 
 c = state.ctx()
 rt, uid = c.rt, saved_id(c.user.id)
@@ -165,19 +166,42 @@ def _switch(conversation_id: int, message_id: int, step: int) -> None:
     _act(convs.show_version, rt, uid, conversation_id, message_id, step)
 
 
-def _queue(conversation_id: int, prompt: str) -> None:
+Files = list[tuple[str, bytes]]  # attached in the box: (name, bytes), checked when sent
+
+
+def _box() -> tuple[str, Files]:
+    """The text and the files just sent from the message box."""
+    value = st.session_state.get("chat_prompt")
+    if value is None or isinstance(value, str):
+        return value or "", []
+    return value.text or "", [(f.name, f.getvalue()) for f in value.files or ()]
+
+
+def _queue(conversation_id: int, prompt: str, files: Files) -> None:
     """A message sent while a reply is written waits for it (two sent meanwhile become one)."""
     waiting = st.session_state.get("chat_queued")
     if waiting and waiting[0] == conversation_id:
-        prompt = f"{waiting[1]}\n\n{prompt}"
-    st.session_state.chat_queued = (conversation_id, prompt)
+        prompt, files = f"{waiting[1]}\n\n{prompt}".strip(), [*waiting[2], *files]
+    st.session_state.chat_queued = (conversation_id, prompt, files)
+
+
+def _keep_in_box(prompt: str, files: Files, why: str = "") -> None:
+    """What could not be sent goes back into the box, and ``why`` is shown; files cannot go back, so
+    the person is told which to attach again."""
+    st.session_state.chat_prompt = prompt
+    names = attachments.usable(files)  # a file refused as bad is not worth attaching again
+    again = (f"Your message is kept in the box; attach {'the file' if len(names) == 1 else 'the files'} again "
+             f"({', '.join(names)}) before you send it." if names else "Your message is kept in the box." if files
+             else "")
+    if why or again:
+        state.flash("chat", " ".join(filter(None, (why, again))), ok=False)
 
 
 def _unqueue() -> None:
     """Cancel a waiting message: it goes back into the box."""
     waiting = st.session_state.pop("chat_queued", None)
     if waiting:
-        st.session_state.chat_prompt = waiting[1]
+        _keep_in_box(waiting[1], waiting[2])
 
 
 current = _current()
@@ -201,16 +225,17 @@ running = next((m for m in history if m.running), None)
 # A prompt just sent (or one that waited for a reply to end): the conversation (new, or this one)
 # gets the turn and its reply starts before anything is drawn, so the title, the list and the
 # reply all show it. While a reply is written, a message sent waits for it.
-prompt = st.session_state.get("chat_prompt")
-if prompt and current is not None and running is not None:
-    _queue(current.id, prompt)
-    prompt = None
-elif not prompt and running is None and st.session_state.get("chat_queued"):
-    conversation_id, prompt = st.session_state.pop("chat_queued")
+prompt, uploads = _box()
+if (prompt or uploads) and current is not None and running is not None:
+    _queue(current.id, prompt, uploads)
+    prompt, uploads = "", []
+elif not (prompt or uploads) and running is None and st.session_state.get("chat_queued"):
+    conversation_id, prompt, uploads = st.session_state.pop("chat_queued")
     if current is None or conversation_id != current.id:  # another conversation is open: back into the box
-        st.session_state.chat_prompt, prompt = prompt, None
+        _keep_in_box(prompt, uploads)
+        prompt, uploads = "", []
 asked = False  # whether this run sent a message: it then follows the reply's first words for a moment
-if prompt:
+if prompt or uploads:
     request = _request()
     try:
         if not request.model:
@@ -218,12 +243,13 @@ if prompt:
                             "conversation); your message is kept in the box.")
         if where.get(request.provider) is None:  # before a conversation is made for it
             raise NoKeyError(request.provider)
-        check_message(prompt, convs.MAX_MESSAGE)  # before a new conversation is made for it
+        check_message(prompt, convs.MAX_MESSAGE, empty_ok=bool(uploads))  # before a new conversation is made for it
+        files = attachments.check_all(uploads)  # a bad file: a plain message, and the text stays in the box
         if current is None:
-            current = convs.create(rt, uid, convs.title_from(prompt), provider=request.provider, model=request.model,
-                                   settings=presets_view.take_draft())
+            current = convs.create(rt, uid, convs.title_from(prompt or uploads[0][0]), provider=request.provider,
+                                   model=request.model, settings=presets_view.take_draft())
             _open(current.id)
-        replies.send(rt, uid, current.id, prompt, request)
+        replies.send(rt, uid, current.id, prompt, request, files=files)
         asked = True
         history = replies.history(rt, uid, current.id)
         running = next((m for m in history if m.running), None)
@@ -231,8 +257,7 @@ if prompt:
         problem = exc if isinstance(exc, ByokError) else db.storage_error(exc)  # disk full, read-only, down
         if problem is None:
             raise
-        state.flash("chat", str(problem), ok=False)
-        st.session_state.chat_prompt = prompt  # what could not be sent stays in the box
+        _keep_in_box(prompt, uploads, str(problem))  # what could not be sent stays in the box
 
 # --- sidebar: conversations (drawn last) ---------------------------------------------------
 offered = presets_view.listed(rt, c.user)  # the presets this person may pick, for two menus
@@ -384,7 +409,7 @@ def draw_sidebar() -> None:
 # before the history, whose live reply is followed for a moment within this run) -----------------
 with st.bottom, st.container(horizontal=True, vertical_alignment="bottom"):
     st.chat_input("Your message (sent when the reply ends)" if running else "Your message", key="chat_prompt",
-                  max_chars=100_000)
+                  max_chars=100_000, accept_file="multiple", file_type=list(attachments.FILE_TYPES))
     if running is not None:
         st.button("Stop", icon=":material/stop_circle:", key="chat_stop", disabled=running.stop_requested,
                   on_click=_act, args=(replies.stop, rt, uid, running.id),
@@ -421,13 +446,16 @@ for i, message in enumerate(history):
         if message.role == "user" and message.id == editing:
             st.text_area("Edit your message", value=message.content, key=f"chat_edit_text_{message.id}",
                          max_chars=100_000)
+            attachments_view.chips(message.attachments)  # the edited prompt keeps them
             with st.container(horizontal=True):
                 st.button("Send", type="primary", key="chat_edit_send", on_click=_edit, args=(current.id, message.id),
                           help="A new branch from here; the conversation as it was stays as the version before")
                 st.button("Cancel", key="chat_edit_cancel", on_click=lambda: st.session_state.pop("chat_editing", None))
             continue
         if message.role == "user":
-            st.markdown(no_images(message.content))
+            if message.content:
+                st.markdown(no_images(message.content))
+            attachments_view.show(rt, uid, message.attachments)
             with st.container(horizontal=True, vertical_alignment="center"):  # one row under the prompt
                 chat_view.copy_button()
                 if running is None:
@@ -459,6 +487,8 @@ waiting = st.session_state.get("chat_queued")
 if current is not None and waiting and waiting[0] == current.id:
     with st.chat_message("user"):
         st.markdown(no_images(waiting[1]))
+        if waiting[2]:
+            st.caption(" · ".join(f":material/attach_file: {md_escape(name)}" for name, _ in waiting[2]))
         with st.container(horizontal=True, vertical_alignment="center"):
             st.caption("Sent when the reply above ends.")
             st.button("Cancel", key="chat_unqueue", type="tertiary", on_click=_unqueue,
@@ -468,6 +498,7 @@ if history:
 else:
     st.caption("Ask anything. Replies are written on the server: they keep going if you reload or close the tab, "
                "and every reply says which key paid for it.")
+    st.caption(f":material/attach_file: {attachments.LIMITS}")
 
 with header:
     draw_header()

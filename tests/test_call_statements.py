@@ -73,3 +73,29 @@ def test_one_chat_turn_runs_few_statements(environ, monkeypatch, case, most):
         assert replies.reply(rt, ann.id, reply_id).status is ReplyStatus.DONE
         assert len(statements) <= most, "\n".join(statements)
         assert len(openai.requests) == 2 and len(brave.requests) == (0 if case == "own key" else 2)
+
+
+def test_files_in_the_branch_cost_one_read_and_a_prompt_with_files_one_insert(environ, monkeypatch):
+    """An own-key turn whose branch holds files reads their bytes in one statement; sending files
+    inserts them in one more (one statement for all of them)."""
+    from filesamples import pdf, png
+
+    from byok_core import attachments
+
+    monkeypatch.setattr(replies, "FLUSH_SECONDS", 3600.0)
+    with FakeProvider(Provider.OPENAI) as openai, runtime_with(environ, **openai.env()) as rt:
+        ann = make_user(rt, "ann")
+        conversation = convs.create(rt, ann.id, "Counted")
+        keys.store(rt, ADMIN, Owner.user(ann.id), Provider.OPENAI, OWN_KEY)
+        request = replies.Request(Provider.OPENAI, "gpt-4o-mini")
+        files = attachments.check_all([("a.png", png()), ("b.pdf", pdf(1))])
+        follow_to_end(replies.send(rt, ann.id, conversation.id, "First", request))
+        with counted(rt.engine) as plain:
+            follow_to_end(replies.send(rt, ann.id, conversation.id, "Plain", request))
+        with counted(rt.engine) as with_files:
+            follow_to_end(replies.send(rt, ann.id, conversation.id, "Files", request, files=files))
+        with counted(rt.engine) as after:
+            follow_to_end(replies.send(rt, ann.id, conversation.id, "After", request))
+        assert len(with_files) == len(plain) + 1, "\n".join(with_files)  # the files' one INSERT
+        assert len(after) == len(plain) + 1, "\n".join(after)  # their bytes, read once to be sent again
+        assert len(openai.requests[-1].body["messages"][4]["content"]) == 3  # text, image, PDF

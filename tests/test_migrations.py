@@ -303,3 +303,43 @@ def test_caps_on_own_keys_come_as_new_tables_and_leave_everything_else(empty_dat
             assert conn.execute(sa.text("SELECT COUNT(*) FROM users")).scalar_one() == 1
     finally:
         engine.dispose()
+def test_conversations_keep_their_messages_and_take_attachments_and_they_go_back_down(empty_database, tmp_path,
+                                                                                        master_key):
+    """Migration 0013: messages kept before it are all there, with no attachments; a prompt then keeps
+    its files, which go with their conversation; and it goes back down, the messages kept."""
+    from filesamples import pdf
+
+    from byok_core import attachments
+    from byok_core import conversations as convs
+
+    engine = db.create_engine(empty_database)
+    with engine.begin() as conn:
+        command.upgrade(db._alembic_config(conn), "0012")
+        ann = _member_ann(conn)
+        conn.execute(sa.text("INSERT INTO conversations (user_id, title, created_at, updated_at) VALUES "
+                             "(:u, 'Before', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"), {"u": ann})
+        conv = conn.execute(sa.text("SELECT id FROM conversations")).scalar_one()
+        parent = None
+        for role, content in (("user", "a"), ("assistant", "b")):
+            conn.execute(sa.text("INSERT INTO messages (conversation_id, role, content, created_at, meta, status, "
+                                 "stop_requested, parent_id) VALUES (:c, :r, :t, CURRENT_TIMESTAMP, '{}', 'done', "
+                                 "false, :p)"), {"c": conv, "r": role, "t": content, "p": parent})
+            parent = conn.execute(sa.text("SELECT MAX(id) FROM messages")).scalar_one()
+    engine.dispose()
+
+    rt = open_runtime({"BYOK_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": empty_database,
+                       "ENCRYPTION_KEY": master_key})  # the first start of this version: to 0013
+    try:
+        shown = convs.messages(rt, ann, conv)
+        assert [(m.content, m.attachments) for m in shown] == [("a", ()), ("b", ())]
+        with rt.engine.begin() as conn:
+            attachments.add(conn, ann, conv, shown[0].id, [attachments.check("n.pdf", pdf(1))])
+        assert [a.name for a in convs.messages(rt, ann, conv)[0].attachments] == ["n.pdf"]
+        with rt.engine.begin() as conn:
+            command.downgrade(db._alembic_config(conn), "0012")
+        assert "attachments" not in sa.inspect(rt.engine).get_table_names()
+        with rt.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT content FROM messages ORDER BY id")).scalars().all() == ["a", "b"]
+    finally:
+        rt.engine.dispose()
+

@@ -69,7 +69,7 @@ REVIEWED: dict[str, dict[str, str]] = {
                          "instead": "fixed words and a page's title"},
     "pages/admin.py": {"provider.label": WORDS, "words.ROLE[new_role]": WORDS, "accounts.USERNAME_RULES": WORDS},
     "pages/chat.py": {"fmt_when(when, today)": NUMBERS, "when": NUMBERS, "shown_group": WORDS, "p.label": WORDS,
-                      "words.PAID_BY[s]": WORDS, "left": NUMBERS},
+                      "words.PAID_BY[s]": WORDS, "left": NUMBERS, "attachments.LIMITS": "fixed words and numbers"},
     "pages/search.py": {"count": NUMBERS, "'s' * (count != 1)": WORDS, "words.PAID_BY[record.key_source]": WORDS,
                         "chat_view.fmt_cost(record.cost_usd)": NUMBERS, "provider.label": WORDS, "p.label": WORDS},
     "byok_ui/state.py": {"message": "show_flash(): md_escape where it is assigned"},

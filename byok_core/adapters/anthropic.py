@@ -22,6 +22,7 @@ import re
 from typing import Any
 
 from byok_core.adapters.base import DEFAULT_PARAMS, ChatAdapter, ChatMessage, ChatParams, Reply, Stop, split_system
+from byok_core.adapters.files import anthropic_content
 from byok_core.credential import Credential
 from byok_core.providers import Provider
 
@@ -47,7 +48,7 @@ class AnthropicAdapter(ChatAdapter):
         body: dict[str, Any] = {
             "model": model,
             "max_tokens": self.output_cap(params),
-            "messages": [{"role": m.role, "content": m.content} for m in rest],
+            "messages": [{"role": m.role, "content": anthropic_content(m.content, m.files)} for m in rest],
             "stream": True,
         }
         if system:

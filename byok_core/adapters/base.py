@@ -23,6 +23,7 @@ import httpx
 from httpx_sse import EventSource, SSEError
 
 from byok_core.adapters.errors import provider_error, transport_error
+from byok_core.adapters.files import Attached, kinds
 from byok_core.credential import Credential
 from byok_core.errors import KeyRejected, ProviderDown, ProviderTimeout, StreamCutOff
 from byok_core.providers import Provider
@@ -39,6 +40,7 @@ MAX_REPLY_CHARS = 200_000  # a reply is stopped there (a conversation's message 
 class ChatMessage:
     role: str  # "system" | "user" | "assistant"
     content: str
+    files: tuple[Attached, ...] = ()  # a prompt's images and PDFs, sent in the provider's native parts
 
 
 class Effort(StrEnum):
@@ -303,7 +305,8 @@ class ChatAdapter(_Adapter):
                 if response.status_code >= 400:
                     response.read()
                     raise provider_error(label, cred, status=response.status_code, body=_body(response),
-                                         headers=response.headers, model=model)
+                                         headers=response.headers, model=model,
+                                         attached=kinds([f for m in messages for f in m.files]))
                 for sse in EventSource(response).iter_sse():
                     raw = sse.data
                     if raw == end_data:

@@ -34,6 +34,7 @@ _QUOTA_CODES = {"insufficient_quota", "billing_hard_limit_reached", "billing_err
 _RATE_CODES = {"rate_limit_error", "rate_limit_exceeded", "resource_exhausted", "rate_limited"}
 _MODEL_CODES = {"model_not_found", "not_found_error"}
 _DOWN_CODES = {"overloaded_error", "api_error", "server_error", "unavailable", "internal"}
+_FILE_REFUSED = {400, 413, 415, 422}  # a request with files refused as bad: the files, most likely
 _QUOTA_STATUS = {402, 432, 433}  # payment required; Tavily's plan and pay-as-you-go limits
 
 
@@ -137,15 +138,17 @@ def retry_after(headers: Mapping[str, str] | None) -> float | None:
 
 
 def provider_error(label: str, cred: Credential, *, status: int | None, body: Any,
-                   headers: Mapping[str, str] | None = None, model: str = "") -> ProviderError:
-    """The app's error for a provider's error status and/or body (an HTTP error or an error event)."""
-    error = _provider_error(label, cred, status=status, body=body, headers=headers, model=model)
+                   headers: Mapping[str, str] | None = None, model: str = "", attached: str = "") -> ProviderError:
+    """The app's error for a provider's error status and/or body (an HTTP error or an error event).
+    ``attached``: what files the request carried ("images", "a PDF"); a request with files that is
+    refused as bad (400, 413, 415, 422) is told as the model or endpoint not taking them."""
+    error = _provider_error(label, cred, status=status, body=body, headers=headers, model=model, attached=attached)
     error.refused = status is not None  # an HTTP error answer: the provider refused the request, nothing billed
     return error
 
 
 def _provider_error(label: str, cred: Credential, *, status: int | None, body: Any,
-                    headers: Mapping[str, str] | None, model: str) -> ProviderError:
+                    headers: Mapping[str, str] | None, model: str, attached: str = "") -> ProviderError:
     codes, detail = _error_info(body)
     detail, hinted = _split_retry_hint(scrub(detail, cred.secret, limit=400))
     detail = scrub(detail, None)  # shortened again, now that the hint is out
@@ -168,6 +171,11 @@ def _provider_error(label: str, cred: Credential, *, status: int | None, body: A
         return ProviderDown(f"{label} is overloaded or having trouble right now{said}; try again in a minute.")
     if status == 404:
         return RequestRejected(f"{label} has nothing at that address{said}; check the base URL.")
+    if attached and status in _FILE_REFUSED:
+        what = f"the model {model!r}" if model else "this endpoint"
+        return RequestRejected(f"{label} did not accept {attached} attached to this conversation{said}: {what} may not "
+                               "read them, or not files this large. Pick a model that reads images and PDFs, or "
+                               "start a new chat without the files.")
     return RequestRejected(f"{label} refused the request{said}; check the model and the input.")
 
 

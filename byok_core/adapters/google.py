@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from byok_core.adapters.base import DEFAULT_PARAMS, ChatAdapter, ChatMessage, ChatParams, Reply, Stop, split_system
+from byok_core.adapters.files import gemini_parts
 from byok_core.credential import Credential
 from byok_core.errors import RequestRejected
 from byok_core.providers import Provider
@@ -64,7 +65,7 @@ class GoogleAdapter(ChatAdapter):
         if thinking is not None:
             config["thinkingConfig"] = {"thinkingBudget": thinking}
         body: dict[str, Any] = {
-            "contents": [{"role": _ROLES.get(m.role, "user"), "parts": [{"text": m.content}]} for m in rest],
+            "contents": [{"role": _ROLES.get(m.role, "user"), "parts": gemini_parts(m.content, m.files)} for m in rest],
             "generationConfig": config}
         if system:
             body["systemInstruction"] = {"parts": [{"text": system}]}

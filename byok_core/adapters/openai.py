@@ -22,6 +22,7 @@ import re
 from typing import Any, ClassVar
 
 from byok_core.adapters.base import DEFAULT_PARAMS, ChatAdapter, ChatMessage, ChatParams, Reply, Stop
+from byok_core.adapters.files import openai_content
 from byok_core.credential import Credential
 from byok_core.providers import Provider
 
@@ -42,7 +43,8 @@ class OpenAIAdapter(ChatAdapter):
                      params: ChatParams = DEFAULT_PARAMS) -> tuple[str, dict[str, Any]]:
         body: dict[str, Any] = {
             "model": model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],  # the system prompt first
+            # the system prompt first
+            "messages": [{"role": m.role, "content": openai_content(m.content, m.files)} for m in messages],
             self.cap_field: self.output_cap(params),
             "stream": True,
             "stream_options": {"include_usage": True},

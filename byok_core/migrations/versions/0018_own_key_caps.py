@@ -2,7 +2,7 @@
 worst cases of calls in flight (held like shared budgets)
 
 Revision ID: 0018
-Revises: 0012
+Revises: 0013
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0018"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
