@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from appserver import wait_for
+from appserver import ROOT, wait_for
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from byok_core import accounts
@@ -55,6 +55,18 @@ def settled(page: Page) -> None:
     showing placeholders until then)."""
     idle(page)
     expect(page.get_by_test_id("stSkeleton")).to_have_count(0)
+
+
+SHOTS = Path(os.environ.get("BYOK_SCREENSHOTS_DIR") or ROOT / "test-artifacts" / "screenshots")
+
+
+def shot(page: Page, name: str) -> None:
+    """A screenshot for the README (BYOK_SCREENSHOTS_DIR=docs/screenshots), taken once the page is drawn."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    idle(page)
+    no_errors(page)
+    page.get_by_role("heading").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
 
 
 def no_errors(page: Page) -> None:

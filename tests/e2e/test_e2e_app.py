@@ -13,12 +13,9 @@ README's).
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
-from appserver import ROOT, running_app, wait_for
-from browser import COOKIE, idle, nav, need_chromium, no_errors, open_signed_in, session_cookie
+from appserver import running_app, wait_for
+from browser import COOKIE, idle, nav, need_chromium, open_signed_in, session_cookie, shot
 from callhelpers import log_call
 from fakeproviders import FakeProvider
 from playwright.sync_api import Page, expect
@@ -30,7 +27,6 @@ from byok_core.startup import open_runtime
 
 pytestmark = pytest.mark.e2e
 
-SHOTS = Path(os.environ.get("BYOK_SCREENSHOTS_DIR") or ROOT / "test-artifacts" / "screenshots")
 OPENAI_KEY = "sk-e2e-PLAINTEXT-never-shown-9f3c"
 PROMPT = "Does streaming work?"
 REPLY = "Streaming works: one token after another until the very end."
@@ -52,14 +48,6 @@ def server(tmp_path_factory, openai):
             running_app(tmp_path_factory.mktemp("e2e"), **openai.env(), **tavily.env(),
                         TAVILY_API_KEY="tvly-server-key-e2e") as app:
         yield app
-
-
-def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    idle(page)
-    no_errors(page)
-    page.get_by_role("heading").first.scroll_into_view_if_needed()
-    page.screenshot(path=str(SHOTS / f"{name}.png"))
 
 
 @pytest.fixture(scope="module")

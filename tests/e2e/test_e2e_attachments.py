@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 from appserver import RunningApp, running_app
-from browser import idle, no_errors, open_signed_in
+from browser import idle, no_errors, open_signed_in, shot
 from chatpage import box, main, replies
 from fakeproviders import FakeProvider
 from filesamples import pdf, png
@@ -113,6 +113,8 @@ def test_an_image_and_a_pdf_reach_the_provider_in_its_native_parts(server, page,
     expect(prompt.get_by_text("red.png")).to_be_visible()
     expect(prompt.get_by_text("report.pdf (PDF, 2 pages")).to_be_visible()  # the PDF's chip
     no_errors(page)
+    if provider is Provider.OPENAI:
+        shot(page, "chat-attachments")
 
 
 def test_a_budgeted_team_key_refuses_a_call_whose_files_do_not_fit(server, page, rt, openai):
