@@ -63,7 +63,7 @@ KNOWN: dict[str, Known] = {
     "DKK": Known(None, 2, 6.7), "PLN": Known(None, 2, 3.9), "CZK": Known(None, 2, 22.0),
     "BRL": Known(None, 2, 5.5), "MXN": Known(None, 2, 18.0), "ZAR": Known(None, 2, 18.0),
 }
-SANE_FACTOR = 10  # a rate more than this far from a currency's usual one is refused as a typing slip
+SANE_FACTOR = 5  # a rate more than this far from a currency's usual one is refused as a typing slip
 
 
 @dataclass(frozen=True)
