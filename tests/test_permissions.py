@@ -21,7 +21,7 @@ import pytest
 from sqlmodel import SQLModel
 
 import byok_core
-from byok_core import accounts, alerts, audit, budgets, keys, keytest, limits, presets, pricing
+from byok_core import accounts, alerts, audit, budgets, currency, keys, keytest, limits, presets, pricing
 from byok_core.audit import AuditAction
 from byok_core.errors import AuthError, PermissionDenied
 from byok_core.identity import Actor, Owner, Role
@@ -196,6 +196,8 @@ CASES = [
          AuditAction.BUDGET_SET),
     Case("budgets.admin.clear_budget", lambda rt, a, w: budgets.clear_budget(rt, a, Owner.team()),
          AuditAction.BUDGET_CLEAR),
+    Case("currency.set_display", lambda rt, a, w: currency.set_display(rt, a, "EUR", "0.92"),
+         AuditAction.CURRENCY_SET),
     Case("limits.set_rate_limits", lambda rt, a, w: limits.set_rate_limits(rt, a, 5, 50), AuditAction.LIMITS_SET),
     Case("limits.set_person_limit", lambda rt, a, w: limits.set_person_limit(rt, a, a.user_id or w.boss.user_id, 0),
          AuditAction.LIMITS_SET),
