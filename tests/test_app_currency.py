@@ -6,8 +6,9 @@ from __future__ import annotations
 import io
 
 import pytest
-from apptest import make_user, page_as, text_of
+from apptest import make_user, page_as, send_message, text_of, use_environment
 from callhelpers import log_call
+from fakeproviders import FakeProvider
 
 from byok_core import budgets, currency, usage
 from byok_core.identity import Actor, KeySource, Owner
@@ -85,3 +86,20 @@ def test_the_line_under_a_reply_says_the_currency():
         line = chat_view.caption(record)
     assert "¥0.315 · ¥2 counted against the budget" in line and "$" not in line
     assert "$0.0021 · $0.0100 counted" in chat_view.caption(record)
+
+
+def test_the_budget_warning_under_a_reply_is_in_the_currency(app, rt, environ, monkeypatch):
+    """The reply's worker writes its budget words in the currency of the page run that sent it."""
+    ann = make_user(rt, "ann")
+    eur = currency.set_display(rt, OP, "EUR", "0.92")
+    budgets.set_budget(rt, OP, Owner.user(ann.id), "1.00", eur)
+    log_call(rt, user_id=ann.id, provider=Provider.OPENAI, model="gpt-4o", key_source=KeySource.ENV,
+             input_tokens=1, output_tokens=1, latency_ms=1, cost_usd=0.9 / 0.92)  # €0.90 of €1.00
+    with FakeProvider(Provider.OPENAI, reply="Hello") as fake:
+        use_environment(monkeypatch, {**environ, **fake.env(), "OPENAI_API_KEY": "sk-fake.env-CURRENCY-0123456789"})
+        at = page_as(rt, ann)
+        send_message(at, rt, "Say hello")
+    [reply] = [m for m in at.chat_message if m.name == "assistant"]
+    [warning] = [text_of(w.value) for w in reply.info]
+    assert "Your monthly budget for shared keys is 9" in warning and "of €1.00)" in warning, warning
+    assert "$" not in warning and "€" in reply.caption[-1].value and "$" not in reply.caption[-1].value
