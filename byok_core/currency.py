@@ -16,8 +16,9 @@ stays the USD cap it was set as (in the new rate it may read as a slightly diffe
 Which currency a page shows is chosen once per page run: the UI shell reads ``current(rt)``
 (cached on the runtime for a few seconds, so a run usually costs no SQL statement) and makes it
 the run's with ``showing``; ``money`` and the budget sentences read it from there (a context
-variable), so the many places that write an amount need no extra argument. Outside a page run
-(the command line, alerts, a reply's worker thread) it is USD, written with "$"."""
+variable), so the many places that write an amount need no extra argument (a reply's worker runs
+in a copy of the run's context, so its budget words follow). Outside a page run (the command
+line) it is USD, written with "$"; webhook alerts are always in USD."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Words shown to people: the app's enum values, amounts and durations, and audit events as sentences;
-one place for the UI and the CLI."""
+"""Words shown to people: the app's enum values, counts and durations, and audit events as sentences;
+one place for the UI and the CLI (amounts of money: byok_core/currency.py)."""
 
 from __future__ import annotations
 

@@ -246,7 +246,8 @@ with tab_currency:
     if "currency_code" not in st.session_state:
         st.session_state.currency_code, st.session_state.currency_rate = shown.code, f"{shown.per_usd:g}"
     with st.container(border=True, horizontal=True, vertical_alignment="bottom"):
-        st.selectbox("Currency", list(currency.KNOWN), key="currency_code")
+        st.selectbox("Currency", list(currency.KNOWN), key="currency_code", on_change=lambda: st.session_state.update(
+            currency_rate=f"{shown.per_usd:g}" if st.session_state.currency_code == shown.code else ""))
         st.text_input("What 1 USD buys of it", key="currency_rate", width=180,
                       help="How many units of the currency one US dollar buys, e.g. 0.92 for EUR (ignored for USD)")
 

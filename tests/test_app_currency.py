@@ -33,14 +33,16 @@ def test_an_admin_sets_the_currency_in_its_tab_and_budgets_are_typed_and_shown_i
     _, root = people
     at = page_as(rt, root, "budgets")
     assert at.text_input(key="budgets_amount").label == "USD per month"
-    at.selectbox(key="currency_code").set_value("JPY")
+    assert at.text_input(key="currency_rate").value == "1"
+    at.selectbox(key="currency_code").set_value("JPY").run()
+    assert at.text_input(key="currency_rate").value == ""  # another currency: its rate is to be typed
     at.text_input(key="currency_rate").set_value("0.0067")  # the other way round: USD per yen
     at.button(key="currency_set").click().run()
     assert [text_of(e.value) for e in at.tabs[4].error] == [
         "One US dollar buys about 150 JPY, not 0.0067: enter how many JPY one US dollar buys (not the other "
         "way round)."]
     assert currency.current(rt) == currency.USD and at.text_input(key="currency_rate").value == "0.0067"  # kept
-    at.selectbox(key="currency_code").set_value("EUR")
+    at.selectbox(key="currency_code").set_value("EUR").run()
     at.text_input(key="currency_rate").set_value("0.92")
     at.button(key="currency_set").click().run()
     assert [e.value for e in at.tabs[4].success] == ["Currency set."] and not at.tabs[0].success
