@@ -21,7 +21,6 @@ from byok_core import audit, netguard
 from byok_core.adapters.base import new_client
 from byok_core.audit import AuditAction
 from byok_core.budgets.lines import apart
-from byok_core.currency import USD
 from byok_core.errors import DecryptionError, ProviderDown, ValidationError
 from byok_core.identity import Actor
 from byok_core.models import AppSetting
@@ -139,7 +138,7 @@ def budget_reached(name: str | None, level: int, spent_usd: float, budget_usd: f
         verb, spent = "is used up: shared-key calls are refused", f"${spent_usd:,.2f}"
     else:
         verb = "is nearly used up: shared-key calls are refused when they could cost more than is left"
-        spent = apart(spent_usd, budget_usd, USD)[0]  # alerts are in dollars, whoever's run sends them
+        spent = apart(spent_usd, budget_usd)[0]
     return (f"BYOK Dashboard: {who} monthly budget for shared keys {verb} "
             f"({spent} of ${budget_usd:,.2f} in {month_name(month)}).")
 

@@ -47,7 +47,8 @@ def test_amounts_convert_both_ways_and_a_page_run_shows_its_currency():
     assert currency.shown() == USD and money(1.0) == "$1.0000"
     with currency.showing(JPY):
         assert money(1.0) == "¥150" and usage.cost_label(None, 0) == "¥0"
-        assert budgets.lines.apart(0.0062, 0.0071) == ("¥0.93", "¥1.07")
+        assert budgets.lines.apart(0.0062, 0.0071, currency.shown()) == ("¥0.93", "¥1.07")
+        assert budgets.lines.apart(0.0062, 0.0071) == ("$0.0062", "$0.0071")  # alerts' and caps' dollars
     assert money(1.0) == "$1.0000"  # back to dollars after the run
 
 

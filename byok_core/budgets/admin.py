@@ -48,8 +48,9 @@ def alerting(rt: Runtime, now: datetime | None = None) -> list[BudgetLine]:
     return [line for line in spend_report(rt, now) if line.near]
 
 
-def to_amount(amount: Any, currency: Currency = USD) -> float:
-    """An amount of ``currency`` in its minor units (whole cents; whole yen), or ValidationError."""
+def to_cents(amount: Any, currency: Currency = USD) -> float:
+    """An amount of ``currency`` in whole cents (whole units of a currency without them, such as the
+    yen), or ValidationError."""
     symbol, unit = currency.known.symbol or currency.code, Decimal(1).scaleb(-currency.minor)
     example = "25 or 12.50" if currency.minor else "2500"
     try:
@@ -79,7 +80,7 @@ def set_budget(rt: Runtime, actor: Actor, owner: Owner, monthly: Any, currency: 
     in USD, converted at ``currency``'s rate (unrounded, so it reads back in that rate as typed;
     the audit event keeps both). Admins only."""
     actor.check_admin("change budgets")
-    amount = to_amount(monthly, currency)
+    amount = to_cents(monthly, currency)
     usd = currency.to_usd(amount)
     typed = "" if currency.code == "USD" else f"{currency.fixed(amount, currency.minor)} at {currency.rate_text}"
     with Session(rt.engine) as session, session.begin():

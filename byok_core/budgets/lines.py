@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlmodel import col
 
 from byok_core.clock import utcnow
-from byok_core.currency import Currency, money, shown
+from byok_core.currency import USD, Currency, money, shown
 from byok_core.identity import Owner, OwnerKind
 from byok_core.models import Budget, BudgetMonth, Reservation, User, table
 from byok_core.pricing import CostBound
@@ -70,7 +70,7 @@ class BudgetLine:
 
     def describe(self) -> str:
         assert self.budget_usd is not None
-        spent = (apart(self.spent_usd, self.budget_usd)[0] if self.spent_usd < self.budget_usd
+        spent = (apart(self.spent_usd, self.budget_usd, shown())[0] if self.spent_usd < self.budget_usd
                  else money(self.spent_usd, whole=True))  # never "$0.04 of $0.04" for a budget not used up
         return (f"{_whose(self.owner)} monthly budget for shared keys is {self.used:.0%} used "
                 f"({spent} of {money(self.budget_usd, whole=True)}).")
@@ -152,7 +152,7 @@ def why_refused(lines: Iterable[BudgetLine], bound: CostBound | None) -> tuple[B
                           "price for it.")
         if line.spent_usd + line.reserved_usd + bound.usd > line.budget_usd:
             assert line.left_usd is not None
-            left, cost = apart(line.left_usd, bound.usd)
+            left, cost = apart(line.left_usd, bound.usd, shown())
             return line, (f"{_whose(line.owner)} monthly budget for shared keys has {left} left of "
                           f"{money(line.budget_usd, whole=True)}, and this call could cost up to {cost}; try a "
                           f"shorter conversation or a cheaper model, use your own API key, or ask an admin to "
@@ -160,11 +160,10 @@ def why_refused(lines: Iterable[BudgetLine], bound: CostBound | None) -> tuple[B
     return None
 
 
-def apart(smaller_usd: float, larger_usd: float, currency: Currency | None = None) -> tuple[str, str]:
-    """Two amounts, the first less than the second, in ``currency`` (default: this run's), with the
-    fewest decimals (its minor units to 6) at which that still shows however they are rounded
-    ("$0.0062" and "$0.0071", not "$0.01" and "$0.01"); past 6, the first rounded down and the second up."""
-    cur = currency or shown()
+def apart(smaller_usd: float, larger_usd: float, cur: Currency = USD) -> tuple[str, str]:
+    """Two amounts, the first less than the second, in ``cur``, with the fewest decimals (its minor
+    units to 6) at which that still shows however they are rounded ("$0.0062" and "$0.0071", not
+    "$0.01" and "$0.01"); past 6, the first rounded down and the second up."""
     smaller, larger = cur.from_usd(smaller_usd), cur.from_usd(larger_usd)
     for places in range(cur.minor, 7):
         step = Decimal(1).scaleb(-places)
