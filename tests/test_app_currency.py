@@ -1,5 +1,5 @@
 """AppTest: an admin sets the display currency on the Budgets page (in its own tab), budgets are
-typed and shown in it, and the Usage page and the line under a reply show money in it."""
+typed and shown in it, and the Usage page, the line under a reply and a search show money in it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from apptest import make_user, page_as, send_message, text_of, use_environment
 from callhelpers import log_call
 from fakeproviders import FakeProvider
 
-from byok_core import budgets, currency, usage
+from byok_core import budgets, currency, keys, usage
 from byok_core.identity import Actor, KeySource, Owner
 from byok_core.providers import Provider
 from byok_core.record import CallRecord
@@ -105,3 +105,16 @@ def test_the_budget_warning_under_a_reply_is_in_the_currency(app, rt, environ, m
     [warning] = [text_of(w.value) for w in reply.info]
     assert "Your monthly budget for shared keys is 9" in warning and "of €1.00)" in warning, warning
     assert "$" not in warning and "€" in reply.caption[-1].value and "$" not in reply.caption[-1].value
+
+
+def test_a_search_says_its_cost_in_the_currency(app, rt, environ, monkeypatch):
+    ann = make_user(rt, "ann")
+    keys.store(rt, Actor.of(ann), Owner.user(ann.id), Provider.BRAVE, "brave-ann-key-1234")
+    currency.set_display(rt, OP, "GBP", "0.78")
+    with FakeProvider(Provider.BRAVE) as brave:
+        use_environment(monkeypatch, {**environ, **brave.env()})
+        at = page_as(rt, ann, "search")
+        at.text_input(key="search_query").set_value("example")
+        at.session_state["search_providers"] = [Provider.BRAVE]
+        at.button(key="FormSubmitter:search_form-Search").click().run()
+    assert [c.value for c in at.caption if "paid by" in c.value] == ["3 results · paid by your key · £0.0039"]
