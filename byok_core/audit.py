@@ -53,6 +53,7 @@ class AuditAction(StrEnum):
     PRICE_SET = "price.set"
     PRESET_SET = "preset.set"  # the team preset's name, shown (created or changed)
     PRESET_DELETE = "preset.delete"  # the team preset's name, shown
+    CURRENCY_SET = "currency.set"  # the currency and its rate, shown: "EUR at 1 USD = 0.92 EUR"
 
 
 class _KeyRow(Protocol):

@@ -399,6 +399,19 @@ class AppSetting(SQLModel, table=True):
     value: str = Field(max_length=500)
 
 
+class DisplayCurrency(SQLModel, table=True):
+    """One display currency and rate an admin set (``currency.set_display``); the newest is the
+    team's. Rows are only ever added: a rate, once set, is never changed."""
+
+    __tablename__ = "display_currencies"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=3)  # ISO 4217, one of currency.KNOWN
+    per_usd: float  # what one US dollar buys of it
+    set_at: datetime = Field(default_factory=utcnow)
+    set_by: str = Field(max_length=80)  # username, or "operator" for the CLI
+
+
 def add_partial_indexes() -> None:
     """Add the partial indexes to the metadata: one active key per owner and provider (migration
     0001), one reply streaming at a time per conversation, whichever process or replica starts it

@@ -21,6 +21,7 @@ go with every reply; the output cap is the worst case a shared-key budget holds.
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import json
 import logging
@@ -381,8 +382,9 @@ def _start(rt: Runtime, user_id: int, reply_id: int, request: Request, messages:
         return
     item = Live(rt, reply_id, stream)
     _register(item)
-    threading.Thread(target=_work, args=(item, stream, request), name=f"byok-reply-{reply_id}",
-                     daemon=True).start()
+    # run in a copy of the caller's context: the reply's budget words are in its currency (currency.showing)
+    threading.Thread(target=contextvars.copy_context().run, args=(_work, item, stream, request),
+                     name=f"byok-reply-{reply_id}", daemon=True).start()
 
 
 def _work(item: Live, stream: chat.ChatStream, request: Request) -> None:

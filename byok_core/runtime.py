@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -89,6 +90,9 @@ class Runtime:
     engine: Engine
     keyring: Keyring
     keyring_source: KeyringSource
+    # Small facts a page run reads often and may see a few seconds late (currency.current), by name:
+    # (time.monotonic() when read, value).
+    memo: dict[str, tuple[float, Any]] = field(default_factory=dict, repr=False, compare=False)
 
 
 def connect(settings: Settings, *, starting_over: bool = False) -> Runtime:

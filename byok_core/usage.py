@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -24,6 +23,7 @@ from sqlalchemy.sql.util import ClauseAdapter
 from sqlmodel import col
 
 from byok_core.csvcells import cell
+from byok_core.currency import money
 from byok_core.identity import Actor, KeySource
 from byok_core.models import UsageRecord, User, table
 from byok_core.runtime import Runtime
@@ -164,26 +164,12 @@ class Totals:
         return cost_label(self.cost_usd, self.unknown_cost_calls)
 
 
-def money(amount: float | None) -> str:
-    """A cost as every figure of the usage page shows it: "$1,234.5678" and "$0.0123" (four decimals
-    from a cent up), three significant digits below a cent ("$0.000013", "$0.00000042": a call that
-    cost something never reads as zero), "$0.00" for nothing, "unknown" when it was not priced."""
-    if amount is None or amount != amount:  # None or NaN: not priced
-        return "unknown"
-    if amount == 0:
-        return "$0.00"
-    if abs(amount) >= 0.01:
-        return f"${amount:,.4f}"
-    decimals = 2 - math.floor(math.log10(abs(amount)))  # three significant digits
-    text = f"{abs(amount):.{decimals}f}".rstrip("0")
-    return f"{'-' * (amount < 0)}${text}"
-
-
 def cost_label(cost_usd: float | None, unknown_cost_calls: int) -> str:
-    """'$1.2345', '$1.2345 + 3 calls of unknown cost', or 'unknown (3 calls)'; never a made-up zero."""
+    """'$1.2345', '$1.2345 + 3 calls of unknown cost', or 'unknown (3 calls)'; never a made-up zero.
+    In this run's currency (``currency.money``)."""
     if cost_usd is None:
         plural = "s" * (unknown_cost_calls != 1)
-        return f"unknown ({unknown_cost_calls} call{plural})" if unknown_cost_calls else "$0.00"
+        return f"unknown ({unknown_cost_calls} call{plural})" if unknown_cost_calls else money(0.0)
     known = money(cost_usd)
     if unknown_cost_calls:
         return f"{known} + {unknown_cost_calls} call{'s' * (unknown_cost_calls != 1)} of unknown cost"

@@ -1,5 +1,5 @@
-"""Words shown to people: the app's enum values, amounts and durations, and audit events as sentences;
-one place for the UI and the CLI."""
+"""Words shown to people: the app's enum values, counts and durations, and audit events as sentences;
+one place for the UI and the CLI (amounts of money: byok_core/currency.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from byok_core.audit import AuditAction, Target
+from byok_core.currency import USD, money
 from byok_core.errors import CallStatus
 from byok_core.identity import KeySource, Owner, Role
 from byok_core.providers import Provider, ProviderKind
@@ -17,16 +18,6 @@ if TYPE_CHECKING:
 
 def provider_name(provider: Provider) -> str:
     return provider.label
-
-
-def usd(amount: float) -> str:
-    """A known amount of dollars as people read it: "$1,234.5678", "$0.0123", a tiny one to the
-    millionth ("$0.000005", never "$0.0000" for money that was spent), and "$0.00" for nothing."""
-    if amount == 0:
-        return "$0.00"
-    if abs(amount) < 0.01:
-        return f"${amount:.6f}".rstrip("0").rstrip(".")
-    return f"${amount:,.4f}"
 
 
 def count(value: int | None) -> str:
@@ -112,6 +103,7 @@ AUDIT = {
     AuditAction.PRICE_SET: "changed a price",
     AuditAction.PRESET_SET: "saved a team preset",
     AuditAction.PRESET_DELETE: "deleted a team preset",
+    AuditAction.CURRENCY_SET: "set the display currency",
 }
 
 
@@ -200,7 +192,8 @@ def _setting_sentence(who: str, event: AuditEvent, target: Target, whose: str | 
     detail, amount = event.detail, event.usd
     match event.action:
         case AuditAction.BUDGET_SET if whose is not None and amount is not None:
-            return f"{who} set {whose} budget on shared keys to ${amount:,.2f} a month"
+            typed = f" ({detail})" if detail else ""  # the amount as typed in another currency
+            return f"{who} set {whose} budget on shared keys to {_usd(amount, whole=True)} a month{typed}"
         case AuditAction.BUDGET_CLEAR if whose is not None:
             return f"{who} removed {whose} budget on shared keys"
         case AuditAction.LIMITS_SET if whose is not None:  # one person's own limit
@@ -224,6 +217,8 @@ def _setting_sentence(who: str, event: AuditEvent, target: Target, whose: str | 
             return f"{who} re-encrypted the budget alert webhook under the new master key"
         case AuditAction.PRESET_SET if detail:
             return f"{who} saved the team preset {detail}" + _preset_model(target)
+        case AuditAction.CURRENCY_SET if detail:
+            return f"{who} set the display currency to {detail}"
         case AuditAction.PRESET_DELETE if detail:
             return f"{who} deleted the team preset {detail}"
     return None
@@ -236,10 +231,15 @@ def _preset_model(target: Target) -> str:
 def _price_sentence(who: str, provider: Provider, model: str | None, amount: float | None) -> str | None:
     """A search provider's price per request (never removed), or a chat model's per call (None: removed)."""
     if model is None:
-        return None if amount is None else f"{who} set the price of a {provider.label} request to {usd(amount)}"
+        return None if amount is None else f"{who} set the price of a {provider.label} request to {_usd(amount)}"
     if amount is None:
         return f"{who} removed the per-call price of {provider.label} model {model}"
-    return f"{who} set the per-call price of {provider.label} model {model} to {usd(amount)}"
+    return f"{who} set the per-call price of {provider.label} model {model} to {_usd(amount)}"
+
+
+def _usd(amount: float, *, whole: bool = False) -> str:
+    """An amount the audit log keeps as it was set: in dollars, whatever currency the team shows money in."""
+    return money(amount, whole=whole, currency=USD)
 
 
 def audit_sentence(event: AuditEvent, names: Mapping[int, str] | None = None) -> str:

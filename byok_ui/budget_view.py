@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from byok_core import budgets
+from byok_core.currency import money
 from byok_core.md import md_escape
 from byok_ui.state import Ctx
 
@@ -17,8 +18,10 @@ def show_left(c: Ctx) -> None:
         used_up = [line for line in status.lines if line.exceeded]
         if used_up:
             whose = " and ".join("the team's" if line.owner.is_team else "your" for line in used_up)
+            amounts = "; ".join(f"{money(ln.spent_usd, whole=True)} of {money(ln.budget_usd, whole=True)}"
+                                for ln in used_up)
             st.error(f"{whose[0].upper()}{whose[1:]} monthly budget for shared keys is used up "
-                     f"({'; '.join(f'${ln.spent_usd:,.2f} of ${ln.budget_usd:,.2f}' for ln in used_up)}): calls on "
+                     f"({amounts}): calls on "
                      "shared keys are refused until the 1st; your own API keys keep working.",
                      icon=":material/savings:")
         elif status.warning:

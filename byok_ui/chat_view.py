@@ -14,6 +14,7 @@ from byok_core import replies, words
 from byok_core.adapters.base import SearchResult
 from byok_core.clock import utcnow
 from byok_core.conversations import StoredMessage
+from byok_core.currency import money
 from byok_core.errors import ByokError, CallStatus, KeyUnreadableError, NoKeyError, ProviderError
 from byok_core.md import md_escape, no_images, source_line
 from byok_core.models import ReplyStatus
@@ -27,6 +28,7 @@ from byok_core.runtime import Runtime
 LIVE_EVERY = 0.4
 LIVE_FOR = 0.3
 PAGE_FOR = 0.2
+COST_UNKNOWN = "cost unknown"  # a call not priced, as the line under a reply says it
 KEYS_PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "keys.py")
 
 
@@ -114,10 +116,6 @@ def waiting(label: str, since: datetime) -> str:
     return f"Waiting for {label}… {max(0, int((utcnow() - since).total_seconds()))} s"
 
 
-def fmt_cost(cost: float | None) -> str:
-    return "cost unknown" if cost is None else words.usd(cost)
-
-
 def caption(record: CallRecord) -> str:
     """The line under a reply: who paid (or whose key was tried), model, tokens, cost, time."""
     verb = "Paid by" if record.ok or record.cost_usd or record.charged_usd else "Tried with"  # it may cost nothing
@@ -128,9 +126,9 @@ def caption(record: CallRecord) -> str:
         parts.append("tokens unknown")
     else:
         parts.append(f"{words.count(record.input_tokens)} tokens in, {words.count(record.output_tokens)} out")
-    parts.append(fmt_cost(record.cost_usd))
+    parts.append(money(record.cost_usd, unknown=COST_UNKNOWN))
     if record.charged_usd and record.charged_usd != record.cost_usd:  # a bound: the provider's figure never came
-        parts.append(f"{words.usd(record.charged_usd)} counted against the budget (a bound: the reply ended early)")
+        parts.append(f"{money(record.charged_usd)} counted against the budget (a bound: the reply ended early)")
     parts.append(words.duration(record.latency_ms))
     return " · ".join(parts)
 
@@ -170,13 +168,13 @@ def search_caption(record: CallRecord) -> str:
     """The line on a chat's web search: which provider, who paid (or whose key was tried), cost."""
     verb = "paid by" if record.ok else "tried with"
     return (f"Web search: {words.provider_name(record.provider)}, {verb} {words.PAID_BY[record.key_source]} · "
-            f"{fmt_cost(record.cost_usd)}")
+            f"{money(record.cost_usd, unknown=COST_UNKNOWN)}")
 
 
 def total_caption(*records: CallRecord) -> str:
     known = [r.cost_usd for r in records if r.cost_usd is not None]
     unknown = len(records) - len(known)
-    return f"Total {words.usd(sum(known))}" + (f" + {unknown} of unknown cost" if unknown else "")
+    return f"Total {money(sum(known))}" + (f" + {unknown} of unknown cost" if unknown else "")
 
 
 def show_reply_footer(message: StoredMessage) -> None:
@@ -211,10 +209,10 @@ def show_reply_footer(message: StoredMessage) -> None:
 def stopped_early(record: CallRecord | None) -> str:
     """A reply stopped before its first word: what, if anything, was counted for it."""
     if record is not None and record.charged_usd:
-        return (f"Stopped before the model answered; {words.usd(record.charged_usd)} was counted against the "
+        return (f"Stopped before the model answered; {money(record.charged_usd)} was counted against the "
                 "budget (the provider sent no usage).")
     if record is not None and record.cost_usd:
-        return f"Stopped before the model answered; it cost {words.usd(record.cost_usd)}."
+        return f"Stopped before the model answered; it cost {money(record.cost_usd)}."
     return "Stopped before the model answered; not charged."
 
 

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import streamlit as st
 
-from byok_core import accounts
+from byok_core import accounts, currency
 from byok_core.md import md_escape
 from byok_core.models import User
 from byok_core.runtime import Runtime
@@ -188,7 +188,8 @@ def main() -> None:
     st.set_page_config(page_title=tab_title(page.title))
     say_missing(f"here is {page.title} instead; the menu has every page.")
     try:
-        with state.page_context(state.Ctx(rt, user)), state.shows_errors():
+        # the run's money is in the team's display currency (a context variable: byok_core/currency.py)
+        with state.page_context(state.Ctx(rt, user)), currency.showing(currency.current(rt)), state.shows_errors():
             first_run.show_checklist(state.Ctx(rt, user))
             page.run()
     finally:  # also after a page's st.stop()

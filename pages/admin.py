@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from byok_core import accounts, pricing, words
+from byok_core.currency import USD, money
 from byok_core.errors import ByokError
 from byok_core.identity import Owner, Role
 from byok_core.md import md_escape
@@ -126,7 +127,7 @@ def _save_price(provider: Provider) -> None:
     except ByokError as exc:
         state.flash("admin_prices", str(exc), ok=False)
     else:
-        state.flash("admin_prices", f"Saved: each {provider.label} request now counts as {words.usd(price)}.")
+        state.flash("admin_prices", f"Saved: each {provider.label} request now counts as {money(price, currency=USD)}.")
 
 
 with prices_tab:

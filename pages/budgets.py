@@ -1,13 +1,14 @@
 """Budgets (admins): what shared keys (the team's and the server's) may cost, how fast, on which
-models, and who hears of it when a budget runs low."""
+models, who hears of it when a budget runs low, and the currency money is shown in."""
 
 from collections.abc import Callable
 
 import pandas as pd
 import streamlit as st
 
-from byok_core import accounts, alerts, budgets, limits, pricing, words
+from byok_core import accounts, alerts, budgets, currency, limits, pricing
 from byok_core.clock import utcnow
+from byok_core.currency import money
 from byok_core.errors import ByokError
 from byok_core.identity import Owner, Role
 from byok_core.md import md_escape
@@ -19,6 +20,7 @@ if not c.user.is_admin:  # defence in depth: the shell never routes members here
     st.error("This page is for admins.")
     st.stop()
 rt = c.rt
+shown = currency.shown()  # the shell read the team's currency for this run
 
 st.title("Budgets", anchor=False)
 st.caption("Calls on shared keys (the team's or the server's) are shared money. Each calendar month (UTC), a "
@@ -46,15 +48,13 @@ def _apply(action: Callable[[], object], message: str, where: str) -> None:
 
 
 def _money(usd: float | None, none: str = "—") -> str:
-    """An amount for the table: cents, or a small amount's significant digits; ``none`` when there is none."""
-    if usd is None:
-        return none
-    return words.usd(usd) if 0 < usd < 0.01 else f"${usd:,.2f}"
+    """An amount for the table: in whole cents (yen, ...), or a small amount's significant digits."""
+    return money(usd, whole=True, unknown=none)
 
 
 def _load_budget() -> None:
     current = budgets.budget_of(rt, st.session_state.budgets_target)
-    st.session_state.budgets_usd = f"{current:.2f}" if current is not None else ""
+    st.session_state.budgets_amount = shown.amount_text(current) if current is not None else ""
 
 
 def _load_person_limit() -> None:
@@ -68,8 +68,8 @@ def _load_models() -> None:
     st.session_state.models_patterns = "\n".join(limits.allowlist(rt, provider, role=role, user_id=user_id))
 
 
-tab_budgets, tab_limits, tab_alerts, tab_prices = st.tabs(["Budgets", "Rate limits and models", "Alerts", "Prices"],
-                                                          key="budgets_tabs")
+tab_budgets, tab_limits, tab_alerts, tab_prices, tab_currency = st.tabs(
+    ["Budgets", "Rate limits and models", "Alerts", "Prices", "Currency"], key="budgets_tabs")
 
 with tab_budgets:
     state.show_flash("budgets_budgets")
@@ -92,16 +92,17 @@ with tab_budgets:
         "Left": st.column_config.TextColumn(alignment="right"),
         "Used": st.column_config.TextColumn(alignment="right"),
     })
-    if "budgets_usd" not in st.session_state:
+    if "budgets_amount" not in st.session_state:
         st.session_state.budgets_target = Owner.team()
         _load_budget()
     with st.container(border=True, horizontal=True, vertical_alignment="bottom"):
         st.selectbox("Budget for", list(targets), format_func=targets.__getitem__, key="budgets_target",
                      on_change=_load_budget)
-        st.text_input("USD per month", key="budgets_usd", placeholder="e.g. 25.00", width=140)
+        st.text_input(f"{shown.code} per month", key="budgets_amount",
+                      placeholder="e.g. 25.00" if shown.minor else "e.g. 2500", width=140)
         st.button("Set budget", type="primary", key="budgets_set", on_click=_apply, args=(
-            lambda: budgets.set_budget(rt, c.actor, st.session_state.budgets_target, st.session_state.budgets_usd),
-            "Budget set.", "budgets_budgets"))
+            lambda: budgets.set_budget(rt, c.actor, st.session_state.budgets_target, st.session_state.budgets_amount,
+                                       shown), "Budget set.", "budgets_budgets"))
         st.button("Remove budget", key="budgets_clear", on_click=_apply, args=(
             lambda: budgets.clear_budget(rt, c.actor, st.session_state.budgets_target), "Budget removed.",
             "budgets_budgets"))
@@ -225,5 +226,35 @@ with tab_prices:
     st.dataframe(pd.DataFrame({
         "Provider": [p.label for p in searches],
         "USD per request": [pricing.search_price(rt, p) for p in searches],
-        "Default": [p.spec.price_per_request for p in searches],
+        "Default (USD)": [p.spec.price_per_request for p in searches],
     }), hide_index=True, key="budgets_prices")
+
+with tab_currency:
+    state.show_flash("budgets_currency")
+    st.caption("Money is kept in US dollars, as providers bill it; this page, Usage and Chat show it in the "
+               "currency chosen here, at the rate set here. Budgets are typed in it and kept in dollars at the "
+               "rate of that moment. A new rate changes what is shown from then on; nothing logged is rewritten. "
+               "Prices set by providers stay in USD.")
+    rates = currency.history(rt, limit=20)
+    if rates:
+        st.dataframe(pd.DataFrame({
+            "Set (UTC)": [state.fmt_time(r.set_at) for r in rates], "Currency": [r.code for r in rates],
+            "Rate": [r.rate_text for r in rates], "Set by": [r.set_by for r in rates],
+        }), hide_index=True, key="currency_history")
+    else:
+        st.markdown("Money is shown in **USD**.")
+    if "currency_code" not in st.session_state:
+        st.session_state.currency_code, st.session_state.currency_rate = shown.code, f"{shown.per_usd:g}"
+    with st.container(border=True, horizontal=True, vertical_alignment="bottom"):
+        st.selectbox("Currency", list(currency.KNOWN), key="currency_code", on_change=lambda: st.session_state.update(
+            currency_rate=f"{shown.per_usd:g}" if st.session_state.currency_code == shown.code else ""))
+        st.text_input("What 1 USD buys of it", key="currency_rate", width=180,
+                      help="How many units of the currency one US dollar buys, e.g. 0.92 for EUR (ignored for USD)")
+
+        def _set_currency() -> None:
+            chosen = currency.set_display(rt, c.actor, st.session_state.currency_code, st.session_state.currency_rate)
+            st.session_state.currency_rate = f"{chosen.per_usd:g}"
+            st.session_state.pop("budgets_amount", None)  # the budget form reads the budget again, in it
+
+        st.button("Set currency", type="primary", key="currency_set", on_click=_apply,
+                  args=(_set_currency, "Currency set.", "budgets_currency"))

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from byok_core import keys, onboarding, search, words
+from byok_core.currency import money
 from byok_core.errors import ByokError
 from byok_core.md import md_escape
 from byok_core.providers import Provider, ProviderKind
@@ -62,7 +63,7 @@ def show_results(provider: Provider) -> None:
     record = found.record
     count = len(found.results)
     st.caption(f"{count} result{'s' * (count != 1)} · paid by {words.PAID_BY[record.key_source]} · "
-               f"{chat_view.fmt_cost(record.cost_usd)}")
+               f"{money(record.cost_usd, unknown=chat_view.COST_UNKNOWN)}")
     if not found.results:
         return
     st.dataframe(

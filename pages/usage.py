@@ -3,7 +3,9 @@ admins the team's (enforced by byok_core.usage, not here). All numbers are aggre
 
 The page answers first what people come with: what was spent this month (UTC, as budgets count it),
 on your own keys and on shared ones, and, for admins, who spent the most on the shared keys; the
-filters, charts and every call follow (on a phone too: the money comes before the filters)."""
+filters, charts and every call follow (on a phone too: the money comes before the filters). Costs
+are shown in the team's display currency (byok_core/currency.py), whose code the Cost columns name;
+the CSV keeps the log's USD (cost_usd)."""
 
 import io
 import math
@@ -13,7 +15,7 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 import streamlit as st
 
-from byok_core import accounts, usage, words
+from byok_core import accounts, currency, usage, words
 from byok_core.clock import utcnow
 from byok_core.errors import CallStatus
 from byok_core.identity import Actor, KeySource
@@ -35,15 +37,19 @@ HEADINGS = {"timestamp": "Time (UTC)", "day": "Day (UTC)", "user": "User", "prov
             "key_source": "Paid by", "status": "Status", "calls": "Calls", "input_tokens": "Input tokens",
             "output_tokens": "Output tokens", "cache_read_tokens": "Cache reads",
             "cache_write_tokens": "Cache writes", "reasoning_tokens": "Reasoning tokens",
-            "cost_usd": "Cost", "unknown_cost_calls": "Calls of unknown cost", "latency_ms": "Time taken"}
+            "unknown_cost_calls": "Calls of unknown cost", "latency_ms": "Time taken"}
 # The per-call table: the money next to who, what and how it ended, the token details after it, so
 # Cost is in view without scrolling sideways on a laptop (1366 px).
 ROW_ORDER = ["timestamp", "user", "provider", "model", "key_source", "status", "cost_usd", "input_tokens",
              "output_tokens", "latency_ms", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"]
 PERIODS = {usage.Period.THIS_MONTH: "This month", usage.Period.LAST_MONTH: "Last month",
            usage.Period.LAST_30_DAYS: "Last 30 days", "days": "Other days"}
-COST = st.column_config.TextColumn("Cost", alignment="right",
-                                  help="Estimated; unknown: not priced, never counted as zero")
+
+
+def cost_heading(cur: currency.Currency) -> str:
+    return f"Cost ({cur.code})"
+
+
 NUMBERS = {name: st.column_config.NumberColumn(name, width="small") for name in
            ("Calls", "Input tokens", "Output tokens", "Cache reads", "Cache writes", "Reasoning tokens")}
 VALUES = {"provider": lambda v: Provider.parse(v).label, "model": model_label,
@@ -51,19 +57,19 @@ VALUES = {"provider": lambda v: Provider.parse(v).label, "model": model_label,
           "user": lambda v: words.NO_USER if v in (None, usage.NO_USER) else v, "latency_ms": words.duration}
 
 
-def for_people(frame: pd.DataFrame) -> pd.DataFrame:
-    """A table with people's words: labels for ids, "—" for an unknown count, a cost written as every
-    figure of the page writes it (usage.money), readable headings."""
+def for_people(frame: pd.DataFrame, cur: currency.Currency) -> pd.DataFrame:
+    """A table with people's words: labels for ids, "—" for an unknown count, a cost in ``cur`` as every
+    figure of the page writes it (currency.money), readable headings."""
     shown = frame.copy()
     if "cost_usd" in shown:
-        shown["cost_usd"] = [usage.money(None if pd.isna(v) else float(v)) for v in shown["cost_usd"]]
+        shown["cost_usd"] = [currency.money(None if pd.isna(v) else float(v), currency=cur) for v in shown["cost_usd"]]
     for name, word in VALUES.items():
         if name in shown:
             shown[name] = shown[name].map(lambda v, word=word: word(v) if v is not None and v == v else "—")
     for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"):
         if name in shown and shown[name].isna().any():
             shown[name] = shown[name].map(lambda v: words.count(None if pd.isna(v) else int(v)))
-    return shown.rename(columns=HEADINGS)
+    return shown.rename(columns=HEADINGS | {"cost_usd": cost_heading(cur)})
 
 
 # The window's settled days (usage.settled_part) are kept until a day settles or old calls are
@@ -77,16 +83,17 @@ def settled_part(_rt: Runtime, viewer: Actor, window: usage.UsageFilter,
     return usage.settled_part(_rt, viewer, window, before=key[0])
 
 
-# The tables and charts drawn from a summary, by its contents (small: a few rows per value).
+# The tables and charts drawn from a summary, by its contents (small: a few rows per value), in ``cur``.
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
-def frames_of(_summary: usage.UsageSummary, fingerprint: str) -> dict[str, pd.DataFrame]:
+def frames_of(_summary: usage.UsageSummary, fingerprint: str, cur: currency.Currency) -> dict[str, pd.DataFrame]:
     frames = {dim: _summary.by(dim) for dim in TITLES}
     cost = _summary.by("day", "provider").astype({"cost_usd": float})
-    frames["cost_per_day"] = cost.assign(provider=cost["provider"].map(VALUES["provider"]))
+    frames["cost_per_day"] = cost.assign(provider=cost["provider"].map(VALUES["provider"]),
+                                         cost=cost["cost_usd"] * cur.per_usd)
     tokens = frames["model"].assign(model=frames["model"]["model"].map(model_label))
     frames["tokens_by_model"] = tokens.rename(columns={"input_tokens": "Input", "output_tokens": "Output"}).melt(
         id_vars="model", value_vars=["Input", "Output"], var_name="tokens", value_name="count")
-    return {name: frame if name in ("cost_per_day", "tokens_by_model") else for_people(frame)
+    return {name: frame if name in ("cost_per_day", "tokens_by_model") else for_people(frame, cur)
             for name, frame in frames.items()}
 
 
@@ -103,6 +110,9 @@ def bar_chart(data: pd.DataFrame, x: tuple[str, str, str], y: tuple[str, str], c
 
 c = state.ctx()
 rt, viewer = c.rt, c.actor
+shown = currency.shown()  # the shell read the team's currency for this run
+COST = {cost_heading(shown): st.column_config.TextColumn(  # the Cost column's config, under its name
+    cost_heading(shown), alignment="right", help="Estimated; unknown: not priced, never counted as zero")}
 st.title("Usage", anchor=False)
 st.caption("Every chat and search call, priced with genai-prices (chat) and per-request prices (search). "
            "Days and months are UTC, as budgets count them. A cost shown as unknown was not priced, and is never "
@@ -144,7 +154,7 @@ with st.container(horizontal=True):  # the narrowing filters on a row of their o
                               format_func=lambda value: words.STATUS[CallStatus(value)], placeholder="Any outcome")
 flt = replace(window, providers=providers, models=models, key_sources=sources, statuses=statuses)
 summary = window_summary.narrow(flt)  # the cube has every filtered dimension: no second query
-frames = frames_of(summary, summary.fingerprint())
+frames = frames_of(summary, summary.fingerprint(), shown)
 totals = summary.totals
 
 
@@ -172,8 +182,8 @@ with money:
         st.metric("Calls", f"{totals.calls:,}", border=True)
     if viewer.is_admin and shared.calls:
         st.markdown("**Shared-key spend by person**")
-        by_person = for_people(summary.shared_by_person()[["user", "calls", "cost_usd", "unknown_cost_calls"]])
-        st.dataframe(by_person, hide_index=True, key="usage_by_person", column_config={"Cost": COST, **NUMBERS},
+        by_person = for_people(summary.shared_by_person()[["user", "calls", "cost_usd", "unknown_cost_calls"]], shown)
+        st.dataframe(by_person, hide_index=True, key="usage_by_person", column_config={**COST, **NUMBERS},
                      alt="Shared-key spend by person, highest first")
 
 if totals.calls:
@@ -188,8 +198,8 @@ if totals.calls:
                   help="Output the model spent thinking; billed as output. Per model under 'Per model'.")
     left, right = st.columns(2)
     with left:
-        st.markdown("**Known cost per day (USD), by provider**")
-        bar_chart(frames["cost_per_day"], ("day", "Day (UTC)", "temporal"), ("cost_usd", "Known cost (USD)"),
+        st.markdown(f"**Known cost per day ({shown.code}), by provider**")
+        bar_chart(frames["cost_per_day"], ("day", "Day (UTC)", "temporal"), ("cost", f"Known cost ({shown.code})"),
                   ("provider", "Provider"))
     with right:
         st.markdown("**Tokens by model**")
@@ -198,7 +208,7 @@ if totals.calls:
     for tab, dim in zip(st.tabs(list(TITLES.values())), TITLES, strict=False):
         with tab:
             st.dataframe(frames[dim], hide_index=True, column_config={
-                "Day (UTC)": st.column_config.DateColumn("Day (UTC)"), "Cost": COST, **NUMBERS})
+                "Day (UTC)": st.column_config.DateColumn("Day (UTC)"), **COST, **NUMBERS})
 
 if not totals.calls:
     st.info("No calls in these days with these filters: a chat or a search shows up here as soon as it is made.",
@@ -221,7 +231,7 @@ def _csv() -> str:
 st.download_button("Download CSV", _csv, file_name=f"usage-{since or 'all'}-{until or today}.csv",
                    mime="text/csv", icon=":material/download:", on_click="ignore", key="usage_csv")
 calls = usage.page(rt, viewer, flt, number=int(number), size=PAGE_SIZE)[ROW_ORDER]
-st.dataframe(for_people(calls), hide_index=True, key="usage_calls", column_config={
+st.dataframe(for_people(calls, shown), hide_index=True, key="usage_calls", column_config={
     "Time (UTC)": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm:ss"),
-    "Model": st.column_config.TextColumn("Model", width="medium"), "Cost": COST, **NUMBERS,
+    "Model": st.column_config.TextColumn("Model", width="medium"), **COST, **NUMBERS,
 })

@@ -125,7 +125,7 @@ def test_the_admin_page_audits_users_roles_prices_and_team_keys(app, rt, environ
 def test_the_budgets_page_audits_budgets_limits_models_webhook_and_prices(app, rt):
     at = admin_on(rt, "budgets")
     start = last_id(rt)
-    at.text_input(key="budgets_usd").set_value("30")
+    at.text_input(key="budgets_amount").set_value("30")
     at.button(key="budgets_set").click().run()
     at.button(key="budgets_clear").click().run()
     at.number_input(key="limits_user").set_value(5)

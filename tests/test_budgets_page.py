@@ -36,14 +36,14 @@ def test_budgets_are_set_in_cents_and_the_chosen_budget_is_loaded(app, rt, peopl
     budgets.set_budget(rt, OP, Owner.user(ann.id), 12.5)
     at = page_as(rt, root, "budgets")
     at.selectbox(key="budgets_target").set_value(Owner.user(ann.id)).run()
-    assert at.text_input(key="budgets_usd").value == "12.50"  # her budget, loaded
-    at.text_input(key="budgets_usd").set_value("0.005")
+    assert at.text_input(key="budgets_amount").value == "12.50"  # her budget, loaded
+    at.text_input(key="budgets_amount").set_value("0.005")
     at.button(key="budgets_set").click().run()
     assert "whole cents" in at.error[0].value and budgets.budget_of(rt, Owner.user(ann.id)) == 12.5
-    at.text_input(key="budgets_usd").set_value("0.0002")  # $0.00 would refuse every call: not suggested
+    at.text_input(key="budgets_amount").set_value("0.0002")  # $0.00 would refuse every call: not suggested
     at.button(key="budgets_set").click().run()
     assert "use $0.01 instead of $0.0002" in text_of(at.error[0].value)
-    at.text_input(key="budgets_usd").set_value("$1,000.25")
+    at.text_input(key="budgets_amount").set_value("$1,000.25")
     at.button(key="budgets_set").click().run()
     assert at.success and budgets.budget_of(rt, Owner.user(ann.id)) == 1000.25
     report = at.dataframe[0].value
@@ -113,7 +113,7 @@ def test_each_outcome_shows_in_the_tab_it_came_from(app, rt, people):
     """Drawn above the tabs, a message would move them and the browser would open the first tab
     again; drawn in its own tab, nothing above the tabs changes."""
     at = page_as(rt, people[2], "budgets")
-    assert [t.label for t in at.tabs] == ["Budgets", "Rate limits and models", "Alerts", "Prices"]
+    assert [t.label for t in at.tabs] == ["Budgets", "Rate limits and models", "Alerts", "Prices", "Currency"]
     at.number_input(key="limits_user").set_value(5)
     at.button(key="limits_save").click().run()
     assert [e.value for e in at.tabs[1].success] == ["Rate limits saved."] and not at.tabs[0].success
@@ -121,7 +121,7 @@ def test_each_outcome_shows_in_the_tab_it_came_from(app, rt, people):
     at.button(key="alerts_save").click().run()
     assert [text_of(e.value) for e in at.tabs[2].error] == [
         "That webhook URL points at a cloud metadata service, which is never allowed."]
-    at.text_input(key="budgets_usd").set_value("1e400")
+    at.text_input(key="budgets_amount").set_value("1e400")
     at.button(key="budgets_set").click().run()
     assert [text_of(e.value) for e in at.tabs[0].error] == [
         "That budget is too large: a monthly budget is at most $999,999,999.99."]

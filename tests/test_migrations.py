@@ -343,3 +343,37 @@ def test_conversations_keep_their_messages_and_take_attachments_and_they_go_back
     finally:
         rt.engine.dispose()
 
+
+def test_the_display_currency_starts_as_dollars_and_budgets_and_usage_are_kept(empty_database, tmp_path, master_key):
+    """Migration 0016: money is shown in USD until an admin picks a currency; budgets, usage and
+    audit events written before it stay as they were, and it goes back down."""
+    engine = db.create_engine(empty_database)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(db._alembic_config(conn), "0012")
+            ann = _member_ann(conn)
+            conn.execute(sa.text("INSERT INTO budgets (owner_kind, owner_id, monthly_usd) VALUES ('team', 0, 25.5)"))
+            conn.execute(sa.text("INSERT INTO usage_records (ts, user_id, kind, provider, model, key_source, "
+                                 "latency_ms, status, cost_usd) VALUES (CURRENT_TIMESTAMP, :u, 'chat', 'openai', "
+                                 "'gpt-4o', 'team', 5, 'ok', 0.125)"), {"u": ann})
+            command.upgrade(db._alembic_config(conn), "0016")
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM display_currencies")).scalar_one() == 0
+        rt = open_runtime({"DATABASE_URL": empty_database, "ENCRYPTION_KEY": master_key,
+                           "BYOK_DATA_DIR": str(tmp_path / "data")}, migrate=False)
+        try:
+            from byok_core import currency
+
+            assert currency.current(rt) == currency.USD
+            assert budgets.budget_of(rt, Owner.team()) == 25.5
+            eur = currency.set_display(rt, Actor.operator(), "EUR", 0.92)
+            assert currency.money(budgets.budget_of(rt, Owner.team()), whole=True, currency=eur) == "€23.46"
+        finally:
+            rt.engine.dispose()
+        with engine.begin() as conn:
+            assert conn.execute(sa.text("SELECT cost_usd FROM usage_records")).scalar_one() == 0.125
+            command.downgrade(db._alembic_config(conn), "0012")
+        assert "display_currencies" not in sa.inspect(engine).get_table_names()
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT monthly_usd FROM budgets")).scalar_one() == 25.5
+    finally:
+        engine.dispose()

@@ -21,7 +21,7 @@ import pytest
 from sqlmodel import SQLModel
 
 import byok_core
-from byok_core import accounts, alerts, audit, budgets, keys, keytest, limits, presets, pricing
+from byok_core import accounts, alerts, audit, budgets, currency, keys, keytest, limits, presets, pricing
 from byok_core.audit import AuditAction
 from byok_core.errors import AuthError, PermissionDenied
 from byok_core.identity import Actor, Owner, Role
@@ -52,6 +52,7 @@ EXEMPT: dict[str, str] = {
     "search.search_with": _OWN,
     "keys.resolve": _OWN + "; records a key it cannot decrypt",
     "budgets.ledger.admitted": _OWN + "; reserves a call's worst case against budgets",
+    "budgets.caps.admitted": _OWN + "; reserves a call's worst case against the cap on its own key",
     "budgets.ledger.check": _OWN + "; a refusal marks that the month's 100% alert was sent",
     "calls.metered": _OWN + "; the one way to run a call: logs its usage row and settles budgets",
     "db.serialized": "a transaction for its callers, which are walked themselves",
@@ -196,6 +197,8 @@ CASES = [
          AuditAction.BUDGET_SET),
     Case("budgets.admin.clear_budget", lambda rt, a, w: budgets.clear_budget(rt, a, Owner.team()),
          AuditAction.BUDGET_CLEAR),
+    Case("currency.set_display", lambda rt, a, w: currency.set_display(rt, a, "EUR", "0.92"),
+         AuditAction.CURRENCY_SET),
     Case("limits.set_rate_limits", lambda rt, a, w: limits.set_rate_limits(rt, a, 5, 50), AuditAction.LIMITS_SET),
     Case("limits.set_person_limit", lambda rt, a, w: limits.set_person_limit(rt, a, a.user_id or w.boss.user_id, 0),
          AuditAction.LIMITS_SET),
@@ -218,7 +221,8 @@ CASES = [
     Case("keys.list_keys", lambda rt, a, w: keys.list_keys(rt, a, Owner.team()), None),
     Case("keytest.check", lambda rt, a, w: keytest.check(rt, a, Owner.team(), Provider.BRAVE), None),
 ]
-SELF_SERVICE = {"accounts.users.change_own_password"}  # takes an Actor and changes only that actor's own account
+# each takes an Actor and changes only that actor's own account or caps (tests/test_own_key_caps.py: no one else may)
+SELF_SERVICE = {"accounts.users.change_own_password", "budgets.caps.set_cap", "budgets.caps.clear_cap"}
 
 
 def test_every_function_that_commits_a_change_checks_an_actor_or_is_exempt_for_a_reason():

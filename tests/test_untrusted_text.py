@@ -43,7 +43,7 @@ REVIEWED: dict[str, dict[str, str]] = {
     "byok_ui/budget_view.py": {
         "whose[0].upper()": WORDS, "whose[1:]": WORDS, "status.warning": "budgets.BudgetStatus: words and amounts",
         "status.left": "budgets.BudgetStatus: words and amounts",
-        "ln.spent_usd": NUMBERS, "ln.budget_usd": NUMBERS, "names": "usernames through md_escape, fixed words",
+        "amounts": NUMBERS, "names": "usernames through md_escape, fixed words",
     },
     "byok_ui/chat_view.py": {
         "label": "keys_link(label): every caller passes fixed words", "len(sources)": NUMBERS, "n": NUMBERS,
@@ -71,13 +71,16 @@ REVIEWED: dict[str, dict[str, str]] = {
     "pages/chat.py": {"fmt_when(when, today)": NUMBERS, "when": NUMBERS, "shown_group": WORDS, "p.label": WORDS,
                       "words.PAID_BY[s]": WORDS, "left": NUMBERS, "attachments.LIMITS": "fixed words and numbers"},
     "pages/search.py": {"count": NUMBERS, "'s' * (count != 1)": WORDS, "words.PAID_BY[record.key_source]": WORDS,
-                        "chat_view.fmt_cost(record.cost_usd)": NUMBERS, "provider.label": WORDS, "p.label": WORDS},
+                        "money(record.cost_usd, unknown=chat_view.COST_UNKNOWN)": NUMBERS, "provider.label": WORDS,
+                        "p.label": WORDS},
     "byok_ui/state.py": {"message": "show_flash(): md_escape where it is assigned"},
     "pages/sign_in.py": {"reason": "accounts.SESSION_ENDED: fixed sentences"},
     "pages/usage.py": {"pages": NUMBERS, "list(TITLES.values())": WORDS,
                        "PERIODS[period or usage.Period.THIS_MONTH]": WORDS,
-                       "_span(since, until)": "dates the page formats"},
-    "pages/budgets.py": {"alerts.month_name(budgets.month_of(utcnow()))": "a month's name and year"},
+                       "_span(since, until)": "dates the page formats",
+                       "shown.code": "an ISO currency code of currency.KNOWN"},
+    "pages/budgets.py": {"alerts.month_name(budgets.month_of(utcnow()))": "a month's name and year",
+                         "shown.code": "an ISO currency code of currency.KNOWN"},
 }
 
 

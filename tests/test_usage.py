@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session
 
-from byok_core import usage
+from byok_core import currency, usage
 from byok_core.keys import Actor
 from byok_core.models import KeySource, UsageRecord, User
 from byok_core.providers import Provider
@@ -265,4 +265,4 @@ def test_periods_are_utc_calendar_months_or_thirty_days(period, today, days):
     (-0.0005, "-$0.0005"),
 ])
 def test_money_keeps_the_digits_of_small_costs(amount, shown):
-    assert usage.money(amount) == shown
+    assert currency.money(amount) == shown

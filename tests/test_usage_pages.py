@@ -164,8 +164,8 @@ def test_admins_see_shared_key_spend_by_person_first(app, rt, people):
     log_call(rt, user_id=root.id, provider=Provider.BRAVE, key_source=KeySource.ENV, latency_ms=5, cost_usd=1.0)
     at = page_as(rt, root, "usage")
     first = at.dataframe[0].value
-    assert list(first.columns) == ["User", "Calls", "Cost", "Calls of unknown cost"]
-    assert list(zip(first["User"], first["Cost"], first["Calls"], strict=True)) == [
+    assert list(first.columns) == ["User", "Calls", "Cost (USD)", "Calls of unknown cost"]
+    assert list(zip(first["User"], first["Cost (USD)"], first["Calls"], strict=True)) == [
         ("bob", "$2.0000", 2), ("root", "$1.0000", 1), ("ann", "$0.7500", 1)]
     assert [m.value for m in at.markdown if "by person" in m.value] == ["**Shared-key spend by person**"]
     assert not [m.value for m in page_as(rt, ann, "usage").markdown if "by person" in m.value]  # admins only
@@ -178,15 +178,15 @@ def test_small_costs_keep_their_digits_and_every_table_rounds_alike(app, rt, peo
     at = page_as(rt, ann, "usage")
     at.multiselect(key="usage_providers").set_value(["google"]).run()
     assert metrics(at)["Estimated cost"] == "$0.000013"
-    costs = {d.value["Cost"].iloc[0] for d in at.dataframe if "Cost" in d.value}
+    costs = {d.value["Cost (USD)"].iloc[0] for d in at.dataframe if "Cost (USD)" in d.value}
     assert costs == {"$0.000013"}  # per day, provider, model, payer, status and the call itself
-    assert len([d for d in at.dataframe if "Cost" in d.value]) >= 6
+    assert len([d for d in at.dataframe if "Cost (USD)" in d.value]) >= 6
 
 
 def test_the_calls_table_puts_cost_beside_who_and_what(app, rt, people):
     at = page_as(rt, people[0], "usage")
     calls = at.dataframe[-1].value
-    assert list(calls.columns)[:7] == ["Time (UTC)", "User", "Provider", "Model", "Paid by", "Status", "Cost"]
+    assert list(calls.columns)[:7] == ["Time (UTC)", "User", "Provider", "Model", "Paid by", "Status", "Cost (USD)"]
 
 
 def test_a_stopped_call_reads_stopped(app, rt, people):

@@ -1,10 +1,10 @@
-"""Budgets as admins manage them: setting and clearing them (in whole cents, audited), and this
-month's spend by budget."""
+"""Budgets as admins manage them: setting and clearing them (in whole cents, or the minor units of
+the display currency they are typed in; audited), and this month's spend by budget."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,6 +14,7 @@ from byok_core import audit
 from byok_core.audit import AuditAction
 from byok_core.budgets.lines import BudgetLine, month_of, month_spend, monthly_budgets, owned_by, usernames
 from byok_core.clock import utcnow
+from byok_core.currency import USD, Currency
 from byok_core.errors import ValidationError
 from byok_core.identity import Actor, Owner
 from byok_core.models import Budget, Reservation, rowcount, table
@@ -47,37 +48,47 @@ def alerting(rt: Runtime, now: datetime | None = None) -> list[BudgetLine]:
     return [line for line in spend_report(rt, now) if line.near]
 
 
-def to_cents(amount: Any) -> float:
-    """A USD amount as whole cents, or ValidationError: budgets are kept and shown in cents."""
+def to_cents(amount: Any, currency: Currency = USD) -> float:
+    """An amount of ``currency`` in whole cents (whole units of a currency without them, such as the
+    yen), or ValidationError."""
+    symbol, unit = currency.known.symbol or currency.code, Decimal(1).scaleb(-currency.minor)
+    example = "25 or 12.50" if currency.minor else "2500"
     try:
-        value = Decimal(str(amount).strip().lstrip("$").replace(",", ""))
+        value = Decimal(str(amount).strip().removeprefix(currency.code).strip().lstrip(symbol).replace(",", ""))
     except InvalidOperation:
-        raise ValidationError("A monthly budget is an amount in USD, such as 25 or 12.50.") from None
+        raise ValidationError(f"A monthly budget is an amount in {currency.code}, such as {example}.") from None
     if value.is_nan():
-        raise ValidationError("A monthly budget is an amount in USD, such as 25 or 12.50.")
+        raise ValidationError(f"A monthly budget is an amount in {currency.code}, such as {example}.")
     if value < 0:
-        raise ValidationError("A monthly budget is an amount in USD, 0 or more.")
-    if value >= MAX_BUDGET:
-        largest = MAX_BUDGET - Decimal("0.01")
-        raise ValidationError(f"That budget is too large: a monthly budget is at most ${largest:,}.")
-    cents = value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    if value > 0 and cents == 0:  # $0.00 would refuse every shared-key call: the nearest budget that does not
-        cents = Decimal("0.01")
-    if cents != value:
-        raise ValidationError(f"Budgets are in whole cents: use ${cents:,.2f} instead of ${value}.")
-    return float(cents) or 0.0  # never -0.0
+        raise ValidationError(f"A monthly budget is an amount in {currency.code}, 0 or more.")
+    limit = MAX_BUDGET * Decimal(repr(currency.per_usd))
+    if value >= limit:
+        largest = currency.fixed(float((limit - unit).quantize(unit, rounding=ROUND_FLOOR)), currency.minor)
+        raise ValidationError(f"That budget is too large: a monthly budget is at most {largest}.")
+    whole = value.quantize(unit, rounding=ROUND_HALF_UP)
+    if value > 0 and whole == 0:  # 0.00 would refuse every shared-key call: the nearest budget that does not
+        whole = unit
+    if whole != value:
+        units = "whole cents" if currency.minor else f"whole {currency.code}"
+        raise ValidationError(f"Budgets are in {units}: use {currency.fixed(float(whole), currency.minor)} instead "
+                              f"of {currency.marked(str(value))}.")
+    return float(whole) or 0.0  # never -0.0
 
 
-def set_budget(rt: Runtime, actor: Actor, owner: Owner, monthly_usd: Any) -> None:
-    """Set a user's or the team's monthly budget, in whole cents. Admins only."""
+def set_budget(rt: Runtime, actor: Actor, owner: Owner, monthly: Any, currency: Currency = USD) -> None:
+    """Set a user's or the team's monthly budget, typed in ``currency`` (in its minor units) and kept
+    in USD, converted at ``currency``'s rate (unrounded, so it reads back in that rate as typed;
+    the audit event keeps both). Admins only."""
     actor.check_admin("change budgets")
-    usd = to_cents(monthly_usd)
+    amount = to_cents(monthly, currency)
+    usd = currency.to_usd(amount)
+    typed = "" if currency.code == "USD" else f"{currency.fixed(amount, currency.minor)} at {currency.rate_text}"
     with Session(rt.engine) as session, session.begin():
         row = session.exec(select(Budget).where(owned_by(owner))).first() or Budget(
             owner_kind=owner.kind, owner_id=owner.id, monthly_usd=0)
         row.monthly_usd = usd
         session.add(row)
-        audit.record(session, actor.name, AuditAction.BUDGET_SET, audit.Target(owner=owner), usd=usd)
+        audit.record(session, actor.name, AuditAction.BUDGET_SET, audit.Target(owner=owner), usd=usd, detail=typed)
 
 
 def budget_of(rt: Runtime, owner: Owner) -> float | None:

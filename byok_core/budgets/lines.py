@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlmodel import col
 
 from byok_core.clock import utcnow
+from byok_core.currency import USD, Currency, money, shown
 from byok_core.identity import Owner, OwnerKind
 from byok_core.models import Budget, BudgetMonth, Reservation, User, table
 from byok_core.pricing import CostBound
@@ -69,10 +70,10 @@ class BudgetLine:
 
     def describe(self) -> str:
         assert self.budget_usd is not None
-        spent = (apart(self.spent_usd, self.budget_usd)[0] if self.spent_usd < self.budget_usd
-                 else f"${self.spent_usd:,.2f}")  # never "$0.04 of $0.04" for a budget not used up
+        spent = (apart(self.spent_usd, self.budget_usd, shown())[0] if self.spent_usd < self.budget_usd
+                 else money(self.spent_usd, whole=True))  # never "$0.04 of $0.04" for a budget not used up
         return (f"{_whose(self.owner)} monthly budget for shared keys is {self.used:.0%} used "
-                f"({spent} of ${self.budget_usd:,.2f}).")
+                f"({spent} of {money(self.budget_usd, whole=True)}).")
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,8 @@ class BudgetStatus:
     @property
     def left(self) -> str:
         """One sentence on what is left, for the pages' sidebars."""
-        parts = [f"{'the team' if line.owner.is_team else 'you'}: ${line.left_usd:,.2f} of "
-                 f"${line.budget_usd:,.2f}" for line in self.lines if line.budget_usd is not None]
+        parts = [f"{'the team' if line.owner.is_team else 'you'}: {money(line.left_usd, whole=True)} of "
+                 f"{money(line.budget_usd, whole=True)}" for line in self.lines if line.budget_usd is not None]
         return f"Left this month on shared keys ({'; '.join(parts)})."
 
 
@@ -140,7 +141,8 @@ def why_refused(lines: Iterable[BudgetLine], bound: CostBound | None) -> tuple[B
         assert line.budget_usd is not None
         if line.exceeded:
             return line, (f"{_whose(line.owner)} monthly budget for shared (team or server) keys is used up "
-                          f"(${line.spent_usd:,.2f} of ${line.budget_usd:,.2f}); your own API keys keep working, "
+                          f"({money(line.spent_usd, whole=True)} of {money(line.budget_usd, whole=True)}); your "
+                          f"own API keys keep working, "
                           f"or ask an admin to raise the budget.")
         if bound is None:
             continue
@@ -150,25 +152,26 @@ def why_refused(lines: Iterable[BudgetLine], bound: CostBound | None) -> tuple[B
                           "price for it.")
         if line.spent_usd + line.reserved_usd + bound.usd > line.budget_usd:
             assert line.left_usd is not None
-            left, cost = apart(line.left_usd, bound.usd)
+            left, cost = apart(line.left_usd, bound.usd, shown())
             return line, (f"{_whose(line.owner)} monthly budget for shared keys has {left} left of "
-                          f"${line.budget_usd:,.2f}, and this call could cost up to {cost}; try a "
+                          f"{money(line.budget_usd, whole=True)}, and this call could cost up to {cost}; try a "
                           f"shorter conversation or a cheaper model, use your own API key, or ask an admin to "
                           f"raise the budget.")
     return None
 
 
-def apart(smaller: float, larger: float) -> tuple[str, str]:
-    """Two dollar amounts, the first less than the second, with the fewest decimals (2 to 6) at
-    which that still shows however they are rounded ("$0.0062" and "$0.0071", not "$0.01" and
-    "$0.01"); past 6, the first rounded down and the second up."""
-    for places in range(2, 7):
+def apart(smaller_usd: float, larger_usd: float, cur: Currency = USD) -> tuple[str, str]:
+    """Two amounts, the first less than the second, in ``cur``, with the fewest decimals (its minor
+    units to 6) at which that still shows however they are rounded ("$0.0062" and "$0.0071", not
+    "$0.01" and "$0.01"); past 6, the first rounded down and the second up."""
+    smaller, larger = cur.from_usd(smaller_usd), cur.from_usd(larger_usd)
+    for places in range(cur.minor, 7):
         step = Decimal(1).scaleb(-places)
         if Decimal(repr(smaller)).quantize(step, ROUND_CEILING) < Decimal(repr(larger)).quantize(step, ROUND_FLOOR):
-            return f"${smaller:,.{places}f}", f"${larger:,.{places}f}"
+            return cur.fixed(smaller, places), cur.fixed(larger, places)
     step = Decimal("0.000001")
     low, high = Decimal(repr(smaller)).quantize(step, ROUND_FLOOR), Decimal(repr(larger)).quantize(step, ROUND_CEILING)
-    return f"${low:,.6f}", f"${high:,.6f}"
+    return cur.fixed(float(low), 6), cur.fixed(float(high), 6)
 
 
 def usernames(conn: sa.Connection) -> dict[int, str]:

@@ -104,7 +104,8 @@ def test_usage_answers_first_on_a_laptop(server, page, rt, people):
     calls.scroll_into_view_if_needed()
     headers = calls.locator("table[role='grid'] th")
     expect(headers.filter(has_text="Cost")).to_have_count(1)
-    assert headers.all_inner_texts()[:7] == ["Time (UTC)", "User", "Provider", "Model", "Paid by", "Status", "Cost"]
+    assert headers.all_inner_texts()[:7] == ["Time (UTC)", "User", "Provider", "Model", "Paid by", "Status",
+                                             "Cost (USD)"]
     statuses = {r[5]: r[6] for r in grid_rows(calls)}
     assert statuses["Stopped"] == "$0.000013"  # a stopped reply reads as the chat says it
 

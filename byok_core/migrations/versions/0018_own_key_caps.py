@@ -2,7 +2,7 @@
 worst cases of calls in flight (held like shared budgets)
 
 Revision ID: 0018
-Revises: 0013
+Revises: 0016
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0018"
-down_revision = "0013"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
