@@ -4,10 +4,12 @@ two runtimes, the failing state with its banner and webhook, and expiry."""
 
 from __future__ import annotations
 
+import io
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from callhelpers import dump_database, runtime_with, usage_rows
@@ -15,6 +17,7 @@ from fakeproviders import FakeProvider
 from test_budget_ledger import Receiver, join_alerts
 
 from byok_core import accounts, alerts, audit, clock, keys, keywatch, leases, words
+from byok_core.cli import main
 from byok_core.errors import CallStatus, NoKeyError, ValidationError
 from byok_core.identity import Actor, KeySource, Owner, Role
 from byok_core.providers import Provider
@@ -236,3 +239,26 @@ def test_an_expired_key_is_passed_over_and_its_owner_told_a_week_before(environ)
         assert [words.audit_sentence(e, names) for e in audit.recent(rt, limit=2)] == [
             f"root removed the expiry date of the team's OpenAI key {team.mask}",
             f"root set the team's OpenAI key {team.mask} to expire after 2026-12-16"]
+
+
+def test_byok_keys_check_and_set_expires(environ, capsys):
+    with watched(environ) as (now, rt, oai, _, _, _, _, _), pytest.MonkeyPatch.context() as mp:
+        for name, value in {**environ, **oai.env()}.items():
+            mp.setenv(name, value)
+        mp.setattr(sys, "stdin", io.StringIO(TEAM_KEY + "\n"))
+        assert main(["keys", "set", "--team", "--provider", "openai", "--expires", "2026-12-31"]) == 0
+        info = mine(rt, None)
+        assert info.expires_on == date(2026, 12, 31) and info.checked_at == START  # tested as it was saved
+        assert main(["keys", "check"]) == 0
+        assert capsys.readouterr().err.endswith("no key is due for its daily check\n")
+        now.advance(days=1)
+        assert main(["keys", "check"]) == 0
+        assert capsys.readouterr().out == f"openai key {info.id} (team): ok\n"
+        with pytest.raises(SystemExit):
+            main(["keys", "set", "--team", "--provider", "openai", "--expires", "31.12.2026"])
+        assert "is not a day written YYYY-MM-DD" in capsys.readouterr().err
+        assert keywatch.tick(rt, "another process") is None  # the command holds the lease for a while
+        now.advance(seconds=keywatch.LEASE_TTL.total_seconds())
+        assert keywatch.tick(rt, "another process") == []
+        assert main(["keys", "check"]) == 1
+        assert "another process is checking keys" in capsys.readouterr().err
