@@ -121,8 +121,8 @@ def _save(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, raw_key: 
     in_use = next((i for i in keys.list_keys(rt, actor, owner) if i.active and i.provider is provider), None)
     if not test:
         info = keys.store(rt, actor, owner, provider, value, label, base_url, expires_on=expires_on)
-        return Outcome(True, f"Saved the {info.name} key {info.mask} without testing it; press Test once {info.name} "
-                             "can be reached.", saved=info)
+        return Outcome(True, f"Saved the {info.name} key {info.mask} without testing it; press Check now once "
+                             f"{info.name} can be reached.", saved=info)
     endpoint = base_url if provider.user_supplies_url else rt.settings.base_urls[provider]
     key = keys.ResolvedKey(provider, Credential(Secret(value), endpoint or ""), _source(owner))
     try:

@@ -2,7 +2,7 @@
 nothing but the database (a row per job, on SQLite and PostgreSQL alike).
 
 A holder keeps its lease by taking it again before it ends; when a holder stops, another takes
-over once the lease has run out."""
+over once the lease has run out (a process killed mid-round cannot give it up anyway)."""
 
 from __future__ import annotations
 
@@ -42,8 +42,3 @@ def acquire(rt: Runtime, name: str, holder: str, ttl: timedelta) -> bool:
             return False
         raise
 
-
-def release(rt: Runtime, name: str, holder: str) -> None:
-    """Give the lease up now (a process that stops), if ``holder`` holds it."""
-    with rt.engine.begin() as conn:
-        conn.execute(sa.delete(Lease).where(col(Lease.name) == name, col(Lease.holder) == holder))

@@ -60,6 +60,7 @@ REVIEWED: dict[str, dict[str, str]] = {
         "_in_use(active)": "_in_use(): mask and label through md_escape, dates", "endpoint": "_endpoint(): md_escape",
         "spec.key_hint": "the provider registry's fixed words", "words.KEY_USED[source]": WORDS,
         "kept": "_still_restorable() through md_escape where it is assigned",
+        "line": "_watched(): keywatch.status_line() through md_escape where it is assigned",
     },
     "byok_ui/audit_view.py": {"shown[:1].upper()": NUMBERS, "shown[1:]": NUMBERS, "'s' * (total != 1)": WORDS},
     "byok_ui/first_run.py": {"mark": WORDS, "text": "the checklist's fixed steps", "label": WORDS},
@@ -77,7 +78,9 @@ REVIEWED: dict[str, dict[str, str]] = {
     "pages/usage.py": {"pages": NUMBERS, "list(TITLES.values())": WORDS,
                        "PERIODS[period or usage.Period.THIS_MONTH]": WORDS,
                        "_span(since, until)": "dates the page formats"},
-    "pages/budgets.py": {"alerts.month_name(budgets.month_of(utcnow()))": "a month's name and year"},
+    "pages/budgets.py": {"alerts.month_name(budgets.month_of(utcnow()))": "a month's name and year",
+                         "p.label": WORDS},
+    "pages/account.py": {"names": "providers' labels"},
 }
 
 

@@ -111,7 +111,7 @@ def test_an_unreachable_provider_offers_save_without_testing(person, rt, openai)
     idle(page)
     assert active(rt, user) == []
     card.get_by_role("button", name="Save without testing").click()
-    expect(card.get_by_text("Saved the OpenAI key sk-…a7b8 without testing it; press Test once OpenAI can be "
+    expect(card.get_by_text("Saved the OpenAI key sk-…a7b8 without testing it; press Check now once OpenAI can be "
                             "reached.")).to_be_visible()
     idle(page)
     assert active(rt, user) == [("sk-…a7b8", True)]
