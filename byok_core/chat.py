@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 
 import httpx
@@ -125,7 +125,7 @@ class ChatStream:
             yield from self._adapter.stream(client, key.credential, self._model, messages, reply, self._params)
 
     def _on_team_key(self, refused: ProviderError, first: CallRecord, messages: list[ChatMessage],
-                     bound: CostBound) -> Iterator[str]:
+                     bound: CostBound) -> Generator[str, None, bool]:
         """Try the call once more on the team's key, admitted as any team-key call; False (nothing
         sent) when there is no team key, the model is not allowed on it or it cannot be admitted."""
         assert self.result is not None and isinstance(refused, RateLimited)

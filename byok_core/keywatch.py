@@ -25,6 +25,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
@@ -134,14 +135,14 @@ class Checked:
     changed: bool
 
 
-def _in_use(conn: sa.Connection, today: date) -> list[sa.Row]:
+def _in_use(conn: sa.Connection, today: date) -> list[sa.Row[Any]]:
     return list(conn.execute(sa.select(
         col(ApiKey.id), col(ApiKey.owner_kind), col(ApiKey.owner_id), col(ApiKey.provider), col(ApiKey.mask),
         col(ApiKey.created_at), col(ApiKey.checked_at), col(ApiKey.expires_on), col(ApiKey.expiry_warned_on),
     ).where(col(ApiKey.active), col(ApiKey.expires_on).is_(None) | (col(ApiKey.expires_on) >= today))))
 
 
-def due(rt: Runtime) -> list[sa.Row]:
+def due(rt: Runtime) -> list[sa.Row[Any]]:
     """The keys in use whose check is due now, the longest due first."""
     now = utcnow()
     with rt.engine.connect() as conn:
@@ -176,7 +177,7 @@ def tick(rt: Runtime, holder: str, client: httpx.Client | None = None) -> list[C
     if not leases.acquire(rt, LEASE, holder, LEASE_TTL):
         return None
     warn_expiring(rt)
-    first: dict[Provider, sa.Row] = {}
+    first: dict[Provider, sa.Row[Any]] = {}
     for row in due(rt):
         first.setdefault(row.provider, row)
     done = []
@@ -251,7 +252,8 @@ class Problem:
     text: str
 
 
-def _problem(r: sa.Row, today: date) -> Problem | None:
+def _problem(r: Any, today: date) -> Problem | None:
+    """The problem a key row (of ``problems``' query) shows, if any."""
     owner = Owner(r.owner_kind, r.owner_id)
     key = f"{_whose(owner)} {r.provider.label} key {r.mask}"
     if r.expires_on is not None and r.expires_on < today:
