@@ -187,9 +187,10 @@ def _actions(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, prefix
             st.button("Cancel", key=f"{form}_no", on_click=_cancel_delete, args=(form,))
         return
     with st.container(horizontal=True):
-        st.button("Check now", key=f"{form}_test", icon=":material/network_check:",
-                  on_click=_test, args=(rt, actor, owner, provider, prefix),
-                  help="Checks the key with the provider's cheapest authenticated call, as the daily check does.")
+        if not active.expired:  # an expired key is not used, so not checked either
+            st.button("Check now", key=f"{form}_test", icon=":material/network_check:",
+                      on_click=_test, args=(rt, actor, owner, provider, prefix),
+                      help="Checks the key with the provider's cheapest authenticated call, as the daily check does.")
         with st.popover("Expiry date", icon=":material/event:", key=f"{form}_expiry"):
             st.date_input("Last day the key is used (UTC)", value=active.expires_on, min_value=utcnow().date(),
                           format="YYYY-MM-DD", key=f"{form}_expires", on_change=_set_expiry,

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import sqlalchemy as sa
 from apptest import make_user, open_page, page_as, text_of
+from sqlmodel import col
 from test_app_keys import GOOD, no_leak, provider, texts
 
 from byok_core import audit, fallback, keys, words
 from byok_core.clock import utcnow
 from byok_core.identity import Actor, Owner
+from byok_core.models import ApiKey
 from byok_core.providers import Provider
 
 
@@ -68,6 +71,14 @@ def test_the_expiry_date_is_set_and_removed_on_the_card_and_the_team_cards_show_
         at.button(key="teamkeys_openai_noexpiry").click().run()
         assert texts(at, "success") == [f"The OpenAI key {team.mask} no longer expires."]
         assert banner(at) == []
+        yesterday = utcnow().date() - timedelta(days=1)
+        with rt.engine.begin() as conn:  # as if that day had come and gone
+            conn.execute(sa.update(ApiKey).where(col(ApiKey.id) == team.id).values(expires_on=yesterday))
+        at.run()
+        assert any(w.startswith(f"Expired on {keys.day(yesterday)}: not used · ") for w in texts(at, "warning"))
+        assert "teamkeys_openai_test" not in {b.key for b in at.button}  # not used, so not checked
+        assert banner(at) == [f"The team's OpenAI key {team.mask} expired on {keys.day(yesterday)} and is no longer "
+                              "used: save a new one under Admin → Team keys."]
         assert [words.audit_sentence(e, {boss.id: "boss"}) for e in audit.recent(rt, limit=2)] == [
             f"boss removed the expiry date of the team's OpenAI key {team.mask}",
             f"boss set the team's OpenAI key {team.mask} to expire after {soon:%Y-%m-%d}"]
