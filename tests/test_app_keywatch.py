@@ -8,9 +8,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import sqlalchemy as sa
-from apptest import make_user, open_page, page_as, text_of
+from apptest import make_user, open_page, page_as, send_message, text_of, use_environment
+from callhelpers import runtime_with
+from fakeproviders import FakeProvider
 from sqlmodel import col
 from test_app_keys import GOOD, no_leak, provider, texts
+from test_keywatch import QUOTA
 
 from byok_core import audit, fallback, keys, words
 from byok_core.clock import utcnow
@@ -101,3 +104,26 @@ def test_fallback_is_allowed_on_the_budgets_page_and_turned_off_on_the_account_p
     assert fallback.opted_out(rt, ann.id)
     assert words.audit_sentence(audit.recent(rt, limit=1)[0], {boss.id: "boss"}).startswith(
         "boss let members' OpenAI calls that their own key could not pay for")
+
+
+def test_a_reply_the_team_key_paid_after_the_own_key_ran_out_says_so(app, rt, environ, monkeypatch):
+    ann, boss = make_user(rt, "ann"), make_user(rt, "boss", admin=True)
+    use_environment(monkeypatch, {**environ, "BYOK_ALLOW_PRIVATE_ENDPOINTS": "1"})
+    with FakeProvider(Provider.OPENAI_COMPATIBLE, models=["m-1"]) as own, \
+            FakeProvider(Provider.OPENAI_COMPATIBLE, reply="Paid by the team", models=["m-1"]) as team, \
+            runtime_with({**environ, "BYOK_ALLOW_PRIVATE_ENDPOINTS": "1"}) as setup:
+        keys.store(setup, Actor.of(ann), Owner.user(ann.id), Provider.OPENAI_COMPATIBLE, "sk-own-0123456789",
+                   base_url=own.base_url)
+        keys.store(setup, Actor.of(boss), Owner.team(), Provider.OPENAI_COMPATIBLE, "sk-team-0123456789",
+                   base_url=team.base_url)
+        fallback.set_allowed(setup, Actor.of(boss), Provider.OPENAI_COMPATIBLE, True)
+        at = page_as(rt, ann)
+        at.selectbox(key="chat_provider").set_value(Provider.OPENAI_COMPATIBLE).run()
+        assert at.selectbox(key="chat_model_openai-compatible").value == "m-1"
+        own.status, own.error_body = 429, QUOTA  # her credit runs out
+        send_message(at, rt, "Hello")
+        assert not at.exception
+        reply = [m for m in at.chat_message if m.name == "assistant"][-1]
+        assert reply.markdown[0].value == "Paid by the team"
+        assert [text_of(w.value) for w in reply.warning] == ["Your key was out of quota; the team's key paid."]
+        assert reply.caption[-1].value.startswith("Paid by the team's key · ")
