@@ -234,8 +234,9 @@ def status_line(info: KeyInfo) -> str:
         if info.checked_at is not None:
             parts.append(f"last checked {_when(info.checked_at)}")
     elif info.checked_at is not None:
-        result = "works" if info.last_test_status is CallStatus.OK else \
-            f"not checked: {words.KEY_TEST[info.last_test_status]}" if info.last_test_status else "checked"
+        status = info.last_test_status
+        result = ("works" if status is CallStatus.OK else f"could not tell ({words.KEY_TEST[status]})" if status
+                  else "no outcome")
         parts.append(f"Last checked {_when(info.checked_at)}: {result}")
     else:
         parts.append("Not checked yet: checked once a day")
