@@ -227,7 +227,7 @@ def store(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, raw_key: 
 
     The replaced key is kept, encrypted and inactive, for ``KEEP_REPLACED`` (see ``restore``); a key
     saved without a label takes the replaced key's. ``tested``: the outcome of a key test made just
-    before (stamped as the key's last test and use). ``expires_on``: the last day it is used."""
+    before (stamped as the key's last check, not as a use). ``expires_on``: the last day it is used."""
     actor.check_may_manage(owner)
     value, label, base_url = check_new(rt, provider, raw_key, label, base_url)
     expires_on = check_expiry(expires_on)
@@ -245,8 +245,7 @@ def store(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, raw_key: 
             label=label or (old.label if old is not None else ""),
             ciphertext=rt.keyring.encrypt(value, vault.context(owner.kind, owner.id, provider, row_id, base_url)),
             key_id=rt.keyring.primary.key_id, mask=mask(value), base_url=base_url, created_at=now, updated_at=now,
-            last_test_status=tested, last_used_at=now if tested is not None else None,
-            checked_at=now if tested is not None else None, expires_on=expires_on,
+            last_test_status=tested, checked_at=now if tested is not None else None, expires_on=expires_on,
         )
         session.add(row)
         session.flush()
@@ -452,12 +451,12 @@ def payers(rt: Runtime, user_id: int | None) -> dict[Provider, tuple[KeySource |
 
 
 def stamp_used(conn: sa.Connection, key: ResolvedKey, test_status: CallStatus | None = None) -> None:
-    """Stamp last-used (and a key test's outcome) on the stored row behind ``key``, in ``conn``'s transaction."""
+    """Stamp last use on the stored row behind ``key`` (a key test: its outcome and time instead, as
+    the daily checks would otherwise make every key look used), in ``conn``'s transaction."""
     if key.row_id is None:
         return
-    values: dict[str, Any] = {"last_used_at": utcnow()}
-    if test_status is not None:
-        values.update(last_test_status=test_status, checked_at=values["last_used_at"])
+    values: dict[str, Any] = {"last_used_at": utcnow()} if test_status is None else \
+        {"last_test_status": test_status, "checked_at": utcnow()}
     conn.execute(sa.update(ApiKey).where(col(ApiKey.id) == key.row_id).values(**values))
 
 

@@ -69,7 +69,7 @@ def _named(message: str, provider: Provider, name: str) -> str:
 
 def check(rt: Runtime, actor: Actor, owner: Owner, provider: Provider,
           client: httpx.Client | None = None) -> Outcome:
-    """Test the owner's active key for ``provider``; stamps its last use and test status.
+    """Test the owner's active key for ``provider``; stamps its test status and time (not a use).
 
     NotFoundError when the owner has no saved key for it (another owner's key never counts)."""
     key = _stored(rt, actor, owner, provider)

@@ -91,7 +91,7 @@ def test_a_good_key_is_tested_then_saved_and_shown_only_as_its_mask(app, rt, env
     assert any(c.startswith(":material/key: Saved key sk-…mnop “work”") for c in shown), shown
     assert any(c.startswith(":material/monitor_heart: Last checked ") and c.endswith(" UTC: works") for c in shown)
     [info] = mine(rt, ann)
-    assert info.active and info.label == "work" and info.last_test_status == "ok" and info.last_used_at
+    assert info.active and info.label == "work" and info.last_test_status == "ok" and info.checked_at
     assert at.text_input(key="mykeys_openai_key").value == ""  # the key field is emptied
     assert at.text_input(key="mykeys_openai_label").value == ""  # and, once saved, the form too
     assert at.session_state["mykeys_openai_open"] is False

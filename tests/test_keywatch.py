@@ -74,7 +74,7 @@ def test_each_key_is_checked_once_a_day_at_its_own_time(environ):
         assert (checked.key_id, checked.status, checked.changed) == (info.id, CallStatus.OK, False)
         assert len(oai.requests) == 1 and oai.sent_keys() == [ALICE_KEY]
         assert usage_rows(rt) == []  # a key test, as the Test button's: stamped on the key, not a usage row
-        assert mine(rt, alice).checked_at == at
+        assert (mine(rt, alice).checked_at, mine(rt, alice).last_used_at) == (at, None)  # a check is not a use
         for hours in (1, 12, 23):  # not again the same day
             now.now = at + timedelta(hours=hours)
             assert keywatch.tick(rt, "one") == []
