@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -263,3 +264,20 @@ def test_byok_keys_check_and_set_expires(environ, capsys):
         assert keywatch.tick(rt, "another process") == []
         assert main(["keys", "check"]) == 1
         assert "another process is checking keys" in capsys.readouterr().err
+
+
+def test_the_background_thread_runs_rounds_until_stopped(environ):
+    with watched(environ) as (now, rt, oai, _, _, alice, _, _):
+        info = keys.store(rt, alice, Owner.user(alice.user_id), Provider.OPENAI, ALICE_KEY)
+        now.advance(days=1)
+        stop = threading.Event()
+        thread = keywatch.run_in_background(rt, interval=0.01, stop=stop)
+        assert thread.daemon and thread.name == "byok-keywatch"
+        deadline = time.monotonic() + 10  # then the assertion below fails
+        while mine(rt, alice).checked_at is None and time.monotonic() < deadline:
+            stop.wait(0.01)
+        stop.set()
+        thread.join(10)
+        assert not thread.is_alive()
+        assert mine(rt, alice).checked_at == now.now and oai.sent_keys() == [ALICE_KEY]  # once: not due again
+        assert keywatch.due(rt) == [] and info.active
