@@ -37,6 +37,7 @@ class AuditAction(StrEnum):
     KEY_DELETE = "key.delete"  # shown: "replaced more than 30 days ago", "forgotten: ..."
     KEY_ROTATE = "key.rotate"  # a note: "from master key <id> to <id>"
     KEY_DECRYPT_FAILED = "key.decrypt_failed"  # why, shown
+    KEY_EXPIRY = "key.expiry"  # the last day the key is used, shown (YYYY-MM-DD; empty: no expiry)
     USER_CREATE = "user.create"  # a note: "first-run setup"
     USER_DISABLE = "user.disable"
     USER_ENABLE = "user.enable"
@@ -54,6 +55,7 @@ class AuditAction(StrEnum):
     PRESET_SET = "preset.set"  # the team preset's name, shown (created or changed)
     PRESET_DELETE = "preset.delete"  # the team preset's name, shown
     CURRENCY_SET = "currency.set"  # the currency and its rate, shown: "EUR at 1 USD = 0.92 EUR"
+    FALLBACK_SET = "fallback.set"  # shown: "on" or "off" (the provider: the target's)
 
 
 class _KeyRow(Protocol):

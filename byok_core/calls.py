@@ -89,7 +89,7 @@ def metered(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, *, bound: Co
     again; a generator closed early (a reply stopped) is recorded as stopped; any other exception
     becomes a ProviderError, with its details kept out of messages and logs. ``reply``: a streamed
     reply, whose usage and text received are recorded at the end. A key test writes no usage row:
-    it stamps the key's test status instead. Either way the key's last use is stamped."""
+    it stamps the key's test status and time instead of its last use."""
     with ExitStack() as stack:
         try:
             session = stack.enter_context(http(rt, key, client))

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 
 import httpx
 
-from byok_core import attachments, budgets, calls, keys, limits, pricing
+from byok_core import attachments, budgets, calls, fallback, keys, limits, pricing
 from byok_core.adapters import chat_adapter
 from byok_core.adapters.base import DEFAULT_PARAMS, ChatAdapter, ChatMessage, ChatParams, Reply, SearchResult
 from byok_core.errors import (
@@ -19,8 +19,10 @@ from byok_core.errors import (
     KeyUnreadableError,
     NoKeyError,
     ProviderError,
+    RateLimited,
     ValidationError,
 )
+from byok_core.identity import KeySource
 from byok_core.pricing import CostBound
 from byok_core.providers import Provider, ProviderKind
 from byok_core.record import CallRecord
@@ -48,6 +50,7 @@ class ChatResult:
     search_record: CallRecord | None = None  # the web search made first, if any: who paid, what it cost
     model_called: bool = True  # False: the model was never called (the search failed, or the call was refused)
     budget_warning: str | None = None  # from 80% of a shared-key budget, read after the call was settled
+    fell_back_from: CallRecord | None = None  # the call the member's own key could not pay for (``fallback``)
 
 
 Paid = tuple[keys.ResolvedKey, CostBound]  # a call about to be made: the key that pays, and its worst case
@@ -106,12 +109,44 @@ class ChatStream:
                 messages = with_sources(messages, self.result.sources)
                 bound = _bound(self._rt, self._adapter, self._model, messages, self._params)  # the sources count too
         try:
-            with calls.metered(self._rt, self._key, record, bound=bound, client=self._client, reply=reply) as client:
-                yield from self._adapter.stream(client, self._key.credential, self._model, messages, reply,
-                                                self._params)
-        except ByokError as exc:  # a provider's error, or a refusal before anything was sent: in the record
+            yield from self._call(self._key, record, messages, bound, reply)
+        except ProviderError as exc:
+            if not (fallback.applies(self._rt, self._user_id, self._adapter.provider, exc)
+                    and (yield from self._on_team_key(exc, record, messages, bound))):
+                self.result.error = exc
+        except ByokError as exc:  # a refusal before anything was sent: in the record
+            self.result.error, self.result.model_called = exc, False
+        if self._key.note:  # a key earlier in the order was passed over: say why, with what the reply says
+            record.notice = " ".join(filter(None, (self._key.note, record.notice)))
+
+    def _call(self, key: keys.ResolvedKey, record: CallRecord, messages: list[ChatMessage], bound: CostBound,
+              reply: Reply) -> Iterator[str]:
+        with calls.metered(self._rt, key, record, bound=bound, client=self._client, reply=reply) as client:
+            yield from self._adapter.stream(client, key.credential, self._model, messages, reply, self._params)
+
+    def _on_team_key(self, refused: ProviderError, first: CallRecord, messages: list[ChatMessage],
+                     bound: CostBound) -> Generator[str, None, bool]:
+        """Try the call once more on the team's key, admitted as any team-key call; False (nothing
+        sent) when there is no team key, the model is not allowed on it or it cannot be admitted."""
+        assert self.result is not None and isinstance(refused, RateLimited)
+        provider = self._adapter.provider
+        try:
+            team = calls.checked(self._rt, keys.resolve(self._rt, self._user_id, provider,
+                                                        skip=frozenset({KeySource.USER, KeySource.ENV})))
+            limits.check_model(self._rt, self._user_id, provider, team.source, self._model)
+        except ByokError:
+            return False
+        record = CallRecord(provider, team.source, self._model, self._user_id)
+        self._reply = reply = Reply(deadline_s=self._rt.settings.call_deadline)
+        try:
+            yield from self._call(team, record, messages, bound, reply)
+        except ProviderError as exc:
             self.result.error = exc
-            self.result.model_called = isinstance(exc, ProviderError)
+        except ByokError:  # refused before anything was sent (budget, rate limit): the first refusal stands
+            return False
+        self.result.record, self.result.fell_back_from = record, first
+        record.notice = " ".join(filter(None, (fallback.note(refused), record.notice)))
+        return True
 
     def _budget_warning(self) -> str | None:
         """From 80% of a shared-key budget: as the last settled shared-key call left them (read

@@ -100,10 +100,11 @@ class AuthError(ByokError):
 class NoKeyError(ByokError):
     """No user, team or server key is available for a provider."""
 
-    def __init__(self, provider: Provider):
+    def __init__(self, provider: Provider, why: str = ""):
         self.provider = provider
+        lead = f"{why}, and there is no other" if why else "No"
         super().__init__(
-            f"No API key for {provider.label}: add one on the Keys page (or ask an admin for a team key)."
+            f"{lead} API key for {provider.label}: add one on the Keys page (or ask an admin for a team key)."
         )
 
 
@@ -141,9 +142,10 @@ class RateLimited(ProviderError):
 
     status = CallStatus.RATE_LIMITED
 
-    def __init__(self, message: str, retry_after: float | None = None):
+    def __init__(self, message: str, retry_after: float | None = None, *, quota: bool = False):
         super().__init__(message)
         self.retry_after = retry_after
+        self.quota = quota  # no quota or credit left (not only too many requests)
 
 
 class ModelNotFound(ProviderError):

@@ -10,7 +10,7 @@ import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
@@ -57,12 +57,21 @@ class KeyInfo:
     last_used_at: datetime | None
     last_test_status: CallStatus | None
     replaced_at: datetime | None = None  # when a newer key (or a restored one) took its place; None: active
+    checked_at: datetime | None = None  # its last check (a test, or the key watch's)
+    failing_since: datetime | None = None  # since when it stopped working; None: it works (or was never checked)
+    failing_reason: str | None = None  # why, in a word or two: "rejected", "out of quota"
+    expires_on: date | None = None  # the last day it is used; None: it does not expire
 
     @classmethod
     def of(cls, row: ApiKey) -> KeyInfo:
         return cls(row.id, row.provider, row.label, row.mask, row.base_url, row.active,
                    row.created_at, row.last_used_at, row.last_test_status,
-                   None if row.active else row.updated_at)
+                   None if row.active else row.updated_at, row.checked_at, row.failing_since, row.failing_reason,
+                   row.expires_on)
+
+    @property
+    def expired(self) -> bool:
+        return expired(self.expires_on)
 
     @property
     def name(self) -> str:
@@ -86,6 +95,24 @@ class CapTerms(NamedTuple):
     stop: bool
 
 
+def expired(expires_on: date | None, today: date | None = None) -> bool:
+    """Whether a key with this expiry date is past it (it is used through that day, UTC)."""
+    return expires_on is not None and expires_on < (today or utcnow().date())
+
+
+def day(value: date) -> str:
+    """A day as the app says it: "Dec 3" ("Dec 3, 2027" when not this year)."""
+    year = "" if value.year == utcnow().year else f", {value.year}"
+    return f"{value:%b} {value.day}{year}"
+
+
+def check_expiry(value: date | None) -> date | None:
+    """An expiry date that can be set: today or later (None: no expiry)."""
+    if value is not None and value < utcnow().date():
+        raise ValidationError(f"The expiry date {value:%Y-%m-%d} has passed; pick today or a later day, or none.")
+    return value
+
+
 @dataclass(frozen=True)
 class ResolvedKey:
     """The key that will pay for one call: the credential to send, and where it came from."""
@@ -95,6 +122,7 @@ class ResolvedKey:
     source: KeySource
     row_id: str | None = None  # None for server (environment) keys
     cap: CapTerms | None = None  # the cap its owner set on this own key (read with it; None: none)
+    note: str = ""  # why a key earlier in the order was passed over ("Your OpenAI key expired on Dec 3.")
 
 
 # opening quote: its closing one (plain, backtick, typographic double and single, guillemets)
@@ -202,14 +230,16 @@ def check_new(rt: Runtime, provider: Provider, raw_key: str, label: str = "",
 
 
 def store(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, raw_key: str,
-          label: str = "", base_url: str | None = None, *, tested: CallStatus | None = None) -> KeyInfo:
+          label: str = "", base_url: str | None = None, *, tested: CallStatus | None = None,
+          expires_on: date | None = None) -> KeyInfo:
     """Save a key; it replaces (deactivates) the owner's active key for the provider atomically.
 
     The replaced key is kept, encrypted and inactive, for ``KEEP_REPLACED`` (see ``restore``); a key
     saved without a label takes the replaced key's. ``tested``: the outcome of a key test made just
-    before (stamped as the key's last test and use)."""
+    before (stamped as the key's last check, not as a use). ``expires_on``: the last day it is used."""
     actor.check_may_manage(owner)
     value, label, base_url = check_new(rt, provider, raw_key, label, base_url)
+    expires_on = check_expiry(expires_on)
 
     def work(session: Session) -> KeyInfo:
         now = utcnow()
@@ -224,12 +254,33 @@ def store(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, raw_key: 
             label=label or (old.label if old is not None else ""),
             ciphertext=rt.keyring.encrypt(value, vault.context(owner.kind, owner.id, provider, row_id, base_url)),
             key_id=rt.keyring.primary.key_id, mask=mask(value), base_url=base_url, created_at=now, updated_at=now,
-            last_test_status=tested, last_used_at=now if tested is not None else None,
+            last_test_status=tested, checked_at=now if tested is not None else None, expires_on=expires_on,
         )
         session.add(row)
         session.flush()
         audit.record(session, actor.name, AuditAction.KEY_REPLACE if old is not None else AuditAction.KEY_STORE,
                      audit.Target.key(row, row.mask))
+        return KeyInfo.of(row)
+
+    return _write_with_retry(rt, work)
+
+
+def set_expiry(rt: Runtime, actor: Actor, owner: Owner, key_row_id: str, expires_on: date | None) -> KeyInfo:
+    """Set (None: remove) the last day the owner's active key is used; audited. Someone else's id
+    fails exactly like one that does not exist."""
+    actor.check_may_manage(owner)
+    expires_on = check_expiry(expires_on)
+
+    def work(session: Session) -> KeyInfo:
+        row = session.exec(select(ApiKey).where(col(ApiKey.id) == key_row_id, _owned(owner),
+                                                col(ApiKey.active))).first()
+        if row is None:
+            raise NotFoundError("No such key.")
+        row.expires_on, row.expiry_warned_on = expires_on, None
+        session.add(row)
+        audit.record(session, actor.name, AuditAction.KEY_EXPIRY, audit.Target.key(row, row.mask),
+                     detail=f"{expires_on:%Y-%m-%d}" if expires_on else "")
+        session.flush()
         return KeyInfo.of(row)
 
     return _write_with_retry(rt, work)
@@ -326,7 +377,8 @@ def list_keys(rt: Runtime, actor: Actor, owner: Owner) -> list[KeyInfo]:
 _CAP = table(OwnKeyCap)
 _CANDIDATES = sa.select(
     col(ApiKey.id), col(ApiKey.owner_kind), col(ApiKey.owner_id), col(ApiKey.provider), col(ApiKey.ciphertext),
-    col(ApiKey.base_url), _CAP.c.id.label("cap_id"), _CAP.c.monthly_usd.label("cap_usd"), _CAP.c.stop.label("cap_stop"),
+    col(ApiKey.base_url), col(ApiKey.expires_on),
+    _CAP.c.id.label("cap_id"), _CAP.c.monthly_usd.label("cap_usd"), _CAP.c.stop.label("cap_stop"),
 ).outerjoin(_CAP, (col(ApiKey.owner_kind) == OwnerKind.USER) & (_CAP.c.user_id == col(ApiKey.owner_id))
             & (_CAP.c.provider == col(ApiKey.provider))).where(
     col(ApiKey.provider) == sa.bindparam("provider"),
@@ -344,15 +396,27 @@ def _candidates(rt: Runtime, user_id: int | None, provider: Provider) -> list[An
     return sorted(rows, key=lambda r: r.owner_kind is not OwnerKind.USER)
 
 
-def resolve(rt: Runtime, user_id: int | None, provider: Provider) -> ResolvedKey:
-    """User's active key → team's active key → server environment variable → NoKeyError."""
+def _whose(source: KeySource) -> str:
+    return "Your" if source is KeySource.USER else "The team's"
+
+
+def resolve(rt: Runtime, user_id: int | None, provider: Provider, *,
+            skip: frozenset[KeySource] = frozenset()) -> ResolvedKey:
+    """User's active key → team's active key → server environment variable → NoKeyError; a key past
+    its expiry date is passed over (the key used, or the error, says so). ``skip``: sources not to use."""
+    passed_over = ""
     for row in _candidates(rt, user_id, provider):
         source = KeySource.USER if row.owner_kind is OwnerKind.USER else KeySource.TEAM
+        if source in skip:
+            continue
+        if expired(row.expires_on):
+            passed_over = passed_over or f"{_whose(source)} {provider.label} key expired on {day(row.expires_on)}"
+            continue
         try:
             plain = vault.open_value(rt.keyring, row)
         except DecryptionError as exc:
             _record_unreadable(rt, row, str(exc))
-            whose = "Your" if source is KeySource.USER else "The team's"
+            whose = _whose(source)
             raise KeyUnreadableError(
                 f"{whose} saved {provider.label} key cannot be decrypted with the server's master key; "
                 f"save it again on the Keys page, or ask an admin to run `byok doctor`."
@@ -360,11 +424,13 @@ def resolve(rt: Runtime, user_id: int | None, provider: Provider) -> ResolvedKey
         # only a user-supplied endpoint is stored with its key; every other key goes to the operator's
         base_url = (row.base_url if provider.user_supplies_url else rt.settings.base_urls[provider]) or ""
         cap = None if row.cap_id is None else CapTerms(row.cap_id, float(row.cap_usd), bool(row.cap_stop))
-        return ResolvedKey(provider, Credential(Secret(plain), base_url), source, row.id, cap)
+        return ResolvedKey(provider, Credential(Secret(plain), base_url), source, row.id, cap,
+                           f"{passed_over}." if passed_over else "")
     env_key = rt.settings.env_keys.get(provider)
-    if env_key is not None:
-        return ResolvedKey(provider, Credential(env_key, rt.settings.base_urls[provider] or ""), KeySource.ENV)
-    raise NoKeyError(provider)
+    if env_key is not None and KeySource.ENV not in skip:
+        return ResolvedKey(provider, Credential(env_key, rt.settings.base_urls[provider] or ""), KeySource.ENV,
+                           note=f"{passed_over}." if passed_over else "")
+    raise NoKeyError(provider, passed_over)
 
 
 def sources(rt: Runtime, user_id: int | None) -> dict[Provider, KeySource | None]:
@@ -379,6 +445,7 @@ def payers(rt: Runtime, user_id: int | None) -> dict[Provider, tuple[KeySource |
         rows = conn.execute(
             sa.select(col(ApiKey.provider), col(ApiKey.owner_kind), col(ApiKey.id)).where(
                 col(ApiKey.active),
+                col(ApiKey.expires_on).is_(None) | (col(ApiKey.expires_on) >= utcnow().date()),
                 ((col(ApiKey.owner_kind) == OwnerKind.TEAM) & (col(ApiKey.owner_id) == TEAM_ID))
                 | ((col(ApiKey.owner_kind) == OwnerKind.USER)
                    & (col(ApiKey.owner_id) == (-1 if user_id is None else user_id))),
@@ -397,12 +464,12 @@ def payers(rt: Runtime, user_id: int | None) -> dict[Provider, tuple[KeySource |
 
 
 def stamp_used(conn: sa.Connection, key: ResolvedKey, test_status: CallStatus | None = None) -> None:
-    """Stamp last-used (and a key test's outcome) on the stored row behind ``key``, in ``conn``'s transaction."""
+    """Stamp last use on the stored row behind ``key`` (a key test: its outcome and time instead, as
+    the daily checks would otherwise make every key look used), in ``conn``'s transaction."""
     if key.row_id is None:
         return
-    values: dict[str, Any] = {"last_used_at": utcnow()}
-    if test_status is not None:
-        values["last_test_status"] = test_status
+    values: dict[str, Any] = {"last_used_at": utcnow()} if test_status is None else \
+        {"last_test_status": test_status, "checked_at": utcnow()}
     conn.execute(sa.update(ApiKey).where(col(ApiKey.id) == key.row_id).values(**values))
 
 

@@ -9,6 +9,7 @@ testing (``save(..., test=False)``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import date
 
 import httpx
 
@@ -33,6 +34,8 @@ class Outcome:
     status: CallStatus | None = None  # the test's outcome; None: no test was made (saved without testing)
     saved: KeyInfo | None = None  # the key that was saved, if one was
     can_save_untested: bool = False  # the test could not be made: offer to save the key without testing
+    key_id: str | None = None  # the stored key that was tested (``check``)
+    quota: bool = False  # the provider said the key has no quota or credit left
 
 
 def _source(owner: Owner) -> KeySource:
@@ -66,7 +69,7 @@ def _named(message: str, provider: Provider, name: str) -> str:
 
 def check(rt: Runtime, actor: Actor, owner: Owner, provider: Provider,
           client: httpx.Client | None = None) -> Outcome:
-    """Test the owner's active key for ``provider``; stamps its last use and test status.
+    """Test the owner's active key for ``provider``; stamps its test status and time (not a use).
 
     NotFoundError when the owner has no saved key for it (another owner's key never counts)."""
     key = _stored(rt, actor, owner, provider)
@@ -75,8 +78,9 @@ def check(rt: Runtime, actor: Actor, owner: Owner, provider: Provider,
     try:
         detail = _cheapest_call(rt, key, client)
     except ProviderError as exc:
-        return Outcome(False, _named(str(exc), provider, name), exc.status)
-    return Outcome(True, f"The {name} key {key.credential.mask} works: {detail}.", CallStatus.OK)
+        return Outcome(False, _named(str(exc), provider, name), exc.status, key_id=key.row_id,
+                       quota=getattr(exc, "quota", False))
+    return Outcome(True, f"The {name} key {key.credential.mask} works: {detail}.", CallStatus.OK, key_id=key.row_id)
 
 
 def _not_saved(exc: ProviderError, provider: Provider, name: str, shown: str, in_use: KeyInfo | None) -> Outcome:
@@ -96,26 +100,29 @@ def _not_saved(exc: ProviderError, provider: Provider, name: str, shown: str, in
 
 
 def save(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, raw_key: str, label: str = "",
-         base_url: str | None = None, *, test: bool = True, client: httpx.Client | None = None) -> Outcome:
+         base_url: str | None = None, *, test: bool = True, client: httpx.Client | None = None,
+         expires_on: date | None = None) -> Outcome:
     """Save a key once the provider has accepted it (``test=False``: without testing it).
 
     A key that fails its test is not saved and the key in use stays in use. Input that cannot be
     saved at all raises ValidationError (PermissionDenied for someone else's keys), as ``keys.store``.
     The outcome says what was removed from the key as pasted (quotes, "Bearer "; ``keys.unwrap``)."""
-    outcome = _save(rt, actor, owner, provider, raw_key, label, base_url, test=test, client=client)
+    outcome = _save(rt, actor, owner, provider, raw_key, label, base_url, test=test, client=client,
+                    expires_on=expires_on)
     note = keys.paste_note(raw_key)
     return replace(outcome, message=f"{outcome.message} {note}") if note else outcome
 
 
 def _save(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, raw_key: str, label: str,
-          base_url: str | None, *, test: bool, client: httpx.Client | None) -> Outcome:
+          base_url: str | None, *, test: bool, client: httpx.Client | None, expires_on: date | None) -> Outcome:
     actor.check_may_manage(owner)
     value, label, base_url = keys.check_new(rt, provider, raw_key, label, base_url)
+    keys.check_expiry(expires_on)
     in_use = next((i for i in keys.list_keys(rt, actor, owner) if i.active and i.provider is provider), None)
     if not test:
-        info = keys.store(rt, actor, owner, provider, value, label, base_url)
-        return Outcome(True, f"Saved the {info.name} key {info.mask} without testing it; press Test once {info.name} "
-                             "can be reached.", saved=info)
+        info = keys.store(rt, actor, owner, provider, value, label, base_url, expires_on=expires_on)
+        return Outcome(True, f"Saved the {info.name} key {info.mask} without testing it; press Check now once "
+                             f"{info.name} can be reached.", saved=info)
     endpoint = base_url if provider.user_supplies_url else rt.settings.base_urls[provider]
     key = keys.ResolvedKey(provider, Credential(Secret(value), endpoint or ""), _source(owner))
     try:
@@ -123,5 +130,5 @@ def _save(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, raw_key: 
     except ProviderError as exc:
         name = keys.display_name(provider, label or (in_use.label if in_use else ""), base_url)
         return _not_saved(exc, provider, name, mask(value), in_use)
-    info = keys.store(rt, actor, owner, provider, value, label, base_url, tested=CallStatus.OK)
+    info = keys.store(rt, actor, owner, provider, value, label, base_url, tested=CallStatus.OK, expires_on=expires_on)
     return Outcome(True, f"Saved the {info.name} key {info.mask} and tested it: {detail}.", CallStatus.OK, info)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, cast
 
@@ -112,6 +112,15 @@ class ApiKey(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
     last_used_at: datetime | None = None
     last_test_status: CallStatus | None = Field(default=None, sa_column=enum_column(CallStatus, 200, nullable=True))
+    # The key watch (keywatch.py, migration 0015): its last check, since when the key stopped working and
+    # why ("rejected", "out of quota"), the day after which it is not used, the expiry day its warning
+    # was sent for, and the problem its owner dismissed the banner of (keywatch.Problem.token).
+    checked_at: datetime | None = None
+    failing_since: datetime | None = None
+    failing_reason: str | None = Field(default=None, max_length=16)
+    expires_on: date | None = None
+    expiry_warned_on: date | None = None
+    notice_dismissed: str | None = Field(default=None, max_length=60)
 
 
 class AuthSession(SQLModel, table=True):
@@ -388,6 +397,16 @@ class ModelAllowlist(SQLModel, table=True):
     subject: str = Field(max_length=40)  # "role:member", "role:admin" or "user:<id>"
     provider: Provider = Field(sa_column=enum_column(Provider, 32))
     patterns: str = Field(max_length=4000)
+
+
+class Lease(SQLModel, table=True):
+    """Who runs a background job (``leases.acquire``): one process at a time, across replicas."""
+
+    __tablename__ = "leases"
+
+    name: str = Field(primary_key=True, max_length=40)
+    holder: str = Field(max_length=80)
+    expires_at: datetime
 
 
 class AppSetting(SQLModel, table=True):

@@ -52,6 +52,7 @@ class Settings:
     call_deadline: float = CALL_DEADLINE
     cookie_secure: bool = False
     debug: bool = False  # the byok command shows tracebacks of unexpected errors
+    key_watch: bool = True  # the app checks every key once a day in the background (BYOK_KEY_WATCH=off: cron)
     base_urls: Mapping[Provider, str | None] = field(default_factory=dict)  # operator's endpoint per provider
     env_keys: Mapping[Provider, Secret] = field(default_factory=dict, repr=False)  # server-wide fallback keys
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)  # for the master key
@@ -78,6 +79,7 @@ class Settings:
             call_deadline=_seconds(env, "BYOK_CALL_DEADLINE", CALL_DEADLINE),
             cookie_secure=_flag(env, "BYOK_COOKIE_SECURE"),
             debug=_flag(env, "BYOK_DEBUG"),
+            key_watch=env.get("BYOK_KEY_WATCH", "on").strip().lower() not in {"0", "false", "no", "off"},
             base_urls=base_urls,
             env_keys=env_keys,
             environ=env,

@@ -87,6 +87,7 @@ AUDIT = {
     AuditAction.KEY_DELETE: "deleted a key",
     AuditAction.KEY_ROTATE: "re-encrypted a key under the new master key",
     AuditAction.KEY_DECRYPT_FAILED: "could not decrypt a key",
+    AuditAction.KEY_EXPIRY: "set a key's expiry date",
     AuditAction.USER_CREATE: "created an account",
     AuditAction.USER_DISABLE: "disabled an account",
     AuditAction.USER_ENABLE: "enabled an account",
@@ -104,6 +105,7 @@ AUDIT = {
     AuditAction.PRESET_SET: "saved a team preset",
     AuditAction.PRESET_DELETE: "deleted a team preset",
     AuditAction.CURRENCY_SET: "set the display currency",
+    AuditAction.FALLBACK_SET: "changed the team-key fallback",
 }
 
 
@@ -163,6 +165,9 @@ def _key_sentence(who: str, event: AuditEvent, target: Target, whose: str | None
             return f"{who} re-encrypted {key} under the new master key"
         case AuditAction.KEY_DECRYPT_FAILED:
             return f"{who} could not decrypt {key}" + (f": {event.detail}" if event.detail else "")
+        case AuditAction.KEY_EXPIRY:
+            return (f"{who} set {key}{mask} to expire after {event.detail}" if event.detail
+                    else f"{who} removed the expiry date of {key}{mask}")
     return None
 
 
@@ -221,6 +226,10 @@ def _setting_sentence(who: str, event: AuditEvent, target: Target, whose: str | 
             return f"{who} set the display currency to {detail}"
         case AuditAction.PRESET_DELETE if detail:
             return f"{who} deleted the team preset {detail}"
+        case AuditAction.FALLBACK_SET if target.provider is not None:
+            return (f"{who} let members' {target.provider.label} calls that their own key could not pay for "
+                    f"(no quota, rate limit) be retried once on the team's key" if detail == "on" else
+                    f"{who} stopped retrying members' {target.provider.label} calls on the team's key")
     return None
 
 

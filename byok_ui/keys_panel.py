@@ -1,9 +1,10 @@
 """The keys component: one card per provider with everything about its key.
 
 Used by the Keys page (the signed-in user's own keys) and the Admin page (the team's keys). A card
-shows the key in use (mask, label, dates, last test), its endpoint, what a key looks like and where
-to get one; it holds Test, Delete (asks first, with Cancel), Restore for the key replaced last, and
-the form that adds or replaces the key. Saving tests the key first (``keytest.save``): a rejected key
+shows the key in use (mask, label, dates), what the daily key watch found ("Last checked …: works",
+"Stopped working on …"), its expiry date, its endpoint, what a key looks like and where to get one;
+it holds Check now, Delete (asks first, with Cancel), Restore for the key replaced last, the expiry
+date, and the form that adds or replaces the key. Saving tests the key first (``keytest.save``): a rejected key
 is not saved, and when the provider cannot be reached the card offers "Save without testing".
 
 Keys are write-only: the key field is emptied whenever a form is sent and only masks are shown. A
@@ -15,12 +16,12 @@ in widget callbacks, before the page is drawn, so every card is current.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import pandas as pd
 import streamlit as st
 
-from byok_core import keys, keytest, words
+from byok_core import keys, keytest, keywatch, words
 from byok_core.clock import utcnow
 from byok_core.errors import ByokError
 from byok_core.identity import Actor, KeySource, Owner
@@ -77,11 +78,23 @@ def _save(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, prefix: s
 def _test(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, prefix: str) -> None:
     form = _form(prefix, provider)
     try:
-        outcome = keytest.check(rt, actor, owner, provider)
+        outcome = keywatch.check(rt, actor, owner, provider)
     except ByokError as exc:
         state.flash(form, str(exc), ok=False)
     else:
         state.flash(form, outcome.message, ok=outcome.ok)
+
+
+def _set_expiry(rt: Runtime, actor: Actor, owner: Owner, info: KeyInfo, form: str, remove: bool = False) -> None:
+    value = None if remove else st.session_state.get(f"{form}_expires")
+    try:
+        keys.set_expiry(rt, actor, owner, info.id, value if isinstance(value, date) else None)
+    except ByokError as exc:
+        state.flash(form, str(exc), ok=False)
+    else:
+        state.flash(form, f"The {info.name} key {info.mask} is used through {keys.day(value)} (UTC), then no more."
+                    if isinstance(value, date) else f"The {info.name} key {info.mask} no longer expires.")
+    st.session_state.pop(f"{form}_expires", None)
 
 
 def _ask_delete(form: str, key_id: str) -> None:
@@ -127,9 +140,17 @@ def _ago(when: datetime) -> str:
 
 def _in_use(info: KeyInfo) -> str:
     label = f" “{md_escape(info.label)}”" if info.label else ""
-    test = f" · last test: {words.KEY_TEST[info.last_test_status]}" if info.last_test_status else ""
     return (f":material/key: Saved key {md_escape(info.mask)}{label} · added {fmt_time(info.created_at)} · "
-            f"last used {fmt_time(info.last_used_at)}{test}")
+            f"last used {fmt_time(info.last_used_at)}")
+
+
+def _watched(info: KeyInfo) -> None:
+    """What the key watch found, as a warning when the key stopped working or expired."""
+    line = md_escape(keywatch.status_line(info))
+    if info.failing_since is not None or info.expired:
+        st.warning(line, icon=":material/key_off:")
+    else:
+        st.caption(f":material/monitor_heart: {line}")
 
 
 def _endpoint(rt: Runtime, provider: Provider, active: KeyInfo | None) -> str | None:
@@ -150,7 +171,7 @@ def _outcome(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, prefix
     if isinstance(untested, _Untested):
         st.button("Save without testing", key=f"{form}_untested", icon=":material/save:", on_click=_save,
                   args=(rt, actor, owner, provider, prefix, untested),
-                  help=f"Saves the key {md_escape(untested.secret.mask)} as it is; press Test later to check it.")
+                  help=f"Saves the key {md_escape(untested.secret.mask)} as it is; press Check now later to check it.")
 
 
 def _actions(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, prefix: str, active: KeyInfo,
@@ -166,9 +187,19 @@ def _actions(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, prefix
             st.button("Cancel", key=f"{form}_no", on_click=_cancel_delete, args=(form,))
         return
     with st.container(horizontal=True):
-        st.button("Test", key=f"{form}_test", icon=":material/network_check:",
-                  on_click=_test, args=(rt, actor, owner, provider, prefix),
-                  help="Checks the key with the provider's cheapest authenticated call.")
+        if not active.expired:  # an expired key is not used, so not checked either
+            st.button("Check now", key=f"{form}_test", icon=":material/network_check:",
+                      on_click=_test, args=(rt, actor, owner, provider, prefix),
+                      help="Checks the key with the provider's cheapest authenticated call, as the daily check does.")
+        with st.popover("Expiry date", icon=":material/event:", key=f"{form}_expiry"):
+            st.date_input("Last day the key is used (UTC)", value=active.expires_on, min_value=utcnow().date(),
+                          format="YYYY-MM-DD", key=f"{form}_expires", on_change=_set_expiry,
+                          args=(rt, actor, owner, active, form),
+                          help="For a contractor's or a trial's key: after this day it is not used, and you are "
+                               "told a week before.")
+            if active.expires_on is not None:
+                st.button("No expiry", key=f"{form}_noexpiry", on_click=_set_expiry,
+                          args=(rt, actor, owner, active, form, True))
         st.button("Delete", key=f"{form}_del", icon=":material/delete:", on_click=_ask_delete, args=(form, active.id))
 
 
@@ -227,6 +258,7 @@ def _provider_card(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, 
         _outcome(rt, actor, owner, provider, prefix)
         if active is not None:
             st.caption(_in_use(active))
+            _watched(active)
         elif source is not None and source is not KeySource.USER:
             st.caption(f"No key saved here. Calls now use {words.KEY_USED[source]}.")
         else:

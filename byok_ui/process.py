@@ -8,7 +8,7 @@ import traceback
 
 import streamlit as st
 
-from byok_core import accounts
+from byok_core import accounts, keywatch
 from byok_core.errors import ConfigError
 from byok_core.md import md_escape
 from byok_core.runtime import Runtime
@@ -38,9 +38,12 @@ def get_runtime() -> Runtime:
 
 
 def warm_up() -> None:
-    """Open the runtime at server start so the setup code is printed before the first visit."""
+    """Open the runtime at server start so the setup code is printed before the first visit, and
+    start this process's key watch (one daemon thread; ``BYOK_KEY_WATCH=off`` leaves it to cron)."""
     try:
-        get_runtime()
+        rt = get_runtime()
+        if rt.settings.key_watch:
+            keywatch.run_in_background(rt)
     except ConfigError as exc:
         _banner([f"BYOK Dashboard cannot start: {exc}"])
     except Exception:  # the page shows a plain message; the console gets the details

@@ -29,7 +29,7 @@ from byok_core import accounts, currency
 from byok_core.md import md_escape
 from byok_core.models import User
 from byok_core.runtime import Runtime
-from byok_ui import first_run, state
+from byok_ui import first_run, key_banner, state
 from byok_ui.page_specs import DEFAULT, PAGE_SPECS, SIGNED_OUT_PATHS, PageSpec
 from byok_ui.process import open_or_explain
 from byok_ui.server import MISSING_PARAM, SHOWN_ADDRESS
@@ -191,6 +191,7 @@ def main() -> None:
         # the run's money is in the team's display currency (a context variable: byok_core/currency.py)
         with state.page_context(state.Ctx(rt, user)), currency.showing(currency.current(rt)), state.shows_errors():
             first_run.show_checklist(state.Ctx(rt, user))
+            key_banner.show(state.Ctx(rt, user))
             page.run()
     finally:  # also after a page's st.stop()
         _sidebar(rt, user)

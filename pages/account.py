@@ -1,8 +1,8 @@
-"""Your account: change password, sign out."""
+"""Your account: change password, whether the team's key may pay when yours is refused, sign out."""
 
 import streamlit as st
 
-from byok_core import accounts
+from byok_core import accounts, fallback
 from byok_core.errors import ByokError
 from byok_core.md import md_escape
 from byok_ui import state
@@ -31,6 +31,25 @@ if changed:
             state.flash("account", "Password changed; you were signed out everywhere else.")
             st.rerun()
 state.show_flash("account")
+
+st.subheader("When your own key is refused", anchor=False)
+allowed = fallback.allowed_providers(c.rt)
+if allowed:
+    names = ", ".join(sorted(p.label for p in allowed))
+    st.caption(f"The admins let a chat call that your own key could not pay for (out of quota or rate-limited) be "
+               f"tried once more on the team's key, under the team's budgets, for: {names}. The reply says so, "
+               "and the usage log keeps both calls.")
+else:
+    st.caption("The admins have not let any provider's calls fall back to the team's key.")
+
+
+def _toggle_fallback() -> None:
+    fallback.set_opted_out(c.rt, c.actor, not st.session_state["account_fallback"])
+
+
+st.toggle("Let the team's key pay when my own key is out of quota or rate-limited", key="account_fallback",
+          value=c.user.id is not None and not fallback.opted_out(c.rt, c.user.id), on_change=_toggle_fallback,
+          disabled=not allowed)
 
 st.subheader("Sign out", anchor=False)
 if st.button("Sign out", icon=":material/logout:"):

@@ -6,7 +6,7 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
-from byok_core import accounts, alerts, budgets, currency, limits, pricing
+from byok_core import accounts, alerts, budgets, currency, fallback, limits, pricing
 from byok_core.clock import utcnow
 from byok_core.currency import money
 from byok_core.errors import ByokError
@@ -172,6 +172,23 @@ with tab_limits:
 
         st.button("Save models", type="primary", key="models_save", on_click=_apply,
                   args=(_save_models, "Model list saved.", "budgets_limits"))
+
+    st.subheader("Team key when a member's own key is refused", anchor=False)
+    st.caption("A member's chat call that their own key could not pay for (out of quota or rate-limited) may be "
+               "tried once more on the team's key, under these budgets, rate limits and model lists. The reply "
+               "says so, the usage log keeps both calls, and each member can turn it off on their Account page.")
+    fallback_on = fallback.allowed_providers(rt)
+
+    def _toggle_fallback(provider: Provider) -> None:
+        on = st.session_state[f"fallback_{provider.value}"]
+        _apply(lambda: fallback.set_allowed(rt, c.actor, provider, on),
+               f"{provider.label}: {'falls back' if on else 'no longer falls back'} to the team's key.",
+               "budgets_limits")
+
+    with st.container(horizontal=True):
+        for p in CHAT:
+            st.toggle(p.label, value=p in fallback_on, key=f"fallback_{p.value}", on_change=_toggle_fallback,
+                      args=(p,))
 
 with tab_alerts:
     state.show_flash("budgets_alerts")

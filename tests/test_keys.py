@@ -458,7 +458,7 @@ def test_save_tests_the_key_and_stores_it_with_its_test(environ, people, caplog)
         assert server.sent_keys() == [ALICE_KEY]
         [info] = keys.list_keys(rt, alice, Owner.user(alice.user_id))
         assert (info.id, info.last_test_status, info.label) == (outcome.saved.id, CallStatus.OK, "work")
-        assert info.last_used_at is not None
+        assert info.checked_at is not None and info.last_used_at is None  # a test is not a use
         assert usage_rows(rt) == []  # a key test is not a chat or search call
         for text in (repr(outcome), dump_database(rt), caplog.text):
             assert_no_plaintext(text)

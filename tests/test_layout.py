@@ -116,6 +116,8 @@ NOT_CALLED_BY_NAME = {
     "process_result_value": "SQLAlchemy calls a TypeDecorator's hooks",
     "dispatch": "Starlette calls a middleware's dispatch",
     "close_shared_clients": "a seam for tests: closes the process-wide HTTP client between them",
+    "fake": "a seam for tests: byok_core.clock's fake clock, which moves time on without sleeping",
+    "advance": "a seam for tests: moves byok_core.clock's fake clock on",
 }
 
 

@@ -377,3 +377,35 @@ def test_the_display_currency_starts_as_dollars_and_budgets_and_usage_are_kept(e
             assert conn.execute(sa.text("SELECT monthly_usd FROM budgets")).scalar_one() == 25.5
     finally:
         engine.dispose()
+
+
+def test_keys_keep_working_unwatched_and_one_active_key_still_holds(empty_database):
+    """Migration 0015: stored keys are kept, not checked yet, with no expiry; one active key per owner
+    and provider still holds; leases come and go; it goes back down with the keys kept."""
+    engine = db.create_engine(empty_database)
+    insert = sa.text("INSERT INTO api_keys (id, owner_kind, owner_id, provider, label, ciphertext, key_id, mask, "
+                     "base_url, active, created_at, updated_at, last_test_status) VALUES (:id, :kind, :owner, "
+                     "'openai', 'work', 'v1:x:y', 'k1', 'sk-…1111', NULL, true, CURRENT_TIMESTAMP, "
+                     "CURRENT_TIMESTAMP, 'ok')")
+    try:
+        with engine.begin() as conn:
+            command.upgrade(db._alembic_config(conn), "0012")
+            ann = _member_ann(conn)
+            conn.execute(insert, {"id": "a" * 32, "kind": "user", "owner": ann})
+            conn.execute(insert, {"id": "b" * 32, "kind": "team", "owner": 0})
+            command.upgrade(db._alembic_config(conn), "0015")
+            rows = conn.execute(sa.text("SELECT id, owner_kind, label, last_test_status, checked_at, failing_since, "
+                                        "expires_on, notice_dismissed FROM api_keys ORDER BY id")).all()
+            assert [tuple(r) for r in rows] == [("a" * 32, "user", "work", "ok", None, None, None, None),
+                                                ("b" * 32, "team", "work", "ok", None, None, None, None)]
+            with pytest.raises(sa.exc.IntegrityError), conn.begin_nested():  # still one active key
+                conn.execute(insert, {"id": "c" * 32, "kind": "user", "owner": ann})
+            conn.execute(sa.text("INSERT INTO leases (name, holder, expires_at) VALUES ('keywatch', 'h', "
+                                 "CURRENT_TIMESTAMP)"))
+            command.downgrade(db._alembic_config(conn), "0012")
+        assert "leases" not in sa.inspect(engine).get_table_names()
+        assert "expires_on" not in {c["name"] for c in sa.inspect(engine).get_columns("api_keys")}
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM api_keys WHERE active")).scalar_one() == 2
+    finally:
+        engine.dispose()

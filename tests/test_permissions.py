@@ -21,7 +21,20 @@ import pytest
 from sqlmodel import SQLModel
 
 import byok_core
-from byok_core import accounts, alerts, audit, budgets, currency, keys, keytest, limits, presets, pricing
+from byok_core import (
+    accounts,
+    alerts,
+    audit,
+    budgets,
+    currency,
+    fallback,
+    keys,
+    keytest,
+    keywatch,
+    limits,
+    presets,
+    pricing,
+)
 from byok_core.audit import AuditAction
 from byok_core.errors import AuthError, PermissionDenied
 from byok_core.identity import Actor, Owner, Role
@@ -85,6 +98,12 @@ EXEMPT: dict[str, str] = {
     "budgets.ledger.reconcile": _OPERATOR,
     "db.upgrade": _OPERATOR,
     "startup.open_runtime": _OPERATOR,
+    "keywatch.tick": "the key watch's round: the background thread of each process and `byok keys check`",
+    "keywatch.run_in_background": "the key watch: started once per process at server start",
+    "keywatch.warn_expiring": "a chore of the key watch's round: marks the expiry warning sent",
+    "keywatch.record": "keeps what a check of a stored key found; its callers checked the actor (Check now) "
+                       "or are the key watch's round",
+    "leases.acquire": "the key watch's round: which process runs it (no person to check)",
 }
 
 
@@ -220,9 +239,17 @@ CASES = [
     Case("presets.delete", lambda rt, a, w: presets.delete(rt, a, w.team_preset), AuditAction.PRESET_DELETE),
     Case("keys.list_keys", lambda rt, a, w: keys.list_keys(rt, a, Owner.team()), None),
     Case("keytest.check", lambda rt, a, w: keytest.check(rt, a, Owner.team(), Provider.BRAVE), None),
+    Case("keywatch.check", lambda rt, a, w: keywatch.check(rt, a, Owner.team(), Provider.BRAVE), None),
+    Case("keywatch.dismiss", lambda rt, a, w: keywatch.dismiss(
+        rt, a, keywatch.Problem(w.active_team_key, Owner.team(), "failing:x", "")), None),
+    Case("keys.set_expiry", lambda rt, a, w: keys.set_expiry(rt, a, Owner.team(), w.active_team_key, None),
+         AuditAction.KEY_EXPIRY),
+    Case("fallback.set_allowed", lambda rt, a, w: fallback.set_allowed(rt, a, Provider.OPENAI, True),
+         AuditAction.FALLBACK_SET),
 ]
-# each takes an Actor and changes only that actor's own account or caps (tests/test_own_key_caps.py: no one else may)
-SELF_SERVICE = {"accounts.users.change_own_password", "budgets.caps.set_cap", "budgets.caps.clear_cap"}
+# each takes an Actor and changes only that actor's own account, caps or settings (tests/test_own_key_caps.py)
+SELF_SERVICE = {"accounts.users.change_own_password", "budgets.caps.set_cap", "budgets.caps.clear_cap",
+                "fallback.set_opted_out"}
 
 
 def test_every_function_that_commits_a_change_checks_an_actor_or_is_exempt_for_a_reason():

@@ -93,7 +93,7 @@ def test_key_test_ok(environ, provider, detail):
     with FakeProvider(provider, expect_key=TEAM_KEY) as server, runtime_with(environ, **server.env()) as rt:
         info = keys.store(rt, Actor.operator(), Owner.team(), provider, TEAM_KEY)
         assert keytest.check(rt, Actor.operator(), Owner.team(), provider) == keytest.Outcome(
-            True, f"The {provider.label} key sea…2222 works: {detail}.", CallStatus.OK)
+            True, f"The {provider.label} key sea…2222 works: {detail}.", CallStatus.OK, key_id=info.id)
         assert _test_status(rt, info.id) == "ok"
         assert usage_rows(rt) == []  # a key check is not a chat or search call
 

@@ -60,6 +60,7 @@ REVIEWED: dict[str, dict[str, str]] = {
         "_in_use(active)": "_in_use(): mask and label through md_escape, dates", "endpoint": "_endpoint(): md_escape",
         "spec.key_hint": "the provider registry's fixed words", "words.KEY_USED[source]": WORDS,
         "kept": "_still_restorable() through md_escape where it is assigned",
+        "line": "_watched(): keywatch.status_line() through md_escape where it is assigned",
     },
     "byok_ui/audit_view.py": {"shown[:1].upper()": NUMBERS, "shown[1:]": NUMBERS, "'s' * (total != 1)": WORDS},
     "byok_ui/first_run.py": {"mark": WORDS, "text": "the checklist's fixed steps", "label": WORDS},
@@ -80,7 +81,8 @@ REVIEWED: dict[str, dict[str, str]] = {
                        "_span(since, until)": "dates the page formats",
                        "shown.code": "an ISO currency code of currency.KNOWN"},
     "pages/budgets.py": {"alerts.month_name(budgets.month_of(utcnow()))": "a month's name and year",
-                         "shown.code": "an ISO currency code of currency.KNOWN"},
+                         "shown.code": "an ISO currency code of currency.KNOWN", "p.label": WORDS},
+    "pages/account.py": {"names": "providers' labels"},
 }
 
 

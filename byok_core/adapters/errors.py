@@ -156,7 +156,7 @@ def _provider_error(label: str, cred: Credential, *, status: int | None, body: A
     key = f"the key {cred.mask}"
     if codes & _QUOTA_CODES or status in _QUOTA_STATUS:
         return RateLimited(f"{label} says {key} has no quota or credit left{said}; "
-                           "add credit with the provider or use another key.")
+                           "add credit with the provider or use another key.", quota=True)
     if status in (401, 403) or codes & _KEY_CODES:
         return KeyRejected(f"{label} rejected {key}{said}; check it or save a new one on the Keys page.")
     if status == 429 or codes & _RATE_CODES:

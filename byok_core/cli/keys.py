@@ -1,11 +1,11 @@
-"""`byok keys set|list|delete|test`: keys are read from stdin, never from arguments."""
+"""`byok keys set|list|delete|test|check`: keys are read from stdin, never from arguments."""
 
 from __future__ import annotations
 
 import argparse
 import shlex
 import sys
-from datetime import datetime
+from datetime import date, datetime
 
 from byok_core.cli.common import Parsers, add_owner_args, owner_of, print_table, read_secret, runtime
 from byok_core.identity import Actor
@@ -25,6 +25,8 @@ def keys_args(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--base-url", default=None, metavar="URL", help="endpoint for openai-compatible keys")
     p.add_argument("--no-test", action="store_true",
                    help="save without first testing the key with the provider's cheapest authenticated call")
+    p.add_argument("--expires", default=None, type=_day, metavar="YYYY-MM-DD",
+                   help="the last day the key is used (a contractor's, a trial's)")
     p.set_defaults(func=cmd_set)
     p = group.add_parser("list", help="list keys (masks only)")
     add_owner_args(p)
@@ -37,9 +39,18 @@ def keys_args(parser: argparse.ArgumentParser) -> None:
     add_owner_args(p)
     p.add_argument("--provider", required=True, type=Provider.arg, metavar="P", help=", ".join(Provider))
     p.set_defaults(func=cmd_test)
+    p = group.add_parser("check", help="one round of the daily key watch (for cron): checks the keys that are due")
+    p.set_defaults(func=cmd_check)
 
 
 PARSERS: Parsers = {"keys": keys_args}
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day written YYYY-MM-DD, such as 2026-12-31") from None
 
 
 def cmd_set(args: argparse.Namespace) -> int:
@@ -50,7 +61,7 @@ def cmd_set(args: argparse.Namespace) -> int:
     owner = owner_of(rt, args)
     raw = read_secret(f"{args.provider.label} key: ")
     outcome = keytest.save(rt, Actor.operator(), owner, args.provider, raw, label=args.name, base_url=args.base_url,
-                           test=not args.no_test)
+                           test=not args.no_test, expires_on=args.expires)
     if outcome.saved is None:
         hint = " (--no-test saves it without testing)" if outcome.can_save_untested else ""
         print(f"byok: {outcome.message}{hint}", file=sys.stderr)
@@ -100,3 +111,20 @@ def cmd_test(args: argparse.Namespace) -> int:
         return 0
     print(f"byok: {outcome.message}", file=sys.stderr)
     return 1
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """One round of the key watch, as the app's background thread runs it (under the same lease)."""
+    from byok_core import keywatch
+
+    rt = runtime()
+    checked = keywatch.tick(rt, keywatch.holder_name())
+    if checked is None:
+        print("byok: another process is checking keys right now; try again in a few minutes.", file=sys.stderr)
+        return 1
+    for c in checked:
+        print(f"{c.provider.value} key {c.key_id} ({c.owner}): {c.status.value if c.status else 'not checked'}"
+              + (" (changed)" if c.changed else ""))
+    if not checked:
+        print("no key is due for its daily check", file=sys.stderr)
+    return 0

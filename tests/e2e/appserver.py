@@ -71,7 +71,8 @@ def running_app(tmp: Path, base_path: str = "", *, app_dir: Path = ROOT, options
     machine = [v for p in Provider for v in (p.spec.key_env, p.spec.base_url_env) if v]
     env = {k: v for k, v in os.environ.items()
            if k not in machine and not k.startswith(("DATABASE_URL", "ENCRYPTION_KEY", "BYOK_", "STREAMLIT_"))}
-    env |= {"BYOK_DATA_DIR": str(tmp / "data"), "ENCRYPTION_KEY": gen_key(), **extra_env}
+    # The key watch's background rounds would reach the fakes at times no test chooses: tests check keys themselves.
+    env |= {"BYOK_DATA_DIR": str(tmp / "data"), "ENCRYPTION_KEY": gen_key(), "BYOK_KEY_WATCH": "off", **extra_env}
     port = free_port()
     stderr = tmp / "stderr.log"
     with open(stderr, "wb") as err, open(tmp / "stdout.log", "wb") as out:

@@ -68,7 +68,7 @@ def test_a_good_key_is_tested_then_saved(person, rt, openai):
     card.get_by_text("Add key").click()
     fill(card, good, "work")
     expect(card.get_by_text("Saved the OpenAI key sk-…a1b2 and tested it: 3 models visible.")).to_be_visible()
-    expect(card.get_by_text("Saved key sk-…a1b2")).to_contain_text("last test: the key works")
+    expect(card.get_by_text("Last checked ")).to_contain_text(" UTC: works")
     idle(page)
     assert openai.sent_keys()[-1] == good  # the provider saw it before it was stored
     assert active(rt, user) == [("sk-…a1b2", True)]
@@ -111,7 +111,7 @@ def test_an_unreachable_provider_offers_save_without_testing(person, rt, openai)
     idle(page)
     assert active(rt, user) == []
     card.get_by_role("button", name="Save without testing").click()
-    expect(card.get_by_text("Saved the OpenAI key sk-…a7b8 without testing it; press Test once OpenAI can be "
+    expect(card.get_by_text("Saved the OpenAI key sk-…a7b8 without testing it; press Check now once OpenAI can be "
                             "reached.")).to_be_visible()
     idle(page)
     assert active(rt, user) == [("sk-…a7b8", True)]
