@@ -53,6 +53,8 @@ class AuditAction(StrEnum):
     PRICE_SET = "price.set"
     PRESET_SET = "preset.set"  # the team preset's name, shown (created or changed)
     PRESET_DELETE = "preset.delete"  # the team preset's name, shown
+    CONNECTION_SET = "connection.set"  # the connection's name and base URL, shown (created or renamed)
+    CONNECTION_DELETE = "connection.delete"  # the connection's name, shown
 
 
 class _KeyRow(Protocol):

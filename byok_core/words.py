@@ -112,6 +112,8 @@ AUDIT = {
     AuditAction.PRICE_SET: "changed a price",
     AuditAction.PRESET_SET: "saved a team preset",
     AuditAction.PRESET_DELETE: "deleted a team preset",
+    AuditAction.CONNECTION_SET: "saved a connection",
+    AuditAction.CONNECTION_DELETE: "deleted a connection",
 }
 
 
@@ -226,6 +228,10 @@ def _setting_sentence(who: str, event: AuditEvent, target: Target, whose: str | 
             return f"{who} saved the team preset {detail}" + _preset_model(target)
         case AuditAction.PRESET_DELETE if detail:
             return f"{who} deleted the team preset {detail}"
+        case AuditAction.CONNECTION_SET if detail:
+            return f"{who} saved the connection {detail}"
+        case AuditAction.CONNECTION_DELETE if detail:
+            return f"{who} deleted the connection {detail} and its keys"
     return None
 
 
