@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 from byok_core import audit, connections, db, netguard, vault
 from byok_core.audit import AuditAction
 from byok_core.clock import utcnow
+from byok_core.connections import ConnectionInfo
 from byok_core.credential import Credential
 from byok_core.errors import (
     CallStatus,
@@ -31,8 +32,7 @@ from byok_core.errors import (
     ValidationError,
 )
 from byok_core.identity import TEAM_ID, Actor, KeySource, Owner, OwnerKind
-from byok_core.connections import ConnectionInfo
-from byok_core.models import ApiKey, Connection, rowcount
+from byok_core.models import ApiKey, Connection, rowcount, table
 from byok_core.providers import Provider
 from byok_core.secret import Secret, is_printable_ascii, mask
 
@@ -379,13 +379,13 @@ def list_keys(rt: Runtime, actor: Actor, owner: Owner) -> list[KeyInfo]:
 
 
 # Built once: the active user and team rows for one provider (with their connections), in one indexed query.
-_C = sa.orm.aliased(Connection)
+_C = table(Connection).c
 _CANDIDATES = sa.select(
     col(ApiKey.id), col(ApiKey.owner_kind), col(ApiKey.owner_id), col(ApiKey.provider), col(ApiKey.ciphertext),
     col(ApiKey.base_url), col(ApiKey.connection_id), _C.owner_kind.label("c_owner_kind"),
     _C.owner_id.label("c_owner_id"), _C.base_url.label("c_base_url"), _C.name.label("c_name"),
     _C.preset.label("c_preset"), _C.created_at.label("c_created_at"),
-).outerjoin(_C, _C.id == col(ApiKey.connection_id)).where(
+).outerjoin(table(Connection), _C.id == col(ApiKey.connection_id)).where(
     col(ApiKey.provider) == sa.bindparam("provider"),
     col(ApiKey.active),
     ((col(ApiKey.owner_kind) == OwnerKind.TEAM) & (col(ApiKey.owner_id) == TEAM_ID))

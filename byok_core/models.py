@@ -363,10 +363,10 @@ class AppSetting(SQLModel, table=True):
 
 def add_partial_indexes() -> None:
     """Add the partial indexes to the metadata: one active key per owner and provider (migration
-    0001), and per connection for OpenAI-compatible keys (0014), one reply streaming at a time per conversation, whichever process or replica starts it
-    (0006), and the usage rows not finished yet (0008). Only Alembic's environment calls this, where
-    the metadata is compared with the database: their ``*_where`` options load both SQL dialects
-    (~25 ms of every `byok` command's start)."""
+    0001), and per connection for OpenAI-compatible keys (0014), one reply streaming at a time per
+    conversation, whichever process or replica starts it (0006), and the usage rows not finished yet
+    (0008). Only Alembic's environment calls this, where the metadata is compared with the database:
+    their ``*_where`` options load both SQL dialects (~25 ms of every `byok` command's start)."""
     partial = [
         (table(ApiKey), "uq_api_keys_one_active", ["owner_kind", "owner_id", "provider"],
          "active AND connection_id IS NULL", True),  # 0014: a connection's keys are counted per connection

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
     from byok_core.budgets import BudgetStatus
 
-_WORKING_FIELDS = {"billed", "output_bytes", "budgets_after", "pricing_id", "reported_usd"}  # used while the call runs, not kept with the reply
+# used while the call runs, not kept with the reply
+_WORKING_FIELDS = {"billed", "output_bytes", "budgets_after", "pricing_id", "reported_usd"}
 
 
 @dataclass

@@ -67,7 +67,7 @@ class OpenAIAdapter(ChatAdapter):
         if isinstance(usage, dict):  # the last chunk (stream_options.include_usage)
             reply.usage_object = {"usage": usage}
             cost = usage.get("cost")  # OpenRouter's billed USD, with usage accounting on
-            if type(cost) in (int, float) and cost >= 0:
+            if isinstance(cost, int | float) and not isinstance(cost, bool) and cost >= 0:
                 reply.reported_cost = float(cost)
         elif reply.usage_object is None and "x_groq" in data:
             groq = data["x_groq"].get("usage") if isinstance(data["x_groq"], dict) else None

@@ -6,10 +6,9 @@ import argparse
 import shlex
 import sys
 from datetime import datetime
-
-from byok_core.cli.common import Parsers, add_owner_args, owner_of, print_table, read_secret, runtime
 from typing import TYPE_CHECKING
 
+from byok_core.cli.common import Parsers, add_owner_args, owner_of, print_table, read_secret, runtime
 from byok_core.identity import Actor, Owner
 from byok_core.providers import Provider
 
@@ -117,7 +116,8 @@ def cmd_test(args: argparse.Namespace) -> int:
 
     rt = runtime()
     owner = owner_of(rt, args)
-    outcome = keytest.check(rt, Actor.operator(), owner, args.provider, connection=_connection(rt, owner, args.connection))
+    outcome = keytest.check(rt, Actor.operator(), owner, args.provider,
+                            connection=_connection(rt, owner, args.connection))
     if outcome.ok:
         print(outcome.message)
         return 0
