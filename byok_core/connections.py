@@ -26,7 +26,7 @@ from byok_core import audit, netguard
 from byok_core.audit import AuditAction
 from byok_core.clock import utcnow
 from byok_core.errors import NotFoundError, ValidationError
-from byok_core.identity import TEAM_ID, Actor, Owner, OwnerKind
+from byok_core.identity import TEAM_ID, Actor, KeySource, Owner, OwnerKind
 from byok_core.models import ApiKey, Connection
 from byok_core.providers import Provider
 
@@ -202,22 +202,36 @@ def list_connections(rt: Runtime, actor: Actor, owner: Owner) -> list[Connection
         return [ConnectionInfo.of(r) for r in rows]
 
 
-def usable(rt: Runtime, user_id: int | None) -> list[ConnectionInfo]:
-    """The connections ``user_id`` can chat on (their own, then the team's) that have an active key."""
+@dataclass(frozen=True)
+class Usable:
+    """A connection someone can chat on, and the id of the key that pays there."""
+
+    connection: ConnectionInfo
+    key_id: str
+
+    @property
+    def source(self) -> KeySource:
+        return KeySource.TEAM if self.connection.owner.is_team else KeySource.USER
+
+
+def usable(rt: Runtime, user_id: int | None) -> list[Usable]:
+    """The connections ``user_id`` can chat on (their own, then the team's, by name) with their active
+    key, in one query: a key of the connection's owner at the connection's URL (as ``keys.resolve``)."""
     kind_user = (col(Connection.owner_kind) == OwnerKind.USER) & (col(Connection.owner_id) == (user_id or -1))
     kind_team = (col(Connection.owner_kind) == OwnerKind.TEAM) & (col(Connection.owner_id) == TEAM_ID)
-    keyed = sa.exists().where(col(ApiKey.connection_id) == col(Connection.id), col(ApiKey.active),
-                              col(ApiKey.provider) == Provider.OPENAI_COMPATIBLE)
     with Session(rt.engine) as session:
-        rows = list(session.exec(select(Connection).where(kind_user | kind_team, keyed)))
-    rows.sort(key=lambda r: (r.owner_kind is not OwnerKind.USER, r.name.lower()))
-    return [ConnectionInfo.of(r) for r in rows]
+        rows = list(session.exec(select(Connection, ApiKey.id).join(ApiKey, col(ApiKey.connection_id) == col(
+            Connection.id)).where(kind_user | kind_team, col(ApiKey.active), col(ApiKey.owner_kind) == col(
+                Connection.owner_kind), col(ApiKey.owner_id) == col(Connection.owner_id),
+            col(ApiKey.base_url) == col(Connection.base_url), col(ApiKey.provider) == Provider.OPENAI_COMPATIBLE)))
+    rows.sort(key=lambda r: (r[0].owner_kind is not OwnerKind.USER, r[0].name.lower()))
+    return [Usable(ConnectionInfo.of(conn), key_id) for conn, key_id in rows]
 
 
 def find(rt: Runtime, user_id: int | None, name: str) -> ConnectionInfo:
     """The usable connection called ``name`` (the person's own before the team's), for ``--connection``."""
     wanted = " ".join(name.split()).lower()
-    found = [c for c in usable(rt, user_id) if c.name.lower() == wanted]
+    found = [u.connection for u in usable(rt, user_id) if u.connection.name.lower() == wanted]
     if not found:
         raise NotFoundError(f"There is no connection named {name!r} with a saved key; see the Keys page.")
     return found[0]
