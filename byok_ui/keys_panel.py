@@ -263,9 +263,9 @@ def _card(rt: Runtime, actor: Actor, owner: Owner, slot: Slot, mine: list[KeyInf
         with st.container(horizontal=True, vertical_alignment="center"):
             st.markdown(f"**{_title(slot, active)}**")
             if slot.key_url:
+                who = slot.preset.label if slot.preset else md_escape(slot.name)
                 st.link_button("Get a key", slot.key_url, icon=":material/open_in_new:", type="tertiary",
-                               help=f"Opens the page where {slot.preset.label if slot.preset else slot.name} "
-                                    "gives out API keys.")
+                               help=f"Opens the page where {who} gives out API keys.")
         _outcome(rt, actor, owner, slot, prefix)
         if active is not None:
             st.caption(_in_use(active))

@@ -391,7 +391,8 @@ def draw_header() -> None:
 
     payer = {p: where.get(p) for p in (provider, search_provider) if p is not None}
     st.caption(" · ".join(
-        f"{provider_name(p)}: " + (f"paid by {words.PAID_BY[s]}" if s else "no key yet") for p, s in payer.items()
+        f"{md_escape(provider_name(p))}: " + (f"paid by {words.PAID_BY[s]}" if s else "no key yet")
+        for p, s in payer.items()
     ))
     if missing := [p for p, s in payer.items() if s is None]:  # whom to ask, by name
         ask = onboarding.whom_to_ask(rt, missing, asker_is_admin=c.user.is_admin)

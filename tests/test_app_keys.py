@@ -404,6 +404,6 @@ def test_admin_adds_a_team_connection(app, rt, environ, monkeypatch):
         add_connection(at, "sk-or-PLAINTEXT-team-3333", "openrouter", url=server.base_url, prefix="teamkeys")
     assert texts(at, "success") == ["Saved the OpenRouter key sk-…3333 and tested it: 2 models visible."]
     [conn] = connections.list_connections(rt, Actor.of(boss), Owner.team())
-    assert [u.connection for u in connections.usable(rt, mem.id)] == [conn]  # members chat on it; it is not on their Keys page
+    assert [u.connection for u in connections.usable(rt, mem.id)] == [conn]  # members chat on it
     assert connections.list_connections(rt, Actor.of(mem), Owner.user(mem.id)) == []
     no_leak(at, "sk-or-PLAINTEXT-team-3333")
