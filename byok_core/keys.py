@@ -394,17 +394,14 @@ _CANDIDATES = sa.select(
 
 
 def _candidates(rt: Runtime, user_id: int | None, provider: Provider, connection: str | None) -> list[Any]:
-    """Active rows for the provider, the user's before the team's. An OpenAI-compatible key counts
-    only with a connection of its own owner at the URL bound into it: ``connection``'s, or, without
-    one, the person's only connection (else the team's only one); ValidationError when there are
-    several to choose from."""
+    """Active rows for the provider, the user's before the team's. OpenAI-compatible keys: those of
+    ``connection``, or, without one, the person's only one (else the team's only one);
+    ValidationError when there are several to choose from."""
     with rt.engine.connect() as conn:
         params = {"provider": provider.value, "user_id": -1 if user_id is None else user_id}
         rows = sorted(conn.execute(_CANDIDATES, params).all(), key=lambda r: r.owner_kind is not OwnerKind.USER)
     if not provider.user_supplies_url:
         return rows
-    rows = [r for r in rows if r.connection_id is not None
-            and (r.c_owner_kind, r.c_owner_id, r.c_base_url) == (r.owner_kind, r.owner_id, r.base_url)]
     if connection is not None:
         return [r for r in rows if r.connection_id == connection]
     for kind in (OwnerKind.USER, OwnerKind.TEAM):
@@ -431,6 +428,9 @@ def resolve(rt: Runtime, user_id: int | None, provider: Provider, connection: st
     for row in _candidates(rt, user_id, provider, connection):
         source = KeySource.USER if row.owner_kind is OwnerKind.USER else KeySource.TEAM
         try:
+            if provider.user_supplies_url and (row.c_owner_kind, row.c_owner_id, row.c_base_url) != (
+                    row.owner_kind, row.owner_id, row.base_url):  # changed in the database: never sent
+                raise DecryptionError("it does not match its connection (owner or base URL)")
             plain = vault.open_value(rt.keyring, row)
         except DecryptionError as exc:
             _record_unreadable(rt, row, str(exc))

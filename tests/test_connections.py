@@ -12,7 +12,7 @@ from genai_prices import Usage, calc_price
 from replay import ReplayServer, recording, written
 
 from byok_core import accounts, audit, chat, connections, keys, keytest
-from byok_core.errors import NoKeyError, NotFoundError, PermissionDenied, ValidationError
+from byok_core.errors import KeyUnreadableError, NoKeyError, NotFoundError, PermissionDenied, ValidationError
 from byok_core.identity import Actor, Owner
 from byok_core.models import ApiKey, Role
 from byok_core.providers import Provider
@@ -150,19 +150,21 @@ def test_a_team_key_never_reaches_a_url_a_member_typed(lan, people):
         own = connections.create(lan, alice, mine, "Again", member_server.base_url)
         with lan.engine.begin() as conn:
             conn.execute(sa.text("UPDATE api_keys SET connection_id = :c WHERE owner_kind = 'team'"), {"c": own.id})
-        with pytest.raises(NoKeyError):
+        with pytest.raises(KeyUnreadableError):
             reply(lan, alice.user_id, own.id)
         with lan.engine.begin() as conn:
             conn.execute(sa.text("UPDATE api_keys SET connection_id = :c WHERE owner_kind = 'team'"), {"c": shared.id})
             conn.execute(sa.text("UPDATE connections SET base_url = :u WHERE id = :c"),
                          {"u": member_server.base_url, "c": shared.id})
-        with pytest.raises(NoKeyError):
+        with pytest.raises(KeyUnreadableError):
             reply(lan, alice.user_id, shared.id)
         with lan.engine.begin() as conn:  # and both URLs rewritten: the key's own no longer opens
             conn.execute(sa.text("UPDATE api_keys SET base_url = :u WHERE owner_kind = 'team'"),
                          {"u": member_server.base_url})
-        with pytest.raises(Exception, match="cannot be decrypted"):
+        with pytest.raises(KeyUnreadableError, match="cannot be decrypted"):
             reply(lan, alice.user_id, shared.id)
+    said = [e.detail for e in audit.recent(lan) if e.action == "key.decrypt_failed"]
+    assert said.count("it does not match its connection (owner or base URL)") == 2
     assert TEAM_KEY not in member_server.sent_keys()
     assert set(member_server.sent_keys()) == {ALICE_KEY} and set(team_server.sent_keys()) == {TEAM_KEY}
     assert all(k not in dump_database(lan) for k in ALL)
