@@ -225,3 +225,22 @@ def test_openrouters_billed_cost_is_the_cost_with_genai_prices_figure_beside_it(
     assert figure != pytest.approx(0.0012345)  # two figures, told apart
     # a connection that is not OpenRouter: what its server says it billed is not taken as the cost
     assert (custom.cost_usd, custom.priced_usd) == (None, None)
+
+
+def test_a_real_groq_stream_on_a_groq_connection_is_priced_as_groq(lan, people):
+    """Groq's usage only in ``x_groq.usage`` (a real recording), priced from genai-prices' Groq table
+    because the connection is Groq's, by its preset or by its base URL."""
+    _, _, admin = people
+    real = recording("groq/stream-x-groq-usage-gpt-oss-120b.sse")
+    billed = real.entry["genai_prices"]
+    with ReplayServer(real) as server:
+        by_preset = connections.create(lan, admin, Owner.team(), "Groq", server.url + "/openai/v1", "groq")
+        keys.store(lan, admin, Owner.team(), COMPAT, TEAM_KEY, connection=by_preset.id)
+        text, _ = reply(lan, None, by_preset.id, real.entry["request"]["model"])
+    [row] = usage_rows(lan)
+    expected = calc_price(Usage(input_tokens=billed["input_tokens"], output_tokens=billed["output_tokens"]),
+                          model_ref="openai/gpt-oss-120b", provider_id="groq").total_price
+    assert text == real.entry["text"]
+    assert (row.connection, row.input_tokens, row.output_tokens) == ("Groq", 320, 15)
+    assert row.cost_usd == pytest.approx(float(expected), abs=1e-12) and row.cost_usd > 0
+    assert connections.pricing_id("", "https://api.groq.com/openai/v1") == "groq"  # a custom one at Groq's address
