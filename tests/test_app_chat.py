@@ -7,7 +7,7 @@ import re
 from datetime import timedelta
 
 import sqlalchemy as sa
-from apptest import act, app_test, make_user, open_page, page_as, send_message, sign_in, use_environment
+from apptest import act, app_test, make_user, open_page, page_as, send_message, sign_in, text_of, use_environment
 from callhelpers import runtime_with
 from fakeproviders import FakeProvider
 from markdown_it import MarkdownIt
@@ -461,7 +461,7 @@ def test_each_connection_is_a_provider_choice_with_its_own_models(app, rt, envir
         assert at.selectbox(key=f"chat_model_openai-compatible@{mine.id}").options == ["first-model"]
         at.selectbox(key="chat_pick").set_value(f"openai-compatible@{team.id}").run()
         assert at.selectbox(key=f"chat_model_openai-compatible@{team.id}").options == ["second-model"]
-        assert "Second (team): paid by the team's key" in [c.value for c in at.caption]
+        assert "Second (team): paid by the team's key" in [text_of(c.value) for c in at.caption]
         second.models = ["second-model", "newer-model"]
         keys.store(own, Actor.of(boss), Owner.team(), Provider.OPENAI_COMPATIBLE, "sk-second-9876543210",
                    connection=team.id)
