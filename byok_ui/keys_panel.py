@@ -66,6 +66,10 @@ class Slot:
     def connection_id(self) -> str | None:
         return self.connection.id if self.connection is not None else None
 
+    def key_name(self, info: KeyInfo) -> str:
+        """What a key of this card is called in messages: its connection's name, else ``KeyInfo.name``."""
+        return self.connection.name if self.connection is not None else info.name
+
 
 @dataclass(frozen=True)
 class _Untested:
@@ -122,14 +126,15 @@ def _cancel_delete(form: str) -> None:
     st.session_state.pop(f"{form}_confirm", None)
 
 
-def _delete(rt: Runtime, actor: Actor, owner: Owner, info: KeyInfo, form: str) -> None:
+def _delete(rt: Runtime, actor: Actor, owner: Owner, slot: Slot, info: KeyInfo, form: str) -> None:
     st.session_state.pop(f"{form}_confirm", None)
     try:
         left = keys.delete(rt, actor, owner, info.id)
     except ByokError as exc:
         state.flash(form, str(exc), ok=False)
     else:
-        state.flash(form, f"Deleted the {info.name} key {info.mask}." + (f" {_still_restorable(left)}" if left else ""))
+        state.flash(form, f"Deleted the {slot.key_name(info)} key {info.mask}." +
+                    (f" {_still_restorable(left)}" if left else ""))
 
 
 def _still_restorable(left: KeyInfo) -> str:
@@ -139,14 +144,15 @@ def _still_restorable(left: KeyInfo) -> str:
             (f" until {until:%B} {until.day}" if until else "") + "; after that it is deleted.")
 
 
-def _restore(rt: Runtime, actor: Actor, owner: Owner, info: KeyInfo, current: KeyInfo | None, form: str) -> None:
+def _restore(rt: Runtime, actor: Actor, owner: Owner, slot: Slot, info: KeyInfo, current: KeyInfo | None,
+             form: str) -> None:
     try:
         restored = keys.restore(rt, actor, owner, info.id)
     except ByokError as exc:
         state.flash(form, str(exc), ok=False)
         return
     days = keys.KEEP_REPLACED.days
-    state.flash(form, f"The {restored.name} key {restored.mask} is in use again" + (
+    state.flash(form, f"The {slot.key_name(restored)} key {restored.mask} is in use again" + (
         f", and the key {current.mask} it replaced can be restored for {days} days." if current else "."))
 
 
@@ -191,12 +197,12 @@ def _actions(rt: Runtime, actor: Actor, owner: Owner, slot: Slot, prefix: str, a
     form = slot.form(prefix)
     if st.session_state.get(f"{form}_confirm") == active.id:
         kept = f" {md_escape(_still_restorable(replaced[0]))}" if replaced else ""
-        st.warning(f"Delete the {md_escape(slot.name if slot.connection else active.name)} key "
+        st.warning(f"Delete the {md_escape(slot.key_name(active))} key "
                    f"{md_escape(active.mask)}? This cannot be undone.{kept}",
                    icon=":material/warning:")
         with st.container(horizontal=True):
             st.button("Yes, delete", key=f"{form}_yes", icon=":material/delete:", on_click=_delete,
-                      args=(rt, actor, owner, active, form))
+                      args=(rt, actor, owner, slot, active, form))
             st.button("Cancel", key=f"{form}_no", on_click=_cancel_delete, args=(form,))
         return
     with st.container(horizontal=True):
@@ -214,7 +220,7 @@ def _replaced(rt: Runtime, actor: Actor, owner: Owner, slot: Slot, prefix: str, 
     form, newest = slot.form(prefix), replaced[0]
     assert newest.replaced_at is not None
     st.button(f"Restore the key {md_escape(newest.mask)} replaced {_ago(newest.replaced_at)}", key=f"{form}_restore",
-              icon=":material/undo:", on_click=_restore, args=(rt, actor, owner, newest, active, form),
+              icon=":material/undo:", on_click=_restore, args=(rt, actor, owner, slot, newest, active, form),
               help=f"Makes that key the one in use again. Replaced keys are kept, encrypted, for "
                    f"{keys.KEEP_REPLACED.days} days.")
     if len(replaced) > 1:

@@ -378,6 +378,15 @@ def test_connections_are_added_from_a_preset_renamed_and_deleted(app, rt, enviro
         at.button(key=f"FormSubmitter:{form}-Save key").click().run()
         assert texts(at, "success") == ["Saved the DeepSeek key gsk…1111 and tested it: 2 models visible."]
         assert server.sent_keys() == [bad, good]
+    keys.store(rt, Actor.of(ann), Owner.user(ann.id), Provider.OPENAI_COMPATIBLE, "gsk_PLAINTEXT-other-3333",
+               connection=conn.id)
+    at.run()
+    at.button(key=f"{form}_restore").click().run()  # messages name the connection
+    assert texts(at, "success") == ["The DeepSeek key gsk…1111 is in use again, and the key gsk…3333 it replaced "
+                                    "can be restored for 30 days."]
+    at.button(key=f"{form}_del").click().run()
+    at.button(key=f"{form}_yes").click().run()
+    assert texts(at, "success")[0].startswith("Deleted the DeepSeek key gsk…1111. The key gsk…3333 it replaced")
     at.text_input(key=f"{form}_rename").set_value("Deep")
     at.button(key=f"FormSubmitter:{form}_rename_form-Rename").click().run()
     assert texts(at, "success") == ["Renamed the connection DeepSeek to Deep."]
@@ -390,7 +399,7 @@ def test_connections_are_added_from_a_preset_renamed_and_deleted(app, rt, enviro
     at.button(key=f"{form}_conn_yes").click().run()
     assert texts(at, "success") == ["Deleted the connection Deep and its keys."]
     assert connections.list_connections(rt, Actor.of(ann), Owner.user(ann.id)) == [] and mine(rt, ann) == []
-    no_leak(at, good, bad)
+    no_leak(at, good, bad, "gsk_PLAINTEXT-other-3333")
 
 
 def test_admin_adds_a_team_connection(app, rt, environ, monkeypatch):
