@@ -56,6 +56,8 @@ class AuditAction(StrEnum):
     PRESET_DELETE = "preset.delete"  # the team preset's name, shown
     CURRENCY_SET = "currency.set"  # the currency and its rate, shown: "EUR at 1 USD = 0.92 EUR"
     FALLBACK_SET = "fallback.set"  # shown: "on" or "off" (the provider: the target's)
+    CONNECTION_SET = "connection.set"  # the connection's name and base URL, shown (created or renamed)
+    CONNECTION_DELETE = "connection.delete"  # the connection's name, shown
 
 
 class _KeyRow(Protocol):

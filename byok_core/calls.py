@@ -33,10 +33,10 @@ from byok_core.runtime import Runtime
 log = logging.getLogger(__name__)
 
 
-def prepare(rt: Runtime, user_id: int | None, provider: Provider) -> keys.ResolvedKey:
-    """The key that will pay for ``user_id``'s call to ``provider``, its endpoint checked.
-    Raises NoKeyError, KeyUnreadableError or ValidationError."""
-    return checked(rt, keys.resolve(rt, user_id, provider))
+def prepare(rt: Runtime, user_id: int | None, provider: Provider, connection: str | None = None) -> keys.ResolvedKey:
+    """The key that will pay for ``user_id``'s call to ``provider`` (an OpenAI-compatible one: on
+    ``connection``), its endpoint checked. Raises NoKeyError, KeyUnreadableError or ValidationError."""
+    return checked(rt, keys.resolve(rt, user_id, provider, connection))
 
 
 def checked(rt: Runtime, key: keys.ResolvedKey) -> keys.ResolvedKey:
@@ -98,6 +98,9 @@ def metered(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, *, bound: Co
             record.fail(exc)
             raise
         started = time.perf_counter()
+        if key.connection is not None:
+            record.connection = key.connection.name
+        record.pricing_id = key.pricing_id
         try:
             yield session
         except ProviderError as exc:  # a reply the person stopped ends as a broken connection: say stopped
@@ -117,6 +120,8 @@ def metered(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, *, bound: Co
             if reply is not None:
                 record.bill(reply.usage)
                 record.output_bytes = len("".join(reply.text).encode())
+                if key.credential.usage_accounting:  # the provider's own billed cost: the call's cost
+                    record.reported_usd = reply.reported_cost
                 if reply.notice is not None:  # a complete reply that ended in a way the person must be told
                     record.notice, record.notice_kind = reply.notice, reply.stop.value if reply.stop else ""
             if not key_test:

@@ -107,7 +107,7 @@ class ChatStream:
                 # the search failed (its row and record say why): the model answers without sources
             else:
                 messages = with_sources(messages, self.result.sources)
-                bound = _bound(self._rt, self._adapter, self._model, messages, self._params)  # the sources count too
+                bound = _bound(self._rt, self._adapter, self._key, self._model, messages, self._params)  # sources count
         try:
             yield from self._call(self._key, record, messages, bound, reply)
         except ProviderError as exc:
@@ -205,7 +205,7 @@ def _validate(messages: list[ChatMessage]) -> list[ChatMessage]:
 
 def stream_chat(rt: Runtime, *, user_id: int | None, provider: Provider, model: str, messages: list[ChatMessage],
                 search_provider: Provider | None = None, client: httpx.Client | None = None,
-                params: ChatParams = DEFAULT_PARAMS) -> ChatStream:
+                params: ChatParams = DEFAULT_PARAMS, connection: str | None = None) -> ChatStream:
     """Prepare one chat call with ``params`` (a conversation's temperature, output cap and reasoning
     effort; a system prompt is the first of ``messages``). The budget's worst case is the prompt
     (system prompt included) and the output cap the request states: the conversation's own, when it
@@ -214,13 +214,14 @@ def stream_chat(rt: Runtime, *, user_id: int | None, provider: Provider, model: 
     made; provider errors (and a limit reached meanwhile) come later, in ``ChatStream.result``.
     Files attached to the messages count in the worst case by the provider's rule (``attachments``).
 
-    An empty ``model`` means the provider's default. ``client`` is the test seam (a MockTransport)."""
+    An empty ``model`` means the provider's default. ``connection``: an OpenAI-compatible connection's
+    id (None: the only one there is). ``client`` is the test seam (a MockTransport)."""
     adapter = chat_adapter(provider)
     model = check_model(adapter.canonical_model((model or "").strip() or adapter.default_model or ""), provider)
     messages = _validate(messages)
-    key = calls.prepare(rt, user_id, provider)
+    key = calls.prepare(rt, user_id, provider, connection)
     limits.check_model(rt, user_id, provider, key.source, model)
-    paid = key, _bound(rt, adapter, model, messages, params)
+    paid = key, _bound(rt, adapter, key, model, messages, params)
     search = None
     if search_provider is not None:
         if search_provider.kind is not ProviderKind.SEARCH:
@@ -234,21 +235,21 @@ def stream_chat(rt: Runtime, *, user_id: int | None, provider: Provider, model: 
                       search=search, client=client, params=params)
 
 
-def _bound(rt: Runtime, adapter: ChatAdapter, model: str, messages: list[ChatMessage],
+def _bound(rt: Runtime, adapter: ChatAdapter, key: keys.ResolvedKey, model: str, messages: list[ChatMessage],
            params: ChatParams) -> CostBound:
     files = attachments.worst_tokens(adapter.provider, model, (f for m in messages for f in m.files))
     return pricing.chat_bound(rt, adapter.provider, model, [m.content for m in messages], adapter.output_cap(params),
-                              files)
+                              files, key.pricing_id)
 
 
 def list_models(rt: Runtime, *, user_id: int | None, provider: Provider,
-                client: httpx.Client | None = None) -> list[str]:
+                client: httpx.Client | None = None, connection: str | None = None) -> list[str]:
     """The provider's models as its API lists them, or a static list when that is not possible
     (no usable key, provider unreachable); never raises for those. Not logged as usage: listing
     models costs nothing. Callers that rerun often (Streamlit) should cache it for a few minutes."""
     adapter = chat_adapter(provider)
     try:
-        key = calls.prepare(rt, user_id, provider)
+        key = calls.prepare(rt, user_id, provider, connection)
         with calls.http(rt, key, client) as session:
             models = adapter.list_models(session, key.credential)
     except (NoKeyError, KeyUnreadableError, ProviderError, ValidationError) as exc:

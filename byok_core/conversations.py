@@ -48,11 +48,12 @@ class ConversationInfo:
     updated_at: datetime
     settings: Settings = field(default_factory=Settings)  # its system prompt and parameters
     leaf_id: int | None = None  # the tip of the branch shown; None: the newest message
+    connection_id: str | None = None  # an OpenAI-compatible conversation's connection (its last reply's)
 
     @classmethod
     def of(cls, row: Conversation) -> ConversationInfo:
         return cls(saved_id(row.id), row.title, row.provider, row.model, row.created_at, row.updated_at,
-                   Settings.of(row), row.leaf_id)
+                   Settings.of(row), row.leaf_id, row.connection_id)
 
 
 @dataclass(frozen=True)

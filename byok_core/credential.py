@@ -12,6 +12,7 @@ from byok_core.secret import Secret
 class Credential:
     secret: Secret  # repr shows only the mask
     base_url: str  # the API root, without a trailing slash
+    usage_accounting: bool = False  # ask for the billed cost with the usage (OpenRouter's ``usage.include``)
 
     @property
     def mask(self) -> str:

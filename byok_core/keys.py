@@ -18,9 +18,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
-from byok_core import audit, db, netguard, vault
+from byok_core import audit, connections, db, netguard, vault
 from byok_core.audit import AuditAction
 from byok_core.clock import utcnow
+from byok_core.connections import ConnectionInfo
 from byok_core.credential import Credential
 from byok_core.errors import (
     CallStatus,
@@ -31,7 +32,7 @@ from byok_core.errors import (
     ValidationError,
 )
 from byok_core.identity import TEAM_ID, Actor, KeySource, Owner, OwnerKind
-from byok_core.models import ApiKey, OwnKeyCap, rowcount, table
+from byok_core.models import ApiKey, Connection, OwnKeyCap, rowcount, table
 from byok_core.providers import Provider
 from byok_core.secret import Secret, is_printable_ascii, mask
 
@@ -61,13 +62,14 @@ class KeyInfo:
     failing_since: datetime | None = None  # since when it stopped working; None: it works (or was never checked)
     failing_reason: str | None = None  # why, in a word or two: "rejected", "out of quota"
     expires_on: date | None = None  # the last day it is used; None: it does not expire
+    connection_id: str | None = None  # an OpenAI-compatible key's connection
 
     @classmethod
     def of(cls, row: ApiKey) -> KeyInfo:
         return cls(row.id, row.provider, row.label, row.mask, row.base_url, row.active,
                    row.created_at, row.last_used_at, row.last_test_status,
                    None if row.active else row.updated_at, row.checked_at, row.failing_since, row.failing_reason,
-                   row.expires_on)
+                   row.expires_on, row.connection_id)
 
     @property
     def expired(self) -> bool:
@@ -123,6 +125,12 @@ class ResolvedKey:
     row_id: str | None = None  # None for server (environment) keys
     cap: CapTerms | None = None  # the cap its owner set on this own key (read with it; None: none)
     note: str = ""  # why a key earlier in the order was passed over ("Your OpenAI key expired on Dec 3.")
+    connection: ConnectionInfo | None = None  # an OpenAI-compatible key's connection
+
+    @property
+    def pricing_id(self) -> str | None:
+        """genai-prices' provider for calls with this key: its connection's, else the provider's own."""
+        return self.connection.pricing_id if self.connection is not None else self.provider.spec.pricing_id
 
 
 # opening quote: its closing one (plain, backtick, typographic double and single, guillemets)
@@ -215,11 +223,19 @@ def _write_with_retry(rt: Runtime, work: Callable[[Session], T]) -> T:
 
 
 def check_new(rt: Runtime, provider: Provider, raw_key: str, label: str = "",
-              base_url: str | None = None) -> tuple[str, str, str | None]:
+              base_url: str | None = None, connection: ConnectionInfo | None = None) -> tuple[str, str, str | None]:
     """A new key as it would be stored: (key, label, base URL), or ValidationError saying what to change.
-    Nothing is resolved or sent: the endpoint's addresses are checked right before each call."""
+    A connection's key takes its connection's base URL. Nothing is resolved or sent: the endpoint's
+    addresses are checked right before each call."""
     value = validate_key(raw_key)
     label = _validate_label(label)
+    if connection is not None:
+        if provider is not Provider.OPENAI_COMPATIBLE:
+            raise ValidationError(f"{provider.label} keys belong to no connection.")
+        if base_url and netguard.check_url_syntax(base_url) != connection.base_url:
+            raise ValidationError(f"The connection {connection.name} sends to {connection.base_url}; leave the base "
+                                  "URL empty, or add a connection for the other address.")
+        return value, label, connection.base_url
     if provider.user_supplies_url:
         if not base_url:
             raise ValidationError(f"{provider.label} keys need the endpoint's base URL, e.g. https://openrouter.ai/api/v1.")
@@ -229,22 +245,58 @@ def check_new(rt: Runtime, provider: Provider, raw_key: str, label: str = "",
     return value, label, base_url
 
 
+def connection_for(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, base_url: str | None,
+                   connection: str | None, label: str = "") -> ConnectionInfo | None:
+    """The owner's connection a new OpenAI-compatible key goes to: ``connection`` (an id), else the
+    one with ``base_url``, else a new one for it (named by ``label``, else its host); None for the
+    other providers."""
+    if provider is not Provider.OPENAI_COMPATIBLE:
+        if connection is not None:
+            raise ValidationError(f"{provider.label} keys belong to no connection.")
+        return None
+    if connection is not None:
+        return connections.get(rt, actor, owner, connection)
+    url = check_new(rt, provider, "x", label, base_url)[2] or ""
+    mine = connections.list_connections(rt, actor, owner)
+    same = next((c for c in mine if c.base_url == url), None)
+    if same is not None:
+        return same
+    name, n, taken = (label or urlsplit(url).hostname or provider.label)[:70], 2, {c.name.lower() for c in mine}
+    free = name
+    while free.lower() in taken:
+        free, n = f"{name} ({n})", n + 1
+    return connections.create(rt, actor, owner, free, url)
+
+
+def _in_place_of(row_provider: Provider, connection_id: str | None) -> sa.ColumnElement[bool]:
+    """The keys one key takes the place of: its connection's, else its provider's outside connections."""
+    if connection_id is not None:
+        return col(ApiKey.connection_id) == connection_id
+    return (col(ApiKey.provider) == row_provider) & col(ApiKey.connection_id).is_(None)
+
+
 def store(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, raw_key: str,
           label: str = "", base_url: str | None = None, *, tested: CallStatus | None = None,
-          expires_on: date | None = None) -> KeyInfo:
-    """Save a key; it replaces (deactivates) the owner's active key for the provider atomically.
+          expires_on: date | None = None, connection: str | None = None) -> KeyInfo:
+    """Save a key; it replaces (deactivates) the owner's active key for the provider (an
+    OpenAI-compatible one: for its connection, ``connection_for``) atomically.
 
     The replaced key is kept, encrypted and inactive, for ``KEEP_REPLACED`` (see ``restore``); a key
     saved without a label takes the replaced key's. ``tested``: the outcome of a key test made just
     before (stamped as the key's last check, not as a use). ``expires_on``: the last day it is used."""
     actor.check_may_manage(owner)
-    value, label, base_url = check_new(rt, provider, raw_key, label, base_url)
+    validate_key(raw_key), _validate_label(label)  # a key that cannot be saved makes no connection
     expires_on = check_expiry(expires_on)
+    conn = connection_for(rt, actor, owner, provider, base_url, connection, label)
+    value, label, base_url = check_new(rt, provider, raw_key, label, base_url, conn)
+    conn_id = conn.id if conn is not None else None
 
     def work(session: Session) -> KeyInfo:
         now = utcnow()
         _purge(session, owner, now)
-        old = session.exec(select(ApiKey).where(_owned(owner), col(ApiKey.provider) == provider,
+        if conn_id is not None and session.get(Connection, conn_id) is None:
+            raise NotFoundError("That connection was deleted meanwhile; add it again.")
+        old = session.exec(select(ApiKey).where(_owned(owner), _in_place_of(provider, conn_id),
                                                 col(ApiKey.active))).first()
         if old is not None:
             session.execute(sa.update(ApiKey).where(col(ApiKey.id) == old.id).values(active=False, updated_at=now))
@@ -255,6 +307,7 @@ def store(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, raw_key: 
             ciphertext=rt.keyring.encrypt(value, vault.context(owner.kind, owner.id, provider, row_id, base_url)),
             key_id=rt.keyring.primary.key_id, mask=mask(value), base_url=base_url, created_at=now, updated_at=now,
             last_test_status=tested, checked_at=now if tested is not None else None, expires_on=expires_on,
+            connection_id=conn_id,
         )
         session.add(row)
         session.flush()
@@ -297,9 +350,9 @@ def restore(rt: Runtime, actor: Actor, owner: Owner, key_row_id: str) -> KeyInfo
         row = session.exec(select(ApiKey).where(
             col(ApiKey.id) == key_row_id, _owned(owner), ~col(ApiKey.active),
             col(ApiKey.updated_at) >= now - KEEP_REPLACED)).first()
-        if row is None:
+        if row is None or not _still_connected(session, row):
             raise NotFoundError("That key can no longer be restored: save it again instead.")
-        current = session.exec(select(ApiKey).where(_owned(owner), col(ApiKey.provider) == row.provider,
+        current = session.exec(select(ApiKey).where(_owned(owner), _in_place_of(row.provider, row.connection_id),
                                                     col(ApiKey.active))).first()
         if current is not None:
             session.execute(sa.update(ApiKey).where(col(ApiKey.id) == current.id)
@@ -312,6 +365,18 @@ def restore(rt: Runtime, actor: Actor, owner: Owner, key_row_id: str) -> KeyInfo
         return KeyInfo.of(row)
 
     return _write_with_retry(rt, work)
+
+
+def _still_connected(session: Session, row: ApiKey) -> bool:
+    """A connection's key is usable only with its own owner's connection, at the URL bound into it."""
+    if row.connection_id is None:
+        return not row.provider.user_supplies_url
+    conn = session.get(Connection, row.connection_id)
+    return conn is not None and _matches(conn, row)
+
+
+def _matches(conn: Any, row: Any) -> bool:
+    return (conn.owner_kind, conn.owner_id, conn.base_url) == (row.owner_kind, row.owner_id, row.base_url)
 
 
 def _purge(session: Session, owner: Owner | None, now: datetime) -> int:
@@ -348,7 +413,7 @@ def delete(rt: Runtime, actor: Actor, owner: Owner, key_row_id: str) -> KeyInfo 
         audit.record(session, actor.name, AuditAction.KEY_DELETE, audit.Target.key(row, row.mask))
         session.flush()
         left = session.exec(select(ApiKey).where(
-            _owned(owner), col(ApiKey.provider) == row.provider, ~col(ApiKey.active),
+            _owned(owner), _in_place_of(row.provider, row.connection_id), ~col(ApiKey.active),
             col(ApiKey.updated_at) >= utcnow() - KEEP_REPLACED).order_by(col(ApiKey.updated_at).desc())).first()
         return KeyInfo.of(left) if left is not None else None
 
@@ -373,14 +438,19 @@ def list_keys(rt: Runtime, actor: Actor, owner: Owner) -> list[KeyInfo]:
     return [KeyInfo.of(r) for r in rows]
 
 
-# Built once: the active user and team rows for one provider, in one indexed query.
+# Built once: the active user and team rows for one provider (with their connections and caps), in one
+# indexed query.
+_C = table(Connection).c
 _CAP = table(OwnKeyCap)
 _CANDIDATES = sa.select(
     col(ApiKey.id), col(ApiKey.owner_kind), col(ApiKey.owner_id), col(ApiKey.provider), col(ApiKey.ciphertext),
-    col(ApiKey.base_url), col(ApiKey.expires_on),
+    col(ApiKey.base_url), col(ApiKey.expires_on), col(ApiKey.connection_id), _C.owner_kind.label("c_owner_kind"),
+    _C.owner_id.label("c_owner_id"), _C.base_url.label("c_base_url"), _C.name.label("c_name"),
+    _C.preset.label("c_preset"), _C.created_at.label("c_created_at"),
     _CAP.c.id.label("cap_id"), _CAP.c.monthly_usd.label("cap_usd"), _CAP.c.stop.label("cap_stop"),
-).outerjoin(_CAP, (col(ApiKey.owner_kind) == OwnerKind.USER) & (_CAP.c.user_id == col(ApiKey.owner_id))
-            & (_CAP.c.provider == col(ApiKey.provider))).where(
+).outerjoin(table(Connection), _C.id == col(ApiKey.connection_id)).outerjoin(
+    _CAP, (col(ApiKey.owner_kind) == OwnerKind.USER) & (_CAP.c.user_id == col(ApiKey.owner_id))
+    & (_CAP.c.provider == col(ApiKey.provider))).where(
     col(ApiKey.provider) == sa.bindparam("provider"),
     col(ApiKey.active),
     ((col(ApiKey.owner_kind) == OwnerKind.TEAM) & (col(ApiKey.owner_id) == TEAM_ID))
@@ -388,31 +458,60 @@ _CANDIDATES = sa.select(
 )
 
 
-def _candidates(rt: Runtime, user_id: int | None, provider: Provider) -> list[Any]:
-    """Active rows for the provider, the user's before the team's."""
+def _source_of(row: Any) -> KeySource:
+    return KeySource.USER if row.owner_kind is OwnerKind.USER else KeySource.TEAM
+
+
+def _candidates(rt: Runtime, user_id: int | None, provider: Provider, connection: str | None,
+                skip: frozenset[KeySource] = frozenset()) -> list[Any]:
+    """Active rows for the provider, the user's before the team's (none whose source is in ``skip``).
+    OpenAI-compatible keys: those of ``connection``, or, without one, the person's only one (else
+    the team's only one); ValidationError when there are several to choose from."""
     with rt.engine.connect() as conn:
         params = {"provider": provider.value, "user_id": -1 if user_id is None else user_id}
-        rows = conn.execute(_CANDIDATES, params).all()
-    return sorted(rows, key=lambda r: r.owner_kind is not OwnerKind.USER)
+        rows = sorted((r for r in conn.execute(_CANDIDATES, params).all() if _source_of(r) not in skip),
+                      key=lambda r: r.owner_kind is not OwnerKind.USER)
+    if not provider.user_supplies_url:
+        return rows
+    if connection is not None:
+        return [r for r in rows if r.connection_id == connection]
+    for kind in (OwnerKind.USER, OwnerKind.TEAM):
+        theirs = [r for r in rows if r.owner_kind is kind]
+        if len(theirs) > 1:
+            names = ", ".join(sorted(r.c_name for r in theirs))
+            raise ValidationError(f"Choose one of the connections ({names}): with `byok`, add --connection NAME.")
+        if theirs:
+            return theirs
+    return []
 
 
 def _whose(source: KeySource) -> str:
     return "Your" if source is KeySource.USER else "The team's"
 
 
-def resolve(rt: Runtime, user_id: int | None, provider: Provider, *,
+def _connection_of(row: Any) -> ConnectionInfo | None:
+    if row.connection_id is None:
+        return None
+    return ConnectionInfo(row.connection_id, Owner(row.c_owner_kind, row.c_owner_id), row.c_name, row.c_base_url,
+                          row.c_preset, row.c_created_at)
+
+
+def resolve(rt: Runtime, user_id: int | None, provider: Provider, connection: str | None = None, *,
             skip: frozenset[KeySource] = frozenset()) -> ResolvedKey:
     """User's active key → team's active key → server environment variable → NoKeyError; a key past
-    its expiry date is passed over (the key used, or the error, says so). ``skip``: sources not to use."""
+    its expiry date is passed over (the key used, or the error, says so). ``skip``: sources not to use.
+    For OpenAI-compatible keys: the key of ``connection`` (an id of the user's own or the team's) or
+    the one connection there is (``_candidates``); never the server's key."""
     passed_over = ""
-    for row in _candidates(rt, user_id, provider):
-        source = KeySource.USER if row.owner_kind is OwnerKind.USER else KeySource.TEAM
-        if source in skip:
-            continue
+    for row in _candidates(rt, user_id, provider, connection, skip):
+        source = _source_of(row)
         if expired(row.expires_on):
             passed_over = passed_over or f"{_whose(source)} {provider.label} key expired on {day(row.expires_on)}"
             continue
         try:
+            if provider.user_supplies_url and (row.c_owner_kind, row.c_owner_id, row.c_base_url) != (
+                    row.owner_kind, row.owner_id, row.base_url):  # changed in the database: never sent
+                raise DecryptionError("it does not match its connection (owner or base URL)")
             plain = vault.open_value(rt.keyring, row)
         except DecryptionError as exc:
             _record_unreadable(rt, row, str(exc))
@@ -421,11 +520,13 @@ def resolve(rt: Runtime, user_id: int | None, provider: Provider, *,
                 f"{whose} saved {provider.label} key cannot be decrypted with the server's master key; "
                 f"save it again on the Keys page, or ask an admin to run `byok doctor`."
             ) from None
-        # only a user-supplied endpoint is stored with its key; every other key goes to the operator's
+        # only a user-supplied endpoint is stored with its key (bound into it); every other key goes to the operator's
         base_url = (row.base_url if provider.user_supplies_url else rt.settings.base_urls[provider]) or ""
         cap = None if row.cap_id is None else CapTerms(row.cap_id, float(row.cap_usd), bool(row.cap_stop))
-        return ResolvedKey(provider, Credential(Secret(plain), base_url), source, row.id, cap,
-                           f"{passed_over}." if passed_over else "")
+        conn = _connection_of(row)
+        reports = conn is not None and conn.reports_cost
+        return ResolvedKey(provider, Credential(Secret(plain), base_url, reports), source, row.id, cap,
+                           f"{passed_over}." if passed_over else "", conn)
     env_key = rt.settings.env_keys.get(provider)
     if env_key is not None and KeySource.ENV not in skip:
         return ResolvedKey(provider, Credential(env_key, rt.settings.base_urls[provider] or ""), KeySource.ENV,

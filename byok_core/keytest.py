@@ -51,10 +51,11 @@ def _cheapest_call(rt: Runtime, key: keys.ResolvedKey, client: httpx.Client | No
         return adapter.test_key(c, key.credential)
 
 
-def _stored(rt: Runtime, actor: Actor, owner: Owner, provider: Provider) -> keys.ResolvedKey:
+def _stored(rt: Runtime, actor: Actor, owner: Owner, provider: Provider,
+            connection: str | None) -> keys.ResolvedKey:
     actor.check_may_manage(owner)
     try:
-        key = keys.resolve(rt, None if owner.is_team else owner.id, provider)
+        key = keys.resolve(rt, None if owner.is_team else owner.id, provider, connection)
     except NoKeyError:
         key = None
     if key is None or key.source is not _source(owner):
@@ -68,13 +69,14 @@ def _named(message: str, provider: Provider, name: str) -> str:
 
 
 def check(rt: Runtime, actor: Actor, owner: Owner, provider: Provider,
-          client: httpx.Client | None = None) -> Outcome:
-    """Test the owner's active key for ``provider``; stamps its test status and time (not a use).
+          client: httpx.Client | None = None, *, connection: str | None = None) -> Outcome:
+    """Test the owner's active key for ``provider`` (for an OpenAI-compatible one: of ``connection``);
+    stamps its test status and time (not a use).
 
     NotFoundError when the owner has no saved key for it (another owner's key never counts)."""
-    key = _stored(rt, actor, owner, provider)
+    key = _stored(rt, actor, owner, provider, connection)
     info = next((i for i in keys.list_keys(rt, actor, owner) if i.id == key.row_id), None)
-    name = info.name if info is not None else provider.label  # None: replaced or deleted meanwhile
+    name = key.connection.name if key.connection is not None else info.name if info is not None else provider.label
     try:
         detail = _cheapest_call(rt, key, client)
     except ProviderError as exc:
@@ -101,34 +103,41 @@ def _not_saved(exc: ProviderError, provider: Provider, name: str, shown: str, in
 
 def save(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, raw_key: str, label: str = "",
          base_url: str | None = None, *, test: bool = True, client: httpx.Client | None = None,
-         expires_on: date | None = None) -> Outcome:
+         expires_on: date | None = None, connection: str | None = None) -> Outcome:
     """Save a key once the provider has accepted it (``test=False``: without testing it).
 
     A key that fails its test is not saved and the key in use stays in use. Input that cannot be
     saved at all raises ValidationError (PermissionDenied for someone else's keys), as ``keys.store``.
     The outcome says what was removed from the key as pasted (quotes, "Bearer "; ``keys.unwrap``)."""
     outcome = _save(rt, actor, owner, provider, raw_key, label, base_url, test=test, client=client,
-                    expires_on=expires_on)
+                    expires_on=expires_on, connection=connection)
     note = keys.paste_note(raw_key)
     return replace(outcome, message=f"{outcome.message} {note}") if note else outcome
 
 
 def _save(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, raw_key: str, label: str,
-          base_url: str | None, *, test: bool, client: httpx.Client | None, expires_on: date | None) -> Outcome:
+          base_url: str | None, *, test: bool, client: httpx.Client | None, expires_on: date | None,
+          connection: str | None) -> Outcome:
     actor.check_may_manage(owner)
-    value, label, base_url = keys.check_new(rt, provider, raw_key, label, base_url)
+    conn = keys.connection_for(rt, actor, owner, provider, base_url, connection, label) if connection else None
+    value, label, base_url = keys.check_new(rt, provider, raw_key, label, base_url, conn)
     keys.check_expiry(expires_on)
-    in_use = next((i for i in keys.list_keys(rt, actor, owner) if i.active and i.provider is provider), None)
+    in_use = next((i for i in keys.list_keys(rt, actor, owner) if i.active and i.provider is provider
+                   and (conn is None or i.connection_id == conn.id)), None)
     if not test:
-        info = keys.store(rt, actor, owner, provider, value, label, base_url, expires_on=expires_on)
-        return Outcome(True, f"Saved the {info.name} key {info.mask} without testing it; press Check now once "
-                             f"{info.name} can be reached.", saved=info)
+        info = keys.store(rt, actor, owner, provider, value, label, base_url, expires_on=expires_on,
+                          connection=connection)
+        name = conn.name if conn else info.name
+        return Outcome(True, f"Saved the {name} key {info.mask} without testing it; press Check now once "
+                             f"{name} can be reached.", saved=info)
     endpoint = base_url if provider.user_supplies_url else rt.settings.base_urls[provider]
-    key = keys.ResolvedKey(provider, Credential(Secret(value), endpoint or ""), _source(owner))
+    key = keys.ResolvedKey(provider, Credential(Secret(value), endpoint or ""), _source(owner), connection=conn)
     try:
         detail = _cheapest_call(rt, key, client)
     except ProviderError as exc:
-        name = keys.display_name(provider, label or (in_use.label if in_use else ""), base_url)
+        name = conn.name if conn else keys.display_name(provider, label or (in_use.label if in_use else ""), base_url)
         return _not_saved(exc, provider, name, mask(value), in_use)
-    info = keys.store(rt, actor, owner, provider, value, label, base_url, tested=CallStatus.OK, expires_on=expires_on)
-    return Outcome(True, f"Saved the {info.name} key {info.mask} and tested it: {detail}.", CallStatus.OK, info)
+    info = keys.store(rt, actor, owner, provider, value, label, base_url, tested=CallStatus.OK, expires_on=expires_on,
+                      connection=connection)
+    name = conn.name if conn else info.name
+    return Outcome(True, f"Saved the {name} key {info.mask} and tested it: {detail}.", CallStatus.OK, info)

@@ -116,10 +116,11 @@ def record(rt: Runtime, outcome: Outcome) -> bool:
 
 
 def check(rt: Runtime, actor: Actor, owner: Owner, provider: Provider,
-          client: httpx.Client | None = None) -> Outcome:
-    """Check the owner's key for ``provider`` now ("Check now", and each key of a round) and keep
-    what it found. NotFoundError when there is no such key in use."""
-    outcome = keytest.check(rt, actor, owner, provider, client)
+          client: httpx.Client | None = None, *, connection: str | None = None) -> Outcome:
+    """Check the owner's key for ``provider`` (an OpenAI-compatible one: of ``connection``) now
+    ("Check now", and each key of a round) and keep what it found. NotFoundError when there is no
+    such key in use."""
+    outcome = keytest.check(rt, actor, owner, provider, client, connection=connection)
     record(rt, outcome)
     return outcome
 
@@ -139,6 +140,7 @@ def _in_use(conn: sa.Connection, today: date) -> list[sa.Row[Any]]:
     return list(conn.execute(sa.select(
         col(ApiKey.id), col(ApiKey.owner_kind), col(ApiKey.owner_id), col(ApiKey.provider), col(ApiKey.mask),
         col(ApiKey.created_at), col(ApiKey.checked_at), col(ApiKey.expires_on), col(ApiKey.expiry_warned_on),
+        col(ApiKey.connection_id),
     ).where(col(ApiKey.active), col(ApiKey.expires_on).is_(None) | (col(ApiKey.expires_on) >= today))))
 
 
@@ -184,7 +186,7 @@ def tick(rt: Runtime, holder: str, client: httpx.Client | None = None) -> list[C
     for row in first.values():
         owner = Owner(row.owner_kind, row.owner_id)
         try:
-            outcome = keytest.check(rt, Actor.operator(), owner, row.provider, client)
+            outcome = keytest.check(rt, Actor.operator(), owner, row.provider, client, connection=row.connection_id)
         except ByokError as exc:  # gone meanwhile, or its endpoint is not allowed (any more): nothing was sent
             log.warning("key watch: %s key %s not checked: %s", row.provider.value, row.mask, exc)
             continue

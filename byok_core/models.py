@@ -121,6 +121,25 @@ class ApiKey(SQLModel, table=True):
     expires_on: date | None = None
     expiry_warned_on: date | None = None
     notice_dismissed: str | None = Field(default=None, max_length=60)
+    # An OpenAI-compatible key's connection (migration 0014; same owner, same base URL); None for the others
+    connection_id: str | None = Field(default=None, max_length=32, index=True)
+
+
+class Connection(SQLModel, table=True):
+    """A named OpenAI-compatible endpoint of one person or of the team: its keys (``ApiKey.connection_id``)
+    go only to its base URL, which is also bound into each key's stored value. Names are unique per owner."""
+
+    __tablename__ = "connections"
+    __table_args__ = (sa.UniqueConstraint("owner_kind", "owner_id", "name", name="uq_connections_owner_name"),)
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex, primary_key=True, max_length=32)
+    owner_kind: OwnerKind = Field(sa_column=enum_column(OwnerKind, 8))
+    owner_id: int = Field(index=True)  # users.id, or identity.TEAM_ID for the team
+    name: str = Field(max_length=80)
+    base_url: str = Field(max_length=500)
+    preset: str = Field(default="", max_length=32)  # connections.PRESETS id; "" for a custom connection
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class AuthSession(SQLModel, table=True):
@@ -212,6 +231,9 @@ class UsageRecord(SQLModel, table=True):
     # A shared-key call's worst case, reserved while it runs: what it is charged if its process dies.
     reserved_usd: float | None = None
     error: str | None = Field(default=None, max_length=300)
+    connection: str | None = Field(default=None, max_length=80)  # an OpenAI-compatible call's connection name
+    # genai-prices' figure when the provider reported the billed cost itself (``cost_usd``; OpenRouter)
+    priced_usd: float | None = None
 
 
 class Conversation(SQLModel, table=True):
@@ -231,6 +253,7 @@ class Conversation(SQLModel, table=True):
     reasoning_effort: str | None = Field(default=None, max_length=8)  # adapters.base.Effort's value
     # The tip of the branch shown (migration 0012): set when a version is chosen, None for the newest message
     leaf_id: int | None = None
+    connection_id: str | None = Field(default=None, max_length=32)  # an OpenAI-compatible one's (0014)
 
 
 class Preset(SQLModel, table=True):
@@ -433,12 +456,15 @@ class DisplayCurrency(SQLModel, table=True):
 
 def add_partial_indexes() -> None:
     """Add the partial indexes to the metadata: one active key per owner and provider (migration
-    0001), one reply streaming at a time per conversation, whichever process or replica starts it
-    (0006), and the usage rows not finished yet (0008). Only Alembic's environment calls this, where
-    the metadata is compared with the database: their ``*_where`` options load both SQL dialects
-    (~25 ms of every `byok` command's start)."""
+    0001), and per connection for OpenAI-compatible keys (0014), one reply streaming at a time per
+    conversation, whichever process or replica starts it (0006), and the usage rows not finished yet
+    (0008). Only Alembic's environment calls this, where the metadata is compared with the database:
+    their ``*_where`` options load both SQL dialects (~25 ms of every `byok` command's start)."""
     partial = [
-        (table(ApiKey), "uq_api_keys_one_active", ["owner_kind", "owner_id", "provider"], "active", True),
+        (table(ApiKey), "uq_api_keys_one_active", ["owner_kind", "owner_id", "provider"],
+         "active AND connection_id IS NULL", True),  # 0014: a connection's keys are counted per connection
+        (table(ApiKey), "uq_api_keys_one_active_connection", ["connection_id"],
+         "active AND connection_id IS NOT NULL", True),
         (table(Message), "ux_messages_one_streaming", ["conversation_id"], "status = 'streaming'", True),
         (table(UsageRecord), "ix_usage_pending", ["ts"], "status = 'pending'", False),  # 0008
     ]

@@ -31,15 +31,17 @@ MESSAGE_OVERHEAD_TOKENS = 8  # role markers and separators per message, generous
 _MODEL_PRICE = "model_price."
 
 
-def usage_cost(provider: Provider, model: str, usage: Usage) -> float | None:
+def usage_cost(provider: Provider, model: str, usage: Usage, pricing_id: str | None = None) -> float | None:
     """USD for the usage a provider billed (cache reads and writes, thinking, server-side tools
-    included), or None when genai-prices does not know the model."""
-    if provider.spec.pricing_id is None or not model:
+    included), or None when genai-prices does not know the model. ``pricing_id``: genai-prices'
+    provider when it is not the provider's own (an OpenAI-compatible connection's)."""
+    pricing_id = pricing_id or provider.spec.pricing_id
+    if pricing_id is None or not model:
         return None
     from genai_prices import calc_price  # its price table takes ~45 ms to load: only when a call is priced
 
     try:
-        return float(calc_price(usage, model_ref=model, provider_id=provider.spec.pricing_id).total_price)
+        return float(calc_price(usage, model_ref=model, provider_id=pricing_id).total_price)
     except LookupError:
         return None
 
@@ -49,11 +51,17 @@ def call_cost(rt: Runtime, record: CallRecord, bound: CostBound | None = None) -
     known $0 (providers do not bill refused requests). A chat is priced from the usage it billed
     (unknown when it reported none), or at the admin's per-call price for a model genai-prices does
     not know; a search that was answered costs its price per request (``bound``'s, when the call
-    was bounded with ``search_bound``, so the price is read once)."""
+    was bounded with ``search_bound``, so the price is read once). Where the provider reported what
+    it billed (OpenRouter), that is the cost, and genai-prices' figure is kept beside it
+    (``record.priced_usd``)."""
     if record.refused:
         return 0.0
     if record.provider.kind is ProviderKind.CHAT:
-        known = None if record.billed is None else usage_cost(record.provider, record.model, record.billed)
+        known = None if record.billed is None else usage_cost(record.provider, record.model, record.billed,
+                                                              record.pricing_id)
+        if record.reported_usd is not None:
+            record.priced_usd = known
+            return record.reported_usd
         return known if known is not None else model_price(rt, record.provider, record.model)
     if not record.ok:
         return None
@@ -107,7 +115,7 @@ class CostBound:
         if self.per_call or self.usd is None or record.billed is None:
             return record.cost_usd if record.cost_usd is not None else (self.usd or 0.0)
         output = min(self.output_cap, record.output_bytes)
-        estimate = usage_cost(record.provider, record.model, _usage(self.input_tokens, output))
+        estimate = usage_cost(record.provider, record.model, _usage(self.input_tokens, output), record.pricing_id)
         return max(record.cost_usd or 0.0, estimate if estimate is not None else self.usd)
 
 
@@ -118,14 +126,14 @@ def _usage(input_tokens: int, output_tokens: int) -> Usage:
 
 
 def chat_bound(rt: Runtime, provider: Provider, model: str, texts: list[str], output_cap: int,
-               file_tokens: int = 0) -> CostBound:
+               file_tokens: int = 0, pricing_id: str | None = None) -> CostBound:
     """The worst case of a chat call: the prompt's token bound (its attached files' ``file_tokens``
-    included) and the output cap at genai-prices' rates (with long-context tiers), or the admin's
-    per-call price; ``usd`` None when neither is known."""
+    included) and the output cap at genai-prices' rates (with long-context tiers; ``pricing_id`` as in
+    ``usage_cost``), or the admin's per-call price; ``usd`` None when neither is known."""
     input_tokens = prompt_tokens_bound(texts) + file_tokens
 
     def price() -> tuple[float | None, bool]:
-        worst = usage_cost(provider, model, _usage(input_tokens, output_cap))
+        worst = usage_cost(provider, model, _usage(input_tokens, output_cap), pricing_id)
         if worst is not None:
             return worst, False
         per_call = model_price(rt, provider, model)

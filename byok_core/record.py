@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from byok_core.budgets.caps import Cap
 
 # used while the call runs, not kept with the reply
-_WORKING_FIELDS = {"billed", "output_bytes", "budgets_after", "cap_after"}
+_WORKING_FIELDS = {"billed", "output_bytes", "budgets_after", "cap_after", "pricing_id", "reported_usd"}
 
 
 @dataclass
@@ -49,6 +49,11 @@ class CallRecord:
     # "output_cap", "safety", "tool_call"; "" when the notice is only that the reply was empty)
     notice: str | None = None
     notice_kind: str | None = None
+    connection: str | None = None  # an OpenAI-compatible call's connection, by its name
+    # genai-prices' figure for a call whose provider reported its billed cost (``cost_usd``), to compare
+    priced_usd: float | None = None
+    pricing_id: str | None = field(default=None, repr=False, compare=False)  # genai-prices' provider id
+    reported_usd: float | None = field(default=None, repr=False, compare=False)  # the provider's billed cost
     billed: Usage | None = field(default=None, repr=False, compare=False)  # genai-prices' reading, for pricing
     output_bytes: int = field(default=0, repr=False, compare=False)  # UTF-8 bytes of reply text received
     # the shared-key budgets as this call left them, when it was settled against them
@@ -94,6 +99,8 @@ class CallRecord:
                 refused=bool(data.get("refused")),
                 notice=data.get("notice") if isinstance(data.get("notice"), str) else None,
                 notice_kind=data.get("notice_kind") if isinstance(data.get("notice_kind"), str) else None,
+                connection=data.get("connection") if isinstance(data.get("connection"), str) else None,
+                priced_usd=data.get("priced_usd"),
             )
         except (KeyError, ValueError, TypeError):
             return None

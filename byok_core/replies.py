@@ -72,6 +72,7 @@ class Request:
     model: str
     search_provider: Provider | None = None
     settings: Settings | None = None  # the system prompt and parameters; None: the conversation's own
+    connection: str | None = None  # an OpenAI-compatible connection's id (None: the only one there is)
 
 
 # --- what the model is sent ---------------------------------------------------------------------
@@ -252,7 +253,7 @@ def _add_turn(rt: Runtime, user_id: int, conversation_id: int, request: Request,
     with rt.engine.begin() as conn:  # leaf_id None: the reply, the newest message, is the tip shown
         owned = conn.execute(sa.update(_C).where(_C.c.id == conversation_id, _C.c.user_id == user_id)
                              .values(updated_at=now, provider=request.provider, model=request.model[:120],
-                                     leaf_id=None))
+                                     leaf_id=None, connection_id=request.connection))
         if not rowcount(owned):
             raise NotFoundError("No such conversation.")
         if drop:
@@ -376,7 +377,7 @@ def _start(rt: Runtime, user_id: int, reply_id: int, request: Request, messages:
     try:
         stream = chat.stream_chat(rt, user_id=user_id, provider=request.provider, model=request.model,
                                   messages=messages, search_provider=request.search_provider, client=client,
-                                  params=params)
+                                  params=params, connection=request.connection)
     except ByokError as exc:
         _finish(rt, reply_id, request, ReplyStatus.FAILED, "", None, str(exc), _retry_after(exc))
         return

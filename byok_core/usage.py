@@ -30,7 +30,9 @@ from byok_core.runtime import Runtime
 
 CSV_COLUMNS = ["timestamp", "user", "provider", "model", "key_source", "input_tokens", "output_tokens",
                "latency_ms", "status", "cost_usd",  # the documented columns, in this order; then additions:
-               "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"]
+               "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
+               "connection", "priced_usd"]  # an OpenAI-compatible call's connection; genai-prices' figure beside a
+# cost the provider reported itself (OpenRouter)
 NO_USER = "(no user)"  # calls made from the CLI without --user
 EXPORT_BATCH = 5_000
 PG_AGGREGATE_WORK_MEM = "64MB"
@@ -380,7 +382,7 @@ def summary(rt: Runtime, viewer: Actor, flt: UsageFilter, settled: Settled | Non
 _ROW_COLUMNS = [
     _T.c.ts.label("timestamp"), table(User).c.username.label("user"), _T.c.provider, _T.c.model,
     _T.c.key_source, _T.c.input_tokens, _T.c.output_tokens, _T.c.latency_ms, _T.c.status, _T.c.cost_usd,
-    _T.c.cache_read_tokens, _T.c.cache_write_tokens, _T.c.reasoning_tokens,
+    _T.c.cache_read_tokens, _T.c.cache_write_tokens, _T.c.reasoning_tokens, _T.c.connection, _T.c.priced_usd,
 ]
 
 
@@ -420,10 +422,11 @@ def write_csv(rt: Runtime, viewer: Actor, flt: UsageFilter, out: TextIO) -> int:
     writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180; a CR inside a cell is then quoted too
     writer.writerow(CSV_COLUMNS)
     count = 0
-    cost_at = CSV_COLUMNS.index("cost_usd")
+    cost_at, priced_at = CSV_COLUMNS.index("cost_usd"), CSV_COLUMNS.index("priced_usd")
     for row in iter_rows(rt, viewer, flt):
         cells = [cell(v) for v in row]
-        cells[0], cells[cost_at] = row[0].isoformat(), _plain_number(row[cost_at])
+        cells[0], cells[cost_at], cells[priced_at] = (row[0].isoformat(), _plain_number(row[cost_at]),
+                                                      _plain_number(row[priced_at]))
         writer.writerow(cells)
         count += 1
     return count

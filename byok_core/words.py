@@ -106,6 +106,8 @@ AUDIT = {
     AuditAction.PRESET_DELETE: "deleted a team preset",
     AuditAction.CURRENCY_SET: "set the display currency",
     AuditAction.FALLBACK_SET: "changed the team-key fallback",
+    AuditAction.CONNECTION_SET: "saved a connection",
+    AuditAction.CONNECTION_DELETE: "deleted a connection",
 }
 
 
@@ -230,6 +232,10 @@ def _setting_sentence(who: str, event: AuditEvent, target: Target, whose: str | 
             return (f"{who} let members' {target.provider.label} calls that their own key could not pay for "
                     f"(no quota, rate limit) be retried once on the team's key" if detail == "on" else
                     f"{who} stopped retrying members' {target.provider.label} calls on the team's key")
+        case AuditAction.CONNECTION_SET if detail:
+            return f"{who} saved the connection {detail}"
+        case AuditAction.CONNECTION_DELETE if detail:
+            return f"{who} deleted the connection {detail} and its keys"
     return None
 
 

@@ -121,12 +121,14 @@ def caption(record: CallRecord) -> str:
     verb = "Paid by" if record.ok or record.cost_usd or record.charged_usd else "Tried with"  # it may cost nothing
     parts = [f"{verb} {words.PAID_BY[record.key_source]}"]
     if record.model:
-        parts.append(f"{words.provider_name(record.provider)} {md_escape(record.model)}")
+        name = md_escape(record.connection) if record.connection else words.provider_name(record.provider)
+        parts.append(f"{name} {md_escape(record.model)}")
     if record.input_tokens is None and record.output_tokens is None:
         parts.append("tokens unknown")
     else:
         parts.append(f"{words.count(record.input_tokens)} tokens in, {words.count(record.output_tokens)} out")
-    parts.append(money(record.cost_usd, unknown=COST_UNKNOWN))
+    parts.append(money(record.cost_usd, unknown=COST_UNKNOWN) + (  # the provider's own bill, with genai-prices' figure
+        f" as billed (price list: {money(record.priced_usd)})" if record.priced_usd is not None else ""))
     if record.charged_usd and record.charged_usd != record.cost_usd:  # a bound: the provider's figure never came
         parts.append(f"{money(record.charged_usd)} counted against the budget (a bound: the reply ended early)")
     parts.append(words.duration(record.latency_ms))

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
-from byok_core import attachments, chat, db, keys, limits, onboarding, replies, search, words
+from byok_core import attachments, chat, connections, db, keys, limits, onboarding, replies, search, words
 from byok_core import conversations as convs
 from byok_core.adapters import CHAT_ADAPTERS
 from byok_core.clock import utcnow
@@ -34,30 +34,68 @@ SEARCH_PROVIDERS = Provider.of_kind(ProviderKind.SEARCH)
 
 
 @st.cache_data(ttl=600, max_entries=500, show_spinner=False)
-def model_options(_rt: Runtime, user_id: int, provider: Provider, key_version: str) -> list[str]:
-    """The provider's models for this user's key, cached 10 minutes per user, provider and key
-    (``key_version`` changes when a key is saved, so a new key or endpoint lists afresh)."""
+def model_options(_rt: Runtime, user_id: int, provider: Provider, key_version: str,
+                  connection: str | None = None) -> list[str]:
+    """The provider's (or connection's) models for this user's key, cached 10 minutes per user,
+    provider and key (``key_version`` changes when a key is saved, so a new key or endpoint lists afresh)."""
     try:
-        return list(chat.list_models(_rt, user_id=user_id, provider=provider))
+        return list(chat.list_models(_rt, user_id=user_id, provider=provider, connection=connection))
     except ByokError:
         return []
 
 
 def key_version(provider: Provider) -> str:
     """Changes when the key that pays for ``provider`` does (a new key or endpoint lists afresh)."""
-    source, key_id = paying[provider]
+    picked = usable.get(st.session_state.get("chat_connection") or "") if provider.user_supplies_url else None
+    source, key_id = (picked.source, picked.key_id) if picked else paying[provider]
     return f"{rt.settings.database_url}|{source}|{key_id}"
 
 
 def model_key(provider: Provider) -> str:
-    """Each provider keeps its own model choice, so switching provider never carries a model over."""
-    return f"chat_model_{provider.value}"
+    """Each provider (and connection) keeps its own model choice, so switching never carries a model over."""
+    connection = st.session_state.get("chat_connection") if provider.user_supplies_url else None
+    return f"chat_model_{provider.value}" + (f"@{connection}" if connection else "")
+
+
+def pick_of(provider: Provider, connection: str | None = None) -> str:
+    """The Provider picker's entry for a provider, or for one of its connections."""
+    return f"{provider.value}@{connection}" if connection and provider.user_supplies_url else provider.value
+
+
+def parse_pick(pick: str) -> tuple[Provider, str | None]:
+    provider, _, connection = pick.partition("@")
+    return Provider.parse(provider), connection or None
+
+
+def picks() -> list[str]:
+    """Each chat provider, with the connections one can chat on, by name, in the OpenAI-compatible
+    one's place (that one itself when there are none)."""
+    listed = [p for provider in CHAT_PROVIDERS for p in (
+        [pick_of(provider, c) for c in usable] if provider.user_supplies_url and usable else [pick_of(provider)])]
+    chosen = st.session_state.get("chat_pick")
+    return listed if chosen is None or chosen in listed else [*listed, chosen]  # a connection deleted meanwhile
+
+
+def pick_label(pick: str) -> str:
+    provider, connection = parse_pick(pick)
+    if connection is None:
+        return provider.label
+    found = usable.get(connection)
+    if found is None:
+        return "A deleted connection"
+    return found.connection.name + (" (team)" if found.connection.owner.is_team else "")
+
+
+def provider_name(provider: Provider) -> str:
+    """The chosen provider as people know it: a connection by its name."""
+    return pick_label(st.session_state.chat_pick) if provider.user_supplies_url else provider.label
 
 
 def model_choices(provider: Provider, paid_by: KeySource | None) -> list[str]:
     """What the Model picker lists: the provider's models (on a shared key only those the admins
     allow; the server refuses the rest), with a model typed earlier first."""
-    options = model_options(rt, uid, provider, key_version(provider))
+    options = model_options(rt, uid, provider, key_version(provider),
+                            st.session_state.get("chat_connection") if provider.user_supplies_url else None)
     if paid_by is not None:
         options = limits.allowed_models(rt, uid, provider, paid_by, options)
     typed = st.session_state.get(model_key(provider))
@@ -140,7 +178,8 @@ def _delete(conv_id: int) -> None:
 def _request() -> replies.Request:
     provider = st.session_state.chat_provider
     searching = st.session_state.get("chat_search_provider") if st.session_state.get("chat_search") else None
-    return replies.Request(provider, st.session_state.get(model_key(provider)) or "", searching)
+    return replies.Request(provider, st.session_state.get(model_key(provider)) or "", searching,
+                           connection=st.session_state.get("chat_connection"))
 
 
 def _act(action: Callable[..., object], *args: object) -> None:
@@ -205,18 +244,29 @@ def _unqueue() -> None:
 
 
 current = _current()
-if "chat_provider" not in st.session_state:
-    st.session_state.chat_provider = (current.provider if current and current.provider
-                                      else chat.default_provider(rt, uid) or Provider.OPENAI)
+usable = {u.connection.id: u for u in connections.usable(rt, uid)}
+if "chat_pick" not in st.session_state:
+    if current and current.provider:
+        st.session_state.chat_pick = pick_of(current.provider, current.connection_id)
+    else:
+        first = chat.default_provider(rt, uid) or Provider.OPENAI
+        st.session_state.chat_pick = pick_of(first, next(iter(usable), None))
 if current is not None and current.model and st.session_state.get("chat_opened") != current.id:
     st.session_state.chat_opened = current.id  # a conversation opens with the model it last used
     if current.provider is not None:
-        st.session_state.chat_provider = current.provider
+        st.session_state.chat_pick = pick_of(current.provider, current.connection_id)
+        st.session_state.chat_connection = parse_pick(st.session_state.chat_pick)[1]
         st.session_state[model_key(current.provider)] = current.model
+if parse_pick(st.session_state.chat_pick) == (Provider.OPENAI_COMPATIBLE, None) and usable:
+    st.session_state.chat_pick = pick_of(Provider.OPENAI_COMPATIBLE, next(iter(usable)))  # its connection, now
+st.session_state.chat_provider, st.session_state.chat_connection = parse_pick(st.session_state.chat_pick)
 if "chat_search_provider" not in st.session_state:
     st.session_state.chat_search_provider = search.default_provider(rt, uid) or SEARCH_PROVIDERS[0]
 paying = keys.payers(rt, uid)
 where = {p: source for p, (source, _) in paying.items()}
+if st.session_state.chat_connection is not None:  # who pays on the connection chosen
+    picked = usable.get(st.session_state.chat_connection)
+    where[Provider.OPENAI_COMPATIBLE] = picked.source if picked else None
 options = model_choices(st.session_state.chat_provider, where.get(st.session_state.chat_provider))
 chosen_model = settle_model(st.session_state.chat_provider, options)
 history = replies.history(rt, uid, current.id) if current else []
@@ -309,7 +359,7 @@ header = st.container()
 def pickers_label() -> str:
     """What the settings button says: the provider and model a message goes to, and the search."""
     chosen = st.session_state.chat_provider
-    parts = [chosen.label, st.session_state.get(model_key(chosen)) or "choose a model"]
+    parts = [provider_name(chosen), st.session_state.get(model_key(chosen)) or "choose a model"]
     if st.session_state.get("chat_search"):
         parts.append(f"web search with {st.session_state.get('chat_search_provider', SEARCH_PROVIDERS[0]).label}")
     settings = presets_view.settings_label(current)
@@ -325,7 +375,8 @@ def draw_header() -> None:
     with st.container(horizontal=True, vertical_alignment="center"):
         with st.popover(md_escape(pickers_label()), icon=":material/tune:",
                         help="Provider, model, web search and this chat's settings"):
-            provider = st.selectbox("Provider", CHAT_PROVIDERS, format_func=lambda p: p.label, key="chat_provider")
+            provider = parse_pick(st.selectbox("Provider", picks(), format_func=pick_label, key="chat_pick",
+                                               help="Each connection from the Keys page shows by its name."))[0]
             # The default is the state's value too: the picker's list is drawn only once opened, and
             # then starts from the default, which it would send back.
             st.selectbox("Model", options, key=model_key(provider), accept_new_options=True,
@@ -365,7 +416,8 @@ def draw_header() -> None:
 
     payer = {p: where.get(p) for p in (provider, search_provider) if p is not None}
     st.caption(" · ".join(
-        f"{p.label}: " + (f"paid by {words.PAID_BY[s]}" if s else "no key yet") for p, s in payer.items()
+        f"{md_escape(provider_name(p))}: " + (f"paid by {words.PAID_BY[s]}" if s else "no key yet")
+        for p, s in payer.items()
     ))
     if missing := [p for p, s in payer.items() if s is None]:  # whom to ask, by name
         ask = onboarding.whom_to_ask(rt, missing, asker_is_admin=c.user.is_admin)

@@ -230,8 +230,11 @@ def _csv() -> str:
 
 st.download_button("Download CSV", _csv, file_name=f"usage-{since or 'all'}-{until or today}.csv",
                    mime="text/csv", icon=":material/download:", on_click="ignore", key="usage_csv")
-calls = usage.page(rt, viewer, flt, number=int(number), size=PAGE_SIZE)[ROW_ORDER]
-st.dataframe(for_people(calls, shown), hide_index=True, key="usage_calls", column_config={
+rows = usage.page(rt, viewer, flt, number=int(number), size=PAGE_SIZE)
+calls = for_people(rows[ROW_ORDER], shown)
+named = rows["connection"].notna()  # an OpenAI-compatible call shows its connection's name
+calls.loc[named, HEADINGS["provider"]] = rows.loc[named, "connection"]
+st.dataframe(calls, hide_index=True, key="usage_calls", column_config={
     "Time (UTC)": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm:ss"),
     "Model": st.column_config.TextColumn("Model", width="medium"), **COST, **NUMBERS,
 })

@@ -7,14 +7,14 @@ import re
 from datetime import timedelta
 
 import sqlalchemy as sa
-from apptest import act, app_test, make_user, open_page, page_as, send_message, sign_in, use_environment
+from apptest import act, app_test, make_user, open_page, page_as, send_message, sign_in, text_of, use_environment
 from callhelpers import runtime_with
 from fakeproviders import FakeProvider
 from markdown_it import MarkdownIt
 from replay import ReplayServer, base_env, recording
 
+from byok_core import connections, keys
 from byok_core import conversations as convs
-from byok_core import keys
 from byok_core.adapters.base import SearchResult
 from byok_core.clock import utcnow
 from byok_core.errors import CallStatus
@@ -45,12 +45,12 @@ def test_reply_is_streamed_stored_and_says_who_paid(app, rt, environ, monkeypatc
     with FakeProvider(Provider.OPENAI, reply="Hello from the fake model") as fake:
         chat_env(environ, monkeypatch, fake)
         at = page_as(rt, ann)
-        assert at.selectbox(key="chat_provider").value is Provider.OPENAI  # default: first usable key
+        assert at.selectbox(key="chat_pick").value == "openai"  # default: first usable key
         assert at.selectbox(key="chat_model_openai").value == "gpt-4o-mini"
-        at.selectbox(key="chat_provider").set_value(Provider.ANTHROPIC).run()
+        at.selectbox(key="chat_pick").set_value("anthropic").run()
         anthropic_model = at.selectbox(key="chat_model_anthropic").value
         assert anthropic_model and anthropic_model.startswith("claude")  # not OpenAI's model carried over
-        at.selectbox(key="chat_provider").set_value(Provider.OPENAI).run()
+        at.selectbox(key="chat_pick").set_value("openai").run()
         assert at.selectbox(key="chat_model_openai").value == "gpt-4o-mini"
         ask(at, rt, "Say hello")
     assert at.title[0].value == "Say hello"  # the new conversation is titled from the first prompt
@@ -440,22 +440,33 @@ def test_a_reply_stopped_before_its_first_word_says_what_was_counted(app, rt):
     assert not any("text so far is kept" in c for c in captions)
 
 
-def test_a_new_key_lists_its_own_models(app, rt, environ, monkeypatch):
-    """The models list is cached per key: a key saved with another endpoint lists that endpoint's models."""
-    ann = make_user(rt, "ann")
+def test_each_connection_is_a_provider_choice_with_its_own_models(app, rt, environ, monkeypatch):
+    """The Provider picker lists each connection by its name; each lists its own endpoint's models,
+    cached per key: a new key lists afresh (a typed model name: tests/e2e/test_e2e_connections.py)."""
+    ann, boss = make_user(rt, "ann"), make_user(rt, "boss", admin=True)
     use_environment(monkeypatch, {**environ, "BYOK_ALLOW_PRIVATE_ENDPOINTS": "1"})
     with FakeProvider(Provider.OPENAI_COMPATIBLE, models=["first-model"]) as first, \
             FakeProvider(Provider.OPENAI_COMPATIBLE, models=["second-model"]) as second, \
             runtime_with({**environ, "BYOK_ALLOW_PRIVATE_ENDPOINTS": "1"}) as own:
+        mine = connections.create(own, Actor.of(ann), Owner.user(ann.id), "First", first.base_url)
+        team = connections.create(own, Actor.of(boss), Owner.team(), "Second", second.base_url, "groq")
         keys.store(own, Actor.of(ann), Owner.user(ann.id), Provider.OPENAI_COMPATIBLE, "sk-first-0123456789",
-                   base_url=first.base_url)
+                   connection=mine.id)
+        keys.store(own, Actor.of(boss), Owner.team(), Provider.OPENAI_COMPATIBLE, "sk-second-0123456789",
+                   connection=team.id)
         at = page_as(rt, ann)
-        at.selectbox(key="chat_provider").set_value(Provider.OPENAI_COMPATIBLE).run()
-        assert at.selectbox(key="chat_model_openai-compatible").options == ["first-model"]
-        keys.store(own, Actor.of(ann), Owner.user(ann.id), Provider.OPENAI_COMPATIBLE, "sk-second-0123456789",
-                   base_url=second.base_url)
+        picker = at.selectbox(key="chat_pick")
+        assert picker.options == ["OpenAI", "Anthropic", "Google Gemini", "First", "Second (team)"]
+        picker.set_value(f"openai-compatible@{mine.id}").run()
+        assert at.selectbox(key=f"chat_model_openai-compatible@{mine.id}").options == ["first-model"]
+        at.selectbox(key="chat_pick").set_value(f"openai-compatible@{team.id}").run()
+        assert at.selectbox(key=f"chat_model_openai-compatible@{team.id}").options == ["second-model"]
+        assert "Second (team): paid by the team's key" in [text_of(c.value) for c in at.caption]
+        second.models = ["second-model", "newer-model"]
+        keys.store(own, Actor.of(boss), Owner.team(), Provider.OPENAI_COMPATIBLE, "sk-second-9876543210",
+                   connection=team.id)
         at.run()
-        assert "second-model" in at.selectbox(key="chat_model_openai-compatible").options
+        assert "newer-model" in at.selectbox(key=f"chat_model_openai-compatible@{team.id}").options
 
 
 def test_finding_a_conversation_reads_titles_and_messages_of_ones_own_only(rt):

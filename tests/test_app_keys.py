@@ -15,7 +15,7 @@ from fakeproviders import FakeProvider
 from ports import free_port
 from sqlmodel import col
 
-from byok_core import keys
+from byok_core import connections, keys
 from byok_core.budgets import caps
 from byok_core.identity import Actor, Owner
 from byok_core.models import ApiKey
@@ -163,20 +163,34 @@ def test_save_without_testing_goes_away_with_its_message(app, rt, environ, monke
     no_leak(at, SECRET)
 
 
+def add_connection(at, key: str, preset: str = "", name: str | None = None, url: str | None = None,
+                   prefix="mykeys"):
+    """Add a connection with the Keys page's form: a preset fills the name and URL, which may be changed."""
+    form = f"{prefix}_newconn"
+    at.selectbox(key=f"{form}_preset").set_value(preset).run()
+    if name is not None:
+        at.text_input(key=f"{form}_name").set_value(name)
+    if url is not None:
+        at.text_input(key=f"{form}_url").set_value(url)
+    at.text_input(key=f"{form}_key").set_value(key)
+    at.button(key=f"FormSubmitter:{form}-Add connection").click().run()
+    assert not at.exception
+
+
 def test_a_validation_error_keeps_the_form_open_with_what_was_typed(app, rt):
     ann = make_user(rt, "ann")
     at = keys_page(rt, ann)
-    save(at, Provider.OPENAI_COMPATIBLE, "sk-fake.or-abcdef123456", label="OpenRouter", base_url="")
+    add_connection(at, "sk-fake.or-abcdef123456", name="OpenRouter", url="")
     assert len(at.error) == 1 and "base URL" in at.error[0].value
-    assert at.session_state["mykeys_openai-compatible_open"] is True
-    assert at.text_input(key="mykeys_openai-compatible_label").value == "OpenRouter"
-    assert at.text_input(key="mykeys_openai-compatible_key").value == ""
-    save(at, Provider.OPENAI_COMPATIBLE, "sk has spaces", label="OpenRouter", base_url="https://openrouter.ai/api/v1")
+    assert at.session_state["mykeys_newconn_open"] is True
+    assert at.text_input(key="mykeys_newconn_name").value == "OpenRouter"
+    assert at.text_input(key="mykeys_newconn_key").value == ""
+    add_connection(at, "sk has spaces", name="OpenRouter", url="https://openrouter.ai/api/v1")
     assert len(at.error) == 1 and "spaces" in at.error[0].value
-    assert at.text_input(key="mykeys_openai-compatible_url").value == "https://openrouter.ai/api/v1"
-    assert at.text_input(key="mykeys_openai-compatible_label").value == "OpenRouter"
-    assert at.session_state["mykeys_openai-compatible_open"] is True
-    assert not mine(rt, ann)
+    assert at.text_input(key="mykeys_newconn_url").value == "https://openrouter.ai/api/v1"
+    assert at.text_input(key="mykeys_newconn_name").value == "OpenRouter"
+    assert at.session_state["mykeys_newconn_open"] is True
+    assert not mine(rt, ann) and not connections.list_connections(rt, Actor.of(ann), Owner.user(ann.id))
 
 
 def test_replacing_keeps_the_label_and_restore_brings_the_old_key_back(app, rt, environ, monkeypatch):
@@ -237,20 +251,19 @@ def test_cards_show_the_endpoint_a_hint_and_where_to_get_a_key(app, rt, environ,
                                   "BYOK_ALLOW_PRIVATE_ENDPOINTS": "1"})
     with FakeProvider(Provider.OPENAI_COMPATIBLE) as groq:  # its URL is typed in, not set by the operator
         at = keys_page(rt, ann)
-        save(at, Provider.OPENAI_COMPATIBLE, "gsk_PLAINTEXT-abcdefgh-5555", label="Groq", base_url=groq.base_url)
+        add_connection(at, "gsk_PLAINTEXT-abcdefgh-5555", "groq", url=groq.base_url)
         assert texts(at, "success") == ["Saved the Groq key gsk…5555 and tested it: 2 models visible."]
+        [conn] = connections.list_connections(rt, Actor.of(ann), Owner.user(ann.id))
         shown = texts(at, "caption")
         assert f"Endpoint: {groq.base_url}" in shown
         assert "Endpoint: http://127.0.0.1:9/brave (set by the server's operator)" in shown
         assert "Hint: starts with BSA." in shown and "Hint: 40 digits and letters from a to f." in shown
-        assert "OpenAI-compatible · Groq" in texts(at, "markdown")
-        # replacing the key keeps its endpoint in the form
-        assert at.text_input(key="mykeys_openai-compatible_url").value == groq.base_url
-        at.button(key="mykeys_openai-compatible_test").click().run()
+        assert "Hint: starts with gsk_." in shown  # the preset's
+        assert "Groq · Groq" in texts(at, "markdown")
+        at.button(key=f"mykeys_conn_{conn.id}_test").click().run()
         assert texts(at, "success") == ["The Groq key gsk…5555 works: 2 models visible."]
     links = {lb.proto.url for lb in at.get("link_button")}
-    assert links == {p.spec.key_url for p in Provider if p.spec.key_url}
-    assert len(links) == len(Provider) - 1  # every provider but the OpenAI-compatible one
+    assert links == {p.spec.key_url for p in Provider if p.spec.key_url} | {"https://console.groq.com/keys"}
     no_leak(at)
 
 
@@ -364,3 +377,64 @@ def test_a_cap_on_your_own_key_is_set_shown_and_removed_on_the_keys_page(app, rt
     at.button(key="caps_clear_tavily").click().run()
     assert texts(at, "success") == ["Your own Tavily key has no cap now."] and not caps.caps_of(rt, ann.id)
     no_leak(at)
+
+
+def test_connections_are_added_from_a_preset_renamed_and_deleted(app, rt, environ, monkeypatch):
+    """A preset fills the name and base URL; a rejected key leaves the connection without a key and
+    says why on its card; rename and delete (which asks first) act on that connection only."""
+    ann = make_user(rt, "ann")
+    use_environment(monkeypatch, {**environ, "BYOK_ALLOW_PRIVATE_ENDPOINTS": "1"})
+    good, bad = "gsk_PLAINTEXT-good-0000-1111", "gsk_PLAINTEXT-bad-0000-2222"
+    with FakeProvider(Provider.OPENAI_COMPATIBLE, expect_key=good) as server:
+        at = keys_page(rt, ann)
+        at.selectbox(key="mykeys_newconn_preset").set_value("mistral").run()
+        assert (at.text_input(key="mykeys_newconn_name").value,
+                at.text_input(key="mykeys_newconn_url").value) == ("Mistral", "https://api.mistral.ai/v1")
+        add_connection(at, bad, "deepseek", url=server.base_url)
+        [conn] = connections.list_connections(rt, Actor.of(ann), Owner.user(ann.id))
+        assert (conn.name, conn.preset, conn.base_url) == ("DeepSeek", "deepseek", server.base_url)
+        assert texts(at, "error") == ["Not saved: DeepSeek rejected the key gsk…2222, so check that you copied all "
+                                      "of it."]
+        form = f"mykeys_conn_{conn.id}"
+        at.text_input(key=f"{form}_key").set_value(good)
+        at.button(key=f"FormSubmitter:{form}-Save key").click().run()
+        assert texts(at, "success") == ["Saved the DeepSeek key gsk…1111 and tested it: 2 models visible."]
+        assert server.sent_keys() == [bad, good]
+    keys.store(rt, Actor.of(ann), Owner.user(ann.id), Provider.OPENAI_COMPATIBLE, "gsk_PLAINTEXT-other-3333",
+               connection=conn.id)
+    at.run()
+    at.button(key=f"{form}_restore").click().run()  # messages name the connection
+    assert texts(at, "success") == ["The DeepSeek key gsk…1111 is in use again, and the key gsk…3333 it replaced "
+                                    "can be restored for 30 days."]
+    at.button(key=f"{form}_del").click().run()
+    at.button(key=f"{form}_yes").click().run()
+    assert texts(at, "success")[0].startswith("Deleted the DeepSeek key gsk…1111. The key gsk…3333 it replaced")
+    at.text_input(key=f"{form}_rename").set_value("Deep")
+    at.button(key=f"FormSubmitter:{form}_rename_form-Rename").click().run()
+    assert texts(at, "success") == ["Renamed the connection DeepSeek to Deep."]
+    assert "Deep · DeepSeek" in texts(at, "markdown")
+    at.button(key=f"{form}_conn_del").click().run()
+    assert any("Delete the connection Deep and every key" in w for w in texts(at, "warning"))
+    at.button(key=f"{form}_conn_no").click().run()
+    assert connections.list_connections(rt, Actor.of(ann), Owner.user(ann.id))
+    at.button(key=f"{form}_conn_del").click().run()
+    at.button(key=f"{form}_conn_yes").click().run()
+    assert texts(at, "success") == ["Deleted the connection Deep and its keys."]
+    assert connections.list_connections(rt, Actor.of(ann), Owner.user(ann.id)) == [] and mine(rt, ann) == []
+    no_leak(at, good, bad, "gsk_PLAINTEXT-other-3333")
+
+
+def test_admin_adds_a_team_connection(app, rt, environ, monkeypatch):
+    boss, mem = make_user(rt, "boss", admin=True), make_user(rt, "mem")
+    use_environment(monkeypatch, {**environ, "BYOK_ALLOW_PRIVATE_ENDPOINTS": "1"})
+    with FakeProvider(Provider.OPENAI_COMPATIBLE) as server:
+        at = app_test()
+        sign_in(at, rt, boss)
+        at.run()
+        open_page(at, "admin").run()
+        add_connection(at, "sk-or-PLAINTEXT-team-3333", "openrouter", url=server.base_url, prefix="teamkeys")
+    assert texts(at, "success") == ["Saved the OpenRouter key sk-…3333 and tested it: 2 models visible."]
+    [conn] = connections.list_connections(rt, Actor.of(boss), Owner.team())
+    assert [u.connection for u in connections.usable(rt, mem.id)] == [conn]  # members chat on it
+    assert connections.list_connections(rt, Actor.of(mem), Owner.user(mem.id)) == []
+    no_leak(at, "sk-or-PLAINTEXT-team-3333")

@@ -15,7 +15,7 @@ from sqlmodel import col
 from test_app_keys import GOOD, no_leak, provider, texts
 from test_keywatch import QUOTA
 
-from byok_core import audit, fallback, keys, words
+from byok_core import audit, connections, fallback, keys, words
 from byok_core.clock import utcnow
 from byok_core.identity import Actor, Owner
 from byok_core.models import ApiKey
@@ -118,8 +118,9 @@ def test_a_reply_the_team_key_paid_after_the_own_key_ran_out_says_so(app, rt, en
                    base_url=team.base_url)
         fallback.set_allowed(setup, Actor.of(boss), Provider.OPENAI_COMPATIBLE, True)
         at = page_as(rt, ann)
-        at.selectbox(key="chat_provider").set_value(Provider.OPENAI_COMPATIBLE).run()
-        assert at.selectbox(key="chat_model_openai-compatible").value == "m-1"
+        [mine] = connections.list_connections(setup, Actor.of(ann), Owner.user(ann.id))
+        at.selectbox(key="chat_pick").set_value(f"openai-compatible@{mine.id}").run()
+        assert at.selectbox(key=f"chat_model_openai-compatible@{mine.id}").value == "m-1"
         own.status, own.error_body = 429, QUOTA  # her credit runs out
         send_message(at, rt, "Hello")
         assert not at.exception

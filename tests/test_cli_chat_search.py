@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from callhelpers import log_call, usage_rows
 from fakeproviders import FakeProvider
@@ -162,3 +164,25 @@ def test_chat_warns_near_the_team_budget(cli_env, rt, capsys):
         assert main(["chat", "--provider", "openai", "--user", "alice", "hi"]) == 0
     out, err = capsys.readouterr()
     assert out == "Still here\n" and "byok: " in err and "budget" in err and "85%" in err
+
+
+def test_keys_set_test_and_chat_pick_a_connection_by_name(cli_env, rt, capsys, monkeypatch):
+    """`--connection NAME`: with several connections the command says which it needs, and picks it."""
+    with FakeProvider(Provider.OPENAI_COMPATIBLE, reply="From one") as one, \
+            FakeProvider(Provider.OPENAI_COMPATIBLE, reply="From two") as two:
+        cli_env(BYOK_ALLOW_PRIVATE_ENDPOINTS="1")
+        for name, server in (("One", one), ("Two", two)):
+            monkeypatch.setattr("sys.stdin", io.StringIO(TEAM_KEY))
+            assert main(["keys", "set", "--team", "--provider", "openai-compatible", "--name", name,
+                         "--base-url", server.base_url]) == 0
+        capsys.readouterr()
+        assert main(["chat", "--provider", "openai-compatible", "--model", "m", "Hi"]) == 1
+        assert "Choose one of the connections (One, Two)" in capsys.readouterr().err
+        assert main(["chat", "--provider", "openai-compatible", "--connection", "two", "--model", "m", "Hi"]) == 0
+        assert capsys.readouterr().out == "From two\n" and len(one.requests) == 1  # its key test only
+        assert main(["keys", "test", "--team", "--provider", "openai-compatible", "--connection", "One"]) == 0
+        assert capsys.readouterr().out.startswith("The One key sk-…1234 works")
+        assert main(["keys", "test", "--team", "--provider", "openai-compatible", "--connection", "Three"]) == 1
+        assert "has no connection named 'Three'" in capsys.readouterr().err
+    [row] = usage_rows(rt)
+    assert (row.provider, row.connection, row.key_source) == ("openai-compatible", "Two", "team")

@@ -50,7 +50,7 @@ def test_export_csv_with_filters(cli, logged):
     assert (code, err) == (0, "")
     assert list(rows[0]) == ["timestamp", "user", "provider", "model", "key_source", "input_tokens",
                              "output_tokens", "latency_ms", "status", "cost_usd",
-                             "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"]
+                             "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "connection", "priced_usd"]
     assert [(r["user"], r["provider"], r["cost_usd"]) for r in rows] == [
         ("alice", "openai", "0.5"), ("bob", "brave", ""), ("alice", "anthropic", "0.25"), ("", "brave", "0.005")]
     assert rows[1]["input_tokens"] == "" and rows[0]["timestamp"] == "2026-05-01T09:30:00+00:00"

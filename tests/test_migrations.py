@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import command
 from callhelpers import sealed_by_version_1
 
-from byok_core import accounts, budgets, db, keys, vault
+from byok_core import accounts, budgets, connections, db, keys, vault
 from byok_core.accounts import passwords
 from byok_core.cli import main as cli_main_argv
 from byok_core.clock import utcnow
@@ -409,3 +409,75 @@ def test_keys_keep_working_unwatched_and_one_active_key_still_holds(empty_databa
             assert conn.execute(sa.text("SELECT COUNT(*) FROM api_keys WHERE active")).scalar_one() == 2
     finally:
         engine.dispose()
+
+
+def test_openai_compatible_keys_become_connections_and_nothing_is_lost(empty_database, tmp_path, master_key):
+    """Migration 0014: each owner's OpenAI-compatible keys (active and replaced, personal and team)
+    move to a connection per base URL, named by the key's label (else the host); each still opens,
+    goes only to its own URL, and one active key per connection holds."""
+    environ = {"BYOK_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": empty_database, "ENCRYPTION_KEY": master_key,
+               "BYOK_ALLOW_PRIVATE_ENDPOINTS": "1"}
+    keyring = open_runtime(environ, migrate=False).keyring
+    engine = db.create_engine(empty_database)
+    rows = {  # row id: (owner kind, owner id, label, base URL, active, key)
+        "a1": ("user", 0, "Groq", "https://api.groq.com/openai/v1", True, "gsk_fake-ann-active-000000000001"),
+        "a2": ("user", 0, "", "https://openrouter.ai/api/v1", False, "sk-or-fake-ann-replaced-0000002"),
+        "t1": ("team", 0, "", "https://llm.example.com/v1", True, "sk-fake.team-compatible-0000003"),
+        "o1": ("team", 0, "", None, True, "sk-fake.team-openai-00000000004"),
+    }
+    with engine.begin() as conn:  # an install at 0012 with a member and these keys
+        command.upgrade(db._alembic_config(conn), "0012")
+        conn.execute(sa.text("INSERT INTO users (username, username_key, password_hash, role, disabled, created_at, "
+                             "password_changed_at, failed_logins) VALUES ('ann', 'ann', 'x', 'member', false, "
+                             "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0)"))
+        ann = conn.execute(sa.text("SELECT id FROM users")).scalar_one()
+        for n, (row_id, (kind, _, label, url, active, key)) in enumerate(rows.items()):
+            owner_id = ann if kind == "user" else 0
+            provider = "openai" if row_id == "o1" else "openai-compatible"
+            conn.execute(sa.text(
+                "INSERT INTO api_keys (id, owner_kind, owner_id, provider, label, ciphertext, key_id, mask, base_url, "
+                "active, created_at, updated_at) VALUES (:id, :kind, :owner, :provider, :label, :ciphertext, :key_id, "
+                "'sk-…', :url, :active, :at, :at)"),
+                {"id": row_id, "kind": kind, "owner": owner_id, "provider": provider, "label": label, "url": url,
+                 "active": active, "at": utcnow() - timedelta(minutes=n), "key_id": keyring.primary.key_id,
+                 "ciphertext": keyring.encrypt(key, f"{kind}:{owner_id}|{provider}|{row_id}|{url or ''}")})
+    engine.dispose()
+
+    rt = open_runtime(environ)
+    try:
+        assert vault.scan(rt).unreadable == []
+        mine = connections.list_connections(rt, Actor.operator(), Owner.user(ann))
+        team = connections.list_connections(rt, Actor.operator(), Owner.team())
+        assert [(c.name, c.base_url, c.preset) for c in mine] == [
+            ("Groq", "https://api.groq.com/openai/v1", ""),
+            ("openrouter.ai", "https://openrouter.ai/api/v1", "")]
+        assert [(c.name, c.base_url) for c in team] == [("llm.example.com", "https://llm.example.com/v1")]
+        assert [c.pricing_id for c in mine] == ["groq", "openrouter"]  # custom: priced by their base URL
+        got = keys.resolve(rt, ann, Provider.OPENAI_COMPATIBLE)  # ann's one connection with an active key
+        assert (got.credential.secret.reveal(), got.credential.base_url, got.connection.name) == (
+            rows["a1"][5], "https://api.groq.com/openai/v1", "Groq")
+        team_key = keys.resolve(rt, None, Provider.OPENAI_COMPATIBLE)
+        assert (team_key.credential.secret.reveal(), team_key.credential.base_url) == (
+            rows["t1"][5], "https://llm.example.com/v1")
+        assert keys.resolve(rt, None, Provider.OPENAI).credential.secret.reveal() == rows["o1"][5]
+        # the replaced key is kept, in its own connection, and restores there (to its own URL)
+        restored = keys.restore(rt, Actor.operator(), Owner.user(ann), "a2")
+        assert restored.connection_id == mine[1].id
+        on_router = keys.resolve(rt, ann, Provider.OPENAI_COMPATIBLE, mine[1].id)
+        assert (on_router.credential.secret.reveal(), on_router.credential.base_url) == (
+            rows["a2"][5], "https://openrouter.ai/api/v1")
+        with pytest.raises(ValidationError, match="Choose one of the connections"):  # two now: say which
+            keys.resolve(rt, ann, Provider.OPENAI_COMPATIBLE)
+        with rt.engine.begin() as conn, pytest.raises(sa.exc.IntegrityError):  # one active key per connection
+            conn.execute(sa.text("UPDATE api_keys SET active = true WHERE connection_id = :c"), {"c": mine[0].id})
+            conn.execute(sa.text(
+                "INSERT INTO api_keys (id, owner_kind, owner_id, provider, label, ciphertext, key_id, mask, "
+                "base_url, active, created_at, updated_at, connection_id) SELECT 'x1', owner_kind, owner_id, "
+                "provider, label, ciphertext, key_id, mask, base_url, true, created_at, updated_at, connection_id "
+                "FROM api_keys WHERE id = 'a1'"))
+        with rt.engine.begin() as conn:
+            command.downgrade(db._alembic_config(conn), "0012")  # and back: one compatible key per owner again
+            active = conn.execute(sa.text("SELECT id FROM api_keys WHERE active ORDER BY id")).scalars().all()
+        assert active == ["a2", "o1", "t1"]
+    finally:
+        rt.engine.dispose()

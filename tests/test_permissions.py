@@ -26,6 +26,7 @@ from byok_core import (
     alerts,
     audit,
     budgets,
+    connections,
     currency,
     fallback,
     keys,
@@ -188,6 +189,7 @@ class World:
     active_team_key: str
     replaced_team_key: str
     team_preset: int
+    team_connection: str
 
 
 @dataclass(frozen=True)
@@ -237,6 +239,16 @@ CASES = [
     Case("presets.update", lambda rt, a, w: presets.update(rt, a, w.team_preset, "Renamed", Provider.OPENAI, "gpt-4o"),
          AuditAction.PRESET_SET),
     Case("presets.delete", lambda rt, a, w: presets.delete(rt, a, w.team_preset), AuditAction.PRESET_DELETE),
+    Case("connections.create", lambda rt, a, w: connections.create(rt, a, Owner.team(), "Mistral",
+                                                                   "https://api.mistral.ai/v1", "mistral"),
+         AuditAction.CONNECTION_SET),
+    Case("connections.rename", lambda rt, a, w: connections.rename(rt, a, Owner.team(), w.team_connection, "Fast"),
+         AuditAction.CONNECTION_SET),
+    Case("connections.delete", lambda rt, a, w: connections.delete(rt, a, Owner.team(), w.team_connection),
+         AuditAction.CONNECTION_DELETE),
+    Case("keys.connection_for", lambda rt, a, w: keys.connection_for(rt, a, Owner.team(), Provider.OPENAI_COMPATIBLE,
+                                                                     "https://api.deepseek.com/v1", None),
+         AuditAction.CONNECTION_SET),
     Case("keys.list_keys", lambda rt, a, w: keys.list_keys(rt, a, Owner.team()), None),
     Case("keytest.check", lambda rt, a, w: keytest.check(rt, a, Owner.team(), Provider.BRAVE), None),
     Case("keywatch.check", lambda rt, a, w: keywatch.check(rt, a, Owner.team(), Provider.BRAVE), None),
@@ -279,7 +291,8 @@ def world(rt) -> World:
     active = keys.store(rt, op, Owner.team(), Provider.BRAVE, "brave-team-key-new-0123456789")
     budgets.set_budget(rt, op, Owner.team(), 20)
     preset = presets.create(rt, op, Owner.team(), "Team preset", Provider.OPENAI, "gpt-4o-mini")
-    return World(Actor.of(alice), Actor.of(boss), active.id, replaced.id, preset.id)
+    connection = connections.create(rt, op, Owner.team(), "Team Groq", "https://api.groq.com/openai/v1", "groq")
+    return World(Actor.of(alice), Actor.of(boss), active.id, replaced.id, preset.id, connection.id)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.function)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 from callhelpers import usage_rows
-from replay import KEY, PROVIDER, recordings, run_cli
+from replay import KEY, PROVIDER, recording, recordings, run_cli
 
 from byok_core.startup import open_runtime
 
@@ -48,8 +48,7 @@ def test_replayed_text_tokens_and_cost(replay_cli, environ, recording):
 
 def test_an_error_chunk_keeps_the_usage_it_carries(replay_cli, environ):
     """OpenRouter ends a stream with an error chunk that also carries the usage billed so far."""
-    [recording] = recordings("openrouter")
-    code, _, err, _ = replay_cli(recording)
+    code, _, err, _ = replay_cli(recording("openrouter/stream-error-chunk-with-usage.sse"))
     assert code == 1 and "Token limit reached" in err and err.count("\n") == 2  # summary line + one sentence
     rt = open_runtime(environ)
     try:

@@ -208,14 +208,21 @@ def test_csv_export_columns_and_values(rt, people):
     lines = out.getvalue().splitlines()
     # the documented columns in their order, then the billed breakdown appended
     assert lines[0] == ("timestamp,user,provider,model,key_source,input_tokens,output_tokens,latency_ms,status,"
-                        "cost_usd,cache_read_tokens,cache_write_tokens,reasoning_tokens")
+                        "cost_usd,cache_read_tokens,cache_write_tokens,reasoning_tokens,connection,priced_usd")
     assert list(csv.reader(lines[1:])) == [
         ["2026-04-01T12:00:01+00:00", "alice", "anthropic", "claude-x", "team", "1200", "345", "678", "ok", "0.0123",
-         "", "", ""],
-        ["2026-04-01T12:00:02+00:00", "", "brave", "", "env", "", "", "90", "rate_limited", "", "", "", ""],
+         "", "", "", "", ""],
+        ["2026-04-01T12:00:02+00:00", "", "brave", "", "env", "", "", "90", "rate_limited", "", "", "", "", "", ""],
         ["2026-04-01T12:00:03+00:00", "alice", "openai", "gpt-4o-mini", "user", "10", "5", "12", "ok", "0.0000114",
-         "", "", ""],
+         "", "", "", "", ""],
     ]
+    with rt.engine.begin() as conn:  # a connection's call with the provider's own bill: its name, and the figures
+        conn.execute(sa.update(UsageRecord).where(UsageRecord.provider == "openai").values(
+            provider="openai-compatible", connection="Router, team", cost_usd=0.0012345, priced_usd=0.00000075))
+    out = io.StringIO()
+    usage.write_csv(rt, Actor.operator(), UsageFilter(), out)
+    assert list(csv.reader(out.getvalue().splitlines()))[3][-7:] == [
+        "ok", "0.0012345", "", "", "", "Router, team", "0.00000075"]
 
 
 def test_export_streams_in_batches(rt, people):

@@ -189,6 +189,14 @@ def test_the_calls_table_puts_cost_beside_who_and_what(app, rt, people):
     assert list(calls.columns)[:7] == ["Time (UTC)", "User", "Provider", "Model", "Paid by", "Status", "Cost (USD)"]
 
 
+def test_a_connections_call_shows_by_its_name(app, rt, people):
+    ann = people[0]
+    log_call(rt, user_id=ann.id, provider=Provider.OPENAI_COMPATIBLE, model="llama-3.1-8b-instant",
+             key_source=KeySource.USER, latency_ms=5, cost_usd=0.000002, connection="Groq")
+    calls = page_as(rt, ann, "usage").dataframe[-1].value
+    assert list(calls["Provider"]) == ["Groq", "OpenAI"]  # newest first
+
+
 def test_a_stopped_call_reads_stopped(app, rt, people):
     ann = people[0]
     log_call(rt, user_id=ann.id, provider=Provider.OPENAI, model="gpt-4o", key_source=KeySource.USER,

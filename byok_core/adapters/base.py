@@ -78,6 +78,7 @@ class Reply:
     complete: bool = False  # the provider's own end marker arrived
     usage_object: dict[str, Any] | None = None  # the provider's own usage object, shaped as it sends it
     usage: Usage | None = None  # what was billed, read from usage_object by genai-prices; None: not reported
+    reported_cost: float | None = None  # USD the provider says it billed, in its usage (OpenRouter's usage.cost)
     hang_up: Callable[[], None] | None = field(default=None, repr=False)  # ends the stream from another thread
     stopped: bool = False  # the person stopped it (hung up with Stop): logged as stopped, not as cut off
     deadline_s: float = 600.0  # however slowly the bytes trickle in, the reply is stopped then (BYOK_CALL_DEADLINE)

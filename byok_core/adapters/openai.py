@@ -7,7 +7,8 @@ Shapes read (each replayed from a real recording in tests/recordings): ``delta.c
 or as a list of typed parts (Mistral's Magistral: ``thinking`` parts, then ``text`` parts; only text
 is the reply); ``delta.refusal`` (OpenAI: the refusal's text, with ``content: null``, becomes the
 reply); ``delta.reasoning`` / ``reasoning_content`` (never shown); ``delta.tool_calls``; the usage
-in ``usage`` or, from Groq, only in ``x_groq.usage``; ``finish_reason`` ``length`` (the output
+in ``usage`` or, from Groq, only in ``x_groq.usage``; OpenRouter's billed ``usage.cost`` (asked for with
+``usage: {include: true}`` when the credential says so); ``finish_reason`` ``length`` (the output
 cap), ``content_filter`` and ``tool_calls``.
 
 Parameters: the system prompt is the first message (role ``system``); ``temperature``; the output
@@ -53,6 +54,8 @@ class OpenAIAdapter(ChatAdapter):
             body["temperature"] = float(params.temperature)
         if params.reasoning_effort is not None and self.reasoning_field(model):
             body["reasoning_effort"] = params.reasoning_effort.value
+        if cred.usage_accounting:  # OpenRouter: the billed cost with the usage
+            body["usage"] = {"include": True}
         return f"{cred.base_url}/chat/completions", body
 
     def reasoning_field(self, model: str) -> str | None:
@@ -65,6 +68,9 @@ class OpenAIAdapter(ChatAdapter):
         usage = data.get("usage")
         if isinstance(usage, dict):  # the last chunk (stream_options.include_usage)
             reply.usage_object = {"usage": usage}
+            cost = usage.get("cost")  # OpenRouter's billed USD, with usage accounting on
+            if isinstance(cost, int | float) and not isinstance(cost, bool) and cost >= 0:
+                reply.reported_cost = float(cost)
         elif reply.usage_object is None and "x_groq" in data:
             groq = data["x_groq"].get("usage") if isinstance(data["x_groq"], dict) else None
             if isinstance(groq, dict):  # Groq: only there, in the finishing chunk

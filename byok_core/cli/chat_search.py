@@ -28,6 +28,7 @@ def chat_args(p: argparse.ArgumentParser) -> None:
                    help=f"search the web first and cite the results ({_ids(ProviderKind.SEARCH)})")
     p.add_argument("--preset", metavar="NAME", help="a preset's provider, model and settings (the team's, or with "
                    "--user also that user's own); the options below change them")
+    p.add_argument("--connection", metavar="NAME", help="which OpenAI-compatible connection (when there are several)")
     p.add_argument("--system", metavar="TEXT", help="a system prompt")
     p.add_argument("--temperature", type=float, metavar="T", help="0 to 2 (default: the provider's)")
     p.add_argument("--max-output-tokens", type=int, metavar="N", help="the output cap, thinking included")
@@ -65,7 +66,7 @@ def _warm_up() -> None:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from byok_core import chat
+    from byok_core import chat, connections
     from byok_core.conversations import MAX_MESSAGE
     from byok_core.errors import ValidationError
     from byok_core.text import check_message
@@ -78,9 +79,10 @@ def cmd_chat(args: argparse.Namespace) -> int:
     user_id = _user_id(rt, args.user)
     provider, model, chosen = _chosen(rt, user_id, args)
     said = [chat.ChatMessage("system", chosen.system_prompt)] if chosen.system_prompt.strip() else []
+    connection = connections.find(rt, user_id, args.connection).id if args.connection else None
     stream = chat.stream_chat(rt, user_id=user_id, provider=provider, model=model,
                               messages=[*said, chat.ChatMessage("user", prompt)], search_provider=args.search,
-                              params=chosen.params)
+                              params=chosen.params, connection=connection)
     for delta in stream:
         sys.stdout.write(delta)
         sys.stdout.flush()

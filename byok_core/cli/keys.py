@@ -6,10 +6,14 @@ import argparse
 import shlex
 import sys
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from byok_core.cli.common import Parsers, add_owner_args, owner_of, print_table, read_secret, runtime
-from byok_core.identity import Actor
+from byok_core.identity import Actor, Owner
 from byok_core.providers import Provider
+
+if TYPE_CHECKING:
+    from byok_core.runtime import Runtime
 
 
 def _fmt(dt: datetime | None) -> str:
@@ -23,6 +27,7 @@ def keys_args(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--provider", required=True, type=Provider.arg, metavar="P", help=", ".join(Provider))
     p.add_argument("--name", default="", metavar="LABEL", help="optional label")
     p.add_argument("--base-url", default=None, metavar="URL", help="endpoint for openai-compatible keys")
+    p.add_argument("--connection", default=None, metavar="NAME", help="the openai-compatible connection it is for")
     p.add_argument("--no-test", action="store_true",
                    help="save without first testing the key with the provider's cheapest authenticated call")
     p.add_argument("--expires", default=None, type=_day, metavar="YYYY-MM-DD",
@@ -38,6 +43,7 @@ def keys_args(parser: argparse.ArgumentParser) -> None:
     p = group.add_parser("test", help="check a stored key with the provider's cheapest authenticated call")
     add_owner_args(p)
     p.add_argument("--provider", required=True, type=Provider.arg, metavar="P", help=", ".join(Provider))
+    p.add_argument("--connection", default=None, metavar="NAME", help="the openai-compatible connection to test")
     p.set_defaults(func=cmd_test)
     p = group.add_parser("check", help="one round of the daily key watch (for cron): checks the keys that are due")
     p.set_defaults(func=cmd_check)
@@ -53,6 +59,21 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a day written YYYY-MM-DD, such as 2026-12-31") from None
 
 
+def _connection(rt: Runtime, owner: Owner, name: str | None) -> str | None:
+    """The id of the owner's connection called ``name`` (None: none asked for)."""
+    from byok_core import connections
+    from byok_core.errors import NotFoundError
+
+    if name is None:
+        return None
+    wanted = " ".join(name.split()).lower()
+    found = next((c for c in connections.list_connections(rt, Actor.operator(), owner) if c.name.lower() == wanted),
+                 None)
+    if found is None:
+        raise NotFoundError(f"{owner} has no connection named {name!r}; add it on the Keys page first.")
+    return found.id
+
+
 def cmd_set(args: argparse.Namespace) -> int:
     """Test the key, then save it (``--no-test``: save it untested), as the Keys page does."""
     from byok_core import keys, keytest
@@ -61,7 +82,8 @@ def cmd_set(args: argparse.Namespace) -> int:
     owner = owner_of(rt, args)
     raw = read_secret(f"{args.provider.label} key: ")
     outcome = keytest.save(rt, Actor.operator(), owner, args.provider, raw, label=args.name, base_url=args.base_url,
-                           test=not args.no_test, expires_on=args.expires)
+                           test=not args.no_test, expires_on=args.expires,
+                           connection=_connection(rt, owner, args.connection))
     if outcome.saved is None:
         hint = " (--no-test saves it without testing)" if outcome.can_save_untested else ""
         print(f"byok: {outcome.message}{hint}", file=sys.stderr)
@@ -105,7 +127,9 @@ def cmd_test(args: argparse.Namespace) -> int:
     from byok_core import keytest
 
     rt = runtime()
-    outcome = keytest.check(rt, Actor.operator(), owner_of(rt, args), args.provider)
+    owner = owner_of(rt, args)
+    outcome = keytest.check(rt, Actor.operator(), owner, args.provider,
+                            connection=_connection(rt, owner, args.connection))
     if outcome.ok:
         print(outcome.message)
         return 0

@@ -1,0 +1,76 @@
+"""End to end in a real Chromium: a member adds a Groq connection from its preset on the Keys page
+(its base URL pointed at a loopback Groq), picks it by its name in Chat's Provider list, and the
+reply's line names the connection and shows its price from genai-prices' Groq table. No key ever
+reaches the page."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from appserver import RunningApp, running_app
+from browser import idle, need_chromium, no_errors, open_signed_in
+from fakeproviders import FakeProvider
+from genai_prices import Usage, calc_price
+from playwright.sync_api import expect
+
+from byok_core import accounts, words
+from byok_core.identity import Actor
+from byok_core.providers import Provider
+
+pytestmark = pytest.mark.e2e
+REPLY = "Groq answers quickly."
+MODEL = "llama-3.1-8b-instant"  # the first model the fake Groq lists
+
+
+@pytest.fixture(scope="module")
+def groq() -> Iterator[FakeProvider]:
+    with FakeProvider(Provider.OPENAI_COMPATIBLE, reply=REPLY, input_tokens=14) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, groq) -> Iterator[RunningApp]:
+    need_chromium()
+    with running_app(tmp_path_factory.mktemp("e2e-connections"), BYOK_ALLOW_PRIVATE_ENDPOINTS="1") as app:
+        yield app
+
+
+def test_a_groq_connection_from_its_preset_chats_with_its_price_shown(server, page, rt, groq):
+    key = "gsk_e2e-PLAINTEXT-connection-9f8e"
+    user = accounts.create_user(rt, Actor.operator(), "connie", "member password 1")
+    open_signed_in(page, server.url, rt, user, "/keys")
+    page.get_by_text("Add a connection").click()
+    page.get_by_role("combobox", name="Preset").click()
+    page.get_by_role("option", name="Groq", exact=True).click()
+    idle(page)
+    expect(page.get_by_role("textbox", name="Base URL", exact=True)).to_have_value("https://api.groq.com/openai/v1")
+    expect(page.get_by_role("textbox", name="Name", exact=True)).to_have_value("Groq")
+    page.get_by_role("textbox", name="Base URL", exact=True).fill(groq.base_url)  # the loopback Groq
+    page.get_by_role("textbox", name="API key", exact=True).fill(key)
+    page.get_by_role("button", name="Add connection").click()
+    expect(page.get_by_text("Saved the Groq key gsk…9f8e and tested it: 2 models visible.")).to_be_visible()
+    expect(page.get_by_role("link", name="Get a key").first).to_be_visible()
+    idle(page)
+
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Chat", exact=True).click()
+    idle(page)
+    page.get_by_role("button", name=f"Groq · {MODEL}").click()  # the pickers' popover
+    page.get_by_role("combobox", name="Provider").click()
+    expect(page.get_by_role("option", name="Groq", exact=True)).to_be_visible()  # the connection, by its name
+    page.get_by_role("option", name="Groq", exact=True).click()
+    idle(page)
+    page.keyboard.press("Escape")
+    idle(page)
+    page.get_by_test_id("stChatInputTextArea").fill("Say hello")
+    page.get_by_test_id("stChatInputTextArea").press("Enter")
+    reply = page.get_by_test_id("stChatMessage").filter(has_text=REPLY)
+    expect(reply).to_be_visible()
+    out = len(groq.chunks)
+    cost = words.usd(float(calc_price(Usage(input_tokens=14, output_tokens=out), model_ref=MODEL,
+                                      provider_id="groq").total_price))
+    expect(reply).to_contain_text(f"Paid by your key · Groq {MODEL} · 14 tokens in, {out} out · {cost}")
+    assert groq.sent_keys()[-1] == key and groq.requests[-1].body["model"] == MODEL
+    idle(page)
+    assert key not in page.content() and key[-8:] not in page.content()
+    no_errors(page)
