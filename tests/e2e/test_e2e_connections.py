@@ -14,7 +14,8 @@ from fakeproviders import FakeProvider
 from genai_prices import Usage, calc_price
 from playwright.sync_api import expect
 
-from byok_core import accounts, words
+from byok_core import accounts
+from byok_core.currency import money
 from byok_core.identity import Actor
 from byok_core.providers import Provider
 
@@ -67,7 +68,7 @@ def test_a_groq_connection_from_its_preset_chats_with_its_price_shown(server, pa
     reply = page.get_by_test_id("stChatMessage").filter(has_text=REPLY)
     expect(reply).to_be_visible()
     out = len(groq.chunks)
-    cost = words.usd(float(calc_price(Usage(input_tokens=14, output_tokens=out), model_ref=MODEL,
+    cost = money(float(calc_price(Usage(input_tokens=14, output_tokens=out), model_ref=MODEL,
                                       provider_id="groq").total_price))
     expect(reply).to_contain_text(f"Paid by your key · Groq {MODEL} · 14 tokens in, {out} out · {cost}")
     assert groq.sent_keys()[-1] == key and groq.requests[-1].body["model"] == MODEL
