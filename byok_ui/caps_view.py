@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from byok_core import keys
+from byok_core import currency, keys
 from byok_core.budgets import caps
+from byok_core.currency import money, shown
 from byok_core.errors import ByokError
 from byok_core.identity import Actor, KeySource
 from byok_core.md import md_escape
@@ -19,14 +20,16 @@ FORM = "caps"
 
 def _save(rt: Runtime, actor: Actor, user_id: int) -> None:
     provider: Provider = st.session_state[f"{FORM}_provider"]
+    shown_in = currency.current(rt)  # a callback runs before the page run, outside its currency
     try:
         cap = caps.set_cap(rt, actor, user_id, provider, st.session_state.get(f"{FORM}_amount", ""),
-                           stop=bool(st.session_state.get(f"{FORM}_stop")))
+                           stop=bool(st.session_state.get(f"{FORM}_stop")), currency=shown_in)
     except ByokError as exc:
         state.flash(FORM, str(exc), ok=False)
         return
     rule = "calls that could pass it are refused" if cap.stop else "your replies warn from 80%"
-    state.flash(FORM, f"Your own {provider.label} key is capped at ${cap.monthly_usd:,.2f} a month; {rule}.")
+    amount = money(cap.monthly_usd, whole=True, currency=shown_in)
+    state.flash(FORM, f"Your own {provider.label} key is capped at {amount} a month; {rule}.")
     st.session_state[f"{FORM}_amount"] = ""
 
 
@@ -50,7 +53,8 @@ def render(rt: Runtime, actor: Actor, user_id: int) -> None:
     for provider, cap in held.items():
         with st.container(horizontal=True, vertical_alignment="center", key=f"{FORM}_{provider.value}"):
             rule = "stops calls" if cap.stop else "only warns"
-            line = f"${cap.spent_usd:,.2f} of ${cap.monthly_usd:,.2f} this month ({cap.used:.0%}), {rule}"
+            line = (f"{money(cap.spent_usd, whole=True)} of {money(cap.monthly_usd, whole=True)} this month "
+                    f"({cap.used:.0%}), {rule}")
             st.markdown(f"**{md_escape(provider.label)}**: {md_escape(line)}", width="stretch")
             st.button("Remove", key=f"{FORM}_clear_{provider.value}", icon=":material/close:",
                       on_click=_clear, args=(rt, actor, user_id, provider))
@@ -60,6 +64,6 @@ def render(rt: Runtime, actor: Actor, user_id: int) -> None:
         return
     with st.form(f"{FORM}_form", border=True, enter_to_submit=True):
         st.selectbox("Provider", own, format_func=lambda p: p.label, key=f"{FORM}_provider")
-        st.text_input("Monthly cap in USD", key=f"{FORM}_amount", placeholder="for example 20")
+        st.text_input(f"Monthly cap in {shown().code}", key=f"{FORM}_amount", placeholder="for example 20")
         st.checkbox("Stop calls at the cap (otherwise it only warns)", key=f"{FORM}_stop", value=True)
         st.form_submit_button("Save cap", icon=":material/savings:", on_click=_save, args=(rt, actor, user_id))

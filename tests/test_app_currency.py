@@ -11,7 +11,9 @@ from callhelpers import log_call
 from fakeproviders import FakeProvider
 
 from byok_core import budgets, currency, keys, usage
+from byok_core.budgets import caps
 from byok_core.identity import Actor, KeySource, Owner
+from byok_core.pricing import CostBound
 from byok_core.providers import Provider
 from byok_core.record import CallRecord
 from byok_ui import chat_view
@@ -118,3 +120,21 @@ def test_a_search_says_its_cost_in_the_currency(app, rt, environ, monkeypatch):
         at.session_state["search_providers"] = [Provider.BRAVE]
         at.button(key="FormSubmitter:search_form-Search").click().run()
     assert [c.value for c in at.caption if "paid by" in c.value] == ["3 results · paid by your key · £0.0039"]
+
+
+def test_a_cap_on_your_own_key_is_typed_and_shown_in_the_currency(app, rt, people):
+    ann, _ = people
+    keys.store(rt, Actor.of(ann), Owner.user(ann.id), Provider.OPENAI, "sk-ann-own-CAPS-EUR-0123456789")
+    currency.set_display(rt, OP, "EUR", "0.92")
+    at = page_as(rt, ann, "keys")
+    assert at.text_input(key="caps_amount").label == "Monthly cap in EUR"
+    at.text_input(key="caps_amount").set_value("10")
+    at.button(key="FormSubmitter:caps_form-Save cap").click().run()
+    assert caps.caps_of(rt, ann.id)[Provider.OPENAI].monthly_usd == pytest.approx(10 / 0.92)
+    said = [text_of(s.value) for s in at.success] + [m.value for m in at.markdown if "this month" in m.value]
+    assert any("capped at €10.00 a month" in s for s in said), said
+    assert any("€0.00 of €10.00 this month" in s for s in said), said
+    assert not [s for s in said if "$" in s] and "sk-ann-own-CAPS-EUR" not in str(at)
+    refused = caps.Cap(1, Provider.OPENAI, 10 / 0.92, True, spent_usd=11.0)
+    with currency.showing(currency.current(rt)):
+        assert "(€10.12 of €10.00 this month)" in (refused.why_refused(CostBound(0.01)) or "")

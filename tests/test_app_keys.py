@@ -367,7 +367,7 @@ def test_a_cap_on_your_own_key_is_set_shown_and_removed_on_the_keys_page(app, rt
     at.selectbox(key="caps_provider").set_value(Provider.TAVILY)
     at.text_input(key="caps_amount").set_value("12.345")
     at.button(key="FormSubmitter:caps_form-Save cap").click().run()
-    assert texts(at, "error") == ["Budgets are in whole cents: use $12.35 instead of $12.345."]
+    assert texts(at, "error") == ["Caps are in whole cents: use $12.35 instead of $12.345."]
     at.text_input(key="caps_amount").set_value("12.50")
     at.button(key="FormSubmitter:caps_form-Save cap").click().run()
     assert texts(at, "success") == ["Your own Tavily key is capped at $12.50 a month; calls that could pass it "

@@ -48,30 +48,31 @@ def alerting(rt: Runtime, now: datetime | None = None) -> list[BudgetLine]:
     return [line for line in spend_report(rt, now) if line.near]
 
 
-def to_cents(amount: Any, currency: Currency = USD) -> float:
+def to_cents(amount: Any, currency: Currency = USD, what: str = "budget") -> float:
     """An amount of ``currency`` in whole cents (whole units of a currency without them, such as the
-    yen), or ValidationError."""
+    yen), or ValidationError naming ``what`` ("budget", "cap")."""
     symbol, unit = currency.known.symbol or currency.code, Decimal(1).scaleb(-currency.minor)
     example = "25 or 12.50" if currency.minor else "2500"
     try:
         value = Decimal(str(amount).strip().removeprefix(currency.code).strip().lstrip(symbol).replace(",", ""))
     except InvalidOperation:
-        raise ValidationError(f"A monthly budget is an amount in {currency.code}, such as {example}.") from None
+        raise ValidationError(f"A monthly {what} is an amount in {currency.code}, such as {example}.") from None
     if value.is_nan():
-        raise ValidationError(f"A monthly budget is an amount in {currency.code}, such as {example}.")
+        raise ValidationError(f"A monthly {what} is an amount in {currency.code}, such as {example}.")
     if value < 0:
-        raise ValidationError(f"A monthly budget is an amount in {currency.code}, 0 or more.")
+        raise ValidationError(f"A monthly {what} is an amount in {currency.code}, 0 or more.")
     limit = MAX_BUDGET * Decimal(repr(currency.per_usd))
     if value >= limit:
         largest = currency.fixed(float((limit - unit).quantize(unit, rounding=ROUND_FLOOR)), currency.minor)
-        raise ValidationError(f"That budget is too large: a monthly budget is at most {largest}.")
+        raise ValidationError(f"That {what} is too large: a monthly {what} is at most {largest}.")
     whole = value.quantize(unit, rounding=ROUND_HALF_UP)
     if value > 0 and whole == 0:  # 0.00 would refuse every shared-key call: the nearest budget that does not
         whole = unit
     if whole != value:
         units = "whole cents" if currency.minor else f"whole {currency.code}"
-        raise ValidationError(f"Budgets are in {units}: use {currency.fixed(float(whole), currency.minor)} instead "
-                              f"of {currency.marked(str(value))}.")
+        instead = currency.fixed(float(whole), currency.minor)
+        raise ValidationError(f"{what.capitalize()}s are in {units}: use {instead} instead of "
+                              f"{currency.marked(str(value))}.")
     return float(whole) or 0.0  # never -0.0
 
 

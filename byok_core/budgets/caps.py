@@ -1,4 +1,5 @@
-"""Caps people set on their own keys: a monthly USD amount per provider that their replies warn about
+"""Caps people set on their own keys: a monthly amount per provider (kept in USD, typed and shown
+in the team's display currency, as budgets are) that their replies warn about
 from 80% and, if they choose ``stop``, that no call may pass.
 
 Held as shared budgets are (``ledger``): a call on a capped own key reserves its worst case before
@@ -22,6 +23,7 @@ from byok_core.budgets.admin import to_cents
 from byok_core.budgets.ledger import RESERVATION_TTL
 from byok_core.budgets.lines import WARN_AT, apart, month_of
 from byok_core.clock import utcnow
+from byok_core.currency import USD, Currency, money, shown
 from byok_core.errors import BudgetExceeded, PermissionDenied
 from byok_core.identity import Actor, KeySource
 from byok_core.keys import CapTerms
@@ -59,11 +61,11 @@ class Cap:
 
     def describe(self) -> str:
         """"Your cap on your own OpenAI key is 85% used ($17.00 of $20.00); calls stop at it."."""
-        spent = (apart(self.spent_usd, self.monthly_usd)[0] if self.spent_usd < self.monthly_usd
-                 else f"${self.spent_usd:,.2f}")
+        spent = (apart(self.spent_usd, self.monthly_usd, shown())[0] if self.spent_usd < self.monthly_usd
+                 else money(self.spent_usd, whole=True))
         rule = "calls stop at it" if self.stop else "it only warns"
         return (f"Your cap on your own {self.provider.label} key is {self.used:.0%} used this month "
-                f"({spent} of ${self.monthly_usd:,.2f}); {rule}.")
+                f"({spent} of {money(self.monthly_usd, whole=True)}); {rule}.")
 
     def why_refused(self, bound: CostBound) -> str | None:
         """Why a call with worst case ``bound`` may not go ahead (None: it may)."""
@@ -71,14 +73,15 @@ class Cap:
             return None
         fix = "raise the cap or let it only warn on the Keys page"
         if self.spent_usd >= self.monthly_usd:
-            return (f"Your cap on your own {self.provider.label} key is reached (${self.spent_usd:,.2f} of "
-                    f"${self.monthly_usd:,.2f} this month); {fix}.")
+            spent, cap = money(self.spent_usd, whole=True), money(self.monthly_usd, whole=True)
+            return f"Your cap on your own {self.provider.label} key is reached ({spent} of {cap} this month); {fix}."
         if bound.usd is None:
             return (f"This model's price is unknown, so a call cannot be kept within your cap on your own "
                     f"{self.provider.label} key; pick another model, or {fix}.")
         if self.spent_usd + self.reserved_usd + bound.usd > self.monthly_usd:
-            left, cost = apart(self.left_usd, bound.usd)
-            return (f"Your cap on your own {self.provider.label} key has {left} left of ${self.monthly_usd:,.2f} "
+            left, cost = apart(self.left_usd, bound.usd, shown())
+            return (f"Your cap on your own {self.provider.label} key has {left} left of "
+                    f"{money(self.monthly_usd, whole=True)} "
                     f"this month, and this call could cost up to {cost}; try a shorter conversation or a "
                     f"cheaper model, or {fix}.")
         return None
@@ -139,12 +142,13 @@ def caps_of(rt: Runtime, user_id: int, now: datetime | None = None) -> dict[Prov
     return {p: Cap(cid, p, usd, bool(stop), float(got or 0.0), float(h)) for cid, p, usd, stop, got, h in rows}
 
 
-def set_cap(rt: Runtime, actor: Actor, user_id: int, provider: Provider, monthly_usd: object, *,
-            stop: bool) -> Cap:
-    """Set the person's cap on their own ``provider`` key, in whole cents (0 refuses every call with
-    ``stop``). Only that person may. A new cap starts from what the month's calls on the key cost."""
+def set_cap(rt: Runtime, actor: Actor, user_id: int, provider: Provider, monthly: object, *,
+            stop: bool, currency: Currency = USD) -> Cap:
+    """Set the person's cap on their own ``provider`` key, typed in ``currency`` in its minor units
+    (0 refuses every call with ``stop``) and kept in USD at its rate. Only that person may. A new cap
+    starts from what the month's calls on the key cost."""
     _check_own(actor, user_id)
-    usd = to_cents(monthly_usd)
+    usd = currency.to_usd(to_cents(monthly, currency, "cap"))
     now = utcnow()
     with rt.engine.begin() as conn:
         cap_id = conn.execute(sa.select(_C.c.id).where(_C.c.user_id == user_id, _C.c.provider == provider)).scalar()
