@@ -1,6 +1,6 @@
 """Issue 24 (3) in a real Chromium: an admin sets the team's display currency to EUR on the Budgets
 page (its own tab stays open), types a budget in euros, and from then on the Budgets page, the line
-under a Chat reply and the Usage page show € amounts, with no "$" for converted money (prices that
+under a Chat reply, the Usage page and the caps on the Keys page show € amounts, with no "$" for converted money (prices that
 providers set stay in USD, and say so).
 
 On an app server of its own: the shared one's other modules expect dollars. Its tests run in order
@@ -128,4 +128,16 @@ def test_the_usage_page_shows_euros(server, page, rt, people, in_euros):
     expect(calls.locator("table[role='grid'] th").filter(has_text="Cost (EUR)")).to_have_count(1)
     cells = grid_cells(calls)
     assert "€2.3000" in cells and not [c for c in cells if DOLLARS.search(c)], cells
+    no_errors(page)
+
+
+def test_a_cap_on_your_own_key_is_typed_and_shown_in_euros(server, page, rt, people, in_euros):
+    open_signed_in(page, server.url, rt, people["cara"], "/keys")
+    amount = page.get_by_label("Monthly cap in EUR")
+    amount.fill("15")
+    page.get_by_role("button", name="Save cap").click()
+    expect(page.get_by_text("Your own OpenAI key is capped at €15.00 a month")).to_be_visible()
+    cap = page.locator(".st-key-caps_openai")
+    expect(cap).to_contain_text("of €15.00 this month")
+    assert not DOLLARS.search(cap.inner_text())
     no_errors(page)
