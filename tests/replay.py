@@ -55,7 +55,7 @@ def written(provider: str, model: str, body: bytes, content_type: str = "text/ev
 # the manifest's provider names: what the `byok` command is pointed at, and the base URL's path
 PROVIDER = {"openai": Provider.OPENAI, "anthropic": Provider.ANTHROPIC, "google": Provider.GOOGLE,
             "openrouter": Provider.OPENAI_COMPATIBLE, "mistral": Provider.OPENAI_COMPATIBLE,
-            "groq": Provider.OPENAI_COMPATIBLE}
+            "groq": Provider.OPENAI_COMPATIBLE, "deepseek": Provider.OPENAI_COMPATIBLE}
 PATH_PREFIX = {"openai": "/v1", "openrouter": "/api/v1", "mistral": "/v1", "groq": "/openai/v1"}
 KEY = "sk-fake.replay-0123456789abcdef0000"
 

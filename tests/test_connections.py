@@ -244,3 +244,23 @@ def test_a_real_groq_stream_on_a_groq_connection_is_priced_as_groq(lan, people):
     assert (row.connection, row.input_tokens, row.output_tokens) == ("Groq", 320, 15)
     assert row.cost_usd == pytest.approx(float(expected), abs=1e-12) and row.cost_usd > 0
     assert connections.pricing_id("", "https://api.groq.com/openai/v1") == "groq"  # a custom one at Groq's address
+
+
+def test_a_real_deepseek_reasoner_stream_on_a_deepseek_connection(lan, people):
+    """DeepSeek's thinking arrives in ``delta.reasoning_content`` (a real recording): it is not the
+    reply, its tokens are counted as reasoning, and the call is priced from genai-prices' DeepSeek table."""
+    _, _, admin = people
+    real = recording("deepseek/stream-reasoning-content-deepseek-reasoner.sse")
+    billed = real.entry["genai_prices"]
+    with ReplayServer(real) as server:
+        deepseek = connections.create(lan, admin, Owner.team(), "DeepSeek", server.url, "deepseek")
+        keys.store(lan, admin, Owner.team(), COMPAT, TEAM_KEY, connection=deepseek.id)
+        text, result = reply(lan, None, deepseek.id, "deepseek-reasoner")
+    [row] = usage_rows(lan)
+    assert text == real.entry["text"] and "Hmm" not in text  # the thinking ("Hmm, the user just said...") is not
+    assert (row.connection, row.input_tokens, row.output_tokens, row.reasoning_tokens) == ("DeepSeek", 6, 212, 198)
+    expected = float(billed["price_on_deepseek_connection"]["total_price"])
+    price = calc_price(Usage(input_tokens=6, output_tokens=212), model_ref="deepseek-reasoner", provider_id="deepseek")
+    assert expected == pytest.approx(float(price.total_price))
+    assert row.cost_usd == pytest.approx(expected, abs=1e-9) and result.record.cost_usd == row.cost_usd
+    assert TEAM_KEY not in dump_database(lan)

@@ -1,7 +1,7 @@
 """Issue 24 (3) in a real Chromium: an admin sets the team's display currency to EUR on the Budgets
 page (its own tab stays open), types a budget in euros, and from then on the Budgets page, the line
-under a Chat reply, the Usage page and the caps on the Keys page show € amounts, with no "$" for converted money (prices that
-providers set stay in USD, and say so).
+under a Chat reply, the Usage page and the caps on the Keys page show € amounts, with no "$" for
+converted money (prices that providers set stay in USD, and say so).
 
 On an app server of its own: the shared one's other modules expect dollars. Its tests run in order
 (the first sets the currency in the browser; the others set it too when run alone)."""
