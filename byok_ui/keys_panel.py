@@ -232,7 +232,9 @@ def _actions(rt: Runtime, actor: Actor, owner: Owner, slot: Slot, prefix: str, a
                       on_click=_test, args=(rt, actor, owner, slot, prefix),
                       help="Checks the key with the provider's cheapest authenticated call, as the daily check does.")
         with st.popover("Expiry date", icon=":material/event:", key=f"{form}_expiry"):
-            st.date_input("Last day the key is used (UTC)", value=active.expires_on, min_value=utcnow().date(),
+            # an expired key's date is past the earliest one the field offers: it starts empty (pick a new day)
+            st.date_input("Last day the key is used (UTC)", value=None if active.expired else active.expires_on,
+                          min_value=utcnow().date(),
                           format="YYYY-MM-DD", key=f"{form}_expires", on_change=_set_expiry,
                           args=(rt, actor, owner, active, form),
                           help="For a contractor's or a trial's key: after this day it is not used, and you are "

@@ -82,6 +82,9 @@ def test_the_expiry_date_is_set_and_removed_on_the_card_and_the_team_cards_show_
         assert "teamkeys_openai_test" not in {b.key for b in at.button}  # not used, so not checked
         assert banner(at) == [f"The team's OpenAI key {team.mask} expired on {keys.day(yesterday)} and is no longer "
                               "used: save a new one under Admin → Team keys."]
+        fresh = page_as(rt, boss, "admin")  # opened after the day passed: the field offers days from today
+        assert fresh.date_input(key="teamkeys_openai_expires").value is None
+        assert any(w.startswith(f"Expired on {keys.day(yesterday)}: not used · ") for w in texts(fresh, "warning"))
         assert [words.audit_sentence(e, {boss.id: "boss"}) for e in audit.recent(rt, limit=2)] == [
             f"boss removed the expiry date of the team's OpenAI key {team.mask}",
             f"boss set the team's OpenAI key {team.mask} to expire after {soon:%Y-%m-%d}"]
