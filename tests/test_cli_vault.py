@@ -289,3 +289,32 @@ def test_deleting_a_key_says_the_one_it_replaced_can_still_be_restored(cli):
     assert f"`byok keys delete {replaced} --user alice` deletes it now." in err
     code, out, err = cli("keys", "delete", replaced, "--user", "alice")
     assert code == 0 and err == ""
+
+
+def test_keys_list_shows_the_connection_whether_it_works_and_its_expiry(cli, environ):
+    from datetime import timedelta
+
+    from byok_core import connections, keys
+    from byok_core.clock import utcnow
+    from byok_core.identity import Actor, Owner
+    from byok_core.models import ApiKey, table
+    from byok_core.providers import Provider
+
+    op, team = Actor.operator(), Owner.team()
+    with runtime_with(environ) as rt:
+        groq = connections.create(rt, op, team, "Groq", connections.PRESETS["groq"].base_url, "groq")
+        keys.store(rt, op, team, Provider.OPENAI_COMPATIBLE, "gsk_fake-cli-list-0123456789-gggg", connection=groq.id)
+        soon = utcnow().date() + timedelta(days=30)
+        openai = keys.store(rt, op, team, Provider.OPENAI, SECRET, expires_on=soon)
+        with rt.engine.begin() as conn:  # as the daily check leaves a key the provider rejected
+            conn.execute(sa.update(table(ApiKey)).where(table(ApiKey).c.id == openai.id).values(
+                failing_since=utcnow(), failing_reason="rejected", checked_at=utcnow()))
+    code, out, _ = cli("keys", "list", "--team")
+    header, *lines = out.splitlines()
+    assert code == 0 and header.split()[:10] == ["id", "provider", "connection", "label", "mask", "active", "works",
+                                                 "expires", "created", "last"]
+    [compat] = [line for line in lines if "openai-compatible" in line]
+    [own] = [line for line in lines if " openai " in line]
+    assert " Groq " in compat and "not checked" in compat and " never " in compat
+    assert f"no, since {utcnow():%Y-%m-%d} (rejected)" in own and f"{soon:%Y-%m-%d}" in own
+    assert SECRET not in out and "gsk_fake-cli-list" not in out

@@ -13,6 +13,7 @@ from byok_core.identity import Actor, Owner
 from byok_core.providers import Provider
 
 if TYPE_CHECKING:
+    from byok_core import keys
     from byok_core.runtime import Runtime
 
 
@@ -96,13 +97,29 @@ def cmd_set(args: argparse.Namespace) -> int:
     return 0
 
 
+def _works(key: keys.KeyInfo) -> str:
+    """What the last check (a test, or the daily key watch) found, in a word or a few."""
+    from byok_core.errors import CallStatus
+
+    if key.failing_since is not None:
+        return f"no, since {key.failing_since:%Y-%m-%d} ({key.failing_reason})"
+    if key.checked_at is None:
+        return "not checked"
+    return "yes" if key.last_test_status is CallStatus.OK else "could not tell"
+
+
 def cmd_list(args: argparse.Namespace) -> int:
-    from byok_core import keys
+    from byok_core import connections, keys
 
     rt = runtime()
-    rows = keys.list_keys(rt, Actor.operator(), owner_of(rt, args))
-    print_table(["id", "provider", "label", "mask", "active", "created", "last used"], [
-        [k.id, k.provider.value, k.label, k.mask, "yes" if k.active else "no", _fmt(k.created_at), _fmt(k.last_used_at)]
+    owner = owner_of(rt, args)
+    rows = keys.list_keys(rt, Actor.operator(), owner)
+    named = {c.id: c.name for c in connections.list_connections(rt, Actor.operator(), owner)}
+    print_table(["id", "provider", "connection", "label", "mask", "active", "works", "expires", "created",
+                 "last used"], [
+        [k.id, k.provider.value, named.get(k.connection_id or "", ""), k.label, k.mask, "yes" if k.active else "no",
+         _works(k), f"{k.expires_on:%Y-%m-%d}" + (" (expired)" if k.expired else "") if k.expires_on else "never",
+         _fmt(k.created_at), _fmt(k.last_used_at)]
         for k in rows
     ])
     return 0
