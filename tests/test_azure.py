@@ -176,3 +176,10 @@ def test_only_azure_takes_an_api_version_and_azure_hosts_are_azure(lan, admin):
     made = connections.create(lan, admin, Owner.team(), "Azure", "https://res.openai.azure.com", connections.AZURE)
     assert (made.base_url, made.azure, made.pricing_id) == ("https://res.openai.azure.com/openai/v1", True, "azure")
     assert not connections.create(lan, admin, Owner.team(), "Groq", "https://api.groq.com/openai/v1", "groq").azure
+
+
+def test_a_bedrock_connection_is_priced_as_aws_as_the_readme_says():
+    """The README's way to Bedrock: a custom connection at bedrock-runtime's OpenAI-compatible address."""
+    assert connections.pricing_id("", "https://bedrock-runtime.us-west-2.amazonaws.com/openai/v1") == "aws"
+    assert not connections.ConnectionInfo("x", Owner.team(), "Bedrock", "https://bedrock-runtime.us-west-2"
+                                          ".amazonaws.com/openai/v1", "", None).azure  # type: ignore[arg-type]
