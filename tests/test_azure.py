@@ -6,13 +6,14 @@ key in the database, the usage log or any message."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 
 import pytest
 from callhelpers import dump_database, usage_rows
 from genai_prices import Usage, calc_price
-from replay import Recording, ReplayServer, recording, written
+from replay import MANIFEST, RECORDINGS, Recording, ReplayServer, recording, written
 
 from byok_core import accounts, azure, chat, connections, keys, netguard
 from byok_core.errors import CallStatus, KeyRejected, ModelNotFound, RequestRejected, ValidationError
@@ -183,3 +184,12 @@ def test_a_bedrock_connection_is_priced_as_aws_as_the_readme_says():
     assert connections.pricing_id("", "https://bedrock-runtime.us-west-2.amazonaws.com/openai/v1") == "aws"
     assert not connections.ConnectionInfo("x", Owner.team(), "Bedrock", "https://bedrock-runtime.us-west-2"
                                           ".amazonaws.com/openai/v1", "", None).azure  # type: ignore[arg-type]
+
+
+def test_the_azure_recordings_are_the_bytes_the_manifest_describes():
+    entries = [e for e in MANIFEST["files"] if e["provider"] == "azure"]
+    assert len(entries) == 3
+    for entry in entries:
+        body = (RECORDINGS / entry["file"]).read_bytes()
+        assert (len(body), hashlib.sha256(body).hexdigest()) == (entry["body_bytes"], entry["body_sha256"])
+        assert entry["provenance"]["repository"] and entry["provenance"]["path"]
