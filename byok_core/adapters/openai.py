@@ -1,4 +1,5 @@
-"""OpenAI Chat Completions, and any OpenAI-compatible endpoint (OpenRouter, Groq, Ollama, vLLM, ...).
+"""OpenAI Chat Completions, and any OpenAI-compatible endpoint (OpenRouter, Groq, Ollama, vLLM, ...),
+Azure OpenAI's among them (``AzureOpenAI``: its address and ``api-key`` header).
 
 Streams with ``stream_options.include_usage``: the last JSON chunk carries only the usage, then
 ``data: [DONE]`` ends the stream. Key test: GET /models (free).
