@@ -120,6 +120,8 @@ def metered(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, *, bound: Co
             if reply is not None:
                 record.bill(reply.usage)
                 record.output_bytes = len("".join(reply.text).encode())
+                if key.credential.azure:  # a deployment's name is its owner's word: price the model behind it
+                    record.priced_model = reply.served_model
                 if key.credential.usage_accounting:  # the provider's own billed cost: the call's cost
                     record.reported_usd = reply.reported_cost
                 if reply.notice is not None:  # a complete reply that ended in a way the person must be told

@@ -22,18 +22,21 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from byok_core import audit, netguard
+from byok_core import audit, azure, netguard
 from byok_core.audit import AuditAction
 from byok_core.clock import utcnow
+from byok_core.credential import Credential
 from byok_core.errors import NotFoundError, ValidationError
 from byok_core.identity import TEAM_ID, Actor, KeySource, Owner, OwnerKind
 from byok_core.models import ApiKey, Connection
 from byok_core.providers import Provider
+from byok_core.secret import Secret
 
 if TYPE_CHECKING:
     from byok_core.runtime import Runtime
 
 MAX_NAME = 80
+AZURE = "azure"  # the Azure OpenAI preset: its base URL is made from an endpoint and an API version
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,9 @@ PRESETS: dict[str, Preset] = {p.id: p for p in (
            "cerebras"),
     Preset("perplexity", "Perplexity", "https://api.perplexity.ai", "starts with pplx-",
            "https://www.perplexity.ai/account/api/keys", "perplexity"),
+    Preset("azure", "Azure OpenAI", "https://YOUR-RESOURCE.openai.azure.com",
+           "32 or 84 letters and digits (Keys and Endpoint in the Azure portal)",
+           "https://portal.azure.com/#browse/Microsoft.CognitiveServices%2Faccounts", "azure"),
     Preset("ollama", "Ollama (local)", "http://localhost:11434/v1", "any word: Ollama checks no key", local=True),
     Preset("vllm", "vLLM (local)", "http://localhost:8000/v1", "the --api-key vLLM was started with (else any word)",
            local=True),
@@ -94,9 +100,20 @@ class ConnectionInfo:
         return pricing_id(self.preset, self.base_url)
 
     @property
+    def azure(self) -> bool:
+        """An Azure OpenAI resource (``byok_core.azure``): by its preset, or its host."""
+        return self.preset == AZURE or azure.is_azure_host(self.base_url)
+
+    @property
     def reports_cost(self) -> bool:
         """The provider reports what it billed (OpenRouter's ``usage.cost``): that is the call's cost."""
         return self.pricing_id == "openrouter"
+
+
+def credential(secret: Secret, base_url: str, conn: ConnectionInfo | None) -> Credential:
+    """What a call with a key of ``conn`` (None: of no connection) needs: where it goes, and how."""
+    return Credential(secret, base_url, usage_accounting=conn is not None and conn.reports_cost,
+                      azure=conn is not None and conn.azure)
 
 
 def pricing_id(preset: str, base_url: str) -> str | None:
@@ -135,13 +152,20 @@ def _taken(session: Session, owner: Owner, name: str, but: str | None = None) ->
         raise ValidationError(f"There is already a connection named {name!r}; choose another name.")
 
 
-def create(rt: Runtime, actor: Actor, owner: Owner, name: str, base_url: str, preset: str = "") -> ConnectionInfo:
+def create(rt: Runtime, actor: Actor, owner: Owner, name: str, base_url: str, preset: str = "",
+           api_version: str = "") -> ConnectionInfo:
     """A new connection for ``owner``; ValidationError for a name in use, an unknown preset or a base
-    URL that is not allowed (checked as written here, and its addresses again before each call)."""
+    URL that is not allowed (checked as written here, and its addresses again before each call).
+    An Azure OpenAI connection's ``base_url`` is the resource's endpoint, made into its API's base
+    URL with ``api_version`` (``azure.base_url``)."""
     actor.check_may_manage(owner)
     name = check_name(name)
     if preset and preset not in PRESETS:
         raise ValidationError(f"Unknown preset {preset!r}; use one of: {', '.join(PRESETS)}, or none for custom.")
+    if preset == AZURE:
+        base_url = azure.base_url(base_url, api_version)
+    elif api_version:
+        raise ValidationError("Only an Azure OpenAI connection takes an API version; leave it empty.")
     url = netguard.check_endpoint(base_url, rt.settings.allow_private_endpoints, resolve=False)
     with Session(rt.engine, expire_on_commit=False) as session, session.begin():
         _taken(session, owner, name)

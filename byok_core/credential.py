@@ -13,6 +13,7 @@ class Credential:
     secret: Secret  # repr shows only the mask
     base_url: str  # the API root, without a trailing slash
     usage_accounting: bool = False  # ask for the billed cost with the usage (OpenRouter's ``usage.include``)
+    azure: bool = False  # an Azure OpenAI resource: its addresses and the ``api-key`` header (``byok_core.azure``)
 
     @property
     def mask(self) -> str:

@@ -524,8 +524,7 @@ def resolve(rt: Runtime, user_id: int | None, provider: Provider, connection: st
         base_url = (row.base_url if provider.user_supplies_url else rt.settings.base_urls[provider]) or ""
         cap = None if row.cap_id is None else CapTerms(row.cap_id, float(row.cap_usd), bool(row.cap_stop))
         conn = _connection_of(row)
-        reports = conn is not None and conn.reports_cost
-        return ResolvedKey(provider, Credential(Secret(plain), base_url, reports), source, row.id, cap,
+        return ResolvedKey(provider, connections.credential(Secret(plain), base_url, conn), source, row.id, cap,
                            f"{passed_over}." if passed_over else "", conn)
     env_key = rt.settings.env_keys.get(provider)
     if env_key is not None and KeySource.ENV not in skip:

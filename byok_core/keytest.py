@@ -13,9 +13,8 @@ from datetime import date
 
 import httpx
 
-from byok_core import calls, keys
+from byok_core import calls, connections, keys
 from byok_core.adapters import CHAT_ADAPTERS, SEARCH_ADAPTERS
-from byok_core.credential import Credential
 from byok_core.errors import CallStatus, NoKeyError, NotFoundError, ProviderError
 from byok_core.identity import Actor, KeySource, Owner
 from byok_core.keys import KeyInfo
@@ -131,7 +130,8 @@ def _save(rt: Runtime, actor: Actor, owner: Owner, provider: Provider, raw_key: 
         return Outcome(True, f"Saved the {name} key {info.mask} without testing it; press Check now once "
                              f"{name} can be reached.", saved=info)
     endpoint = base_url if provider.user_supplies_url else rt.settings.base_urls[provider]
-    key = keys.ResolvedKey(provider, Credential(Secret(value), endpoint or ""), _source(owner), connection=conn)
+    key = keys.ResolvedKey(provider, connections.credential(Secret(value), endpoint or "", conn), _source(owner),
+                           connection=conn)
     try:
         detail = _cheapest_call(rt, key, client)
     except ProviderError as exc:

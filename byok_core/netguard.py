@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 import socket
 import ssl
 from collections.abc import Iterable
@@ -74,9 +75,13 @@ WEBHOOK = Subject("webhook URL", "https://hooks.slack.com/services/…",
                   "the address your chat tool gives for its incoming webhook has none")
 
 
+# the one query a base URL may carry: an Azure OpenAI connection's dated API version (``azure``)
+_AZURE_VERSION = re.compile(r"/openai\?api-version=\d{4}-\d{2}-\d{2}(-preview)?$")
+
+
 def check_url_syntax(url: str, subject: Subject = BASE_URL) -> str:
-    """A normalized http(s) URL without credentials, query or fragment, or ValidationError naming
-    ``subject``."""
+    """A normalized http(s) URL without credentials, query or fragment (a base URL: but for
+    ``/openai?api-version=DATE``, Azure's), or ValidationError naming ``subject``."""
     url = (url or "").strip().rstrip("/")
     what = subject.name
     if len(url) > 500:
@@ -84,7 +89,7 @@ def check_url_syntax(url: str, subject: Subject = BASE_URL) -> str:
     if any(c.isspace() or ord(c) < 32 or ord(c) == 127 or c == "\\" for c in url):
         raise ValidationError(f"The {what} cannot contain spaces, backslashes or control characters; type it as "
                               "one plain address.")
-    if "?" in url or "#" in url:
+    if "#" in url or ("?" in url and not (subject is BASE_URL and _AZURE_VERSION.search(url))):
         raise ValidationError(f"The {what} cannot contain '?' or '#'; give only the address up to its path, "
                               f"e.g. {subject.example}.")
     parts = urlsplit(url)

@@ -57,8 +57,8 @@ def call_cost(rt: Runtime, record: CallRecord, bound: CostBound | None = None) -
     if record.refused:
         return 0.0
     if record.provider.kind is ProviderKind.CHAT:
-        known = None if record.billed is None else usage_cost(record.provider, record.model, record.billed,
-                                                              record.pricing_id)
+        known = None if record.billed is None else usage_cost(record.provider, record.priced_model or record.model,
+                                                              record.billed, record.pricing_id)
         if record.reported_usd is not None:
             record.priced_usd = known
             return record.reported_usd
@@ -115,7 +115,8 @@ class CostBound:
         if self.per_call or self.usd is None or record.billed is None:
             return record.cost_usd if record.cost_usd is not None else (self.usd or 0.0)
         output = min(self.output_cap, record.output_bytes)
-        estimate = usage_cost(record.provider, record.model, _usage(self.input_tokens, output), record.pricing_id)
+        estimate = usage_cost(record.provider, record.priced_model or record.model, _usage(self.input_tokens, output),
+                              record.pricing_id)
         return max(record.cost_usd or 0.0, estimate if estimate is not None else self.usd)
 
 

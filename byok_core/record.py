@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from byok_core.budgets.caps import Cap
 
 # used while the call runs, not kept with the reply
-_WORKING_FIELDS = {"billed", "output_bytes", "budgets_after", "cap_after", "pricing_id", "reported_usd"}
+_WORKING_FIELDS = {"billed", "output_bytes", "budgets_after", "cap_after", "pricing_id", "reported_usd",
+                   "priced_model"}
 
 
 @dataclass
@@ -53,6 +54,8 @@ class CallRecord:
     # genai-prices' figure for a call whose provider reported its billed cost (``cost_usd``), to compare
     priced_usd: float | None = None
     pricing_id: str | None = field(default=None, repr=False, compare=False)  # genai-prices' provider id
+    # the model priced, when not ``model``: the one behind an Azure deployment, as its reply said
+    priced_model: str = field(default="", repr=False, compare=False)
     reported_usd: float | None = field(default=None, repr=False, compare=False)  # the provider's billed cost
     billed: Usage | None = field(default=None, repr=False, compare=False)  # genai-prices' reading, for pricing
     output_bytes: int = field(default=0, repr=False, compare=False)  # UTF-8 bytes of reply text received

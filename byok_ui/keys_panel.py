@@ -333,7 +333,7 @@ def _preset_chosen(form: str) -> None:
     """Fill the name and base URL from the preset just picked (both stay editable)."""
     preset = PRESETS.get(st.session_state.get(f"{form}_preset") or CUSTOM)
     st.session_state[f"{form}_name"] = preset.label.removesuffix(" (local)") if preset else ""
-    st.session_state[f"{form}_url"] = preset.base_url if preset else ""
+    st.session_state[f"{form}_url"] = preset.base_url if preset and preset.id != connections.AZURE else ""
 
 
 def _add_connection(rt: Runtime, actor: Actor, owner: Owner, prefix: str) -> None:
@@ -344,14 +344,15 @@ def _add_connection(rt: Runtime, actor: Actor, owner: Owner, prefix: str) -> Non
     st.session_state[f"{form}_key"] = ""  # never keep or send the key back to the browser
     try:
         keys.validate_key(raw)  # a key that could never be saved adds no connection
+        preset = st.session_state.get(f"{form}_preset") or CUSTOM
         added = connections.create(rt, actor, owner, st.session_state.get(f"{form}_name", ""),
-                                   st.session_state.get(f"{form}_url", ""),
-                                   st.session_state.get(f"{form}_preset") or CUSTOM)
+                                   st.session_state.get(f"{form}_url", ""), preset,
+                                   st.session_state.get(f"{form}_version", "") if preset == connections.AZURE else "")
     except ByokError as exc:
         state.flash(form, str(exc), ok=False)
         st.session_state[f"{form}_open"] = True
         return
-    for field in ("name", "url", "preset"):
+    for field in ("name", "url", "preset", "version"):
         st.session_state.pop(f"{form}_{field}", None)
     st.session_state[f"{form}_open"] = False
     slot = Slot(Provider.OPENAI_COMPATIBLE, added)
@@ -369,9 +370,17 @@ def _add_form(rt: Runtime, actor: Actor, owner: Owner, prefix: str) -> None:
         preset = PRESETS.get(st.session_state.get(f"{form}_preset") or CUSTOM)
         with st.form(form, border=False):
             st.text_input("Name", key=f"{form}_name", max_chars=connections.MAX_NAME, placeholder="e.g. Groq")
-            st.text_input("Base URL", key=f"{form}_url", placeholder="https://api.example.com/v1",
-                          help="The endpoint's OpenAI-compatible API root. Only keys saved for this connection "
-                               "are ever sent there.")
+            if preset is not None and preset.id == connections.AZURE:
+                st.text_input("Endpoint", key=f"{form}_url", placeholder=preset.base_url,
+                              help="Your resource's endpoint, from Keys and Endpoint in the Azure portal. Only keys "
+                                   "saved for this connection are ever sent there.")
+                st.text_input("API version", key=f"{form}_version", placeholder="v1",
+                              help="Leave empty for the v1 API; or a dated version such as 2024-10-21. In a chat, "
+                                   "the model is the name of your deployment.")
+            else:
+                st.text_input("Base URL", key=f"{form}_url", placeholder="https://api.example.com/v1",
+                              help="The endpoint's OpenAI-compatible API root. Only keys saved for this connection "
+                                   "are ever sent there.")
             st.text_input("API key", type="password", key=f"{form}_key", autocomplete="off",
                           placeholder=preset.key_hint if preset else "paste the key",
                           help="Stored encrypted and tested before it is saved. It is never shown again.")

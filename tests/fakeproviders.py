@@ -94,8 +94,11 @@ class FakeProvider:
                  garbage_after: int | None = None, stall_after: int | None = None, stall: float = 30.0,
                  hold_after: int | None = None, trickle: float | None = None,
                  stream_error: tuple[str, str] | None = None, models: list[str] | None = None,
-                 results: list[tuple[str, str, str]] | None = None):
+                 results: list[tuple[str, str, str]] | None = None, azure: bool = False):
         self.provider = provider
+        # an Azure OpenAI resource (OpenAI-compatible): its v1 API under /openai, the key in api-key;
+        # base_url is then the resource's endpoint, as an Azure connection is given it
+        self.azure = azure
         self.chunks = chunks if chunks is not None else _split(reply)
         self.input_tokens = input_tokens
         self.output_tokens = output_tokens if output_tokens is not None else len(self.chunks)
@@ -141,7 +144,11 @@ class FakeProvider:
     def base_url(self) -> str:
         assert self._server is not None, "use FakeProvider as a context manager"
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{_URL_SUFFIX.get(self.provider, '')}"
+        return f"http://{host}:{port}" + ("" if self.azure else _URL_SUFFIX.get(self.provider, ""))
+
+    @property
+    def auth_header(self) -> str:
+        return "api-key" if self.azure else _AUTH[self.provider]
 
     def env(self) -> dict[str, str]:
         """The operator's base-URL override pointing at this server."""
@@ -153,7 +160,7 @@ class FakeProvider:
 
     def sent_keys(self) -> list[str]:
         """The key each request carried, as the provider's auth header holds it."""
-        keys = [r.headers.get(_AUTH[self.provider], "") for r in self.requests]
+        keys = [r.headers.get(self.auth_header, "") for r in self.requests]
         return [k.removeprefix("Bearer ") for k in keys]
 
     # --- wire formats -----------------------------------------------------------------------
@@ -234,6 +241,8 @@ class FakeProvider:
 
     def _route(self, method: str, path: str) -> str | None:
         p, bare = self.provider, path.split("?")[0]
+        if self.azure:
+            bare = bare.removeprefix("/openai")
         if p in (Provider.OPENAI, Provider.OPENAI_COMPATIBLE):
             return {("POST", "/v1/chat/completions"): "chat", ("GET", "/v1/models"): "models"}.get((method, bare))
         if p is Provider.ANTHROPIC:
@@ -287,7 +296,7 @@ def _handler(fake: FakeProvider):
             route = fake._route(method, self.path)
             if route is None:
                 return self._json(404, default_error_body(fake.provider, 404, f"No route for {method} {self.path}"))
-            sent = self.headers.get(_AUTH[fake.provider], "").removeprefix("Bearer ")
+            sent = self.headers.get(fake.auth_header, "").removeprefix("Bearer ")
             if fake.expect_key is not None and sent != fake.expect_key:
                 return self._json(401, default_error_body(fake.provider, 401, f"Incorrect API key provided: {sent}."))
             if fake.status is not None:

@@ -164,7 +164,7 @@ def test_save_without_testing_goes_away_with_its_message(app, rt, environ, monke
 
 
 def add_connection(at, key: str, preset: str = "", name: str | None = None, url: str | None = None,
-                   prefix="mykeys"):
+                   prefix="mykeys", version: str | None = None):
     """Add a connection with the Keys page's form: a preset fills the name and URL, which may be changed."""
     form = f"{prefix}_newconn"
     at.selectbox(key=f"{form}_preset").set_value(preset).run()
@@ -172,6 +172,8 @@ def add_connection(at, key: str, preset: str = "", name: str | None = None, url:
         at.text_input(key=f"{form}_name").set_value(name)
     if url is not None:
         at.text_input(key=f"{form}_url").set_value(url)
+    if version is not None:  # an Azure connection's API version
+        at.text_input(key=f"{form}_version").set_value(version)
     at.text_input(key=f"{form}_key").set_value(key)
     at.button(key=f"FormSubmitter:{form}-Add connection").click().run()
     assert not at.exception
@@ -438,3 +440,29 @@ def test_admin_adds_a_team_connection(app, rt, environ, monkeypatch):
     assert [u.connection for u in connections.usable(rt, mem.id)] == [conn]  # members chat on it
     assert connections.list_connections(rt, Actor.of(mem), Owner.user(mem.id)) == []
     no_leak(at, "sk-or-PLAINTEXT-team-3333")
+
+
+def test_an_azure_connection_is_added_with_its_endpoint_and_api_version(app, rt, environ, monkeypatch):
+    """The Azure OpenAI preset asks for the resource's endpoint and an API version (empty: v1); the key
+    is tested on the resource's v1 API in the api-key header and never shown again."""
+    ann = make_user(rt, "ann")
+    use_environment(monkeypatch, {**environ, "BYOK_ALLOW_PRIVATE_ENDPOINTS": "1"})
+    key = "0123456789abcdefPLAINTEXT01234567"
+    with FakeProvider(Provider.OPENAI_COMPATIBLE, azure=True, expect_key=key, models=["gpt-5-mini"]) as server:
+        at = keys_page(rt, ann)
+        at.selectbox(key="mykeys_newconn_preset").set_value(connections.AZURE).run()
+        assert at.text_input(key="mykeys_newconn_url").label == "Endpoint"
+        assert at.text_input(key="mykeys_newconn_url").value == ""  # the placeholder shows the form
+        add_connection(at, key, connections.AZURE, url=server.base_url + "/", version="latest")
+        assert texts(at, "error") == ["The API version 'latest' is not one Azure has: leave it as v1, or type a dated "
+                                      "version such as 2024-10-21 (or 2025-04-01-preview)."]
+        assert at.text_input(key="mykeys_newconn_url").value == server.base_url + "/"  # nothing typed is lost
+        at.text_input(key="mykeys_newconn_version").set_value("")
+        at.text_input(key="mykeys_newconn_key").set_value(key)
+        at.button(key="FormSubmitter:mykeys_newconn-Add connection").click().run()
+        [conn] = connections.list_connections(rt, Actor.of(ann), Owner.user(ann.id))
+        assert (conn.name, conn.preset, conn.base_url) == ("Azure OpenAI", "azure", server.base_url + "/openai/v1")
+        assert texts(at, "success") == ["Saved the Azure OpenAI key 012…4567 and tested it: 1 model visible."]
+        assert [(r.method, r.path) for r in server.requests] == [("GET", "/openai/v1/models")]
+        assert server.sent_keys() == [key] and "authorization" not in server.requests[0].headers
+    no_leak(at, key)

@@ -178,7 +178,7 @@ def test_pricing_by_preset_and_by_base_url(lan, people):
                           ("https://api.together.xyz/v1", "together"), ("http://127.0.0.1:8000/v1", None)]:
         assert connections.pricing_id("", url) == provider
     assert {p.pricing_id for p in connections.PRESETS.values() if not p.local} == {
-        "groq", "mistral", "deepseek", "x-ai", "openrouter", "together", "fireworks", "cerebras", "perplexity"}
+        "groq", "mistral", "deepseek", "x-ai", "openrouter", "together", "fireworks", "cerebras", "perplexity", "azure"}
     team = Owner.team()
     with FakeProvider(COMPAT, input_tokens=20, reply="one two three") as server:
         groq = connections.create(lan, admin, team, "Groq", server.base_url, "groq")

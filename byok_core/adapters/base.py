@@ -79,6 +79,7 @@ class Reply:
     usage_object: dict[str, Any] | None = None  # the provider's own usage object, shaped as it sends it
     usage: Usage | None = None  # what was billed, read from usage_object by genai-prices; None: not reported
     reported_cost: float | None = None  # USD the provider says it billed, in its usage (OpenRouter's usage.cost)
+    served_model: str = ""  # the model the provider says answered (Azure: the model behind a deployment)
     hang_up: Callable[[], None] | None = field(default=None, repr=False)  # ends the stream from another thread
     stopped: bool = False  # the person stopped it (hung up with Stop): logged as stopped, not as cut off
     deadline_s: float = 600.0  # however slowly the bytes trickle in, the reply is stopped then (BYOK_CALL_DEADLINE)
@@ -163,11 +164,15 @@ class _Adapter:
     def headers(self, cred: Credential) -> dict[str, str]:
         raise NotImplementedError
 
+    def label(self, cred: Credential) -> str:
+        """The provider's name in messages about a call with ``cred``."""
+        return self.provider.label
+
     def auth_headers(self, cred: Credential) -> dict[str, str]:
         """``headers``, for a key that an HTTP header can carry (one stored by an older version, or
         planted, might not be): else KeyRejected, before anything is sent."""
         if not is_printable_ascii(cred.secret.reveal()):
-            error = KeyRejected(f"The saved {self.provider.label} key {cred.mask} contains characters an API key "
+            error = KeyRejected(f"The saved {self.label(cred)} key {cred.mask} contains characters an API key "
                                 "never has; save it again on the Keys page.")
             error.refused = True  # nothing was sent
             raise error
@@ -176,7 +181,7 @@ class _Adapter:
     def request_json(self, client: httpx.Client, cred: Credential, method: str, url: str, *,
                      params: Mapping[str, Any] | None = None, json_body: Any = None) -> Any:
         """One non-streaming call; the decoded JSON, or the matching ProviderError."""
-        label = self.provider.label
+        label = self.label(cred)
         try:
             response = client.request(method, url, headers=self.auth_headers(cred), params=params, json=json_body)
         except httpx.TransportError as exc:
@@ -281,7 +286,7 @@ class ChatAdapter(_Adapter):
         if params.max_output_tokens is not None:
             reply.output_cap = self.output_cap(params)
         headers = self.auth_headers(cred)
-        label, on_event = self.provider.label, self.on_event
+        label, on_event = self.label(cred), self.on_event
         end_data, stops = self.end_marker_data, self.stops_at_end_marker
 
         def cut_off(why: str) -> StreamCutOff:
@@ -349,11 +354,11 @@ class ChatAdapter(_Adapter):
             self.read_usage(reply)  # whatever usage arrived, also when the stream failed
         if not reply.complete:
             raise cut_off("it stopped sending before the reply was complete")
-        reply.notice = self.notice(reply)
+        reply.notice = self.notice(reply, label)
 
-    def notice(self, reply: Reply) -> str | None:
+    def notice(self, reply: Reply, label: str = "") -> str | None:
         """What the person must be told about a complete reply, in plain words (None: nothing)."""
-        label, said = self.provider.label, f" ({reply.stop_reason})" if reply.stop_reason else ""
+        label, said = label or self.provider.label, f" ({reply.stop_reason})" if reply.stop_reason else ""
         empty = not "".join(reply.text).strip()
         if reply.stop is Stop.REFUSAL:
             return ("The model refused this request and wrote nothing more." if empty else

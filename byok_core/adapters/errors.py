@@ -33,6 +33,8 @@ _KEY_CODES = {"invalid_api_key", "authentication_error", "permission_error", "ap
 _QUOTA_CODES = {"insufficient_quota", "billing_hard_limit_reached", "billing_error"}
 _RATE_CODES = {"rate_limit_error", "rate_limit_exceeded", "resource_exhausted", "rate_limited"}
 _MODEL_CODES = {"model_not_found", "not_found_error"}
+_DEPLOYMENT_CODES = {"deploymentnotfound"}  # Azure OpenAI: no deployment of that name in the resource
+_FILTER_CODES = {"content_filter", "responsibleaipolicyviolation"}  # Azure's content filter refused the prompt
 _DOWN_CODES = {"overloaded_error", "api_error", "server_error", "unavailable", "internal"}
 _FILE_REFUSED = {400, 413, 415, 422}  # a request with files refused as bad: the files, most likely
 _QUOTA_STATUS = {402, 432, 433}  # payment required; Tavily's plan and pay-as-you-go limits
@@ -165,6 +167,12 @@ def _provider_error(label: str, cred: Credential, *, status: int | None, body: A
         when = ("wait a minute and try again" if seconds is None
                 else f"try again in {max(1, round(seconds))} seconds")
         return RateLimited(f"{label} is rate-limiting {key}{said}; {when}.", retry_after=seconds)
+    if codes & _FILTER_CODES:
+        return RequestRejected(f"{label}'s content filter blocked this prompt{said}; nothing was written. Rephrase "
+                               "the request and try again.")
+    if codes & _DEPLOYMENT_CODES:
+        return ModelNotFound(f"{label} has no deployment named {model!r}{said}; type the name of one of your "
+                             "resource's deployments (Azure AI Foundry, Deployments) as the model.")
     if model and (status == 404 or codes & _MODEL_CODES):
         return ModelNotFound(f"{label} does not offer the model {model!r}{said}; pick another model.")
     if (status or 0) >= 500 or codes & _DOWN_CODES:

@@ -1,4 +1,5 @@
-"""OpenAI Chat Completions, and any OpenAI-compatible endpoint (OpenRouter, Groq, Ollama, vLLM, ...).
+"""OpenAI Chat Completions, and any OpenAI-compatible endpoint (OpenRouter, Groq, Ollama, vLLM, ...),
+Azure OpenAI's among them (``AzureOpenAI``: its address and ``api-key`` header).
 
 Streams with ``stream_options.include_usage``: the last JSON chunk carries only the usage, then
 ``data: [DONE]`` ends the stream. Key test: GET /models (free).
@@ -22,6 +23,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
+from byok_core import azure
 from byok_core.adapters.base import DEFAULT_PARAMS, ChatAdapter, ChatMessage, ChatParams, Reply, Stop
 from byok_core.adapters.files import openai_content
 from byok_core.credential import Credential
@@ -75,6 +77,8 @@ class OpenAIAdapter(ChatAdapter):
             groq = data["x_groq"].get("usage") if isinstance(data["x_groq"], dict) else None
             if isinstance(groq, dict):  # Groq: only there, in the finishing chunk
                 reply.usage_object = {"usage": groq}
+        if data.get("model") and isinstance(data["model"], str):
+            reply.served_model = data["model"]
         choices = data.get("choices")
         choice = choices[0] if isinstance(choices, list) and choices else None
         if not isinstance(choice, dict):
@@ -148,3 +152,46 @@ class OpenAICompatibleAdapter(OpenAIAdapter):
 
     def takes_temperature(self, model: str, params: ChatParams = DEFAULT_PARAMS) -> bool:
         return True
+
+    # an Azure OpenAI connection's calls are made as ``AzureOpenAI`` makes them
+    def label(self, cred: Credential) -> str:
+        return _AZURE.label(cred) if cred.azure else super().label(cred)
+
+    def headers(self, cred: Credential) -> dict[str, str]:
+        return _AZURE.headers(cred) if cred.azure else super().headers(cred)
+
+    def chat_request(self, cred: Credential, model: str, messages: list[ChatMessage],
+                     params: ChatParams = DEFAULT_PARAMS) -> tuple[str, dict[str, Any]]:
+        if cred.azure:
+            return _AZURE.chat_request(cred, model, messages, params)
+        return super().chat_request(cred, model, messages, params)
+
+    def models_url(self, cred: Credential) -> str:
+        return _AZURE.models_url(cred) if cred.azure else super().models_url(cred)
+
+
+class AzureOpenAI(OpenAIAdapter):
+    """OpenAI's wire format at an Azure OpenAI resource (``byok_core.azure``): the key in the
+    ``api-key`` header, the deployment as the model, the v1 API or a dated API version's address.
+    Its deployments run OpenAI's models, so parameters go as to OpenAI (by the deployment's name)."""
+
+    provider = Provider.OPENAI_COMPATIBLE  # Azure connections are OpenAI-compatible connections
+    default_model = None
+    fallback_models = ()
+
+    def label(self, cred: Credential) -> str:
+        return "Azure OpenAI"
+
+    def headers(self, cred: Credential) -> dict[str, str]:
+        return {"api-key": cred.secret.reveal()}
+
+    def chat_request(self, cred: Credential, model: str, messages: list[ChatMessage],
+                     params: ChatParams = DEFAULT_PARAMS) -> tuple[str, dict[str, Any]]:
+        body = super().chat_request(cred, model, messages, params)[1]
+        return azure.chat_url(cred.base_url, model), body
+
+    def models_url(self, cred: Credential) -> str:
+        return azure.models_url(cred.base_url)
+
+
+_AZURE = AzureOpenAI()
