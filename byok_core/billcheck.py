@@ -58,6 +58,7 @@ class OurKey:
     row_id: str
     mask: str  # secret.mask: "sk-…abcd"
     name: str  # how people call it: "the team key", "alice's key"
+    replace_at: str = "on the Keys page"  # where a new one is saved ("under Admin → Team keys")
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ def _token_line(provider: Provider, day: date, key: OurKey, model: str, ours: _S
     if not o.calls:
         return line(Verdict.OUTSIDE, (
             f"{say_day(day)}: {label} billed {b.tokens:,} tokens on {key.name} ({key.mask}, {model}) that this app "
-            "did not send. Someone may have a copy of this key: replace it on the Keys page."))
+            f"did not send. Someone may have a copy of this key: replace it {key.replace_at}."))
     if not b.tokens and not b.requests:
         return line(Verdict.NOT_BILLED, (
             f"{say_day(day)}: this app logged {o.calls} calls ({o.tokens:,} tokens) on {key.name} with {model} that "
@@ -156,7 +157,7 @@ def _token_line(provider: Provider, day: date, key: OurKey, model: str, ours: _S
         return line(Verdict.OUTSIDE, (
             f"{say_day(day)}: {label} billed {b.requests} calls ({b.tokens:,} tokens) on {key.name} ({key.mask}, "
             f"{model}); this app made {o.calls} ({o.tokens:,} tokens). {extra} calls were made outside this app: "
-            "someone may have a copy of this key: replace it on the Keys page."))
+            f"someone may have a copy of this key: replace it {key.replace_at}."))
     calls = f"the same {o.calls} calls" if b.requests else f"{o.calls} calls ({label} does not count calls)"
     return line(Verdict.OUR_COUNT, (
         f"{say_day(day)}: our count is wrong: for {calls} on {key.name} with {model}, {label} billed "

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import httpx
 import sqlalchemy as sa
@@ -137,8 +137,8 @@ def lines(rt: Runtime, actor: Actor, provider: Provider) -> list[BillCheck]:
 # --- the check ------------------------------------------------------------------------------------
 
 def _logged(rt: Runtime, provider: Provider, since: date, until: date) -> list[Logged]:
-    start = datetime.combine(since, datetime.min.time())
-    end = datetime.combine(until + timedelta(days=1), datetime.min.time())
+    start = datetime.combine(since, time(), UTC)
+    end = datetime.combine(until + timedelta(days=1), time(), UTC)
     u = UsageRecord
     sums: dict[tuple[date, str | None, str], list[float | None]] = defaultdict(lambda: [0, 0, 0, 0.0])
     with rt.engine.connect() as conn:
@@ -159,8 +159,8 @@ def _our_keys(rt: Runtime, provider: Provider) -> list[OurKey]:
         rows = conn.execute(sa.select(col(ApiKey.id), col(ApiKey.mask), col(ApiKey.owner_kind), col(User.username))
                             .select_from(ApiKey).outerjoin(User, col(User.id) == col(ApiKey.owner_id))
                             .where(col(ApiKey.provider) == provider)).all()
-    return [OurKey(r.id, r.mask, "the team key" if r.owner_kind is OwnerKind.TEAM else f"{r.username}'s key")
-            for r in rows]
+    return [OurKey(r.id, r.mask, "the team key", "under Admin → Team keys") if r.owner_kind is OwnerKind.TEAM
+            else OurKey(r.id, r.mask, f"{r.username}'s key") for r in rows]
 
 
 def _store(rt: Runtime, provider: Provider, since: date, until: date, found: list[Line]) -> list[Line]:
@@ -245,7 +245,7 @@ def run_one(rt: Runtime, provider: Provider, since: date, until: date,
     found = billcheck.compare(provider, since, until, _logged(rt, provider, since, until), bill,
                               _our_keys(rt, provider))
     for line in _store(rt, provider, since, until, found):
-        alerts.notify(rt, f"BYOK Dashboard: {line.reason} (Keys page, or Admin → Team keys for a team key.)")
+        alerts.notify(rt, f"BYOK Dashboard: {line.reason}")
     return Result(provider, since, until, tuple(found))
 
 
