@@ -182,7 +182,8 @@ class FakeBilling:
                 for c in self.costs if c.day == d])
         if path == "/v1/organizations/api_keys":
             return self._list(query, [
-                {"id": key_id, "type": "api_key", "name": "Key", "workspace_id": None, "created_at": "2026-01-01T00:00:00Z",
-                 "created_by": {"id": "user_1", "type": "user"}, "partial_key_hint": hint, "status": "active"}
+                {"id": key_id, "type": "api_key", "name": "Key", "workspace_id": None,
+                 "created_at": "2026-01-01T00:00:00Z", "created_by": {"id": "user_1", "type": "user"},
+                 "partial_key_hint": hint, "status": "active"}
                 for key_id, hint in self.keys], "after_id")
         return None

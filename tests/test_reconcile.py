@@ -18,8 +18,9 @@ from fakebilling import Cost, FakeBilling, Usage
 from sqlmodel import Session, select
 from test_budget_ledger import Receiver, join_alerts
 
-from byok_core import accounts, alerts, billcheck, clock, keys, reconcile
+from byok_core import accounts, alerts, audit, billcheck, clock, keys, reconcile, words
 from byok_core.adapters.billing import Bill, BilledCost, BilledUsage, ProviderKey
+from byok_core.audit import AuditAction
 from byok_core.billcheck import Logged, OurKey, Verdict
 from byok_core.cli import main
 from byok_core.errors import PermissionDenied, ValidationError
@@ -118,7 +119,7 @@ def test_other_tokens_for_the_same_calls_mean_our_count_is_wrong(environ):
 
 
 def test_calls_made_outside_the_app_are_told_once_to_the_webhook_with_the_way_to_replace_the_key(environ):
-    with billed(environ) as (rt, bill, receiver, admin, team, alice_key):
+    with billed(environ) as (rt, bill, receiver, admin, _team, alice_key):
         call(rt, at(4), alice_key, 500, 50, 0.0001)
         bill.usage += [Usage(DEC[3], "key_team", MINI, 40_000, 1_200, 0, 9),  # we logged nothing on Dec 3
                        Usage(DEC[4], "key_alice", MINI, 5_500, 150, 0, 4),  # 3 calls more than we made
@@ -131,14 +132,15 @@ def test_calls_made_outside_the_app_are_told_once_to_the_webhook_with_the_way_to
             "Dec 4: OpenAI billed 4 calls (5,650 tokens) on alice's key (sk-…1111, gpt-4o-mini); this app made 1 (550 "
             "tokens). 3 calls were made outside this app: someone may have a copy of this key: replace it on the "
             "Keys page."]
-        assert len(texts(receiver)) == 2 and sorted(texts(receiver))[0].startswith("BYOK Dashboard: Dec 3: OpenAI billed")
+        told = sorted(texts(receiver))
+        assert len(told) == 2 and told[0].startswith("BYOK Dashboard: Dec 3: OpenAI billed 41,200 tokens")
         reconcile.check_now(rt, admin, Provider.OPENAI, since=DEC[1])  # again: the webhook heard of them already
         assert len(texts(receiver)) == 2
         assert sum(r.verdict == "outside" for r in reconcile.lines(rt, admin, Provider.OPENAI)) == 2
 
 
 def test_calls_the_report_does_not_show_yet_are_not_blamed_on_anyone(environ):
-    with billed(environ) as (rt, bill, receiver, admin, team, _):
+    with billed(environ) as (rt, _bill, receiver, admin, team, _):
         call(rt, at(5), team, 100, 10, 0.00002)
         [line] = [ln for ln in reconcile.check_now(rt, admin, Provider.OPENAI, since=DEC[5]).lines]
         assert line.verdict is Verdict.NOT_BILLED and not line.verdict.loud
@@ -146,7 +148,7 @@ def test_calls_the_report_does_not_show_yet_are_not_blamed_on_anyone(environ):
 
 
 def test_the_providers_pages_are_all_read(environ):
-    with billed(environ, page_size=2) as (rt, bill, _, admin, team, alice_key):
+    with billed(environ, page_size=2) as (rt, bill, _, admin, team, _alice_key):
         for n in (1, 3, 5):
             call(rt, at(n), team, 100, 10, 0.00002)
             bill.usage.append(Usage(DEC[n], "key_team", MINI, 100, 10, 0, 1))
@@ -168,9 +170,9 @@ def test_a_revoked_billing_key_is_said_plainly_and_nothing_is_deleted(environ, c
         before = [(r.day, r.verdict) for r in reconcile.lines(rt, admin, Provider.OPENAI)]
         bill.revoked = True
         result = reconcile.check_now(rt, admin, Provider.OPENAI, since=DEC[1])
-        assert result.headline == ("OpenAI refused the billing key sk-…9876: it may have been revoked. Save a new Admin "
-                                   "key (from platform.openai.com → Settings → Organization → Admin keys); the last "
-                                   "check's results are kept.")
+        assert result.headline == ("OpenAI refused the billing key sk-…9876: it may have been revoked. Save a new "
+                                   "Admin key (from platform.openai.com → Settings → Organization → Admin keys); the "
+                                   "last check's results are kept.")
         assert [(r.day, r.verdict) for r in reconcile.lines(rt, admin, Provider.OPENAI)] == before
         [info] = reconcile.billing_keys(rt, admin)
         assert info.mask == "sk-…9876" and info.problem == result.problem
@@ -180,13 +182,15 @@ def test_a_revoked_billing_key_is_said_plainly_and_nothing_is_deleted(environ, c
 
 def test_a_billing_key_is_tried_before_it_is_saved_and_never_shown(environ, caplog):
     caplog.set_level(logging.DEBUG)
-    with billed(environ) as (rt, bill, _, admin, _, _):
-        with pytest.raises(ValidationError, match="OpenAI refused the key sk-…0000: it needs an Admin key, from "
-                                                  "platform.openai.com .* Nothing was saved."):
+    with billed(environ) as (rt, _bill, _, admin, _, _):
+        with pytest.raises(ValidationError, match=r"OpenAI refused the key sk-…0000: it needs an Admin key, from "
+                                                  r"platform\.openai\.com .* Nothing was saved\."):
             reconcile.save_key(rt, admin, Provider.OPENAI, "sk-not-an-admin-key-0000000000")
         with Session(rt.engine) as session:
             [row] = session.exec(select(BillingKey)).all()
         assert row.mask == "sk-…9876" and ADMIN_KEY not in repr(row)
+        [event] = [e for e in audit.recent(rt) if e.action == AuditAction.BILLING_KEY_SET]
+        assert words.audit_sentence(event) == "root saved the OpenAI billing key sk-…9876"
         with pytest.raises(ValidationError, match="only OpenAI's and Anthropic's"):
             reconcile.save_key(rt, admin, Provider.GOOGLE, "AIza-whatever-0000000000")
         with pytest.raises(PermissionDenied):
@@ -209,7 +213,7 @@ def test_anthropic_bills_are_read_with_cache_tokens_and_cents(environ):
 
 
 def test_the_check_runs_once_a_day_under_the_lease_and_from_the_command_line(environ, capsys, monkeypatch):
-    with billed(environ) as (rt, bill, _, admin, team, _):
+    with billed(environ) as (rt, bill, _, _admin, team, _):
         call(rt, at(3), team, 1000, 200, 0.00027)
         bill.usage.append(Usage(DEC[3], "key_team", MINI, 1000, 200, 0, 1))
         assert reconcile.tick(rt, "other:1") is not None and reconcile.tick(rt, "me:1") is None  # the lease
@@ -254,7 +258,7 @@ def test_a_price_is_not_compared_when_other_keys_of_the_organization_used_the_mo
 
 
 def test_the_bill_check_table_is_replaced_for_the_days_checked(environ):
-    with billed(environ) as (rt, bill, _, admin, team, _):
+    with billed(environ) as (rt, _bill, _, admin, _team, _):
         reconcile.check_now(rt, admin, Provider.OPENAI, since=DEC[1])
         reconcile.check_now(rt, admin, Provider.OPENAI, since=DEC[4])
         with rt.engine.connect() as conn:
