@@ -229,13 +229,12 @@ def compare(provider: Provider, since: date, until: date, logged: Iterable[Logge
     return lines
 
 
-def headline(provider: Provider, since: date, until: date, lines: Iterable[Line]) -> str:
+def headline(provider: Provider, since: date, until: date, loud: int) -> str:
     """The one sentence above the lines: "Checked against OpenAI's bill: matches within 0.5% for
-    Dec 1-5", or how many lines do not."""
-    lines = list(lines)
+    Dec 1-5", or how many (``loud``) lines need a look."""
     period = (say_day(since) if since == until else f"{say_day(since)}{DASH}{until.day}"
               if (since.year, since.month) == (until.year, until.month) else f"{say_day(since)}{DASH}{say_day(until)}")
-    loud = [line for line in lines if line.verdict.loud]
     if loud:
-        return f"Checked against {provider.label}'s bill for {period}: {len(loud)} differences need a look."
+        what = "1 difference needs" if loud == 1 else f"{loud} differences need"
+        return f"Checked against {provider.label}'s bill for {period}: {what} a look."
     return f"Checked against {provider.label}'s bill: matches within 0.5% for {period}."

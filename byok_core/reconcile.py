@@ -134,6 +134,29 @@ def lines(rt: Runtime, actor: Actor, provider: Provider) -> list[BillCheck]:
     return sorted(rows, key=lambda r: (-r.day.toordinal(), not Verdict(r.verdict).loud, r.id or 0))
 
 
+@dataclass(frozen=True)
+class Report:
+    """What the Usage page shows of a provider's bill check: the headline (or the problem), and the
+    lines that need a look."""
+
+    provider: Provider
+    key: BillingKeyInfo | None
+    headline: str | None  # None: never checked
+    loud: tuple[BillCheck, ...]
+
+
+def report(rt: Runtime, actor: Actor, provider: Provider) -> Report:
+    """The last check of ``provider``'s bill, as the Usage page shows it. Admins only."""
+    key = next((k for k in billing_keys(rt, actor) if k.provider is provider), None)
+    found = lines(rt, actor, provider)
+    loud = tuple(r for r in found if Verdict(r.verdict).loud)
+    if key is not None and key.problem:
+        return Report(provider, key, key.problem, loud)
+    if key is None or key.checked_from is None or key.checked_to is None:
+        return Report(provider, key, None, loud)
+    return Report(provider, key, billcheck.headline(provider, key.checked_from, key.checked_to, len(loud)), loud)
+
+
 # --- the check ------------------------------------------------------------------------------------
 
 def _logged(rt: Runtime, provider: Provider, since: date, until: date) -> list[Logged]:
@@ -206,7 +229,8 @@ class Result:
 
     @property
     def headline(self) -> str:
-        return self.problem or billcheck.headline(self.provider, self.since, self.until, self.lines)
+        return self.problem or billcheck.headline(self.provider, self.since, self.until,
+                                                  sum(line.verdict.loud for line in self.lines))
 
 
 def period(since: date | None = None, until: date | None = None) -> tuple[date, date]:

@@ -490,7 +490,8 @@ def test_the_bill_check_comes_as_new_tables_and_a_column_on_the_usage_log(empty_
     try:
         with engine.begin() as conn:
             command.upgrade(db._alembic_config(conn), "0018")
-            conn.execute(sa.text("INSERT INTO usage_records (ts, kind, provider, model, key_source, latency_ms, status) "
+            conn.execute(sa.text("INSERT INTO usage_records (ts, kind, provider, model, key_source, latency_ms, "
+                                 "status) "
                                  "VALUES ('2026-12-01 10:00:00', 'chat', 'openai', 'gpt-4o-mini', 'team', 5, 'ok')"))
             before = _columns(conn)
             command.upgrade(db._alembic_config(conn), "0019")

@@ -28,7 +28,7 @@ from byok_core.identity import Actor, KeySource, Owner, Role
 from byok_core.models import BillCheck, BillingKey
 from byok_core.providers import Provider
 
-ADMIN_KEY = "sk-admin-fake.billing-AAAAAAAAAAAAAAAAAAAAAAAAAAAA9876"
+ADMIN_KEY = "sk-admin-fake.billing-PLAINTEXT-AAAAAAAAAAAAAAAAAAA9876"
 ANT_ADMIN_KEY = "sk-ant-admin01-fake.billing-BBBBBBBBBBBBBBBBBBBBBBBB5432"
 TEAM_KEY = "sk-fake.team-bill-TTTTTTTTTTTTTTTTTTTTTTTT3333"
 ALICE_KEY = "sk-fake.alice-bill-AAAAAAAAAAAAAAAAAAAAAAA1111"
@@ -106,7 +106,7 @@ def test_a_price_bug_on_cached_tokens_is_told_loudly(environ):
         assert token_line.verdict is Verdict.MATCH and price_line.verdict is Verdict.OUR_PRICE
         assert price_line.reason.startswith("Dec 2: our price is wrong for gpt-4o-mini: the tokens match, but OpenAI "
                                             "charged $0.0012 where this app priced $0.0018.")
-        assert result.headline.endswith("1 differences need a look.")
+        assert result.headline.endswith("1 difference needs a look.")
 
 
 def test_other_tokens_for_the_same_calls_mean_our_count_is_wrong(environ):
