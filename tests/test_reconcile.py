@@ -1,7 +1,8 @@
 """Spend checked against the provider's own bill, on a real database (SQLite, and PostgreSQL when
 TEST_DATABASE_URL is set), with fake OpenAI and Anthropic billing APIs on loopback HTTP answering in
 their documented shapes (tests/recordings/MANIFEST.json "billing"): a match, a price bug, a count
-bug, calls made outside the app, days with no calls, paging, and a revoked billing key."""
+bug, calls made outside the app, days with no calls, paging, and a revoked billing key; and that each
+call logs the stored key that paid."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from callhelpers import dump_database, log_call, runtime_with
+from callhelpers import dump_database, log_call, runtime_with, usage_rows
 from fakebilling import Cost, FakeBilling, Usage
+from fakeproviders import FakeProvider
 from sqlmodel import Session, select
 from test_budget_ledger import Receiver, join_alerts
 
@@ -22,6 +24,7 @@ from byok_core import accounts, alerts, audit, billcheck, clock, keys, reconcile
 from byok_core.adapters.billing import Bill, BilledCost, BilledUsage, ProviderKey
 from byok_core.audit import AuditAction
 from byok_core.billcheck import Logged, OurKey, Verdict
+from byok_core.chat import ChatMessage, stream_chat
 from byok_core.cli import main
 from byok_core.errors import PermissionDenied, ValidationError
 from byok_core.identity import Actor, KeySource, Owner, Role
@@ -264,3 +267,21 @@ def test_the_bill_check_table_is_replaced_for_the_days_checked(environ):
         with rt.engine.connect() as conn:
             days = sorted(conn.execute(sa.select(BillCheck.day)).scalars())
         assert days == [DEC[1], DEC[2], DEC[3], DEC[4], DEC[5]]
+
+
+def test_a_call_logs_the_stored_key_that_paid_and_a_server_key_none(environ):
+    with FakeProvider(Provider.OPENAI) as server, runtime_with(environ, **server.env()) as rt:
+        alice = accounts.create_user(rt, OP, "alice", "alice-password")
+        team = keys.store(rt, OP, Owner.team(), Provider.OPENAI, TEAM_KEY)
+        mine = keys.store(rt, OP, Owner.user(alice.id), Provider.OPENAI, ALICE_KEY)
+        for user_id in (None, alice.id):
+            list(stream_chat(rt, user_id=user_id, provider=Provider.OPENAI, model="gpt-4o-mini",
+                             messages=[ChatMessage("user", "hi")]))
+        assert [(r.key_source, r.key_row_id) for r in usage_rows(rt)] == [(KeySource.TEAM, team.id),
+                                                                         (KeySource.USER, mine.id)]
+    with FakeProvider(Provider.OPENAI) as server, \
+            runtime_with(environ, **server.env(), OPENAI_API_KEY="sk-env-server-key-0123456789") as rt:
+        keys.delete(rt, OP, Owner.team(), team.id)
+        list(stream_chat(rt, user_id=None, provider=Provider.OPENAI, model="gpt-4o-mini",
+                         messages=[ChatMessage("user", "hi")]))
+        assert (usage_rows(rt)[-1].key_source, usage_rows(rt)[-1].key_row_id) == (KeySource.ENV, None)
