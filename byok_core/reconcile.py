@@ -111,6 +111,32 @@ def save_key(rt: Runtime, actor: Actor, provider: Provider, raw: str,
         return _info(row)
 
 
+def reseal(rt: Runtime, dry_run: bool = False) -> dict[Provider, str]:
+    """For `byok rotate-master-key` (and, with ``dry_run``, `byok doctor`): re-encrypt each billing
+    key under the current master key. What was found per provider: "current", "rotated" (or would
+    be) or "unreadable" (left as it is)."""
+    found: dict[Provider, str] = {}
+    with Session(rt.engine) as session:
+        providers = [r.provider for r in session.exec(select(BillingKey))]
+    for provider in providers:
+        with Session(rt.engine) as session, session.begin():
+            row = session.get(BillingKey, provider)
+            if row is None:
+                continue
+            if row.key_id == rt.keyring.primary.key_id and not rt.keyring.needs_rotation(row.ciphertext):
+                found[provider] = "current"
+                continue
+            try:
+                plain = rt.keyring.decrypt(row.ciphertext, _context(provider))
+            except DecryptionError:
+                found[provider] = "unreadable"
+                continue
+            if not dry_run:
+                row.ciphertext, row.key_id = rt.keyring.encrypt(plain, _context(provider)), rt.keyring.primary.key_id
+            found[provider] = "rotated"
+    return found
+
+
 def delete_key(rt: Runtime, actor: Actor, provider: Provider) -> None:
     """Remove the billing key for ``provider`` (the last check's lines stay). Admins only."""
     actor.check_admin("remove billing keys")

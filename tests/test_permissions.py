@@ -89,6 +89,7 @@ EXEMPT: dict[str, str] = {
     "keys.purge_replaced": "a chore of saving and listing keys (and start-up): replaced keys past 30 days",
     "usage_log.close_abandoned": "a chore of start-up and the reply heartbeat: usage rows of calls whose process died",
     "alerts.reseal": _OPERATOR,
+    "reconcile.reseal": _OPERATOR,
     "vault.rotate": _OPERATOR,
     "vault.scan": _OPERATOR,
     "vault.forget_unreadable": _OPERATOR,

@@ -26,6 +26,7 @@ from byok_core.audit import AuditAction
 from byok_core.billcheck import Logged, OurKey, Verdict
 from byok_core.chat import ChatMessage, stream_chat
 from byok_core.cli import main
+from byok_core.crypto import gen_key
 from byok_core.errors import PermissionDenied, ValidationError
 from byok_core.identity import Actor, KeySource, Owner, Role
 from byok_core.models import BillCheck, BillingKey
@@ -285,3 +286,17 @@ def test_a_call_logs_the_stored_key_that_paid_and_a_server_key_none(environ):
         list(stream_chat(rt, user_id=None, provider=Provider.OPENAI, model="gpt-4o-mini",
                          messages=[ChatMessage("user", "hi")]))
         assert (usage_rows(rt)[-1].key_source, usage_rows(rt)[-1].key_row_id) == (KeySource.ENV, None)
+
+
+def test_rotating_the_master_key_reseals_the_billing_key(environ, capsys, monkeypatch):
+    with billed(environ) as (_, bill, _, admin, _, _):
+        new = {**environ, **bill.env(), "ENCRYPTION_KEY": gen_key(),
+               "ENCRYPTION_KEY_FALLBACKS": environ["ENCRYPTION_KEY"]}
+        for name, value in new.items():
+            monkeypatch.setenv(name, value)
+        assert main(["rotate-master-key"]) == 0
+        assert "OpenAI billing key: re-encrypted" in capsys.readouterr().out
+        monkeypatch.setenv("ENCRYPTION_KEY_FALLBACKS", "")
+        with runtime_with(environ, **bill.env(), ENCRYPTION_KEY=new["ENCRYPTION_KEY"]) as fresh:
+            assert reconcile.reseal(fresh) == {Provider.OPENAI: "current"}
+            assert reconcile.check_now(fresh, admin, Provider.OPENAI).problem is None  # it opens with the new key
