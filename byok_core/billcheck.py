@@ -158,7 +158,9 @@ def _token_line(provider: Provider, day: date, key: OurKey, model: str, ours: _S
             f"{say_day(day)}: {label} billed {b.requests} calls ({b.tokens:,} tokens) on {key.name} ({key.mask}, "
             f"{model}); this app made {o.calls} ({o.tokens:,} tokens). {extra} calls were made outside this app: "
             f"someone may have a copy of this key: replace it {key.replace_at}."))
-    calls = f"the same {o.calls} calls" if b.requests else f"{o.calls} calls ({label} does not count calls)"
+    calls = (f"{o.calls} calls ({label} does not count calls)" if b.requests is None
+             else f"the same {o.calls} calls" if b.requests == o.calls
+             else f"{o.calls} calls ({label} billed {b.requests})")
     return line(Verdict.OUR_COUNT, (
         f"{say_day(day)}: our count is wrong: for {calls} on {key.name} with {model}, {label} billed "
         f"{b.input_tokens:,} input and {b.output_tokens:,} output tokens; this app logged {o.input_tokens:,} and "

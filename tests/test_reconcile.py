@@ -300,3 +300,11 @@ def test_rotating_the_master_key_reseals_the_billing_key(environ, capsys, monkey
         with runtime_with(environ, **bill.env(), ENCRYPTION_KEY=new["ENCRYPTION_KEY"]) as fresh:
             assert reconcile.reseal(fresh) == {Provider.OPENAI: "current"}
             assert reconcile.check_now(fresh, admin, Provider.OPENAI).problem is None  # it opens with the new key
+
+
+def test_fewer_calls_billed_than_made_is_our_count_too():
+    key = OurKey("a", "sk-…1111", "the team key")
+    bill = Bill([BilledUsage(DEC[1], "k1", MINI, 100, 10, 0, 1)], [], [ProviderKey("k1", "sk-...1111")])
+    [line] = billcheck.compare(Provider.OPENAI, DEC[1], DEC[1],
+                               [Logged(DEC[1], "a", "gpt-4o-mini", 3, 300, 30, None)], bill, [key])
+    assert line.verdict is Verdict.OUR_COUNT and "for 3 calls (OpenAI billed 1) on the team key" in line.reason
