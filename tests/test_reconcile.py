@@ -308,3 +308,15 @@ def test_fewer_calls_billed_than_made_is_our_count_too():
     [line] = billcheck.compare(Provider.OPENAI, DEC[1], DEC[1],
                                [Logged(DEC[1], "a", "gpt-4o-mini", 3, 300, 30, None)], bill, [key])
     assert line.verdict is Verdict.OUR_COUNT and "for 3 calls (OpenAI billed 1) on the team key" in line.reason
+
+
+def test_a_billing_key_no_master_key_opens_is_forgotten_with_the_keys(environ, capsys, monkeypatch):
+    with billed(environ) as (_, bill, _, _, _, _):
+        for name, value in {**environ, **bill.env(), "ENCRYPTION_KEY": gen_key()}.items():
+            monkeypatch.setenv(name, value)
+        assert main(["forget-unreadable-keys"]) == 0
+        assert "would forget: the OpenAI billing key (save it again on the Usage page)" in capsys.readouterr().out
+        assert main(["forget-unreadable-keys", "--yes"]) == 0
+        assert "forgot: the OpenAI billing key" in capsys.readouterr().out
+        with runtime_with(environ, **bill.env(), ENCRYPTION_KEY=environ["ENCRYPTION_KEY"]) as rt:
+            assert reconcile.billing_keys(rt, Actor.operator()) == []

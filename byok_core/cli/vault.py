@@ -141,7 +141,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
-    from byok_core import alerts, first_format, vault
+    from byok_core import alerts, first_format, reconcile, vault
     from byok_core.identity import Actor
 
     rt = runtime(starting_over=True)
@@ -150,6 +150,12 @@ def cmd_forget(args: argparse.Namespace) -> int:
         print(f"{'forgot' if args.yes else 'would forget'}: the alert webhook (set it again on the Budgets page)")
         if args.yes:
             alerts.set_webhook(rt, Actor.operator(), None)
+    for provider, outcome in reconcile.reseal(rt, dry_run=True).items():
+        if outcome == "unreadable":
+            print(f"{'forgot' if args.yes else 'would forget'}: the {provider.label} billing key (save it again on "
+                  "the Usage page)")
+            if args.yes:
+                reconcile.delete_key(rt, Actor.operator(), provider)
     if args.yes and first_format.manifest(rt) is None:
         first_format.forget_manifest(rt)
     for row_id, place in gone:
