@@ -58,6 +58,7 @@ class AuditAction(StrEnum):
     FALLBACK_SET = "fallback.set"  # shown: "on" or "off" (the provider: the target's)
     CONNECTION_SET = "connection.set"  # the connection's name and base URL, shown (created or renamed)
     CONNECTION_DELETE = "connection.delete"  # the connection's name, shown
+    BILLING_KEY_SET = "billing_key.set"  # the provider's; the key's mask (none: removed)
 
 
 class _KeyRow(Protocol):

@@ -90,6 +90,7 @@ def metered(rt: Runtime, key: keys.ResolvedKey, record: CallRecord, *, bound: Co
     becomes a ProviderError, with its details kept out of messages and logs. ``reply``: a streamed
     reply, whose usage and text received are recorded at the end. A key test writes no usage row:
     it stamps the key's test status and time instead of its last use."""
+    record.key_row_id = key.row_id  # which stored key paid: the bill check reads it
     with ExitStack() as stack:
         try:
             session = stack.enter_context(http(rt, key, client))

@@ -31,7 +31,7 @@ import httpx
 import sqlalchemy as sa
 from sqlmodel import col
 
-from byok_core import alerts, keytest, leases, words
+from byok_core import alerts, keytest, leases, reconcile, words
 from byok_core.clock import utcnow
 from byok_core.errors import ByokError, CallStatus
 from byok_core.identity import Actor, Owner, OwnerKind
@@ -202,16 +202,18 @@ def holder_name() -> str:
 def run_in_background(rt: Runtime, *, interval: float = TICK_S,
                       stop: threading.Event | None = None) -> threading.Thread:
     """Start the one daemon thread of this process that runs a round every ``interval`` seconds
-    (the first after one interval); a failed round is logged and the next one tried."""
+    (the first after one interval), and the bill check's (``reconcile.tick``, due once a day); a
+    failed round is logged and the next one tried."""
     stop = stop or threading.Event()
     holder = holder_name()
 
     def loop() -> None:
         while not stop.wait(interval):
-            try:
-                tick(rt, holder)
-            except Exception as exc:  # never let the watch die; its text could hold anything
-                log.error("key watch round failed: %s", type(exc).__name__)
+            for name, round_ in (("key watch", tick), ("bill check", reconcile.tick)):
+                try:
+                    round_(rt, holder)
+                except Exception as exc:  # never let the watch die; its text could hold anything
+                    log.error("%s round failed: %s", name, type(exc).__name__)
 
     thread = threading.Thread(target=loop, name="byok-keywatch", daemon=True)
     thread.start()

@@ -234,6 +234,7 @@ class UsageRecord(SQLModel, table=True):
     connection: str | None = Field(default=None, max_length=80)  # an OpenAI-compatible call's connection name
     # genai-prices' figure when the provider reported the billed cost itself (``cost_usd``; OpenRouter)
     priced_usd: float | None = None
+    key_row_id: str | None = Field(default=None, max_length=32)  # api_keys.id of the stored key that paid (0019)
 
 
 class Conversation(SQLModel, table=True):
@@ -439,6 +440,46 @@ class AppSetting(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=80)
     value: str = Field(max_length=500)
+
+
+class BillingKey(SQLModel, table=True):
+    """An admin's read-only billing credential for a provider (OpenAI or Anthropic Admin key), sealed
+    under the master key (``reconcile.seal``); used only to read what the provider billed (0019)."""
+
+    __tablename__ = "billing_keys"
+
+    provider: Provider = Field(sa_column=sa.Column(EnumText(Provider, 32), primary_key=True))
+    ciphertext: str = Field(repr=False)
+    key_id: str = Field(max_length=32)  # master key id that sealed ciphertext
+    mask: str = Field(max_length=16)
+    saved_at: datetime = Field(default_factory=utcnow)
+    saved_by: str = Field(max_length=80)
+    checked_at: datetime | None = None  # the last comparison with the provider's bill
+    checked_from: date | None = None  # the days it covered
+    checked_to: date | None = None
+    problem: str | None = Field(default=None, max_length=300)  # why the last one failed, in words; None: it worked
+
+
+class BillCheck(SQLModel, table=True):
+    """One line of the last comparison with a provider's bill (``billcheck.Line``): a day, a key (or
+    none: the cost side, or a day with no calls) and a model, what we logged and what it billed (0019)."""
+
+    __tablename__ = "bill_checks"
+    __table_args__ = (sa.Index("ix_bill_checks_provider_day", "provider", "day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider: Provider = Field(sa_column=enum_column(Provider, 32))
+    day: date
+    key_row_id: str | None = Field(default=None, max_length=32)
+    key_mask: str = Field(default="", max_length=40)  # ours, or the provider's hint of a key not stored here
+    model: str = Field(default="", max_length=120)
+    verdict: str = Field(max_length=16)  # billcheck.Verdict's value
+    our_tokens: int = 0
+    billed_tokens: int = 0
+    our_usd: float | None = None
+    billed_usd: float | None = None
+    reason: str = Field(default="", max_length=500)
+    alerted: bool = False  # the admins' webhook heard of this day and key (outside use): once
 
 
 class DisplayCurrency(SQLModel, table=True):

@@ -30,7 +30,8 @@ def _values(record: CallRecord) -> dict[str, object]:
                 cache_read_tokens=record.cache_read_tokens, cache_write_tokens=record.cache_write_tokens,
                 reasoning_tokens=record.reasoning_tokens, latency_ms=record.latency_ms, status=record.status,
                 cost_usd=record.cost_usd, error=record.error[:300] if record.error else None,
-                connection=record.connection, priced_usd=record.priced_usd)
+                connection=record.connection, priced_usd=record.priced_usd,
+                key_row_id=record.key_row_id)
 
 
 def start(conn: sa.Connection, record: CallRecord, reserved_usd: float | None = None) -> int:

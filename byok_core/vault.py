@@ -18,7 +18,7 @@ from byok_core.crypto import Keyring
 from byok_core.errors import DecryptionError, MasterKeyError
 from byok_core.identity import OwnerKind
 from byok_core.masterkey import FORGET_HINT, KeyringSource
-from byok_core.models import ApiKey, AppSetting
+from byok_core.models import ApiKey, AppSetting, BillingKey
 from byok_core.providers import Provider
 
 if TYPE_CHECKING:
@@ -81,6 +81,10 @@ def sealed_key_ids(engine: Engine) -> Counter[str]:
         for key_id, count in conn.execute(sa.select(col(ApiKey.key_id), sa.func.count())
                                           .group_by(col(ApiKey.key_id))):
             ids[key_id] += count
+        if sa.inspect(conn).has_table(BillingKey.__tablename__):  # 0019: admins' billing keys
+            for key_id, count in conn.execute(sa.select(col(BillingKey.key_id), sa.func.count())
+                                              .group_by(col(BillingKey.key_id))):
+                ids[key_id] += count
         for value in conn.execute(sa.select(col(AppSetting.value))
                                   .where(col(AppSetting.name).in_(SEALED_SETTINGS))).scalars():
             try:

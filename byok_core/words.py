@@ -108,6 +108,7 @@ AUDIT = {
     AuditAction.FALLBACK_SET: "changed the team-key fallback",
     AuditAction.CONNECTION_SET: "saved a connection",
     AuditAction.CONNECTION_DELETE: "deleted a connection",
+    AuditAction.BILLING_KEY_SET: "changed a billing key",
 }
 
 
@@ -220,6 +221,9 @@ def _setting_sentence(who: str, event: AuditEvent, target: Target, whose: str | 
         case AuditAction.ALERTS_SET:
             return (f"{who} set the budget alert webhook to an address at {detail}" if detail
                     else f"{who} removed the budget alert webhook")
+        case AuditAction.BILLING_KEY_SET if target.provider is not None:
+            return (f"{who} saved the {target.provider.label} billing key {target.mask}" if target.mask
+                    else f"{who} removed the {target.provider.label} billing key")
         case AuditAction.ALERTS_ROTATE:
             return f"{who} re-encrypted the budget alert webhook under the new master key"
         case AuditAction.PRESET_SET if detail:

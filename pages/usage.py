@@ -21,7 +21,7 @@ from byok_core.errors import CallStatus
 from byok_core.identity import Actor, KeySource
 from byok_core.providers import Provider
 from byok_core.runtime import Runtime
-from byok_ui import budget_view, state
+from byok_ui import billcheck_view, budget_view, state
 
 PAGE_SIZE = 50
 
@@ -185,6 +185,9 @@ with money:
         by_person = for_people(summary.shared_by_person()[["user", "calls", "cost_usd", "unknown_cost_calls"]], shown)
         st.dataframe(by_person, hide_index=True, key="usage_by_person", column_config={**COST, **NUMBERS},
                      alt="Shared-key spend by person, highest first")
+
+if viewer.is_admin:  # what was logged, checked against what the providers billed
+    billcheck_view.render(rt, viewer)
 
 if totals.calls:
     with st.container(horizontal=True):

@@ -481,3 +481,26 @@ def test_openai_compatible_keys_become_connections_and_nothing_is_lost(empty_dat
         assert active == ["a2", "o1", "t1"]
     finally:
         rt.engine.dispose()
+
+
+def test_the_bill_check_comes_as_new_tables_and_a_column_on_the_usage_log(empty_database):
+    """Migration 0019: usage rows name the stored key that paid (old rows: none), the billing keys'
+    and the bill check's tables; nothing else touched, no usage row lost; and back down."""
+    engine = db.create_engine(empty_database)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(db._alembic_config(conn), "0018")
+            conn.execute(sa.text("INSERT INTO usage_records (ts, kind, provider, model, key_source, latency_ms, "
+                                 "status) "
+                                 "VALUES ('2026-12-01 10:00:00', 'chat', 'openai', 'gpt-4o-mini', 'team', 5, 'ok')"))
+            before = _columns(conn)
+            command.upgrade(db._alembic_config(conn), "0019")
+            after = _columns(conn)
+            assert set(after) - set(before) == {"billing_keys", "bill_checks"}
+            assert set(after["usage_records"]) - set(before["usage_records"]) == {"key_row_id"}
+            assert conn.execute(sa.text("SELECT key_row_id FROM usage_records")).all() == [(None,)]
+            command.downgrade(db._alembic_config(conn), "-1")
+            assert _columns(conn) == before
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM usage_records")).scalar_one() == 1
+    finally:
+        engine.dispose()

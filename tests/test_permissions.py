@@ -35,6 +35,7 @@ from byok_core import (
     limits,
     presets,
     pricing,
+    reconcile,
 )
 from byok_core.audit import AuditAction
 from byok_core.errors import AuthError, PermissionDenied
@@ -88,6 +89,7 @@ EXEMPT: dict[str, str] = {
     "keys.purge_replaced": "a chore of saving and listing keys (and start-up): replaced keys past 30 days",
     "usage_log.close_abandoned": "a chore of start-up and the reply heartbeat: usage rows of calls whose process died",
     "alerts.reseal": _OPERATOR,
+    "reconcile.reseal": _OPERATOR,
     "vault.rotate": _OPERATOR,
     "vault.scan": _OPERATOR,
     "vault.forget_unreadable": _OPERATOR,
@@ -105,6 +107,10 @@ EXEMPT: dict[str, str] = {
     "keywatch.record": "keeps what a check of a stored key found; its callers checked the actor (Check now) "
                        "or are the key watch's round",
     "leases.acquire": "the key watch's round: which process runs it (no person to check)",
+    "reconcile.run": "the bill check: `byok usage reconcile`, and the daily round",
+    "reconcile.run_one": "the bill check of one provider: its callers checked the actor (Check now) or are the "
+                         "daily round and `byok usage reconcile`",
+    "reconcile.tick": "the bill check's daily round: the key watch's background thread",
 }
 
 
@@ -256,6 +262,11 @@ CASES = [
         rt, a, keywatch.Problem(w.active_team_key, Owner.team(), "failing:x", "")), None),
     Case("keys.set_expiry", lambda rt, a, w: keys.set_expiry(rt, a, Owner.team(), w.active_team_key, None),
          AuditAction.KEY_EXPIRY),
+    # the billing key is tried with the provider before it is saved: the admin's side is tests/test_reconcile.py's
+    Case("reconcile.save_key", lambda rt, a, w: reconcile.save_key(rt, a, Provider.OPENAI, "sk-admin-0123456789abcd"),
+         None),
+    Case("reconcile.delete_key", lambda rt, a, w: reconcile.delete_key(rt, a, Provider.OPENAI), None),
+    Case("reconcile.check_now", lambda rt, a, w: reconcile.check_now(rt, a, Provider.OPENAI), None),
     Case("fallback.set_allowed", lambda rt, a, w: fallback.set_allowed(rt, a, Provider.OPENAI, True),
          AuditAction.FALLBACK_SET),
 ]

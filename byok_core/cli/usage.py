@@ -1,4 +1,5 @@
-"""`byok usage export|prune|budget|prices`: the usage log, its retention, budgets and search prices."""
+"""`byok usage export|prune|budget|prices|reconcile|billing-key`: the usage log, its retention, budgets, search
+prices, and the check against the providers' bills."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sys
 from dataclasses import replace
 from datetime import date
 
-from byok_core.cli.common import Parsers, add_owner_args, owner_of, print_table, runtime
+from byok_core.cli.common import Parsers, add_owner_args, owner_of, print_table, read_secret, runtime
 from byok_core.errors import ValidationError
 from byok_core.identity import Actor, KeySource
 from byok_core.providers import Provider, ProviderKind
@@ -46,6 +47,15 @@ def usage_args(parser: argparse.ArgumentParser) -> None:
     p = group.add_parser("prices", help="show (or --set) the USD price per request of search providers")
     p.add_argument("--set", nargs=2, metavar=("PROVIDER", "USD"))
     p.set_defaults(func=cmd_prices)
+
+    p = group.add_parser("reconcile", help="check what was logged against the providers' bills (billing keys)")
+    p.add_argument("--since", metavar="YYYY-MM-DD", help="from this UTC day on (default: the last 7 full days)")
+    p.set_defaults(func=cmd_reconcile)
+    p = group.add_parser("billing-key", help="save (read from stdin) or --remove a provider's Admin key for "
+                                             "reading its bill")
+    p.add_argument("provider", metavar="PROVIDER", help="openai or anthropic")
+    p.add_argument("--remove", action="store_true")
+    p.set_defaults(func=cmd_billing_key)
 
 
 PARSERS: Parsers = {"usage": usage_args}
@@ -143,4 +153,32 @@ def cmd_prices(args: argparse.Namespace) -> int:
         [p.value, f"{pricing.search_price(rt, p):.4f}", f"{p.spec.price_per_request:.4f}"]
         for p in Provider.of_kind(ProviderKind.SEARCH)
     ])
+    return 0
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from byok_core import reconcile
+
+    results = reconcile.run(runtime(), None if args.since is None else _day(args.since, "--since"))
+    if not results:
+        print("no billing key is saved: save one with `byok usage billing-key openai` (or anthropic)")
+        return 1
+    for result in results:
+        print(result.headline)
+        for line in result.lines:
+            if line.verdict.loud:
+                print(f"  {line.reason}")
+    return 1 if any(r.problem for r in results) else 0
+
+
+def cmd_billing_key(args: argparse.Namespace) -> int:
+    from byok_core import reconcile
+
+    provider, rt = Provider.parse(args.provider), runtime()
+    if args.remove:
+        reconcile.delete_key(rt, Actor.operator(), provider)
+        print(f"removed the {provider.label} billing key")
+        return 0
+    info = reconcile.save_key(rt, Actor.operator(), provider, read_secret(f"{provider.label} Admin key: "))
+    print(f"saved the {provider.label} billing key {info.mask}: it worked")
     return 0

@@ -110,7 +110,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
-    from byok_core import alerts, first_format, vault
+    from byok_core import alerts, first_format, reconcile, vault
 
     rt = runtime()
     report = vault.rotate(rt, dry_run=args.dry_run)
@@ -126,16 +126,22 @@ def cmd_rotate(args: argparse.Namespace) -> int:
         "unreadable": "cannot be decrypted with any configured master key; left untouched (save it again on "
                       "the Budgets page, or set ENCRYPTION_KEY_FALLBACKS to the key that sealed it)",
     }[webhook])
+    billing_keys = reconcile.reseal(rt, dry_run=args.dry_run)
+    for provider, outcome in billing_keys.items():
+        print(f"{provider.label} billing key: " + {
+            "current": "already current", "rotated": verb,
+            "unreadable": "cannot be decrypted with any configured master key; left untouched (save it again on "
+                          "the Usage page)"}[outcome])
     waiting = first_format.reseal_manifest(rt, dry_run=args.dry_run)
     if waiting != "none":
         print("first-format keys waiting to be re-sealed: their list is " + {
             "current": "already current", "rotated": verb, "unreadable": "sealed by a key that is not configured",
         }[waiting])
-    return 1 if report.unreadable or "unreadable" in (webhook, waiting) else 0
+    return 1 if report.unreadable or "unreadable" in (webhook, waiting, *billing_keys.values()) else 0
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
-    from byok_core import alerts, first_format, vault
+    from byok_core import alerts, first_format, reconcile, vault
     from byok_core.identity import Actor
 
     rt = runtime(starting_over=True)
@@ -144,6 +150,12 @@ def cmd_forget(args: argparse.Namespace) -> int:
         print(f"{'forgot' if args.yes else 'would forget'}: the alert webhook (set it again on the Budgets page)")
         if args.yes:
             alerts.set_webhook(rt, Actor.operator(), None)
+    for provider, outcome in reconcile.reseal(rt, dry_run=True).items():
+        if outcome == "unreadable":
+            print(f"{'forgot' if args.yes else 'would forget'}: the {provider.label} billing key (save it again on "
+                  "the Usage page)")
+            if args.yes:
+                reconcile.delete_key(rt, Actor.operator(), provider)
     if args.yes and first_format.manifest(rt) is None:
         first_format.forget_manifest(rt)
     for row_id, place in gone:
