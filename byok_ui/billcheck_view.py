@@ -52,7 +52,7 @@ def _provider(rt: Runtime, actor: Actor, provider: Provider) -> None:
                    "check this app's count against the bill. It is used only to read the bill.")
     else:
         when = "not checked yet" if got.key.checked_at is None else f"last checked {day(got.key.checked_at.date())}"
-        st.caption(f"Billing key {got.key.mask} · {when} · checked once a day")
+        st.caption(f"Billing key {md_escape(got.key.mask)} · {when} · checked once a day")
         if got.headline is not None:
             (st.error if got.key.problem else st.warning if got.loud else st.success)(md_escape(got.headline))
         for line in got.loud:

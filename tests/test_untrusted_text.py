@@ -64,6 +64,8 @@ REVIEWED: dict[str, dict[str, str]] = {
         "kept": "_still_restorable() through md_escape where it is assigned",
         "line": "_watched(): keywatch.status_line() through md_escape where it is assigned",
     },
+    "byok_ui/billcheck_view.py": {"provider.label": WORDS, "reconcile.ADMIN_KEYS_AT[provider]": WORDS,
+                                  "when": "a date the page formats", "NOT_CHECKED": WORDS},
     "byok_ui/caps_view.py": {"shown().code": "an ISO currency code of currency.KNOWN"},
     "byok_ui/audit_view.py": {"shown[:1].upper()": NUMBERS, "shown[1:]": NUMBERS, "'s' * (total != 1)": WORDS},
     "byok_ui/first_run.py": {"mark": WORDS, "text": "the checklist's fixed steps", "label": WORDS},
