@@ -36,6 +36,7 @@ from byok_core.providers import Provider
 
 DASH = "\u2013"  # between the first and last day: "Dec 1–5"  # noqa: RUF003
 TOLERANCE = 0.005  # within 0.5%: a match
+CENT_TENTH = 0.001  # amounts this close match whatever their ratio (a rounding, not a call)
 _DATED = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8})$")
 
 
@@ -240,3 +241,24 @@ def headline(provider: Provider, since: date, until: date, loud: int) -> str:
         what = "1 difference needs" if loud == 1 else f"{loud} differences need"
         return f"Checked against {provider.label}'s bill for {period}: {what} a look."
     return f"Checked against {provider.label}'s bill: matches within 0.5% for {period}."
+
+
+def key_spend_line(today: date, key: OurKey, ours_usd: float, billed_usd: float, label: str = "OpenRouter") -> Line:
+    """This month's spend on one key as we logged it beside the provider's own count of it (OpenRouter,
+    whose per-call cost is what this app logs): a match; more billed than we logged (used outside this
+    app); or less (its count lags a little behind the calls)."""
+    month = f"{today:%B}"
+    said = f"{say_day(today)}: {label} counts {money(billed_usd, currency=USD)} spent in {month} on {key.name} " \
+           f"({key.mask}); this app logged {money(ours_usd, currency=USD)}"
+
+    def line(verdict: Verdict, reason: str) -> Line:
+        return Line(today, verdict, reason, key.row_id, key.mask, "all models, this month", our_usd=ours_usd,
+                    billed_usd=billed_usd)
+
+    if close(ours_usd, billed_usd) or abs(ours_usd - billed_usd) < CENT_TENTH:
+        return line(Verdict.MATCH, f"{said}: they match.")
+    if billed_usd > ours_usd:
+        return line(Verdict.OUTSIDE, (
+            f"{said}: {money(billed_usd - ours_usd, currency=USD)} was spent on it outside this app. Someone may "
+            f"have a copy of this key: replace it {key.replace_at}."))
+    return line(Verdict.NOT_BILLED, f"{said}: {label} has not counted the newest calls yet.")

@@ -12,8 +12,13 @@
 * **A billing key the provider refuses** (revoked, 401) is kept, as are the last lines: the check
   says so in plain words, and the admin saves a new one.
 
-Google has no API that reports usage per API key, and OpenRouter's keys report no usage per day
-and model: neither can be checked."""
+* **OpenRouter** needs no billing credential: each OpenRouter connection's key reads its own count
+  (``GET /key``: what it spent this UTC month), set beside what this app logged on that key this
+  month, whose per-call cost is OpenRouter's own (``run_openrouter``, kept under the
+  OpenAI-compatible provider, once a day with the others). Its count has no days or models, so the
+  line is for the month so far.
+
+Google has no API that reports usage per API key: Gemini spend cannot be checked."""
 
 from __future__ import annotations
 
@@ -21,12 +26,13 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from byok_core import alerts, audit, billcheck, keys, leases
+from byok_core import alerts, audit, billcheck, calls, connections, keys, leases
 from byok_core.adapters import billing
 from byok_core.audit import AuditAction
 from byok_core.billcheck import Line, Logged, OurKey, Verdict
@@ -35,7 +41,7 @@ from byok_core.clock import utcnow
 from byok_core.credential import Credential
 from byok_core.errors import ByokError, DecryptionError, KeyRejected, ProviderError, ValidationError
 from byok_core.identity import Actor, OwnerKind
-from byok_core.models import ApiKey, BillCheck, BillingKey, UsageRecord, User, rowcount
+from byok_core.models import ApiKey, BillCheck, BillingKey, Connection, UsageRecord, User, rowcount
 from byok_core.providers import Provider
 from byok_core.runtime import Runtime
 from byok_core.secret import Secret, is_printable_ascii, mask
@@ -47,6 +53,7 @@ LEASE_TTL = timedelta(minutes=10)
 EVERY = timedelta(hours=20)  # a provider's bill is checked again no sooner than this
 DAYS = 7  # the daily check covers the last full days
 MAX_DAYS = 92  # the longest period one check reads
+OPENROUTER = Provider.OPENAI_COMPATIBLE  # OpenRouter connections' lines are kept under it
 ADMIN_KEYS_AT = {Provider.OPENAI: "platform.openai.com → Settings → Organization → Admin keys",
                  Provider.ANTHROPIC: "console.anthropic.com → Settings → Admin keys"}
 
@@ -176,6 +183,10 @@ def report(rt: Runtime, actor: Actor, provider: Provider) -> Report:
     key = next((k for k in billing_keys(rt, actor) if k.provider is provider), None)
     found = lines(rt, actor, provider)
     loud = tuple(r for r in found if Verdict(r.verdict).loud)
+    if provider is OPENROUTER:  # no billing key: its lines are the month so far, as of their day
+        latest = [r for r in found if found and r.day == found[0].day]
+        return Report(provider, None, _openrouter_headline(found[0].day, latest) if found else None,
+                      tuple(r for r in latest if Verdict(r.verdict).loud))
     if key is not None and key.problem:
         return Report(provider, key, key.problem, loud)
     if key is None or key.checked_from is None or key.checked_to is None:
@@ -212,13 +223,16 @@ def _our_keys(rt: Runtime, provider: Provider) -> list[OurKey]:
             else OurKey(r.id, r.mask, f"{r.username}'s key") for r in rows]
 
 
-def _store(rt: Runtime, provider: Provider, since: date, until: date, found: list[Line]) -> list[Line]:
-    """Replace the lines of those days; the outside uses not told to the webhook yet, to tell now."""
+def _store(rt: Runtime, provider: Provider, since: date, until: date, found: list[Line],
+           keep: frozenset[str] = frozenset()) -> list[Line]:
+    """Replace the lines of those days (but those of the keys in ``keep``, which could not be read);
+    the outside uses not told to the webhook yet, to tell now."""
     bc = BillCheck
     with Session(rt.engine) as session, session.begin():
         told = {(r.day, r.key_row_id) for r in session.exec(select(bc).where(
             col(bc.provider) == provider, col(bc.alerted)))}
-        session.execute(sa.delete(bc).where(col(bc.provider) == provider, col(bc.day) >= since, col(bc.day) <= until))
+        session.execute(sa.delete(bc).where(col(bc.provider) == provider, col(bc.day) >= since, col(bc.day) <= until,
+                                            col(bc.key_row_id).is_(None) | col(bc.key_row_id).not_in(keep)))
         fresh: list[Line] = []
         for line in found:
             outside = line.verdict is Verdict.OUTSIDE
@@ -255,6 +269,9 @@ class Result:
 
     @property
     def headline(self) -> str:
+        if self.provider is OPENROUTER:
+            return " ".join(filter(None, (_openrouter_headline(self.until, list(self.lines)) if self.lines else None,
+                                          self.problem))) or "No OpenRouter connection has a key to check."
         return self.problem or billcheck.headline(self.provider, self.since, self.until,
                                                   sum(line.verdict.loud for line in self.lines))
 
@@ -305,13 +322,16 @@ def run(rt: Runtime, since: date | None = None, until: date | None = None,
     since, until = period(since, until)
     with Session(rt.engine) as session:
         providers = [r.provider for r in session.exec(select(BillingKey))]
-    return [run_one(rt, p, since, until, client) for p in sorted(providers)]
+    done = [run_one(rt, p, since, until, client) for p in sorted(providers)]
+    return done + ([run_openrouter(rt, client)] if _openrouter_keys(rt) else [])
 
 
 def check_now(rt: Runtime, actor: Actor, provider: Provider, since: date | None = None,
               client: httpx.Client | None = None) -> Result:
     """"Check now" on the Usage page. Admins only."""
     actor.check_admin("check the bill")
+    if provider is OPENROUTER:
+        return run_openrouter(rt, client)
     _readable(provider)
     first, last = period(since)
     return run_one(rt, provider, first, last, client)
@@ -337,4 +357,68 @@ def tick(rt: Runtime, holder: str, client: httpx.Client | None = None) -> list[R
             done.append(run_one(rt, provider, since, until, client))
         except ByokError as exc:
             log.warning("bill check of %s failed: %s", provider.value, exc)
+    with Session(rt.engine) as session:  # OpenRouter: once a day, as its lines' day says
+        checked = session.exec(select(sa.func.max(col(BillCheck.day))).where(col(BillCheck.provider) == OPENROUTER))
+        last = checked.one()
+    if (last is None or last < utcnow().date()) and _openrouter_keys(rt):
+        done.append(run_openrouter(rt, client))
     return done
+
+
+# --- OpenRouter: each key's own count -------------------------------------------------------------
+
+def _openrouter_keys(rt: Runtime) -> list[Any]:
+    """The keys in use on OpenRouter connections (by preset, or by OpenRouter's address)."""
+    query: Any = (sa.select(col(ApiKey.id), col(ApiKey.mask), col(ApiKey.owner_kind), col(ApiKey.owner_id),
+                            col(Connection.id).label("connection"), col(Connection.preset), col(Connection.base_url),
+                            col(User.username))
+                  .join(Connection, col(Connection.id) == col(ApiKey.connection_id))
+                  .outerjoin(User, col(User.id) == col(ApiKey.owner_id))
+                  .where(col(ApiKey.active), col(ApiKey.provider) == OPENROUTER))
+    with rt.engine.connect() as conn:
+        rows: list[Any] = list(conn.execute(query))
+    return [r for r in rows if connections.pricing_id(r.preset, r.base_url) == "openrouter"]
+
+
+def _spent_this_month(rt: Runtime, key_row_id: str, today: date) -> float:
+    start = datetime.combine(today.replace(day=1), time(), UTC)
+    u = UsageRecord
+    with rt.engine.connect() as conn:
+        return float(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(col(u.cost_usd)), 0.0)).where(
+            col(u.key_row_id) == key_row_id, col(u.ts) >= start)).scalar() or 0.0)
+
+
+def run_openrouter(rt: Runtime, client: httpx.Client | None = None) -> Result:
+    """Each OpenRouter key's own count of this month's spend beside what this app logged on it; kept
+    (the day's lines replaced) and a key used outside this app told to the admins' webhook once a day."""
+    today = utcnow().date()
+    found: list[Line] = []
+    problems: list[str] = []
+    unread: set[str] = set()
+    for r in _openrouter_keys(rt):
+        team = r.owner_kind is OwnerKind.TEAM
+        ours = (OurKey(r.id, r.mask, "the team key", "under Admin → Team keys") if team
+                else OurKey(r.id, r.mask, f"{r.username}'s key"))
+        try:
+            key = calls.checked(rt, keys.resolve(rt, None if team else r.owner_id, OPENROUTER, r.connection))
+            if key.row_id != r.id:
+                continue
+            with calls.http(rt, key, client) as http:
+                spend = billing.openrouter_spend(http, key.credential)
+        except ByokError as exc:  # refused (revoked), unreachable: said, nothing else changes
+            problems.append(f"OpenRouter's count for {ours.name} ({r.mask}) could not be read, so its last line is "
+                            f"kept: {exc}")
+            unread.add(r.id)
+            continue
+        found.append(billcheck.key_spend_line(today, ours, _spent_this_month(rt, r.id, today), spend.month_usd))
+    for line in _store(rt, OPENROUTER, today, today, found, frozenset(unread)):
+        alerts.notify(rt, f"BYOK Dashboard: {line.reason}")
+    return Result(OPENROUTER, today.replace(day=1), today, tuple(found), " ".join(problems) or None)
+
+
+def _openrouter_headline(day: date, latest: list[Any]) -> str:
+    loud = sum(Verdict(r.verdict).loud for r in latest)
+    if loud:
+        return (f"Checked against OpenRouter's own count on {keys.day(day)}: "
+                f"{'1 key needs' if loud == 1 else f'{loud} keys need'} a look.")
+    return f"Checked against OpenRouter's own count on {keys.day(day)}: this month's spend matches on every key."

@@ -19,8 +19,7 @@ from byok_ui import state
 from byok_ui.chat_view import keys_link
 
 FORM = "billcheck"
-NOT_CHECKED = ("Google has no API that reports usage per API key, so Gemini spend cannot be checked against its "
-               "bill; OpenRouter keys report only running totals, so OpenRouter cannot be checked either.")
+NOT_CHECKED = "Google has no API that reports usage per API key, so Gemini spend cannot be checked against its bill."
 
 
 def _save(rt: Runtime, actor: Actor, provider: Provider) -> None:
@@ -68,10 +67,27 @@ def _provider(rt: Runtime, actor: Actor, provider: Provider) -> None:
         st.form_submit_button("Save billing key", icon=":material/key:", on_click=_save, args=(rt, actor, provider))
 
 
+def _openrouter(rt: Runtime, actor: Actor) -> None:
+    """OpenRouter: no billing key; each connection's key reads its own count of the month's spend."""
+    got = reconcile.report(rt, actor, reconcile.OPENROUTER)
+    st.markdown("**OpenRouter**")
+    st.caption("No billing key needed: each OpenRouter connection's key reads OpenRouter's own count of what it "
+               "spent this month, set beside what this app logged on it. Checked once a day.")
+    if got.headline is not None:
+        (st.warning if got.loud else st.success)(md_escape(got.headline))
+    for line in got.loud:
+        st.error(md_escape(line.reason), icon=":material/report:")
+    if any(line.verdict == Verdict.OUTSIDE for line in got.loud):
+        keys_link("Replace the key on the Keys page (a team key: Admin → Team keys)")
+    st.button("Check now", key=f"{FORM}_check_openrouter", icon=":material/fact_check:",
+              on_click=_check, args=(rt, actor, reconcile.OPENROUTER))
+
+
 def render(rt: Runtime, actor: Actor) -> None:
     """The section; only for admins (the core refuses anyone else)."""
     with st.expander("Checked against the providers' bills", icon=":material/receipt_long:", expanded=True):
         state.show_flash(FORM)
         for provider in billing.READS:
             _provider(rt, actor, provider)
+        _openrouter(rt, actor)
         st.caption(NOT_CHECKED)

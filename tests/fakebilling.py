@@ -187,3 +187,47 @@ class FakeBilling:
                  "partial_key_hint": hint, "status": "active"}
                 for key_id, hint in self.keys], "after_id")
         return None
+
+
+class FakeOpenRouterKey:
+    """A loopback fake of OpenRouter's ``GET /api/v1/key`` (its documented shape: ``data`` with
+    ``usage_daily``/``usage_monthly`` in USD) for one key; ``revoked`` answers 401."""
+
+    def __init__(self, key: str, month_usd: float, today_usd: float = 0.0) -> None:
+        self.key, self.month_usd, self.today_usd, self.revoked = key, month_usd, today_usd, False
+        self.requests: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                outer.requests.append(self.path)
+                given = (self.headers.get("authorization") or "").removeprefix("Bearer ")
+                if self.path != "/api/v1/key" or outer.revoked or given != outer.key:
+                    status, body = (404, {"error": {"code": 404, "message": "Not Found"}}) \
+                        if self.path != "/api/v1/key" else (401, {"error": {"code": 401, "message": "User not found."}})
+                else:
+                    status, body = 200, {"data": {
+                        "label": f"{outer.key[:10]}...{outer.key[-3:]}", "limit": None, "is_free_tier": False,
+                        "usage": outer.month_usd + 3.0, "usage_daily": outer.today_usd,
+                        "usage_weekly": outer.month_usd, "usage_monthly": outer.month_usd,
+                        "byok_usage": 0, "byok_usage_daily": 0, "byok_usage_weekly": 0, "byok_usage_monthly": 0}}
+                raw = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/v1"
+
+    def __enter__(self) -> FakeOpenRouterKey:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -61,3 +61,33 @@ def test_an_admin_saves_a_billing_key_checks_now_and_sees_the_outside_use(app, r
             .partition(" for ")[2]]
         assert any("Replace the key on the Keys page" in str(link.proto) for link in at.get("page_link"))
         no_leak(at, ADMIN_KEY)
+
+
+def test_an_admin_checks_openrouter_keys_without_a_billing_key(app, rt, monkeypatch):
+    from fakebilling import FakeOpenRouterKey
+    from test_reconcile import ROUTER_KEY
+
+    from byok_core import connections
+    from byok_core.startup import open_runtime
+
+    root = make_user(rt, "root", admin=True)
+    monkeypatch.setenv("BYOK_ALLOW_PRIVATE_ENDPOINTS", "1")
+    clear_runtime()
+    lan = open_runtime()  # as the page's, with loopback connections allowed
+    with FakeOpenRouterKey(ROUTER_KEY, month_usd=1.25) as fake:
+        router = connections.create(lan, Actor.operator(), Owner.team(), "OpenRouter", fake.url, "openrouter")
+        key = keys.store(lan, Actor.operator(), Owner.team(), Provider.OPENAI_COMPATIBLE, ROUTER_KEY,
+                         connection=router.id)
+        lan.engine.dispose()
+        log_call(rt, user_id=root.id, provider=Provider.OPENAI_COMPATIBLE, model="openai/gpt-4o-mini",
+                 key_source=KeySource.TEAM, input_tokens=100, output_tokens=10, cost_usd=0.25, key_row_id=key.id)
+        at = page_as(rt, root, "usage")
+        [section] = [e for e in at.expander if e.label == "Checked against the providers' bills"]
+        assert any("No billing key needed: each OpenRouter connection's key" in c.value for c in section.caption)
+        at.button(key="billcheck_check_openrouter").click().run()
+        assert not at.exception, at.exception
+        errors = [text_of(e.value) for e in at.error]
+        assert any("OpenRouter counts $1.2500 spent in" in e and "$1.0000 was spent on it outside this app" in e
+                   for e in errors), errors
+        assert any("1 key needs a look" in text_of(w.value) for w in at.warning)
+        no_leak(at, ROUTER_KEY)

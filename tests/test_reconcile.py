@@ -320,3 +320,81 @@ def test_a_billing_key_no_master_key_opens_is_forgotten_with_the_keys(environ, c
         assert "forgot: the OpenAI billing key" in capsys.readouterr().out
         with runtime_with(environ, **bill.env(), ENCRYPTION_KEY=environ["ENCRYPTION_KEY"]) as rt:
             assert reconcile.billing_keys(rt, Actor.operator()) == []
+
+
+# --- OpenRouter: each key's own count of the month (no billing key) --------------------------------
+
+ROUTER_KEY = "sk-or-v1-fake.team-router-RRRRRRRRRRRRRRRRRRRR4444"
+
+
+@contextmanager
+def routed(environ, month_usd: float):
+    """A team OpenRouter connection at a fake ``/api/v1/key`` that counts ``month_usd`` spent, with
+    $0.50 logged on its key this month: (rt, fake, receiver, admin, key row id)."""
+    from fakebilling import FakeOpenRouterKey
+
+    from byok_core import connections
+
+    receiver = Receiver()
+    try:
+        with clock.fake(NOW), FakeOpenRouterKey(ROUTER_KEY, month_usd) as fake, \
+                runtime_with({**environ, "BYOK_ALLOW_PRIVATE_ENDPOINTS": "1"}) as rt:
+            admin = Actor.of(accounts.create_user(rt, OP, "root", "root-password", Role.ADMIN))
+            alerts.set_webhook(rt, admin, receiver.url)
+            router = connections.create(rt, admin, Owner.team(), "OpenRouter", fake.url, "openrouter")
+            key = keys.store(rt, admin, Owner.team(), Provider.OPENAI_COMPATIBLE, ROUTER_KEY, connection=router.id)
+            for n, usd in ((1, 0.20), (5, 0.30)):
+                call(rt, at(n), key.id, 100, 50, usd, model="openai/gpt-4o-mini", provider=Provider.OPENAI_COMPATIBLE)
+            call(rt, datetime(2026, 11, 30, 23, tzinfo=UTC), key.id, 100, 50, 9.0, model="openai/gpt-4o-mini",
+                 provider=Provider.OPENAI_COMPATIBLE)  # last month's: not counted
+            yield rt, fake, receiver, admin, key.id
+    finally:
+        receiver.close()
+
+
+def test_openrouter_keys_count_matches_what_this_app_logged_this_month(environ):
+    with routed(environ, month_usd=0.50) as (rt, fake, _receiver, admin, key_id):
+        result = reconcile.check_now(rt, admin, reconcile.OPENROUTER)
+        [line] = result.lines
+        assert (line.verdict, line.key_row_id, line.our_usd, line.billed_usd) == (Verdict.MATCH, key_id,
+                                                                                  pytest.approx(0.5), 0.5)
+        assert result.headline == ("Checked against OpenRouter's own count on Dec 6: this month's spend matches on "
+                                   "every key.")
+        assert reconcile.report(rt, admin, reconcile.OPENROUTER).headline == result.headline
+        assert fake.requests == ["/api/v1/key"] and ROUTER_KEY not in dump_database(rt)
+
+
+def test_openrouter_spend_this_app_did_not_make_is_told_once_with_the_way_to_replace_the_key(environ):
+    with routed(environ, month_usd=2.00) as (rt, _fake, receiver, admin, _key_id):
+        for _ in range(2):
+            [line] = reconcile.check_now(rt, admin, reconcile.OPENROUTER).lines
+        join_alerts()
+        assert line.verdict is Verdict.OUTSIDE
+        assert line.reason == ("Dec 6: OpenRouter counts $2.0000 spent in December on the team key (sk-…4444); this "
+                               "app logged $0.5000: $1.5000 was spent on it outside this app. Someone may have a copy "
+                               "of this key: replace it under Admin → Team keys.")
+        assert [b["text"] for b in receiver.bodies] == [f"BYOK Dashboard: {line.reason}"]  # once a day and key
+        shown = reconcile.report(rt, admin, reconcile.OPENROUTER)
+        assert [r.reason for r in shown.loud] == [line.reason] and "1 key needs a look" in (shown.headline or "")
+        with pytest.raises(PermissionDenied):
+            reconcile.report(rt, Actor.of(accounts.create_user(rt, OP, "bob", "bob-password")), reconcile.OPENROUTER)
+
+
+def test_openrouters_count_lagging_behind_is_quiet_and_a_revoked_key_is_said_with_nothing_lost(environ):
+    with routed(environ, month_usd=0.40) as (rt, fake, _receiver, admin, _key_id):
+        [line] = reconcile.check_now(rt, admin, reconcile.OPENROUTER).lines
+        assert line.verdict is Verdict.NOT_BILLED and not line.verdict.loud
+        fake.revoked = True
+        refused = reconcile.check_now(rt, admin, reconcile.OPENROUTER)
+        assert refused.lines == () and "the team key (sk-…4444) could not be read" in refused.headline
+        assert "rejected the key" in refused.headline and ROUTER_KEY not in refused.headline
+        assert [r.verdict for r in reconcile.lines(rt, admin, reconcile.OPENROUTER)] == ["not_billed"]  # kept
+        assert keys.list_keys(rt, admin, Owner.team())[0].active  # the key stays
+
+
+def test_the_daily_round_and_a_run_for_cron_check_openrouter_too(environ):
+    with routed(environ, month_usd=0.50) as (rt, fake, _receiver, _admin, _key_id):
+        assert [r.provider for r in reconcile.tick(rt, "replica-a") or []] == [reconcile.OPENROUTER]
+        assert reconcile.tick(rt, "replica-a") == []  # once a day
+        assert [r.provider for r in reconcile.run(rt)] == [reconcile.OPENROUTER]
+        assert len(fake.requests) == 2

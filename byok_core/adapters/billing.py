@@ -7,6 +7,8 @@ model, cost per day and model, and the organization's API keys (to tell which of
 * Anthropic (an Admin key): ``/organizations/usage_report/messages`` (grouped by ``api_key_id`` and
   ``model``), ``/organizations/cost_report`` (grouped by ``description``, amounts in cents as
   decimal strings) and ``/organizations/api_keys`` (``partial_key_hint``: "sk-ant-api03-R2D...igAA").
+* OpenRouter (no billing credential: each key reads its own count): ``/key`` (``usage_daily``,
+  ``usage_monthly``: USD spent on the key in the current UTC day and month).
 
 Reports page with ``next_page``/``has_more``, lists with ``last_id``/``has_more``. Every answer
 that is not a 2xx is translated once (``adapters.errors``); the client is the tests' seam."""
@@ -75,8 +77,8 @@ def _headers(provider: Provider, cred: Credential) -> dict[str, str]:
 
 
 def _get(client: httpx.Client, provider: Provider, cred: Credential, path: str,
-         params: list[tuple[str, str]]) -> dict[str, Any]:
-    label = f"{provider.label} (billing)"
+         params: list[tuple[str, str]], label: str | None = None, data: type = list) -> dict[str, Any]:
+    label = label or f"{provider.label} (billing)"
     try:
         response = client.get(f"{cred.base_url}{path}", params=tuple(params), headers=_headers(provider, cred))
     except httpx.TransportError as exc:
@@ -87,7 +89,7 @@ def _get(client: httpx.Client, provider: Provider, cred: Credential, path: str,
         body = None
     if response.status_code >= 400:
         raise provider_error(label, cred, status=response.status_code, body=body, headers=response.headers)
-    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+    if not isinstance(body, dict) or not isinstance(body.get("data"), data):
         raise ProviderDown(f"{label} answered something that is not a report; try again later.")
     return body
 
@@ -178,3 +180,22 @@ def probe(client: httpx.Client, provider: Provider, cred: Credential) -> None:
     raises the translated error when the provider refuses it."""
     path = "/organization/projects" if provider is Provider.OPENAI else "/organizations/api_keys"
     _get(client, provider, cred, path, [("limit", "1")])
+
+
+@dataclass(frozen=True)
+class KeySpend:
+    """What a provider counts as spent on one key (USD), today and this month (UTC)."""
+
+    today_usd: float
+    month_usd: float
+
+
+def openrouter_spend(client: httpx.Client, cred: Credential) -> KeySpend:
+    """OpenRouter's own count of what the key ``cred`` spent (``GET {base_url}/key``)."""
+    data = _get(client, Provider.OPENAI_COMPATIBLE, cred, "/key", [], label="OpenRouter", data=dict)["data"]
+
+    def usd(name: str) -> float:
+        value = data.get(name)
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+    return KeySpend(usd("usage_daily"), usd("usage_monthly"))
