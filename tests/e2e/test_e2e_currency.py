@@ -1,6 +1,6 @@
 """Issue 24 (3) in a real Chromium: an admin sets the team's display currency to EUR on the Budgets
 page (its own tab stays open), types a budget in euros, and from then on the Budgets page, the line
-under a Chat reply, the Usage page and the caps on the Keys page show € amounts, with no "$" for
+under a Chat reply, the Usage page, a search and the caps on the Keys page show € amounts, with no "$" for
 converted money (prices that providers set stay in USD, and say so).
 
 On an app server of its own: the shared one's other modules expect dollars. Its tests run in order
@@ -16,6 +16,7 @@ from appserver import RunningApp, running_app
 from browser import idle, no_errors, open_signed_in, settled
 from callhelpers import log_call
 from chatpage import main, replies, send
+from fakeproviders import FakeProvider
 from playwright.sync_api import Locator, Page, expect
 
 from byok_core import accounts, budgets, currency, keys
@@ -32,7 +33,8 @@ DOLLARS = re.compile(r"\$\s?\d")  # an amount written in dollars
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, shared_openai) -> Iterator[RunningApp]:
-    with running_app(tmp_path_factory.mktemp("e2e-currency"), **shared_openai.env()) as app:
+    with FakeProvider(Provider.BRAVE) as brave, \
+            running_app(tmp_path_factory.mktemp("e2e-currency"), **shared_openai.env(), **brave.env()) as app:
         yield app
 
 
@@ -140,4 +142,17 @@ def test_a_cap_on_your_own_key_is_typed_and_shown_in_euros(server, page, rt, peo
     cap = page.locator(".st-key-caps_openai")
     expect(cap).to_contain_text("of €15.00 this month")
     assert not DOLLARS.search(cap.inner_text())
+    no_errors(page)
+
+
+def test_a_search_says_its_cost_in_euros(server, page, rt, people, in_euros):
+    cara = people["cara"]
+    if not [k for k in keys.list_keys(rt, Actor.of(cara), Owner.user(cara.id)) if k.provider is Provider.BRAVE]:
+        keys.store(rt, Actor.of(cara), Owner.user(cara.id), Provider.BRAVE, "brave-e2e-cara-currency-1234")
+    open_signed_in(page, server.url, rt, cara, "/search")
+    page.get_by_role("textbox", name="Query", exact=True).fill("example")
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(page.get_by_text("paid by your key · €0.0046")).to_be_visible()  # Brave's $0.005 a search at 0.92
+    idle(page)
+    assert not DOLLARS.search(main(page).inner_text())
     no_errors(page)
