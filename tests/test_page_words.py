@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from apptest import app_test, open_page, sign_in
+from apptest import app_test, drawn, open_page, sign_in
 from callhelpers import PAGES, RAW, seed_every_kind
 
 from byok_core import accounts, conversations, limits
@@ -43,7 +43,7 @@ def shown(at) -> list[str]:
     for metric in at.metric:
         found += [metric.label, str(metric.value)]
     for frame in at.dataframe:
-        found += shown_cells(frame.value)
+        found += shown_cells(frame.value) + shown_cells(drawn(frame))
     return found
 
 
