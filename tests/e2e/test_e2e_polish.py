@@ -1,22 +1,27 @@
 """Issue 22, item 8 (words and polish) in a real Chromium: what the admin pages say names people as
 written (no Python quotes), a webhook URL's error says webhook, a budget of 1e400 is refused as too
-large, a title over 200 characters is shortened and says so, and a title with Markdown characters
-shows them as typed (no backslash). The ⋮ menu (tests/e2e/test_e2e_usage.py), "Stopped" under a
-stopped reply (tests/e2e/test_e2e_chat.py) and money written alike (tests/test_usage_pages.py) are
-tested where their screens are. On the shared app server (tests/e2e/conftest.py)."""
+large, a title over 200 characters is shortened and says so, a title with Markdown characters shows
+them as typed (no backslash); and (item 2) Usage's Cost column sorts by amount. The ⋮ menu
+(tests/e2e/test_e2e_usage.py), "Stopped" under a stopped reply (tests/e2e/test_e2e_chat.py) and money
+written alike (tests/test_usage_pages.py) are tested where their screens are. On the shared app
+server (tests/e2e/conftest.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 
 import chatpage
 import pytest
-from browser import idle, no_errors, open_signed_in
+from browser import idle, no_errors, open_signed_in, settled
+from callhelpers import log_call
 from playwright.sync_api import Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from byok_core import accounts
 from byok_core import conversations as convs
-from byok_core.identity import Actor, Role
+from byok_core.identity import Actor, KeySource, Role
+from byok_core.providers import Provider
 
 pytestmark = pytest.mark.e2e
 person = chatpage.person  # a member with an OpenAI key of their own, on the Chat page
@@ -94,4 +99,39 @@ def test_a_long_title_says_it_was_shortened_and_markdown_shows_as_typed(person, 
     expect(heading).to_have_text("a" * 199 + "…")
     assert convs.get(rt, user.id, notes.id).title == "a" * 199 + "…"
     idle(page)
+    no_errors(page)
+
+
+def test_the_cost_column_sorts_by_amount(server, page, rt):
+    """Clicking the Cost heading orders the calls by what they cost: $2.50 before $10 (as text, "$10"
+    would come first), an unknown cost lowest."""
+    member = accounts.create_user(rt, Actor.operator(), f"sorter-{secrets.token_hex(3)}", "sorter password 1")
+    for cost in (2.5, None, 10.0):
+        log_call(rt, user_id=member.id, provider=Provider.OPENAI, model="gpt-4o", key_source=KeySource.USER,
+                 latency_ms=5, cost_usd=cost)
+    open_signed_in(page, server.url, rt, member, "/usage")
+    expect(page.get_by_role("heading", name="Usage", exact=True)).to_be_visible()
+    settled(page)
+    calls = page.get_by_test_id("stDataFrame").last
+    calls.scroll_into_view_if_needed()
+    headings = calls.locator("table[role='grid'] th")
+    box = calls.bounding_box()
+    assert box is not None
+    x = box["x"] + 10
+    while not headings.filter(has_text="↑ Cost (USD)").count() and x < box["x"] + box["width"]:
+        # the headings are drawn on a canvas: click along them until Cost's is sorted (a click on a
+        # heading sorts by it, then the other way, then not, as its grid's heading text says; a click
+        # on the edge between two headings sorts nothing)
+        before = headings.all_inner_texts()
+        page.mouse.click(x, box["y"] + 15)
+        with contextlib.suppress(PlaywrightTimeoutError):
+            page.wait_for_function(
+                "([frame, before]) => [...frame.querySelectorAll(\"table[role='grid'] th\")]"
+                ".map(c => c.innerText).join() !== before.join()", arg=[calls.element_handle(), before],
+                timeout=3_000)
+        x += 30
+    expect(headings.filter(has_text="Cost (USD)")).to_have_text("↑ Cost (USD)")
+    costs = calls.locator("table[role='grid'] tbody tr").evaluate_all(
+        "rows => rows.map(r => r.querySelectorAll('td')[6].textContent)")
+    assert [float(c) for c in costs] == [float("-inf"), 2.5, 10.0], costs
     no_errors(page)
