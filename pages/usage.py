@@ -11,9 +11,11 @@ import io
 import math
 from dataclasses import replace
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 import streamlit as st
+from pandas.io.formats.style import Styler
 
 from byok_core import accounts, currency, usage, words
 from byok_core.clock import utcnow
@@ -57,12 +59,17 @@ VALUES = {"provider": lambda v: Provider.parse(v).label, "model": model_label,
           "user": lambda v: words.NO_USER if v in (None, usage.NO_USER) else v, "latency_ms": words.duration}
 
 
+# An unknown cost in a table's Cost column: a number, so that the column sorts by amount (unknown
+# first, as a missing value would), written "unknown" by ``styled`` (a missing value would read "None").
+UNKNOWN = -math.inf
+
+
 def for_people(frame: pd.DataFrame, cur: currency.Currency) -> pd.DataFrame:
-    """A table with people's words: labels for ids, "—" for an unknown count, a cost in ``cur`` as every
-    figure of the page writes it (currency.money), readable headings."""
+    """A table with people's words: labels for ids, "—" for an unknown count, readable headings; the cost
+    stays a number, in ``cur`` as its heading says (UNKNOWN when not priced), which ``styled`` writes."""
     shown = frame.copy()
     if "cost_usd" in shown:
-        shown["cost_usd"] = [currency.money(None if pd.isna(v) else float(v), currency=cur) for v in shown["cost_usd"]]
+        shown["cost_usd"] = shown["cost_usd"].astype(float).fillna(UNKNOWN) * cur.per_usd
     for name, word in VALUES.items():
         if name in shown:
             shown[name] = shown[name].map(lambda v, word=word: word(v) if v is not None and v == v else "—")
@@ -70,6 +77,19 @@ def for_people(frame: pd.DataFrame, cur: currency.Currency) -> pd.DataFrame:
         if name in shown and shown[name].isna().any():
             shown[name] = shown[name].map(lambda v: words.count(None if pd.isna(v) else int(v)))
     return shown.rename(columns=HEADINGS | {"cost_usd": cost_heading(cur)})
+
+
+def styled(frame: pd.DataFrame, cur: currency.Currency) -> pd.DataFrame | Styler:
+    """The table as drawn: its Cost column written in ``cur`` as every figure of the page writes it
+    (currency.money), while the browser sorts it by the numbers underneath."""
+    heading = cost_heading(cur)
+    if heading not in frame:
+        return frame
+
+    def written(amount: Any) -> str:  # a float of the column (pandas types a formatter's value as object)
+        return currency.money(None if amount == UNKNOWN else amount / cur.per_usd, currency=cur)
+
+    return frame.style.format({heading: written})
 
 
 # The window's settled days (usage.settled_part) are kept until a day settles or old calls are
@@ -111,8 +131,8 @@ def bar_chart(data: pd.DataFrame, x: tuple[str, str, str], y: tuple[str, str], c
 c = state.ctx()
 rt, viewer = c.rt, c.actor
 shown = currency.shown()  # the shell read the team's currency for this run
-COST = {cost_heading(shown): st.column_config.TextColumn(  # the Cost column's config, under its name
-    cost_heading(shown), alignment="right", help="Estimated; unknown: not priced, never counted as zero")}
+COST = {cost_heading(shown): st.column_config.Column(  # the Cost column's config, under its name
+    cost_heading(shown), help="Estimated; unknown: not priced, never counted as zero")}
 st.title("Usage", anchor=False)
 st.caption("Every chat and search call, priced with genai-prices (chat) and per-request prices (search). "
            "Days and months are UTC, as budgets count them. A cost shown as unknown was not priced, and is never "
@@ -183,8 +203,8 @@ with money:
     if viewer.is_admin and shared.calls:
         st.markdown("**Shared-key spend by person**")
         by_person = for_people(summary.shared_by_person()[["user", "calls", "cost_usd", "unknown_cost_calls"]], shown)
-        st.dataframe(by_person, hide_index=True, key="usage_by_person", column_config={**COST, **NUMBERS},
-                     alt="Shared-key spend by person, highest first")
+        st.dataframe(styled(by_person, shown), hide_index=True, key="usage_by_person",
+                     column_config={**COST, **NUMBERS}, alt="Shared-key spend by person, highest first")
 
 if viewer.is_admin:  # what was logged, checked against what the providers billed
     billcheck_view.render(rt, viewer)
@@ -210,8 +230,8 @@ if totals.calls:
 
     for tab, dim in zip(st.tabs(list(TITLES.values())), TITLES, strict=False):
         with tab:
-            st.dataframe(frames[dim], hide_index=True, column_config={
-                "Day (UTC)": st.column_config.DateColumn("Day (UTC)"), **COST, **NUMBERS})
+            st.dataframe(styled(frames[dim], shown), hide_index=True, column_config={
+                "Day (UTC)": st.column_config.DateColumn("Day (UTC)", format="YYYY-MM-DD"), **COST, **NUMBERS})
 
 if not totals.calls:
     st.info("No calls in these days with these filters: a chat or a search shows up here as soon as it is made.",
@@ -237,7 +257,7 @@ rows = usage.page(rt, viewer, flt, number=int(number), size=PAGE_SIZE)
 calls = for_people(rows[ROW_ORDER], shown)
 named = rows["connection"].notna()  # an OpenAI-compatible call shows its connection's name
 calls.loc[named, HEADINGS["provider"]] = rows.loc[named, "connection"]
-st.dataframe(calls, hide_index=True, key="usage_calls", column_config={
+st.dataframe(styled(calls, shown), hide_index=True, key="usage_calls", column_config={
     "Time (UTC)": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm:ss"),
     "Model": st.column_config.TextColumn("Model", width="medium"), **COST, **NUMBERS,
 })

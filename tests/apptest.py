@@ -19,8 +19,10 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import sqlalchemy as sa
 from callhelpers import follow_to_end
+from streamlit import dataframe_util
 
 from byok_core import accounts
 from byok_core.identity import Actor
@@ -33,6 +35,15 @@ ENTRYPOINT = str(ROOT / "byok_ui" / "entrypoint" / "app.py")
 _MACHINE_VARS = [v for p in Provider for v in (p.spec.key_env, p.spec.base_url_env) if v] + [
     "DATABASE_URL", "BYOK_DATA_DIR", "ENCRYPTION_KEY", "ENCRYPTION_KEY_FILE", "ENCRYPTION_KEY_FALLBACKS",
 ]
+
+
+def drawn(table) -> pd.DataFrame:
+    """An AppTest table as the browser draws it: a styled table's display values (the text of a
+    column whose numbers are written by a pandas Styler), else its values."""
+    styler = table.proto.arrow_data.styler
+    if styler.display_values:
+        return dataframe_util.convert_arrow_bytes_to_pandas_df(styler.display_values)
+    return table.value
 
 
 def text_of(markdown: str) -> str:

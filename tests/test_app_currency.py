@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from apptest import make_user, page_as, send_message, text_of, use_environment
+from apptest import drawn, make_user, page_as, send_message, text_of, use_environment
 from callhelpers import log_call
 from fakeproviders import FakeProvider
 
@@ -71,7 +71,7 @@ def test_the_usage_page_shows_costs_in_euros_and_the_csv_stays_in_dollars(app, r
         "€1.1500", "€1.1500", "€0.000012")
     tables = [d.value for d in at.dataframe if "Cost (EUR)" in d.value]
     assert len(tables) >= 7 and not [d.value for d in at.dataframe if "Cost (USD)" in d.value]
-    calls = at.dataframe[-1].value  # every call
+    calls = drawn(at.dataframe[-1])  # every call
     assert list(calls["Cost (EUR)"]) == ["€0.000012", "€1.1500"]
     assert any(m.value == "**Known cost per day (EUR), by provider**" for m in at.markdown)
     assert not [m.value for m in at.metric if "$" in m.value]

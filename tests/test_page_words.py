@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from apptest import app_test, open_page, sign_in
+from apptest import app_test, drawn, make_user, open_page, page_as, sign_in
 from callhelpers import PAGES, RAW, seed_every_kind
 
 from byok_core import accounts, conversations, limits
@@ -43,7 +43,7 @@ def shown(at) -> list[str]:
     for metric in at.metric:
         found += [metric.label, str(metric.value)]
     for frame in at.dataframe:
-        found += shown_cells(frame.value)
+        found += shown_cells(frame.value) + shown_cells(drawn(frame))
     return found
 
 
@@ -95,7 +95,7 @@ def test_admin_messages_name_people_without_python_quotes(app, rt):
 def test_the_usage_periods_search_marks_and_audit_filters_speak_plain_words(app, rt, who):
     """Issue 22's screens: Usage over each period (its headline and the admins' spend by person),
     Search with providers marked as having no key, and the audit log narrowed by who and what (the
-    first-run checklist's words: tests/test_app_first_run.py)."""
+    first-run checklist: the next test)."""
     seed_every_kind(rt, ADMIN, MEMBER)
     user = accounts.get_user(rt, (ADMIN if who == "admin" else MEMBER)[0])
     at = app_test()
@@ -120,3 +120,15 @@ def test_the_usage_periods_search_marks_and_audit_filters_speak_plain_words(app,
         assert any("events, newest first" in text for text in seen)
     bad = sorted({m.group(0) for text in seen for m in RAW.finditer(text)})
     assert not bad, f"raw values on screen ({who}): {bad}"
+
+
+def test_the_first_run_checklist_speaks_plain_words(app, rt):
+    """The admin's checklist on every page until done: its steps and links (some done, some not)."""
+    root = make_user(rt, "root", admin=True)
+    seen: list[str] = []
+    for title in PAGES["admin"]:
+        at = page_as(rt, root, title.lower())
+        seen += shown(at) + [str(link.label) for link in at.get("page_link")]
+    assert "**Get your team started**" in seen and "Budgets" in seen
+    bad = sorted({m.group(0) for text in seen for m in RAW.finditer(text)})
+    assert not bad, f"raw values on screen: {bad}"

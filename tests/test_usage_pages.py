@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from apptest import make_user, page_as
+from apptest import drawn, make_user, page_as
 from callhelpers import log_call
 from sqlmodel import col
 
@@ -121,7 +121,7 @@ def dated(rt, when, **fields) -> None:
 
 
 def cell_texts(at) -> list[str]:
-    return [str(v) for d in at.dataframe for column in d.value.columns for v in d.value[column]]
+    return [str(v) for d in map(drawn, at.dataframe) for column in d.columns for v in d[column]]
 
 
 def test_opens_on_this_utc_month_with_presets(app, rt):
@@ -163,10 +163,10 @@ def test_admins_see_shared_key_spend_by_person_first(app, rt, people):
              latency_ms=5, cost_usd=50.0)  # her own key: not the team's money
     log_call(rt, user_id=root.id, provider=Provider.BRAVE, key_source=KeySource.ENV, latency_ms=5, cost_usd=1.0)
     at = page_as(rt, root, "usage")
-    first = at.dataframe[0].value
+    first = drawn(at.dataframe[0])
     assert list(first.columns) == ["User", "Calls", "Cost (USD)", "Calls of unknown cost"]
     assert list(zip(first["User"], first["Cost (USD)"], first["Calls"], strict=True)) == [
-        ("bob", "$2.0000", 2), ("root", "$1.0000", 1), ("ann", "$0.7500", 1)]
+        ("bob", "$2.0000", "2"), ("root", "$1.0000", "1"), ("ann", "$0.7500", "1")]
     assert [m.value for m in at.markdown if "by person" in m.value] == ["**Shared-key spend by person**"]
     assert not [m.value for m in page_as(rt, ann, "usage").markdown if "by person" in m.value]  # admins only
 
@@ -178,7 +178,7 @@ def test_small_costs_keep_their_digits_and_every_table_rounds_alike(app, rt, peo
     at = page_as(rt, ann, "usage")
     at.multiselect(key="usage_providers").set_value(["google"]).run()
     assert metrics(at)["Estimated cost"] == "$0.000013"
-    costs = {d.value["Cost (USD)"].iloc[0] for d in at.dataframe if "Cost (USD)" in d.value}
+    costs = {drawn(d)["Cost (USD)"].iloc[0] for d in at.dataframe if "Cost (USD)" in d.value}
     assert costs == {"$0.000013"}  # per day, provider, model, payer, status and the call itself
     assert len([d for d in at.dataframe if "Cost (USD)" in d.value]) >= 6
 
@@ -204,3 +204,19 @@ def test_a_stopped_call_reads_stopped(app, rt, people):
     at = page_as(rt, ann, "usage")
     assert "Stopped" in cell_texts(at) and "stopped" not in cell_texts(at)
     assert "Stopped" in at.multiselect(key="usage_statuses").options
+
+
+def test_cost_columns_hold_numbers_so_they_sort_by_amount(app, rt, people):
+    """A browser sorts a column by its values: costs written as text would sort "$10" before "$2".
+    The Cost columns keep the amounts (an unknown one lowest) and show them as money."""
+    ann = people[0]
+    for cost in (10.0, None, 2.5):
+        log_call(rt, user_id=ann.id, provider=Provider.OPENAI, model="gpt-4o", key_source=KeySource.USER,
+                 latency_ms=5, cost_usd=cost)
+    at = page_as(rt, ann, "usage")
+    calls = at.dataframe[-1]
+    assert calls.value["Cost (USD)"].dtype == float
+    assert sorted(zip(calls.value["Cost (USD)"], drawn(calls)["Cost (USD)"], strict=True)) == [
+        (float("-inf"), "unknown"), (0.75, "$0.7500"), (2.5, "$2.5000"), (10.0, "$10.0000")]
+    tables = [d for d in at.dataframe if "Cost (USD)" in d.value]
+    assert len(tables) >= 7 and all(d.value["Cost (USD)"].dtype == float for d in tables)

@@ -153,6 +153,16 @@ def test_admin_creates_a_member(admin):
     shot(admin, "admin")
 
 
+def test_admin_sets_the_teams_budget(admin):
+    nav(admin, "Budgets")
+    admin.get_by_role("textbox", name="USD per month").fill("25")
+    admin.get_by_role("button", name="Set budget").click()
+    expect(admin.get_by_text("Budget set.")).to_be_visible()
+    expect(admin.get_by_test_id("stDataFrame").first).to_be_visible()
+    idle(admin)
+    shot(admin, "budgets")
+
+
 def test_a_member_cannot_open_admin_pages_by_url(server, page, rt, admin):
     member = accounts.create_user(rt, Actor.operator(), "member2", "member password 2", Role.MEMBER)
     open_signed_in(page, server.url, rt, member)

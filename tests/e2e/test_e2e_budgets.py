@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +26,7 @@ from chatpage import send
 from playwright.sync_api import Page, expect
 
 from byok_core import accounts, alerts, budgets, keys, limits
+from byok_core.clock import utcnow
 from byok_core.identity import Actor, KeySource, Owner, Role
 from byok_core.providers import Provider
 
@@ -98,11 +100,18 @@ def test_the_100_percent_alert_arrives_once_when_chats_start_being_refused(serve
         send(page, f"hello {attempt}")
         expect(page.get_by_text("could cost up to").first).to_be_visible()
         idle(page)
+    # the amounts have the digits that make the refusal true (not "$0.01 left ... up to $0.01")
+    refusal = page.get_by_text("could cost up to").first.inner_text()
+    left, worst = (float(m) for m in re.findall(r"has \$([\d.]+) left of \$0\.04, and this call could cost up to "
+                                                r"\$([\d.]+);", refusal)[0])
+    assert abs(left - 0.0005) <= 0.0005 and left < worst, refusal  # $0.0005 left, as few digits as tell them apart
     mine = wait_for(lambda: [t for t in receiver.texts[before:] if f"{member.username}'s" in t] or None, 10,
                     "the 100% alert")
     idle(page)  # the second refusal is over: any second alert would have been sent by now
     assert [t for t in receiver.texts[before:] if f"{member.username}'s" in t] == mine
-    assert len(mine) == 1 and "shared-key calls are refused" in mine[0] and "($0.0395 of $0.04 in " in mine[0]
+    month = alerts.month_name(budgets.month_of(utcnow()))
+    assert re.fullmatch(r"[A-Z][a-z]+ 20\d\d", month)  # "December 2026", not "2026-12"
+    assert len(mine) == 1 and "shared-key calls are refused" in mine[0] and f"($0.0395 of $0.04 in {month})" in mine[0]
     assert not [r for r in openai.requests[asked:] if r.method == "POST"]  # refused before any chat was sent
     no_errors(page)
 

@@ -128,8 +128,10 @@ def test_the_usage_page_shows_euros(server, page, rt, people, in_euros):
     calls = page.get_by_test_id("stDataFrame").last
     calls.scroll_into_view_if_needed()
     expect(calls.locator("table[role='grid'] th").filter(has_text="Cost (EUR)")).to_have_count(1)
-    cells = grid_cells(calls)
-    assert "€2.3000" in cells and not [c for c in cells if DOLLARS.search(c)], cells
+    costs = [float(row[6]) for row in calls.locator("table[role='grid'] tbody tr").evaluate_all(
+        "rows => rows.map(r => [...r.querySelectorAll('td')].map(c => c.textContent))")]
+    assert 2.3 in [round(c, 6) for c in costs], costs  # the amount in euros, as its heading says (€2.3000)
+    assert not [c for c in grid_cells(calls) if DOLLARS.search(c)]
     no_errors(page)
 
 

@@ -2,17 +2,21 @@
 provider and audit action: the visible text never holds a raw enum value, a column name or a
 "None". The test reads the page's text, not the code: what the browser draws from what the app sent,
 chart axes included, which tests/test_page_words.py (AppTest) cannot see. On the shared app server
-(tests/e2e/conftest.py), whose other modules' data is shown too."""
+(tests/e2e/conftest.py), whose other modules' data is shown too; the first-run checklist on a server
+of its own, whose admin has done nothing yet."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+from appserver import RunningApp, running_app
 from browser import no_errors, open_signed_in, settled
 from callhelpers import PAGES, RAW, seed_every_kind
 from playwright.sync_api import Page, expect
 
 from byok_core import accounts, limits
-from byok_core.identity import Actor
+from byok_core.identity import Actor, Role
 from byok_core.models import User
 from byok_core.startup import open_runtime
 
@@ -100,3 +104,30 @@ def test_the_usage_periods_search_marks_audit_filters_and_menu_speak_plain_words
     expect(page.get_by_role("dialog")).to_be_visible()
     check("About")
     assert not found, f"raw values on screen ({who}): {found}"
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory) -> Iterator[RunningApp]:
+    """A server whose one admin has done nothing yet: the first-run checklist shows on every page."""
+    with running_app(tmp_path_factory.mktemp("e2e-words-first-run")) as app:
+        yield app
+
+
+def test_the_first_run_checklist_speaks_plain_words(first_run, page):
+    rt = open_runtime(first_run.env, migrate=False)
+    try:
+        root = accounts.create_user(rt, Actor.operator(), "root", "root password 1", Role.ADMIN)
+        found: dict[str, list[str]] = {}
+        open_signed_in(page, first_run.url, rt, root)
+        for title in PAGES["admin"]:
+            page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True).click()
+            expect(page.get_by_role("heading", name=title, exact=True).first).to_be_visible()
+            expect(page.locator(".st-key-first_run_checklist").get_by_text("Get your team started")).to_be_visible()
+            settled(page)
+            no_errors(page)
+            raw = sorted({m.group(0) for m in RAW.finditer(page_text(page))})
+            if raw:
+                found[title] = raw
+        assert not found, f"raw values on screen: {found}"
+    finally:
+        rt.engine.dispose()
