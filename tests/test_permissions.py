@@ -110,6 +110,8 @@ EXEMPT: dict[str, str] = {
     "reconcile.run": "the bill check: `byok usage reconcile`, and the daily round",
     "reconcile.run_one": "the bill check of one provider: its callers checked the actor (Check now) or are the "
                          "daily round and `byok usage reconcile`",
+    "reconcile.run_openrouter": "OpenRouter keys' own count: its callers checked the actor (Check now) or are the "
+                                "daily round and `byok usage reconcile`",
     "reconcile.tick": "the bill check's daily round: the key watch's background thread",
 }
 
