@@ -8,12 +8,11 @@ import streamlit as st
 
 from byok_core import accounts, alerts, budgets, currency, fallback, limits, pricing
 from byok_core.clock import utcnow
-from byok_core.currency import money
 from byok_core.errors import ByokError
 from byok_core.identity import Owner, Role
 from byok_core.md import md_escape
 from byok_core.providers import Provider, ProviderKind
-from byok_ui import budget_view, state
+from byok_ui import budget_view, state, tables
 
 c = state.ctx()
 if not c.user.is_admin:  # defence in depth: the shell never routes members here
@@ -47,11 +46,6 @@ def _apply(action: Callable[[], object], message: str, where: str) -> None:
         state.flash(where, message)
 
 
-def _money(usd: float | None, none: str = "—") -> str:
-    """An amount for the table: in whole cents (yen, ...), or a small amount's significant digits."""
-    return money(usd, whole=True, unknown=none)
-
-
 def _load_budget() -> None:
     current = budgets.budget_of(rt, st.session_state.budgets_target)
     st.session_state.budgets_amount = shown.amount_text(current) if current is not None else ""
@@ -77,21 +71,21 @@ with tab_budgets:
     # a line of text between the tabs and the table, whose toolbar (search, download, full screen)
     # would otherwise sit over the tabs on a phone
     st.caption(f"Shared-key spend in {alerts.month_name(budgets.month_of(utcnow()))} (UTC), by budget.")
-    st.dataframe(pd.DataFrame({
+    budget_heading = f"Monthly budget ({shown.code})"  # the currency in the heading, as a screen reader needs it
+    amounts = {budget_heading: [line.budget_usd for line in report],
+               f"Spent this month ({shown.code})": [line.spent_usd for line in report],
+               f"Set aside for running calls ({shown.code})": [line.reserved_usd for line in report],
+               f"Left ({shown.code})": [line.left_usd for line in report]}
+    st.dataframe(tables.written(pd.DataFrame({  # the amounts stay numbers, so each column sorts by amount
         "Who": [targets.get(line.owner, line.name) for line in report],
-        "Monthly budget": [_money(line.budget_usd, "no budget") for line in report],
-        "Spent this month": [_money(line.spent_usd) for line in report],
-        "Set aside for running calls": [_money(line.reserved_usd) for line in report],
-        "Left": [_money(line.left_usd) for line in report],
+        **{heading: tables.amounts(usd, shown) for heading, usd in amounts.items()},
         "Used": ["—" if line.used is None else f"{line.used:.0%}" for line in report],
-    }), hide_index=True, key="budgets_report", column_config={
-        "Monthly budget": st.column_config.TextColumn(alignment="right"),
-        "Spent this month": st.column_config.TextColumn(alignment="right"),
-        "Set aside for running calls": st.column_config.TextColumn(
-            help="The most the calls running now can cost, held until they end", alignment="right"),
-        "Left": st.column_config.TextColumn(alignment="right"),
-        "Used": st.column_config.TextColumn(alignment="right"),
-    })
+    }), shown, {heading: (True, "no budget" if heading == budget_heading else "—") for heading in amounts}),
+        hide_index=True, key="budgets_report", column_config={
+            f"Set aside for running calls ({shown.code})": st.column_config.Column(
+                help="The most the calls running now can cost, held until they end"),
+            "Used": st.column_config.TextColumn(alignment="right"),
+        })
     if "budgets_amount" not in st.session_state:
         st.session_state.budgets_target = Owner.team()
         _load_budget()

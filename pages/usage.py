@@ -11,7 +11,6 @@ import io
 import math
 from dataclasses import replace
 from datetime import date, datetime, timedelta
-from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -23,7 +22,7 @@ from byok_core.errors import CallStatus
 from byok_core.identity import Actor, KeySource
 from byok_core.providers import Provider
 from byok_core.runtime import Runtime
-from byok_ui import billcheck_view, budget_view, state
+from byok_ui import billcheck_view, budget_view, state, tables
 
 PAGE_SIZE = 50
 
@@ -59,17 +58,12 @@ VALUES = {"provider": lambda v: Provider.parse(v).label, "model": model_label,
           "user": lambda v: words.NO_USER if v in (None, usage.NO_USER) else v, "latency_ms": words.duration}
 
 
-# An unknown cost in a table's Cost column: a number, so that the column sorts by amount (unknown
-# first, as a missing value would), written "unknown" by ``styled`` (a missing value would read "None").
-UNKNOWN = -math.inf
-
-
 def for_people(frame: pd.DataFrame, cur: currency.Currency) -> pd.DataFrame:
     """A table with people's words: labels for ids, "—" for an unknown count, readable headings; the cost
-    stays a number, in ``cur`` as its heading says (UNKNOWN when not priced), which ``styled`` writes."""
+    stays a number, in ``cur`` as its heading says (tables.MISSING when not priced), which ``styled`` writes."""
     shown = frame.copy()
     if "cost_usd" in shown:
-        shown["cost_usd"] = shown["cost_usd"].astype(float).fillna(UNKNOWN) * cur.per_usd
+        shown["cost_usd"] = shown["cost_usd"].astype(float).fillna(tables.MISSING) * cur.per_usd
     for name, word in VALUES.items():
         if name in shown:
             shown[name] = shown[name].map(lambda v, word=word: word(v) if v is not None and v == v else "—")
@@ -82,14 +76,7 @@ def for_people(frame: pd.DataFrame, cur: currency.Currency) -> pd.DataFrame:
 def styled(frame: pd.DataFrame, cur: currency.Currency) -> pd.DataFrame | Styler:
     """The table as drawn: its Cost column written in ``cur`` as every figure of the page writes it
     (currency.money), while the browser sorts it by the numbers underneath."""
-    heading = cost_heading(cur)
-    if heading not in frame:
-        return frame
-
-    def written(amount: Any) -> str:  # a float of the column (pandas types a formatter's value as object)
-        return currency.money(None if amount == UNKNOWN else amount / cur.per_usd, currency=cur)
-
-    return frame.style.format({heading: written})
+    return tables.written(frame, cur, {cost_heading(cur): (False, "unknown")})
 
 
 # The window's settled days (usage.settled_part) are kept until a day settles or old calls are

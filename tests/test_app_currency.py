@@ -54,8 +54,8 @@ def test_an_admin_sets_the_currency_in_its_tab_and_budgets_are_typed_and_shown_i
     at.button(key="budgets_set").click().run()
     assert budgets.budget_of(rt, Owner.team()) == pytest.approx(20 / 0.92)
     assert page_as(rt, root, "budgets").text_input(key="budgets_amount").value == "20.00"  # read back as typed
-    report = at.tabs[0].dataframe[0].value
-    assert (report["Monthly budget"].iloc[0], report["Spent this month"].iloc[0]) == ("€20.00", "€1.15")
+    report = drawn(at.tabs[0].dataframe[0])
+    assert (report["Monthly budget (EUR)"].iloc[0], report["Spent this month (EUR)"].iloc[0]) == ("€20.00", "€1.15")
     assert not [cell for column in report for cell in report[column] if "$" in str(cell)]
     # prices that providers set stay in dollars, and say so
     assert list(at.tabs[3].dataframe[-1].value.columns) == ["Provider", "USD per request", "Default (USD)"]

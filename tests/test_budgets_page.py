@@ -4,7 +4,7 @@ prices) and what is left of a budget, shown to members on Chat and Search."""
 from __future__ import annotations
 
 import pytest
-from apptest import app_test, make_user, open_page, page_as, sign_in, text_of
+from apptest import app_test, drawn, make_user, open_page, page_as, sign_in, text_of
 from callhelpers import log_call
 
 from byok_core import alerts, budgets, limits, pricing
@@ -46,11 +46,12 @@ def test_budgets_are_set_in_cents_and_the_chosen_budget_is_loaded(app, rt, peopl
     at.text_input(key="budgets_amount").set_value("$1,000.25")
     at.button(key="budgets_set").click().run()
     assert at.success and budgets.budget_of(rt, Owner.user(ann.id)) == 1000.25
-    report = at.dataframe[0].value
+    report = drawn(at.dataframe[0])
     assert list(report["Who"]) == ["The whole team", "ann", "bob"]
-    assert list(report["Spent this month"]) == ["$2.75", "$0.75", "$2.00"]
-    assert list(report["Monthly budget"]) == ["no budget", "$1,000.25", "no budget"]
-    assert list(report["Used"]) == ["—", "0%", "—"] and list(report["Left"]) == ["—", "$999.50", "—"]
+    assert list(report["Spent this month (USD)"]) == ["$2.75", "$0.75", "$2.00"]
+    assert list(at.dataframe[0].value["Spent this month (USD)"]) == [2.75, 0.75, 2.0]  # numbers: it sorts by amount
+    assert list(report["Monthly budget (USD)"]) == ["no budget", "$1,000.25", "no budget"]
+    assert list(report["Used"]) == ["—", "0%", "—"] and list(report["Left (USD)"]) == ["—", "$999.50", "—"]
     at.button(key="budgets_clear").click().run()
     assert budgets.budget_of(rt, Owner.user(ann.id)) is None
 
