@@ -71,18 +71,21 @@ with tab_budgets:
     # a line of text between the tabs and the table, whose toolbar (search, download, full screen)
     # would otherwise sit over the tabs on a phone
     st.caption(f"Shared-key spend in {alerts.month_name(budgets.month_of(utcnow()))} (UTC), by budget.")
-    budget_heading = f"Monthly budget ({shown.code})"  # the currency in the heading, as a screen reader needs it
-    amounts = {budget_heading: [line.budget_usd for line in report],
-               f"Spent this month ({shown.code})": [line.spent_usd for line in report],
-               f"Set aside for running calls ({shown.code})": [line.reserved_usd for line in report],
-               f"Left ({shown.code})": [line.left_usd for line in report]}
+    code = shown.code  # the currency in each money heading, as a screen reader needs it
+    budget_heading = f"Monthly budget ({code})"
+    amounts: dict[str, list[float | None]] = {
+        budget_heading: [line.budget_usd for line in report],
+        f"Spent this month ({code})": [line.spent_usd for line in report],
+        f"Set aside for running calls ({code})": [line.reserved_usd for line in report],
+        f"Left ({code})": [line.left_usd for line in report],
+    }
     st.dataframe(tables.written(pd.DataFrame({  # the amounts stay numbers, so each column sorts by amount
         "Who": [targets.get(line.owner, line.name) for line in report],
         **{heading: tables.amounts(usd, shown) for heading, usd in amounts.items()},
         "Used": ["—" if line.used is None else f"{line.used:.0%}" for line in report],
     }), shown, {heading: (True, "no budget" if heading == budget_heading else "—") for heading in amounts}),
         hide_index=True, key="budgets_report", column_config={
-            f"Set aside for running calls ({shown.code})": st.column_config.Column(
+            f"Set aside for running calls ({code})": st.column_config.Column(
                 help="The most the calls running now can cost, held until they end"),
             "Used": st.column_config.TextColumn(alignment="right"),
         })
