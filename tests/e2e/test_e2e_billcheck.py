@@ -21,8 +21,8 @@ from byok_core.providers import Provider
 pytestmark = pytest.mark.e2e
 
 OP = Actor.operator()
-ADMIN_KEY = "sk-admin-e2e-billing-PLAINTEXT-000000000000004321"
-TEAM_KEY = "sk-e2e-team-billcheck-0123456789abcd5555"
+ADMIN_KEY = "sk-admin-fake.e2e-billing-000000000000004321"
+TEAM_KEY = "sk-fake.e2e-team-billcheck-0123456789abcd5555"
 
 
 @pytest.fixture(scope="module")
@@ -62,4 +62,4 @@ def test_an_admin_checks_the_bill_and_sees_a_key_used_outside_the_app(server, pa
     expect(section).to_contain_text("1 difference needs a look.")
     expect(section.get_by_role("link", name="Replace the key on the Keys page")).to_be_visible()
     no_errors(page)
-    assert ADMIN_KEY not in page.content() and "PLAINTEXT" not in page.content()
+    assert ADMIN_KEY not in page.content() and "fake.e2e-billing" not in page.content()
