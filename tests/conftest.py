@@ -160,3 +160,11 @@ def app(environ, rt, monkeypatch, streamlit_components_scanned_once):
     use_environment(monkeypatch, environ)
     yield
     clear_runtime()
+
+
+@pytest.fixture
+def lan(environ):
+    """A runtime that lets connections point at loopback (the fake providers)."""
+    runtime = open_runtime({**environ, "BYOK_ALLOW_PRIVATE_ENDPOINTS": "1"}, migrate=False)
+    yield runtime
+    runtime.engine.dispose()

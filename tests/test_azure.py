@@ -20,18 +20,10 @@ from byok_core.errors import CallStatus, KeyRejected, ModelNotFound, RequestReje
 from byok_core.identity import Actor, Owner
 from byok_core.models import Role
 from byok_core.providers import Provider
-from byok_core.startup import open_runtime
 
 COMPAT = Provider.OPENAI_COMPATIBLE
 KEY = "0123456789abcdef0123456789abcdef"  # an Azure key: 32 hex digits
 V1 = recording("azure/stream-text-v1-gpt-5-mini.sse")
-
-
-@pytest.fixture
-def lan(environ):
-    rt = open_runtime({**environ, "BYOK_ALLOW_PRIVATE_ENDPOINTS": "1"})
-    yield rt
-    rt.engine.dispose()
 
 
 @pytest.fixture

@@ -16,21 +16,12 @@ from byok_core.errors import KeyUnreadableError, NoKeyError, NotFoundError, Perm
 from byok_core.identity import Actor, Owner
 from byok_core.models import ApiKey, Role
 from byok_core.providers import Provider
-from byok_core.startup import open_runtime
 
 COMPAT = Provider.OPENAI_COMPATIBLE
 ALICE_KEY = "gsk_fake-alice-own-AAAAAAAAAAAAAAAA1111"
 ALICE_KEY_2 = "gsk_fake-alice-new-AAAAAAAAAAAAAAAA2222"
 TEAM_KEY = "sk-fake.team-connection-TTTTTTTTTTT3333"
 ALL = (ALICE_KEY, ALICE_KEY_2, TEAM_KEY)
-
-
-@pytest.fixture
-def lan(environ):
-    """A runtime that lets connections point at loopback (the fake providers)."""
-    rt = open_runtime({**environ, "BYOK_ALLOW_PRIVATE_ENDPOINTS": "1"})
-    yield rt
-    rt.engine.dispose()
 
 
 @pytest.fixture
