@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 from byok_core.providers import Provider
@@ -60,8 +60,43 @@ def _days(query: dict[str, list[str]], provider: Provider) -> list[date]:
     return [start + timedelta(days=n) for n in range((end - start).days)]
 
 
-class FakeBilling:
+class _JsonFake:
+    """A loopback server that answers each GET with JSON: ``respond(path, headers)`` gives (status, body)."""
+
+    def __init__(self) -> None:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                status, body = outer.respond(self.path, self.headers)
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def respond(self, path: str, headers: Any) -> tuple[int, Any]:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class FakeBilling(_JsonFake):
     def __init__(self, provider: Provider, admin_key: str, page_size: int = 31):
+        super().__init__()
         self.provider = provider
         self.admin_key = admin_key
         self.page_size = page_size
@@ -71,41 +106,18 @@ class FakeBilling:
         self.keys: list[tuple[str, str]] = []  # (id, redacted value / partial hint)
         self.paths: list[str] = []
         self.auth: list[str] = []
-        outer = self
+        self.base_url = f"{self.origin}/v1"
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                outer.paths.append(self.path)
-                header = "authorization" if outer.provider is Provider.OPENAI else "x-api-key"
-                given = (self.headers.get(header) or "").removeprefix("Bearer ")
-                outer.auth.append(given)
-                if outer.revoked or given != outer.admin_key:
-                    return self._send(401, ERRORS[outer.provider])
-                parts = urlsplit(self.path)
-                body = outer.answer(parts.path, parse_qs(parts.query))
-                self._send(200 if body is not None else 404, body or {"error": {"message": "not found"}})
-
-            def _send(self, status: int, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def __enter__(self) -> FakeBilling:
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def respond(self, path: str, headers: Any) -> tuple[int, Any]:
+        self.paths.append(path)
+        header = "authorization" if self.provider is Provider.OPENAI else "x-api-key"
+        given = (headers.get(header) or "").removeprefix("Bearer ")
+        self.auth.append(given)
+        if self.revoked or given != self.admin_key:
+            return 401, ERRORS[self.provider]
+        parts = urlsplit(path)
+        body = self.answer(parts.path, parse_qs(parts.query))
+        return (200, body) if body is not None else (404, {"error": {"message": "not found"}})
 
     def env(self) -> dict[str, str]:
         name = self.provider.spec.base_url_env
@@ -189,45 +201,24 @@ class FakeBilling:
         return None
 
 
-class FakeOpenRouterKey:
+class FakeOpenRouterKey(_JsonFake):
     """A loopback fake of OpenRouter's ``GET /api/v1/key`` (its documented shape: ``data`` with
     ``usage_daily``/``usage_monthly`` in USD) for one key; ``revoked`` answers 401."""
 
     def __init__(self, key: str, month_usd: float, today_usd: float = 0.0) -> None:
+        super().__init__()
         self.key, self.month_usd, self.today_usd, self.revoked = key, month_usd, today_usd, False
         self.requests: list[str] = []
-        outer = self
+        self.url = f"{self.origin}/api/v1"
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                outer.requests.append(self.path)
-                given = (self.headers.get("authorization") or "").removeprefix("Bearer ")
-                if self.path != "/api/v1/key" or outer.revoked or given != outer.key:
-                    status, body = (404, {"error": {"code": 404, "message": "Not Found"}}) \
-                        if self.path != "/api/v1/key" else (401, {"error": {"code": 401, "message": "User not found."}})
-                else:
-                    status, body = 200, {"data": {
-                        "label": f"{outer.key[:10]}...{outer.key[-3:]}", "limit": None, "is_free_tier": False,
-                        "usage": outer.month_usd + 3.0, "usage_daily": outer.today_usd,
-                        "usage_weekly": outer.month_usd, "usage_monthly": outer.month_usd,
-                        "byok_usage": 0, "byok_usage_daily": 0, "byok_usage_weekly": 0, "byok_usage_monthly": 0}}
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/v1"
-
-    def __enter__(self) -> FakeOpenRouterKey:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def respond(self, path: str, headers: Any) -> tuple[int, Any]:
+        self.requests.append(path)
+        if path != "/api/v1/key":
+            return 404, {"error": {"code": 404, "message": "Not Found"}}
+        if self.revoked or (headers.get("authorization") or "").removeprefix("Bearer ") != self.key:
+            return 401, {"error": {"code": 401, "message": "User not found."}}
+        return 200, {"data": {
+            "label": f"{self.key[:10]}...{self.key[-3:]}", "limit": None, "is_free_tier": False,
+            "usage": self.month_usd + 3.0, "usage_daily": self.today_usd, "usage_weekly": self.month_usd,
+            "usage_monthly": self.month_usd, "byok_usage": 0, "byok_usage_daily": 0, "byok_usage_weekly": 0,
+            "byok_usage_monthly": 0}}
