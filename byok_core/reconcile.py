@@ -219,8 +219,14 @@ def _our_keys(rt: Runtime, provider: Provider) -> list[OurKey]:
         rows = conn.execute(sa.select(col(ApiKey.id), col(ApiKey.mask), col(ApiKey.owner_kind), col(User.username))
                             .select_from(ApiKey).outerjoin(User, col(User.id) == col(ApiKey.owner_id))
                             .where(col(ApiKey.provider) == provider)).all()
-    return [OurKey(r.id, r.mask, "the team key", "under Admin → Team keys") if r.owner_kind is OwnerKind.TEAM
-            else OurKey(r.id, r.mask, f"{r.username}'s key") for r in rows]
+    return [_our_key(r) for r in rows]
+
+
+def _our_key(row: Any) -> OurKey:
+    """A stored key as the check's lines name it, from a row with its id, mask, owner kind and username."""
+    if row.owner_kind is OwnerKind.TEAM:
+        return OurKey(row.id, row.mask, "the team key", "under Admin → Team keys")
+    return OurKey(row.id, row.mask, f"{row.username}'s key")
 
 
 def _store(rt: Runtime, provider: Provider, since: date, until: date, found: list[Line],
@@ -396,11 +402,10 @@ def run_openrouter(rt: Runtime, client: httpx.Client | None = None) -> Result:
     problems: list[str] = []
     unread: set[str] = set()
     for r in _openrouter_keys(rt):
-        team = r.owner_kind is OwnerKind.TEAM
-        ours = (OurKey(r.id, r.mask, "the team key", "under Admin → Team keys") if team
-                else OurKey(r.id, r.mask, f"{r.username}'s key"))
+        ours = _our_key(r)
         try:
-            key = calls.checked(rt, keys.resolve(rt, None if team else r.owner_id, OPENROUTER, r.connection))
+            user_id = None if r.owner_kind is OwnerKind.TEAM else r.owner_id
+            key = calls.checked(rt, keys.resolve(rt, user_id, OPENROUTER, r.connection))
             if key.row_id != r.id:
                 continue
             with calls.http(rt, key, client) as http:
