@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 # used while the call runs, not kept with the reply
 _WORKING_FIELDS = {"billed", "output_bytes", "budgets_after", "cap_after", "pricing_id", "reported_usd",
-                   "priced_model"}
+                   "priced_model", "key_row_id"}
 
 
 @dataclass
@@ -53,7 +53,8 @@ class CallRecord:
     connection: str | None = None  # an OpenAI-compatible call's connection, by its name
     # genai-prices' figure for a call whose provider reported its billed cost (``cost_usd``), to compare
     priced_usd: float | None = None
-    key_row_id: str | None = None  # the stored key that paid (None: a server key), to check against the bill
+    # the stored key that paid (None: a server key), written to its usage row for the bill check
+    key_row_id: str | None = field(default=None, repr=False, compare=False)
     pricing_id: str | None = field(default=None, repr=False, compare=False)  # genai-prices' provider id
     # the model priced, when not ``model``: the one behind an Azure deployment, as its reply said
     priced_model: str = field(default="", repr=False, compare=False)
@@ -105,7 +106,6 @@ class CallRecord:
                 notice_kind=data.get("notice_kind") if isinstance(data.get("notice_kind"), str) else None,
                 connection=data.get("connection") if isinstance(data.get("connection"), str) else None,
                 priced_usd=data.get("priced_usd"),
-                key_row_id=data.get("key_row_id") if isinstance(data.get("key_row_id"), str) else None,
             )
         except (KeyError, ValueError, TypeError):
             return None
