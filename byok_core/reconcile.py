@@ -180,13 +180,13 @@ class Report:
 
 def report(rt: Runtime, actor: Actor, provider: Provider) -> Report:
     """The last check of ``provider``'s bill, as the Usage page shows it. Admins only."""
-    key = next((k for k in billing_keys(rt, actor) if k.provider is provider), None)
     found = lines(rt, actor, provider)
-    loud = tuple(r for r in found if Verdict(r.verdict).loud)
     if provider is OPENROUTER:  # no billing key: its lines are the month so far, as of their day
-        latest = [r for r in found if found and r.day == found[0].day]
+        latest = [r for r in found if r.day == found[0].day]
         return Report(provider, None, _openrouter_headline(found[0].day, latest) if found else None,
                       tuple(r for r in latest if Verdict(r.verdict).loud))
+    key = next((k for k in billing_keys(rt, actor) if k.provider is provider), None)
+    loud = tuple(r for r in found if Verdict(r.verdict).loud)
     if key is not None and key.problem:
         return Report(provider, key, key.problem, loud)
     if key is None or key.checked_from is None or key.checked_to is None:
