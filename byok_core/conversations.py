@@ -23,9 +23,10 @@ from sqlmodel import Session, col, select
 
 from byok_core import attachments, md, presets
 from byok_core.adapters.base import SearchResult
+from byok_core.attachments import AttachmentInfo
 from byok_core.clock import utcnow
 from byok_core.errors import NotFoundError, ValidationError
-from byok_core.models import Conversation, Message, ReplyStatus, rowcount, saved_id
+from byok_core.models import Conversation, Message, ReplyStatus, rowcount, saved_id, table
 from byok_core.presets import Settings
 from byok_core.providers import Provider
 from byok_core.record import CallRecord
@@ -78,7 +79,7 @@ class StoredMessage:
     attachments: tuple[attachments.AttachmentInfo, ...] = ()  # a prompt's images and PDFs
 
     @classmethod
-    def of(cls, row: Message) -> StoredMessage:
+    def of(cls, row: Message, files: Sequence[AttachmentInfo] = ()) -> StoredMessage:
         try:
             meta = json.loads(row.meta or "{}")
         except ValueError:
@@ -95,7 +96,7 @@ class StoredMessage:
                    meta.get("budget_warning"), ReplyStatus(row.status),
                    CallRecord.from_json(search) if isinstance(search, dict) else None,
                    meta.get("failure") or (record.error if record else None), provider, str(meta.get("model") or ""),
-                   bool(row.stop_requested), _moment(meta.get("retry_at")), row.parent_id)
+                   bool(row.stop_requested), _moment(meta.get("retry_at")), row.parent_id, attachments=tuple(files))
 
     @property
     def running(self) -> bool:
@@ -139,14 +140,14 @@ def branch(stored: Sequence[StoredMessage], leaf_id: int | None = None) -> list[
     children = _children(stored)
     node: StoredMessage | None = by_id.get(leaf_id) if leaf_id is not None else None
     node = node or max(stored, key=lambda m: m.id)
-    path: list[StoredMessage] = []
-    while node is not None and node not in path:  # a parent loop cannot hang it
-        path.append(node)
+    path: dict[int, StoredMessage] = {}
+    while node is not None and node.id not in path:  # a parent loop cannot hang it
+        path[node.id] = node
         node = by_id.get(node.parent_id) if node.parent_id is not None else None
     shown = []
-    for m in reversed(path):
-        siblings = children[m.parent_id if m.parent_id in by_id else None]
-        shown.append(replace(m, version=siblings.index(m) + 1, versions=len(siblings)))
+    for m in reversed(path.values()):
+        siblings = [s.id for s in children[m.parent_id if m.parent_id in by_id else None]]
+        shown.append(replace(m, version=siblings.index(m.id) + 1, versions=len(siblings)))
     return shown
 
 
@@ -228,12 +229,26 @@ def set_settings(rt: Runtime, user_id: int, conversation_id: int, settings: Sett
     return replace(info, settings=settings)
 
 
-def get(rt: Runtime, user_id: int, conversation_id: int) -> ConversationInfo:
-    with Session(rt.engine) as session:
-        row = session.exec(select(Conversation).where(_owned(user_id, conversation_id))).first()
+# The chat page reads a conversation and its messages on every run: Core statements built once
+# (rows, not ORM objects, which cost several times more to load).
+_CONV, _MSG = table(Conversation), table(Message)
+_ONE = sa.select(_CONV).where(_CONV.c.id == sa.bindparam("conversation_id"), _CONV.c.user_id == sa.bindparam("user_id"))
+_FILE = attachments.info_columns()  # after a message's own columns, labelled apart from them
+_ALL = (sa.select(_MSG, *(c.label(f"file_{c.name}") for c in _FILE))
+        .outerjoin(_FILE[0].table, _FILE[0].table.c.message_id == _MSG.c.id)
+        .where(_MSG.c.conversation_id == sa.bindparam("conversation_id")).order_by(_MSG.c.id, _FILE[0]))
+
+
+def _one(conn: sa.Connection, user_id: int, conversation_id: int) -> ConversationInfo:
+    row = conn.execute(_ONE, {"conversation_id": conversation_id, "user_id": user_id}).first()
     if row is None:
         raise NotFoundError(_NOT_FOUND)
-    return ConversationInfo.of(row)
+    return ConversationInfo.of(row)  # type: ignore[arg-type]  # a row has the model's attributes
+
+
+def get(rt: Runtime, user_id: int, conversation_id: int) -> ConversationInfo:
+    with rt.engine.connect() as conn:
+        return _one(conn, user_id, conversation_id)
 
 
 def rename(rt: Runtime, user_id: int, conversation_id: int, title: str) -> bool:
@@ -263,21 +278,15 @@ def delete(rt: Runtime, user_id: int, conversation_id: int) -> None:
 def _all(rt: Runtime, user_id: int, conversation_id: int) -> tuple[ConversationInfo, list[StoredMessage]]:
     """The conversation and every message of every branch, oldest first, each with its attachments
     (not their bytes): two statements."""
-    with Session(rt.engine) as session:
-        row = session.exec(select(Conversation).where(_owned(user_id, conversation_id))).first()
-        if row is None:
-            raise NotFoundError(_NOT_FOUND)
-        a = attachments.info_columns()
-        rows = session.execute(sa.select(Message, *a).outerjoin(a[0].table, a[0].table.c.message_id == Message.id)
-                               .where(col(Message.conversation_id) == conversation_id)
-                               .order_by(col(Message.id), a[0]))
-        found: dict[int, tuple[Message, list[attachments.AttachmentInfo]]] = {}
-        for message, *info in rows:
-            files = found.setdefault(saved_id(message.id), (message, []))[1]
-            if info[0] is not None:
-                files.append(attachments.info_of(info))
-        return ConversationInfo.of(row), [replace(StoredMessage.of(m), attachments=tuple(files))
-                                          for m, files in found.values()]
+    width = len(_MSG.c)
+    with rt.engine.connect() as conn:
+        info = _one(conn, user_id, conversation_id)
+        found: dict[int, tuple[sa.Row[Any], list[attachments.AttachmentInfo]]] = {}
+        for row in conn.execute(_ALL, {"conversation_id": conversation_id}):
+            files = found.setdefault(row.id, (row, []))[1]
+            if row[width] is not None:
+                files.append(attachments.info_of(row[width:]))
+    return info, [StoredMessage.of(m, files) for m, files in found.values()]  # type: ignore[arg-type]
 
 
 def opened(rt: Runtime, user_id: int, conversation_id: int) -> tuple[ConversationInfo, list[StoredMessage]]:
