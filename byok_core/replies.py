@@ -224,10 +224,15 @@ def mark_interrupted(rt: Runtime, conversation_id: int) -> bool:
         return bool(rowcount(conn.execute(sa.update(_M).where(stale).values(status=ReplyStatus.INTERRUPTED))))
 
 
+def opened(rt: Runtime, user_id: int, conversation_id: int) -> tuple[convs.ConversationInfo, list[convs.StoredMessage]]:
+    """The conversation and the branch it shows, replies whose process died marked interrupted first."""
+    mark_interrupted(rt, conversation_id)
+    return convs.opened(rt, user_id, conversation_id)
+
+
 def history(rt: Runtime, user_id: int, conversation_id: int) -> list[convs.StoredMessage]:
     """The conversation's messages, replies whose process died marked interrupted first."""
-    mark_interrupted(rt, conversation_id)
-    return convs.messages(rt, user_id, conversation_id)
+    return opened(rt, user_id, conversation_id)[1]
 
 
 def _begin(rt: Runtime, user_id: int, conversation_id: int, request: Request, parent: int | None, *,
