@@ -20,6 +20,7 @@ from byok_core.md import md_escape, no_images, source_line
 from byok_core.models import ReplyStatus
 from byok_core.record import CallRecord
 from byok_core.runtime import Runtime
+from byok_ui import turns
 
 # The live reply: the browser asks for a run of its fragment every LIVE_EVERY seconds; each run
 # follows the reply for LIVE_FOR seconds and ends, so runs never overlap and none lasts the 0.5 s
@@ -54,13 +55,14 @@ def follow(rt: Runtime, user_id: int, conversation_id: int, reply_id: int, label
         draw(now.content)
         return not now.running
     end, seen, shown_at = time.monotonic() + seconds, -1, 0.0
-    while True:
-        text, done, seen = running.after(seen, max(0.0, end - time.monotonic()))
-        if done or time.monotonic() >= end or time.monotonic() - shown_at >= every:
-            draw(text)
-            shown_at = time.monotonic()
-        if done or time.monotonic() >= end:
-            return done
+    with turns.waiting():  # the words come from the worker: other page runs go on meanwhile
+        while True:
+            text, done, seen = running.after(seen, max(0.0, end - time.monotonic()))
+            if done or time.monotonic() >= end or time.monotonic() - shown_at >= every:
+                draw(text)
+                shown_at = time.monotonic()
+            if done or time.monotonic() >= end:
+                return done
 
 
 COPY_BUTTON = '<button type="button" class="byok-copy" title="Copy this message">Copy</button>'

@@ -29,7 +29,7 @@ from byok_core import accounts, currency
 from byok_core.md import md_escape
 from byok_core.models import User
 from byok_core.runtime import Runtime
-from byok_ui import first_run, key_banner, state
+from byok_ui import first_run, key_banner, state, turns
 from byok_ui.page_specs import DEFAULT, PAGE_SPECS, SIGNED_OUT_PATHS, PageSpec
 from byok_ui.process import open_or_explain
 from byok_ui.server import MISSING_PARAM, SHOWN_ADDRESS
@@ -156,6 +156,11 @@ def say_missing(instead: str) -> None:
 
 
 def main() -> None:
+    with turns.turn():  # one page run at a time on the CPU: byok_ui/turns.py
+        _run()
+
+
+def _run() -> None:
     if _SEEN_KEY not in st.session_state:  # first, as any element may let the sign-in answer cut this run short
         st.session_state[_SEEN_KEY] = True
         st.session_state[_ASKED_KEY] = _address(st.context.url)

@@ -12,7 +12,7 @@ from byok_core.currency import money
 from byok_core.errors import ByokError
 from byok_core.md import md_escape
 from byok_core.providers import Provider, ProviderKind
-from byok_ui import budget_view, chat_view, state
+from byok_ui import budget_view, chat_view, state, turns
 
 c = state.ctx()
 
@@ -55,7 +55,7 @@ def results_frame(results: Sequence[search.SearchResult]) -> pd.DataFrame:
 
 def show_results(provider: Provider) -> None:
     try:
-        with st.spinner(f"Searching {provider.label}…"):
+        with st.spinner(f"Searching {provider.label}…"), turns.waiting():  # the provider's answer
             found = search.search(c.rt, user_id=c.user.id, provider=provider, query=query.strip(), limit=int(limit))
     except ByokError as exc:
         chat_view.show_start_error(exc)
