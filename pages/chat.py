@@ -21,9 +21,8 @@ from byok_core.identity import KeySource
 from byok_core.md import cite, md_escape, no_images
 from byok_core.models import ReplyStatus, saved_id
 from byok_core.providers import Provider, ProviderKind
-from byok_core.runtime import Runtime
 from byok_core.text import check_message
-from byok_ui import attachments_view, budget_view, chat_view, presets_view, state
+from byok_ui import attachments_view, budget_view, chat_view, model_lists, presets_view, state
 
 c = state.ctx()
 rt, uid = c.rt, saved_id(c.user.id)
@@ -31,17 +30,6 @@ drawing_page = True  # False once this run of the page is over: the live fragmen
 
 CHAT_PROVIDERS = Provider.of_kind(ProviderKind.CHAT)
 SEARCH_PROVIDERS = Provider.of_kind(ProviderKind.SEARCH)
-
-
-@st.cache_data(ttl=600, max_entries=500, show_spinner=False)
-def model_options(_rt: Runtime, user_id: int, provider: Provider, key_version: str,
-                  connection: str | None = None) -> list[str]:
-    """The provider's (or connection's) models for this user's key, cached 10 minutes per user,
-    provider and key (``key_version`` changes when a key is saved, so a new key or endpoint lists afresh)."""
-    try:
-        return list(chat.list_models(_rt, user_id=user_id, provider=provider, connection=connection))
-    except ByokError:
-        return []
 
 
 def key_version(provider: Provider) -> str:
@@ -94,19 +82,21 @@ def provider_name(provider: Provider) -> str:
 def model_choices(provider: Provider, paid_by: KeySource | None) -> list[str]:
     """What the Model picker lists: the provider's models (on a shared key only those the admins
     allow; the server refuses the rest), with a model typed earlier first."""
-    options = model_options(rt, uid, provider, key_version(provider),
-                            st.session_state.get("chat_connection") if provider.user_supplies_url else None)
+    options = model_lists.model_options(rt, uid, provider, key_version(provider),
+                                        st.session_state.get("chat_connection") if provider.user_supplies_url else None)
     if paid_by is not None:
         options = limits.allowed_models(rt, uid, provider, paid_by, options)
     typed = st.session_state.get(model_key(provider))
     return [typed, *options] if typed and typed not in options else options
 
 
-def settle_model(provider: Provider, options: list[str]) -> str | None:
+def settle_model(provider: Provider, paid_by: KeySource | None) -> str | None:
     """The model a message goes to, which the picker shows: the one chosen or typed, else the
-    provider's default when listed, else the first listed; None when there is nothing to choose."""
+    provider's default when listed, else the first listed; None when there is nothing to choose.
+    The list is read only when none is chosen yet (not before every message)."""
     key = model_key(provider)
     if not st.session_state.get(key):
+        options = model_choices(provider, paid_by)
         default = CHAT_ADAPTERS[provider].default_model
         chosen = default if default in options else next(iter(options), None)
         if chosen is None:
@@ -146,16 +136,17 @@ def _open(conv_id: int | None) -> None:
     st.session_state.pop("chat_confirm_delete", None)
 
 
-def _current() -> convs.ConversationInfo | None:
+def _current() -> tuple[convs.ConversationInfo | None, list[convs.StoredMessage]]:
+    """The conversation the URL names and the branch it shows (read once per run), or (None, [])."""
     raw = st.query_params.get("c")
     if not raw:
-        return None
+        return None, []
     try:
-        return convs.get(rt, uid, int(raw))
+        return replies.opened(rt, uid, int(raw))
     except (ValueError, NotFoundError):  # someone else's conversation looks exactly like a missing one
         st.query_params.pop("c", None)
         state.flash("chat", "That conversation does not exist; here is a new chat.", ok=False)
-        return None
+        return None, []
 
 
 def _rename(conv_id: int) -> None:
@@ -243,7 +234,7 @@ def _unqueue() -> None:
         _keep_in_box(waiting[1], waiting[2])
 
 
-current = _current()
+current, history = _current()
 usable = {u.connection.id: u for u in connections.usable(rt, uid)}
 if "chat_pick" not in st.session_state:
     if current and current.provider:
@@ -267,9 +258,7 @@ where = {p: source for p, (source, _) in paying.items()}
 if st.session_state.chat_connection is not None:  # who pays on the connection chosen
     picked = usable.get(st.session_state.chat_connection)
     where[Provider.OPENAI_COMPATIBLE] = picked.source if picked else None
-options = model_choices(st.session_state.chat_provider, where.get(st.session_state.chat_provider))
-chosen_model = settle_model(st.session_state.chat_provider, options)
-history = replies.history(rt, uid, current.id) if current else []
+chosen_model = settle_model(st.session_state.chat_provider, where.get(st.session_state.chat_provider))
 running = next((m for m in history if m.running), None)
 
 # A prompt just sent (or one that waited for a reply to end): the conversation (new, or this one)
@@ -301,7 +290,7 @@ if prompt or uploads:
             _open(current.id)
         replies.send(rt, uid, current.id, prompt, request, files=files)
         asked = True
-        history = replies.history(rt, uid, current.id)
+        history = convs.messages(rt, uid, current.id)  # the turn just begun (no reply to mark interrupted)
         running = next((m for m in history if m.running), None)
     except (ByokError, SQLAlchemyError) as exc:
         problem = exc if isinstance(exc, ByokError) else db.storage_error(exc)  # disk full, read-only, down
@@ -310,7 +299,6 @@ if prompt or uploads:
         _keep_in_box(prompt, uploads, str(problem))  # what could not be sent stays in the box
 
 # --- sidebar: conversations (drawn last) ---------------------------------------------------
-offered = presets_view.listed(rt, c.user)  # the presets this person may pick, for two menus
 CLOSE_ON_PHONE = """<script>(() => {
   if (window.byokClosesSidebar) return; window.byokClosesSidebar = true;
   document.addEventListener("click", (event) => {  // on a phone, choosing a conversation shows it
@@ -379,6 +367,7 @@ def draw_header() -> None:
                                                help="Each connection from the Keys page shows by its name."))[0]
             # The default is the state's value too: the picker's list is drawn only once opened, and
             # then starts from the default, which it would send back.
+            options = model_choices(provider, where.get(provider))
             st.selectbox("Model", options, key=model_key(provider), accept_new_options=True,
                          index=options.index(chosen_model) if chosen_model in options else None,
                          placeholder="type a model name", help="Pick from the provider's list, or type any model name.")
@@ -552,6 +541,7 @@ else:
                "and every reply says which key paid for it.")
     st.caption(f":material/attach_file: {attachments.LIMITS}")
 
+offered = presets_view.listed(rt, c.user)  # the presets this person may pick, for two menus
 with header:
     draw_header()
 draw_sidebar()
