@@ -25,16 +25,19 @@ from byok_ui import turns
 # The live reply: the browser asks for a run of its fragment every LIVE_EVERY seconds; each run
 # follows the reply for LIVE_FOR seconds and ends, so runs never overlap and none lasts the 0.5 s
 # after which Streamlit shows its running indicator and its Stop. The page's own run follows it
-# only for PAGE_FOR (the first words), so that run ends soon too.
+# only for PAGE_FOR (the first words), so that run ends soon too. Within a run the text is drawn
+# again at most every DRAW_EVERY seconds (ten times a second reads as smooth; each draw sends the
+# whole text so far, so twenty a second cost twice the CPU for twenty people at once).
 LIVE_EVERY = 0.4
 LIVE_FOR = 0.3
 PAGE_FOR = 0.2
+DRAW_EVERY = 0.1
 COST_UNKNOWN = "cost unknown"  # a call not priced, as the line under a reply says it
 KEYS_PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "keys.py")
 
 
 def follow(rt: Runtime, user_id: int, conversation_id: int, reply_id: int, label: str, since: datetime,
-           seconds: float = LIVE_FOR, every: float = 0.05) -> bool:
+           seconds: float = LIVE_FOR, every: float = DRAW_EVERY) -> bool:
     """Draw a reply being written and follow it for up to ``seconds`` (one run of the page's live
     fragment); whether it is done. A worker in this process is followed as its text arrives,
     redrawn at most every ``every`` seconds; a reply another process writes is read from the
