@@ -57,13 +57,14 @@ def follow(rt: Runtime, user_id: int, conversation_id: int, reply_id: int, label
         now = replies.reply(rt, user_id, reply_id)
         draw(now.content)
         return not now.running
-    end, seen, shown_at = time.monotonic() + seconds, -1, 0.0
+    end, seen, shown, shown_at = time.monotonic() + seconds, -1, None, 0.0
     with turns.waiting():  # the words come from the worker: other page runs go on meanwhile
         while True:
             text, done, seen = running.after(seen, max(0.0, end - time.monotonic()))
-            if done or time.monotonic() >= end or time.monotonic() - shown_at >= every:
+            first_words = bool(text) and not shown  # drawn at once, not ``every`` after "Waiting for…"
+            if done or first_words or time.monotonic() >= end or time.monotonic() - shown_at >= every:
                 draw(text)
-                shown_at = time.monotonic()
+                shown, shown_at = text, time.monotonic()
             if done or time.monotonic() >= end:
                 return done
 
