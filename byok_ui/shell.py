@@ -156,8 +156,10 @@ def say_missing(instead: str) -> None:
 
 
 def main() -> None:
-    with turns.turn():  # one page run at a time on the CPU: byok_ui/turns.py
+    try:
         _run()
+    finally:  # however the run ends
+        turns.give()
 
 
 def _run() -> None:
@@ -173,6 +175,8 @@ def _run() -> None:
     # one place up, and the browser make its tabs anew, on their first tab).
     browser = st.container(key=BROWSER_KEY)
     rt = open_or_explain()
+    if rt.engine.dialect.name == "sqlite":  # on PostgreSQL a run waits on the network: see byok_ui/turns.py
+        turns.take()
     with browser:
         user = state.current_user(rt)
         state.emit_cookie_actions()

@@ -11,7 +11,12 @@ A run gives its turn away while it waits for something else (``waiting``: a repl
 a provider's answer), never holding others up meanwhile, and waits at most ``WAIT`` seconds for
 its turn: a run that holds its turn longer (blocked where nobody said it waits) delays the others
 by that much at most and can never deadlock them. Reply workers and the fragment runs that draw a
-live reply do not take turns: they are short and mostly wait."""
+live reply do not take turns: they are short and mostly wait.
+
+The shell takes the turn on the embedded SQLite database only, whose statements are this
+process's own CPU time. On PostgreSQL a page run also waits on the network for each of its
+statements, and holding the turn meanwhile would hold the others up; there, runs interleave as
+Streamlit runs them."""
 
 from __future__ import annotations
 
@@ -43,18 +48,6 @@ def give() -> None:
     if holding():
         _held.turn = False
         _turn.release()
-
-
-@contextmanager
-def turn(wait: float = WAIT) -> Iterator[None]:
-    """A page run: its turn taken first, and given when it ends (however it ends); within a turn
-    already held, nothing changes."""
-    took = not holding() and take(wait)
-    try:
-        yield
-    finally:
-        if took:
-            give()
 
 
 @contextmanager
