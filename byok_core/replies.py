@@ -224,7 +224,10 @@ def mark_interrupted(rt: Runtime, conversation_id: int) -> bool:
         return bool(rowcount(conn.execute(sa.update(_M).where(stale).values(status=ReplyStatus.INTERRUPTED))))
 
 
-def opened(rt: Runtime, user_id: int, conversation_id: int) -> tuple[convs.ConversationInfo, list[convs.StoredMessage]]:
+Opened = tuple[convs.ConversationInfo, list[convs.StoredMessage]]  # a conversation and the branch it shows
+
+
+def opened(rt: Runtime, user_id: int, conversation_id: int) -> Opened:
     """The conversation and the branch it shows, replies whose process died marked interrupted first."""
     mark_interrupted(rt, conversation_id)
     return convs.opened(rt, user_id, conversation_id)
@@ -292,19 +295,22 @@ def _json(meta: dict[str, object]) -> str:
 
 
 
-def _opened(rt: Runtime, user_id: int, conversation_id: int,
-            request: Request) -> tuple[Request, list[convs.StoredMessage]]:
-    """``request`` with the conversation's own settings unless it brings some, and its messages."""
-    info, stored = convs.opened(rt, user_id, conversation_id)
+def _opened(rt: Runtime, user_id: int, conversation_id: int, request: Request,
+            read: Opened | None = None) -> tuple[Request, list[convs.StoredMessage]]:
+    """``request`` with the conversation's own settings unless it brings some, and its messages
+    (as the caller ``read`` them just before, when it did: ``opened``)."""
+    info, stored = read if read is not None and read[0].id == conversation_id else convs.opened(
+        rt, user_id, conversation_id)
     return (request if request.settings is not None else replace(request, settings=info.settings)), stored
 
 
 def send(rt: Runtime, user_id: int, conversation_id: int, prompt: str, request: Request, *,
-         files: Sequence[Attached] = (), client: httpx.Client | None = None) -> int:
+         files: Sequence[Attached] = (), client: httpx.Client | None = None, read: Opened | None = None) -> int:
     """Add ``prompt`` with its ``files`` (checked: ``attachments.check_all``) at the end of the
-    branch shown and start its reply; the reply's message id."""
+    branch shown and start its reply; the reply's message id. ``read``: the conversation as the
+    caller has just read it with ``opened`` (the Chat page, on every run), not read again."""
     files = attachments.check_message(files)
-    request, stored = _opened(rt, user_id, conversation_id, request)
+    request, stored = _opened(rt, user_id, conversation_id, request, read)
     turns = context(stored, _system(request), _files(rt, user_id, stored))  # a dead reply in the way: see _begin
     reply_id = _begin(rt, user_id, conversation_id, request, stored[-1].id if stored else None,
                       prompt=check_message(prompt, convs.MAX_MESSAGE, empty_ok=bool(files)), files=files)

@@ -288,7 +288,7 @@ if prompt or uploads:
             current = convs.create(rt, uid, convs.title_from(prompt or uploads[0][0]), provider=request.provider,
                                    model=request.model, settings=presets_view.take_draft())
             _open(current.id)
-        replies.send(rt, uid, current.id, prompt, request, files=files)
+        replies.send(rt, uid, current.id, prompt, request, files=files, read=(current, history))
         asked = True
         history = convs.messages(rt, uid, current.id)  # the turn just begun (no reply to mark interrupted)
         running = next((m for m in history if m.running), None)

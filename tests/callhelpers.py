@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import threading
 import warnings
 from contextlib import contextmanager
 
@@ -137,3 +138,20 @@ def finished(rt, user_id: int, reply_id: int) -> conversations.StoredMessage:
     """The reply as stored once its worker has ended."""
     follow_to_end(reply_id)
     return replies.reply(rt, user_id, reply_id)
+
+
+@contextmanager
+def counted(engine):
+    """The statements the app sends while the block runs (the heartbeat thread's, which beats for
+    every running reply every few seconds whatever it does, left out)."""
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        if threading.current_thread().name != "byok-reply-heartbeat":
+            statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)

@@ -3,13 +3,9 @@ both databases: the call path reads each fact once and writes each row once, and
 
 from __future__ import annotations
 
-import threading
-from contextlib import contextmanager
-
 import pytest
-import sqlalchemy as sa
 from apptest import make_user
-from callhelpers import follow_to_end, runtime_with
+from callhelpers import counted, follow_to_end, runtime_with
 from fakeproviders import FakeProvider
 
 from byok_core import budgets, keys, limits, replies
@@ -22,23 +18,6 @@ ADMIN = Actor.operator()
 OWN_KEY = "sk-fake.own-COUNT-aaaaaaaaaaaaaaaaaaaaaa1111"
 TEAM_KEY = "sk-fake.team-COUNT-tttttttttttttttttttttt3333"
 BRAVE_KEY = "brave-team-COUNT-0123456789"
-
-
-@contextmanager
-def counted(engine):
-    """The statements the app sends while the block runs (the heartbeat thread's, which beats for
-    every running reply every few seconds whatever it does, left out)."""
-    statements: list[str] = []
-
-    def count(_conn, _cursor, statement, *_args) -> None:
-        if threading.current_thread().name != "byok-reply-heartbeat":
-            statements.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", count)
 
 
 def turn(rt, user_id, conversation_id, request) -> int:

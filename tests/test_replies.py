@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 from apptest import make_user
-from callhelpers import finished, runtime_with, usage_rows
+from callhelpers import counted, finished, runtime_with, usage_rows
 from fakeproviders import FakeProvider
 
 from byok_core import conversations as convs
@@ -49,6 +49,19 @@ def test_a_reply_is_written_by_the_worker_and_kept(setup):
     assert [(m.role, m.content) for m in convs.messages(rt, ann.id, conv.id)] == [("user", "Hi"),
                                                                                   ("assistant", "Hello there")]
     assert [r.status for r in usage_rows(rt)] == ["ok"]
+
+
+def test_a_conversation_just_read_is_sent_as_read_and_one_read_for_another_is_not_used(setup):
+    rt, server, ann, conv = setup
+    finished(rt, ann.id, replies.send(rt, ann.id, conv.id, "First", ASK))
+    read = replies.opened(rt, ann.id, conv.id)
+    with counted(rt.engine) as statements:
+        finished(rt, ann.id, replies.send(rt, ann.id, conv.id, "Second", ASK, read=read))
+    assert sent(server) == [("user", "First"), ("assistant", "Hello there"), ("user", "Second")]
+    assert not any("FROM messages" in s and "JOIN attachments" in s for s in statements)  # not read again
+    other = convs.create(rt, ann.id, "Another")
+    finished(rt, ann.id, replies.send(rt, ann.id, other.id, "Elsewhere", ASK, read=read))  # read for conv
+    assert sent(server) == [("user", "Elsewhere")]
 
 
 def test_failed_turns_stay_visible_and_out_of_the_context_retry_regenerate_edit(setup):
