@@ -58,7 +58,15 @@ def follow(rt: Runtime, user_id: int, conversation_id: int, reply_id: int, label
         draw(now.content)
         return not now.running
     end, seen, shown, shown_at = time.monotonic() + seconds, -1, None, 0.0
-    with turns.waiting():  # the words come from the worker: other page runs go on meanwhile
+
+    def more_words() -> None:  # while the page's run waits for its turn again (byok_ui/turns.py)
+        nonlocal seen, shown
+        text, _, seen = running.after(seen, 0)
+        if text != shown:
+            draw(text)
+            shown = text
+
+    with turns.waiting(more_words, every):  # the words come from the worker: other page runs go on meanwhile
         while True:
             text, done, seen = running.after(seen, max(0.0, end - time.monotonic()))
             first_words = bool(text) and not shown  # drawn at once, not ``every`` after "Waiting for…"

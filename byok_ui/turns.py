@@ -21,7 +21,8 @@ Streamlit runs them."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 WAIT = 0.5  # seconds a run waits for its turn before it runs anyway, alongside the one that holds it
@@ -51,13 +52,17 @@ def give() -> None:
 
 
 @contextmanager
-def waiting() -> Iterator[None]:
+def waiting(meanwhile: Callable[[], object] | None = None, every: float = 0.1) -> Iterator[None]:
     """Around a wait (the network, another thread): the turn goes to the next run meanwhile, and
-    is taken again afterwards if it was held."""
+    is taken again afterwards if it was held; while the run waits for it again, ``meanwhile`` is
+    called every ``every`` seconds (the live reply draws the words that came)."""
     held = holding()
     give()
     try:
         yield
     finally:
         if held:
-            take()
+            deadline = time.monotonic() + WAIT
+            while not take(min(every, max(0.0, deadline - time.monotonic()))) and time.monotonic() < deadline:
+                if meanwhile is not None:
+                    meanwhile()

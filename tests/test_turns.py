@@ -64,6 +64,24 @@ def test_a_wait_gives_the_turn_to_the_next_run_and_takes_it_back_after():
     turns.give()
 
 
+def test_while_a_run_waits_for_its_turn_again_it_keeps_drawing():
+    """The live reply's words keep coming while the page's run queues for its turn again."""
+    assert turns.take()
+    other, calls = Run(), []
+
+    def meanwhile() -> None:
+        calls.append(turns.holding())
+        if len(calls) == 3:
+            other.end.set()  # the other run ends: the turn is free
+
+    with turns.waiting(meanwhile, every=0.01):
+        other.start()
+        assert other.taken.wait(5) and other.got
+    assert turns.holding() and calls[:3] == [False, False, False]
+    turns.give()
+    other.join(5)
+
+
 def test_a_wait_outside_a_turn_takes_none():
     with turns.waiting():
         assert not turns.holding()
