@@ -52,6 +52,7 @@ def add_connection(page, server, rt, user, preset: str) -> None:
     """Open the Keys page as ``user`` and start a connection from ``preset``."""
     open_signed_in(page, server.url, rt, user, "/keys")
     page.get_by_text("Add a connection").click()
+    idle(page)  # opening it reruns the page: a list opened meanwhile would close with the redraw
     page.get_by_role("combobox", name="Preset").click()
     page.get_by_role("option", name=preset, exact=True).click()
     idle(page)
