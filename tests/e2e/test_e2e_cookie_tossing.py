@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -67,7 +68,12 @@ def attacker(people, rt) -> Iterator[str]:
 def _plant(page: Page, attacker: str) -> None:
     page.goto(attacker)
     expect(page).to_have_title("planted")
-    assert any(c["name"] == COOKIE and not c["httpOnly"] for c in page.context.cookies())
+    # the page's cookie writes reach the browser's cookie store a moment later (Chromium's network
+    # service): wait for the planted one, as ``expect`` waits for an element
+    deadline = time.monotonic() + 10
+    while not any(c["name"] == COOKIE and not c["httpOnly"] for c in page.context.cookies()):
+        assert time.monotonic() < deadline, "the attacker's page could not plant its cookie"
+        page.wait_for_timeout(50)
 
 
 def test_a_planted_cookie_does_not_sign_a_signed_out_browser_in(server, page, attacker):
