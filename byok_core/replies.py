@@ -233,11 +233,6 @@ def opened(rt: Runtime, user_id: int, conversation_id: int) -> Opened:
     return convs.opened(rt, user_id, conversation_id)
 
 
-def history(rt: Runtime, user_id: int, conversation_id: int) -> list[convs.StoredMessage]:
-    """The conversation's messages, replies whose process died marked interrupted first."""
-    return opened(rt, user_id, conversation_id)[1]
-
-
 def _begin(rt: Runtime, user_id: int, conversation_id: int, request: Request, parent: int | None, *,
            prompt: str | None = None, drop: tuple[int, ...] = (), files: Sequence[Attached] = (),
            files_of: int | None = None) -> int:

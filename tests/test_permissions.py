@@ -78,7 +78,6 @@ EXEMPT: dict[str, str] = {
     "conversations.set_settings": _OWN,
     "conversations.show_version": _OWN,
     "conversations.create_from_preset": _OWN + "; the preset is the team's or their own (any other looks absent)",
-    "replies.history": _OWN,
     "replies.opened": _OWN,
     "replies.send": _OWN,
     "replies.retry": _OWN,

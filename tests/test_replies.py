@@ -211,7 +211,7 @@ def test_a_reply_whose_process_died_is_marked_interrupted(setup):
             conversation_id=conv.id, role="assistant", content="half a rep", created_at=utcnow(), meta="{}",
             status=ReplyStatus.STREAMING, heartbeat_at=utcnow() - replies.STALE_AFTER - timedelta(seconds=1),
             stop_requested=False))
-    [reply] = replies.history(rt, ann.id, conv.id)
+    [reply] = replies.opened(rt, ann.id, conv.id)[1]
     assert reply.status is ReplyStatus.INTERRUPTED and reply.content == "half a rep"
     finished(rt, ann.id, replies.send(rt, ann.id, conv.id, "Hi", ASK))  # it no longer blocks a new reply
 
