@@ -58,6 +58,20 @@ def add_connection(page, server, rt, user, preset: str) -> None:
     idle(page)
 
 
+def say_hello_and_see_the_price(page, fake: FakeProvider, reply_text: str, name: str, model: str,
+                                price_list: str) -> None:
+    """Send "Say hello" from the Chat page; the reply's line names the connection and model and
+    gives genai-prices' price of its 14 tokens in and its chunks out (on ``price_list``)."""
+    page.get_by_test_id("stChatInputTextArea").fill("Say hello")
+    page.get_by_test_id("stChatInputTextArea").press("Enter")
+    reply = page.get_by_test_id("stChatMessage").filter(has_text=reply_text)
+    expect(reply).to_be_visible()
+    out = len(fake.chunks)
+    cost = money(float(calc_price(Usage(input_tokens=14, output_tokens=out), model_ref=model,
+                                  provider_id=price_list).total_price))
+    expect(reply).to_contain_text(f"Paid by your key · {name} {model} · 14 tokens in, {out} out · {cost}")
+
+
 def test_a_groq_connection_from_its_preset_chats_with_its_price_shown(server, page, rt, groq):
     key = "gsk_e2e-PLAINTEXT-connection-9f8e"
     user = accounts.create_user(rt, Actor.operator(), "connie", "member password 1")
@@ -80,14 +94,7 @@ def test_a_groq_connection_from_its_preset_chats_with_its_price_shown(server, pa
     idle(page)
     page.keyboard.press("Escape")
     idle(page)
-    page.get_by_test_id("stChatInputTextArea").fill("Say hello")
-    page.get_by_test_id("stChatInputTextArea").press("Enter")
-    reply = page.get_by_test_id("stChatMessage").filter(has_text=REPLY)
-    expect(reply).to_be_visible()
-    out = len(groq.chunks)
-    cost = money(float(calc_price(Usage(input_tokens=14, output_tokens=out), model_ref=MODEL,
-                                      provider_id="groq").total_price))
-    expect(reply).to_contain_text(f"Paid by your key · Groq {MODEL} · 14 tokens in, {out} out · {cost}")
+    say_hello_and_see_the_price(page, groq, REPLY, "Groq", MODEL, "groq")
     assert groq.sent_keys()[-1] == key and groq.requests[-1].body["model"] == MODEL
     idle(page)
     assert key not in page.content() and key[-8:] not in page.content()
@@ -108,14 +115,7 @@ def test_an_azure_connection_chats_with_its_deployment_priced_as_azure(server, p
 
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Chat", exact=True).click()
     idle(page)
-    page.get_by_test_id("stChatInputTextArea").fill("Say hello")
-    page.get_by_test_id("stChatInputTextArea").press("Enter")
-    reply = page.get_by_test_id("stChatMessage").filter(has_text=AZURE_REPLY)
-    expect(reply).to_be_visible()
-    out = len(resource.chunks)
-    cost = money(float(calc_price(Usage(input_tokens=14, output_tokens=out), model_ref=DEPLOYMENT,
-                                      provider_id="azure").total_price))
-    expect(reply).to_contain_text(f"Paid by your key · Azure OpenAI {DEPLOYMENT} · 14 tokens in, {out} out · {cost}")
+    say_hello_and_see_the_price(page, resource, AZURE_REPLY, "Azure OpenAI", DEPLOYMENT, "azure")
     chat = resource.requests[-1]
     assert (chat.method, chat.path) == ("POST", "/openai/v1/chat/completions")
     assert chat.headers["api-key"] == key and "authorization" not in chat.headers
