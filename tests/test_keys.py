@@ -51,11 +51,14 @@ def people(rt):
 
 
 def dump_database(rt) -> str:
-    """Every value in every table, as text: what an attacker with the database would see."""
+    """Every value in every table, as text: what an attacker with the database would see.
+
+    Tables and rows are sorted, so two dumps of the same data compare equal (PostgreSQL
+    returns both in whatever order its catalog and heap happen to hold them)."""
     out = []
     with rt.engine.connect() as conn:
-        for table in sa.inspect(conn).get_table_names():
-            out += [repr(tuple(r)) for r in conn.execute(sa.text(f'SELECT * FROM "{table}"'))]
+        for table in sorted(sa.inspect(conn).get_table_names()):
+            out += sorted(repr(tuple(r)) for r in conn.execute(sa.text(f'SELECT * FROM "{table}"')))
     if rt.engine.url.get_backend_name() == "sqlite":  # the raw bytes too, WAL included
         path = rt.engine.url.database
         for suffix in ("", "-wal"):
