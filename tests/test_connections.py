@@ -4,6 +4,8 @@ restore), pricing by preset and by base URL, and OpenRouter's own billed cost (a
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 import sqlalchemy as sa
 from callhelpers import dump_database, usage_rows
@@ -250,8 +252,12 @@ def test_a_real_deepseek_reasoner_stream_on_a_deepseek_connection(lan, people):
     [row] = usage_rows(lan)
     assert text == real.entry["text"] and "Hmm" not in text  # the thinking ("Hmm, the user just said...") is not
     assert (row.connection, row.input_tokens, row.output_tokens, row.reasoning_tokens) == ("DeepSeek", 6, 212, 198)
-    expected = float(billed["price_on_deepseek_connection"]["total_price"])
-    price = calc_price(Usage(input_tokens=6, output_tokens=212), model_ref="deepseek-reasoner", provider_id="deepseek")
-    assert expected == pytest.approx(float(price.total_price))
-    assert row.cost_usd == pytest.approx(expected, abs=1e-9) and result.record.cost_usd == row.cost_usd
+    # DeepSeek's price depends on the hour (off-peak, 16:30-00:30 UTC, is cheaper), and a call is
+    # priced at the hour it is made: the recording's figure is the peak price, the call is priced now.
+    usage = Usage(input_tokens=6, output_tokens=212)
+    peak = calc_price(usage, model_ref="deepseek-reasoner", provider_id="deepseek",
+                      genai_request_timestamp=datetime(2026, 12, 7, 12, tzinfo=UTC))
+    assert float(billed["price_on_deepseek_connection"]["total_price"]) == pytest.approx(float(peak.total_price))
+    now = float(calc_price(usage, model_ref="deepseek-reasoner", provider_id="deepseek").total_price)
+    assert row.cost_usd == pytest.approx(now, abs=1e-9) and result.record.cost_usd == row.cost_usd
     assert TEAM_KEY not in dump_database(lan)
