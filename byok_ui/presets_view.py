@@ -173,17 +173,13 @@ def _create(rt: Runtime, actor: Actor, conversation_id: int | None, provider: Pr
         state.flash("presets", str(exc), ok=False)
 
 
-def listed(rt: Runtime, user: User) -> list[PresetInfo]:
-    """The presets ``user`` may pick: read once per page run, for ``presets_manager`` and ``new_chat_from_preset``."""
-    return presets.list_for(rt, Actor.of(user))
-
-
-def presets_manager(rt: Runtime, user: User, listed: list[PresetInfo], conversation_id: int | None,
-                    provider: Provider, model: str | None) -> None:
-    """The presets one may pick (the team's, then one's own; ``listed``), each deletable by who
-    manages it, and a form that saves this chat's provider, model and settings as a new preset
-    (admins may make it the team's)."""
+def presets_manager(rt: Runtime, user: User, conversation_id: int | None, provider: Provider,
+                    model: str | None) -> None:
+    """The presets one may pick (the team's, then one's own), each deletable by who manages it, and
+    a form that saves this chat's provider, model and settings as a new preset (admins may make it
+    the team's). Drawn in the page's open Presets popover."""
     actor = Actor.of(user)
+    listed = presets.list_for(rt, actor)
     state.show_flash("presets")
     for preset in listed:
         with st.container(horizontal=True, vertical_alignment="center", key=f"presets_item_{preset.id}"):
@@ -218,11 +214,15 @@ def _start(rt: Runtime, user_id: int, preset_id: int) -> None:
     st.query_params["c"] = str(made.id)
 
 
-def new_chat_from_preset(rt: Runtime, user: User, listed: list[PresetInfo]) -> None:
-    """A "New chat from preset" button listing the presets one may pick (``listed``); choosing one
-    opens a new chat with its provider, model and settings."""
+def new_chat_from_preset(rt: Runtime, user: User) -> None:
+    """A "New chat from preset" button listing the presets one may pick; choosing one opens a new
+    chat with its provider, model and settings. The list is read and drawn only while it is open."""
     user_id = saved_id(user.id)
-    with st.popover("New chat from preset", icon=":material/bookmarks:", width="stretch"):
+    with st.popover("New chat from preset", icon=":material/bookmarks:", width="stretch", key="presets_start_open",
+                    on_change="rerun") as menu:
+        if not menu.open:
+            return
+        listed = presets.list_for(rt, Actor.of(user))
         for preset in listed:
             st.button(("Team: " if preset.is_team else "") + md_escape(preset.name), key=f"presets_start_{preset.id}",
                       help=md_escape(_preset_line(preset)), on_click=_start, args=(rt, user_id, preset.id),

@@ -356,52 +356,71 @@ def pickers_label() -> str:
     return " · ".join(parts)
 
 
+def draw_pickers() -> tuple[Provider, Provider | None]:
+    """Inside the pickers' popover: provider, model, web search and this chat's settings; the chat
+    and search providers chosen."""
+    provider = parse_pick(st.selectbox("Provider", picks(), format_func=pick_label, key="chat_pick",
+                                       help="Each connection from the Keys page shows by its name."))[0]
+    # The default is the state's value too: the picker's list is drawn only once opened, and
+    # then starts from the default, which it would send back.
+    options = model_choices(provider, where.get(provider))
+    st.selectbox("Model", options, key=model_key(provider), accept_new_options=True,
+                 index=options.index(chosen_model) if chosen_model in options else None,
+                 placeholder="type a model name", help="Pick from the provider's list, or type any model name.")
+    use_search = st.toggle("Web search", key="chat_search",
+                           help="Search the web first and give the results to the model as numbered sources.")
+    search_provider = None
+    if use_search:
+        search_provider = st.selectbox(
+            "Search with", SEARCH_PROVIDERS, format_func=lambda p: p.label, key="chat_search_provider",
+            help="Starts with the first provider you have a key for: your own, then the team's, then the "
+                 "server's.")
+    presets_view.conversation_settings(rt, c.user, current, provider,
+                                       st.session_state.get(model_key(provider)))
+    return provider, search_provider
+
+
+def draw_conversation_menu(current: convs.ConversationInfo) -> None:
+    """Inside the open Conversation popover: rename, export, delete."""
+    with st.form("chat_rename_form", border=False, enter_to_submit=True):  # Enter renames too
+        st.text_input("Title", value=current.title, key=f"chat_rename_{current.id}")
+        st.form_submit_button("Rename", on_click=_rename, args=(current.id,))
+    st.download_button("Export as Markdown", partial(convs.to_markdown, rt, uid, current.id),
+                       file_name=f"conversation-{current.id}.md", mime="text/markdown",
+                       icon=":material/download:", key="chat_export", on_click="ignore")
+    if st.session_state.get("chat_confirm_delete") == current.id:
+        st.warning("Delete this conversation and all its messages?")
+        with st.container(horizontal=True):
+            st.button("Cancel", key="chat_delete_no",
+                      on_click=lambda: st.session_state.pop("chat_confirm_delete", None))
+            st.button("Delete", icon=":material/delete:", key="chat_delete_yes", on_click=_delete,
+                      args=(current.id,))
+    elif st.button("Delete conversation", icon=":material/delete:", key="chat_delete"):
+        st.session_state.chat_confirm_delete = current.id
+        st.rerun()
+
+
 def draw_header() -> None:
     """The pickers, who pays, and the budget left: drawn after the history (into ``header``, above
     it), so that a reply just asked for shows its first words before the rest of the page is drawn."""
     # One compact row, on a phone too: the pickers live in a popover named after what they chose.
+    # The pickers' popover is always drawn (its label, what they chose, changes as they choose: a
+    # popover drawn only while open would close). The other two are drawn only while open (opening
+    # one runs the page): closed, they save every run about ten elements.
     with st.container(horizontal=True, vertical_alignment="center"):
         with st.popover(md_escape(pickers_label()), icon=":material/tune:",
                         help="Provider, model, web search and this chat's settings"):
-            provider = parse_pick(st.selectbox("Provider", picks(), format_func=pick_label, key="chat_pick",
-                                               help="Each connection from the Keys page shows by its name."))[0]
-            # The default is the state's value too: the picker's list is drawn only once opened, and
-            # then starts from the default, which it would send back.
-            options = model_choices(provider, where.get(provider))
-            st.selectbox("Model", options, key=model_key(provider), accept_new_options=True,
-                         index=options.index(chosen_model) if chosen_model in options else None,
-                         placeholder="type a model name", help="Pick from the provider's list, or type any model name.")
-            use_search = st.toggle("Web search", key="chat_search",
-                                   help="Search the web first and give the results to the model as numbered sources.")
-            search_provider = None
-            if use_search:
-                search_provider = st.selectbox(
-                    "Search with", SEARCH_PROVIDERS, format_func=lambda p: p.label, key="chat_search_provider",
-                    help="Starts with the first provider you have a key for: your own, then the team's, then the "
-                         "server's.")
-            presets_view.conversation_settings(rt, c.user, current, provider,
-                                               st.session_state.get(model_key(provider)))
-        with st.popover("Presets", icon=":material/bookmarks:", help="Save this chat as a preset, or delete one"):
-            presets_view.presets_manager(rt, c.user, offered, current.id if current else None, provider,
-                                         st.session_state.get(model_key(provider)))
+            provider, search_provider = draw_pickers()
+        with st.popover("Presets", icon=":material/bookmarks:", key="chat_presets_open", on_change="rerun",
+                        help="Save this chat as a preset, or delete one") as menu:
+            if menu.open:
+                presets_view.presets_manager(rt, c.user, current.id if current else None, provider,
+                                             st.session_state.get(model_key(provider)))
         if current is not None:
-            with st.popover("Conversation", icon=":material/more_horiz:"):
-                with st.form("chat_rename_form", border=False, enter_to_submit=True):  # Enter renames too
-                    st.text_input("Title", value=current.title, key=f"chat_rename_{current.id}")
-                    st.form_submit_button("Rename", on_click=_rename, args=(current.id,))
-                st.download_button("Export as Markdown", partial(convs.to_markdown, rt, uid, current.id),
-                                   file_name=f"conversation-{current.id}.md", mime="text/markdown",
-                                   icon=":material/download:", key="chat_export", on_click="ignore")
-                if st.session_state.get("chat_confirm_delete") == current.id:
-                    st.warning("Delete this conversation and all its messages?")
-                    with st.container(horizontal=True):
-                        st.button("Cancel", key="chat_delete_no",
-                                  on_click=lambda: st.session_state.pop("chat_confirm_delete", None))
-                        st.button("Delete", icon=":material/delete:", key="chat_delete_yes", on_click=_delete,
-                                  args=(current.id,))
-                elif st.button("Delete conversation", icon=":material/delete:", key="chat_delete"):
-                    st.session_state.chat_confirm_delete = current.id
-                    st.rerun()
+            with st.popover("Conversation", icon=":material/more_horiz:", key="chat_conversation_open",
+                            on_change="rerun") as menu:
+                if menu.open:
+                    draw_conversation_menu(current)
 
     payer = {p: where.get(p) for p in (provider, search_provider) if p is not None}
     st.caption(" · ".join(
@@ -421,7 +440,7 @@ def draw_sidebar() -> None:
         st.subheader("Conversations", anchor=False)
         st.button("New chat", icon=":material/add_comment:", on_click=_open, args=(None,), key="chat_new",
                   width="stretch")
-        presets_view.new_chat_from_preset(rt, c.user, offered)
+        presets_view.new_chat_from_preset(rt, c.user)
         found = st.text_input("Find a conversation", key="chat_find", placeholder="Search titles and messages",
                               label_visibility="collapsed", icon=":material/search:")
         listed = convs.list_conversations(rt, uid, limit=100, title=found)
@@ -541,7 +560,6 @@ else:
                "and every reply says which key paid for it.")
     st.caption(f":material/attach_file: {attachments.LIMITS}")
 
-offered = presets_view.listed(rt, c.user)  # the presets this person may pick, for two menus
 with header:
     draw_header()
 draw_sidebar()

@@ -103,11 +103,24 @@ def env_without_machine_vars() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in _MACHINE_VARS}
 
 
-def page_as(rt: Runtime, user: User, name: str = "chat"):
-    """An AppTest signed in as ``user`` with page ``name`` open (and no exception on it)."""
+CHAT_MENUS = ("chat_presets_open", "chat_conversation_open", "presets_start_open")
+
+
+def open_menus(at):
+    """Open the Chat page's popovers, whose content is drawn only while open (as a click does)."""
+    for key in CHAT_MENUS:
+        at.session_state[key] = True
+    return at
+
+
+def page_as(rt: Runtime, user: User, name: str = "chat", menus: bool = True):
+    """An AppTest signed in as ``user`` with page ``name`` open (and no exception on it); on the
+    Chat page its popovers are open (``menus``), so their widgets can be used."""
     at = app_test()
     sign_in(at, rt, user)
     at.run()
+    if name == "chat" and menus:
+        open_menus(at)
     open_page(at, name).run()
     assert not at.exception, at.exception
     return at

@@ -504,3 +504,34 @@ def test_editing_an_earlier_prompt_branches_and_the_versions_switch(app, rt, env
                                                                                 "three", "Fine"]
         assert "1/2" in [c.value for c in at.chat_message[0].caption]
         assert not at.exception
+
+
+def test_the_presets_and_conversation_menus_are_drawn_only_while_open(app, rt):
+    """Closed (as a page opens), the Presets, Conversation and "New chat from preset" popovers send
+    no content and the presets are not read; opened, their forms are there and work."""
+    from callhelpers import counted
+
+    from byok_core.models import Preset
+
+    def reads_presets(statements: list[str]) -> bool:
+        return any(f"FROM {table(Preset).name}" in s for s in statements)
+
+    ann = make_user(rt, "ann")
+    conv = convs.create(rt, ann.id, "Old title", provider=Provider.OPENAI, model="gpt-4o-mini")
+    at = page_as(rt, ann, menus=False)
+    at.query_params["c"] = str(conv.id)
+    with counted(sa.engine.Engine) as statements:  # the app's own engine too
+        at.run()
+    assert not at.exception, at.exception
+    inside = {"presets_new_name", f"chat_rename_{conv.id}", "chat_export", "chat_delete"}
+    assert not inside & ({w.key for w in at.text_input} | {b.key for b in at.button})
+    assert statements and not reads_presets(statements)
+    at.session_state["chat_conversation_open"] = True  # a click on "Conversation"
+    at.run()
+    at.text_input(key=f"chat_rename_{conv.id}").set_value("New title")
+    at.button(key="FormSubmitter:chat_rename_form-Rename").click().run()
+    assert not at.exception and convs.get(rt, ann.id, conv.id).title == "New title"
+    at.session_state["chat_presets_open"] = True
+    with counted(sa.engine.Engine) as statements:
+        at.run()
+    assert at.text_input(key="presets_new_name") and reads_presets(statements)

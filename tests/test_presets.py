@@ -143,15 +143,16 @@ def _settings_script(rt, user, conversation_id, provider, model) -> None:
     from byok_ui import presets_view
 
     shown = convs.get(rt, user.id, conversation_id) if conversation_id is not None else None
-    offered = presets_view.listed(rt, user)
     presets_view.conversation_settings(rt, user, shown, provider, model)
-    presets_view.presets_manager(rt, user, offered, conversation_id, provider, model)
-    presets_view.new_chat_from_preset(rt, user, offered)
+    presets_view.presets_manager(rt, user, conversation_id, provider, model)
+    presets_view.new_chat_from_preset(rt, user)
 
 
 def _app(rt, user, conversation_id, provider=Provider.OPENAI, model="o4-mini") -> AppTest:
     at = AppTest.from_function(_settings_script, args=(rt, user, conversation_id, provider, model),
-                               default_timeout=20).run()
+                               default_timeout=20)
+    at.session_state["presets_start_open"] = True  # the "New chat from preset" menu, opened
+    at.run()
     assert not at.exception, at.exception
     return at
 
