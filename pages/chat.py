@@ -529,11 +529,13 @@ for i, message in enumerate(history):
             continue
         if message.content:
             st.markdown(no_images(cite(message.content, message.sources)))  # [n] links to source n
-        if message.content or message.versions > 1:
-            with st.container(horizontal=True, vertical_alignment="center"):
+        if message.versions > 1:
+            with st.container(horizontal=True, vertical_alignment="center"):  # Copy beside < 2/3 >
                 if message.content:
                     chat_view.copy_button()
                 chat_view.versions(message, partial(_switch, current.id), disabled=running is not None)
+        elif message.content:
+            chat_view.copy_button()  # alone: no row around it (one element fewer per reply drawn)
         chat_view.show_reply_footer(message)
         if i == len(history) - 1 and running is None:
             failed = message.status in (ReplyStatus.FAILED, ReplyStatus.INTERRUPTED)
