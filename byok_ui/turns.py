@@ -1,4 +1,5 @@
-"""Page runs take turns on the CPU: one at a time in this process, in about the order they came.
+"""Page runs take turns on the CPU: one at a time in this process (a lock, not a queue: whichever
+waiting run gets it next; a strict first-come queue was tried and was slower, see the README).
 
 Streamlit runs each page run in a thread of its own, and Python runs one thread's code at a time
 (the GIL), switching every few milliseconds. When twenty people send a message at once, twenty
