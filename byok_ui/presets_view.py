@@ -24,6 +24,7 @@ from byok_core.runtime import Runtime
 from byok_ui import state
 
 DRAFT = "chat_draft_settings"  # the settings of a chat not started yet
+SETTINGS_OPEN = "chat_settings_open"  # the picker's "Settings of this chat" expander is open
 EFFORTS: list[Effort | None] = [None, Effort.LOW, Effort.MEDIUM, Effort.HIGH]
 FIELD_WORDS = {"reasoning_effort": "its reasoning effort", "thinking.budget_tokens": "an extended-thinking budget",
                "thinkingConfig.thinkingBudget": "a thinking budget"}
@@ -93,13 +94,22 @@ def _save(rt: Runtime, user_id: int, conversation_id: int | None, keys: dict[str
 def conversation_settings(rt: Runtime, user: User, conversation: convs.ConversationInfo | None, provider: Provider,
                           model: str | None) -> None:
     """The conversation's system prompt, temperature, output cap and reasoning effort, saved with it
-    (a chat not started yet keeps them for its first message); says what the model takes."""
+    (a chat not started yet keeps them for its first message); says what the model takes. Drawn
+    in an expander of the chat's picker, and only while it is open (opening it runs the page):
+    closed, it saves every page run a form of seven elements."""
+    with st.expander("Settings of this chat", icon=":material/settings:", key=SETTINGS_OPEN,
+                     on_change="rerun") as box:
+        if box.open:
+            _settings_form(rt, user, conversation, provider, model)
+
+
+def _settings_form(rt: Runtime, user: User, conversation: convs.ConversationInfo | None, provider: Provider,
+                   model: str | None) -> None:
     user_id = saved_id(user.id)
     conversation_id = conversation.id if conversation is not None else None
     adapter = CHAT_ADAPTERS[provider]
     shown = _of(conversation)
     p, keys = shown.params, _keys(conversation_id, provider)
-    st.caption("Settings of this chat")
     with st.form(f"chat_settings_form_{conversation_id or 'new'}_{provider.value}", border=False):
         st.text_area("System prompt", value=shown.system_prompt, key=keys["system"],
                      max_chars=presets.MAX_SYSTEM_PROMPT, height=100,

@@ -103,11 +103,12 @@ def env_without_machine_vars() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in _MACHINE_VARS}
 
 
-CHAT_MENUS = ("chat_presets_open", "chat_conversation_open", "presets_start_open")
+CHAT_MENUS = ("chat_presets_open", "chat_conversation_open", "presets_start_open", "chat_settings_open")
 
 
 def open_menus(at):
-    """Open the Chat page's popovers, whose content is drawn only while open (as a click does)."""
+    """Open the Chat page's popovers and its settings expander, whose content is drawn only while
+    open (as a click does)."""
     for key in CHAT_MENUS:
         at.session_state[key] = True
     return at

@@ -152,6 +152,7 @@ def _app(rt, user, conversation_id, provider=Provider.OPENAI, model="o4-mini") -
     at = AppTest.from_function(_settings_script, args=(rt, user, conversation_id, provider, model),
                                default_timeout=20)
     at.session_state["presets_start_open"] = True  # the "New chat from preset" menu, opened
+    at.session_state["chat_settings_open"] = True  # and "Settings of this chat"
     at.run()
     assert not at.exception, at.exception
     return at

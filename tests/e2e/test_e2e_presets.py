@@ -32,7 +32,12 @@ SYSTEM = "You are terse. Answer in one line."
 
 
 def open_picker(page: Page) -> None:
+    """Open the picker and its "Settings of this chat" (drawn once opened)."""
     page.get_by_role("button", name=PICKER).click()
+    settings = page.get_by_test_id("stExpander").filter(has_text="Settings of this chat")
+    expect(settings).to_be_visible()
+    if settings.locator("details").get_attribute("open") is None:  # it stays open once opened
+        settings.get_by_text("Settings of this chat", exact=True).click()
     expect(page.get_by_label("System prompt", exact=True)).to_be_visible()
 
 
