@@ -8,6 +8,8 @@ conversation the first message makes)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import streamlit as st
 
 from byok_core import conversations as convs
@@ -78,7 +80,9 @@ def _from_widgets(keys: dict[str, str]) -> Settings:
                     ChatParams(temperature, int(cap) if cap is not None else None, s.get(keys["effort"])))
 
 
-def _save(rt: Runtime, user_id: int, conversation_id: int | None, keys: dict[str, str]) -> None:
+def _save(rt: Runtime, user_id: int, conversation_id: int | None, keys: dict[str, str],
+          then: Callable[[], None]) -> None:
+    then()
     settings = _from_widgets(keys)
     try:
         if conversation_id is None:
@@ -92,7 +96,7 @@ def _save(rt: Runtime, user_id: int, conversation_id: int | None, keys: dict[str
 
 
 def conversation_settings(rt: Runtime, user: User, conversation: convs.ConversationInfo | None, provider: Provider,
-                          model: str | None) -> None:
+                          model: str | None, on_save: Callable[[], None] = lambda: None) -> None:
     """The conversation's system prompt, temperature, output cap and reasoning effort, saved with it
     (a chat not started yet keeps them for its first message); says what the model takes. Drawn
     in an expander of the chat's picker, and only while it is open (opening it runs the page):
@@ -100,11 +104,11 @@ def conversation_settings(rt: Runtime, user: User, conversation: convs.Conversat
     with st.expander("Settings of this chat", icon=":material/settings:", key=SETTINGS_OPEN,
                      on_change="rerun") as box:
         if box.open:
-            _settings_form(rt, user, conversation, provider, model)
+            _settings_form(rt, user, conversation, provider, model, on_save)
 
 
 def _settings_form(rt: Runtime, user: User, conversation: convs.ConversationInfo | None, provider: Provider,
-                   model: str | None) -> None:
+                   model: str | None, on_save: Callable[[], None]) -> None:
     user_id = saved_id(user.id)
     conversation_id = conversation.id if conversation is not None else None
     adapter = CHAT_ADAPTERS[provider]
@@ -127,7 +131,7 @@ def _settings_form(rt: Runtime, user: User, conversation: convs.ConversationInfo
                              f"{provider.label}.")
         st.selectbox("Reasoning effort", EFFORTS, index=EFFORTS.index(p.reasoning_effort), key=keys["effort"],
                      format_func=_effort_label)
-        st.form_submit_button("Save settings", on_click=_save, args=(rt, user_id, conversation_id, keys))
+        st.form_submit_button("Save settings", on_click=_save, args=(rt, user_id, conversation_id, keys, on_save))
     state.show_flash("chat_settings")
     field = adapter.reasoning_field(model or "")
     if not model:

@@ -356,28 +356,38 @@ def pickers_label() -> str:
     return " · ".join(parts)
 
 
-def draw_pickers() -> tuple[Provider, Provider | None]:
-    """Inside the pickers' popover: provider, model, web search and this chat's settings; the chat
-    and search providers chosen."""
+PICKERS_OPEN = "chat_pickers_open"  # the pickers' popover is open (its widgets are drawn only then)
+
+
+def keep_pickers_open() -> None:
+    """A pick changes the popover's label, and Streamlit takes a popover with another label for a
+    new one, closed: the state of the popover open now is given to the one drawn next, unless the
+    browser closed it with the pick (one run for both: a pick then a quick Escape)."""
+    if st.session_state.get(PICKERS_OPEN):
+        st.session_state[PICKERS_OPEN] = True  # under its key: the popover with the new label starts open
+
+
+def draw_pickers() -> None:
+    """Inside the open pickers' popover: provider, model, web search and this chat's settings. Their
+    values outlive the runs where the popover is closed (``persist_state``)."""
     provider = parse_pick(st.selectbox("Provider", picks(), format_func=pick_label, key="chat_pick",
+                                       on_change=keep_pickers_open, persist_state="page",
                                        help="Each connection from the Keys page shows by its name."))[0]
     # The default is the state's value too: the picker's list is drawn only once opened, and
     # then starts from the default, which it would send back.
     options = model_choices(provider, where.get(provider))
     st.selectbox("Model", options, key=model_key(provider), accept_new_options=True,
                  index=options.index(chosen_model) if chosen_model in options else None,
+                 on_change=keep_pickers_open, persist_state="page",
                  placeholder="type a model name", help="Pick from the provider's list, or type any model name.")
-    use_search = st.toggle("Web search", key="chat_search",
-                           help="Search the web first and give the results to the model as numbered sources.")
-    search_provider = None
-    if use_search:
-        search_provider = st.selectbox(
-            "Search with", SEARCH_PROVIDERS, format_func=lambda p: p.label, key="chat_search_provider",
-            help="Starts with the first provider you have a key for: your own, then the team's, then the "
-                 "server's.")
-    presets_view.conversation_settings(rt, c.user, current, provider,
-                                       st.session_state.get(model_key(provider)))
-    return provider, search_provider
+    if st.toggle("Web search", key="chat_search", on_change=keep_pickers_open, persist_state="page",
+                 help="Search the web first and give the results to the model as numbered sources."):
+        st.selectbox("Search with", SEARCH_PROVIDERS, format_func=lambda p: p.label, key="chat_search_provider",
+                     on_change=keep_pickers_open, persist_state="page",
+                     help="Starts with the first provider you have a key for: your own, then the team's, "
+                          "then the server's.")
+    presets_view.conversation_settings(rt, c.user, current, provider, st.session_state.get(model_key(provider)),
+                                       on_save=keep_pickers_open)
 
 
 def draw_conversation_menu(current: convs.ConversationInfo) -> None:
@@ -404,13 +414,15 @@ def draw_header() -> None:
     """The pickers, who pays, and the budget left: drawn after the history (into ``header``, above
     it), so that a reply just asked for shows its first words before the rest of the page is drawn."""
     # One compact row, on a phone too: the pickers live in a popover named after what they chose.
-    # The pickers' popover is always drawn (its label, what they chose, changes as they choose: a
-    # popover drawn only while open would close). The other two are drawn only while open (opening
-    # one runs the page): closed, they save every run about ten elements.
+    # Each popover's content is drawn only while it is open (opening one runs the page): closed,
+    # they save every run about twenty elements.
     with st.container(horizontal=True, vertical_alignment="center"):
-        with st.popover(md_escape(pickers_label()), icon=":material/tune:",
-                        help="Provider, model, web search and this chat's settings"):
-            provider, search_provider = draw_pickers()
+        with st.popover(md_escape(pickers_label()), icon=":material/tune:", key=PICKERS_OPEN, on_change="rerun",
+                        help="Provider, model, web search and this chat's settings") as menu:
+            if menu.open:
+                draw_pickers()
+        provider = st.session_state.chat_provider
+        search_provider = st.session_state.chat_search_provider if st.session_state.get("chat_search") else None
         with st.popover("Presets", icon=":material/bookmarks:", key="chat_presets_open", on_change="rerun",
                         help="Save this chat as a preset, or delete one") as menu:
             if menu.open:

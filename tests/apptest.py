@@ -103,7 +103,8 @@ def env_without_machine_vars() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in _MACHINE_VARS}
 
 
-CHAT_MENUS = ("chat_presets_open", "chat_conversation_open", "presets_start_open", "chat_settings_open")
+CHAT_MENUS = ("chat_pickers_open", "chat_presets_open", "chat_conversation_open", "presets_start_open",
+              "chat_settings_open")
 
 
 def open_menus(at):

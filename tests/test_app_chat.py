@@ -506,10 +506,10 @@ def test_editing_an_earlier_prompt_branches_and_the_versions_switch(app, rt, env
         assert not at.exception
 
 
-def test_the_presets_and_conversation_menus_are_drawn_only_while_open(app, rt):
-    """Closed (as a page opens), the Presets, Conversation and "New chat from preset" popovers and
-    the picker's "Settings of this chat" send no content and the presets are not read; opened,
-    their forms are there and work."""
+def test_the_chat_popovers_are_drawn_only_while_open(app, rt):
+    """Closed (as a page opens), the pickers', Presets, Conversation and "New chat from preset"
+    popovers and the pickers' "Settings of this chat" send no content and the presets are not read;
+    opened, their widgets are there and work."""
     from callhelpers import counted
 
     from byok_core.models import Preset
@@ -527,8 +527,11 @@ def test_the_presets_and_conversation_menus_are_drawn_only_while_open(app, rt):
     inside = {"presets_new_name", f"chat_rename_{conv.id}", "chat_export", "chat_delete"}
     assert not inside & ({w.key for w in at.text_input} | {b.key for b in at.button})
     assert statements and not reads_presets(statements)
-    assert not at.text_area and not at.slider and not at.number_input  # the chat's settings form
-    at.session_state["chat_settings_open"] = True  # a click on "Settings of this chat"
+    assert not at.selectbox and not at.toggle and not at.text_area  # the pickers and the chat's settings
+    at.session_state["chat_pickers_open"] = True  # a click on the pickers' button
+    at.run()
+    assert at.selectbox(key="chat_model_openai").value == "gpt-4o-mini" and not at.text_area
+    at.session_state["chat_settings_open"] = True  # then on "Settings of this chat"
     at.run()
     at.text_area[0].set_value("Be brief.")
     at.button(key=f"FormSubmitter:chat_settings_form_{conv.id}_openai-Save settings").click().run()

@@ -86,6 +86,33 @@ def test_new_chat_on_a_fresh_tab_sends_with_the_shown_model(person, openai, rt):
     no_errors(page)
 
 
+def test_the_picker_stays_open_while_picking_and_its_label_follows(person, openai):
+    """Its widgets are drawn only while it is open, and a pick changes its label (to Streamlit, a new
+    popover): it stays open, says what was picked, and the message goes with it."""
+    page, _ = person
+    openai.gate.set()
+    page.get_by_role("button", name=PICKER).click()
+    model = page.get_by_role("combobox", name=re.compile("Model"))
+    model.fill("gpt-typed-model")
+    model.press("Enter")
+    idle(page)
+    expect(page.get_by_role("button", name=PICKER)).to_contain_text("gpt-typed-model")
+    page.get_by_text("Web search", exact=True).click()
+    idle(page)
+    expect(page.get_by_role("button", name=PICKER)).to_contain_text("web search with")
+    expect(page.get_by_role("combobox", name=re.compile("Search with"))).to_be_visible()  # still open
+    page.get_by_text("Web search", exact=True).click()
+    expect(page.get_by_role("button", name=PICKER)).not_to_contain_text("web search")
+    page.keyboard.press("Escape")
+    idle(page)
+    expect(model).to_have_count(0)  # closed: its widgets are not drawn, and the choice is kept
+    assert picker_model(page) == "gpt-typed-model"
+    send(page, "Which model?")
+    expect(replies(page).last).to_contain_text("until the very end.")
+    assert openai.requests[-1].body["model"] == "gpt-typed-model"
+    no_errors(page)
+
+
 WATCH_RUNS = """() => {
     const app = document.querySelector("[data-testid='stApp']");
     window.byokRuns = 0;
