@@ -29,6 +29,7 @@ rt, uid = c.rt, saved_id(c.user.id)
 drawing_page = True  # False once this run of the page is over: the live fragment's own runs follow
 
 CHAT_PROVIDERS = Provider.of_kind(ProviderKind.CHAT)
+FINISHED = "chat_finished"  # the reply the live fragment drew finished (the whole page runs next)
 SEARCH_PROVIDERS = Provider.of_kind(ProviderKind.SEARCH)
 
 
@@ -235,6 +236,8 @@ def _unqueue() -> None:
 
 
 current, history = _current()
+for done_key in (FINISHED, "chat_stopping"):  # the live fragment's marks, over with this run of the page
+    st.session_state.pop(done_key, None)
 usable = {u.connection.id: u for u in connections.usable(rt, uid)}
 if "chat_pick" not in st.session_state:
     if current and current.provider:
@@ -482,23 +485,42 @@ def draw_sidebar() -> None:
 with st.bottom, st.container(horizontal=True, vertical_alignment="bottom"):
     st.chat_input("Your message (sent when the reply ends)" if running else "Your message", key="chat_prompt",
                   max_chars=100_000, accept_file="multiple", file_type=list(attachments.FILE_TYPES))
-    if running is not None:
-        st.button("Stop", icon=":material/stop_circle:", key="chat_stop", disabled=running.stop_requested,
-                  on_click=_act, args=(replies.stop, rt, uid, running.id),
-                  help="Stop this reply; its text so far is kept")
+    stop_slot = st.empty()  # Stop, drawn there by the live reply's fragment while the reply is written
 
 # --- history -------------------------------------------------------------------------------
 
 
+def _stop(reply_id: int) -> None:
+    st.session_state.chat_stopping = reply_id  # Stop stays disabled until the reply ends
+    _act(replies.stop, rt, uid, reply_id)
+
+
 @st.fragment(run_every=chat_view.LIVE_EVERY)
-def live_reply(reply_id: int, label: str, since: datetime) -> None:
+def live_reply(running: convs.StoredMessage) -> None:
     """The reply being written, redrawn by short runs of this fragment alone: the page is never
-    held, and the message box takes typing meanwhile. When it is done the whole page runs again,
-    to draw it as stored and send a message that waited for it."""
+    held, and the message box takes typing meanwhile; the fragment draws Stop beside the box. The
+    run that sees the reply end draws it finished (Stop gone, the line on who paid under it), and
+    the next one runs the whole page, which draws the rest (Regenerate, Edit, the list): other
+    people's replies get their last words out first. A message that waited for the reply is sent
+    at once."""
     assert current is not None
-    seconds = chat_view.LIVE_FOR if not drawing_page else chat_view.PAGE_FOR if asked else 0.0
-    if chat_view.follow(rt, uid, current.id, reply_id, label, since, seconds):
+    if st.session_state.get(FINISHED) == running.id:
         st.rerun(scope="app")
+    seconds = chat_view.LIVE_FOR if not drawing_page else chat_view.PAGE_FOR if asked else 0.0
+    label = running.provider.label if running.provider else "the provider"
+    if not chat_view.follow(rt, uid, current.id, running.id, label, running.created_at, seconds):
+        stop_slot.button("Stop", icon=":material/stop_circle:", key="chat_stop", on_click=_stop, args=(running.id,),
+                         disabled=running.stop_requested or st.session_state.get("chat_stopping") == running.id,
+                         help="Stop this reply; its text so far is kept")
+        return
+    stop_slot.empty()
+    if drawing_page or st.session_state.get("chat_queued"):
+        st.rerun(scope="app")
+    finished = replies.reply(rt, uid, running.id)
+    if finished.content:
+        chat_view.copy_button()
+    chat_view.show_reply_footer(finished)
+    st.session_state[FINISHED] = running.id
 
 
 @st.fragment(run_every=1.0)
@@ -537,7 +559,7 @@ for i, message in enumerate(history):
                 chat_view.versions(message, partial(_switch, current.id), disabled=running is not None)
             continue
         if message.running:
-            live_reply(message.id, message.provider.label if message.provider else "the provider", message.created_at)
+            live_reply(message)
             continue
         if message.content:
             st.markdown(no_images(cite(message.content, message.sources)))  # [n] links to source n

@@ -1,0 +1,68 @@
+"""The live reply's fragment, seen on the websocket as a browser's tab sees it (tests/e2e/wsclient.py,
+the client bench/load.py drives): while the reply is written its short runs draw Stop beside the
+box; the run that sees it end draws it finished (no Stop, the line on who paid), and only the run
+after that is the whole page's (Regenerate). So the last words and the line under them do not wait
+for a whole page run, nor do other people's."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import pytest
+from conftest import REPLY
+from streamlit.proto.WidgetStates_pb2 import WidgetState
+from websockets.sync.client import connect
+from wsclient import TIMEOUT, Run, Tab, connect_args
+
+from byok_core import accounts, keys
+from byok_core.identity import Actor, Owner
+from byok_core.providers import Provider
+from byok_core.startup import open_runtime
+
+pytestmark = pytest.mark.e2e
+
+
+def test_the_fragment_draws_the_finished_reply_and_the_page_runs_after(server, openai):
+    rt = open_runtime(server.env, migrate=False)
+    try:
+        name = f"live-{secrets.token_hex(4)}"
+        user = accounts.create_user(rt, Actor.operator(), name, "member password 1")
+        keys.store(rt, Actor.of(user), Owner.user(user.id), Provider.OPENAI, f"sk-e2e-fake-{name}-0123456789")
+        binding = secrets.token_urlsafe(32)
+        cookie = f"byok_session={accounts.create_session(rt, user, binding=binding)}"
+    finally:
+        rt.engine.dispose()
+    address, options = connect_args(server.url, cookie)
+    tab = Tab(binding)
+    with connect(address, **options) as ws:
+
+        def run(frame: bytes) -> Run:
+            seen = Run(time.perf_counter())
+            ws.send(frame)
+            deadline = time.monotonic() + TIMEOUT
+            while seen.finished is None:
+                answer = tab.read(seen, ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+                if answer is not None:
+                    ws.send(answer)
+            return seen
+
+        run(tab.rerun(""))  # the Chat page, signed in
+        assert tab.chat_input is not None
+        openai.gate.clear()  # the reply's first word, then the provider holds the rest
+        message = WidgetState(id=tab.chat_input)
+        message.chat_input_value.data = "Is the fragment drawing it?"
+        sent = run(tab.rerun(tab.pages["Chat"], [message]))
+        assert sent.problems == [] and "Stop" in sent.text() and tab.auto_reruns
+        fragment = next(iter(tab.auto_reruns))
+        streaming = run(tab.fragment_rerun(fragment))
+        assert "Stop" in streaming.text() and "Paid by" not in streaming.text()
+        openai.gate.set()
+        runs = []
+        while tab.auto_reruns and len(runs) < 50:
+            runs.append(run(tab.fragment_rerun(fragment)))
+    texts = [r.text() for r in runs]
+    done = next(i for i, text in enumerate(texts) if "Paid by" in text)
+    assert REPLY.split()[-1] in texts[done] and "Stop" not in texts[done]  # the fragment's run
+    assert "Regenerate" not in texts[done]
+    assert "Regenerate" in texts[done + 1] and not tab.auto_reruns  # then the whole page's
