@@ -516,7 +516,10 @@ def live_reply(running: convs.StoredMessage) -> None:
     stop_slot.empty()
     if drawing_page or st.session_state.get("chat_queued"):
         st.rerun(scope="app")
-    finished = replies.reply(rt, uid, running.id)
+    try:
+        finished = replies.reply(rt, uid, running.id)
+    except NotFoundError:  # the conversation was deleted meanwhile (another tab): the page says so
+        st.rerun(scope="app")
     if finished.content:
         chat_view.copy_button()
     chat_view.show_reply_footer(finished)
