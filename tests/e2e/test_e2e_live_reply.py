@@ -7,13 +7,13 @@ for a whole page run, nor do other people's."""
 from __future__ import annotations
 
 import secrets
-import time
+from functools import partial
 
 import pytest
 from conftest import REPLY
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from websockets.sync.client import connect
-from wsclient import TIMEOUT, Run, Tab, connect_args
+from wsclient import Tab, connect_args, exchange
 
 from byok_core import accounts, keys
 from byok_core.identity import Actor, Owner
@@ -36,17 +36,7 @@ def test_the_fragment_draws_the_finished_reply_and_the_page_runs_after(server, o
     address, options = connect_args(server.url, cookie)
     tab = Tab(binding)
     with connect(address, **options) as ws:
-
-        def run(frame: bytes) -> Run:
-            seen = Run(time.perf_counter())
-            ws.send(frame)
-            deadline = time.monotonic() + TIMEOUT
-            while seen.finished is None:
-                answer = tab.read(seen, ws.recv(timeout=max(0.1, deadline - time.monotonic())))
-                if answer is not None:
-                    ws.send(answer)
-            return seen
-
+        run = partial(exchange, ws, tab)
         run(tab.rerun(""))  # the Chat page, signed in
         assert tab.chat_input is not None
         openai.gate.clear()  # the reply's first word, then the provider holds the rest

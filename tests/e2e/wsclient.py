@@ -155,17 +155,23 @@ class Tab:
             run.problems.append(f"{element.alert.title} {element.alert.body}".strip())
 
 
+def exchange(ws: Any, tab: Tab, frame: bytes) -> Run:
+    """Send ``frame`` on the tab's open websocket and read until its script run is over (answering
+    the sign-in probe as the page does); the run holds what it drew."""
+    run = Run(time.perf_counter())
+    ws.send(frame)
+    deadline = time.monotonic() + TIMEOUT
+    while run.finished is None:
+        answer = tab.read(run, ws.recv(timeout=max(0.0, deadline - time.monotonic())))
+        if answer is not None:
+            ws.send(answer)
+    return run
+
+
 def first_page(url: str, cookie: str, origin: str | None = None, binding: str | None = None) -> Run:
     """Open a tab of the app at ``url`` as a browser does on load (see ``connect_args``), run its
     default page, close it; the run holds what that page drew."""
     address, options = connect_args(url, cookie, origin)
     tab = Tab(binding)
-    run = Run(time.perf_counter())
     with connect(address, **options) as ws:
-        ws.send(tab.rerun(""))
-        deadline = time.monotonic() + TIMEOUT
-        while run.finished is None:
-            answer = tab.read(run, ws.recv(timeout=max(0.0, deadline - time.monotonic())))
-            if answer is not None:
-                ws.send(answer)
-    return run
+        return exchange(ws, tab, tab.rerun(""))
