@@ -29,8 +29,9 @@ rt, uid = c.rt, saved_id(c.user.id)
 drawing_page = True  # False once this run of the page is over: the live fragment's own runs follow
 
 CHAT_PROVIDERS = Provider.of_kind(ProviderKind.CHAT)
-FINISHED = "chat_finished"  # the reply the live fragment drew finished (the whole page runs next)
 SEARCH_PROVIDERS = Provider.of_kind(ProviderKind.SEARCH)
+FINISHED = "chat_finished"  # the reply the live fragment drew finished (the whole page runs next)
+STOPPING = "chat_stopping"  # the reply whose Stop was clicked (Stop stays disabled until it ends)
 
 
 def key_version(provider: Provider) -> str:
@@ -236,7 +237,7 @@ def _unqueue() -> None:
 
 
 current, history = _current()
-for done_key in (FINISHED, "chat_stopping"):  # the live fragment's marks, over with this run of the page
+for done_key in (FINISHED, STOPPING):  # the live fragment's marks, over with this run of the page
     st.session_state.pop(done_key, None)
 usable = {u.connection.id: u for u in connections.usable(rt, uid)}
 if "chat_pick" not in st.session_state:
@@ -491,7 +492,7 @@ with st.bottom, st.container(horizontal=True, vertical_alignment="bottom"):
 
 
 def _stop(reply_id: int) -> None:
-    st.session_state.chat_stopping = reply_id  # Stop stays disabled until the reply ends
+    st.session_state[STOPPING] = reply_id
     _act(replies.stop, rt, uid, reply_id)
 
 
@@ -510,7 +511,7 @@ def live_reply(running: convs.StoredMessage) -> None:
     label = running.provider.label if running.provider else "the provider"
     if not chat_view.follow(rt, uid, current.id, running.id, label, running.created_at, seconds):
         stop_slot.button("Stop", icon=":material/stop_circle:", key="chat_stop", on_click=_stop, args=(running.id,),
-                         disabled=running.stop_requested or st.session_state.get("chat_stopping") == running.id,
+                         disabled=running.stop_requested or st.session_state.get(STOPPING) == running.id,
                          help="Stop this reply; its text so far is kept")
         return
     stop_slot.empty()
