@@ -96,23 +96,35 @@ class BrowserTab:
         assert self.tab.chat_input is not None, "no chat input on the Chat page"
         state = WidgetState(id=self.tab.chat_input)
         state.chat_input_value.data = f"Load test message {tag}"
-        run = await self._rerun(self.tab.rerun(self.tab.pages["Chat"], [state]), reply_words(tag, chunks))
+        run = Run(time.perf_counter(), reply_words(tag, chunks))
+        await self.ws.send(self.tab.rerun(self.tab.pages["Chat"], [state]))
         return await self._follow(run, reply_words(tag, chunks)[1])
 
     async def _follow(self, run: Run, last: bytes) -> Run:
-        """Run the live reply's fragment on its timer, as a browser does, until ``last`` shows and
-        the page's run after the reply has finished."""
-        ticks = time.perf_counter()
-        while last not in run.marks or self.tab.auto_reruns:
-            if not self.tab.auto_reruns:
-                if last not in run.marks:
-                    run.problems.append("the reply stopped showing before its last word")
-                return run
-            fragment_id, every = next(iter(self.tab.auto_reruns.items()))
-            ticks += every * max(1, -(-(time.perf_counter() - ticks) // every))  # the timer's next tick
-            await asyncio.sleep(max(0.0, ticks - time.perf_counter()))
-            run.finished = None
-            await self._send_and_read(run, self.tab.fragment_rerun(fragment_id))
+        """Read on as the browser does until ``last`` shows and the page's run after the reply has
+        finished: the live reply's fragment asks for its runs on a timer (wsclient.Timer) that
+        fires while a run is going or not."""
+        deadline = time.monotonic() + TIMEOUT
+        while run.finished is None or self.tab.auto_reruns:
+            fragment, timer = min(self.tab.auto_reruns.items(), key=lambda item: item[1].due, default=("", None))
+            if timer is not None and timer.due <= time.perf_counter():
+                timer.fire(time.perf_counter())
+                await self.ws.send(self.tab.fragment_rerun(fragment))
+                continue
+            wait = deadline - time.monotonic()
+            if timer is not None:
+                wait = min(wait, timer.due - time.perf_counter())
+            try:
+                data = await asyncio.wait_for(self.ws.recv(), max(0.0, wait))
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    raise
+                continue
+            answer = self.tab.read(run, data)
+            if answer is not None:
+                await self.ws.send(answer)
+        if last not in run.marks:
+            run.problems.append("the reply stopped showing before its last word")
         return run
 
     async def _rerun(self, frame: bytes, watch: Iterable[bytes], sent: float | None = None) -> Run:

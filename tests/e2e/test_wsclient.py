@@ -9,9 +9,11 @@ measures the sign-in page, so this fails first.
 from __future__ import annotations
 
 import secrets
+import time
 
 import pytest
-from wsclient import first_page
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+from wsclient import Run, Tab, Timer, first_page
 
 from byok_core import accounts
 from byok_core.identity import Actor, Role
@@ -47,3 +49,54 @@ def test_another_secret_gets_the_sign_in_page(server, bound):
     page = first_page(server.url, cookie, binding=secrets.token_urlsafe(32)).text()
     assert "Signed in as" not in page
     assert NOT_HERE in page and "Username" in page, page
+
+
+# The tab's fragment timers and the end of an action, as Streamlit's frontend has them (its App's
+# handleAutoRerun: a setInterval started by the auto_rerun message, kept when one asks again for the
+# same interval, cleared by a whole page's run; each firing sends a fragment run whether or not a run
+# is going, and the server queues it). bench/load.py follows a live reply on these timers.
+
+def frame(**fields) -> bytes:
+    msg = ForwardMsg()
+    for name, value in fields.items():
+        if name == "auto_rerun":
+            msg.auto_rerun.fragment_id, msg.auto_rerun.interval = value
+        elif name == "new_session":
+            msg.new_session.SetInParent()
+            msg.metadata.run.fragment_ids.extend(value)
+        else:
+            setattr(msg, name, value)
+    return msg.SerializeToString()
+
+
+def test_a_fragment_s_timer_starts_with_its_auto_rerun_message_and_ends_with_a_page_run():
+    tab, run = Tab(), Run(time.perf_counter())
+    tab.read(run, frame(new_session=[]))
+    before = time.perf_counter()
+    tab.read(run, frame(auto_rerun=("live", 0.4)))
+    due = tab.auto_reruns["live"].due
+    assert before + 0.4 <= due <= time.perf_counter() + 0.4  # from the message, not from the run's end
+    tab.read(run, frame(script_finished=ForwardMsg.FINISHED_SUCCESSFULLY))
+    tab.read(run, frame(new_session=["live"]))  # the fragment's own run asks again: the same timer
+    tab.read(run, frame(auto_rerun=("live", 0.4)))
+    assert tab.auto_reruns["live"].due == due
+    tab.read(run, frame(new_session=[]))
+    assert tab.auto_reruns == {}
+
+
+def test_a_late_timer_fires_once_and_keeps_its_beat():
+    timer = Timer(0.4, due=10.0)
+    timer.fire(now=11.0)  # three beats missed (a busy tab): one firing, the next on the beat
+    assert timer.due == pytest.approx(11.2)
+
+
+def test_a_fragment_s_run_ends_a_fragment_action_only():
+    page, fragment = Run(time.perf_counter()), Run(time.perf_counter(), fragment=True)
+    for run in (page, fragment):
+        tab = Tab()
+        tab.read(run, frame(new_session=["live"]))  # a run of the fragment queued before the action's
+        tab.read(run, frame(script_finished=ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY))
+    assert page.finished is None and fragment.finished is not None
+    tab.read(page, frame(new_session=[]))
+    tab.read(page, frame(script_finished=ForwardMsg.FINISHED_SUCCESSFULLY))
+    assert page.finished is not None

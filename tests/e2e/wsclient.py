@@ -3,8 +3,8 @@
 A tab connects to ``/_stcore/stream`` with the app's cookies and an ``Origin`` (``connect_args``),
 sends one ``BackMsg.rerun_script`` per action (page, query string, widget states) and reads
 ``ForwardMsg``s until ``script_finished``. ``Tab`` keeps what a browser's page knows between runs
-(the menu's pages, the page shown and its query string, the chat input's id, the fragments that
-ask to be run on a timer) and, given the browser's binding secret, answers the app's sign-in probe
+(the menu's pages, the page shown and its query string, the chat input's id, the timers of the
+fragments that ask to be run on one) and, given the browser's binding secret, answers the app's sign-in probe
 as the page does from its localStorage.
 ``Tab`` does no I/O: ``first_page`` drives it with websockets' sync client, the bench with the
 asyncio one."""
@@ -42,12 +42,30 @@ def connect_args(url: str, cookie: str, origin: str | None = None,
 
 
 @dataclass
+class Timer:
+    """A fragment's timer as the browser keeps it (``st.fragment(run_every=...)``): started by the
+    ``auto_rerun`` message that asks for it (one asking again for the same interval keeps it), it
+    fires every ``interval`` seconds whether or not a script run is going; Streamlit queues a
+    fragment's run asked for meanwhile and starts it when that run ends."""
+
+    interval: float
+    due: float  # ``time.perf_counter()`` time of its next firing
+
+    def fire(self, now: float) -> None:
+        while self.due <= now:  # a late firing is one firing, as the browser's setInterval
+            self.due += self.interval
+
+
+@dataclass
 class Run:
     """One action as the tab saw it, from the frame sent to the script run that finished
-    (``time.perf_counter()`` times); ``watch``: byte strings whose first arrival goes into ``marks``."""
+    (``time.perf_counter()`` times); ``watch``: byte strings whose first arrival goes into ``marks``.
+    ``fragment``: the action is a fragment's run (its end is the fragment run's), else it ends with
+    a whole page's run."""
 
     sent: float
     watch: Iterable[bytes] = ()
+    fragment: bool = False
     finished: float | None = None
     marks: dict[bytes, float] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # error and warning messages the page showed, exceptions
@@ -72,7 +90,7 @@ class Tab:
         self.page = ""  # the page shown's script hash
         self.query = ""  # its query string as the app last set it (the Chat page: ?c=<conversation>)
         self.chat_input: str | None = None  # the chat input's widget id, from the Chat page's deltas
-        self.auto_reruns: dict[str, float] = {}  # fragment id → seconds between the runs a browser asks for
+        self.auto_reruns: dict[str, Timer] = {}  # fragment id → the timer on which the browser asks for its runs
         self._probe: str | None = None  # the sign-in probe the script run being read drew, not answered yet
         self._answered: set[str] = set()  # probes answered: the page answers once per probe it shows
 
@@ -115,10 +133,15 @@ class Tab:
             run.deltas.append(msg.delta)
             if msg.delta.WhichOneof("type") == "new_element":
                 self._note(run, msg.delta.new_element)
-        elif kind == "new_session" and not msg.metadata.run.fragment_ids:
-            self.auto_reruns.clear()  # a full run: it asks again for the timers of the fragments it draws
+        elif kind == "new_session":
+            run.finished = None  # a script run starts (the action's, or one queued before it)
+            if not msg.metadata.run.fragment_ids:
+                self.auto_reruns.clear()  # a full run: it asks again for the timers of the fragments it draws
         elif kind == "auto_rerun":
-            self.auto_reruns[msg.auto_rerun.fragment_id] = msg.auto_rerun.interval
+            timer = self.auto_reruns.get(msg.auto_rerun.fragment_id)
+            if timer is None or timer.interval != msg.auto_rerun.interval:
+                self.auto_reruns[msg.auto_rerun.fragment_id] = Timer(msg.auto_rerun.interval,
+                                                                     now + msg.auto_rerun.interval)
         elif kind == "stop_auto_rerun":
             for fragment_id in msg.stop_auto_rerun.fragment_ids:
                 self.auto_reruns.pop(fragment_id, None)
@@ -128,7 +151,8 @@ class Tab:
             if msg.script_finished == ForwardMsg.FINISHED_WITH_COMPILE_ERROR:
                 raise AssertionError("the script did not compile")
             if msg.script_finished == ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY:
-                run.finished = now  # a fragment's run: it drew only the fragment
+                if run.fragment:  # a fragment's run: it drew only the fragment
+                    run.finished = now
             elif msg.script_finished != ForwardMsg.FINISHED_SUCCESSFULLY:
                 run.deltas.clear()  # FINISHED_EARLY_FOR_RERUN: the next run draws the page again
             elif self._probe is not None and self.binding is not None:
@@ -158,7 +182,7 @@ class Tab:
 def exchange(ws: Any, tab: Tab, frame: bytes) -> Run:
     """Send ``frame`` on the tab's open websocket and read until its script run is over (answering
     the sign-in probe as the page does); the run holds what it drew."""
-    run = Run(time.perf_counter())
+    run = Run(time.perf_counter(), fragment=BackMsg.FromString(frame).rerun_script.fragment_id != "")
     ws.send(frame)
     deadline = time.monotonic() + TIMEOUT
     while run.finished is None:
