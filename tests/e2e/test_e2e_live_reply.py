@@ -7,13 +7,10 @@ for a whole page run, nor do other people's."""
 from __future__ import annotations
 
 import secrets
-from functools import partial
 
 import pytest
 from conftest import REPLY
-from streamlit.proto.WidgetStates_pb2 import WidgetState
-from websockets.sync.client import connect
-from wsclient import Tab, connect_args, exchange
+from wsclient import live_reply
 
 from byok_core import accounts, keys
 from byok_core.identity import Actor, Owner
@@ -33,26 +30,11 @@ def test_the_fragment_draws_the_finished_reply_and_the_page_runs_after(server, o
         cookie = f"byok_session={accounts.create_session(rt, user, binding=binding)}"
     finally:
         rt.engine.dispose()
-    address, options = connect_args(server.url, cookie)
-    tab = Tab(binding)
-    with connect(address, **options) as ws:
-        run = partial(exchange, ws, tab)
-        run(tab.rerun(""))  # the Chat page, signed in
-        assert tab.chat_input is not None
-        openai.gate.clear()  # the reply's first word, then the provider holds the rest
-        message = WidgetState(id=tab.chat_input)
-        message.chat_input_value.data = "Is the fragment drawing it?"
-        sent = run(tab.rerun(tab.pages["Chat"], [message]))
-        assert sent.problems == [] and "Stop" in sent.text() and tab.auto_reruns
-        fragment = next(iter(tab.auto_reruns))
-        streaming = run(tab.fragment_rerun(fragment))
-        assert "Stop" in streaming.text() and "Paid by" not in streaming.text()
-        openai.gate.set()
-        runs = []
-        while tab.auto_reruns and len(runs) < 50:
-            runs.append(run(tab.fragment_rerun(fragment)))
+    sent, streaming, runs = live_reply(server.url, cookie, binding, "Is the fragment drawing it?", openai.gate)
+    assert "Stop" in sent.text()
+    assert "Stop" in streaming.text() and "Paid by" not in streaming.text()
     texts = [r.text() for r in runs]
     done = next(i for i, text in enumerate(texts) if "Paid by" in text)
     assert REPLY.split()[-1] in texts[done] and "Stop" not in texts[done]  # the fragment's run
     assert "Regenerate" not in texts[done]
-    assert "Regenerate" in texts[done + 1] and not tab.auto_reruns  # then the whole page's
+    assert "Regenerate" in texts[done + 1] and len(runs) == done + 2  # then the whole page's, the timer's last

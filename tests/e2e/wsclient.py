@@ -12,6 +12,7 @@ asyncio one."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -190,6 +191,30 @@ def exchange(ws: Any, tab: Tab, frame: bytes) -> Run:
         if answer is not None:
             ws.send(answer)
     return run
+
+
+def live_reply(url: str, cookie: str, binding: str, prompt: str, hold: threading.Event) -> tuple[Run, Run, list[Run]]:
+    """Send ``prompt`` from the Chat page of a tab signed in with ``cookie`` and ``binding``, and
+    run the live reply's fragment as its timer would, until the timer stops: (the send's run, a
+    fragment run while the provider holds the reply, the fragment's runs after ``hold`` is set,
+    the whole page's run at the end included). ``hold``: the fake provider's gate, cleared here."""
+    address, options = connect_args(url, cookie)
+    tab = Tab(binding)
+    with connect(address, **options) as ws:
+        exchange(ws, tab, tab.rerun(""))  # the Chat page, signed in
+        assert tab.chat_input is not None
+        hold.clear()  # the reply's first word, then the provider holds the rest
+        message = WidgetState(id=tab.chat_input)
+        message.chat_input_value.data = prompt
+        sent = exchange(ws, tab, tab.rerun(tab.pages["Chat"], [message]))
+        assert sent.problems == [] and tab.auto_reruns, sent.text()
+        fragment = next(iter(tab.auto_reruns))
+        streaming = exchange(ws, tab, tab.fragment_rerun(fragment))
+        hold.set()
+        runs = []
+        while tab.auto_reruns and len(runs) < 50:
+            runs.append(exchange(ws, tab, tab.fragment_rerun(fragment)))
+    return sent, streaming, runs
 
 
 def first_page(url: str, cookie: str, origin: str | None = None, binding: str | None = None) -> Run:
