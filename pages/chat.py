@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
-from byok_core import attachments, chat, connections, db, keys, limits, onboarding, replies, search, words
+from byok_core import attachments, chat, connections, currency, db, keys, limits, onboarding, replies, search, words
 from byok_core import conversations as convs
 from byok_core.adapters import CHAT_ADAPTERS
 from byok_core.clock import utcnow
@@ -523,7 +523,8 @@ def live_reply(running: convs.StoredMessage) -> None:
         st.rerun(scope="app")
     if finished.content:
         chat_view.copy_button()
-    chat_view.show_reply_footer(finished)
+    with currency.showing(currency.current(rt)):  # the shell sets it for a page's run, not a fragment's
+        chat_view.show_reply_footer(finished)
     st.session_state[FINISHED] = running.id
 
 

@@ -9,6 +9,7 @@ On an app server of its own: the shared one's other modules expect dollars. Its 
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Iterator
 
 import pytest
@@ -18,6 +19,7 @@ from callhelpers import log_call
 from chatpage import main, replies, send
 from fakeproviders import FakeProvider
 from playwright.sync_api import Locator, Page, expect
+from wsclient import live_reply
 
 from byok_core import accounts, budgets, currency, keys
 from byok_core.identity import Actor, KeySource, Owner, Role
@@ -104,6 +106,17 @@ def test_an_admin_sets_euros_and_the_budgets_page_shows_them(server, page, rt, p
     page.get_by_role("tab", name="Prices", exact=True).click()
     expect(page.get_by_role("spinbutton", name="USD per call")).to_be_visible()
     no_errors(page)
+
+
+def test_the_live_reply_s_fragment_draws_the_finished_line_in_euros(server, rt, people, openai, in_euros):
+    """The fragment's run that draws the finished reply runs without the shell, which sets the
+    currency for a page's run: it sets it itself."""
+    binding = secrets.token_urlsafe(32)
+    cookie = f"byok_session={accounts.create_session(rt, people['cara'], binding=binding)}"
+    *_, runs = live_reply(server.url, cookie, binding, "And in the fragment?", openai.gate)
+    finished = next(r.text() for r in runs if "Paid by" in r.text())
+    assert "Regenerate" not in finished  # the fragment's run, not the page's after it
+    assert "€" in finished and not DOLLARS.search(finished), finished
 
 
 def test_the_line_under_a_chat_reply_is_in_euros(server, page, rt, people, openai, in_euros):
