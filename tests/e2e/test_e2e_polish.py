@@ -9,6 +9,7 @@ server (tests/e2e/conftest.py)."""
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 
 import chatpage
@@ -117,19 +118,25 @@ def test_the_cost_column_sorts_by_amount(server, page, rt):
     headings = calls.locator("table[role='grid'] th")
     box = calls.bounding_box()
     assert box is not None
-    x = box["x"] + 10
-    while not headings.filter(has_text="↑ Cost (USD)").count() and x < box["x"] + box["width"]:
+    cost = int(headings.filter(has_text="Cost (USD)").get_attribute("aria-colindex") or 0)
+    x, clicks = box["x"] + 10, 0
+    while not headings.filter(has_text="↑ Cost (USD)").count() and clicks < 60:
         # the headings are drawn on a canvas: click along them until Cost's is sorted (a click on a
         # heading sorts by it, then the other way, then not, as its grid's heading text says; a click
-        # on the edge between two headings, or taken as a double click, sorts nothing)
+        # on the edge between two headings, or taken as a double click, sorts nothing). The heading
+        # sorted says where the click was: go on towards Cost's, or stay on it (a slow redraw can
+        # show a click's sort only after the next click)
         before = headings.all_inner_texts()
         page.mouse.click(x, box["y"] + 15)
+        clicks += 1
         with contextlib.suppress(PlaywrightTimeoutError):
             page.wait_for_function(
                 "([frame, before]) => [...frame.querySelectorAll(\"table[role='grid'] th\")]"
                 ".map(c => c.innerText).join() !== before.join()", arg=[calls.element_handle(), before],
                 timeout=1_500)
-        x += 30
+        sorted_ = headings.filter(has_text=re.compile("^[↑↓] "))
+        at = int(sorted_.first.get_attribute("aria-colindex") or 0) if sorted_.count() else 0
+        x += 0 if at == cost else -30 if at > cost else 30
     expect(headings.filter(has_text="Cost (USD)")).to_have_text("↑ Cost (USD)")
     costs = calls.locator("table[role='grid'] tbody tr").evaluate_all(
         "rows => rows.map(r => r.querySelectorAll('td')[6].textContent)")
