@@ -149,7 +149,10 @@ def test_on_a_phone_the_prices_tab_is_not_covered(server, browser, rt):
     try:
         page = context.new_page()
         budgets_page(page, server, rt, person(rt, Role.ADMIN))
-        page.get_by_test_id("stDataFrame").first.tap()  # its toolbar shows
+        # the open tab's own table: the other tabs' tables are in the page too, hidden
+        table = page.get_by_role("tabpanel", name="Budgets").get_by_test_id("stDataFrame")
+        expect(table).to_be_visible()
+        table.tap()  # its toolbar shows
         page.get_by_role("tab", name="Prices", exact=True).tap(timeout=5_000)  # fails when something covers it
         selected(page, "Prices")
         no_errors(page)
