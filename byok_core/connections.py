@@ -238,16 +238,20 @@ class Usable:
         return KeySource.TEAM if self.connection.owner.is_team else KeySource.USER
 
 
+# Built once (every Chat page run asks): the person's and the team's connections with an active key.
+_USABLE = select(Connection, ApiKey.id).join(ApiKey, col(ApiKey.connection_id) == col(Connection.id)).where(
+    ((col(Connection.owner_kind) == OwnerKind.USER) & (col(Connection.owner_id) == sa.bindparam("user_id")))
+    | ((col(Connection.owner_kind) == OwnerKind.TEAM) & (col(Connection.owner_id) == TEAM_ID)),
+    col(ApiKey.active), col(ApiKey.owner_kind) == col(Connection.owner_kind),
+    col(ApiKey.owner_id) == col(Connection.owner_id), col(ApiKey.base_url) == col(Connection.base_url),
+    col(ApiKey.provider) == Provider.OPENAI_COMPATIBLE)
+
+
 def usable(rt: Runtime, user_id: int | None) -> list[Usable]:
     """The connections ``user_id`` can chat on (their own, then the team's, by name) with their active
     key, in one query: a key of the connection's owner at the connection's URL (as ``keys.resolve``)."""
-    kind_user = (col(Connection.owner_kind) == OwnerKind.USER) & (col(Connection.owner_id) == (user_id or -1))
-    kind_team = (col(Connection.owner_kind) == OwnerKind.TEAM) & (col(Connection.owner_id) == TEAM_ID)
     with Session(rt.engine) as session:
-        rows = list(session.exec(select(Connection, ApiKey.id).join(ApiKey, col(ApiKey.connection_id) == col(
-            Connection.id)).where(kind_user | kind_team, col(ApiKey.active), col(ApiKey.owner_kind) == col(
-                Connection.owner_kind), col(ApiKey.owner_id) == col(Connection.owner_id),
-            col(ApiKey.base_url) == col(Connection.base_url), col(ApiKey.provider) == Provider.OPENAI_COMPATIBLE)))
+        rows = list(session.exec(_USABLE, params={"user_id": user_id or -1}))
     rows.sort(key=lambda r: (r[0].owner_kind is not OwnerKind.USER, r[0].name.lower()))
     return [Usable(ConnectionInfo.of(conn), key_id) for conn, key_id in rows]
 

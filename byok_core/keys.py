@@ -538,19 +538,20 @@ def sources(rt: Runtime, user_id: int | None) -> dict[Provider, KeySource | None
     return {p: source for p, (source, _) in payers(rt, user_id).items()}
 
 
+# Built once (every page run asks): the active, unexpired user and team rows, without their secrets.
+_PAYERS = sa.select(col(ApiKey.provider), col(ApiKey.owner_kind), col(ApiKey.id)).where(
+    col(ApiKey.active),
+    col(ApiKey.expires_on).is_(None) | (col(ApiKey.expires_on) >= sa.bindparam("today")),
+    ((col(ApiKey.owner_kind) == OwnerKind.TEAM) & (col(ApiKey.owner_id) == TEAM_ID))
+    | ((col(ApiKey.owner_kind) == OwnerKind.USER) & (col(ApiKey.owner_id) == sa.bindparam("user_id"))),
+)
+
+
 def payers(rt: Runtime, user_id: int | None) -> dict[Provider, tuple[KeySource | None, int | None]]:
     """Each provider's key as ``sources`` says, with the stored key's id (None: the server's key,
     or none): in one query, without decrypting anything."""
     with rt.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(col(ApiKey.provider), col(ApiKey.owner_kind), col(ApiKey.id)).where(
-                col(ApiKey.active),
-                col(ApiKey.expires_on).is_(None) | (col(ApiKey.expires_on) >= utcnow().date()),
-                ((col(ApiKey.owner_kind) == OwnerKind.TEAM) & (col(ApiKey.owner_id) == TEAM_ID))
-                | ((col(ApiKey.owner_kind) == OwnerKind.USER)
-                   & (col(ApiKey.owner_id) == (-1 if user_id is None else user_id))),
-            )
-        ).all()
+        rows = conn.execute(_PAYERS, {"today": utcnow().date(), "user_id": -1 if user_id is None else user_id}).all()
     found = {(r.provider, r.owner_kind): r.id for r in rows}
     result: dict[Provider, tuple[KeySource | None, int | None]] = {}
     for p in Provider:

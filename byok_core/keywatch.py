@@ -22,7 +22,6 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -34,7 +33,7 @@ from sqlmodel import col
 from byok_core import alerts, keytest, leases, reconcile, words
 from byok_core.clock import utcnow
 from byok_core.errors import ByokError, CallStatus
-from byok_core.identity import Actor, Owner, OwnerKind
+from byok_core.identity import TEAM_ID, Actor, Owner, OwnerKind
 from byok_core.keys import KeyInfo, day
 from byok_core.keytest import Outcome
 from byok_core.models import ApiKey, rowcount
@@ -275,25 +274,25 @@ def _problem(r: Any, today: date) -> Problem | None:
     return None
 
 
-def _owned_by(owners: Iterable[Owner]) -> sa.ColumnElement[bool]:
-    return sa.or_(*((col(ApiKey.owner_kind) == o.kind) & (col(ApiKey.owner_id) == o.id) for o in owners))
+# Built once (the banner on every page run asks): a person's active keys with an expiry date or a
+# failure, and the team's when ``team`` is TEAM_ID (an admin; -1 matches no row).
+_WATCHED = sa.select(
+    col(ApiKey.id), col(ApiKey.owner_kind), col(ApiKey.owner_id), col(ApiKey.provider), col(ApiKey.mask),
+    col(ApiKey.failing_since), col(ApiKey.failing_reason), col(ApiKey.expires_on), col(ApiKey.notice_dismissed),
+).where(col(ApiKey.active),
+        ((col(ApiKey.owner_kind) == OwnerKind.USER) & (col(ApiKey.owner_id) == sa.bindparam("user_id")))
+        | ((col(ApiKey.owner_kind) == OwnerKind.TEAM) & (col(ApiKey.owner_id) == sa.bindparam("team"))),
+        col(ApiKey.failing_since).is_not(None) | col(ApiKey.expires_on).is_not(None))
 
 
 def problems(rt: Runtime, actor: Actor) -> list[Problem]:
     """The problems with ``actor``'s own keys in use (and, for an admin, the team's) that were not
     dismissed: what the banner shows, on any page, until dismissed."""
-    owners = [Owner.user(actor.user_id)] if actor.user_id is not None else []
-    if actor.is_admin:
-        owners.append(Owner.team())
-    if not owners:
+    if actor.user_id is None and not actor.is_admin:
         return []
     with rt.engine.connect() as conn:
-        rows = conn.execute(sa.select(
-            col(ApiKey.id), col(ApiKey.owner_kind), col(ApiKey.owner_id), col(ApiKey.provider), col(ApiKey.mask),
-            col(ApiKey.failing_since), col(ApiKey.failing_reason), col(ApiKey.expires_on),
-            col(ApiKey.notice_dismissed),
-        ).where(col(ApiKey.active), _owned_by(owners), col(ApiKey.failing_since).is_not(None)
-                | col(ApiKey.expires_on).is_not(None))).all()
+        rows = conn.execute(_WATCHED, {"user_id": -1 if actor.user_id is None else actor.user_id,
+                                       "team": TEAM_ID if actor.is_admin else -1}).all()
     today = utcnow().date()
     found = [(p, r.notice_dismissed) for r in rows if (p := _problem(r, today)) is not None]
     return sorted((p for p, dismissed in found if p.token != dismissed), key=lambda p: (p.owner.is_team, p.text))

@@ -20,6 +20,10 @@ from byok_core.runtime import Runtime
 SESSION_TTL = timedelta(days=14)
 LOGIN_TICKET_TTL = timedelta(seconds=60)
 _BINDING = re.compile(r"[A-Za-z0-9_-]{43}")  # 32 random bytes, base64url, as the page makes it
+# Built once (every page run asks, by the token's hash): a session's browser, and its account.
+_BINDING_OF = select(AuthSession.binding_hash).where(col(AuthSession.token_hash) == sa.bindparam("token_hash"))
+_SIGNED_IN = select(User, AuthSession).join(AuthSession, col(AuthSession.user_id) == col(User.id)).where(
+    col(AuthSession.token_hash) == sa.bindparam("token_hash"))
 
 
 def hash_token(token: str) -> str:
@@ -53,8 +57,7 @@ def session_bound_to(rt: Runtime, token: str, binding: object) -> bool:
     if not valid_binding(binding):
         return False
     with Session(rt.engine) as session:
-        stored = session.execute(select(AuthSession.binding_hash)
-                                 .where(col(AuthSession.token_hash) == hash_token(token))).scalar()
+        stored = session.execute(_BINDING_OF, {"token_hash": hash_token(token)}).scalar()
     return stored is not None and hmac.compare_digest(stored, hash_token(str(binding)))
 
 
@@ -132,10 +135,7 @@ def session_status(rt: Runtime, token: str | None,
         return None, None
     now = now or utcnow()
     with Session(rt.engine) as session:
-        row = session.exec(
-            select(User, AuthSession).join(AuthSession, col(AuthSession.user_id) == col(User.id))
-            .where(col(AuthSession.token_hash) == hash_token(token))
-        ).first()
+        row = session.exec(_SIGNED_IN, params={"token_hash": hash_token(token)}).first()
     if row is None:
         return None, None
     user, auth = row

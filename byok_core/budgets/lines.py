@@ -13,7 +13,7 @@ from sqlmodel import col
 
 from byok_core.clock import utcnow
 from byok_core.currency import USD, Currency, money, shown
-from byok_core.identity import Owner, OwnerKind
+from byok_core.identity import TEAM_ID, Owner, OwnerKind
 from byok_core.models import Budget, BudgetMonth, Reservation, User, table
 from byok_core.pricing import CostBound
 from byok_core.runtime import Runtime
@@ -110,19 +110,25 @@ def month_spend(conn: sa.Connection, month: str, owners: Iterable[Owner] | None 
     return {Owner(kind, owner_id): float(spent) for kind, owner_id, spent in conn.execute(query)}
 
 
+# Built once (each page run and each admitted call asks): the team's and a person's budget rows with
+# this month's spend and the open reservations against each.
+_B = table(Budget)
+_LINES = sa.select(
+    _B.c.owner_kind, _B.c.owner_id, _B.c.monthly_usd,
+    sa.select(_M.c.spent_usd).where(_M.c.owner_kind == _B.c.owner_kind, _M.c.owner_id == _B.c.owner_id,
+                                    _M.c.month == sa.bindparam("month")).scalar_subquery(),
+    sa.select(sa.func.coalesce(sa.func.sum(_R.c.amount_usd), 0.0))
+    .where(_R.c.expires_at > sa.bindparam("now"),
+           sa.or_(_B.c.owner_kind == OwnerKind.TEAM.value, _R.c.user_id == _B.c.owner_id)).scalar_subquery(),
+).where(((_B.c.owner_kind == OwnerKind.TEAM) & (_B.c.owner_id == TEAM_ID))
+        | ((_B.c.owner_kind == OwnerKind.USER) & (_B.c.owner_id == sa.bindparam("user_id"))))
+
+
 def lines_for(conn: sa.Connection, user_id: int | None, now: datetime) -> tuple[BudgetLine, ...]:
     """The budgets on ``user_id``'s shared-key calls with this month's spend and open reservations:
     one statement (a budget check is one round trip, whatever the size of the usage log)."""
-    b = table(Budget)
-    spent = (sa.select(_M.c.spent_usd).where(_M.c.owner_kind == b.c.owner_kind, _M.c.owner_id == b.c.owner_id,
-                                             _M.c.month == month_of(now)).scalar_subquery())
-    reserved = (sa.select(sa.func.coalesce(sa.func.sum(_R.c.amount_usd), 0.0))
-                .where(_R.c.expires_at > now,
-                       sa.or_(b.c.owner_kind == OwnerKind.TEAM.value, _R.c.user_id == b.c.owner_id))
-                .scalar_subquery())
     owners = counted_against(user_id)
-    rows = conn.execute(sa.select(b.c.owner_kind, b.c.owner_id, b.c.monthly_usd, spent, reserved)
-                        .where(sa.or_(*(owned_by(o) for o in owners)))).all()
+    rows = conn.execute(_LINES, {"month": month_of(now), "now": now, "user_id": -1 if user_id is None else user_id})
     found = {Owner(OwnerKind(kind), oid): (usd, got, held) for kind, oid, usd, got, held in rows}
     return tuple(BudgetLine(o, "team" if o.is_team else "you", found[o][0], float(found[o][1] or 0.0),
                             float(found[o][2])) for o in owners if o in found)
