@@ -58,6 +58,16 @@ STALE_AFTER = timedelta(seconds=30)
 _M = table(Message)
 _C = table(Conversation)
 _KEPT = (ReplyStatus.DONE, ReplyStatus.STOPPED)  # replies whose turn goes to the model again
+# Built once (every page run, and every flush of a reply's text, runs one of these):
+_STALE = sa.and_(_M.c.conversation_id == sa.bindparam("in_conversation"), _M.c.status == ReplyStatus.STREAMING,
+                 sa.or_(_M.c.heartbeat_at.is_(None), _M.c.heartbeat_at < sa.bindparam("beaten_before")))
+_ANY_STALE = sa.select(_M.c.id).where(_STALE).limit(1)
+_MARK_STALE = sa.update(_M).where(_STALE).values(status=ReplyStatus.INTERRUPTED)
+_WRITE_SO_FAR = sa.update(_M).where(_M.c.id == sa.bindparam("reply_id")).values(
+    content=sa.bindparam("text"), heartbeat_at=sa.bindparam("beat"))
+_STOP_ASKED = sa.select(_M.c.stop_requested).where(_M.c.id == sa.bindparam("reply_id"))
+_ONE_REPLY = select(Message).join(Conversation, col(Conversation.id) == col(Message.conversation_id)).where(
+    col(Message.id) == sa.bindparam("message_id"), col(Conversation.user_id) == sa.bindparam("user_id"))
 
 
 class ReplyRunning(ValidationError):
@@ -215,13 +225,12 @@ def mark_interrupted(rt: Runtime, conversation_id: int) -> bool:
     """Mark the conversation's replies whose worker stopped beating as interrupted; whether there
     was one. Every page run calls this: it only reads unless there is one (an UPDATE would take
     SQLite's write lock)."""
-    stale = sa.and_(_M.c.conversation_id == conversation_id, _M.c.status == ReplyStatus.STREAMING,
-                    sa.or_(_M.c.heartbeat_at.is_(None), _M.c.heartbeat_at < utcnow() - STALE_AFTER))
+    params = {"in_conversation": conversation_id, "beaten_before": utcnow() - STALE_AFTER}
     with rt.engine.connect() as conn:
-        if conn.execute(sa.select(_M.c.id).where(stale).limit(1)).first() is None:
+        if conn.execute(_ANY_STALE, params).first() is None:
             return False
     with rt.engine.begin() as conn:
-        return bool(rowcount(conn.execute(sa.update(_M).where(stale).values(status=ReplyStatus.INTERRUPTED))))
+        return bool(rowcount(conn.execute(_MARK_STALE, params)))
 
 
 Opened = tuple[convs.ConversationInfo, list[convs.StoredMessage]]  # a conversation and the branch it shows
@@ -429,8 +438,8 @@ def _flush(rt: Runtime, reply_id: int, text: str) -> bool:
     """Write the text so far; whether a Stop was asked for (from any process)."""
     try:
         with rt.engine.begin() as conn:
-            conn.execute(sa.update(_M).where(_M.c.id == reply_id).values(content=text, heartbeat_at=utcnow()))
-            return bool(conn.execute(sa.select(_M.c.stop_requested).where(_M.c.id == reply_id)).scalar())
+            conn.execute(_WRITE_SO_FAR, {"reply_id": reply_id, "text": text, "beat": utcnow()})
+            return bool(conn.execute(_STOP_ASKED, {"reply_id": reply_id}).scalar())
     except sa.exc.SQLAlchemyError as exc:  # the text is written again at the next flush, and at the end
         log.warning("could not save reply %s so far (%s)", reply_id, type(exc).__name__)
         return False
@@ -469,8 +478,7 @@ def _finish(rt: Runtime, reply_id: int, request: Request, status: ReplyStatus, t
 def reply(rt: Runtime, user_id: int, message_id: int) -> convs.StoredMessage:
     """One reply as stored now (for pages following a reply another process writes)."""
     with Session(rt.engine) as session:
-        row = session.exec(select(Message).join(Conversation, col(Conversation.id) == col(Message.conversation_id))
-                           .where(col(Message.id) == message_id, col(Conversation.user_id) == user_id)).first()
+        row = session.exec(_ONE_REPLY, params={"message_id": message_id, "user_id": user_id}).first()
     if row is None:
         raise NotFoundError("No such message.")
     return convs.StoredMessage.of(row)
