@@ -24,6 +24,11 @@ ABANDONED = ("The server stopped while this call was running; the provider's usa
              "its worst case.")
 
 
+# Built once (each call writes its row twice); the values are the parameters.
+_START = sa.insert(_T)
+_COMPLETE = sa.update(_T).where(_T.c.id == sa.bindparam("row_id"))
+
+
 def _values(record: CallRecord) -> dict[str, object]:
     return dict(user_id=record.user_id, kind=record.provider.kind, provider=record.provider, model=record.model,
                 key_source=record.key_source, input_tokens=record.input_tokens, output_tokens=record.output_tokens,
@@ -38,7 +43,7 @@ def start(conn: sa.Connection, record: CallRecord, reserved_usd: float | None = 
     """Log a call that is about to be made, as not finished (``CallStatus.PENDING``), with the worst
     case a shared-key call reserved; its row id."""
     values = _values(record) | {"status": CallStatus.PENDING, "reserved_usd": reserved_usd}
-    [row_id] = conn.execute(sa.insert(_T).values(**values)).inserted_primary_key or (None,)
+    [row_id] = conn.execute(_START, values).inserted_primary_key or (None,)
     return saved_id(row_id)
 
 
@@ -46,7 +51,7 @@ def complete(conn: sa.Connection, row_id: int, record: CallRecord, charged_usd: 
     """Record how the call logged as ``row_id`` ended, and on a shared key what it counted against
     budgets (``charged_usd``)."""
     charged = {} if charged_usd is None else {"charged_usd": charged_usd}
-    conn.execute(sa.update(_T).where(_T.c.id == row_id).values(**_values(record), **charged))
+    conn.execute(_COMPLETE, {"row_id": row_id, **_values(record), **charged})
 
 
 

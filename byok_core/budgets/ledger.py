@@ -17,6 +17,7 @@ after, so budgets hold under concurrency.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -68,16 +69,24 @@ class _Refused(BudgetExceeded):
         self.line = line
 
 
+@functools.cache
+def _upsert(dialect: str) -> sa.Insert:
+    """The month's spend rows, added to (made on the month's first call), for ``dialect``; built once."""
+    insert = importlib.import_module(f"sqlalchemy.dialects.{dialect}").insert(_M)  # with ON CONFLICT
+    upsert: sa.Insert = insert.on_conflict_do_update(
+        index_elements=[_M.c.owner_kind, _M.c.owner_id, _M.c.month],
+        set_={"spent_usd": _M.c.spent_usd + insert.excluded.spent_usd},
+    ).returning(_M.c.owner_kind, _M.c.owner_id, _M.c.spent_usd)
+    return upsert
+
+
 def _add(conn: sa.Connection, owners: Iterable[Owner], month: str, usd: float) -> dict[Owner, float]:
     """Add ``usd`` to the owners' running spend this month (their rows made on the month's first
     call), in one statement that locks the rows in ``owners``' order until the transaction ends;
     the spend after, per owner."""
-    insert = importlib.import_module(f"sqlalchemy.dialects.{conn.dialect.name}").insert(_M)  # with ON CONFLICT
-    upsert = insert.on_conflict_do_update(index_elements=[_M.c.owner_kind, _M.c.owner_id, _M.c.month],
-                                          set_={"spent_usd": _M.c.spent_usd + insert.excluded.spent_usd})
     rows = [{"owner_kind": o.kind.value, "owner_id": o.id, "month": month, "spent_usd": usd, "alerted": 0}
             for o in owners]  # sent as one INSERT … VALUES (…), (…) in this order (SQLAlchemy's insertmanyvalues)
-    returned = conn.execute(upsert.returning(_M.c.owner_kind, _M.c.owner_id, _M.c.spent_usd), rows)
+    returned = conn.execute(_upsert(conn.dialect.name), rows)
     return {Owner(OwnerKind(kind), oid): float(spent) for kind, oid, spent in returned}
 
 
