@@ -27,8 +27,8 @@ from byok_core.audit import AuditAction
 from byok_core.clock import utcnow
 from byok_core.credential import Credential
 from byok_core.errors import NotFoundError, ValidationError
-from byok_core.identity import TEAM_ID, Actor, KeySource, Owner, OwnerKind
-from byok_core.models import ApiKey, Connection
+from byok_core.identity import Actor, KeySource, Owner, OwnerKind
+from byok_core.models import ApiKey, Connection, team_or_user
 from byok_core.providers import Provider
 from byok_core.secret import Secret
 
@@ -240,8 +240,7 @@ class Usable:
 
 # Built once (every Chat page run asks): the person's and the team's connections with an active key.
 _USABLE = select(Connection, ApiKey.id).join(ApiKey, col(ApiKey.connection_id) == col(Connection.id)).where(
-    ((col(Connection.owner_kind) == OwnerKind.USER) & (col(Connection.owner_id) == sa.bindparam("user_id")))
-    | ((col(Connection.owner_kind) == OwnerKind.TEAM) & (col(Connection.owner_id) == TEAM_ID)),
+    team_or_user(col(Connection.owner_kind), col(Connection.owner_id)),
     col(ApiKey.active), col(ApiKey.owner_kind) == col(Connection.owner_kind),
     col(ApiKey.owner_id) == col(Connection.owner_id), col(ApiKey.base_url) == col(Connection.base_url),
     col(ApiKey.provider) == Provider.OPENAI_COMPATIBLE)

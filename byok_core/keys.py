@@ -31,8 +31,8 @@ from byok_core.errors import (
     NotFoundError,
     ValidationError,
 )
-from byok_core.identity import TEAM_ID, Actor, KeySource, Owner, OwnerKind
-from byok_core.models import ApiKey, Connection, OwnKeyCap, rowcount, table
+from byok_core.identity import Actor, KeySource, Owner, OwnerKind
+from byok_core.models import ApiKey, Connection, OwnKeyCap, rowcount, table, team_or_user
 from byok_core.providers import Provider
 from byok_core.secret import Secret, is_printable_ascii, mask
 
@@ -453,8 +453,7 @@ _CANDIDATES = sa.select(
     & (_CAP.c.provider == col(ApiKey.provider))).where(
     col(ApiKey.provider) == sa.bindparam("provider"),
     col(ApiKey.active),
-    ((col(ApiKey.owner_kind) == OwnerKind.TEAM) & (col(ApiKey.owner_id) == TEAM_ID))
-    | ((col(ApiKey.owner_kind) == OwnerKind.USER) & (col(ApiKey.owner_id) == sa.bindparam("user_id"))),
+    team_or_user(col(ApiKey.owner_kind), col(ApiKey.owner_id)),
 )
 
 
@@ -542,8 +541,7 @@ def sources(rt: Runtime, user_id: int | None) -> dict[Provider, KeySource | None
 _PAYERS = sa.select(col(ApiKey.provider), col(ApiKey.owner_kind), col(ApiKey.id)).where(
     col(ApiKey.active),
     col(ApiKey.expires_on).is_(None) | (col(ApiKey.expires_on) >= sa.bindparam("today")),
-    ((col(ApiKey.owner_kind) == OwnerKind.TEAM) & (col(ApiKey.owner_id) == TEAM_ID))
-    | ((col(ApiKey.owner_kind) == OwnerKind.USER) & (col(ApiKey.owner_id) == sa.bindparam("user_id"))),
+    team_or_user(col(ApiKey.owner_kind), col(ApiKey.owner_id)),
 )
 
 

@@ -36,7 +36,7 @@ from byok_core.errors import ByokError, CallStatus
 from byok_core.identity import TEAM_ID, Actor, Owner, OwnerKind
 from byok_core.keys import KeyInfo, day
 from byok_core.keytest import Outcome
-from byok_core.models import ApiKey, rowcount
+from byok_core.models import ApiKey, rowcount, team_or_user
 from byok_core.providers import Provider
 from byok_core.runtime import Runtime
 
@@ -280,8 +280,7 @@ _WATCHED = sa.select(
     col(ApiKey.id), col(ApiKey.owner_kind), col(ApiKey.owner_id), col(ApiKey.provider), col(ApiKey.mask),
     col(ApiKey.failing_since), col(ApiKey.failing_reason), col(ApiKey.expires_on), col(ApiKey.notice_dismissed),
 ).where(col(ApiKey.active),
-        ((col(ApiKey.owner_kind) == OwnerKind.USER) & (col(ApiKey.owner_id) == sa.bindparam("user_id")))
-        | ((col(ApiKey.owner_kind) == OwnerKind.TEAM) & (col(ApiKey.owner_id) == sa.bindparam("team"))),
+        team_or_user(col(ApiKey.owner_kind), col(ApiKey.owner_id), team_id=sa.bindparam("team")),
         col(ApiKey.failing_since).is_not(None) | col(ApiKey.expires_on).is_not(None))
 
 

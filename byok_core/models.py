@@ -13,7 +13,7 @@ from sqlmodel import Field, SQLModel
 
 from byok_core.clock import utcnow
 from byok_core.errors import CallStatus
-from byok_core.identity import KeySource, OwnerKind, Role
+from byok_core.identity import TEAM_ID, KeySource, OwnerKind, Role
 from byok_core.providers import Provider, ProviderKind
 
 
@@ -49,6 +49,14 @@ def saved_id(value: int | None) -> int:
 def rowcount(result: sa.Result[Any]) -> int:
     """Rows an UPDATE or DELETE changed (a Session's execute types its result without it)."""
     return cast(sa.CursorResult[Any], result).rowcount
+
+
+def team_or_user(kind: Any, owner_id: Any, team_id: Any = TEAM_ID) -> sa.ColumnElement[bool]:
+    """The team's row or the person's (a bound parameter ``user_id``; -1 matches no row) among rows
+    owned by ``kind`` and ``owner_id``, for statements built once."""
+    condition: sa.ColumnElement[bool] = ((kind == OwnerKind.TEAM) & (owner_id == team_id)) | (
+        (kind == OwnerKind.USER) & (owner_id == sa.bindparam("user_id")))
+    return condition
 
 
 def enum_column(enum: type[StrEnum], length: int, *, nullable: bool = False,

@@ -13,8 +13,8 @@ from sqlmodel import col
 
 from byok_core.clock import utcnow
 from byok_core.currency import USD, Currency, money, shown
-from byok_core.identity import TEAM_ID, Owner, OwnerKind
-from byok_core.models import Budget, BudgetMonth, Reservation, User, table
+from byok_core.identity import Owner, OwnerKind
+from byok_core.models import Budget, BudgetMonth, Reservation, User, table, team_or_user
 from byok_core.pricing import CostBound
 from byok_core.runtime import Runtime
 
@@ -120,8 +120,7 @@ _LINES = sa.select(
     sa.select(sa.func.coalesce(sa.func.sum(_R.c.amount_usd), 0.0))
     .where(_R.c.expires_at > sa.bindparam("now"),
            sa.or_(_B.c.owner_kind == OwnerKind.TEAM.value, _R.c.user_id == _B.c.owner_id)).scalar_subquery(),
-).where(((_B.c.owner_kind == OwnerKind.TEAM) & (_B.c.owner_id == TEAM_ID))
-        | ((_B.c.owner_kind == OwnerKind.USER) & (_B.c.owner_id == sa.bindparam("user_id"))))
+).where(team_or_user(_B.c.owner_kind, _B.c.owner_id))
 
 
 def lines_for(conn: sa.Connection, user_id: int | None, now: datetime) -> tuple[BudgetLine, ...]:
